@@ -1,0 +1,1 @@
+//! The `[message] template`: `{subject}`, `{body}`, `{from}`, `{to}`.

@@ -1,0 +1,10 @@
+//! mail2line: an SMTP gateway that turns e-mail into LINE Messaging API messages.
+//!
+//! The modules follow the path of a mail:
+//! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
+//! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
+//! (HTTP client). `config` loads and validates the one typed configuration; `main.rs` wires.
+
+pub mod compose;
+pub mod envelope;
+pub mod mail;
