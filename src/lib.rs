@@ -8,3 +8,8 @@
 pub mod compose;
 pub mod envelope;
 pub mod mail;
+pub mod config;
+pub mod delivery;
+pub mod line;
+pub mod secret;
+pub mod smtp;

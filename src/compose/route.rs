@@ -1,0 +1,113 @@
+//! Recipients + messages → the LINE requests that deliver them.
+//!
+//! Users of one mail share a multicast (at most 500 ids a request) because one multicast costs
+//! one request where N pushes cost N; a single user gets a push (multicast has a lower rate
+//! limit and no `sentMessages` in its answer). Groups and rooms can only be pushed to, one each.
+
+use crate::envelope::Recipient;
+
+use super::message::Message;
+
+/// LINE's limit on ids in one multicast request.
+pub const MAX_MULTICAST_IDS: usize = 500;
+
+/// Where one request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v2/bot/message/push` to one user, group or room.
+    Push { to: String },
+    /// `POST /v2/bot/message/multicast` to up to 500 users.
+    Multicast { to: Vec<String> },
+}
+
+/// One request to LINE: a destination and at most 5 messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub endpoint: Endpoint,
+    pub messages: Vec<Message>,
+}
+
+/// Plans the requests that deliver `messages` to every recipient, in a stable order: users
+/// first (by RCPT order), then groups and rooms. Duplicate recipients get one delivery.
+pub fn plan(rcpts: &[Recipient], messages: &[Message]) -> Vec<Request> {
+    let mut users: Vec<&str> = Vec::new();
+    let mut others: Vec<&str> = Vec::new();
+    for r in rcpts {
+        let list = match r {
+            Recipient::User(_) => &mut users,
+            Recipient::Group(_) | Recipient::Room(_) => &mut others,
+        };
+        if !list.contains(&r.id()) {
+            list.push(r.id());
+        }
+    }
+    let mut out = Vec::new();
+    if users.len() == 1 {
+        out.push(Request { endpoint: Endpoint::Push { to: users[0].to_owned() }, messages: messages.to_vec() });
+    } else {
+        for chunk in users.chunks(MAX_MULTICAST_IDS) {
+            out.push(Request {
+                endpoint: Endpoint::Multicast { to: chunk.iter().map(|s| s.to_string()).collect() },
+                messages: messages.to_vec(),
+            });
+        }
+    }
+    for id in others {
+        out.push(Request { endpoint: Endpoint::Push { to: id.to_owned() }, messages: messages.to_vec() });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::message::TextMessage;
+
+    fn user(i: usize) -> Recipient {
+        Recipient::User(format!("U{i:032x}"))
+    }
+
+    fn msgs() -> Vec<Message> {
+        vec![Message::Text(TextMessage { text: "hi".into(), emojis: vec![] })]
+    }
+
+    #[test]
+    fn one_user_is_a_push() {
+        let plan = plan(&[user(1)], &msgs());
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].endpoint, Endpoint::Push { to: "U00000000000000000000000000000001".into() });
+        assert_eq!(plan[0].messages, msgs());
+    }
+
+    #[test]
+    fn several_users_share_multicasts_of_at_most_500() {
+        let rcpts: Vec<Recipient> = (0..1201).map(user).collect();
+        let plan = plan(&rcpts, &msgs());
+        let sizes: Vec<usize> = plan
+            .iter()
+            .map(|r| match &r.endpoint {
+                Endpoint::Multicast { to } => to.len(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, vec![500, 500, 201]);
+        let Endpoint::Multicast { to } = &plan[2].endpoint else { unreachable!() };
+        assert_eq!(to[200], "U000000000000000000000000000004b0");
+    }
+
+    #[test]
+    fn groups_and_rooms_are_pushed_one_by_one_after_users() {
+        let g = Recipient::Group(format!("C{:032x}", 7));
+        let r = Recipient::Room(format!("R{:032x}", 8));
+        let plan = plan(&[g.clone(), user(1), r.clone(), user(2), user(1), g.clone()], &msgs());
+        let eps: Vec<Endpoint> = plan.into_iter().map(|r| r.endpoint).collect();
+        assert_eq!(
+            eps,
+            vec![
+                Endpoint::Multicast { to: vec![format!("U{:032x}", 1), format!("U{:032x}", 2)] },
+                Endpoint::Push { to: format!("C{:032x}", 7) },
+                Endpoint::Push { to: format!("R{:032x}", 8) },
+            ]
+        );
+    }
+}

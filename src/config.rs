@@ -1,0 +1,424 @@
+//! The one typed configuration, loaded from TOML and validated once.
+//!
+//! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
+//! problems are reported at once so an admin fixes the file in one pass. Secrets are kept in
+//! [`Secret`] so no error or log line can print them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::compose::template::Template;
+use crate::secret::Secret;
+
+/// Where the configuration is looked for when neither `--config` nor `$MAIL2LINE_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "./config.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub smtp: Smtp,
+    #[serde(default)]
+    pub line: Line,
+    #[serde(default)]
+    pub message: MessageSection,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    pub listen: SocketAddr,
+    /// Recipients must be `<LINE id>@domain`.
+    pub domain: String,
+    /// Name in the 220 greeting and EHLO reply; defaults to `domain`.
+    pub hostname: Option<String>,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    /// Simultaneous SMTP sessions; more are answered 421 and closed.
+    pub max_sessions: usize,
+    /// Seconds a client may stay silent before we hang up (RFC 5321 suggests 5 minutes).
+    pub idle_timeout_secs: u64,
+    /// Seconds SIGTERM waits for sessions in the middle of a mail.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            listen: "127.0.0.1:2525".parse().expect("valid literal"),
+            domain: String::new(),
+            hostname: None,
+            max_message_bytes: 10 * 1024 * 1024,
+            max_recipients: 100,
+            max_sessions: 2000,
+            idle_timeout_secs: 300,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Line {
+    pub api_base_url: String,
+    pub channel_access_token: Secret,
+    pub channel_secret: Secret,
+    /// Seconds one API request may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line {
+            api_base_url: "https://api.line.me".into(),
+            channel_access_token: Secret::default(),
+            channel_secret: Secret::default(),
+            timeout_secs: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageSection {
+    pub template: String,
+}
+
+impl Default for MessageSection {
+    fn default() -> Self {
+        MessageSection { template: crate::compose::template::DEFAULT_TEMPLATE.into() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http { listen: "127.0.0.1:8080".parse().expect("valid literal") }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub dir: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { dir: PathBuf::from("./data") }
+    }
+}
+
+/// Everything wrong with a configuration file, one line per problem.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("\n"))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What the configuration will be used for; `serve` needs a token, `serve --dry-run` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    DryRun,
+}
+
+/// Chooses the config path: `--config`, then `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`].
+pub fn resolve_path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
+    match (flag, env) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(e)) if !e.is_empty() => PathBuf::from(e),
+        _ => PathBuf::from(DEFAULT_PATH),
+    }
+}
+
+impl Config {
+    /// Reads and validates the file, applying `$LINE_CHANNEL_ACCESS_TOKEN` and
+    /// `$LINE_CHANNEL_SECRET` overrides from the process environment.
+    pub fn load(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!(
+                "{}: cannot read the configuration ({e}); copy config.toml.example there or pass --config PATH",
+                path.display()
+            )],
+        })?;
+        Config::parse(&text, &path.display().to_string(), purpose, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates `text`; `file` names the source in messages, `env` looks up
+    /// environment overrides. Pure, so every error message is unit-tested.
+    pub fn parse(text: &str, file: &str, purpose: Purpose, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![describe_toml_error(text, file, &e)],
+        })?;
+        if let Some(v) = env("LINE_CHANNEL_ACCESS_TOKEN").filter(|v| !v.is_empty()) {
+            config.line.channel_access_token = Secret::new(v);
+        }
+        if let Some(v) = env("LINE_CHANNEL_SECRET").filter(|v| !v.is_empty()) {
+            config.line.channel_secret = Secret::new(v);
+        }
+        let problems = config.validate(purpose);
+        if problems.is_empty() {
+            config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
+            return Ok(config);
+        }
+        let doc = toml_edit::ImDocument::parse(text.to_owned()).ok();
+        let problems = problems
+            .into_iter()
+            .map(|(key, msg)| {
+                let line = doc.as_ref().and_then(|d| key_line(d, text, key));
+                match line {
+                    Some(l) => format!("{file}:{l}: {key}: {msg}"),
+                    None => format!("{file}: {key}: {msg}"),
+                }
+            })
+            .collect();
+        Err(ConfigError { problems })
+    }
+
+    /// Checks values that types alone cannot; returns `(key, message)` pairs.
+    fn validate(&self, purpose: Purpose) -> Vec<(&'static str, String)> {
+        let mut p = Vec::new();
+        let domain = &self.smtp.domain;
+        if domain.is_empty() {
+            p.push(("smtp.domain", "is required: the mail domain recipients use, e.g. \"text.line.example.com\"".into()));
+        } else if !is_domain(domain) {
+            p.push(("smtp.domain", format!("{domain:?} is not a domain name (letters, digits, '-' and '.', no trailing dot)")));
+        }
+        if self.smtp.max_message_bytes < 1024 {
+            p.push(("smtp.max_message_bytes", "must be at least 1024".into()));
+        }
+        if !(1..=1000).contains(&self.smtp.max_recipients) {
+            p.push(("smtp.max_recipients", "must be between 1 and 1000".into()));
+        }
+        if self.smtp.max_sessions == 0 {
+            p.push(("smtp.max_sessions", "must be at least 1".into()));
+        }
+        if self.smtp.idle_timeout_secs == 0 {
+            p.push(("smtp.idle_timeout_secs", "must be at least 1".into()));
+        }
+        let url = &self.line.api_base_url;
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+            p.push(("line.api_base_url", format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
+        }
+        if self.line.timeout_secs == 0 {
+            p.push(("line.timeout_secs", "must be at least 1".into()));
+        }
+        if purpose == Purpose::Serve && self.line.channel_access_token.is_empty() {
+            p.push((
+                "line.channel_access_token",
+                "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token); `serve --dry-run` runs without one".into(),
+            ));
+        }
+        if let Err(e) = Template::parse(&self.message.template) {
+            p.push(("message.template", e.to_string()));
+        }
+        p
+    }
+
+    pub fn hostname(&self) -> &str {
+        self.smtp.hostname.as_deref().unwrap_or(&self.smtp.domain)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.smtp.idle_timeout_secs)
+    }
+
+    pub fn line_timeout(&self) -> Duration {
+        Duration::from_secs(self.line.timeout_secs)
+    }
+}
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The line that defines `a.b`, or the line of table `[a]` when the key is absent.
+fn key_line(doc: &toml_edit::ImDocument<String>, text: &str, key: &str) -> Option<usize> {
+    let (table, field) = key.split_once('.')?;
+    let table_item = doc.as_table().get(table)?;
+    let span = table_item
+        .as_table_like()
+        .and_then(|t| t.get_key_value(field))
+        .and_then(|(k, _)| k.span())
+        .or_else(|| table_item.as_table().and_then(|t| t.span()))?;
+    Some(line_of(text, span.start))
+}
+
+/// Turns a TOML/serde error into `file:line: key: message`, naming the full key.
+fn describe_toml_error(text: &str, file: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return format!("{file}: {message}");
+    };
+    let line = line_of(text, span.start);
+    match key_at(text, line) {
+        Some(key) => format!("{file}:{line}: {key}: {message}"),
+        None => format!("{file}:{line}: {message}"),
+    }
+}
+
+/// The dotted key defined on `line` (1-based), from the nearest `[table]` header above it.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let here = lines.get(line.checked_sub(1)?)?.trim();
+    let table = lines[..line - 1]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if here.starts_with('[') {
+        return Some(here.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    }
+    let key = here.split('=').next()?.trim().trim_matches('"');
+    if key.is_empty() {
+        return None;
+    }
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const GOOD: &str = r#"
+[smtp]
+listen = "127.0.0.1:2525"
+domain = "Text.Line.Example.com"
+
+[line]
+channel_access_token = "tok"
+"#;
+
+    #[test]
+    fn a_good_file_with_defaults() {
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.smtp.domain, "text.line.example.com");
+        assert_eq!(c.smtp.max_message_bytes, 10_485_760);
+        assert_eq!(c.line.api_base_url, "https://api.line.me");
+        assert_eq!(c.message.template, "{subject}\n\n{body}");
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.storage.dir, PathBuf::from("./data"));
+        assert_eq!(c.line.channel_access_token.expose(), "tok");
+    }
+
+    #[test]
+    fn environment_overrides_secrets() {
+        let env = |k: &str| match k {
+            "LINE_CHANNEL_ACCESS_TOKEN" => Some("from-env".to_owned()),
+            "LINE_CHANNEL_SECRET" => Some("sec-env".to_owned()),
+            _ => None,
+        };
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &env).unwrap();
+        assert_eq!(c.line.channel_access_token.expose(), "from-env");
+        assert_eq!(c.line.channel_secret.expose(), "sec-env");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_mesage_bytes = 5\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(e.problems[0].starts_with("c.toml:3: smtp.max_mesage_bytes: unknown field `max_mesage_bytes`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntimeout_secs = \"ten\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:5: line.timeout_secs: invalid type: string \"ten\""), "{e}");
+        let text = "[smtp]\nlisten = \"nope\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:2: smtp.listen: invalid socket address"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = Config::parse("[smtp]\ndomain = \n", "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:2:"), "{e}");
+    }
+
+    #[test]
+    fn validation_lists_every_problem_with_lines_and_no_secret() {
+        let text = "[smtp]\ndomain = \"bad domain\"\nmax_recipients = 0\n\n[line]\napi_base_url = \"ftp://x\"\nchannel_secret = \"s3cret-value\"\n\n[message]\ntemplate = \"{subjekt}\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err();
+        let all = e.to_string();
+        assert!(all.contains("c.toml:2: smtp.domain: \"bad domain\" is not a domain name"), "{all}");
+        assert!(all.contains("c.toml:3: smtp.max_recipients: must be between 1 and 1000"), "{all}");
+        assert!(all.contains("c.toml:6: line.api_base_url:"), "{all}");
+        assert!(all.contains("c.toml:5: line.channel_access_token: is empty"), "{all}");
+        assert!(all.contains("c.toml:10: message.template:"), "{all}");
+        assert!(all.contains("subjekt"), "{all}");
+        assert!(!all.contains("s3cret-value"));
+        assert_eq!(e.problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn missing_domain_points_at_the_table_or_the_file() {
+        let e = Config::parse("[smtp]\nlisten = \"127.0.0.1:25\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert_eq!(e.problems.len(), 1);
+        assert!(e.problems[0].starts_with("c.toml:1: smtp.domain: is required"), "{e}");
+        let e = Config::parse("", "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml: smtp.domain: is required"), "{e}");
+    }
+
+    #[test]
+    fn dry_run_needs_no_token() {
+        let text = "[smtp]\ndomain = \"a.b\"\n";
+        assert!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).is_ok());
+        assert!(Config::parse(text, "c.toml", Purpose::Serve, &no_env).is_err());
+    }
+
+    #[test]
+    fn config_path_precedence() {
+        assert_eq!(resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
+        assert_eq!(resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
+        assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+    }
+
+    #[test]
+    fn example_file_is_valid() {
+        let text = include_str!("../config.toml.example");
+        let c = Config::parse(text, "config.toml.example", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.smtp.domain, "text.line.example.com");
+    }
+}

@@ -1,0 +1,197 @@
+//! From an accepted SMTP transaction to LINE: parse, compose, send, and choose the reply.
+//!
+//! This is the seam the durable spool plugs into: today a mail is either pushed directly
+//! (`Mode::Direct`: 250 only after LINE answered 2xx) or only logged (`Mode::DryRun`). The spool
+//! will be a third mode that stores the composed requests and answers 250 once they are durable.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::compose::route::{plan, Request};
+use crate::compose::template::Template;
+use crate::compose::text::{to_messages, MAX_MESSAGES_PER_REQUEST};
+use crate::line::client::{path, Body};
+use crate::line::outcome::RetryReason;
+use crate::line::{LineClient, Outcome};
+use crate::mail;
+use crate::smtp::{Mail, Reply};
+
+pub enum Mode {
+    /// Push to LINE while the client waits; the reply reflects LINE's answer.
+    Direct(LineClient),
+    /// Log the exact JSON that would be sent and answer 250: for trying the gateway without a
+    /// LINE channel.
+    DryRun,
+}
+
+pub struct Gateway {
+    template: Template,
+    mode: Mode,
+}
+
+/// What a mail becomes before it is sent: the requests, and a few facts for logs.
+pub struct Composed {
+    pub requests: Vec<Request>,
+    pub message_id: String,
+    pub truncated: bool,
+}
+
+impl Gateway {
+    pub fn new(template: Template, mode: Mode) -> Gateway {
+        Gateway { template, mode }
+    }
+
+    /// Turns the mail into LINE requests (pure; no I/O).
+    pub fn compose(&self, mail: &Mail) -> Composed {
+        let notice = mail::parse(&mail.data);
+        let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
+        let messages = to_messages(&text, MAX_MESSAGES_PER_REQUEST);
+        Composed {
+            requests: plan(&mail.rcpts, &messages.messages),
+            message_id: message_id(&mail.data),
+            truncated: messages.truncated,
+        }
+    }
+
+    /// Delivers one mail and returns the SMTP reply for its DATA.
+    pub async fn deliver(&self, mail: Mail) -> Reply {
+        let id = next_mail_id();
+        let composed = self.compose(&mail);
+        if composed.truncated {
+            warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
+        }
+        match &self.mode {
+            Mode::DryRun => {
+                for req in &composed.requests {
+                    let body = serde_json::to_string(&Body::of(req)).unwrap_or_default();
+                    info!(mail = %id, endpoint = path(&req.endpoint), "dry run, not sent: {body}");
+                }
+                Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"))
+            }
+            Mode::Direct(client) => self.push_all(client, &id, &mail, &composed).await,
+        }
+    }
+
+    async fn push_all(&self, client: &LineClient, id: &str, mail: &Mail, composed: &Composed) -> Reply {
+        let mut sent = 0;
+        for (i, req) in composed.requests.iter().enumerate() {
+            // With a Message-ID, a sender that retries after a 4xx gets the same retry keys, so
+            // LINE answers 409 for the requests that already went out instead of sending twice.
+            let key = (!composed.message_id.is_empty()).then(|| retry_key(&composed.message_id, i, req));
+            let outcome = client.send(req, key.as_deref()).await;
+            match outcome {
+                Outcome::Delivered { request_id, duplicate } => {
+                    sent += 1;
+                    info!(mail = %id, endpoint = path(&req.endpoint), line_request_id = request_id.as_deref().unwrap_or("-"), duplicate, "pushed to LINE");
+                }
+                other => {
+                    let reply = refusal(&other, sent);
+                    warn!(mail = %id, from = %mail.from, endpoint = path(&req.endpoint), reply = %reply, "mail not delivered");
+                    return reply;
+                }
+            }
+        }
+        info!(mail = %id, from = %mail.from, recipients = mail.rcpts.len(), requests = sent, "mail delivered");
+        Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})"))
+    }
+}
+
+/// The SMTP reply for a request LINE did not accept (see DESIGN.md's error table).
+pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
+    let partial = if already_sent > 0 {
+        format!(" ({already_sent} of the mail's LINE requests had already been delivered)")
+    } else {
+        String::new()
+    };
+    match outcome {
+        Outcome::Delivered { .. } => Reply::new(250, "2.0.0", "Ok"),
+        Outcome::Retry { reason, detail, .. } => {
+            let (code, status) = match reason {
+                RetryReason::Unreachable => (451, "4.4.1"),
+                RetryReason::Timeout => (451, "4.4.2"),
+                RetryReason::ServerError => (451, "4.3.0"),
+                RetryReason::RateLimited => (451, "4.4.5"),
+                RetryReason::QuotaExhausted => (452, "4.2.2"),
+            };
+            Reply::new(code, status, format!("{detail}; try again later{partial}"))
+        }
+        Outcome::Unauthorized { status, .. } => Reply::new(
+            451,
+            "4.3.5",
+            format!("Gateway misconfigured: LINE refused the channel access token ({status}); try again later{partial}"),
+        ),
+        Outcome::Permanent { status, message } => {
+            Reply::new(550, "5.6.0", format!("LINE rejected the message ({status}): {message}{partial}"))
+        }
+    }
+}
+
+/// The Message-ID header's value (without brackets), or empty.
+fn message_id(raw: &[u8]) -> String {
+    mail_parser::MessageParser::new()
+        .parse_headers(raw)
+        .and_then(|m| m.message_id().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// A UUID-formatted retry key that is the same for the same mail and request every time.
+fn retry_key(message_id: &str, index: usize, req: &Request) -> String {
+    let mut h = Sha256::new();
+    h.update(message_id.as_bytes());
+    h.update(index.to_le_bytes());
+    h.update(format!("{:?}", req.endpoint).as_bytes());
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40; // version 4 layout, as LINE asks for
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// A short id that ties the log lines of one mail together.
+fn next_mail_id() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    format!("{:08x}{:05x}", secs as u32, COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::route::Endpoint;
+
+    #[test]
+    fn replies_follow_the_error_table() {
+        let retry = |reason| Outcome::Retry { reason, detail: "x".into(), after: None };
+        assert_eq!((refusal(&retry(RetryReason::Unreachable), 0).code, refusal(&retry(RetryReason::Unreachable), 0).status), (451, "4.4.1"));
+        assert_eq!(refusal(&retry(RetryReason::Timeout), 0).status, "4.4.2");
+        assert_eq!(refusal(&retry(RetryReason::RateLimited), 0).code, 451);
+        assert_eq!((refusal(&retry(RetryReason::QuotaExhausted), 0).code, refusal(&retry(RetryReason::QuotaExhausted), 0).status), (452, "4.2.2"));
+        let perm = Outcome::Permanent { status: 400, message: "bad text".into() };
+        assert_eq!(refusal(&perm, 0).to_string(), "550 5.6.0 LINE rejected the message (400): bad text");
+        assert!(refusal(&perm, 2).to_string().contains("2 of the mail's LINE requests"));
+        assert_eq!(refusal(&Outcome::Unauthorized { status: 401, message: String::new() }, 0).code, 451);
+    }
+
+    #[test]
+    fn retry_keys_are_stable_uuids() {
+        let req = Request { endpoint: Endpoint::Push { to: "U1".into() }, messages: vec![] };
+        let a = retry_key("<m1@x>", 0, &req);
+        assert_eq!(a, retry_key("<m1@x>", 0, &req));
+        assert_ne!(a, retry_key("<m1@x>", 1, &req));
+        assert_ne!(a, retry_key("<m2@x>", 0, &req));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn message_id_is_read_from_headers() {
+        assert_eq!(message_id(b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody"), "abc@example.com");
+        assert_eq!(message_id(b"Subject: x\r\n\r\nbody"), "");
+    }
+}

@@ -1,0 +1,118 @@
+//! HTTP client for the Messaging API's push and multicast endpoints.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::compose::message::Message;
+use crate::compose::route::{Endpoint, Request};
+use crate::secret::Secret;
+
+use super::outcome::{classify, Outcome, RetryReason};
+
+/// The JSON body LINE expects for a request, borrowed from the planned [`Request`].
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum Body<'a> {
+    Push { to: &'a str, messages: &'a [Message] },
+    Multicast { to: &'a [String], messages: &'a [Message] },
+}
+
+impl<'a> Body<'a> {
+    pub fn of(req: &'a Request) -> Body<'a> {
+        match &req.endpoint {
+            Endpoint::Push { to } => Body::Push { to, messages: &req.messages },
+            Endpoint::Multicast { to } => Body::Multicast { to, messages: &req.messages },
+        }
+    }
+}
+
+/// The API path of an endpoint.
+pub fn path(endpoint: &Endpoint) -> &'static str {
+    match endpoint {
+        Endpoint::Push { .. } => "/v2/bot/message/push",
+        Endpoint::Multicast { .. } => "/v2/bot/message/multicast",
+    }
+}
+
+#[derive(Clone)]
+pub struct LineClient {
+    http: reqwest::Client,
+    base_url: String,
+    token: Secret,
+}
+
+impl LineClient {
+    /// `base_url` is e.g. `https://api.line.me` (no trailing slash needed).
+    pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<LineClient, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("mail2line/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(LineClient { http, base_url: base_url.trim_end_matches('/').to_owned(), token })
+    }
+
+    /// Sends one request. `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
+    pub async fn send(&self, req: &Request, retry_key: Option<&str>) -> Outcome {
+        let url = format!("{}{}", self.base_url, path(&req.endpoint));
+        let mut builder = self
+            .http
+            .post(&url)
+            .bearer_auth(self.token.expose())
+            .json(&Body::of(req));
+        if let Some(key) = retry_key {
+            builder = builder.header("X-Line-Retry-Key", key);
+        }
+        let response = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return transport_error(&e),
+        };
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let request_id = header("x-line-request-id");
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => return transport_error(&e),
+        };
+        classify(status, &body, retry_after, request_id)
+    }
+}
+
+/// A request that got no HTTP answer. The error is described without its source chain's
+/// internals; it never contains the token (which travels only in a header).
+fn transport_error(e: &reqwest::Error) -> Outcome {
+    let reason = if e.is_timeout() { RetryReason::Timeout } else { RetryReason::Unreachable };
+    let detail = if e.is_timeout() {
+        "LINE API did not answer in time".to_owned()
+    } else if e.is_connect() {
+        "cannot connect to the LINE API".to_owned()
+    } else {
+        "the connection to the LINE API failed".to_owned()
+    };
+    Outcome::Retry { reason, detail, after: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::message::{Emoji, TextMessage};
+
+    #[test]
+    fn bodies_have_line_shape() {
+        let messages = vec![Message::Text(TextMessage {
+            text: "$ hi".into(),
+            emojis: vec![Emoji { index: 0, product_id: "5ac1bfd5040ab15980c9b435".into(), emoji_id: "001".into() }],
+        })];
+        let push = Request { endpoint: Endpoint::Push { to: "Uabc".into() }, messages: messages.clone() };
+        assert_eq!(
+            serde_json::to_value(Body::of(&push)).unwrap(),
+            serde_json::json!({"to":"Uabc","messages":[{"type":"text","text":"$ hi","emojis":[{"index":0,"productId":"5ac1bfd5040ab15980c9b435","emojiId":"001"}]}]})
+        );
+        let multi = Request { endpoint: Endpoint::Multicast { to: vec!["U1".into(), "U2".into()] }, messages };
+        assert_eq!(serde_json::to_value(Body::of(&multi)).unwrap()["to"], serde_json::json!(["U1", "U2"]));
+        assert_eq!(path(&multi.endpoint), "/v2/bot/message/multicast");
+    }
+}

@@ -1,0 +1,191 @@
+//! Envelope addresses: parsing `MAIL FROM:` / `RCPT TO:` arguments and deciding whether a
+//! recipient is one of ours.
+//!
+//! This is the open-relay guard, so it is deliberately strict: a recipient is accepted only when
+//! its domain is exactly `smtp.domain` (ASCII case-insensitive) and its local part is exactly a
+//! LINE id. Anything clever — quoted local parts, `%` or `!` routing, IP literals, trailing
+//! dots — simply fails one of those two exact comparisons.
+
+use crate::envelope::Recipient;
+
+use super::reply::Reply;
+
+/// `<path> PARAM=VALUE ...` split into the path (without brackets) and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathArg {
+    pub path: String,
+    pub params: Vec<(String, Option<String>)>,
+}
+
+/// Parses the argument after `FROM:` or `TO:`. Accepts the RFC form `<path> params` and, because
+/// old senders (cron scripts, printers) still send it, a bare `path` without brackets.
+pub fn parse_path_arg(arg: &str) -> Result<PathArg, Reply> {
+    let arg = arg.trim_start();
+    let (path, rest) = if let Some(inner) = arg.strip_prefix('<') {
+        // A quoted local part may contain '>', so find the closing bracket outside quotes.
+        let mut in_quotes = false;
+        let mut escaped = false;
+        let mut end = None;
+        for (i, c) in inner.char_indices() {
+            if escaped {
+                escaped = false;
+                continue;
+            }
+            match c {
+                '\\' if in_quotes => escaped = true,
+                '"' => in_quotes = !in_quotes,
+                '>' if !in_quotes => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| Reply::new(501, "5.1.7", "Syntax error: missing '>' in address"))?;
+        (&inner[..end], &inner[end + 1..])
+    } else {
+        match arg.find(' ') {
+            Some(i) => (&arg[..i], &arg[i..]),
+            None => (arg, ""),
+        }
+    };
+    if !rest.is_empty() && !rest.starts_with(' ') {
+        return Err(Reply::new(501, "5.5.4", "Syntax error: expected a space after the address"));
+    }
+    // RFC 5321 4.1.1.3: a source route (`@a,@b:user@dom`) must be accepted and ignored.
+    let path = match path.strip_prefix('@') {
+        Some(_) => match path.find(':') {
+            Some(i) => &path[i + 1..],
+            None => return Err(Reply::new(501, "5.1.3", "Syntax error: malformed source route")),
+        },
+        None => path,
+    };
+    let mut params = Vec::new();
+    for word in rest.split(' ').filter(|w| !w.is_empty()) {
+        match word.split_once('=') {
+            Some((k, v)) => params.push((k.to_ascii_uppercase(), Some(v.to_owned()))),
+            None => params.push((word.to_ascii_uppercase(), None)),
+        }
+    }
+    Ok(PathArg { path: path.to_owned(), params })
+}
+
+/// Why a recipient was refused; the reply is chosen by the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptError {
+    /// The domain is not ours: we are not a relay.
+    NotOurDomain,
+    /// Our domain, but the local part is not a LINE id.
+    BadId,
+    /// No address at all, e.g. `RCPT TO:<>`.
+    Empty,
+}
+
+impl RcptError {
+    pub fn reply(&self, addr: &str) -> Reply {
+        match self {
+            RcptError::NotOurDomain => Reply::new(
+                550,
+                "5.7.1",
+                format!("<{addr}>: relay access denied; this gateway only accepts mail for its LINE domain"),
+            ),
+            RcptError::BadId => Reply::new(
+                550,
+                "5.1.1",
+                format!("<{addr}>: not a LINE id; use <U|C|R + 32 lowercase hex>@domain"),
+            ),
+            RcptError::Empty => Reply::new(501, "5.1.3", "Syntax error: empty recipient address"),
+        }
+    }
+}
+
+/// Decides whether `addr` is `<LINE id>@<domain>`. `domain` must already be lower case.
+pub fn resolve_recipient(addr: &str, domain: &str) -> Result<Recipient, RcptError> {
+    if addr.is_empty() {
+        return Err(RcptError::Empty);
+    }
+    // The last '@' separates the domain: a local part with '@' inside would need quoting,
+    // and then it is not a LINE id anyway.
+    let (local, dom) = match addr.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return Err(RcptError::NotOurDomain),
+    };
+    if !dom.eq_ignore_ascii_case(domain) {
+        return Err(RcptError::NotOurDomain);
+    }
+    Recipient::from_line_id(local).ok_or(RcptError::BadId)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOMAIN: &str = "text.line.example.com";
+    const ID: &str = "U0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn path_with_params() {
+        let p = parse_path_arg("<a@b.c> SIZE=123 BODY=8BITMIME smtputf8").unwrap();
+        assert_eq!(p.path, "a@b.c");
+        assert_eq!(
+            p.params,
+            vec![
+                ("SIZE".into(), Some("123".into())),
+                ("BODY".into(), Some("8BITMIME".into())),
+                ("SMTPUTF8".into(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn null_path_bare_path_and_source_route() {
+        assert_eq!(parse_path_arg("<>").unwrap().path, "");
+        assert_eq!(parse_path_arg(" a@b.c").unwrap().path, "a@b.c");
+        assert_eq!(parse_path_arg("<@relay.example,@x.example:u@d.example>").unwrap().path, "u@d.example");
+        assert_eq!(parse_path_arg("<\"a>b\"@c.d>").unwrap().path, "\"a>b\"@c.d");
+        assert!(parse_path_arg("<a@b.c").is_err());
+        assert!(parse_path_arg("<a@b.c>SIZE=1").is_err());
+        assert!(parse_path_arg("<@relay.example>").is_err());
+    }
+
+    #[test]
+    fn our_recipients_resolve() {
+        assert_eq!(resolve_recipient(&format!("{ID}@{DOMAIN}"), DOMAIN), Ok(Recipient::User(ID.into())));
+        assert_eq!(
+            resolve_recipient(&format!("{ID}@TEXT.Line.Example.COM"), DOMAIN),
+            Ok(Recipient::User(ID.into()))
+        );
+        let group = format!("C{}", &ID[1..]);
+        assert_eq!(resolve_recipient(&format!("{group}@{DOMAIN}"), DOMAIN), Ok(Recipient::Group(group)));
+    }
+
+    #[test]
+    fn relay_tricks_are_refused() {
+        use RcptError::*;
+        let cases: &[(&str, RcptError)] = &[
+            ("someone@gmail.com", NotOurDomain),
+            ("user%gmail.com@text.line.example.com", BadId),
+            ("gmail.com!user@text.line.example.com", BadId),
+            ("\"U0123456789abcdef0123456789abcdef\"@text.line.example.com", BadId),
+            ("U0123456789abcdef0123456789abcdef@text.line.example.com.", NotOurDomain),
+            ("U0123456789abcdef0123456789abcdef@[127.0.0.1]", NotOurDomain),
+            ("U0123456789abcdef0123456789abcdef@gmail.com@text.line.example.com", BadId),
+            ("U0123456789abcdef0123456789abcdef@sub.text.line.example.com", NotOurDomain),
+            ("U0123456789abcdef0123456789abcdef@line.example.com", NotOurDomain),
+            ("U0123456789ABCDEF0123456789ABCDEF@text.line.example.com", BadId),
+            ("u0123456789abcdef0123456789abcdef@text.line.example.com", BadId),
+            ("postmaster", NotOurDomain),
+            ("", Empty),
+        ];
+        for (addr, want) in cases {
+            assert_eq!(resolve_recipient(addr, DOMAIN).as_ref(), Err(want), "{addr}");
+        }
+    }
+
+    #[test]
+    fn refusal_codes() {
+        assert_eq!(RcptError::NotOurDomain.reply("x@y").code, 550);
+        assert_eq!(RcptError::NotOurDomain.reply("x@y").status, "5.7.1");
+        assert_eq!(RcptError::BadId.reply("x@y").status, "5.1.1");
+    }
+}

@@ -1,0 +1,675 @@
+//! The SMTP session as a sans-IO state machine: bytes in, replies and decisions out.
+//!
+//! Nothing here touches a socket or a clock. The driver (`server.rs`) pushes whatever bytes it
+//! read with [`Session::push_input`] and then calls [`Session::step`] until it answers
+//! [`Step::NeedInput`]; it writes each [`Step::Reply`], hands each [`Step::Deliver`] to the
+//! delivery layer and reports the outcome with [`Session::data_done`].
+//!
+//! Why our own state machine rather than `mailin`: we need SIZE and PIPELINING advertised and
+//! honoured, a bounded command line (a 1 GiB line must cost us nothing), a DATA phase that can
+//! pause while the mail is delivered and then answer 250/4xx/5xx, and a session that is always
+//! left in a defined state. Memory is bounded by construction: the input buffer never holds more
+//! than one command line ([`MAX_COMMAND_LINE`]) plus one read, and message data stops growing at
+//! `max_message_bytes`.
+
+use std::sync::Arc;
+
+use crate::envelope::Recipient;
+
+use super::address::{parse_path_arg, resolve_recipient};
+use super::reply::Reply;
+
+/// Longest command line we read (RFC 5321 says 512; SMTPUTF8 addresses and parameters need
+/// more, and nothing legitimate needs more than this).
+pub const MAX_COMMAND_LINE: usize = 4096;
+
+/// Protocol errors tolerated before we hang up on a client that is not speaking SMTP.
+const MAX_ERRORS: u32 = 20;
+
+/// The facts a session decides by; built once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Our name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// Recipients must be `<LINE id>@domain`; stored lower case.
+    pub domain: String,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+}
+
+/// A mail whose DATA is complete, ready for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// Reverse path (empty for the null sender `<>`).
+    pub from: String,
+    /// Resolved recipients, deduplicated, in RCPT order.
+    pub rcpts: Vec<Recipient>,
+    /// The client's HELO/EHLO name, for logs.
+    pub helo: String,
+    /// The message as received, dot-unstuffed, without the terminating `.` line.
+    pub data: Vec<u8>,
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Send this reply, then call `step` again.
+    Reply(Reply),
+    /// No complete command is buffered: flush replies, read more bytes.
+    NeedInput,
+    /// DATA ended: deliver the mail, then call [`Session::data_done`] with the reply to send.
+    Deliver(Mail),
+    /// Send this reply and close the connection.
+    Close(Reply),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before HELO/EHLO.
+    Fresh,
+    /// Greeted, no transaction.
+    Ready,
+    /// After a successful MAIL.
+    Mail,
+    /// Reading message data.
+    Data,
+    /// A mail was handed to the driver; waiting for `data_done`.
+    Delivering,
+    Closed,
+}
+
+pub struct Session {
+    rules: Arc<Rules>,
+    phase: Phase,
+    helo: String,
+    from: String,
+    rcpts: Vec<Recipient>,
+    data: Vec<u8>,
+    /// Data beyond `max_message_bytes` is dropped; we still read to the end to answer 552.
+    oversize: bool,
+    /// Whether the data phase is at the start of a line (where `.` is special).
+    at_line_start: bool,
+    /// The client ended the DATA command with a bare LF, so `.` + LF may end the data. Clients
+    /// that speak CRLF get only CRLF `.` CRLF: accepting a bare-LF terminator from them is the
+    /// "SMTP smuggling" hole.
+    bare_lf_client: bool,
+    /// Discarding the rest of an over-long command line.
+    discarding: bool,
+    errors: u32,
+    buf: Vec<u8>,
+}
+
+impl Session {
+    pub fn new(rules: Arc<Rules>) -> Session {
+        Session {
+            rules,
+            phase: Phase::Fresh,
+            helo: String::new(),
+            from: String::new(),
+            rcpts: Vec::new(),
+            data: Vec::new(),
+            oversize: false,
+            at_line_start: true,
+            bare_lf_client: false,
+            discarding: false,
+            errors: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The 220 banner sent when the connection opens.
+    pub fn greeting(&self) -> Reply {
+        Reply::plain(220, format!("{} ESMTP mail2line ready", self.rules.hostname))
+    }
+
+    /// Whether the session is in the middle of something a shutdown should let finish.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.phase, Phase::Mail | Phase::Data | Phase::Delivering)
+    }
+
+    /// Whether the session is reading message data (the driver allows a longer timeout there).
+    pub fn in_data(&self) -> bool {
+        self.phase == Phase::Data
+    }
+
+    /// Appends bytes read from the client.
+    pub fn push_input(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Advances the session by one decision.
+    pub fn step(&mut self) -> Step {
+        match self.phase {
+            Phase::Closed | Phase::Delivering => Step::NeedInput,
+            Phase::Data => self.step_data(),
+            _ => self.step_command(),
+        }
+    }
+
+    /// Reports the outcome of delivering the mail from [`Step::Deliver`]; the transaction ends
+    /// either way (a 4xx tells the client to retry the whole transaction later).
+    pub fn data_done(&mut self, reply: Reply) -> Reply {
+        self.reset_transaction();
+        self.phase = Phase::Ready;
+        reply
+    }
+
+    fn reset_transaction(&mut self) {
+        self.from.clear();
+        self.rcpts.clear();
+        self.data = Vec::new();
+        self.oversize = false;
+        self.at_line_start = true;
+        if !matches!(self.phase, Phase::Fresh | Phase::Closed) {
+            self.phase = Phase::Ready;
+        }
+    }
+
+    fn step_command(&mut self) -> Step {
+        let newline = self.buf.iter().position(|&b| b == b'\n');
+        let Some(nl) = newline else {
+            if self.buf.len() > MAX_COMMAND_LINE {
+                // Drop what we have and keep dropping until the line ends: memory stays bounded
+                // however long the line is.
+                self.buf.clear();
+                if !self.discarding {
+                    self.discarding = true;
+                    return self.error(Reply::new(500, "5.5.6", "Line too long"));
+                }
+            } else if self.discarding {
+                self.buf.clear();
+            }
+            return Step::NeedInput;
+        };
+        let line: Vec<u8> = self.buf.drain(..=nl).collect();
+        if std::mem::take(&mut self.discarding) {
+            return self.step_command();
+        }
+        let bare_lf = !line.ends_with(b"\r\n");
+        let body = &line[..line.len() - if bare_lf { 1 } else { 2 }];
+        if body.len() > MAX_COMMAND_LINE {
+            return self.error(Reply::new(500, "5.5.6", "Line too long"));
+        }
+        let text = String::from_utf8_lossy(body).into_owned();
+        self.command(&text, bare_lf)
+    }
+
+    fn command(&mut self, line: &str, bare_lf: bool) -> Step {
+        let (verb, arg) = match line.find(' ') {
+            Some(i) => (&line[..i], line[i + 1..].trim_end()),
+            None => (line.trim_end(), ""),
+        };
+        match verb.to_ascii_uppercase().as_str() {
+            "EHLO" => self.helo(arg, true),
+            "HELO" => self.helo(arg, false),
+            "MAIL" => self.mail(arg),
+            "RCPT" => self.rcpt(arg),
+            "DATA" => self.data_cmd(arg, bare_lf),
+            "RSET" => {
+                self.reset_transaction();
+                Step::Reply(Reply::new(250, "2.0.0", "Ok"))
+            }
+            "NOOP" => Step::Reply(Reply::new(250, "2.0.0", "Ok")),
+            "QUIT" => {
+                self.phase = Phase::Closed;
+                Step::Close(Reply::new(221, "2.0.0", "Bye"))
+            }
+            "VRFY" => Step::Reply(Reply::new(252, "2.5.0", "Cannot VRFY; send the mail and it will be tried")),
+            "EXPN" => self.error(Reply::new(502, "5.5.1", "EXPN is not supported")),
+            "HELP" => Step::Reply(Reply::new(
+                214,
+                "2.0.0",
+                "mail2line: send mail to <LINE user, group or room id>@domain; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY",
+            )),
+            "" => self.error(Reply::new(500, "5.5.2", "Empty command")),
+            _ => self.error(Reply::new(500, "5.5.2", "Command not recognized")),
+        }
+    }
+
+    /// Counts a protocol error; past [`MAX_ERRORS`] the client is dropped.
+    fn error(&mut self, reply: Reply) -> Step {
+        self.errors += 1;
+        if self.errors >= MAX_ERRORS {
+            self.phase = Phase::Closed;
+            return Step::Close(Reply::new(421, "4.7.0", "Too many errors, closing connection"));
+        }
+        Step::Reply(reply)
+    }
+
+    fn helo(&mut self, arg: &str, extended: bool) -> Step {
+        if arg.is_empty() {
+            return self.error(Reply::new(501, "5.5.4", "Syntax: EHLO/HELO <your hostname>"));
+        }
+        self.helo = arg.to_owned();
+        self.reset_transaction();
+        self.phase = Phase::Ready;
+        if !extended {
+            return Step::Reply(Reply::plain(250, self.rules.hostname.clone()));
+        }
+        Step::Reply(Reply::multi(
+            250,
+            vec![
+                format!("{} greets {}", self.rules.hostname, arg),
+                "PIPELINING".into(),
+                format!("SIZE {}", self.rules.max_message_bytes),
+                "8BITMIME".into(),
+                "SMTPUTF8".into(),
+                "ENHANCEDSTATUSCODES".into(),
+            ],
+        ))
+    }
+
+    fn mail(&mut self, arg: &str) -> Step {
+        match self.phase {
+            Phase::Fresh => return self.error(Reply::new(503, "5.5.1", "Send EHLO or HELO first")),
+            Phase::Mail => return self.error(Reply::new(503, "5.5.1", "Nested MAIL command")),
+            _ => {}
+        }
+        let Some(rest) = strip_prefix_ci(arg, "FROM:") else {
+            return self.error(Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+        };
+        let path = match parse_path_arg(rest) {
+            Ok(p) => p,
+            Err(reply) => return self.error(reply),
+        };
+        for (key, value) in &path.params {
+            match (key.as_str(), value.as_deref()) {
+                ("SIZE", Some(v)) => match v.parse::<u64>() {
+                    Ok(n) if n > self.rules.max_message_bytes as u64 => {
+                        return Step::Reply(Reply::new(
+                            552,
+                            "5.3.4",
+                            format!("Message size {n} exceeds the limit of {} bytes", self.rules.max_message_bytes),
+                        ))
+                    }
+                    Ok(_) => {}
+                    Err(_) => return self.error(Reply::new(501, "5.5.4", "Syntax: SIZE=<number of bytes>")),
+                },
+                ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+                ("SMTPUTF8", None) => {}
+                // AUTH=<> is sent by some MTAs even to servers that do not offer AUTH.
+                ("AUTH", Some(_)) => {}
+                _ => {
+                    return self.error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
+                }
+            }
+        }
+        self.from = path.path;
+        self.rcpts.clear();
+        self.phase = Phase::Mail;
+        Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
+    }
+
+    fn rcpt(&mut self, arg: &str) -> Step {
+        if self.phase != Phase::Mail {
+            return self.error(Reply::new(503, "5.5.1", "Send MAIL first"));
+        }
+        let Some(rest) = strip_prefix_ci(arg, "TO:") else {
+            return self.error(Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+        };
+        let path = match parse_path_arg(rest) {
+            Ok(p) => p,
+            Err(reply) => return self.error(reply),
+        };
+        if let Some((key, _)) = path.params.first() {
+            return self.error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
+        }
+        let rcpt = match resolve_recipient(&path.path, &self.rules.domain) {
+            Ok(r) => r,
+            Err(e) => return Step::Reply(e.reply(&path.path)),
+        };
+        if !self.rcpts.contains(&rcpt) {
+            if self.rcpts.len() >= self.rules.max_recipients {
+                return Step::Reply(Reply::new(
+                    452,
+                    "4.5.3",
+                    format!("Too many recipients (at most {} a mail); send the rest in another mail", self.rules.max_recipients),
+                ));
+            }
+            self.rcpts.push(rcpt);
+        }
+        Step::Reply(Reply::new(250, "2.1.5", format!("<{}> ok", path.path)))
+    }
+
+    fn data_cmd(&mut self, arg: &str, bare_lf: bool) -> Step {
+        if self.phase != Phase::Mail {
+            return self.error(Reply::new(503, "5.5.1", "Send MAIL first"));
+        }
+        if !arg.is_empty() {
+            return self.error(Reply::new(501, "5.5.4", "DATA takes no argument"));
+        }
+        if self.rcpts.is_empty() {
+            // With PIPELINING the client sends DATA before seeing RCPT's refusals (RFC 2920).
+            return Step::Reply(Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        self.phase = Phase::Data;
+        self.data = Vec::new();
+        self.oversize = false;
+        self.at_line_start = true;
+        self.bare_lf_client = bare_lf;
+        Step::Reply(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"))
+    }
+
+    /// Consumes buffered message data up to the end-of-data line or the end of the buffer.
+    fn step_data(&mut self) -> Step {
+        let mut pos = 0;
+        let buf = std::mem::take(&mut self.buf);
+        let mut finished = false;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
+            if self.at_line_start && rest[0] == b'.' {
+                // Decide between the terminator and a dot-stuffed line; that may need 3 bytes.
+                if rest.starts_with(b".\r\n") {
+                    pos += 3;
+                    finished = true;
+                    break;
+                }
+                if rest.starts_with(b".\n") && self.bare_lf_client {
+                    pos += 2;
+                    finished = true;
+                    break;
+                }
+                if rest.len() < 3 && (rest == b"." || rest == b".\r") {
+                    break; // wait for more bytes
+                }
+                pos += 1; // dot-unstuffing: drop the leading dot
+                self.at_line_start = false;
+                continue;
+            }
+            let (chunk, ends_line) = match rest.iter().position(|&b| b == b'\n') {
+                Some(i) => (&rest[..=i], true),
+                None => (rest, false),
+            };
+            self.append_data(chunk);
+            pos += chunk.len();
+            self.at_line_start = ends_line;
+        }
+        self.buf = buf[pos..].to_vec();
+        if !finished {
+            return Step::NeedInput;
+        }
+        if self.oversize {
+            self.reset_transaction();
+            return Step::Reply(Reply::new(
+                552,
+                "5.3.4",
+                format!("Message exceeds the size limit of {} bytes", self.rules.max_message_bytes),
+            ));
+        }
+        self.phase = Phase::Delivering;
+        Step::Deliver(Mail {
+            from: std::mem::take(&mut self.from),
+            rcpts: std::mem::take(&mut self.rcpts),
+            helo: self.helo.clone(),
+            data: std::mem::take(&mut self.data),
+        })
+    }
+
+    fn append_data(&mut self, chunk: &[u8]) {
+        if self.oversize {
+            return;
+        }
+        if self.data.len() + chunk.len() > self.rules.max_message_bytes {
+            self.oversize = true;
+            self.data = Vec::new();
+            return;
+        }
+        self.data.extend_from_slice(chunk);
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "U0123456789abcdef0123456789abcdef";
+
+    fn rules() -> Arc<Rules> {
+        Arc::new(Rules {
+            hostname: "gw.example".into(),
+            domain: "text.line.example.com".into(),
+            max_message_bytes: 1000,
+            max_recipients: 3,
+        })
+    }
+
+    /// Feeds `input` and collects every step until the session needs input or closes,
+    /// answering deliveries with `deliver`.
+    fn run(s: &mut Session, input: &[u8], deliver: &mut dyn FnMut(Mail) -> Reply) -> Vec<Step> {
+        s.push_input(input);
+        let mut out = Vec::new();
+        loop {
+            match s.step() {
+                Step::NeedInput => return out,
+                Step::Deliver(mail) => {
+                    let reply = deliver(mail.clone());
+                    out.push(Step::Deliver(mail));
+                    out.push(Step::Reply(s.data_done(reply)));
+                }
+                step @ Step::Close(_) => {
+                    out.push(step);
+                    return out;
+                }
+                step => out.push(step),
+            }
+        }
+    }
+
+    fn codes(steps: &[Step]) -> Vec<u16> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Reply(r) | Step::Close(r) => Some(r.code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ok(_: Mail) -> Reply {
+        Reply::new(250, "2.0.0", "Ok")
+    }
+
+    #[test]
+    fn a_whole_pipelined_transaction() {
+        let mut s = Session::new(rules());
+        let input = format!(
+            "EHLO client.example\r\nMAIL FROM:<a@b.c> SIZE=100\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n"
+        );
+        let mut mails = Vec::new();
+        let steps = run(&mut s, input.as_bytes(), &mut |m| {
+            mails.push(m);
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250, 221]);
+        assert_eq!(mails.len(), 1);
+        assert_eq!(mails[0].from, "a@b.c");
+        assert_eq!(mails[0].helo, "client.example");
+        assert_eq!(mails[0].rcpts, vec![Recipient::User(ID.into())]);
+        assert_eq!(mails[0].data, b"Subject: hi\r\n\r\n.dot\r\nbody\r\n");
+    }
+
+    #[test]
+    fn ehlo_advertises_extensions() {
+        let mut s = Session::new(rules());
+        let steps = run(&mut s, b"EHLO x\r\n", &mut ok);
+        let Step::Reply(r) = &steps[0] else { panic!("{steps:?}") };
+        assert_eq!(
+            r.to_wire(),
+            b"250-gw.example greets x\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n"
+        );
+    }
+
+    #[test]
+    fn byte_by_byte_input_gives_the_same_mail() {
+        let input = format!(
+            "HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nA\r\n..\r\n.x\r\n\r\n.\r\n"
+        );
+        let mut s = Session::new(rules());
+        let mut mails = Vec::new();
+        let mut all = Vec::new();
+        for b in input.as_bytes() {
+            all.extend(run(&mut s, &[*b], &mut |m| {
+                mails.push(m);
+                Reply::new(250, "2.0.0", "Ok")
+            }));
+        }
+        assert_eq!(codes(&all), vec![250, 250, 250, 354, 250]);
+        assert_eq!(mails[0].data, b"A\r\n.\r\nx\r\n\r\n");
+        assert_eq!(mails[0].from, "");
+    }
+
+    #[test]
+    fn order_of_commands_is_enforced() {
+        let mut s = Session::new(rules());
+        let steps = run(
+            &mut s,
+            format!("MAIL FROM:<a@b>\r\nHELO x\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nMAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\nDATA\r\n").as_bytes(),
+            &mut ok,
+        );
+        // MAIL before HELO; RCPT before MAIL; DATA before MAIL; ok MAIL; nested MAIL; DATA with no rcpt.
+        assert_eq!(codes(&steps), vec![503, 250, 503, 503, 250, 503, 554]);
+    }
+
+    #[test]
+    fn recipients_are_checked_and_counted() {
+        let mut s = Session::new(rules());
+        let ids: Vec<String> = (0..4).map(|i| format!("U{i}123456789abcdef0123456789abcdef")).collect();
+        let mut input = String::from("EHLO x\r\nMAIL FROM:<a@b>\r\n");
+        input += "RCPT TO:<someone@gmail.com>\r\n";
+        input += "RCPT TO:<bogus@text.line.example.com>\r\n";
+        for id in &ids {
+            input += &format!("RCPT TO:<{id}@text.line.example.com>\r\n");
+        }
+        input += &format!("RCPT TO:<{}@TEXT.LINE.EXAMPLE.COM>\r\n", ids[0]); // duplicate: fine
+        input += &format!("RCPT TO:<{}@text.line.example.com> NOTIFY=NEVER\r\n", ids[0]);
+        let steps = run(&mut s, input.as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 550, 550, 250, 250, 250, 452, 250, 555]);
+        let Step::Reply(relay) = &steps[2] else { panic!() };
+        assert_eq!(relay.status, "5.7.1");
+        let Step::Reply(bad) = &steps[3] else { panic!() };
+        assert_eq!(bad.status, "5.1.1");
+    }
+
+    #[test]
+    fn size_is_enforced_before_and_after_data() {
+        let mut s = Session::new(rules());
+        let big = "x".repeat(600);
+        let input = format!(
+            "EHLO x\r\nMAIL FROM:<a@b> SIZE=5000\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\n{big}\r\n{big}\r\n.\r\nNOOP\r\n"
+        );
+        let mut delivered = 0;
+        let steps = run(&mut s, input.as_bytes(), &mut |_| {
+            delivered += 1;
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        assert_eq!(codes(&steps), vec![250, 552, 250, 250, 354, 552, 250]);
+        assert_eq!(delivered, 0);
+        // The session is usable again after the refusal.
+        let steps = run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250]);
+    }
+
+    #[test]
+    fn huge_command_line_is_bounded_and_answered_once() {
+        let mut s = Session::new(rules());
+        let chunk = vec![b'A'; 64 * 1024];
+        let mut replies = Vec::new();
+        for _ in 0..64 {
+            replies.extend(run(&mut s, &chunk, &mut ok));
+            assert!(s.buf.len() <= MAX_COMMAND_LINE + chunk.len());
+        }
+        replies.extend(run(&mut s, b"\r\nNOOP\r\n", &mut ok));
+        assert_eq!(codes(&replies), vec![500, 250]);
+    }
+
+    #[test]
+    fn huge_data_line_is_bounded() {
+        let mut s = Session::new(rules());
+        run(&mut s, format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\n").as_bytes(), &mut ok);
+        let chunk = vec![b'B'; 64 * 1024];
+        for _ in 0..64 {
+            run(&mut s, &chunk, &mut ok);
+            assert!(s.data.len() <= 1000 && s.buf.len() <= 3);
+        }
+        let steps = run(&mut s, b"\r\n.\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![552]);
+    }
+
+    #[test]
+    fn bare_lf_terminator_only_for_bare_lf_clients() {
+        // A CRLF client: "\n.\n" is data, not the end (no SMTP smuggling).
+        let mut s = Session::new(rules());
+        let mut mails = Vec::new();
+        let input = format!(
+            "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nA\n.\nMAIL FROM:<evil@x>\n\r\n.\r\n"
+        );
+        let steps = run(&mut s, input.as_bytes(), &mut |m| {
+            mails.push(m);
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250]);
+        assert_eq!(mails[0].data, b"A\n\nMAIL FROM:<evil@x>\n\r\n");
+        // A bare-LF client throughout: "." + LF ends the data.
+        let mut s = Session::new(rules());
+        let input = format!("EHLO x\nMAIL FROM:<a@b>\nRCPT TO:<{ID}@text.line.example.com>\nDATA\nA\n.\nQUIT\n");
+        let steps = run(&mut s, input.as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250, 221]);
+    }
+
+    #[test]
+    fn rset_noop_vrfy_help_and_unknown() {
+        let mut s = Session::new(rules());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRSET\r\nRCPT TO:<x@y>\r\nNOOP\r\nVRFY u\r\nHELP\r\nFOO\r\nEXPN x\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250, 503, 250, 252, 214, 500, 502]);
+    }
+
+    #[test]
+    fn delivery_refusals_are_passed_through_and_reset_the_transaction() {
+        let mut s = Session::new(rules());
+        let input = format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nx\r\n.\r\nRCPT TO:<{ID}@text.line.example.com>\r\n");
+        let steps = run(&mut s, input.as_bytes(), &mut |_| Reply::new(451, "4.4.1", "LINE unreachable"));
+        assert_eq!(codes(&steps), vec![250, 250, 250, 354, 451, 503]);
+    }
+
+    #[test]
+    fn too_many_errors_close_the_session() {
+        let mut s = Session::new(rules());
+        let steps = run(&mut s, "BAD\r\n".repeat(25).as_bytes(), &mut ok);
+        assert_eq!(steps.len(), MAX_ERRORS as usize);
+        assert!(matches!(steps.last(), Some(Step::Close(r)) if r.code == 421));
+    }
+
+    #[test]
+    fn bad_mail_parameters() {
+        let mut s = Session::new(rules());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b> SIZE=abc\r\nMAIL FROM:<a@b> RET=FULL\r\nMAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8 AUTH=<>\r\nMAIL TO:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 501, 555, 250, 503]);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_never_accept_foreign_recipients() {
+        // A small deterministic fuzz loop; the cargo-fuzz target does this at scale.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let words: &[&[u8]] = &[b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<u@gmail.com>\r\n", b"DATA\r\n", b".\r\n", b"\r\n", b"\n", b".", b"RSET\r\n", b"\xff\xfe", b"RCPT TO:<U0123456789abcdef0123456789abcdef@evil.com>\r\n"];
+        for _ in 0..2000 {
+            let mut s = Session::new(rules());
+            let mut input = Vec::new();
+            for _ in 0..20 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                input.extend_from_slice(words[(seed % words.len() as u64) as usize]);
+            }
+            run(&mut s, &input, &mut |m| {
+                assert!(m.rcpts.is_empty() || m.rcpts.iter().all(|r| r.id().len() == 33));
+                Reply::new(250, "2.0.0", "Ok")
+            });
+            assert!(s.rcpts.is_empty(), "foreign recipient accepted from {input:?}");
+        }
+    }
+}
