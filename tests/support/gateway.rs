@@ -1,0 +1,173 @@
+//! Runs the real `mail2line` binary for a test: writes a config into a temporary directory,
+//! starts `mail2line serve` on an ephemeral SMTP port, and collects its log output so tests can
+//! assert on it (and grep it for secrets).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::response::Response;
+use lettre::{SmtpTransport, Transport};
+
+/// The recipient domain every test config uses.
+pub const DOMAIN: &str = "text.line.example.com";
+
+/// A token that must never appear in any log line.
+pub const TOKEN: &str = "test-token-7f3a9c1e-SECRET";
+
+pub struct GatewayProcess {
+    child: Child,
+    pub smtp: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    logs: Arc<Mutex<String>>,
+}
+
+/// Options for one gateway run; `extra` is TOML appended to the generated config.
+pub struct Options<'a> {
+    pub api_base_url: &'a str,
+    pub dry_run: bool,
+    pub token: Option<&'a str>,
+    pub smtp_extra: &'a str,
+    pub extra: &'a str,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", extra: "" }
+    }
+}
+
+impl GatewayProcess {
+    pub fn start(opts: Options<'_>) -> GatewayProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let token_line = match opts.token {
+            Some(t) => format!("channel_access_token = \"{t}\"\n"),
+            None => String::new(),
+        };
+        let config = format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\n{}\n\n[line]\napi_base_url = \"{}\"\n{token_line}timeout_secs = 2\n\n[storage]\ndir = \"{}\"\n{}\n",
+            opts.smtp_extra,
+            opts.api_base_url,
+            dir.path().join("data").display(),
+            opts.extra
+        );
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mail2line"));
+        cmd.arg("serve").arg("--config").arg(&config_path);
+        if opts.dry_run {
+            cmd.arg("--dry-run");
+        }
+        cmd.env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+            .env_remove("LINE_CHANNEL_SECRET")
+            .env_remove("MAIL2LINE_CONFIG")
+            .env("RUST_LOG", "debug,hyper=info,reqwest=info,h2=info,rustls=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mail2line");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
+            let logs = logs.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("SMTP listening on ").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = tx.send(addr);
+                    }
+                    let mut l = logs.lock().unwrap();
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
+            }
+        };
+        let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
+        GatewayProcess { child, smtp, dir, config_path, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Waits until the logs contain `needle` (logs are written by another thread).
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn transport(&self) -> SmtpTransport {
+        SmtpTransport::builder_dangerous(self.smtp.ip().to_string())
+            .port(self.smtp.port())
+            .timeout(Some(Duration::from_secs(30)))
+            .build()
+    }
+
+    /// Sends raw RFC 5322 bytes with a real SMTP client (lettre).
+    pub fn send_raw(&self, from: &str, to: &[&str], data: &[u8]) -> Result<Response, lettre::transport::smtp::Error> {
+        let envelope = Envelope::new(
+            Some(from.parse().expect("from address")),
+            to.iter().map(|t| t.parse().expect("to address")).collect(),
+        )
+        .expect("envelope");
+        self.transport().send_raw(&envelope, data)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("gateway did not stop within 30 s of SIGTERM; logs:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `<id>@DOMAIN`.
+pub fn addr(id: &str) -> String {
+    format!("{id}@{DOMAIN}")
+}
+
+/// A user id made from a number, e.g. `user(1)` = `U000…001`.
+pub fn user(n: u32) -> String {
+    format!("U{n:032x}")
+}
+
+/// The code of a lettre error (e.g. 550), if the server answered.
+pub fn code(err: &lettre::transport::smtp::Error) -> Option<u16> {
+    err.status().map(|c| c.to_string().parse().unwrap_or(0))
+}
