@@ -100,6 +100,10 @@ impl GatewayProcess {
         GatewayProcess { child, smtp, dir, config_path, logs }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
     }
