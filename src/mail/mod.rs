@@ -553,6 +553,35 @@ mod tests {
     }
 
     #[test]
+    fn mixed_inline_texts_join_and_inline_image_is_listed() {
+        let raw = crlf(
+            b"Content-Type: multipart/mixed; boundary=m\n\
+              \n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              before\n\
+              --m\n\
+              Content-Type: image/jpeg\n\
+              Content-Disposition: inline; filename=photo.jpg\n\
+              Content-Transfer-Encoding: base64\n\
+              \n\
+              /9j/\n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              after\n\
+              --m--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "before\n\nafter");
+        assert_eq!(
+            notice.attachments,
+            vec![attachment("photo.jpg", "image/jpeg", 3)]
+        );
+    }
+
+    #[test]
     fn format_flowed_without_delsp() {
         let raw = crlf(
             b"Content-Type: text/plain; charset=utf-8; format=flowed\n\
@@ -633,6 +662,7 @@ mod tests {
 
     #[test]
     fn garbage_input_does_not_panic() {
+        // parse_message, not parse: parse's catch_unwind would hide the panic we look for.
         let samples: &[&[u8]] = &[
             b"\xff\xfe\x00\x00garbage",
             b":::\r\n\r\n",
@@ -644,12 +674,12 @@ mod tests {
             b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n",
         ];
         for sample in samples {
-            let _ = parse(sample);
+            let _ = parse_message(sample);
         }
         // Every prefix of a real nested mail, and deterministic pseudo-random bytes.
         let nested = crlf(NESTED);
         for end in 0..nested.len() {
-            let _ = parse(&nested[..end]);
+            let _ = parse_message(&nested[..end]);
         }
         // Bytes that mean something to a MIME parser, so the noise reaches deep code paths.
         const ALPHABET: &[u8] = b"\r\n:=?-<>\"; abBQ\x1b\xff";
@@ -661,7 +691,7 @@ mod tests {
                     ALPHABET[(state >> 16) as usize % ALPHABET.len()]
                 })
                 .collect();
-            let _ = parse(&bytes);
+            let _ = parse_message(&bytes);
         }
     }
 
