@@ -1,4 +1,20 @@
 //! MIME → [`Notice`]: what a mail says, independent of LINE. Pure functions, no I/O.
+//!
+//! mail-parser does the MIME work: header decoding (RFC 2047/2231), multipart structure,
+//! transfer encodings and charsets, and the choice of body parts. This module owns what
+//! the gateway adds on top: display forms of subject and addresses, the body text as LINE
+//! should show it (flowed text joined by [`flowed`], HTML made readable by [`html`], line
+//! ends and control characters cleaned), and the list of attachments.
+
+mod flowed;
+mod html;
+
+use std::borrow::Cow;
+
+use mail_parser::{
+    Addr, Address, ContentType, Encoding, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
+};
 
 /// What a mail says, decoded to Unicode.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +41,686 @@ pub struct Attachment {
 
 /// Parses raw RFC 5322 bytes into a [`Notice`]. Never fails, never panics.
 pub fn parse(raw: &[u8]) -> Notice {
-    let _ = raw;
-    Notice::default()
+    // mail-parser is fuzzed, but it is third-party code fed by strangers: if it ever panics,
+    // the gateway still delivers the bytes as text rather than dropping the mail.
+    std::panic::catch_unwind(|| parse_message(raw)).unwrap_or_else(|_| fallback(raw))
+}
+
+fn parse_message(raw: &[u8]) -> Notice {
+    if !starts_with_header_section(raw) {
+        return fallback(raw);
+    }
+    // mail-parser drops a last header line that has no line end; SMTP input always ends
+    // in CRLF, but a mail handed over some other way may not.
+    let raw: Cow<'_, [u8]> = if raw.ends_with(b"\n") {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned([raw, b"\r\n"].concat())
+    };
+    match MessageParser::default().parse(raw.as_ref()) {
+        Some(message) => notice_from(&message),
+        None => fallback(&raw),
+    }
+}
+
+/// Whether the bytes start like a mail: a header field (`Name: ...`, RFC 5322 §2.2) or the
+/// empty line of a mail without headers. mail-parser takes any first line for a header,
+/// which would silently drop the first line of plain text piped into the gateway.
+fn starts_with_header_section(raw: &[u8]) -> bool {
+    let first_line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first_line = first_line.strip_suffix(b"\r").unwrap_or(first_line);
+    if first_line.is_empty() {
+        return true;
+    }
+    match first_line.iter().position(|&b| b == b':') {
+        Some(colon) => colon > 0 && first_line[..colon].iter().all(|&b| (33..=126).contains(&b)),
+        None => false,
+    }
+}
+
+/// What is left when the bytes are not a message at all: show them as text.
+fn fallback(raw: &[u8]) -> Notice {
+    Notice {
+        text: finish_text(&normalize_line_ends(&String::from_utf8_lossy(raw))),
+        ..Notice::default()
+    }
+}
+
+fn notice_from(message: &Message<'_>) -> Notice {
+    Notice {
+        subject: clean_line(message.subject().unwrap_or_default()),
+        from: message.from().map(display_addresses).unwrap_or_default(),
+        to: message.to().map(display_addresses).unwrap_or_default(),
+        text: body_text(message),
+        attachments: message.attachments().map(attachment).collect(),
+    }
+}
+
+// ---------------------------------------------------------------- headers
+
+/// One header line for display: control characters dropped, ASCII whitespace runs (folding
+/// included) made one space. U+3000 (ideographic space) is content in Japanese subjects
+/// and is kept.
+fn clean_line(text: &str) -> String {
+    let visible: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c.is_ascii_whitespace())
+        .collect();
+    visible
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// An address header for display: `Name <addr>` or `addr`, joined with ", ". Group
+/// members are listed like any other address.
+fn display_addresses(address: &Address<'_>) -> String {
+    address
+        .iter()
+        .filter_map(display_addr)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn display_addr(addr: &Addr<'_>) -> Option<String> {
+    let name = clean_line(addr.name().unwrap_or_default());
+    let email = clean_line(addr.address().unwrap_or_default());
+    match (name.is_empty(), email.is_empty()) {
+        (true, true) => None,
+        (true, false) => Some(email),
+        (false, true) => Some(name),
+        // "alice@example.com <alice@example.com>" says nothing twice over.
+        (false, false) if name == email => Some(email),
+        (false, false) => Some(format!("{name} <{email}>")),
+    }
+}
+
+// ---------------------------------------------------------------- body
+
+/// The body as LINE should show it. mail-parser already chose the parts: text/plain over
+/// HTML in multipart/alternative, the HTML part when there is no plain one, and every
+/// inline text part of a multipart/mixed in order (those are joined with a blank line).
+fn body_text(message: &Message<'_>) -> String {
+    let pieces: Vec<String> = message
+        .text_bodies()
+        .filter_map(part_text)
+        .map(|piece| piece.trim_end().to_string())
+        .filter(|piece| !piece.is_empty())
+        .collect();
+    finish_text(&pieces.join("\n\n"))
+}
+
+fn part_text(part: &MessagePart<'_>) -> Option<String> {
+    match &part.body {
+        PartType::Text(text) => Some(plain_text(part, text)),
+        PartType::Html(text) => Some(html::html_to_text(&normalize_line_ends(text))),
+        _ => None,
+    }
+}
+
+fn plain_text(part: &MessagePart<'_>, text: &str) -> String {
+    let text = normalize_line_ends(text);
+    match flowed_delsp(part) {
+        Some(delsp) => flowed::unflow(&text, delsp),
+        None => text,
+    }
+}
+
+/// `Some(delsp)` when the part is `text/plain; format=flowed`.
+fn flowed_delsp(part: &MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let plain = ct.ctype().eq_ignore_ascii_case("text")
+        && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"));
+    let flowed = param(ct, "format").is_some_and(|f| f.eq_ignore_ascii_case("flowed"));
+    (plain && flowed).then(|| param(ct, "delsp").is_some_and(|d| d.eq_ignore_ascii_case("yes")))
+}
+
+/// A Content-Type parameter, its name matched without regard to case (RFC 2045 §5.1).
+fn param<'a>(ct: &'a ContentType<'_>, name: &str) -> Option<&'a str> {
+    ct.attributes()?
+        .iter()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+        .map(|a| a.value.as_ref())
+}
+
+/// CRLF and lone CR become LF.
+fn normalize_line_ends(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+/// Drops control characters other than `\n` and `\t` (LINE shows them as boxes) and the
+/// whitespace at the very end. Nothing else is removed: signatures and quotes stay.
+fn finish_text(text: &str) -> String {
+    let kept: String = text
+        .chars()
+        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+        .collect();
+    kept.trim_end().to_string()
+}
+
+// ---------------------------------------------------------------- attachments
+
+/// mail-parser lists as attachments exactly the parts that are not body text: attached
+/// files, inline images, non-body text parts and attached messages.
+fn attachment(part: &MessagePart<'_>) -> Attachment {
+    let name = part.attachment_name().map(clean_line).unwrap_or_default();
+    Attachment {
+        name: if name.is_empty() {
+            "attachment".to_string()
+        } else {
+            name
+        },
+        content_type: content_type(part),
+        size: decoded_size(part),
+    }
+}
+
+/// `type/subtype` in lower case; an absent Content-Type means text/plain (RFC 2045 §5.2).
+fn content_type(part: &MessagePart<'_>) -> String {
+    let Some(ct) = part.content_type() else {
+        return match part.body {
+            PartType::Message(_) => "message/rfc822".to_string(),
+            _ => "text/plain".to_string(),
+        };
+    };
+    let full = match ct.subtype() {
+        Some(subtype) => format!("{}/{}", ct.ctype(), subtype),
+        None => ct.ctype().to_string(),
+    };
+    full.to_ascii_lowercase()
+}
+
+/// Size after transfer decoding. Text parts are counted in UTF-8, the form mail-parser
+/// keeps them in. An attached message that was not transfer-encoded is parsed in place
+/// and its `raw_message` is the whole outer mail, so its size comes from its offsets.
+fn decoded_size(part: &MessagePart<'_>) -> usize {
+    match (&part.body, part.encoding) {
+        (PartType::Message(_), Encoding::None) => {
+            part.offset_end.saturating_sub(part.offset_body) as usize
+        }
+        _ => part.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Test mails are written with LF for legibility; real SMTP input has CRLF.
+    fn crlf(lf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(lf.len() + lf.len() / 16);
+        for &b in lf {
+            if b == b'\n' {
+                out.push(b'\r');
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    fn attachment(name: &str, content_type: &str, size: usize) -> Attachment {
+        Attachment {
+            name: name.to_string(),
+            content_type: content_type.to_string(),
+            size,
+        }
+    }
+
+    #[test]
+    fn iso_2022_jp_subject_and_7bit_body() {
+        let raw = crlf(
+            b"From: =?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?= <taro@example.jp>\n\
+              To: hanako@example.jp\n\
+              Subject: =?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=\n\
+              MIME-Version: 1.0\n\
+              Content-Type: text/plain; charset=ISO-2022-JP\n\
+              Content-Transfer-Encoding: 7bit\n\
+              \n\
+              \x1b$B$3$s$K$A$O\x1b(B\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.subject, "こんにちは");
+        assert_eq!(notice.from, "こんにちは <taro@example.jp>");
+        assert_eq!(notice.to, "hanako@example.jp");
+        assert_eq!(notice.text, "こんにちは");
+        assert_eq!(notice.attachments, vec![]);
+    }
+
+    #[test]
+    fn shift_jis_q_subject_and_base64_body() {
+        let raw = crlf(
+            b"Subject: =?Shift_JIS?Q?=82=A8=92=6D=82=E7=82=B9?=\n\
+              Content-Type: text/plain; charset=Shift_JIS\n\
+              Content-Transfer-Encoding: base64\n\
+              \n\
+              k/qWe4zqgsyDgYFbg4s=\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.subject, "お知らせ");
+        assert_eq!(notice.text, "日本語のメール");
+    }
+
+    #[test]
+    fn euc_jp_b_subject_and_quoted_printable_body() {
+        let raw = crlf(
+            b"Subject: =?EUC-JP?B?xbe1pM29yvM=?=\n\
+              Content-Type: text/plain; charset=EUC-JP\n\
+              Content-Transfer-Encoding: quoted-printable\n\
+              \n\
+              =C5=EC=B5=FE=A4=CE=C5=B7=B5=A4=A4=CF=C0=B2=A4=EC=A4=C7=A4=B9=A1=A3\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.subject, "天気予報");
+        assert_eq!(notice.text, "東京の天気は晴れです。");
+    }
+
+    #[test]
+    fn folded_utf8_subject_words_join_and_whitespace_collapses() {
+        // Adjacent encoded words join without the folding whitespace (RFC 2047 §6.2);
+        // plain folded text keeps one space.
+        let raw = crlf(
+            b"Subject: =?UTF-8?B?44GC44KK44GM44Go44GG?=\n =?UTF-8?B?44GU44GW44GE44G+44GZ?=\n\
+              \t and  =?UTF-8?Q?caf=C3=A9_au_lait?=  \n\
+              \n\
+              body\n",
+        );
+        assert_eq!(parse(&raw).subject, "ありがとうございます and café au lait");
+    }
+
+    #[test]
+    fn ideographic_space_in_subject_is_kept() {
+        let raw = crlf("Subject: 【重要】\u{3000}お知らせ\n\nx\n".as_bytes());
+        assert_eq!(parse(&raw).subject, "【重要】\u{3000}お知らせ");
+    }
+
+    #[test]
+    fn address_lists_and_encoded_names() {
+        let raw = crlf(
+            b"From: =?UTF-8?B?5bGx55SwIOWkqumDjg==?= <yamada@example.jp>\n\
+              To: alice@example.com, \"Bob Smith\" <bob@example.com>,\n  carol@example.com <carol@example.com>\n\
+              Subject: hi\n\
+              \n\
+              x\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.from, "山田 太郎 <yamada@example.jp>");
+        assert_eq!(
+            notice.to,
+            "alice@example.com, Bob Smith <bob@example.com>, carol@example.com"
+        );
+    }
+
+    #[test]
+    fn group_members_are_listed() {
+        let raw = crlf(b"To: Team: a@example.com, B <b@example.com>;\n\nx\n");
+        assert_eq!(parse(&raw).to, "a@example.com, B <b@example.com>");
+    }
+
+    #[test]
+    fn latin1_quoted_printable_with_soft_breaks() {
+        let raw = crlf(
+            b"Content-Type: text/plain; charset=ISO-8859-1\n\
+              Content-Transfer-Encoding: quoted-printable\n\
+              \n\
+              Un caf=E9 tr=E8s long qui continue =\n\
+              sur la ligne suivante, 1+1=3D2.\n\
+              Fin.\n",
+        );
+        assert_eq!(
+            parse(&raw).text,
+            "Un café très long qui continue sur la ligne suivante, 1+1=2.\nFin."
+        );
+    }
+
+    #[test]
+    fn base64_utf8_body() {
+        let raw = crlf(
+            b"Content-Type: text/plain; charset=utf-8\n\
+              Content-Transfer-Encoding: base64\n\
+              \n\
+              44GT44KT44Gr44Gh44Gv44CB5LiW55WM77yBCuS6jOihjOebruOBp+OBmeOAggo=\n",
+        );
+        assert_eq!(parse(&raw).text, "こんにちは、世界！\n二行目です。");
+    }
+
+    #[test]
+    fn html_only_mail_becomes_readable_text() {
+        let raw = crlf(
+            b"Subject: Your order\n\
+              Content-Type: text/html; charset=utf-8\n\
+              \n\
+              <html><head><title>Order</title><style>td{color:red}</style></head>\n\
+              <body><h1>Thanks &amp; welcome</h1><p>Items:</p>\n\
+              <ul><li>Tea</li><li>Caf&eacute;</li></ul>\n\
+              <div>Total:&nbsp;&#165;1,200</div><script>track()</script></body></html>\n",
+        );
+        assert_eq!(
+            parse(&raw).text,
+            "Thanks & welcome\n\nItems:\n\n• Tea\n• Café\nTotal: ¥1,200"
+        );
+    }
+
+    #[test]
+    fn multipart_alternative_prefers_plain() {
+        let raw = crlf(
+            b"Subject: alt\n\
+              MIME-Version: 1.0\n\
+              Content-Type: multipart/alternative; boundary=\"b1\"\n\
+              \n\
+              --b1\n\
+              Content-Type: text/html; charset=utf-8\n\
+              \n\
+              <p>HTML version</p>\n\
+              --b1\n\
+              Content-Type: text/plain; charset=utf-8\n\
+              \n\
+              Plain version\n\
+              --b1--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "Plain version");
+        assert_eq!(notice.attachments, vec![]);
+    }
+
+    #[test]
+    fn alternative_without_plain_uses_html() {
+        let raw = crlf(
+            b"Content-Type: multipart/alternative; boundary=b1\n\
+              \n\
+              --b1\n\
+              Content-Type: text/html; charset=utf-8\n\
+              \n\
+              <div>only</div><div>html</div>\n\
+              --b1--\n",
+        );
+        assert_eq!(parse(&raw).text, "only\nhtml");
+    }
+
+    /// multipart/mixed [ multipart/alternative [ text/plain,
+    ///   multipart/related [ text/html, inline image ] ], PDF attachment ]
+    const NESTED: &[u8] = b"From: Shop <shop@example.com>\n\
+        To: you@example.com\n\
+        Subject: Invoice\n\
+        MIME-Version: 1.0\n\
+        Content-Type: multipart/mixed; boundary=\"outer\"\n\
+        \n\
+        This is a multi-part message.\n\
+        --outer\n\
+        Content-Type: multipart/alternative; boundary=\"alt\"\n\
+        \n\
+        --alt\n\
+        Content-Type: text/plain; charset=utf-8\n\
+        Content-Transfer-Encoding: quoted-printable\n\
+        \n\
+        Your invoice is =\n\
+        attached. Thank you.\n\
+        --alt\n\
+        Content-Type: multipart/related; boundary=\"rel\"\n\
+        \n\
+        --rel\n\
+        Content-Type: text/html; charset=utf-8\n\
+        \n\
+        <p>Your invoice is attached.</p><img src=\"cid:logo\">\n\
+        --rel\n\
+        Content-Type: image/png; name=\"=?UTF-8?B?55S75YOPLnBuZw==?=\"\n\
+        Content-Transfer-Encoding: base64\n\
+        Content-ID: <logo>\n\
+        Content-Disposition: inline\n\
+        \n\
+        iVBORw0KGgo=\n\
+        --rel--\n\
+        --alt--\n\
+        --outer\n\
+        Content-Type: application/pdf\n\
+        Content-Transfer-Encoding: base64\n\
+        Content-Disposition: attachment;\n filename*=UTF-8''%E8%AB%8B%E6%B1%82%E6%9B%B8.pdf\n\
+        \n\
+        JVBERi0xLjQK\n\
+        --outer--\n";
+
+    #[test]
+    fn nested_multipart_takes_plain_and_lists_attachments() {
+        let notice = parse(&crlf(NESTED));
+        assert_eq!(notice.subject, "Invoice");
+        assert_eq!(notice.from, "Shop <shop@example.com>");
+        assert_eq!(notice.text, "Your invoice is attached. Thank you.");
+        assert_eq!(
+            notice.attachments,
+            vec![
+                attachment("画像.png", "image/png", 8),
+                attachment("請求書.pdf", "application/pdf", 9),
+            ]
+        );
+    }
+
+    #[test]
+    fn attachment_without_name_and_attached_message() {
+        let raw = crlf(
+            b"Content-Type: multipart/mixed; boundary=m\n\
+              \n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              see attached\n\
+              --m\n\
+              Content-Type: APPLICATION/Octet-Stream\n\
+              Content-Transfer-Encoding: base64\n\
+              \n\
+              AAECAw==\n\
+              --m\n\
+              Content-Type: message/rfc822\n\
+              \n\
+              Subject: inner\n\
+              \n\
+              hello\n\
+              --m--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "see attached");
+        // The inner message is "Subject: inner\r\n\r\nhello": 16 + 2 + 5 bytes.
+        assert_eq!(
+            notice.attachments,
+            vec![
+                attachment("attachment", "application/octet-stream", 4),
+                attachment("attachment", "message/rfc822", 23),
+            ]
+        );
+    }
+
+    #[test]
+    fn text_attachment_is_not_body() {
+        let raw = crlf(
+            b"Content-Type: multipart/mixed; boundary=m\n\
+              \n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              body\n\
+              --m\n\
+              Content-Type: text/csv; name=data.csv\n\
+              Content-Disposition: attachment; filename=data.csv\n\
+              \n\
+              a,b\n\
+              --m--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "body");
+        assert_eq!(
+            notice.attachments,
+            vec![attachment("data.csv", "text/csv", 3)]
+        );
+    }
+
+    #[test]
+    fn mixed_inline_texts_join_and_inline_image_is_listed() {
+        let raw = crlf(
+            b"Content-Type: multipart/mixed; boundary=m\n\
+              \n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              before\n\
+              --m\n\
+              Content-Type: image/jpeg\n\
+              Content-Disposition: inline; filename=photo.jpg\n\
+              Content-Transfer-Encoding: base64\n\
+              \n\
+              /9j/\n\
+              --m\n\
+              Content-Type: text/plain\n\
+              \n\
+              after\n\
+              --m--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "before\n\nafter");
+        assert_eq!(
+            notice.attachments,
+            vec![attachment("photo.jpg", "image/jpeg", 3)]
+        );
+    }
+
+    #[test]
+    fn format_flowed_without_delsp() {
+        let raw = crlf(
+            b"Content-Type: text/plain; charset=utf-8; format=flowed\n\
+              \n\
+              This paragraph was \n\
+              wrapped by the sender.\n\
+              \n\
+              > quoted and \n\
+              > wrapped\n\
+               From stuffed\n",
+        );
+        assert_eq!(
+            parse(&raw).text,
+            "This paragraph was wrapped by the sender.\n\n> quoted and wrapped\nFrom stuffed"
+        );
+    }
+
+    #[test]
+    fn format_flowed_with_delsp() {
+        let raw = crlf(
+            "Content-Type: text/plain; charset=utf-8; Format=Flowed; DelSp=Yes\n\
+             \n\
+             こんにち \n\
+             は、世界。\n"
+                .as_bytes(),
+        );
+        assert_eq!(parse(&raw).text, "こんにちは、世界。");
+    }
+
+    #[test]
+    fn fixed_text_keeps_its_line_breaks() {
+        let raw = crlf(b"Content-Type: text/plain\n\nline one \nline two\n");
+        assert_eq!(parse(&raw).text, "line one \nline two");
+    }
+
+    #[test]
+    fn missing_subject_is_empty() {
+        let raw = crlf(b"From: a@example.com\nTo: b@example.com\n\nHello\n");
+        let notice = parse(&raw);
+        assert_eq!(notice.subject, "");
+        assert_eq!(notice.from, "a@example.com");
+        assert_eq!(notice.text, "Hello");
+    }
+
+    #[test]
+    fn missing_headers_leave_fields_empty() {
+        let notice = parse(b"\r\nJust a body\r\nsecond line\r\n");
+        assert_eq!(
+            notice,
+            Notice {
+                text: "Just a body\nsecond line".to_string(),
+                ..Notice::default()
+            }
+        );
+    }
+
+    #[test]
+    fn empty_input_gives_an_empty_notice() {
+        assert_eq!(parse(b""), Notice::default());
+    }
+
+    #[test]
+    fn bare_lf_input() {
+        let raw = b"Subject: bare\nFrom: Al <al@example.com>\n\nfirst\nsecond\n\nthird\n";
+        let notice = parse(raw);
+        assert_eq!(notice.subject, "bare");
+        assert_eq!(notice.from, "Al <al@example.com>");
+        assert_eq!(notice.text, "first\nsecond\n\nthird");
+    }
+
+    #[test]
+    fn control_characters_and_trailing_whitespace_are_dropped() {
+        let raw = b"Subject: a\x07b\x1bc\r\n\r\n  indented\tkept\x00\x08\r\nbell\x07\rlone cr\r\n \t \r\n\r\n";
+        let notice = parse(raw);
+        assert_eq!(notice.subject, "abc");
+        assert_eq!(notice.text, "  indented\tkept\nbell\nlone cr");
+    }
+
+    #[test]
+    fn garbage_input_does_not_panic() {
+        // parse_message, not parse: parse's catch_unwind would hide the panic we look for.
+        let samples: &[&[u8]] = &[
+            b"\xff\xfe\x00\x00garbage",
+            b":::\r\n\r\n",
+            b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n",
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x\r\n--x--",
+            b"Subject: =?UTF-8?B?####?= =?x?Q?=ZZ?=\r\n\r\n",
+            b"Content-Transfer-Encoding: base64\r\n\r\n!!!!",
+            b"Content-Type: text/plain; charset=no-such-charset\r\n\r\n\xa4\xa2",
+            b"Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n",
+        ];
+        for sample in samples {
+            let _ = parse_message(sample);
+        }
+        // Every prefix of a real nested mail, and deterministic pseudo-random bytes.
+        let nested = crlf(NESTED);
+        for end in 0..nested.len() {
+            let _ = parse_message(&nested[..end]);
+        }
+        // Bytes that mean something to a MIME parser, so the noise reaches deep code paths.
+        const ALPHABET: &[u8] = b"\r\n:=?-<>\"; abBQ\x1b\xff";
+        let mut state: u32 = 0x1234_5678;
+        for len in 0..300 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    ALPHABET[(state >> 16) as usize % ALPHABET.len()]
+                })
+                .collect();
+            let _ = parse_message(&bytes);
+        }
+    }
+
+    #[test]
+    fn garbage_bytes_become_replacement_text() {
+        // No header/body split and invalid UTF-8 still reach LINE as something readable.
+        let notice = parse(b"no headers here\xff");
+        assert_eq!(
+            notice,
+            Notice {
+                text: "no headers here\u{FFFD}".to_string(),
+                ..Notice::default()
+            }
+        );
+    }
+
+    #[test]
+    fn text_without_a_header_section_is_all_body() {
+        // mail-parser would take "hello world" for a header and drop it.
+        let notice = parse(b"hello world\r\n\r\nbody\r\n");
+        assert_eq!(notice.subject, "");
+        assert_eq!(notice.text, "hello world\n\nbody");
+    }
+
+    #[test]
+    fn last_header_without_a_line_end_is_read() {
+        let notice = parse(b"Subject: x\r\nFrom: a@example.com");
+        assert_eq!(notice.subject, "x");
+        assert_eq!(notice.from, "a@example.com");
+        assert_eq!(notice.text, "");
+    }
 }
