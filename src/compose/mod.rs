@@ -2,6 +2,9 @@
 //! Pure functions, no I/O.
 
 pub mod message;
+pub mod template;
 pub mod text;
 
 pub use message::{Emoji, Message, TextMessage};
+pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
+pub use text::{to_messages, TextMessages};
