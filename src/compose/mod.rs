@@ -1,7 +1,9 @@
 //! Notice → LINE messages: template, `[emoji:…]` tokens, splitting within LINE's limits.
 //! Pure functions, no I/O.
 
+mod emoji;
 pub mod message;
+mod split;
 pub mod template;
 pub mod text;
 
