@@ -13,7 +13,10 @@ const TOKEN_LEN: usize = PREFIX.len() + PRODUCT_LEN + 1 + EMOJI_LEN + 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Unit<'a> {
     Char(char),
-    Emoji { product_id: &'a str, emoji_id: &'a str },
+    Emoji {
+        product_id: &'a str,
+        emoji_id: &'a str,
+    },
 }
 
 impl Unit<'_> {
@@ -49,7 +52,10 @@ pub(super) fn tokenize(text: &str) -> Vec<Unit<'_>> {
     while let Some(c) = rest.chars().next() {
         if c == '[' {
             if let Some((product_id, emoji_id)) = match_token(rest) {
-                units.push(Unit::Emoji { product_id, emoji_id });
+                units.push(Unit::Emoji {
+                    product_id,
+                    emoji_id,
+                });
                 rest = &rest[TOKEN_LEN..];
                 continue;
             }
@@ -69,7 +75,9 @@ fn match_token(s: &str) -> Option<(&str, &str)> {
     let product = PREFIX.len()..PREFIX.len() + PRODUCT_LEN;
     let sep = product.end;
     let emoji = sep + 1..sep + 1 + EMOJI_LEN;
-    let ok = b[product.clone()].iter().all(|&c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    let ok = b[product.clone()]
+        .iter()
+        .all(|&c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
         && b[sep] == b':'
         && b[emoji.clone()].iter().all(u8::is_ascii_digit)
         && b[emoji.end] == b']';
@@ -90,7 +98,10 @@ mod tests {
             tokenize(&text),
             vec![
                 Unit::Char('a'),
-                Unit::Emoji { product_id: P, emoji_id: "001" },
+                Unit::Emoji {
+                    product_id: P,
+                    emoji_id: "001"
+                },
                 Unit::Char('b'),
             ]
         );
@@ -101,7 +112,13 @@ mod tests {
         let text = format!("[[emoji:{P}:120]");
         assert_eq!(
             tokenize(&text),
-            vec![Unit::Char('['), Unit::Emoji { product_id: P, emoji_id: "120" }]
+            vec![
+                Unit::Char('['),
+                Unit::Emoji {
+                    product_id: P,
+                    emoji_id: "120"
+                }
+            ]
         );
     }
 

@@ -19,7 +19,12 @@ pub(super) struct Cut {
 /// The largest `w` such that `units[start..w]` is at most `max_utf16` UTF-16 units wide and
 /// holds at most `max_emoji` emoji. Always `> start` when `start < units.len()` and
 /// `max_utf16 >= 2`, `max_emoji >= 1` (every unit is 1 or 2 wide), so callers always progress.
-pub(super) fn window_end(units: &[Unit], start: usize, max_utf16: usize, max_emoji: usize) -> usize {
+pub(super) fn window_end(
+    units: &[Unit],
+    start: usize,
+    max_utf16: usize,
+    max_emoji: usize,
+) -> usize {
     let mut width = 0;
     let mut emoji = 0;
     let mut i = start;
@@ -47,18 +52,26 @@ pub(super) fn window_end(units: &[Unit], start: usize, max_utf16: usize, max_emo
 /// of a tidy break.
 pub(super) fn choose_cut(units: &[Unit], start: usize, w: usize, min_end: usize) -> Cut {
     if w >= units.len() {
-        return Cut { end: units.len(), next: units.len() };
+        return Cut {
+            end: units.len(),
+            next: units.len(),
+        };
     }
     let lo = min_end.max(start + 1);
-    let is_sep = |pred: fn(char) -> bool| {
-        move |&i: &usize| matches!(units[i], Unit::Char(c) if pred(c))
-    };
+    let is_sep =
+        |pred: fn(char) -> bool| move |&i: &usize| matches!(units[i], Unit::Char(c) if pred(c));
     if lo <= w {
         if let Some(i) = (lo..=w).rev().find(is_sep(|c| c == '\n')) {
-            return Cut { end: i, next: i + 1 };
+            return Cut {
+                end: i,
+                next: i + 1,
+            };
         }
         if let Some(i) = (lo..=w).rev().find(is_sep(is_break_space)) {
-            return Cut { end: i, next: i + 1 };
+            return Cut {
+                end: i,
+                next: i + 1,
+            };
         }
     }
     // Hard break: step back over a grapheme's tail when we can; if the whole window is one
@@ -85,7 +98,8 @@ fn is_break_space(c: char) -> bool {
 /// not after a ZWJ, not before a combining mark / variation selector / emoji modifier / tag /
 /// ZWJ, and not between the two regional indicators of a flag.
 fn safe_boundary(units: &[Unit], b: usize) -> bool {
-    let (Some(prev), Some(next)) = (b.checked_sub(1).and_then(|p| units.get(p)), units.get(b)) else {
+    let (Some(prev), Some(next)) = (b.checked_sub(1).and_then(|p| units.get(p)), units.get(b))
+    else {
         return true;
     };
     let (prev, next) = (prev.as_char(), next.as_char());
@@ -94,7 +108,11 @@ fn safe_boundary(units: &[Unit], b: usize) -> bool {
     }
     if is_regional_indicator(prev) && is_regional_indicator(next) {
         // Flags pair up from the start of a run: an odd run length before `b` is mid-flag.
-        let run = units[..b].iter().rev().take_while(|u| is_regional_indicator(u.as_char())).count();
+        let run = units[..b]
+            .iter()
+            .rev()
+            .take_while(|u| is_regional_indicator(u.as_char()))
+            .count();
         return run % 2 == 0;
     }
     true
@@ -133,7 +151,8 @@ mod tests {
         assert_eq!(window_end(&u, 0, 3, 20), 2);
         assert_eq!(window_end(&u, 0, 2, 20), 1);
         assert_eq!(window_end(&u, 0, 4, 20), 3);
-        let u = tokenize("[emoji:5ac1bfd5040ab6b5d9a3b0fc:001]x[emoji:5ac1bfd5040ab6b5d9a3b0fc:002]");
+        let u =
+            tokenize("[emoji:5ac1bfd5040ab6b5d9a3b0fc:001]x[emoji:5ac1bfd5040ab6b5d9a3b0fc:002]");
         assert_eq!(window_end(&u, 0, 100, 1), 2);
     }
 

@@ -66,9 +66,17 @@ pub struct Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateError {
     /// `{name}` where `name` is not one of the allowed placeholders.
-    UnknownPlaceholder { name: String, line: usize, column: usize },
+    UnknownPlaceholder {
+        name: String,
+        line: usize,
+        column: usize,
+    },
     /// A `{` with no `}` before the end of its line; `text` is what followed it.
-    UnclosedBrace { text: String, line: usize, column: usize },
+    UnclosedBrace {
+        text: String,
+        line: usize,
+        column: usize,
+    },
     /// A `}` that closes nothing and is not doubled.
     UnmatchedClosingBrace { line: usize, column: usize },
 }
@@ -179,7 +187,10 @@ fn parse_line(src: &str, line_no: usize) -> Result<Line, TemplateError> {
                 i += 2;
             }
             '}' => {
-                return Err(TemplateError::UnmatchedClosingBrace { line: line_no, column: i + 1 })
+                return Err(TemplateError::UnmatchedClosingBrace {
+                    line: line_no,
+                    column: i + 1,
+                })
             }
             '{' => {
                 // A placeholder runs to the next `}`; a `{` before it means this one is unclosed.
@@ -189,11 +200,19 @@ fn parse_line(src: &str, line_no: usize) -> Result<Line, TemplateError> {
                     Some(n) if rest[n] == '}' => rest[..n].iter().collect(),
                     _ => {
                         let text: String = rest[..close.unwrap_or(rest.len())].iter().collect();
-                        return Err(TemplateError::UnclosedBrace { text, line: line_no, column: i + 1 });
+                        return Err(TemplateError::UnclosedBrace {
+                            text,
+                            line: line_no,
+                            column: i + 1,
+                        });
                     }
                 };
                 let Some(field) = Field::from_name(&name) else {
-                    return Err(TemplateError::UnknownPlaceholder { name, line: line_no, column: i + 1 });
+                    return Err(TemplateError::UnknownPlaceholder {
+                        name,
+                        line: line_no,
+                        column: i + 1,
+                    });
                 };
                 if !literal.is_empty() {
                     segments.push(Segment::Literal(std::mem::take(&mut literal)));
@@ -211,7 +230,10 @@ fn parse_line(src: &str, line_no: usize) -> Result<Line, TemplateError> {
     if !literal.is_empty() {
         segments.push(Segment::Literal(literal));
     }
-    Ok(Line { segments, has_subject })
+    Ok(Line {
+        segments,
+        has_subject,
+    })
 }
 
 #[cfg(test)]
@@ -219,7 +241,9 @@ mod tests {
     use super::*;
 
     fn render(t: &str, subject: &str, body: &str) -> String {
-        Template::parse(t).unwrap().render(subject, body, "alice@example.com", "line@example.org")
+        Template::parse(t)
+            .unwrap()
+            .render(subject, body, "alice@example.com", "line@example.org")
     }
 
     #[test]
@@ -234,7 +258,10 @@ mod tests {
     #[test]
     fn default_template_with_subject() {
         assert_eq!(render(DEFAULT_TEMPLATE, "Hello", "Body"), "Hello\n\nBody");
-        assert_eq!(Template::default().render("Hello", "Body", "", ""), "Hello\n\nBody");
+        assert_eq!(
+            Template::default().render("Hello", "Body", "", ""),
+            "Hello\n\nBody"
+        );
     }
 
     #[test]
@@ -259,7 +286,10 @@ mod tests {
     fn empty_subject_drops_its_line_in_the_middle() {
         let t = "From: {from}\nSubject: {subject}\n{body}";
         assert_eq!(render(t, "", "Body"), "From: alice@example.com\nBody");
-        assert_eq!(render(t, "S", "Body"), "From: alice@example.com\nSubject: S\nBody");
+        assert_eq!(
+            render(t, "S", "Body"),
+            "From: alice@example.com\nSubject: S\nBody"
+        );
     }
 
     #[test]
@@ -279,7 +309,11 @@ mod tests {
         let err = Template::parse("Hi {subjet}").unwrap_err();
         assert_eq!(
             err,
-            TemplateError::UnknownPlaceholder { name: "subjet".into(), line: 1, column: 4 }
+            TemplateError::UnknownPlaceholder {
+                name: "subjet".into(),
+                line: 1,
+                column: 4
+            }
         );
         assert_eq!(
             err.to_string(),
@@ -288,14 +322,25 @@ mod tests {
         );
         assert_eq!(
             Template::parse("a\n{}").unwrap_err(),
-            TemplateError::UnknownPlaceholder { name: String::new(), line: 2, column: 1 }
+            TemplateError::UnknownPlaceholder {
+                name: String::new(),
+                line: 2,
+                column: 1
+            }
         );
     }
 
     #[test]
     fn unbalanced_braces_are_errors() {
         let err = Template::parse("{subject").unwrap_err();
-        assert_eq!(err, TemplateError::UnclosedBrace { text: "subject".into(), line: 1, column: 1 });
+        assert_eq!(
+            err,
+            TemplateError::UnclosedBrace {
+                text: "subject".into(),
+                line: 1,
+                column: 1
+            }
+        );
         assert_eq!(
             err.to_string(),
             "unclosed placeholder `{subject` at line 1, column 1; allowed placeholders are \
@@ -303,15 +348,26 @@ mod tests {
         );
         assert_eq!(
             Template::parse("{a{body}").unwrap_err(),
-            TemplateError::UnclosedBrace { text: "a".into(), line: 1, column: 1 }
+            TemplateError::UnclosedBrace {
+                text: "a".into(),
+                line: 1,
+                column: 1
+            }
         );
         // A placeholder cannot span lines.
         assert_eq!(
             Template::parse("{sub\nject}").unwrap_err(),
-            TemplateError::UnclosedBrace { text: "sub".into(), line: 1, column: 1 }
+            TemplateError::UnclosedBrace {
+                text: "sub".into(),
+                line: 1,
+                column: 1
+            }
         );
         let err = Template::parse("x }").unwrap_err();
-        assert_eq!(err, TemplateError::UnmatchedClosingBrace { line: 1, column: 3 });
+        assert_eq!(
+            err,
+            TemplateError::UnmatchedClosingBrace { line: 1, column: 3 }
+        );
         assert_eq!(
             err.to_string(),
             "unmatched `}` at line 1, column 3; allowed placeholders are \
@@ -321,10 +377,17 @@ mod tests {
 
     #[test]
     fn non_ascii_template() {
-        assert_eq!(render("件名: {subject}\n{body} 🍎", "こんにちは", "本文"), "件名: こんにちは\n本文 🍎");
+        assert_eq!(
+            render("件名: {subject}\n{body} 🍎", "こんにちは", "本文"),
+            "件名: こんにちは\n本文 🍎"
+        );
         assert_eq!(
             Template::parse("件名 {件名}").unwrap_err(),
-            TemplateError::UnknownPlaceholder { name: "件名".into(), line: 1, column: 4 }
+            TemplateError::UnknownPlaceholder {
+                name: "件名".into(),
+                line: 1,
+                column: 4
+            }
         );
     }
 }
