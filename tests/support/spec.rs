@@ -143,8 +143,8 @@ impl Spec {
     }
 
     fn parse(path: &Path, text: &str) -> Spec {
-        let yaml: serde_yaml::Value = serde_yaml::from_str(text)
-            .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
+        let yaml: serde_yaml::Value =
+            serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()));
         let doc = yaml_to_json(yaml);
         let mut components = doc.get("components").cloned().unwrap_or_else(|| json!({}));
         convert_openapi_keywords(&mut components);
@@ -207,11 +207,10 @@ impl Spec {
     pub fn validate_response(&self, method: &str, path: &str, status: u16, body: &Value) -> Result<(), Vec<String>> {
         let (template, op) = self.find_operation(method, path).map_err(|e| vec![e])?;
         let responses = op.get("responses").ok_or_else(|| vec![format!("{template}: no responses documented")])?;
-        let response = responses
-            .get(status.to_string())
-            .or_else(|| responses.get("default"))
-            .map(|r| self.deref(r))
-            .ok_or_else(|| vec![format!("{} {template}: status {status} is not documented", method.to_uppercase())])?;
+        let response =
+            responses.get(status.to_string()).or_else(|| responses.get("default")).map(|r| self.deref(r)).ok_or_else(
+                || vec![format!("{} {template}: status {status} is not documented", method.to_uppercase())],
+            )?;
         match response.pointer("/content/application~1json/schema") {
             Some(schema) => {
                 let key = format!("response {} {template} {status}", method.to_uppercase());
@@ -235,6 +234,12 @@ impl Spec {
         self.run(&format!("schema {name}"), &schema, value).map_err(to_strings)
     }
 
+    /// The path template of the operation `method` + concrete `path` maps to,
+    /// or why there is none (unknown path, or path without that method).
+    pub fn operation_template(&self, method: &str, path: &str) -> Result<String, String> {
+        self.find_operation(method, path).map(|(template, _)| template)
+    }
+
     /// Finds the operation for a concrete path. Literal segments beat
     /// `{param}` segments, so `/v2/bot/message/quota` never matches a
     /// `/v2/bot/message/{messageId}`-style template when a literal one exists.
@@ -242,7 +247,8 @@ impl Spec {
         let path = path.split(['?', '#']).next().unwrap_or("");
         let wanted: Vec<&str> = path.split('/').collect();
         let file = self.inner.file.display();
-        let paths = self.inner.doc.get("paths").and_then(Value::as_object).ok_or_else(|| format!("{file} has no paths"))?;
+        let paths =
+            self.inner.doc.get("paths").and_then(Value::as_object).ok_or_else(|| format!("{file} has no paths"))?;
         let mut best: Option<(usize, &String, &Value)> = None;
         for (template, item) in paths {
             let segs: Vec<&str> = template.split('/').collect();
