@@ -1,0 +1,12 @@
+//! Shared test support for mail2line's integration tests.
+//!
+//! Owns nothing but the module list: `spec` (validation against LINE's
+//! official OpenAPI documents) and `standin` (a fake LINE API server that
+//! uses `spec` to police every request the gateway makes).
+//!
+//! Each integration test binary compiles this module on its own and usually
+//! needs only part of it, hence the blanket `dead_code` allowance.
+#![allow(dead_code)]
+
+pub mod spec;
+pub mod standin;
