@@ -67,7 +67,8 @@ impl Gateway {
             Mode::DryRun => {
                 for req in &composed.requests {
                     let body = serde_json::to_string(&Body::of(req)).unwrap_or_default();
-                    info!(mail = %id, endpoint = path(&req.endpoint), "dry run, not sent: {body}");
+                    // `body` last, so the JSON runs to the end of the log line.
+                    info!(mail = %id, endpoint = path(&req.endpoint), body = %body, "dry run, not sent");
                 }
                 Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"))
             }

@@ -8,5 +8,6 @@
 //! needs only part of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod spec;
 pub mod standin;
