@@ -1,0 +1,2 @@
+//! End-to-end benchmark (placeholder; see bench/README.md).
+fn main() {}
