@@ -29,6 +29,96 @@ pub struct Config {
     pub http: Http,
     #[serde(default)]
     pub storage: Storage,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+/// `[delivery] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// 250 once the mail is durably stored; workers push it (default).
+    Spool,
+    /// 250 only after LINE answered 2xx, while the client waits.
+    Direct,
+}
+
+/// A duration written as seconds (`3600`) or with a unit (`"90s"`, `"30m"`, `"72h"`, `"3d"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationValue {
+    pub fn parse(&self) -> Result<Duration, String> {
+        match self {
+            DurationValue::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationValue::Text(t) => {
+                let t = t.trim();
+                let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                let (num, unit) = t.split_at(split);
+                let n: u64 = num.parse().map_err(|_| format!("{t:?} is not a duration such as \"3d\", \"72h\", \"30m\" or \"90s\""))?;
+                let mult = match unit.trim() {
+                    "" | "s" => 1,
+                    "m" => 60,
+                    "h" => 3600,
+                    "d" => 86400,
+                    _ => return Err(format!("{t:?} has an unknown unit; use s, m, h or d")),
+                };
+                Ok(Duration::from_secs(n.saturating_mul(mult)))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub mode: DeliveryMode,
+    /// Concurrent pushes; 0 = sized for the machine.
+    pub workers: usize,
+    /// Give up (dead letter) on a mail not delivered after this long.
+    pub max_age: DurationValue,
+    /// LINE's push limit per channel.
+    pub max_requests_per_second: u32,
+    /// LINE's multicast limit per channel.
+    pub max_multicast_per_second: u32,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest retry delay in seconds.
+    pub retry_max_secs: u64,
+    /// How often a paused spool asks LINE whether the monthly quota has room again.
+    pub quota_probe_secs: u64,
+    /// How often the spool looks for jobs whose retry time has come, in milliseconds.
+    pub scan_interval_ms: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            mode: DeliveryMode::Spool,
+            workers: 0,
+            max_age: DurationValue::Text("3d".into()),
+            max_requests_per_second: 2000,
+            max_multicast_per_second: 200,
+            retry_base_ms: 1000,
+            retry_max_secs: 3600,
+            quota_probe_secs: 300,
+            scan_interval_ms: 1000,
+        }
+    }
+}
+
+impl Delivery {
+    /// Workers to run: as configured, or 64 per core (pushes wait on the network, not the CPU).
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        64 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +319,23 @@ impl Config {
                 "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token); `serve --dry-run` runs without one".into(),
             ));
         }
+        match self.delivery.max_age.parse() {
+            Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age", "must be at least one minute".into())),
+            Ok(_) => {}
+            Err(e) => p.push(("delivery.max_age", e)),
+        }
+        if self.delivery.max_requests_per_second == 0 {
+            p.push(("delivery.max_requests_per_second", "must be at least 1".into()));
+        }
+        if self.delivery.max_multicast_per_second == 0 {
+            p.push(("delivery.max_multicast_per_second", "must be at least 1".into()));
+        }
+        if self.delivery.retry_base_ms == 0 || self.delivery.retry_max_secs == 0 {
+            p.push(("delivery.retry_base_ms", "retry delays must be at least 1".into()));
+        }
+        if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
+            p.push(("delivery.scan_interval_ms", "intervals must be at least 1".into()));
+        }
         if let Err(e) = Template::parse(&self.message.template) {
             p.push(("message.template", e.to_string()));
         }
@@ -339,6 +446,26 @@ channel_access_token = "tok"
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.storage.dir, PathBuf::from("./data"));
         assert_eq!(c.line.channel_access_token.expose(), "tok");
+        assert_eq!(c.delivery.mode, DeliveryMode::Spool);
+        assert_eq!(c.delivery.max_age.parse(), Ok(Duration::from_secs(3 * 86400)));
+        assert_eq!(c.delivery.max_requests_per_second, 2000);
+        assert_eq!(c.delivery.max_multicast_per_second, 200);
+    }
+
+    #[test]
+    fn delivery_section() {
+        let text = "[smtp]\ndomain = \"a.b\"\n[delivery]\nmode = \"direct\"\nmax_age = \"72h\"\nworkers = 3\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.delivery.mode, c.delivery.worker_count()), (DeliveryMode::Direct, 3));
+        assert_eq!(c.delivery.max_age.parse(), Ok(Duration::from_secs(72 * 3600)));
+        let text = "[smtp]\ndomain = \"a.b\"\n[delivery]\nmax_age = 7200\n";
+        assert_eq!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().delivery.max_age.parse(), Ok(Duration::from_secs(7200)));
+        let text = "[smtp]\ndomain = \"a.b\"\n[delivery]\nmode = \"later\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:4: delivery.mode: unknown variant `later`"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\n[delivery]\n\nmax_age = \"3 weeks\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:5: delivery.max_age: \"3 weeks\" has an unknown unit"), "{e}");
     }
 
     #[test]

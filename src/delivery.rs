@@ -1,8 +1,8 @@
 //! From an accepted SMTP transaction to LINE: parse, compose, send, and choose the reply.
 //!
-//! This is the seam the durable spool plugs into: today a mail is either pushed directly
-//! (`Mode::Direct`: 250 only after LINE answered 2xx) or only logged (`Mode::DryRun`). The spool
-//! will be a third mode that stores the composed requests and answers 250 once they are durable.
+//! Three modes: `Spool` (the default) stores the composed requests durably and answers 250 once
+//! they are on disk; workers in `spool/` push them. `Direct` pushes while the client waits and
+//! answers 250 only after LINE's 2xx. `DryRun` only logs the JSON it would send.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,8 +18,12 @@ use crate::line::outcome::RetryReason;
 use crate::line::{LineClient, Outcome};
 use crate::mail;
 use crate::smtp::{Mail, Reply};
+use crate::spool::store::NewJob;
+use crate::spool::Spool;
 
 pub enum Mode {
+    /// Store durably, answer 250, deliver in the background with retries.
+    Spool(Spool),
     /// Push to LINE while the client waits; the reply reflects LINE's answer.
     Direct(LineClient),
     /// Log the exact JSON that would be sent and answer 250: for trying the gateway without a
@@ -73,6 +77,7 @@ impl Gateway {
                 Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"))
             }
             Mode::Direct(client) => self.push_all(client, &id, &mail, &composed).await,
+            Mode::Spool(spool) => enqueue(spool, &id, &mail, &composed).await,
         }
     }
 
@@ -100,6 +105,45 @@ impl Gateway {
     }
 }
 
+/// Stores the mail's requests; 250 only once they are durable.
+async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> Reply {
+    if spool.quota_paused() {
+        warn!(mail = %id, from = %mail.from, "refused: LINE monthly quota exhausted");
+        return Reply::new(452, "4.2.2", "LINE monthly message quota is used up; deliveries are paused, try again later");
+    }
+    let mut jobs = Vec::with_capacity(composed.requests.len());
+    for req in &composed.requests {
+        let body = match serde_json::to_string(&Body::of(req)) {
+            Ok(b) => b,
+            Err(e) => return Reply::new(451, "4.3.0", format!("Cannot encode the LINE request ({e}); try again later")),
+        };
+        let target = match &req.endpoint {
+            crate::compose::route::Endpoint::Push { to } => to.clone(),
+            crate::compose::route::Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
+        };
+        jobs.push(NewJob {
+            mail_id: id.to_owned(),
+            path: path(&req.endpoint).to_owned(),
+            body,
+            // Chosen now and stored with the job, so every attempt, also after a restart,
+            // carries the same key and LINE can answer 409 instead of sending twice.
+            retry_key: uuid::Uuid::new_v4().to_string(),
+            target,
+            sender: mail.from.clone(),
+        });
+    }
+    match spool.accept(jobs).await {
+        Ok(job_ids) => {
+            info!(mail = %id, from = %mail.from, recipients = mail.rcpts.len(), jobs = job_ids.len(), "mail accepted into the spool");
+            Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
+        }
+        Err(e) => {
+            tracing::error!(mail = %id, from = %mail.from, "cannot store the mail, answering 452: {e}");
+            Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later")
+        }
+    }
+}
+
 /// The SMTP reply for a request LINE did not accept (see DESIGN.md's error table).
 pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
     let partial = if already_sent > 0 {
@@ -113,6 +157,7 @@ pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
             let (code, status) = match reason {
                 RetryReason::Unreachable => (451, "4.4.1"),
                 RetryReason::Timeout => (451, "4.4.2"),
+                RetryReason::ConnectionLost => (451, "4.4.2"),
                 RetryReason::ServerError => (451, "4.3.0"),
                 RetryReason::RateLimited => (451, "4.4.5"),
                 RetryReason::QuotaExhausted => (452, "4.2.2"),

@@ -13,3 +13,4 @@ pub mod delivery;
 pub mod line;
 pub mod secret;
 pub mod smtp;
+pub mod spool;

@@ -9,7 +9,11 @@ use tokio::sync::watch;
 use tracing::{error, info};
 
 use mail2line::compose::template::Template;
-use mail2line::config::{self, Config, Purpose};
+use std::time::Duration;
+
+use mail2line::config::{self, Config, DeliveryMode, Purpose};
+use mail2line::spool::policy::RetryPolicy;
+use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
 use mail2line::line::LineClient;
 use mail2line::smtp::{server, Rules};
@@ -78,10 +82,21 @@ fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
 
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
+    let mut runner = None;
     let mode = if dry_run {
         Mode::DryRun
     } else {
-        Mode::Direct(LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?)
+        let client = LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?;
+        match cfg.delivery.mode {
+            DeliveryMode::Direct => Mode::Direct(client),
+            DeliveryMode::Spool => {
+                let (spool, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?)
+                    .map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?;
+                info!("spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
+                runner = Some(r);
+                Mode::Spool(spool)
+            }
+        }
     };
     let gateway = Arc::new(Gateway::new(template, mode));
     let listener = TcpListener::bind(cfg.smtp.listen)
@@ -106,9 +121,30 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         info!("shutting down: no new SMTP sessions");
         let _ = stop_tx.send(true);
     });
+    let grace = limits.shutdown_grace;
     server::serve(listener, rules, limits, gateway, stop_rx).await;
+    if let Some(runner) = runner {
+        info!("SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
+        runner.shutdown(grace).await;
+    }
     info!("stopped");
     Ok(())
+}
+
+fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
+    let d = &cfg.delivery;
+    Ok(SpoolSettings {
+        workers: d.worker_count(),
+        push_per_second: d.max_requests_per_second,
+        multicast_per_second: d.max_multicast_per_second,
+        retry: RetryPolicy {
+            base: Duration::from_millis(d.retry_base_ms),
+            max: Duration::from_secs(d.retry_max_secs),
+            max_age: d.max_age.parse().map_err(|e| format!("delivery.max_age: {e}"))?,
+            quota_probe: Duration::from_secs(d.quota_probe_secs),
+        },
+        scan_interval: Duration::from_millis(d.scan_interval_ms),
+    })
 }
 
 async fn wait_for_signal() {

@@ -1,5 +1,7 @@
-//! End to end: a real SMTP client (lettre) → the real `mail2line` binary → a stand-in LINE
-//! server that records every request and checks it against LINE's OpenAPI spec.
+//! End to end in direct mode: a real SMTP client (lettre) → the real `mail2line` binary → a
+//! stand-in LINE server that records every request and checks it against LINE's OpenAPI spec.
+//! Direct mode answers the SMTP client with LINE's verdict, so these tests see both at once;
+//! the spool's own behaviour is tested in `spool.rs`.
 
 mod support;
 
@@ -10,11 +12,13 @@ use support::gateway::{addr, code, user, GatewayProcess, Options, DOMAIN, TOKEN}
 use support::standin::{Behaviour, StandIn};
 use tokio::task::block_in_place;
 
+const DIRECT: &str = "[delivery]\nmode = \"direct\"";
+
 async fn setup() -> (StandIn, GatewayProcess) {
     let line = StandIn::start().await;
     line.expected_token(TOKEN);
     let url = line.base_url();
-    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, ..Default::default() }));
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: DIRECT, ..Default::default() }));
     (line, gw)
 }
 
@@ -189,7 +193,7 @@ async fn line_errors_become_the_right_smtp_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_line_is_a_temporary_failure() {
     // Port 9 (discard) on loopback: nothing listens, the connection is refused.
-    let gw = block_in_place(|| GatewayProcess::start(Options::default()));
+    let gw = block_in_place(|| GatewayProcess::start(Options { extra: DIRECT, ..Default::default() }));
     let err = block_in_place(|| gw.send_raw("a@example.com", &[&addr(&user(6))], b"Subject: x\r\n\r\ny\r\n")).unwrap_err();
     assert_eq!(code(&err), Some(451));
     assert!(err.to_string().contains("4.4.1"), "{err}");

@@ -56,12 +56,22 @@ impl LineClient {
 
     /// Sends one request. `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
     pub async fn send(&self, req: &Request, retry_key: Option<&str>) -> Outcome {
-        let url = format!("{}{}", self.base_url, path(&req.endpoint));
+        let body = match serde_json::to_string(&Body::of(req)) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Permanent { status: 0, message: format!("cannot encode the request: {e}") },
+        };
+        self.send_raw(path(&req.endpoint), body, retry_key).await
+    }
+
+    /// POSTs an already encoded JSON body to an API path (as stored by the spool).
+    pub async fn send_raw(&self, api_path: &str, body: String, retry_key: Option<&str>) -> Outcome {
+        let url = format!("{}{}", self.base_url, api_path);
         let mut builder = self
             .http
             .post(&url)
             .bearer_auth(self.token.expose())
-            .json(&Body::of(req));
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
         if let Some(key) = retry_key {
             builder = builder.header("X-Line-Retry-Key", key);
         }
@@ -79,12 +89,56 @@ impl LineClient {
         };
         classify(status, &body, retry_after, request_id)
     }
+
+    /// Whether the monthly message quota has room again: `GET /v2/bot/message/quota` (limit) and
+    /// `/v2/bot/message/quota/consumption` (used so far).
+    pub async fn quota_available(&self) -> Result<bool, String> {
+        #[derive(serde::Deserialize)]
+        struct Quota {
+            #[serde(rename = "type")]
+            kind: String,
+            #[serde(default)]
+            value: Option<i64>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Consumption {
+            #[serde(rename = "totalUsage")]
+            total_usage: i64,
+        }
+        let quota: Quota = self.get_json("/v2/bot/message/quota").await?;
+        if quota.kind == "none" {
+            return Ok(true);
+        }
+        let used: Consumption = self.get_json("/v2/bot/message/quota/consumption").await?;
+        Ok(quota.value.is_none_or(|limit| used.total_usage < limit))
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base_url, api_path))
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {api_path}: LINE answered {}", status.as_u16()));
+        }
+        response.json::<T>().await.map_err(|e| format!("GET {api_path}: unexpected answer: {e}"))
+    }
 }
 
 /// A request that got no HTTP answer. The error is described without its source chain's
 /// internals; it never contains the token (which travels only in a header).
 fn transport_error(e: &reqwest::Error) -> Outcome {
-    let reason = if e.is_timeout() { RetryReason::Timeout } else { RetryReason::Unreachable };
+    let reason = if e.is_timeout() {
+        RetryReason::Timeout
+    } else if e.is_connect() {
+        RetryReason::Unreachable
+    } else {
+        RetryReason::ConnectionLost
+    };
     let detail = if e.is_timeout() {
         "LINE API did not answer in time".to_owned()
     } else if e.is_connect() {

@@ -20,8 +20,12 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryReason {
+    /// No connection could be made: the request never left.
     Unreachable,
+    /// No answer in time: LINE may or may not have acted on it.
     Timeout,
+    /// The connection broke after the request was sent: LINE may have acted on it.
+    ConnectionLost,
     ServerError,
     RateLimited,
     /// 429 "You have reached your monthly limit.": retrying before the quota resets is useless.

@@ -120,6 +120,9 @@ struct StateData {
     accepted_keys: HashMap<String, AcceptedKey>,
     next_message_id: u64,
     next_request_id: u64,
+    /// Monthly quota: `None` = no limit (`{"type":"none"}`), and messages used so far.
+    quota_limit: Option<i64>,
+    quota_used: i64,
 }
 
 struct AcceptedKey {
@@ -138,6 +141,7 @@ enum Route {
     Broadcast,
     Profile,
     Quota,
+    QuotaLimit,
     Unknown,
 }
 
@@ -149,6 +153,7 @@ impl Route {
             ("POST", "/v2/bot/message/multicast") => Route::Multicast,
             ("POST", "/v2/bot/message/broadcast") => Route::Broadcast,
             ("GET", "/v2/bot/message/quota/consumption") => Route::Quota,
+            ("GET", "/v2/bot/message/quota") => Route::QuotaLimit,
             ("GET", p) => match p.strip_prefix("/v2/bot/profile/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Route::Profile,
                 _ => Route::Unknown,
@@ -177,6 +182,8 @@ impl StandIn {
                 accepted_keys: HashMap::new(),
                 next_message_id: 1,
                 next_request_id: 1,
+                quota_limit: None,
+                quota_used: 0,
             }),
             recorded: Notify::new(),
         });
@@ -213,6 +220,13 @@ impl StandIn {
     /// Appends to the scripted queue for deliveries (see module docs).
     pub fn push_behaviour(&self, behaviour: Behaviour) {
         self.shared.lock().queue.push_back(behaviour);
+    }
+
+    /// What `GET /v2/bot/message/quota` and `/quota/consumption` report.
+    pub fn set_quota(&self, limit: Option<i64>, used: i64) {
+        let mut state = self.shared.lock();
+        state.quota_limit = limit;
+        state.quota_used = used;
     }
 
     /// Behaviour for requests with nothing scripted (initially `Ok`).
@@ -510,7 +524,11 @@ fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Valu
             let short: String = user_id.chars().take(6).collect();
             json!({ "displayName": format!("User {short}"), "userId": user_id })
         }
-        Route::Quota => json!({ "totalUsage": 0 }),
+        Route::Quota => json!({ "totalUsage": shared.lock().quota_used }),
+        Route::QuotaLimit => match shared.lock().quota_limit {
+            Some(limit) => json!({ "type": "limited", "value": limit }),
+            None => json!({ "type": "none" }),
+        },
         Route::Unknown => error_body("Not found"),
     }
 }

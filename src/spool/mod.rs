@@ -1,0 +1,334 @@
+//! The durable spool: a mail answered 250 is on disk and will reach LINE exactly once.
+//!
+//! `accept` stores a mail's requests (each with its `X-Line-Retry-Key`, chosen before the first
+//! attempt) and returns only after the commit is durable. Freshly accepted jobs go straight to
+//! the workers through a channel; a scanner picks up jobs whose retry time has come, and after a
+//! restart every pending job. Workers send at LINE's pace (rate limiters), record each outcome
+//! (done, retry at, dead) and, when the monthly quota is spent, pause until a probe says it has
+//! room again. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
+//! it but we never recorded that) is answered 409 by LINE and counts as delivered.
+
+pub mod limiter;
+pub mod policy;
+pub mod store;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{debug, error, info, warn};
+
+use crate::line::{LineClient, Outcome};
+
+use limiter::RateLimiter;
+use policy::{decide, RetryPolicy};
+use store::{Job, JobId, NewJob, Store, StoreError, Update};
+
+/// How the spool runs; built from `[delivery]`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub workers: usize,
+    pub push_per_second: u32,
+    pub multicast_per_second: u32,
+    pub retry: RetryPolicy,
+    /// How often the store is scanned for jobs whose retry time has come.
+    pub scan_interval: Duration,
+}
+
+/// Shared "monthly quota spent" state: workers hold, SMTP answers 452 4.2.2.
+#[derive(Default)]
+pub struct Quota {
+    paused: AtomicBool,
+    resumed: Notify,
+}
+
+impl Quota {
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+}
+
+/// The spool as the SMTP side sees it.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    dir: std::path::PathBuf,
+    ready: mpsc::UnboundedSender<Job>,
+    /// Jobs handed to workers and not yet finished: the scanner must not hand them out again.
+    inflight: Mutex<HashSet<JobId>>,
+    quota: Quota,
+    /// Turns true on shutdown; every waiting task also waits on it.
+    stop: watch::Sender<bool>,
+    /// Wakes the scanner early (quota resumed).
+    wake: Notify,
+    client: LineClient,
+    settings: Settings,
+    push_limit: RateLimiter,
+    multicast_limit: RateLimiter,
+    jitter_seed: AtomicU64,
+}
+
+/// Running spool tasks; [`Runner::shutdown`] stops them.
+pub struct Runner {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    spool: Spool,
+}
+
+impl Spool {
+    /// Opens the store under `dir` and starts the scanner and `settings.workers` workers.
+    pub fn start(dir: &Path, client: LineClient, settings: Settings) -> Result<(Spool, Runner), StoreError> {
+        let store = Store::open(dir)?;
+        let (ready, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            store,
+            dir: dir.to_path_buf(),
+            ready,
+            inflight: Mutex::new(HashSet::new()),
+            quota: Quota::default(),
+            stop: watch::channel(false).0,
+            wake: Notify::new(),
+            client,
+            push_limit: RateLimiter::new(settings.push_per_second),
+            multicast_limit: RateLimiter::new(settings.multicast_per_second),
+            settings,
+            jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
+        });
+        let spool = Spool { inner };
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let mut tasks = Vec::new();
+        for _ in 0..spool.inner.settings.workers.max(1) {
+            tasks.push(tokio::spawn(worker(spool.inner.clone(), rx.clone())));
+        }
+        tasks.push(tokio::spawn(scanner(spool.inner.clone())));
+        Ok((spool.clone(), Runner { tasks, spool }))
+    }
+
+    pub fn quota_paused(&self) -> bool {
+        self.inner.quota.is_paused()
+    }
+
+    /// Stores a mail's jobs durably, then hands them to the workers.
+    pub async fn accept(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
+        let ids = self.inner.store.insert(jobs.clone()).await?;
+        let now = store::now_ms();
+        let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, j) in ids.iter().zip(jobs) {
+            inflight.insert(*id);
+            let job = Job {
+                id: *id,
+                mail_id: j.mail_id,
+                path: j.path,
+                body: j.body,
+                retry_key: j.retry_key,
+                target: j.target,
+                sender: j.sender,
+                state: store::State::Pending,
+                attempts: 0,
+                created_at: now,
+                first_attempt_at: None,
+                next_at: now,
+                ambiguous: false,
+                last_error: String::new(),
+            };
+            let _ = self.inner.ready.send(job);
+        }
+        Ok(ids)
+    }
+}
+
+impl Runner {
+    /// Stops taking jobs, lets pushes in flight finish (up to `grace`); everything else stays
+    /// pending in the store for the next start.
+    pub async fn shutdown(self, grace: Duration) {
+        self.spool.inner.stop.send_replace(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            warn!("spool: pushes still in flight after the grace period; they stay pending");
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+impl Inner {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Resolves once shutdown has begun (at once if it already has).
+    async fn stopped(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|&s| s).await;
+    }
+
+    fn finish(&self, id: JobId) {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// A number in [0, 1) for backoff jitter (xorshift; quality is irrelevant here).
+    fn jitter(&self) -> f64 {
+        let mut x = self.jitter_seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.jitter_seed.store(x, Ordering::Relaxed);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Pauses deliveries until the quota probe finds room (one probe task at a time).
+    fn pause_for_quota(self: &Arc<Self>) {
+        if self.quota.paused.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        warn!("LINE monthly message quota exhausted: deliveries paused, new mail is answered 452 4.2.2");
+        let inner = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(inner.settings.retry.quota_probe) => {}
+                    _ = inner.stopped() => return,
+                }
+                if inner.stopping() {
+                    return;
+                }
+                match inner.client.quota_available().await {
+                    Ok(true) => break,
+                    Ok(false) => debug!("quota probe: still exhausted"),
+                    Err(e) => warn!("quota probe failed: {e}"),
+                }
+            }
+            info!("LINE message quota available again: deliveries resumed");
+            // Jobs that met the exhausted quota wait for the probe interval; make them due now.
+            if let Err(e) = make_quota_jobs_due(&inner.dir) {
+                warn!("cannot reschedule jobs after the quota pause: {e}");
+            }
+            inner.quota.paused.store(false, Ordering::Release);
+            inner.quota.resumed.notify_waiters();
+            inner.wake.notify_waiters();
+        });
+    }
+}
+
+fn make_quota_jobs_due(dir: &Path) -> Result<(), StoreError> {
+    let conn = store::open_existing(dir, true)?;
+    conn.execute(
+        "UPDATE jobs SET next_at = ?1 WHERE state = 'pending' AND last_error LIKE '%monthly limit%'",
+        rusqlite::params![store::now_ms()],
+    )?;
+    Ok(())
+}
+
+async fn worker(inner: Arc<Inner>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    loop {
+        let job = tokio::select! {
+            biased;
+            _ = inner.stopped() => None,
+            j = async { rx.lock().await.recv().await } => j,
+        };
+        let Some(job) = job else { return };
+        // While the quota is spent, hold the job (it stays in flight, so the scanner leaves it).
+        while inner.quota.is_paused() {
+            let resumed = inner.quota.resumed.notified();
+            tokio::pin!(resumed);
+            resumed.as_mut().enable();
+            if !inner.quota.is_paused() {
+                break;
+            }
+            tokio::select! {
+                _ = resumed => {}
+                _ = inner.stopped() => break,
+            }
+        }
+        if inner.stopping() {
+            // Not attempted: it stays pending in the store for the next start.
+            inner.finish(job.id);
+            return;
+        }
+        attempt(&inner, job).await;
+    }
+}
+
+/// One delivery attempt and its bookkeeping.
+async fn attempt(inner: &Arc<Inner>, job: Job) {
+    if job.path.ends_with("/multicast") {
+        inner.multicast_limit.acquire().await;
+    } else {
+        inner.push_limit.acquire().await;
+    }
+    let started = store::now_ms();
+    let outcome = inner.client.send_raw(&job.path, job.body.clone(), Some(&job.retry_key)).await;
+    let update = decide(&job, &outcome, store::now_ms(), inner.jitter(), &inner.settings.retry);
+    match (&outcome, &update) {
+        (Outcome::Delivered { request_id, duplicate }, _) => {
+            info!(mail = %job.mail_id, job = job.id, endpoint = %job.path, line_request_id = request_id.as_deref().unwrap_or("-"), duplicate, attempts = job.attempts + 1, "delivered to LINE");
+        }
+        (_, Update::Retry { next_at, error, .. }) => {
+            warn!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, retry_in_ms = next_at - store::now_ms(), "delivery failed, will retry: {error}");
+        }
+        (_, Update::Dead { error }) => {
+            error!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, "delivery failed for good (dead letter): {error}");
+        }
+        _ => {}
+    }
+    if matches!(outcome, Outcome::Retry { reason: crate::line::outcome::RetryReason::QuotaExhausted, .. }) {
+        inner.pause_for_quota();
+    }
+    if let Err(e) = inner.store.update(job.id, started, update).await {
+        // The job stays pending as it was: it will be tried again (same retry key), which is
+        // safe; losing it would not be.
+        error!(job = job.id, "cannot record the delivery outcome: {e}");
+    }
+    inner.finish(job.id);
+}
+
+/// Hands out jobs whose time has come: retries, and everything pending after a restart.
+async fn scanner(inner: Arc<Inner>) {
+    let conn = match store::open_existing(&inner.dir, false) {
+        Ok(c) => Arc::new(Mutex::new(c)),
+        Err(e) => {
+            error!("spool scanner cannot open the store: {e}");
+            return;
+        }
+    };
+    loop {
+        if inner.stopping() {
+            return;
+        }
+        if !inner.quota.is_paused() {
+            let c = conn.clone();
+            let due = tokio::task::spawn_blocking(move || {
+                let c = c.lock().unwrap_or_else(|e| e.into_inner());
+                store::due(&c, store::now_ms(), 10_000)
+            })
+            .await;
+            match due {
+                Ok(Ok(jobs)) => {
+                    let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                    for job in jobs {
+                        if inflight.insert(job.id) {
+                            let _ = inner.ready.send(job);
+                        }
+                    }
+                }
+                Ok(Err(e)) => warn!("spool scan failed: {e}"),
+                Err(e) => warn!("spool scan task failed: {e}"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(inner.settings.scan_interval) => {}
+            _ = inner.wake.notified() => {}
+            _ = inner.stopped() => return,
+        }
+    }
+}
