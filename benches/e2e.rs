@@ -822,8 +822,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
         }
     }
     let missing = accepted.iter().filter(|r| !log.first.contains_key(&r.seq)).count();
-    let pushed_not_accepted =
-        log.first.keys().filter(|s| records.get(**s as usize).is_none_or(|r| r.code != Some(250))).count();
+    // By seq, not by index: a session that died leaves gaps in `records`.
+    let accepted_seqs: std::collections::HashSet<u64> = accepted.iter().map(|r| r.seq).collect();
+    let pushed_not_accepted = log.first.keys().filter(|s| !accepted_seqs.contains(s)).count();
     let pushed = log.first.len();
     let last_push = log.first.values().max().copied();
     let last_accept = accepted.iter().filter_map(|r| r.replied).max();
