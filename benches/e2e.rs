@@ -1,2 +1,916 @@
-//! End-to-end benchmark (placeholder; see bench/README.md).
-fn main() {}
+//! End-to-end benchmark of the real `mail2line` binary: SMTP in, LINE push out.
+//!
+//! This file owns the whole measurement: an in-process LINE stand-in (the "sink") that answers
+//! push/multicast 200 and timestamps every request, the gateway process (spawned from the binary
+//! cargo built, configured in a tempdir), a raw-socket SMTP load generator, and the RSS probe.
+//! `bench/e2e.sh` runs the standard scenarios; `bench/README.md` explains the numbers.
+//!
+//! Usage (after `--`, simple `--key value` pairs; `cargo bench` adds `--bench`, which we skip):
+//!
+//! ```text
+//! cargo bench --bench e2e -- --sessions 20 --mails 10000 --size 2048          # throughput
+//! cargo bench --bench e2e -- --sessions 20 --rate 200 --duration 20           # latency
+//! cargo bench --bench e2e -- --idle-sessions 1000 --sessions 5 --rate 100 --mails 1000
+//! ```
+//!
+//! Options: `--sessions S` (20), `--mails M` (10000), `--size BYTES` body size (2048),
+//! `--rate R` mails/s over all sessions (unpaced if absent), `--duration SECS` (with `--rate`:
+//! mails = R × SECS), `--idle-sessions N` (0), `--mode spool|direct` (writes `[delivery]`; absent:
+//! no section, the gateway's default), `--extra-config FILE` (appended to the config),
+//! `--wait SECS` for stragglers (30), `--rust-log FILTER` for the gateway, `--gateway-bin PATH`.
+//!
+//! Nothing here asserts on timing: it prints numbers. The exit code is 1 when the run could not
+//! be set up (gateway did not start, bad arguments) and 3 when a mail answered 250 never reached
+//! the sink, because a lost mail makes every other number meaningless.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::Router;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const DOMAIN: &str = "text.line.example.com";
+const TOKEN: &str = "bench-token";
+/// How long one SMTP reply may take before the session is declared broken. Generous because in
+/// direct mode the final 250 waits for LINE, and a stalled gateway should show up as errors in
+/// the summary rather than as a hung benchmark.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+#[derive(Debug, Clone)]
+struct Args {
+    sessions: usize,
+    mails: u64,
+    size: usize,
+    rate: Option<f64>,
+    idle_sessions: usize,
+    mode: Option<String>,
+    extra_config: Option<PathBuf>,
+    wait: Duration,
+    rust_log: String,
+    gateway_bin: PathBuf,
+}
+
+const USAGE: &str = "usage: cargo bench --bench e2e -- [--sessions S] [--mails M] [--size BYTES] \
+[--rate R [--duration SECS]] [--idle-sessions N] [--mode spool|direct] [--extra-config FILE] \
+[--wait SECS] [--rust-log FILTER] [--gateway-bin PATH]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut kv: HashMap<String, String> = HashMap::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        // cargo passes `--bench` to every bench target (harness or not); it carries no value.
+        if a == "--bench" {
+            continue;
+        }
+        if a == "--help" || a == "-h" {
+            return Err(USAGE.into());
+        }
+        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument {a:?}\n{USAGE}")) };
+        let value = it.next().ok_or_else(|| format!("--{key} needs a value\n{USAGE}"))?;
+        kv.insert(key.to_owned(), value);
+    }
+    fn num<T: std::str::FromStr>(
+        kv: &mut HashMap<String, String>,
+        key: &str,
+        default: Option<T>,
+    ) -> Result<Option<T>, String> {
+        match kv.remove(key) {
+            Some(v) => v.parse().map(Some).map_err(|_| format!("--{key}: not a number: {v:?}")),
+            None => Ok(default),
+        }
+    }
+    let sessions = num(&mut kv, "sessions", Some(20usize))?.unwrap_or(20);
+    let size = num(&mut kv, "size", Some(2048usize))?.unwrap_or(2048);
+    let rate: Option<f64> = num(&mut kv, "rate", None)?;
+    let duration: Option<f64> = num(&mut kv, "duration", None)?;
+    let mut mails = num(&mut kv, "mails", None::<u64>)?;
+    if let Some(d) = duration {
+        let r = rate.ok_or("--duration needs --rate")?;
+        if mails.is_some() {
+            return Err("give --mails or --duration, not both".into());
+        }
+        mails = Some((r * d).round() as u64);
+    }
+    let mails = mails.unwrap_or(10_000);
+    let idle_sessions = num(&mut kv, "idle-sessions", Some(0usize))?.unwrap_or(0);
+    let wait = Duration::from_secs_f64(num(&mut kv, "wait", Some(30.0f64))?.unwrap_or(30.0));
+    let mode = kv.remove("mode");
+    if let Some(m) = &mode {
+        if m != "spool" && m != "direct" {
+            return Err(format!("--mode must be spool or direct, not {m:?}"));
+        }
+    }
+    let extra_config = kv.remove("extra-config").map(PathBuf::from);
+    // The gateway logs two info lines per mail; at 10,000 mails/s that formatting would be part
+    // of what we measure. `warn` for everything except the crate root, whose info line
+    // "SMTP listening on …" is how we learn the port (EnvFilter picks the most specific
+    // directive, so `mail2line::delivery` etc. stay at warn).
+    let rust_log = kv.remove("rust-log").unwrap_or_else(|| {
+        "warn,mail2line=info,mail2line::delivery=warn,mail2line::smtp=warn,mail2line::line=warn,\
+         mail2line::spool=warn,mail2line::compose=warn,mail2line::mail=warn"
+            .into()
+    });
+    let gateway_bin =
+        kv.remove("gateway-bin").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mail2line")));
+    if let Some(k) = kv.keys().next() {
+        return Err(format!("unknown option --{k}\n{USAGE}"));
+    }
+    if sessions == 0 {
+        return Err("--sessions must be at least 1".into());
+    }
+    if matches!(rate, Some(r) if r <= 0.0) {
+        return Err("--rate must be positive".into());
+    }
+    Ok(Args { sessions, mails, size, rate, idle_sessions, mode, extra_config, wait, rust_log, gateway_bin })
+}
+
+// ---------------------------------------------------------------------------------------------
+// LINE sink
+
+/// What the sink saw. One lock per request is cheap next to an HTTP round trip, and keeping the
+/// first receipt per seq here (rather than a raw log) makes duplicates a by-product.
+#[derive(Default)]
+struct SinkLog {
+    /// seq → when its first request arrived.
+    first: HashMap<u64, Instant>,
+    requests: u64,
+    duplicates: u64,
+    /// Requests whose text had no `seq=` (should be 0; counted so a template change is visible).
+    unparsed: u64,
+    /// Requests to paths other than push/multicast, or with the wrong token.
+    unexpected: u64,
+}
+
+type Sink = Arc<Mutex<SinkLog>>;
+
+/// Every `seq=<n>` in the request's message texts (a multicast or a split text still names one
+/// mail; we take each distinct seq in the request once).
+fn seqs_in(body: &[u8]) -> Vec<u64> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return Vec::new() };
+    let mut out = Vec::new();
+    for m in v["messages"].as_array().into_iter().flatten() {
+        let Some(text) = m["text"].as_str() else { continue };
+        if let Some(pos) = text.find("seq=") {
+            let digits: String = text[pos + 4..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let Ok(n) = digits.parse() {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn record(sink: &Sink, headers: &axum::http::HeaderMap, body: &[u8]) -> usize {
+    // Take the time first: the lock and the JSON parse are the sink's cost, not the gateway's.
+    let now = Instant::now();
+    let seqs = seqs_in(body);
+    let messages = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["messages"].as_array().map(|a| a.len()))
+        .unwrap_or(1);
+    let authorized =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
+    let mut log = sink.lock().unwrap();
+    log.requests += 1;
+    if !authorized {
+        log.unexpected += 1;
+    }
+    if seqs.is_empty() {
+        log.unparsed += 1;
+    }
+    for s in seqs {
+        match log.first.entry(s) {
+            std::collections::hash_map::Entry::Occupied(_) => log.duplicates += 1,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(now);
+            }
+        }
+    }
+    messages
+}
+
+async fn push(State(sink): State<Sink>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
+    let n = record(&sink, &headers, &body);
+    // LINE answers one sentMessages entry per message sent.
+    let ids: Vec<String> = (1..=n).map(|i| format!("{{\"id\":\"{i}\",\"quoteToken\":\"q\"}}")).collect();
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-line-request-id"), "bench")],
+        format!("{{\"sentMessages\":[{}]}}", ids.join(",")),
+    )
+}
+
+async fn multicast(State(sink): State<Sink>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
+    record(&sink, &headers, &body);
+    (
+        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-line-request-id"), "bench")],
+        "{}",
+    )
+}
+
+async fn unexpected(State(sink): State<Sink>) -> impl IntoResponse {
+    sink.lock().unwrap().unexpected += 1;
+    (StatusCode::NOT_FOUND, "{\"message\":\"Not found\"}")
+}
+
+/// Starts the sink on its own runtime thread so its timestamps are not delayed behind the load
+/// generator's tasks (on a 2-core machine the OS still shares the cores, but a busy tokio worker
+/// of the load generator cannot hold a sink request in its queue).
+fn start_sink() -> Result<(Sink, u16, tokio::runtime::Runtime), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("line-sink")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("sink runtime: {e}"))?;
+    let sink: Sink = Arc::default();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| format!("sink bind: {e}"))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let app = Router::new()
+        .route("/v2/bot/message/push", post(push))
+        .route("/v2/bot/message/multicast", post(multicast))
+        .fallback(unexpected)
+        .with_state(sink.clone());
+    rt.spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("e2e: LINE sink stopped: {e}");
+        }
+    });
+    Ok((sink, port, rt))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gateway process
+
+/// The gateway child; killed on drop so a panicking bench never leaves it running.
+struct Gateway {
+    child: Child,
+    smtp_port: u16,
+    log: Arc<Mutex<GatewayLog>>,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Default)]
+struct GatewayLog {
+    lines: u64,
+    /// The first WARN/ERROR lines, shown in the summary: a warning during a benchmark usually
+    /// explains a bad number.
+    warnings: Vec<String>,
+    warning_count: u64,
+    /// The last lines, shown when the gateway does not start.
+    tail: std::collections::VecDeque<String>,
+}
+
+impl Gateway {
+    fn start(args: &Args, sink_port: u16) -> Result<Gateway, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+        let mut config = format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nmax_sessions = 5000\n\n\
+             [line]\napi_base_url = \"http://127.0.0.1:{sink_port}\"\nchannel_access_token = \"{TOKEN}\"\n\n\
+             [storage]\ndir = \"{}\"\n",
+            dir.path().join("data").display()
+        );
+        if let Some(mode) = &args.mode {
+            config.push_str(&format!("\n[delivery]\nmode = \"{mode}\"\n"));
+        }
+        if let Some(path) = &args.extra_config {
+            let extra = std::fs::read_to_string(path).map_err(|e| format!("--extra-config {}: {e}", path.display()))?;
+            config.push('\n');
+            config.push_str(&extra);
+            config.push('\n');
+        }
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, &config).map_err(|e| format!("write config: {e}"))?;
+
+        let mut child = Command::new(&args.gateway_bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+            .env_remove("LINE_CHANNEL_SECRET")
+            .env_remove("MAIL2LINE_CONFIG")
+            .env("RUST_LOG", &args.rust_log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn {}: {e}", args.gateway_bin.display()))?;
+        let log = Arc::new(Mutex::new(GatewayLog::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        let thread_log = log.clone();
+        // Keep draining after startup: a full pipe would block the gateway's logging, and with it
+        // the gateway.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("SMTP listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("");
+                    if let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+                        let _ = tx.send(port);
+                    }
+                }
+                let mut l = thread_log.lock().unwrap();
+                l.lines += 1;
+                if line.contains("WARN") || line.contains("ERROR") {
+                    l.warning_count += 1;
+                    if l.warnings.len() < 5 {
+                        l.warnings.push(line.clone());
+                    }
+                }
+                l.tail.push_back(line);
+                if l.tail.len() > 30 {
+                    l.tail.pop_front();
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let smtp_port = loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(p) => break p,
+                Err(_) if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    return Err(format!(
+                        "gateway did not log its SMTP port within 30 s; last log lines:\n{}",
+                        tail(&log)
+                    ));
+                }
+                Err(_) => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        std::thread::sleep(Duration::from_millis(100)); // let the reader catch up
+                        return Err(format!(
+                            "gateway exited at startup ({status}); config:\n{config}\nlog:\n{}",
+                            tail(&log)
+                        ));
+                    }
+                }
+            }
+        };
+        Ok(Gateway { child, smtp_port, log, _dir: dir })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM (a graceful stop, so a spool gets to close its files), then SIGKILL after 10 s.
+    fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn tail(log: &Arc<Mutex<GatewayLog>>) -> String {
+    let l = log.lock().unwrap();
+    l.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// (VmHWM, VmRSS) in KiB from /proc/<pid>/status.
+fn proc_mem(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Samples VmRSS every 100 ms until told to stop; VmHWM alone would hide *when* the peak was.
+fn start_rss_sampler(pid: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let max = Arc::new(AtomicU64::new(0));
+    let (s, m) = (stop.clone(), max.clone());
+    let handle = std::thread::spawn(move || {
+        while !s.load(Ordering::Relaxed) {
+            if let Some((_, rss)) = proc_mem(pid) {
+                m.fetch_max(rss, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (stop, max, handle)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SMTP load generator
+
+/// One SMTP connection with a buffered reader, so multi-line replies and pipelined replies that
+/// arrive in one segment are read correctly.
+struct Smtp {
+    rd: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    line: String,
+}
+
+impl Smtp {
+    async fn connect(port: u16) -> std::io::Result<Smtp> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        // Without this, Nagle holds back the small pipelined command batches behind the ACK of
+        // the previous segment and delayed ACK turns that into 40 ms of fake latency.
+        stream.set_nodelay(true)?;
+        let (r, w) = stream.into_split();
+        Ok(Smtp { rd: tokio::io::BufReader::with_capacity(4096, r), wr: w, line: String::new() })
+    }
+
+    /// Reads one (possibly multi-line) reply and returns its code.
+    async fn reply(&mut self) -> std::io::Result<u16> {
+        loop {
+            self.line.clear();
+            let n = tokio::time::timeout(REPLY_TIMEOUT, self.rd.read_line(&mut self.line))
+                .await
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SMTP reply within 120 s"))??;
+            if n == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+            }
+            let b = self.line.as_bytes();
+            let code = std::str::from_utf8(b.get(..3).unwrap_or(b"")).ok().and_then(|c| c.parse::<u16>().ok());
+            let Some(code) = code else {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad reply line {:?}", self.line),
+                ));
+            };
+            // "250-…" continues, "250 …" (or a bare "250") ends the reply.
+            if b.get(3) != Some(&b'-') {
+                return Ok(code);
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.wr.write_all(bytes).await
+    }
+}
+
+/// What happened to one mail, by seq.
+#[derive(Debug, Clone)]
+struct MailRecord {
+    seq: u64,
+    /// When MAIL FROM was written.
+    started: Instant,
+    /// How far behind its pacing slot the mail started (zero when unpaced).
+    lag: Duration,
+    /// When the final "." was written (None if the transaction never got to DATA).
+    data_end: Option<Instant>,
+    /// When the final reply arrived.
+    replied: Option<Instant>,
+    /// Final reply code (or the refusal before DATA); None after an I/O error.
+    code: Option<u16>,
+}
+
+#[derive(Default)]
+struct SessionResult {
+    records: Vec<MailRecord>,
+    error: Option<String>,
+}
+
+struct Load {
+    port: u16,
+    next: AtomicU64,
+    mails: u64,
+    rate: Option<f64>,
+    body: String,
+    run_id: String,
+}
+
+/// The RFC 5322 message for one seq. The subject carries `seq=<n>` (the sink finds it in the
+/// pushed text); the Message-ID is unique so a deduplicating spool does not merge mails.
+fn message(load: &Load, seq: u64, rcpt: &str) -> Vec<u8> {
+    let mut m = format!(
+        "From: Bench <bench@sender.example>\r\nTo: <{rcpt}>\r\nSubject: bench seq={seq}\r\n\
+         Date: Mon, 24 Nov 2025 12:00:00 +0000\r\nMessage-ID: <{seq}.{}@bench.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n",
+        load.run_id
+    );
+    m.push_str(&load.body);
+    m.push_str(".\r\n");
+    m.into_bytes()
+}
+
+/// `size` bytes of plain text in 78-byte CRLF lines. No line starts with "." (so no dot
+/// stuffing) and nothing contains "seq=".
+fn make_body(size: usize) -> String {
+    let pattern = "The quick brown fox jumps over the lazy dog; mail2line bench body text 0123456789 ";
+    let mut body = String::with_capacity(size + 80);
+    let mut line = String::new();
+    let mut chars = pattern.chars().cycle();
+    while body.len() + line.len() + 2 < size {
+        line.push(chars.next().unwrap());
+        if line.len() == 76 {
+            body.push_str(&line);
+            body.push_str("\r\n");
+            line.clear();
+        }
+    }
+    body.push_str(&line);
+    body.push_str("\r\n");
+    body
+}
+
+async fn session(
+    load: Arc<Load>,
+    index: usize,
+    start: Arc<tokio::sync::Barrier>,
+    mut t0: tokio::sync::watch::Receiver<Option<Instant>>,
+) -> SessionResult {
+    let mut res = SessionResult::default();
+    let rcpt = format!("U{:032x}@{DOMAIN}", 0xbe_0000_u64 + index as u64);
+    let ready = async {
+        let mut c = Smtp::connect(load.port).await?;
+        let greeting = c.reply().await?;
+        c.send(b"EHLO bench.example\r\n").await?;
+        let ehlo = c.reply().await?;
+        if greeting != 220 || ehlo != 250 {
+            return Err(std::io::Error::other(format!("greeting {greeting}, EHLO {ehlo}")));
+        }
+        Ok(c)
+    }
+    .await;
+    // Every session waits here, even a failed one, so the barrier cannot deadlock.
+    start.wait().await;
+    let mut c = match ready {
+        Ok(c) => c,
+        Err(e) => {
+            res.error = Some(format!("session {index} setup: {e}"));
+            return res;
+        }
+    };
+    let t0 = match t0.wait_for(|t| t.is_some()).await {
+        Ok(t) => t.expect("checked by wait_for"),
+        Err(_) => return res,
+    };
+    let size = load.body.len() + 512;
+    let envelope = format!("MAIL FROM:<bench@sender.example> SIZE={size}\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
+    loop {
+        let seq = load.next.fetch_add(1, Ordering::Relaxed);
+        if seq >= load.mails {
+            break;
+        }
+        let mut lag = Duration::ZERO;
+        if let Some(rate) = load.rate {
+            let slot = t0 + Duration::from_secs_f64(seq as f64 / rate);
+            tokio::time::sleep_until(slot.into()).await;
+            lag = Instant::now().saturating_duration_since(slot);
+        }
+        let data = message(&load, seq, &rcpt);
+        let mut rec = MailRecord { seq, started: Instant::now(), lag, data_end: None, replied: None, code: None };
+        let outcome: std::io::Result<bool> = async {
+            // PIPELINING is advertised: the whole envelope goes out in one segment.
+            c.send(envelope.as_bytes()).await?;
+            let mail = c.reply().await?;
+            let rcpt_code = c.reply().await?;
+            let data_code = c.reply().await?;
+            if data_code != 354 {
+                rec.replied = Some(Instant::now());
+                rec.code = Some(if mail != 250 {
+                    mail
+                } else if rcpt_code != 250 {
+                    rcpt_code
+                } else {
+                    data_code
+                });
+                if [mail, rcpt_code, data_code].contains(&421) {
+                    return Ok(false);
+                }
+                c.send(b"RSET\r\n").await?;
+                c.reply().await?;
+                return Ok(true);
+            }
+            // Stamped before the write: the gateway cannot see the "." before this instant, so
+            // the latency is never under-counted by our own task being descheduled after it.
+            rec.data_end = Some(Instant::now());
+            c.send(&data).await?;
+            let code = c.reply().await?;
+            rec.replied = Some(Instant::now());
+            rec.code = Some(code);
+            Ok(code != 421)
+        }
+        .await;
+        res.records.push(rec);
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => {
+                res.error = Some(format!("session {index}: server closed with 421"));
+                return res;
+            }
+            Err(e) => {
+                res.error = Some(format!("session {index}: {e}"));
+                return res;
+            }
+        }
+    }
+    let _ = c.send(b"QUIT\r\n").await;
+    let _ = c.reply().await;
+    res
+}
+
+/// Opens `n` sessions that read the greeting and then sit idle. Connects at most 64 at a time so
+/// the gateway's accept backlog is not what we measure.
+async fn open_idle(port: u16, n: usize) -> (Vec<Smtp>, Vec<String>) {
+    let gate = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let gate = gate.clone();
+        tasks.spawn(async move {
+            let _permit = gate.acquire().await;
+            let mut c = Smtp::connect(port).await.map_err(|e| format!("connect: {e}"))?;
+            match c.reply().await {
+                Ok(220) => Ok(c),
+                Ok(code) => Err(format!("greeting {code}")),
+                Err(e) => Err(format!("greeting: {e}")),
+            }
+        });
+    }
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(c)) => ok.push(c),
+            Ok(Err(e)) => failed.push(e),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    (ok, failed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank: the smallest value with at least p% of the samples at or below it.
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn latency_line(label: &str, mut ms: Vec<f64>) -> String {
+    if ms.is_empty() {
+        return format!("  latency {label}: no samples");
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "  latency {label}: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (n={})",
+        percentile(&ms, 50.0),
+        percentile(&ms, 99.0),
+        ms[ms.len() - 1],
+        ms.len()
+    )
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn rate(count: usize, from: Instant, to: Option<Instant>) -> String {
+    match to {
+        Some(to) if to > from && count > 0 => format!("{:.1} mails/s", count as f64 / (to - from).as_secs_f64()),
+        _ => "n/a".into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("e2e: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> Result<ExitCode, String> {
+    let (sink, sink_port, sink_rt) = start_sink()?;
+    let mut gw = Gateway::start(&args, sink_port)?;
+    let pid = gw.pid();
+    let rss_start = proc_mem(pid).map(|(_, rss)| rss);
+    let (stop_sampler, max_rss, sampler) = start_rss_sampler(pid);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("smtp-load")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("load runtime: {e}"))?;
+
+    let load = Arc::new(Load {
+        port: gw.smtp_port,
+        next: AtomicU64::new(0),
+        mails: args.mails,
+        rate: args.rate,
+        body: make_body(args.size),
+        run_id: format!(
+            "{}.{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+        ),
+    });
+
+    let (idle, idle_failed, rss_idle) = if args.idle_sessions > 0 {
+        let (idle, failed) = rt.block_on(open_idle(gw.smtp_port, args.idle_sessions));
+        // Give the gateway a moment to settle the accepted sessions before reading its RSS.
+        std::thread::sleep(Duration::from_millis(300));
+        (idle, failed, proc_mem(pid).map(|(_, rss)| rss))
+    } else {
+        (Vec::new(), Vec::new(), None)
+    };
+
+    // All sessions connect and EHLO first; the clock starts when the last one is ready, so
+    // connection setup is not part of the mail rate.
+    let barrier = Arc::new(tokio::sync::Barrier::new(args.sessions + 1));
+    let (t0_tx, t0_rx) = tokio::sync::watch::channel(None::<Instant>);
+    let results: Vec<SessionResult> = rt.block_on(async {
+        let handles: Vec<_> = (0..args.sessions)
+            .map(|i| tokio::spawn(session(load.clone(), i, barrier.clone(), t0_rx.clone())))
+            .collect();
+        // The barrier opens when every session has connected and said EHLO; only then does the
+        // clock (and the pacing schedule) start. Sessions wait for t0 on the watch channel.
+        barrier.wait().await;
+        let _ = t0_tx.send(Some(Instant::now()));
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(
+                h.await.unwrap_or_else(|e| SessionResult { records: Vec::new(), error: Some(format!("panic: {e}")) }),
+            );
+        }
+        out
+    });
+    let load_done = Instant::now();
+
+    let mut records: Vec<MailRecord> = results.iter().flat_map(|r| r.records.iter().cloned()).collect();
+    records.sort_by_key(|r| r.seq);
+    let session_errors: Vec<&String> = results.iter().filter_map(|r| r.error.as_ref()).collect();
+    let accepted: Vec<&MailRecord> = records.iter().filter(|r| r.code == Some(250)).collect();
+
+    // Wait for stragglers: everything answered 250 should reach the sink (in spool mode a 250
+    // comes before the push, so this wait is part of the normal run).
+    let deadline = load_done + args.wait;
+    loop {
+        let pending = {
+            let log = sink.lock().unwrap();
+            accepted.iter().filter(|r| !log.first.contains_key(&r.seq)).count()
+        };
+        if pending == 0 || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A spool might still push a duplicate shortly after; a short grace keeps that visible.
+    std::thread::sleep(Duration::from_millis(200));
+
+    let mem_end = proc_mem(pid);
+    stop_sampler.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let idle_open = idle.len();
+    drop(idle);
+    gw.stop();
+    drop(sink_rt);
+
+    // ---- numbers
+    let log = sink.lock().unwrap();
+    let first_sent = records.iter().map(|r| r.started).min();
+    let refused = records.iter().filter(|r| matches!(r.code, Some(c) if c != 250)).count();
+    let io_errors = records.iter().filter(|r| r.code.is_none()).count() as u64;
+    let never_sent = args.mails.saturating_sub(records.len() as u64);
+    let mut refused_codes: BTreeMap<u16, u64> = BTreeMap::new();
+    for r in &records {
+        if let Some(c) = r.code.filter(|&c| c != 250) {
+            *refused_codes.entry(c).or_default() += 1;
+        }
+    }
+    let missing = accepted.iter().filter(|r| !log.first.contains_key(&r.seq)).count();
+    // By seq, not by index: a session that died leaves gaps in `records`.
+    let accepted_seqs: std::collections::HashSet<u64> = accepted.iter().map(|r| r.seq).collect();
+    let pushed_not_accepted = log.first.keys().filter(|s| !accepted_seqs.contains(s)).count();
+    let pushed = log.first.len();
+    let last_push = log.first.values().max().copied();
+    let last_accept = accepted.iter().filter_map(|r| r.replied).max();
+    let push_latency: Vec<f64> = accepted
+        .iter()
+        .filter_map(|r| Some((*log.first.get(&r.seq)?).saturating_duration_since(r.data_end?).as_secs_f64() * 1e3))
+        .collect();
+    let reply_latency: Vec<f64> = accepted
+        .iter()
+        .filter_map(|r| Some(r.replied?.saturating_duration_since(r.data_end?).as_secs_f64() * 1e3))
+        .collect();
+
+    // ---- summary
+    let mode = args.mode.clone().unwrap_or_else(|| "default(no [delivery] section)".into());
+    let pacing = match args.rate {
+        Some(r) => format!("rate={r}/s"),
+        None => "rate=unpaced".into(),
+    };
+    println!();
+    println!(
+        "mail2line e2e: mode={mode} sessions={} mails={} size={} {pacing} idle-sessions={}",
+        args.sessions, args.mails, args.size, args.idle_sessions
+    );
+    println!(
+        "  accepted (250): {}   refused: {refused}   pushes received: {pushed}   duplicates: {}   missing: {missing}",
+        accepted.len(),
+        log.duplicates
+    );
+    if !refused_codes.is_empty()
+        || io_errors > 0
+        || never_sent > 0
+        || pushed_not_accepted > 0
+        || log.unparsed > 0
+        || log.unexpected > 0
+    {
+        let codes: Vec<String> = refused_codes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+        println!(
+            "  problems: refused codes [{}]  i/o errors: {io_errors}  never sent: {never_sent}  pushed without 250: {pushed_not_accepted}  \
+             sink requests without seq: {}  unexpected sink requests: {}",
+            codes.join(" "),
+            log.unparsed,
+            log.unexpected
+        );
+    }
+    if let Some(first) = first_sent {
+        println!(
+            "  end-to-end: {}   smtp accept: {}   (first MAIL → last push {:.2} s)",
+            rate(pushed, first, last_push),
+            rate(accepted.len(), first, last_accept),
+            last_push.map(|l| l.saturating_duration_since(first).as_secs_f64()).unwrap_or(f64::NAN)
+        );
+        if let (Some(r), Some(last_end)) = (args.rate, records.iter().filter_map(|r| r.data_end).max()) {
+            let late = records.iter().filter(|r| r.lag > Duration::from_millis(5)).count();
+            let max_lag = records.iter().map(|r| r.lag).max().unwrap_or_default();
+            println!(
+                "  pacing: target {r}/s, offered {}; started >5 ms late: {late} (max {:.1} ms late)",
+                rate(records.len(), first, Some(last_end)),
+                max_lag.as_secs_f64() * 1e3
+            );
+        }
+    }
+    println!("{}", latency_line("DATA-end → push", push_latency));
+    println!("{}", latency_line("DATA-end → 250 ", reply_latency));
+    let fmt = |k: Option<u64>| k.map(|k| format!("{:.1} MiB", mib(k))).unwrap_or_else(|| "n/a".into());
+    let idle_part = if args.idle_sessions > 0 {
+        format!("   with {idle_open} idle sessions: {}", fmt(rss_idle))
+    } else {
+        String::new()
+    };
+    println!(
+        "  gateway peak RSS: {} (VmHWM)   max sampled VmRSS: {}   at start: {}{idle_part}   at end: {}",
+        fmt(mem_end.map(|m| m.0)),
+        fmt(Some(max_rss.load(Ordering::Relaxed)).filter(|&k| k > 0)),
+        fmt(rss_start),
+        fmt(mem_end.map(|m| m.1)),
+    );
+    if !idle_failed.is_empty() {
+        println!("  idle sessions that failed to open: {} (first: {})", idle_failed.len(), idle_failed[0]);
+    }
+    if !session_errors.is_empty() {
+        println!("  session errors: {} (first: {})", session_errors.len(), session_errors[0]);
+    }
+    let gl = gw.log.lock().unwrap();
+    println!("  gateway log: {} lines, {} WARN/ERROR", gl.lines, gl.warning_count);
+    for w in &gl.warnings {
+        println!("    {w}");
+    }
+    Ok(if missing > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
