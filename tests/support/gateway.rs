@@ -25,6 +25,8 @@ pub struct GatewayProcess {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     logs: Arc<Mutex<String>>,
+    dry_run: bool,
+    fsize_limit_kib: Option<u64>,
 }
 
 /// Options for one gateway run; `extra` is TOML appended to the generated config.
@@ -34,11 +36,13 @@ pub struct Options<'a> {
     pub token: Option<&'a str>,
     pub smtp_extra: &'a str,
     pub extra: &'a str,
+    /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail like a full disk.
+    pub fsize_limit_kib: Option<u64>,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", extra: "" }
+        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", extra: "", fsize_limit_kib: None }
     }
 }
 
@@ -58,46 +62,26 @@ impl GatewayProcess {
         );
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mail2line"));
-        cmd.arg("serve").arg("--config").arg(&config_path);
-        if opts.dry_run {
-            cmd.arg("--dry-run");
-        }
-        cmd.env_remove("LINE_CHANNEL_ACCESS_TOKEN")
-            .env_remove("LINE_CHANNEL_SECRET")
-            .env_remove("MAIL2LINE_CONFIG")
-            .env("RUST_LOG", "debug,hyper=info,reqwest=info,h2=info,rustls=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn mail2line");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
-            let logs = logs.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("SMTP listening on ").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                        let _ = tx.send(addr);
-                    }
-                    let mut l = logs.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
-        }
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                std::thread::sleep(Duration::from_millis(200));
-                panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
-            }
-        };
-        let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
-        GatewayProcess { child, smtp, dir, config_path, logs }
+        let (child, smtp) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
+        GatewayProcess { child, smtp, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
+    }
+
+    /// `kill -9`: no shutdown, no flush, exactly like a crash or the OOM killer.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the binary again on the same config and storage (after `kill9` or `terminate`).
+    /// The SMTP port is new (the config asks for port 0).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.logs.lock().unwrap().push_str("---- restart ----\n");
+        let (child, smtp) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
+        self.child = child;
+        self.smtp = smtp;
     }
 
     pub fn pid(&self) -> u32 {
@@ -159,6 +143,59 @@ impl Drop for GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns `mail2line serve` and waits for its "SMTP listening on" line.
+fn spawn(config_path: &std::path::Path, dry_run: bool, fsize_limit_kib: Option<u64>, logs: &Arc<Mutex<String>>) -> (Child, SocketAddr) {
+    let bin = env!("CARGO_BIN_EXE_mail2line");
+    let mut cmd = match fsize_limit_kib {
+        Some(kib) => {
+            // An ignored signal stays ignored across exec, so writes past the limit fail with
+            // EFBIG instead of killing the process: a disk that is full for this process only.
+            let mut c = Command::new("bash");
+            c.arg("-c").arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\"")).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    cmd.arg("serve").arg("--config").arg(config_path);
+    if dry_run {
+        cmd.arg("--dry-run");
+    }
+    cmd.env_remove("LINE_CHANNEL_ACCESS_TOKEN")
+        .env_remove("LINE_CHANNEL_SECRET")
+        .env_remove("MAIL2LINE_CONFIG")
+        .env("RUST_LOG", "debug,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn mail2line");
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
+        let logs = logs.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("SMTP listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(addr);
+                }
+                let mut l = logs.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+    }
+    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => a,
+        Err(_) => {
+            let _ = child.kill();
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
+        }
+    };
+    let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
+    (child, smtp)
 }
 
 /// `<id>@DOMAIN`.
