@@ -94,6 +94,17 @@ pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Failure> {
 
 fn open(cfg: &Config, write: bool) -> Result<Connection, Failure> {
     store::open_existing(&cfg.storage.dir, write).map_err(|e| {
+        let file = cfg.storage.dir.join(store::FILE_NAME);
+        if file.exists() {
+            // The file is there but SQLite refused it: most often permissions (WAL needs the
+            // directory writable for its -shm/-wal files, retry/drop need the file writable).
+            let need = if write { "read and write" } else { "read" };
+            return Failure::new(format!(
+                "cannot open the spool {}: {e}; check that it is mail2line's spool, that this user can {need} it, and that {} is writable",
+                file.display(),
+                cfg.storage.dir.display()
+            ));
+        }
         let mut msg = e.to_string();
         if cfg.delivery.mode == DeliveryMode::Direct {
             // The likeliest reason for a missing spool: this configuration never uses one.
@@ -124,7 +135,7 @@ fn get(conn: &Connection, cfg: &Config, id: JobId) -> Result<Job, Failure> {
 fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Result<String, Failure> {
     // Read everything once: the footer counts the whole spool even when a filter hides part of it.
     let all = store::list(conn, None).map_err(store_err)?;
-    let shown: Vec<&Job> = all.iter().filter(|j| state.map_or(true, |s| j.state == s)).collect();
+    let shown: Vec<&Job> = all.iter().filter(|j| state.is_none_or(|s| j.state == s)).collect();
     if as_json {
         let arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()));
@@ -273,16 +284,69 @@ fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> 
     );
     field("last error", if j.last_error.is_empty() { "none".into() } else { j.last_error.clone() });
     out.push_str("body:\n");
-    let body = match serde_json::from_str::<Value>(&j.body) {
-        Ok(v) => serde_json::to_string_pretty(&v).unwrap_or_else(|_| j.body.clone()),
-        Err(_) => j.body.clone(),
-    };
+    let body = if serde_json::from_str::<Value>(&j.body).is_ok() { pretty_json(&j.body) } else { j.body.clone() };
     for l in body.lines() {
         out.push_str("  ");
         out.push_str(l);
         out.push('\n');
     }
     Ok(out)
+}
+
+/// Indents valid JSON text without reparsing it, so the keys keep the order of the request that
+/// is POSTed (serde_json's `Value` would sort them).
+fn pretty_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    out.push(chars.next().unwrap_or(' ')); // `{}` and `[]` stay on one line
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A job for `--json`; `with_body` adds the request body (parsed, or as a string if it is not
@@ -496,5 +560,18 @@ mod tests {
         assert_eq!(endpoint("/v2/bot/message/multicast"), "multicast");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(one_line("a\n  b"), "a b");
+    }
+
+    #[test]
+    fn pretty_json_keeps_key_order_and_strings() {
+        let body = r#"{"to":"U1","messages":[{"type":"text","text":"a, b: {c} [d] \"e\" \\"}],"x":{},"y":[]}"#;
+        let pretty = pretty_json(body);
+        assert_eq!(
+            pretty,
+            "{\n  \"to\": \"U1\",\n  \"messages\": [\n    {\n      \"type\": \"text\",\n      \"text\": \"a, b: {c} [d] \\\"e\\\" \\\\\"\n    }\n  ],\n  \"x\": {},\n  \"y\": []\n}"
+        );
+        let a: Value = serde_json::from_str(body).unwrap();
+        let b: Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(a, b);
     }
 }
