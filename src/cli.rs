@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use mail2line::queue::{Action, RetryWhich};
+use mail2line::spool::store::{JobId, State};
 
 #[derive(Debug, Parser)]
 #[command(name = "mail2line", version, about = "SMTP gateway that delivers e-mail as LINE messages")]
@@ -29,4 +32,72 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// See and act on the spool's pending and dead jobs (works while the server runs).
+    Queue {
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        #[arg(long, short = 'c', value_name = "PATH", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: QueueCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List jobs: ID, state, attempts, age, next attempt, endpoint, target, last error.
+    List {
+        #[command(flatten)]
+        filter: ListFilter,
+        /// Print a JSON array instead of a table (every field except the request body).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every field of one job, including the JSON body it POSTs to LINE.
+    Show {
+        id: JobId,
+        /// Print one JSON object (with the body) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a job pending and due now (a dead one too); the running server sends it shortly.
+    Retry {
+        /// The job to retry.
+        #[arg(required_unless_present = "all_dead", conflicts_with = "all_dead")]
+        id: Option<JobId>,
+        /// Retry every dead job.
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Delete a job: it will not be delivered.
+    Drop { id: JobId },
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct ListFilter {
+    /// Only dead jobs (delivery gave up).
+    #[arg(long)]
+    dead: bool,
+    /// Only pending jobs (waiting for an attempt or a retry).
+    #[arg(long)]
+    pending: bool,
+}
+
+impl From<QueueCommand> for Action {
+    fn from(c: QueueCommand) -> Action {
+        match c {
+            QueueCommand::List { filter, json } => {
+                let state = match (filter.dead, filter.pending) {
+                    (true, _) => Some(State::Dead),
+                    (_, true) => Some(State::Pending),
+                    _ => None,
+                };
+                Action::List { state, json }
+            }
+            QueueCommand::Show { id, json } => Action::Show { id, json },
+            QueueCommand::Retry { id: Some(id), .. } => Action::Retry(RetryWhich::One(id)),
+            QueueCommand::Retry { id: None, .. } => Action::Retry(RetryWhich::AllDead),
+            QueueCommand::Drop { id } => Action::Drop { id },
+        }
+    }
 }

@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod envelope;
 pub mod mail;
+pub mod queue;
 pub mod config;
 pub mod delivery;
 pub mod line;

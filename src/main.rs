@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::CheckConfig { config } => check_config(config),
+        cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
             init_logging();
             let path = config::resolve_path(config.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());

@@ -1,0 +1,577 @@
+//! `mail2line queue`: see and act on the spool's pending and dead jobs.
+//!
+//! Owns the command's behaviour: loading the configuration (no token needed), opening the spool
+//! under `storage.dir` with a connection of its own, and formatting jobs for people (tables,
+//! RFC 3339 times, relative ages) and for scripts (`--json`). It never talks to the server
+//! process: SQLite in WAL mode lets this command read and write the file while `mail2line serve`
+//! runs, and the server's scanner picks up a job made due here within `scan_interval_ms`.
+//!
+//! Exit codes: 0 done, 1 no such job / no spool / store error, 78 configuration errors (like
+//! `check-config`).
+//!
+//! `list --json` prints every field except the request body (it holds the mail's text, and can be
+//! large); `show ID --json` includes it, parsed. Times in JSON are RFC 3339 UTC strings with
+//! milliseconds. The channel access token is never stored in the spool, so it cannot be printed.
+
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+use serde_json::{json, Value};
+
+use crate::config::{self, Config, DeliveryMode, Purpose};
+use crate::spool::store::{self, Job, JobId, State};
+
+/// What to do, as parsed from the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Every job, or only those in one state.
+    List { state: Option<State>, json: bool },
+    Show { id: JobId, json: bool },
+    Retry(RetryWhich),
+    Drop { id: JobId },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryWhich {
+    One(JobId),
+    AllDead,
+}
+
+/// Exit status for a configuration problem (EX_CONFIG), as `check-config` uses.
+pub const EXIT_CONFIG: u8 = 78;
+/// Exit status when the job or the spool does not exist, or the store fails.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// A failed command: what to tell the user, and the exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure { code: EXIT_FAILURE, message: message.into() }
+    }
+}
+
+/// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`),
+/// runs `action`, prints the result, and returns the exit status.
+pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
+    let path = config::resolve_path(config_flag.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());
+    let cfg = match Config::load(&path, Purpose::DryRun) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mail2line: configuration errors:\n{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    match run(&cfg, &action, store::now_ms()) {
+        Ok(out) => {
+            print!("{out}");
+            0
+        }
+        Err(f) => {
+            eprintln!("mail2line queue: {}", f.message);
+            f.code
+        }
+    }
+}
+
+/// Runs `action` against the spool of `cfg` and returns what to print; `now` is unix ms (a
+/// parameter so that relative times can be tested).
+pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Failure> {
+    let write = matches!(action, Action::Retry(_) | Action::Drop { .. });
+    let conn = open(cfg, write)?;
+    match action {
+        Action::List { state, json } => list(&conn, *state, *json, now),
+        Action::Show { id, json } => show(&conn, cfg, *id, *json, now),
+        Action::Retry(RetryWhich::One(id)) => retry_one(&conn, cfg, *id),
+        Action::Retry(RetryWhich::AllDead) => retry_all_dead(&conn, cfg),
+        Action::Drop { id } => drop_one(&conn, cfg, *id),
+    }
+}
+
+fn open(cfg: &Config, write: bool) -> Result<Connection, Failure> {
+    store::open_existing(&cfg.storage.dir, write).map_err(|e| {
+        let file = cfg.storage.dir.join(store::FILE_NAME);
+        if file.exists() {
+            // The file is there but SQLite refused it: most often permissions (WAL needs the
+            // directory writable for its -shm/-wal files, retry/drop need the file writable).
+            let need = if write { "read and write" } else { "read" };
+            return Failure::new(format!(
+                "cannot open the spool {}: {e}; check that it is mail2line's spool, that this user can {need} it, and that {} is writable",
+                file.display(),
+                cfg.storage.dir.display()
+            ));
+        }
+        let mut msg = e.to_string();
+        if cfg.delivery.mode == DeliveryMode::Direct {
+            // The likeliest reason for a missing spool: this configuration never uses one.
+            msg.push_str("; note: delivery.mode is \"direct\", which sends while the SMTP client waits and spools nothing");
+        }
+        Failure::new(msg)
+    })
+}
+
+fn store_err(e: store::StoreError) -> Failure {
+    Failure::new(format!("the spool could not be read or changed: {e}"))
+}
+
+fn not_found(cfg: &Config, id: JobId) -> Failure {
+    Failure::new(format!(
+        "no job {id} in the spool at {} (delivered, dropped, or never existed); `mail2line queue list` shows the jobs there are",
+        cfg.storage.dir.join(store::FILE_NAME).display()
+    ))
+}
+
+fn get(conn: &Connection, cfg: &Config, id: JobId) -> Result<Job, Failure> {
+    store::get(conn, id).map_err(store_err)?.ok_or_else(|| not_found(cfg, id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Result<String, Failure> {
+    // Read everything once: the footer counts the whole spool even when a filter hides part of it.
+    let all = store::list(conn, None).map_err(store_err)?;
+    let shown: Vec<&Job> = all.iter().filter(|j| state.is_none_or(|s| j.state == s)).collect();
+    if as_json {
+        let arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()));
+    }
+    let pending = all.iter().filter(|j| j.state == State::Pending).count();
+    let dead = all.len() - pending;
+    let mut out = String::new();
+    if shown.is_empty() {
+        out.push_str(match state {
+            None => "The spool is empty.\n",
+            Some(State::Pending) => "No pending jobs.\n",
+            Some(State::Dead) => "No dead jobs.\n",
+        });
+    } else {
+        let header = ["ID", "STATE", "ATTEMPTS", "AGE", "NEXT", "ENDPOINT", "TARGET", "LAST ERROR"];
+        let rows: Vec<[String; 8]> = shown
+            .iter()
+            .map(|j| {
+                [
+                    j.id.to_string(),
+                    state_str(j.state).to_owned(),
+                    j.attempts.to_string(),
+                    compact_duration(now - j.created_at),
+                    next_str(j, now),
+                    endpoint(&j.path).to_owned(),
+                    target_str(j),
+                    truncate(&one_line(&j.last_error), 60),
+                ]
+            })
+            .collect();
+        let mut widths = header.map(|h| h.chars().count());
+        for r in &rows {
+            for (w, cell) in widths.iter_mut().zip(r) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut line = |cells: &[&str]| {
+            let mut l = String::new();
+            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(cell); // no padding after the last column
+                } else {
+                    l.push_str(cell);
+                    l.push_str(&" ".repeat(w - cell.chars().count() + 2));
+                }
+            }
+            out.push_str(l.trim_end());
+            out.push('\n');
+        };
+        line(&header);
+        for r in &rows {
+            line(&r.each_ref().map(String::as_str));
+        }
+    }
+    out.push_str(&format!("{pending} pending, {dead} dead\n"));
+    Ok(out)
+}
+
+fn state_str(s: State) -> &'static str {
+    match s {
+        State::Pending => "pending",
+        State::Dead => "dead",
+    }
+}
+
+/// When the next attempt happens, relative to `now`.
+fn next_str(j: &Job, now: i64) -> String {
+    match j.state {
+        State::Dead => "-".into(),
+        // A job never attempted wears a lease (`store::LEASE_MS`) while it waits for a worker
+        // or a rate slot; "in 10m" would be wrong, it goes as soon as a worker is free (or when
+        // the server starts, which clears the lease).
+        State::Pending if j.attempts == 0 && j.next_at > now => "queued".into(),
+        State::Pending if j.next_at <= now => "now".into(),
+        State::Pending => format!("in {}", compact_duration(j.next_at - now)),
+    }
+}
+
+/// `push`, `multicast`, … from `/v2/bot/message/push`.
+fn endpoint(path: &str) -> &str {
+    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(path)
+}
+
+/// The first recipient, plus how many more a multicast carries (read from the body's `to`).
+fn target_str(j: &Job) -> String {
+    let more = serde_json::from_str::<Value>(&j.body)
+        .ok()
+        .and_then(|b| b.get("to").and_then(Value::as_array).map(|a| a.len()))
+        .unwrap_or(1);
+    if more > 1 {
+        format!("{} (+{} more)", j.target, more - 1)
+    } else {
+        j.target.clone()
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+// ---------------------------------------------------------------------------------------------
+// show
+
+fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> Result<String, Failure> {
+    let j = get(conn, cfg, id)?;
+    if as_json {
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&job_json(&j, true)).unwrap_or_default()));
+    }
+    let when = |ms: i64| format!("{} ({})", rfc3339(ms), relative(ms, now));
+    let mut out = String::new();
+    let mut field = |name: &str, value: String| out.push_str(&format!("{:<15} {value}\n", format!("{name}:")));
+    field("job", j.id.to_string());
+    field("state", state_str(j.state).into());
+    field("mail id", j.mail_id.clone());
+    field("endpoint", format!("{} (POST {})", endpoint(&j.path), j.path));
+    field("target", target_str(&j));
+    field("sender", j.sender.clone());
+    field("attempts", j.attempts.to_string());
+    field("created", when(j.created_at));
+    field("first attempt", j.first_attempt_at.map_or_else(|| "none yet".into(), when));
+    field(
+        "next attempt",
+        match j.state {
+            State::Dead => "none (dead: `mail2line queue retry ID` makes it pending again)".into(),
+            State::Pending if j.attempts == 0 && j.next_at > now => "queued for a worker (not attempted yet)".into(),
+            State::Pending => when(j.next_at),
+        },
+    );
+    field("retry key", j.retry_key.clone());
+    field(
+        "ambiguous",
+        if j.ambiguous {
+            "yes: an earlier attempt may have reached LINE; the retry key keeps a resend from duplicating it".into()
+        } else {
+            "no".into()
+        },
+    );
+    field("last error", if j.last_error.is_empty() { "none".into() } else { j.last_error.clone() });
+    out.push_str("body:\n");
+    let body = if serde_json::from_str::<Value>(&j.body).is_ok() { pretty_json(&j.body) } else { j.body.clone() };
+    for l in body.lines() {
+        out.push_str("  ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Indents valid JSON text without reparsing it, so the keys keep the order of the request that
+/// is POSTed (serde_json's `Value` would sort them).
+fn pretty_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = text.chars().peekable();
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                if matches!(chars.peek(), Some('}' | ']')) {
+                    out.push(chars.next().unwrap_or(' ')); // `{}` and `[]` stay on one line
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A job for `--json`; `with_body` adds the request body (parsed, or as a string if it is not
+/// JSON).
+fn job_json(j: &Job, with_body: bool) -> Value {
+    let mut v = json!({
+        "id": j.id,
+        "state": state_str(j.state),
+        "mail_id": j.mail_id,
+        "endpoint": endpoint(&j.path),
+        "path": j.path,
+        "target": j.target,
+        "sender": j.sender,
+        "attempts": j.attempts,
+        "created_at": rfc3339(j.created_at),
+        "first_attempt_at": j.first_attempt_at.map(rfc3339),
+        "next_at": match j.state { State::Dead => None, State::Pending => Some(rfc3339(j.next_at)) },
+        "retry_key": j.retry_key,
+        "ambiguous": j.ambiguous,
+        "last_error": j.last_error,
+    });
+    if with_body {
+        v["body"] = serde_json::from_str(&j.body).unwrap_or_else(|_| Value::String(j.body.clone()));
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------------------------
+// retry / drop
+
+fn retry_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failure> {
+    let before = get(conn, cfg, id)?;
+    let mut out = retry_job(conn, cfg, &before)?;
+    out.push_str(&pickup_note(cfg));
+    Ok(out)
+}
+
+fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Failure> {
+    let dead = store::list(conn, Some(State::Dead)).map_err(store_err)?;
+    if dead.is_empty() {
+        return Ok("No dead jobs to retry.\n".into());
+    }
+    let mut out = String::new();
+    for j in &dead {
+        out.push_str(&retry_job(conn, cfg, j)?);
+    }
+    out.push_str(&format!("{} dead job(s) made pending.\n", dead.len()));
+    out.push_str(&pickup_note(cfg));
+    Ok(out)
+}
+
+/// Makes one job pending and due now, and says what changed.
+fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Failure> {
+    let new_key = uuid::Uuid::new_v4().to_string();
+    if !store::retry_now(conn, before.id, &new_key).map_err(store_err)? {
+        // Delivered or dropped between our read and the update.
+        return Err(not_found(cfg, before.id));
+    }
+    let mut out = format!(
+        "job {}: {} → pending, due now ({} to {}, {} attempt(s) so far",
+        before.id,
+        state_str(before.state),
+        endpoint(&before.path),
+        target_str(before),
+        before.attempts
+    );
+    if !before.last_error.is_empty() {
+        out.push_str(&format!("; last error: {}", truncate(&one_line(&before.last_error), 120)));
+    }
+    out.push_str(")\n");
+    if let Ok(Some(after)) = store::get(conn, before.id) {
+        if after.retry_key != before.retry_key {
+            out.push_str(&format!(
+                "  new retry key {} (the first attempt was over 24 h ago, so LINE may have forgotten the old one)\n",
+                after.retry_key
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn pickup_note(cfg: &Config) -> String {
+    format!(
+        "A running `mail2line serve` picks it up within {} ms (delivery.scan_interval_ms); otherwise it is sent when the server starts.\n",
+        cfg.delivery.scan_interval_ms
+    )
+}
+
+fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failure> {
+    let j = get(conn, cfg, id)?;
+    if !store::drop_job(conn, id).map_err(store_err)? {
+        return Err(not_found(cfg, id));
+    }
+    let mut out = format!(
+        "job {id} dropped ({}, {} to {}, mail {} from {}); it will not be delivered\n",
+        state_str(j.state),
+        endpoint(&j.path),
+        target_str(&j),
+        j.mail_id,
+        j.sender
+    );
+    if j.state == State::Pending {
+        // A worker may hold it right now; dropping cannot recall a request already on the wire.
+        out.push_str("  note: if an attempt was in flight at this moment, that one attempt may still reach LINE\n");
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// time formatting (no chrono: two small functions are all this needs)
+
+/// Unix milliseconds as RFC 3339 UTC with milliseconds, e.g. `2024-05-01T12:00:00.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A duration in ms as its largest whole unit: `45s`, `3m`, `2h`, `4d`.
+pub fn compact_duration(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+/// `3m ago`, `in 3m`, or `now`.
+fn relative(ms: i64, now: i64) -> String {
+    let d = ms - now;
+    if d.abs() < 1000 {
+        "now".into()
+    } else if d < 0 {
+        format!("{} ago", compact_duration(-d))
+    } else {
+        format!("in {}", compact_duration(d))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_instants() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
+        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn durations_and_relative_times() {
+        assert_eq!(compact_duration(59_999), "59s");
+        assert_eq!(compact_duration(180_000), "3m");
+        assert_eq!(compact_duration(7_200_000), "2h");
+        assert_eq!(compact_duration(4 * 86_400_000), "4d");
+        assert_eq!(compact_duration(-5), "0s");
+        assert_eq!(relative(1_000, 181_000), "3m ago");
+        assert_eq!(relative(181_000, 1_000), "in 3m");
+        assert_eq!(relative(500, 0), "now");
+    }
+
+    fn job(state: State, attempts: u32, next_at: i64) -> Job {
+        Job {
+            id: 1,
+            mail_id: "<m@x>".into(),
+            path: "/v2/bot/message/multicast".into(),
+            body: r#"{"to":["U1","U2","U3"],"messages":[]}"#.into(),
+            retry_key: "k".into(),
+            target: "U1".into(),
+            sender: "a@b".into(),
+            state,
+            attempts,
+            created_at: 0,
+            first_attempt_at: None,
+            next_at,
+            ambiguous: false,
+            last_error: String::new(),
+        }
+    }
+
+    #[test]
+    fn next_column_and_target() {
+        assert_eq!(next_str(&job(State::Dead, 1, 0), 10), "-");
+        assert_eq!(next_str(&job(State::Pending, 0, 600_000), 0), "queued");
+        assert_eq!(next_str(&job(State::Pending, 1, 0), 10), "now");
+        assert_eq!(next_str(&job(State::Pending, 2, 180_000), 0), "in 3m");
+        assert_eq!(target_str(&job(State::Dead, 1, 0)), "U1 (+2 more)");
+        assert_eq!(endpoint("/v2/bot/message/multicast"), "multicast");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(one_line("a\n  b"), "a b");
+    }
+
+    #[test]
+    fn pretty_json_keeps_key_order_and_strings() {
+        let body = r#"{"to":"U1","messages":[{"type":"text","text":"a, b: {c} [d] \"e\" \\"}],"x":{},"y":[]}"#;
+        let pretty = pretty_json(body);
+        assert_eq!(
+            pretty,
+            "{\n  \"to\": \"U1\",\n  \"messages\": [\n    {\n      \"type\": \"text\",\n      \"text\": \"a, b: {c} [d] \\\"e\\\" \\\\\"\n    }\n  ],\n  \"x\": {},\n  \"y\": []\n}"
+        );
+        let a: Value = serde_json::from_str(body).unwrap();
+        let b: Value = serde_json::from_str(&pretty).unwrap();
+        assert_eq!(a, b);
+    }
+}
