@@ -31,6 +31,50 @@ pub struct Config {
     pub storage: Storage,
     #[serde(default)]
     pub delivery: Delivery,
+    #[serde(default)]
+    pub webhook: Webhook,
+    /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids.
+    #[serde(default)]
+    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub routing: Routing,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhook {
+    /// Where LINE posts events, on the `[http] listen` server.
+    pub path: String,
+    /// Greet each new follower (and each group/room joined) with their gateway address.
+    pub welcome: bool,
+    /// Placeholders: `{address}` (`<id>@<smtp.domain>`) and `{display_name}`.
+    pub welcome_template: String,
+    /// A text message containing one of these words is answered with the sender's address.
+    pub address_keyword: Vec<String>,
+}
+
+impl Default for Webhook {
+    fn default() -> Self {
+        Webhook {
+            path: "/webhook".into(),
+            welcome: true,
+            welcome_template: "Hello {display_name}! Mail sent to {address} reaches you here on LINE.".into(),
+            address_keyword: vec!["address".into(), "アドレス".into()],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// `<followers_address>@<domain>` reaches every active follower.
+    pub followers_address: String,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing { followers_address: "followers".into() }
+    }
 }
 
 /// `[delivery] mode`.
@@ -137,6 +181,8 @@ pub struct Smtp {
     pub idle_timeout_secs: u64,
     /// Seconds SIGTERM waits for sessions in the middle of a mail.
     pub shutdown_grace_secs: u64,
+    /// Refuse (550 5.1.1) user ids that are not active followers of the bot.
+    pub require_follower: bool,
 }
 
 impl Default for Smtp {
@@ -150,6 +196,7 @@ impl Default for Smtp {
             max_sessions: 2000,
             idle_timeout_secs: 300,
             shutdown_grace_secs: 30,
+            require_follower: false,
         }
     }
 }
@@ -275,7 +322,7 @@ impl Config {
         let problems = problems
             .into_iter()
             .map(|(key, msg)| {
-                let line = doc.as_ref().and_then(|d| key_line(d, text, key));
+                let line = doc.as_ref().and_then(|d| key_line(d, text, &key));
                 match line {
                     Some(l) => format!("{file}:{l}: {key}: {msg}"),
                     None => format!("{file}: {key}: {msg}"),
@@ -286,58 +333,82 @@ impl Config {
     }
 
     /// Checks values that types alone cannot; returns `(key, message)` pairs.
-    fn validate(&self, purpose: Purpose) -> Vec<(&'static str, String)> {
+    fn validate(&self, purpose: Purpose) -> Vec<(String, String)> {
         let mut p = Vec::new();
         let domain = &self.smtp.domain;
         if domain.is_empty() {
-            p.push(("smtp.domain", "is required: the mail domain recipients use, e.g. \"text.line.example.com\"".into()));
+            p.push(("smtp.domain".to_owned(), "is required: the mail domain recipients use, e.g. \"text.line.example.com\"".into()));
         } else if !is_domain(domain) {
-            p.push(("smtp.domain", format!("{domain:?} is not a domain name (letters, digits, '-' and '.', no trailing dot)")));
+            p.push(("smtp.domain".to_owned(), format!("{domain:?} is not a domain name (letters, digits, '-' and '.', no trailing dot)")));
         }
         if self.smtp.max_message_bytes < 1024 {
-            p.push(("smtp.max_message_bytes", "must be at least 1024".into()));
+            p.push(("smtp.max_message_bytes".to_owned(), "must be at least 1024".into()));
         }
         if !(1..=1000).contains(&self.smtp.max_recipients) {
-            p.push(("smtp.max_recipients", "must be between 1 and 1000".into()));
+            p.push(("smtp.max_recipients".to_owned(), "must be between 1 and 1000".into()));
         }
         if self.smtp.max_sessions == 0 {
-            p.push(("smtp.max_sessions", "must be at least 1".into()));
+            p.push(("smtp.max_sessions".to_owned(), "must be at least 1".into()));
         }
         if self.smtp.idle_timeout_secs == 0 {
-            p.push(("smtp.idle_timeout_secs", "must be at least 1".into()));
+            p.push(("smtp.idle_timeout_secs".to_owned(), "must be at least 1".into()));
         }
         let url = &self.line.api_base_url;
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
-            p.push(("line.api_base_url", format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
+            p.push(("line.api_base_url".to_owned(), format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
         }
         if self.line.timeout_secs == 0 {
-            p.push(("line.timeout_secs", "must be at least 1".into()));
+            p.push(("line.timeout_secs".to_owned(), "must be at least 1".into()));
         }
         if purpose == Purpose::Serve && self.line.channel_access_token.is_empty() {
             p.push((
-                "line.channel_access_token",
+                "line.channel_access_token".to_owned(),
                 "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token); `serve --dry-run` runs without one".into(),
             ));
         }
         match self.delivery.max_age.parse() {
-            Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age", "must be at least one minute".into())),
+            Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age".to_owned(), "must be at least one minute".into())),
             Ok(_) => {}
-            Err(e) => p.push(("delivery.max_age", e)),
+            Err(e) => p.push(("delivery.max_age".to_owned(), e)),
         }
         if self.delivery.max_requests_per_second == 0 {
-            p.push(("delivery.max_requests_per_second", "must be at least 1".into()));
+            p.push(("delivery.max_requests_per_second".to_owned(), "must be at least 1".into()));
         }
         if self.delivery.max_multicast_per_second == 0 {
-            p.push(("delivery.max_multicast_per_second", "must be at least 1".into()));
+            p.push(("delivery.max_multicast_per_second".to_owned(), "must be at least 1".into()));
         }
         if self.delivery.retry_base_ms == 0 || self.delivery.retry_max_secs == 0 {
-            p.push(("delivery.retry_base_ms", "retry delays must be at least 1".into()));
+            p.push(("delivery.retry_base_ms".to_owned(), "retry delays must be at least 1".into()));
         }
         if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
-            p.push(("delivery.scan_interval_ms", "intervals must be at least 1".into()));
+            p.push(("delivery.scan_interval_ms".to_owned(), "intervals must be at least 1".into()));
+        }
+        if !self.webhook.path.starts_with('/') {
+            p.push(("webhook.path".to_owned(), format!("{:?} must start with '/', e.g. \"/webhook\"", self.webhook.path)));
+        }
+        if let Some(bad) = unknown_placeholder(&self.webhook.welcome_template, &["address", "display_name"]) {
+            p.push(("webhook.welcome_template".to_owned(), format!("unknown placeholder {{{bad}}}; allowed: {{address}}, {{display_name}}")));
+        }
+        if !is_local_part(&self.routing.followers_address) {
+            p.push(("routing.followers_address".to_owned(), format!("{:?} is not a usable local part (lowercase letters, digits, '.', '-', '_')", self.routing.followers_address)));
+        }
+        for (name, ids) in &self.aliases {
+            if !is_local_part(name) || crate::envelope::Recipient::from_line_id(name).is_some() {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} is not a usable local part (lowercase letters, digits, '.', '-', '_'; not a LINE id)")));
+            } else if *name == self.routing.followers_address {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} clashes with routing.followers_address")));
+            }
+            if ids.is_empty() {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} has no ids")));
+            }
+            for id in ids {
+                if crate::envelope::Recipient::from_line_id(id).is_none() {
+                    p.push((format!("aliases.{name}"), format!("alias {name:?}: {id:?} is not a LINE id (U, C or R + 32 lowercase hex)")));
+                }
+            }
         }
         if let Err(e) = Template::parse(&self.message.template) {
-            p.push(("message.template", e.to_string()));
+            p.push(("message.template".to_owned(), e.to_string()));
         }
         p
     }
@@ -353,6 +424,25 @@ impl Config {
     pub fn line_timeout(&self) -> Duration {
         Duration::from_secs(self.line.timeout_secs)
     }
+}
+
+fn is_local_part(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+/// The first `{name}` in `template` that is not in `allowed`.
+fn unknown_placeholder(template: &str, allowed: &[&str]) -> Option<String> {
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        if !allowed.contains(&name) {
+            return Some(name.to_owned());
+        }
+        rest = &after[end + 1..];
+    }
+    None
 }
 
 fn is_domain(s: &str) -> bool {
@@ -373,7 +463,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 /// The line that defines `a.b`, or the line of table `[a]` when the key is absent.
 fn key_line(doc: &toml_edit::ImDocument<String>, text: &str, key: &str) -> Option<usize> {
-    let (table, field) = key.split_once('.')?;
+    let (table, field) = key.split_once('.').unwrap_or((key, ""));
     let table_item = doc.as_table().get(table)?;
     let span = table_item
         .as_table_like()
@@ -450,6 +540,24 @@ channel_access_token = "tok"
         assert_eq!(c.delivery.max_age.parse(), Ok(Duration::from_secs(3 * 86400)));
         assert_eq!(c.delivery.max_requests_per_second, 2000);
         assert_eq!(c.delivery.max_multicast_per_second, 200);
+    }
+
+    #[test]
+    fn webhook_aliases_and_routing() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.webhook.path.as_str(), c.webhook.welcome, c.routing.followers_address.as_str()), ("/webhook", true, "followers"));
+        assert_eq!(c.webhook.address_keyword, vec!["address", "アドレス"]);
+        assert!(!c.smtp.require_follower);
+        let text = "[smtp]\ndomain = \"a.b\"\nrequire_follower = true\n\n[aliases]\nops = [\"U0123456789abcdef0123456789abcdef\", \"C0123456789abcdef0123456789abcdef\"]\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert!(c.smtp.require_follower);
+        assert_eq!(c.aliases["ops"].len(), 2);
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[aliases]\nops = [\"bob\"]\nfollowers = [\"U0123456789abcdef0123456789abcdef\"]\n\n[webhook]\npath = \"hook\"\nwelcome_template = \"hi {name}\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:5: aliases.ops: alias \"ops\": \"bob\" is not a LINE id"), "{e}");
+        assert!(e.contains("alias \"followers\" clashes with routing.followers_address"), "{e}");
+        assert!(e.contains("c.toml:9: webhook.path:"), "{e}");
+        assert!(e.contains("webhook.welcome_template: unknown placeholder {name}"), "{e}");
     }
 
     #[test]

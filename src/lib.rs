@@ -7,6 +7,7 @@
 
 pub mod compose;
 pub mod envelope;
+pub mod followers;
 pub mod mail;
 pub mod queue;
 pub mod config;

@@ -1,0 +1,260 @@
+//! The follower registry: who may be reached, as the webhook learns it.
+//!
+//! Users who follow the bot (or unblock it), and groups and rooms it joins, are recorded as
+//! active; unfollow and leave make them inactive (kept, not deleted, so `followers list --all`
+//! still shows who was there). The registry also remembers webhook event ids, so a redelivered
+//! event changes nothing twice. It lives in its own SQLite file under `storage.dir`, readable by
+//! `mail2line followers` while the server runs (WAL).
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+/// The registry's file inside `storage.dir`.
+pub const FILE_NAME: &str = "followers.sqlite3";
+
+/// What kind of chat an id is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+    Room,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::User => "user",
+            Kind::Group => "group",
+            Kind::Room => "room",
+        }
+    }
+
+    fn parse(s: &str) -> Kind {
+        match s {
+            "group" => Kind::Group,
+            "room" => Kind::Room,
+            _ => Kind::User,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Follower {
+    pub id: String,
+    pub kind: Kind,
+    pub active: bool,
+    pub display_name: String,
+    /// Unix ms of the latest follow/join.
+    pub followed_at: i64,
+    /// Unix ms of the latest unfollow/leave, if the follower is inactive.
+    pub unfollowed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError(pub String);
+
+impl std::fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for RegistryError {
+    fn from(e: rusqlite::Error) -> Self {
+        RegistryError(e.to_string())
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS followers (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    display_name TEXT NOT NULL DEFAULT '',
+    followed_at INTEGER NOT NULL,
+    unfollowed_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS webhook_events (
+    id TEXT PRIMARY KEY,
+    seen_at INTEGER NOT NULL
+);
+";
+
+/// A handle on the registry; calls are short, synchronous SQLite statements.
+pub struct Registry {
+    conn: Mutex<Connection>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry under `dir`.
+    pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
+        std::fs::create_dir_all(dir).map_err(|e| RegistryError(format!("cannot create storage.dir {}: {e}", dir.display())))?;
+        let conn = connect(&dir.join(FILE_NAME), OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry { conn: Mutex::new(conn) })
+    }
+
+    /// Opens an existing registry (for the CLI); an error names the file when there is none.
+    pub fn open_existing(dir: &Path) -> Result<Registry, RegistryError> {
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            return Err(RegistryError(format!(
+                "no follower registry at {} (it is created when `mail2line serve` starts with this storage.dir)",
+                path.display()
+            )));
+        }
+        let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Registry { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a follow (or unblock, or join): active from `at` (unix ms). A display name that
+    /// is `None` keeps the one already known.
+    pub fn follow(&self, id: &str, kind: Kind, display_name: Option<&str>, at: i64) -> Result<(), RegistryError> {
+        self.conn().execute(
+            "INSERT INTO followers (id, kind, active, display_name, followed_at, unfollowed_at)
+             VALUES (?1, ?2, 1, COALESCE(?3, ''), ?4, NULL)
+             ON CONFLICT(id) DO UPDATE SET active = 1, kind = ?2,
+                 display_name = COALESCE(?3, display_name), followed_at = ?4, unfollowed_at = NULL",
+            params![id, kind.as_str(), display_name, at],
+        )?;
+        Ok(())
+    }
+
+    /// Records an unfollow (or leave): inactive from `at`, kept in the registry.
+    pub fn unfollow(&self, id: &str, kind: Kind, at: i64) -> Result<(), RegistryError> {
+        self.conn().execute(
+            "INSERT INTO followers (id, kind, active, followed_at, unfollowed_at) VALUES (?1, ?2, 0, ?3, ?3)
+             ON CONFLICT(id) DO UPDATE SET active = 0, unfollowed_at = ?3",
+            params![id, kind.as_str(), at],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_display_name(&self, id: &str, name: &str) -> Result<(), RegistryError> {
+        self.conn().execute("UPDATE followers SET display_name = ?2 WHERE id = ?1", params![id, name])?;
+        Ok(())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Follower>, RegistryError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, kind, active, display_name, followed_at, unfollowed_at FROM followers WHERE id = ?1",
+                params![id],
+                row_to_follower,
+            )
+            .optional()?)
+    }
+
+    pub fn is_active(&self, id: &str) -> Result<bool, RegistryError> {
+        Ok(self.get(id)?.is_some_and(|f| f.active))
+    }
+
+    /// Ids of active users (not groups or rooms), in the order they first followed.
+    pub fn active_users(&self) -> Result<Vec<String>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT id FROM followers WHERE active = 1 AND kind = 'user' ORDER BY rowid")?;
+        let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
+    /// Every follower (or only active ones), in the order they first appeared.
+    pub fn list(&self, include_inactive: bool) -> Result<Vec<Follower>, RegistryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, active, display_name, followed_at, unfollowed_at FROM followers WHERE active = 1 OR ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map(params![include_inactive], row_to_follower)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// Remembers a webhook event id; false if it was seen before (a redelivery to ignore).
+    pub fn first_delivery(&self, event_id: &str, at: i64) -> Result<bool, RegistryError> {
+        let n = self
+            .conn()
+            .execute("INSERT OR IGNORE INTO webhook_events (id, seen_at) VALUES (?1, ?2)", params![event_id, at])?;
+        Ok(n == 1)
+    }
+
+    /// Forgets event ids older than `before` (LINE redelivers within a day at most).
+    pub fn prune_events(&self, before: i64) -> Result<usize, RegistryError> {
+        Ok(self.conn().execute("DELETE FROM webhook_events WHERE seen_at < ?1", params![before])?)
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, RegistryError> {
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| RegistryError(format!("cannot open the follower registry {}: {e}", path.display())))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(conn)
+}
+
+fn row_to_follower(r: &rusqlite::Row<'_>) -> rusqlite::Result<Follower> {
+    Ok(Follower {
+        id: r.get(0)?,
+        kind: Kind::parse(&r.get::<_, String>(1)?),
+        active: r.get::<_, i64>(2)? != 0,
+        display_name: r.get(3)?,
+        followed_at: r.get(4)?,
+        unfollowed_at: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_unfollow_refollow() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        reg.follow("U1", Kind::User, Some("Alice"), 100).unwrap();
+        reg.follow("U2", Kind::User, None, 200).unwrap();
+        reg.follow("C1", Kind::Group, None, 300).unwrap();
+        assert_eq!(reg.active_users().unwrap(), vec!["U1", "U2"]);
+        reg.unfollow("U1", Kind::User, 400).unwrap();
+        assert!(!reg.is_active("U1").unwrap());
+        assert_eq!(reg.active_users().unwrap(), vec!["U2"]);
+        let u1 = reg.get("U1").unwrap().unwrap();
+        assert_eq!((u1.display_name.as_str(), u1.followed_at, u1.unfollowed_at), ("Alice", 100, Some(400)));
+        assert_eq!(reg.list(false).unwrap().len(), 2);
+        assert_eq!(reg.list(true).unwrap().len(), 3);
+        // Following again keeps the known name when none is given.
+        reg.follow("U1", Kind::User, None, 500).unwrap();
+        let u1 = reg.get("U1").unwrap().unwrap();
+        assert_eq!((u1.active, u1.display_name.as_str(), u1.unfollowed_at), (true, "Alice", None));
+        assert_eq!(reg.active_users().unwrap(), vec!["U1", "U2"], "original order kept");
+        // Unfollow of someone never seen is recorded as inactive.
+        reg.unfollow("U9", Kind::User, 600).unwrap();
+        assert_eq!(reg.get("U9").unwrap().unwrap().active, false);
+    }
+
+    #[test]
+    fn event_ids_are_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        assert!(reg.first_delivery("E1", 10).unwrap());
+        assert!(!reg.first_delivery("E1", 20).unwrap());
+        assert_eq!(reg.prune_events(15).unwrap(), 1);
+        assert!(reg.first_delivery("E1", 30).unwrap());
+    }
+
+    #[test]
+    fn cli_side_needs_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Registry::open_existing(dir.path()).err().unwrap();
+        assert!(err.0.contains("no follower registry"), "{err}");
+        Registry::open(dir.path()).unwrap().follow("U1", Kind::User, None, 1).unwrap();
+        assert_eq!(Registry::open_existing(dir.path()).unwrap().active_users().unwrap(), vec!["U1"]);
+    }
+}
