@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -15,6 +17,8 @@ use crate::compose::template::Template;
 use crate::compose::text::{to_messages, MAX_MESSAGES_PER_REQUEST};
 use crate::line::client::{path, Body};
 use crate::line::outcome::RetryReason;
+use crate::envelope::Recipient;
+use crate::followers::Registry;
 use crate::line::{LineClient, Outcome};
 use crate::mail;
 use crate::smtp::{Mail, Reply};
@@ -34,6 +38,8 @@ pub enum Mode {
 pub struct Gateway {
     template: Template,
     mode: Mode,
+    /// Expands `followers@` when a mail is delivered.
+    followers: Option<Arc<Registry>>,
 }
 
 /// What a mail becomes before it is sent: the requests, and a few facts for logs.
@@ -44,8 +50,33 @@ pub struct Composed {
 }
 
 impl Gateway {
-    pub fn new(template: Template, mode: Mode) -> Gateway {
-        Gateway { template, mode }
+    pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>) -> Gateway {
+        Gateway { template, mode, followers }
+    }
+
+    /// Replaces `followers@` by the users who follow right now.
+    fn expand_followers(&self, rcpts: &[Recipient]) -> Result<Vec<Recipient>, Reply> {
+        if !rcpts.contains(&Recipient::Followers) {
+            return Ok(rcpts.to_vec());
+        }
+        let users = match &self.followers {
+            Some(reg) => reg.active_users().map_err(|e| {
+                warn!("cannot read the follower registry: {e}");
+                Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later")
+            })?,
+            None => Vec::new(),
+        };
+        let mut out: Vec<Recipient> = rcpts.iter().filter(|r| **r != Recipient::Followers).cloned().collect();
+        for id in users {
+            let r = Recipient::User(id);
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        if out.is_empty() {
+            return Err(Reply::new(550, "5.1.1", "This LINE account has no active followers; nothing was sent"));
+        }
+        Ok(out)
     }
 
     /// Turns the mail into LINE requests (pure; no I/O).
@@ -61,8 +92,12 @@ impl Gateway {
     }
 
     /// Delivers one mail and returns the SMTP reply for its DATA.
-    pub async fn deliver(&self, mail: Mail) -> Reply {
+    pub async fn deliver(&self, mut mail: Mail) -> Reply {
         let id = next_mail_id();
+        mail.rcpts = match self.expand_followers(&mail.rcpts) {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
         let composed = self.compose(&mail);
         if composed.truncated {
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");

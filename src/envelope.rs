@@ -11,6 +11,9 @@ pub enum Recipient {
     Group(String),
     /// A multi-person chat id (`R` + 32 hex): push only.
     Room(String),
+    /// `followers@<domain>`: every active follower, expanded when the mail is delivered (so a
+    /// mail reaches whoever follows at that moment).
+    Followers,
 }
 
 impl Recipient {
@@ -18,6 +21,7 @@ impl Recipient {
     pub fn id(&self) -> &str {
         match self {
             Recipient::User(id) | Recipient::Group(id) | Recipient::Room(id) => id,
+            Recipient::Followers => "followers",
         }
     }
 

@@ -16,7 +16,10 @@ use mail2line::spool::policy::RetryPolicy;
 use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
 use mail2line::line::LineClient;
-use mail2line::smtp::{server, Rules};
+use mail2line::envelope::Recipient;
+use mail2line::followers::Registry;
+use mail2line::smtp::{server, Directory, Rules};
+use std::collections::HashMap;
 
 mod cli;
 
@@ -99,7 +102,8 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
             }
         }
     };
-    let gateway = Arc::new(Gateway::new(template, mode));
+    let registry = Arc::new(Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir)"))?);
+    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone())));
     let listener = TcpListener::bind(cfg.smtp.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
@@ -110,6 +114,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         domain: cfg.smtp.domain.clone(),
         max_message_bytes: cfg.smtp.max_message_bytes,
         max_recipients: cfg.smtp.max_recipients,
+        aliases: aliases(&cfg),
+        followers_address: cfg.routing.followers_address.clone(),
+        require_follower: cfg.smtp.require_follower,
+        directory: Some(registry.clone() as Arc<dyn Directory>),
     });
     let limits = server::Limits {
         max_sessions: cfg.smtp.max_sessions,
@@ -130,6 +138,14 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// `[aliases]` as recipients (the ids were validated when the config was loaded).
+fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
+    cfg.aliases
+        .iter()
+        .map(|(name, ids)| (name.clone(), ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
+        .collect()
 }
 
 fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {

@@ -36,13 +36,17 @@ pub fn plan(rcpts: &[Recipient], messages: &[Message]) -> Vec<Request> {
         let list = match r {
             Recipient::User(_) => &mut users,
             Recipient::Group(_) | Recipient::Room(_) => &mut others,
+            // Expanded to users before planning (see `delivery`); nothing to send to itself.
+            Recipient::Followers => continue,
         };
         if !list.contains(&r.id()) {
             list.push(r.id());
         }
     }
     let mut out = Vec::new();
-    if users.len() == 1 {
+    if users.is_empty() {
+        // Only groups/rooms, or nobody: no user request.
+    } else if users.len() == 1 {
         out.push(Request { endpoint: Endpoint::Push { to: users[0].to_owned() }, messages: messages.to_vec() });
     } else {
         for chunk in users.chunks(MAX_MULTICAST_IDS) {

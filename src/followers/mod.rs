@@ -190,6 +190,20 @@ impl Registry {
     }
 }
 
+impl crate::smtp::Directory for Registry {
+    fn is_active_follower(&self, id: &str) -> Result<bool, String> {
+        self.is_active(id).map_err(|e| e.0)
+    }
+
+    fn active_follower_count(&self) -> Result<usize, String> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM followers WHERE active = 1 AND kind = 'user'", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        Ok(n as usize)
+    }
+}
+
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, RegistryError> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| RegistryError(format!("cannot open the follower registry {}: {e}", path.display())))?;

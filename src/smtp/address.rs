@@ -99,6 +99,34 @@ impl RcptError {
     }
 }
 
+/// What the local part of one of our addresses names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    /// A LINE id.
+    Id(Recipient),
+    /// Anything else that could be an alias or `followers`, lower-cased.
+    Name(String),
+}
+
+/// Splits `addr` into our local part, refusing foreign domains. `domain` must be lower case.
+pub fn resolve_local(addr: &str, domain: &str) -> Result<Local, RcptError> {
+    if addr.is_empty() {
+        return Err(RcptError::Empty);
+    }
+    let (local, dom) = addr.rsplit_once('@').ok_or(RcptError::NotOurDomain)?;
+    if !dom.eq_ignore_ascii_case(domain) {
+        return Err(RcptError::NotOurDomain);
+    }
+    if let Some(r) = Recipient::from_line_id(local) {
+        return Ok(Local::Id(r));
+    }
+    // Names are plain: quoting, routing characters and the like are never an alias.
+    if !local.is_empty() && local.len() <= 64 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        return Ok(Local::Name(local.to_ascii_lowercase()));
+    }
+    Err(RcptError::BadId)
+}
+
 /// Decides whether `addr` is `<LINE id>@<domain>`. `domain` must already be lower case.
 pub fn resolve_recipient(addr: &str, domain: &str) -> Result<Recipient, RcptError> {
     if addr.is_empty() {
@@ -180,6 +208,16 @@ mod tests {
         for (addr, want) in cases {
             assert_eq!(resolve_recipient(addr, DOMAIN).as_ref(), Err(want), "{addr}");
         }
+    }
+
+    #[test]
+    fn names_are_plain_lowercased_local_parts() {
+        assert_eq!(resolve_local(&format!("Ops@{DOMAIN}"), DOMAIN), Ok(Local::Name("ops".into())));
+        assert_eq!(resolve_local(&format!("{ID}@{DOMAIN}"), DOMAIN), Ok(Local::Id(Recipient::User(ID.into()))));
+        assert_eq!(resolve_local("ops@gmail.com", DOMAIN), Err(RcptError::NotOurDomain));
+        assert_eq!(resolve_local(&format!("\"ops\"@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
+        assert_eq!(resolve_local(&format!("a%b@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
+        assert_eq!(resolve_local(&format!("@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
     }
 
     #[test]

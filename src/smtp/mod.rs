@@ -7,4 +7,4 @@ pub mod server;
 pub mod session;
 
 pub use reply::Reply;
-pub use session::{Mail, Rules, Session, Step};
+pub use session::{Directory, Mail, Rules, Session, Step};

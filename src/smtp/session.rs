@@ -12,11 +12,12 @@
 //! than one command line ([`MAX_COMMAND_LINE`]) plus one read, and message data stops growing at
 //! `max_message_bytes`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::envelope::Recipient;
 
-use super::address::{parse_path_arg, resolve_recipient};
+use super::address::{parse_path_arg, resolve_local, Local};
 use super::reply::Reply;
 
 /// Longest command line we read (RFC 5321 says 512; SMTPUTF8 addresses and parameters need
@@ -26,15 +27,30 @@ pub const MAX_COMMAND_LINE: usize = 4096;
 /// Protocol errors tolerated before we hang up on a client that is not speaking SMTP.
 const MAX_ERRORS: u32 = 20;
 
+/// Who follows the bot, as far as RCPT decisions need it (the follower registry in the
+/// server; a small table in unit tests).
+pub trait Directory: Send + Sync {
+    fn is_active_follower(&self, id: &str) -> Result<bool, String>;
+    fn active_follower_count(&self) -> Result<usize, String>;
+}
+
 /// The facts a session decides by; built once from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Rules {
     /// Our name in the greeting and EHLO reply.
     pub hostname: String,
     /// Recipients must be `<LINE id>@domain`; stored lower case.
     pub domain: String,
     pub max_message_bytes: usize,
+    /// RCPT commands accepted per mail (an alias counts once).
     pub max_recipients: usize,
+    /// `[aliases]`: lower-case name → the ids it reaches.
+    pub aliases: HashMap<String, Vec<Recipient>>,
+    /// Local part that reaches every active follower (`[routing] followers_address`).
+    pub followers_address: String,
+    /// `[smtp] require_follower`: user ids must be active followers.
+    pub require_follower: bool,
+    pub directory: Option<Arc<dyn Directory>>,
 }
 
 /// A mail whose DATA is complete, ready for delivery.
@@ -84,6 +100,8 @@ pub struct Session {
     helo: String,
     from: String,
     rcpts: Vec<Recipient>,
+    /// RCPT commands accepted in this transaction.
+    rcpt_count: usize,
     data: Vec<u8>,
     /// Data beyond `max_message_bytes` is dropped; we still read to the end to answer 552.
     oversize: bool,
@@ -107,6 +125,7 @@ impl Session {
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
+            rcpt_count: 0,
             data: Vec::new(),
             oversize: false,
             at_line_start: true,
@@ -157,6 +176,7 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.from.clear();
         self.rcpts.clear();
+        self.rcpt_count = 0;
         self.data = Vec::new();
         self.oversize = false;
         self.at_line_start = true;
@@ -296,6 +316,7 @@ impl Session {
         }
         self.from = path.path;
         self.rcpts.clear();
+        self.rcpt_count = 0;
         self.phase = Phase::Mail;
         Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
     }
@@ -314,21 +335,65 @@ impl Session {
         if let Some((key, _)) = path.params.first() {
             return self.error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
         }
-        let rcpt = match resolve_recipient(&path.path, &self.rules.domain) {
-            Ok(r) => r,
-            Err(e) => return Step::Reply(e.reply(&path.path)),
+        let targets = match self.targets(&path.path) {
+            Ok(t) => t,
+            Err(reply) => return Step::Reply(reply),
         };
-        if !self.rcpts.contains(&rcpt) {
-            if self.rcpts.len() >= self.rules.max_recipients {
-                return Step::Reply(Reply::new(
-                    452,
-                    "4.5.3",
-                    format!("Too many recipients (at most {} a mail); send the rest in another mail", self.rules.max_recipients),
-                ));
+        if self.rcpt_count >= self.rules.max_recipients {
+            return Step::Reply(Reply::new(
+                452,
+                "4.5.3",
+                format!("Too many recipients (at most {} a mail); send the rest in another mail", self.rules.max_recipients),
+            ));
+        }
+        self.rcpt_count += 1;
+        for t in targets {
+            if !self.rcpts.contains(&t) {
+                self.rcpts.push(t);
             }
-            self.rcpts.push(rcpt);
         }
         Step::Reply(Reply::new(250, "2.1.5", format!("<{}> ok", path.path)))
+    }
+
+    /// What a recipient address reaches: a LINE id, an alias's ids, or every follower.
+    fn targets(&self, addr: &str) -> Result<Vec<Recipient>, Reply> {
+        let unavailable = |_| Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later");
+        match resolve_local(addr, &self.rules.domain).map_err(|e| e.reply(addr))? {
+            Local::Id(r) => {
+                if self.rules.require_follower && matches!(r, Recipient::User(_)) {
+                    let active = match &self.rules.directory {
+                        Some(d) => d.is_active_follower(r.id()).map_err(unavailable)?,
+                        None => false,
+                    };
+                    if !active {
+                        return Err(Reply::new(
+                            550,
+                            "5.1.1",
+                            format!("<{addr}>: not a follower of this LINE account; they must add the bot as a friend first"),
+                        ));
+                    }
+                }
+                Ok(vec![r])
+            }
+            Local::Name(name) if name == self.rules.followers_address => {
+                let count = match &self.rules.directory {
+                    Some(d) => d.active_follower_count().map_err(unavailable)?,
+                    None => 0,
+                };
+                if count == 0 {
+                    return Err(Reply::new(550, "5.1.1", format!("<{addr}>: this LINE account has no active followers yet")));
+                }
+                Ok(vec![Recipient::Followers])
+            }
+            Local::Name(name) => match self.rules.aliases.get(&name) {
+                Some(ids) => Ok(ids.clone()),
+                None => Err(Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{addr}>: no such alias; use a LINE id (U|C|R + 32 lowercase hex) or an alias from [aliases]"),
+                )),
+            },
+        }
     }
 
     fn data_cmd(&mut self, arg: &str, bare_lf: bool) -> Step {
@@ -430,12 +495,32 @@ mod tests {
     const ID: &str = "U0123456789abcdef0123456789abcdef";
 
     fn rules() -> Arc<Rules> {
-        Arc::new(Rules {
+        Arc::new(base_rules())
+    }
+
+    fn base_rules() -> Rules {
+        Rules {
             hostname: "gw.example".into(),
             domain: "text.line.example.com".into(),
             max_message_bytes: 1000,
             max_recipients: 3,
-        })
+            aliases: HashMap::new(),
+            followers_address: "followers".into(),
+            require_follower: false,
+            directory: None,
+        }
+    }
+
+    /// A fixed follower table for unit tests (the server uses the SQLite registry).
+    struct Table(Vec<&'static str>);
+
+    impl Directory for Table {
+        fn is_active_follower(&self, id: &str) -> Result<bool, String> {
+            Ok(self.0.contains(&id))
+        }
+        fn active_follower_count(&self) -> Result<usize, String> {
+            Ok(self.0.len())
+        }
     }
 
     /// Feeds `input` and collects every step until the session needs input or closes,
@@ -545,14 +630,58 @@ mod tests {
         for id in &ids {
             input += &format!("RCPT TO:<{id}@text.line.example.com>\r\n");
         }
-        input += &format!("RCPT TO:<{}@TEXT.LINE.EXAMPLE.COM>\r\n", ids[0]); // duplicate: fine
+        input += &format!("RCPT TO:<{}@TEXT.LINE.EXAMPLE.COM>\r\n", ids[0]); // past the limit, even a duplicate
         input += &format!("RCPT TO:<{}@text.line.example.com> NOTIFY=NEVER\r\n", ids[0]);
         let steps = run(&mut s, input.as_bytes(), &mut ok);
-        assert_eq!(codes(&steps), vec![250, 250, 550, 550, 250, 250, 250, 452, 250, 555]);
+        assert_eq!(codes(&steps), vec![250, 250, 550, 550, 250, 250, 250, 452, 452, 555]);
         let Step::Reply(relay) = &steps[2] else { panic!() };
         assert_eq!(relay.status, "5.7.1");
         let Step::Reply(bad) = &steps[3] else { panic!() };
         assert_eq!(bad.status, "5.1.1");
+    }
+
+    #[test]
+    fn aliases_followers_and_require_follower() {
+        const OTHER: &str = "U1111111111111111111111111111111f";
+        let group = format!("C{}", &ID[1..]);
+        let mut r = base_rules();
+        r.aliases.insert("ops".into(), vec![Recipient::User(ID.into()), Recipient::Group(group.clone())]);
+        r.require_follower = true;
+        r.directory = Some(Arc::new(Table(vec![ID])));
+        let mut s = Session::new(Arc::new(r));
+        let input = format!(
+            "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<OPS@text.line.example.com>\r\nRCPT TO:<nope@text.line.example.com>\r\nRCPT TO:<{OTHER}@text.line.example.com>\r\nRCPT TO:<{group}@text.line.example.com>\r\nRCPT TO:<followers@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"
+        );
+        let mut mails = Vec::new();
+        let steps = run(&mut s, input.as_bytes(), &mut |m| {
+            mails.push(m);
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        // ops (2 ids), nope (unknown alias), OTHER (not a follower), the group again (already in
+        // via ops: one delivery), followers: 3 RCPTs accepted = the limit.
+        assert_eq!(codes(&steps), vec![250, 250, 250, 550, 550, 250, 250, 354, 250]);
+        let Step::Reply(unknown) = &steps[3] else { panic!() };
+        assert!(unknown.to_string().contains("no such alias"), "{unknown}");
+        let Step::Reply(not_follower) = &steps[4] else { panic!() };
+        assert!(not_follower.to_string().contains("not a follower"), "{not_follower}");
+        assert_eq!(mails[0].rcpts, vec![Recipient::User(ID.into()), Recipient::Group(group), Recipient::Followers]);
+
+        // followers@ with followers, and with none.
+        let mut r = base_rules();
+        r.directory = Some(Arc::new(Table(vec![ID])));
+        let mut s = Session::new(Arc::new(r));
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250]);
+        assert_eq!(s.rcpts, vec![Recipient::Followers]);
+        let mut r = base_rules();
+        r.directory = Some(Arc::new(Table(vec![])));
+        let mut s = Session::new(Arc::new(r));
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 550]);
+        // Without require_follower any well-formed id is accepted.
+        let mut s = Session::new(rules());
+        let steps = run(&mut s, format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{OTHER}@text.line.example.com>\r\n").as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250]);
     }
 
     #[test]
