@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use mail2line::followers::cli::Action as FollowersAction;
 use mail2line::queue::{Action, RetryWhich};
 use mail2line::spool::store::{JobId, State};
 
@@ -40,6 +41,38 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueCommand,
     },
+    /// See who follows the bot, and export them as CSV (works while the server runs).
+    Followers {
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        #[arg(long, short = 'c', value_name = "PATH", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: FollowersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FollowersCommand {
+    /// List followers: id, kind, state, name, when they followed, and the address that mails them.
+    List {
+        /// Include inactive followers (unfollowed, blocked, or left).
+        #[arg(long)]
+        all: bool,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every follower, active and inactive, as CSV (RFC 4180) on stdout.
+    Export,
+}
+
+impl From<FollowersCommand> for FollowersAction {
+    fn from(c: FollowersCommand) -> FollowersAction {
+        match c {
+            FollowersCommand::List { all, json } => FollowersAction::List { all, json },
+            FollowersCommand::Export => FollowersAction::Export,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

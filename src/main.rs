@@ -28,6 +28,7 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::CheckConfig { config } => check_config(config),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
+        cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
             init_logging();
             let path = config::resolve_path(config.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());

@@ -166,32 +166,62 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
                 ]
             })
             .collect();
-        let mut widths = header.map(|h| h.chars().count());
-        for r in &rows {
-            for (w, cell) in widths.iter_mut().zip(r) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut line = |cells: &[&str]| {
-            let mut l = String::new();
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                if i + 1 == cells.len() {
-                    l.push_str(cell); // no padding after the last column
-                } else {
-                    l.push_str(cell);
-                    l.push_str(&" ".repeat(w - cell.chars().count() + 2));
-                }
-            }
-            out.push_str(l.trim_end());
-            out.push('\n');
-        };
-        line(&header);
-        for r in &rows {
-            line(&r.each_ref().map(String::as_str));
-        }
+        out.push_str(&table(&header, &rows));
     }
     out.push_str(&format!("{pending} pending, {dead} dead\n"));
     Ok(out)
+}
+
+/// Left-aligned columns two spaces apart, header first; no padding after the last column, so
+/// lines carry no trailing spaces. Shared with `followers list`, whose names are often Japanese:
+/// widths are terminal columns ([`display_width`]), not chars, so wide text keeps columns aligned.
+pub(crate) fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r.as_ref()) {
+            *w = (*w).max(display_width(cell));
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut l = String::new();
+        for (cell, w) in cells.zip(&widths) {
+            l.push_str(cell);
+            l.push_str(&" ".repeat(w - display_width(cell) + 2));
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&mut header.iter().copied());
+    for r in rows {
+        line(&mut r.as_ref().iter().map(String::as_str));
+    }
+    out
+}
+
+/// Terminal columns `s` takes: 2 for East Asian wide and fullwidth characters (CJK, kana, Hangul,
+/// fullwidth forms, most emoji), 1 otherwise. An approximation of UAX #11 without a dependency;
+/// it only has to keep a table readable.
+pub(crate) fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1F64F
+            | 0x1F900..=0x1F9FF
+            | 0x20000..=0x3FFFD => 2,
+            _ => 1,
+        })
+        .sum()
 }
 
 fn state_str(s: State) -> &'static str {
@@ -232,11 +262,11 @@ fn target_str(j: &Job) -> String {
     }
 }
 
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_owned();
     }
@@ -560,6 +590,13 @@ mod tests {
         assert_eq!(endpoint("/v2/bot/message/multicast"), "multicast");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(one_line("a\n  b"), "a b");
+    }
+
+    #[test]
+    fn table_aligns_wide_text() {
+        assert_eq!((display_width("abc"), display_width("山田 太郎"), display_width("ｱ"), display_width("ＡＢ")), (3, 9, 1, 4));
+        let rows = vec![vec!["山田".to_owned(), "x".to_owned()], vec!["ab".to_owned(), "".to_owned()]];
+        assert_eq!(table(&["NAME", "X"], &rows), "NAME  X\n山田  x\nab\n");
     }
 
     #[test]
