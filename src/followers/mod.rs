@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(reg.active_users().unwrap(), vec!["U1", "U2"], "original order kept");
         // Unfollow of someone never seen is recorded as inactive.
         reg.unfollow("U9", Kind::User, 600).unwrap();
-        assert_eq!(reg.get("U9").unwrap().unwrap().active, false);
+        assert!(!reg.get("U9").unwrap().unwrap().active);
     }
 
     #[test]
