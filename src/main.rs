@@ -15,6 +15,7 @@ use mail2line::config::{self, Config, DeliveryMode, Purpose};
 use mail2line::spool::policy::RetryPolicy;
 use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
+use mail2line::followers::Registry;
 use mail2line::line::LineClient;
 use mail2line::smtp::{server, Rules};
 
@@ -84,11 +85,15 @@ fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
     let mut runner = None;
-    let mode = if dry_run {
-        Mode::DryRun
+    // The webhook replies through the same client; none in a dry run.
+    let line = if dry_run {
+        None
     } else {
-        let client = LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?;
-        match cfg.delivery.mode {
+        Some(LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?)
+    };
+    let mode = match line.clone() {
+        None => Mode::DryRun,
+        Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
                 let (spool, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?)
@@ -97,9 +102,14 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
                 runner = Some(r);
                 Mode::Spool(spool)
             }
-        }
+        },
     };
     let gateway = Arc::new(Gateway::new(template, mode));
+    let registry = Arc::new(
+        Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?,
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = start_http(&cfg, registry.clone(), line, stop_rx.clone()).await?;
     let listener = TcpListener::bind(cfg.smtp.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
@@ -116,7 +126,6 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         idle_timeout: cfg.idle_timeout(),
         shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: no new SMTP sessions");
@@ -124,12 +133,37 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     });
     let grace = limits.shutdown_grace;
     server::serve(listener, rules, limits, gateway, stop_rx).await;
+    // The stop signal already reached the HTTP server; wait for its requests in progress.
+    if tokio::time::timeout(grace, http).await.is_err() {
+        info!("HTTP requests still running after {grace:?}; stopping anyway");
+    }
     if let Some(runner) = runner {
         info!("SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
         runner.shutdown(grace).await;
     }
     info!("stopped");
     Ok(())
+}
+
+/// Binds `[http] listen` and serves the webhook until `stop`; logs `HTTP listening on ADDR`.
+async fn start_http(
+    cfg: &Config,
+    registry: Arc<Registry>,
+    line: Option<LineClient>,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
+    let app = mail2line::http::router(hook, &cfg.webhook.path);
+    info!("HTTP listening on {addr} (LINE webhook at {})", cfg.webhook.path);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = mail2line::http::serve(listener, app, stop).await {
+            error!("HTTP server stopped: {e}");
+        }
+    }))
 }
 
 fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
