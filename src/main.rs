@@ -158,7 +158,8 @@ async fn start_http(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
     let app = mail2line::http::router(hook, &cfg.webhook.path);
-    info!("HTTP listening on {addr} (LINE webhook at {})", cfg.webhook.path);
+    info!("LINE webhook at POST {}", cfg.webhook.path);
+    info!("HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
         if let Err(e) = mail2line::http::serve(listener, app, stop).await {
             error!("HTTP server stopped: {e}");

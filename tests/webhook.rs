@@ -300,11 +300,16 @@ async fn empty_channel_secret_refuses_every_webhook() {
 async fn dry_run_records_followers_without_calling_line() {
     let line = StandIn::start().await;
     let url = line.base_url();
-    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, dry_run: true, token: None, ..Default::default() }));
+    let mut gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, dry_run: true, token: None, ..Default::default() }));
     let u = user(6);
     let body = callback(vec![follow(&u, "01HZFOLLOW00000000000000F1", 1, "rtF1", false)]);
     assert_eq!(post_signed(&gw, body).await.0, 200);
     assert!(registry(&gw).is_active(&u).unwrap());
     assert!(gw.wait_for_log("dry run, not sending the welcome reply", Duration::from_secs(5)), "{}", gw.logs());
     assert!(line.requests().is_empty());
+
+    // SIGTERM stops the HTTP server along with SMTP.
+    let status = block_in_place(|| gw.terminate());
+    assert!(status.success(), "{status:?}\n{}", gw.logs());
+    assert!(gw.logs().contains("stopped"));
 }

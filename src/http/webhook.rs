@@ -315,3 +315,36 @@ fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Purpose;
+
+    fn hook(extra: &str) -> Webhook {
+        let text = format!("[smtp]\ndomain = \"mail.example.com\"\n{extra}");
+        let cfg = Config::parse(&text, "test.toml", Purpose::DryRun, &|_| None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        Webhook::new(&cfg, registry, None)
+    }
+
+    #[test]
+    fn welcome_text_fills_both_placeholders_once() {
+        let h = hook("[webhook]\nwelcome_template = \"{display_name}: {address}\"\n");
+        assert_eq!(h.welcome_text("U1", "Ann"), "Ann: U1@mail.example.com");
+        // A name that looks like a placeholder stays as written.
+        assert_eq!(h.welcome_text("U1", "{address}"), "{address}: U1@mail.example.com");
+    }
+
+    #[test]
+    fn keywords_match_case_insensitively_and_empty_ones_are_ignored() {
+        let h = hook("");
+        assert!(h.asks_for_address("what's my ADDRESS?"));
+        assert!(h.asks_for_address("メールアドレスを教えて"));
+        assert!(!h.asks_for_address("hello"));
+        let h = hook("[webhook]\naddress_keyword = [\"\", \"  \", \"Mail\"]\n");
+        assert!(!h.asks_for_address("hello"), "an empty keyword must not match everything");
+        assert!(h.asks_for_address("my e-MAIL please"));
+    }
+}
