@@ -8,6 +8,7 @@
 pub mod compose;
 pub mod envelope;
 pub mod followers;
+pub mod http;
 pub mod mail;
 pub mod queue;
 pub mod config;

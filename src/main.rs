@@ -15,9 +15,9 @@ use mail2line::config::{self, Config, DeliveryMode, Purpose};
 use mail2line::spool::policy::RetryPolicy;
 use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
+use mail2line::followers::Registry;
 use mail2line::line::LineClient;
 use mail2line::envelope::Recipient;
-use mail2line::followers::Registry;
 use mail2line::smtp::{server, Directory, Rules};
 use std::collections::HashMap;
 
@@ -88,11 +88,15 @@ fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
     let mut runner = None;
-    let mode = if dry_run {
-        Mode::DryRun
+    // The webhook replies through the same client; none in a dry run.
+    let line = if dry_run {
+        None
     } else {
-        let client = LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?;
-        match cfg.delivery.mode {
+        Some(LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?)
+    };
+    let mode = match line.clone() {
+        None => Mode::DryRun,
+        Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
                 let (spool, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?)
@@ -101,10 +105,14 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
                 runner = Some(r);
                 Mode::Spool(spool)
             }
-        }
+        },
     };
-    let registry = Arc::new(Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir)"))?);
+    let registry = Arc::new(
+        Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?,
+    );
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone())));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = start_http(&cfg, registry.clone(), line, stop_rx.clone()).await?;
     let listener = TcpListener::bind(cfg.smtp.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
@@ -125,7 +133,6 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         idle_timeout: cfg.idle_timeout(),
         shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: no new SMTP sessions");
@@ -133,6 +140,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     });
     let grace = limits.shutdown_grace;
     server::serve(listener, rules, limits, gateway, stop_rx).await;
+    // The stop signal already reached the HTTP server; wait for its requests in progress.
+    if tokio::time::timeout(grace, http).await.is_err() {
+        info!("HTTP requests still running after {grace:?}; stopping anyway");
+    }
     if let Some(runner) = runner {
         info!("SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
         runner.shutdown(grace).await;
@@ -147,6 +158,28 @@ fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
         .iter()
         .map(|(name, ids)| (name.clone(), ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
         .collect()
+}
+
+/// Binds `[http] listen` and serves the webhook until `stop`; logs `HTTP listening on ADDR`.
+async fn start_http(
+    cfg: &Config,
+    registry: Arc<Registry>,
+    line: Option<LineClient>,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let listener = TcpListener::bind(cfg.http.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
+    let app = mail2line::http::router(hook, &cfg.webhook.path);
+    info!("LINE webhook at POST {}", cfg.webhook.path);
+    info!("HTTP listening on {addr}");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = mail2line::http::serve(listener, app, stop).await {
+            error!("HTTP server stopped: {e}");
+        }
+    }))
 }
 
 fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {

@@ -1,4 +1,5 @@
-//! HTTP client for the Messaging API's push and multicast endpoints.
+//! HTTP client for the Messaging API: push and multicast (mail delivery), reply and profile
+//! (the webhook's welcome and address answers), and the quota check.
 
 use std::time::Duration;
 
@@ -111,6 +112,39 @@ impl LineClient {
         }
         let used: Consumption = self.get_json("/v2/bot/message/quota/consumption").await?;
         Ok(quota.value.is_none_or(|limit| used.total_usage < limit))
+    }
+
+    /// Answers a webhook event: `POST /v2/bot/message/reply` with its one-time `replyToken`.
+    /// No retry key: LINE does not take one for replies, and a reply token expires within
+    /// about a minute, so a failed reply is reported rather than retried.
+    pub async fn reply(&self, reply_token: &str, messages: &[Message]) -> Outcome {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ReplyBody<'a> {
+            reply_token: &'a str,
+            messages: &'a [Message],
+        }
+        let body = match serde_json::to_string(&ReplyBody { reply_token, messages }) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Permanent { status: 0, message: format!("cannot encode the reply: {e}") },
+        };
+        self.send_raw("/v2/bot/message/reply", body, None).await
+    }
+
+    /// A user's display name: `GET /v2/bot/profile/{userId}`. Works only for users who follow
+    /// the bot; the error says why the name is unknown.
+    pub async fn profile(&self, user_id: &str) -> Result<String, String> {
+        #[derive(serde::Deserialize)]
+        struct Profile {
+            #[serde(rename = "displayName")]
+            display_name: String,
+        }
+        // LINE ids are ASCII letters and digits; anything else would change the URL path.
+        if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(format!("{user_id:?} is not a LINE user id"));
+        }
+        let profile: Profile = self.get_json(&format!("/v2/bot/profile/{user_id}")).await?;
+        Ok(profile.display_name)
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {

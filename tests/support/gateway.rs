@@ -1,5 +1,5 @@
 //! Runs the real `mail2line` binary for a test: writes a config into a temporary directory,
-//! starts `mail2line serve` on an ephemeral SMTP port, and collects its log output so tests can
+//! starts `mail2line serve` on ephemeral SMTP and HTTP ports, and collects its log output so tests can
 //! assert on it (and grep it for secrets).
 
 use std::io::{BufRead, BufReader};
@@ -19,9 +19,14 @@ pub const DOMAIN: &str = "text.line.example.com";
 /// A token that must never appear in any log line.
 pub const TOKEN: &str = "test-token-7f3a9c1e-SECRET";
 
+/// The channel secret every test config uses (webhook signatures); never logged either.
+pub const SECRET: &str = "test-secret";
+
 pub struct GatewayProcess {
     child: Child,
     pub smtp: SocketAddr,
+    /// The `[http] listen` address, from the "HTTP listening on" log line.
+    pub http: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     logs: Arc<Mutex<String>>,
@@ -54,7 +59,7 @@ impl GatewayProcess {
             None => String::new(),
         };
         let config = format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\n{}\n\n[line]\napi_base_url = \"{}\"\n{token_line}timeout_secs = 2\n\n[storage]\ndir = \"{}\"\n{}\n",
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\n{}\n\n[line]\napi_base_url = \"{}\"\n{token_line}channel_secret = \"{SECRET}\"\ntimeout_secs = 2\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{}\n",
             opts.smtp_extra,
             opts.api_base_url,
             dir.path().join("data").display(),
@@ -63,8 +68,8 @@ impl GatewayProcess {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, smtp) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
-        GatewayProcess { child, smtp, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
+        let (child, smtp, http) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
+        GatewayProcess { child, smtp, http, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
     }
 
     /// `kill -9`: no shutdown, no flush, exactly like a crash or the OOM killer.
@@ -74,14 +79,15 @@ impl GatewayProcess {
     }
 
     /// Starts the binary again on the same config and storage (after `kill9` or `terminate`).
-    /// The SMTP port is new (the config asks for port 0).
+    /// The SMTP and HTTP ports are new (the config asks for port 0).
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.logs.lock().unwrap().push_str("---- restart ----\n");
-        let (child, smtp) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
+        let (child, smtp, http) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
         self.child = child;
         self.smtp = smtp;
+        self.http = http;
     }
 
     pub fn pid(&self) -> u32 {
@@ -145,8 +151,14 @@ impl Drop for GatewayProcess {
     }
 }
 
-/// Spawns `mail2line serve` and waits for its "SMTP listening on" line.
-fn spawn(config_path: &std::path::Path, dry_run: bool, fsize_limit_kib: Option<u64>, logs: &Arc<Mutex<String>>) -> (Child, SocketAddr) {
+/// Spawns `mail2line serve` and waits for its "SMTP listening on" line; the "HTTP listening on"
+/// line, logged before it, gives the HTTP address.
+fn spawn(
+    config_path: &std::path::Path,
+    dry_run: bool,
+    fsize_limit_kib: Option<u64>,
+    logs: &Arc<Mutex<String>>,
+) -> (Child, SocketAddr, Option<SocketAddr>) {
     let bin = env!("CARGO_BIN_EXE_mail2line");
     let mut cmd = match fsize_limit_kib {
         Some(kib) => {
@@ -176,9 +188,11 @@ fn spawn(config_path: &std::path::Path, dry_run: bool, fsize_limit_kib: Option<u
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("SMTP listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
+                for (kind, marker) in [("smtp", "SMTP listening on "), ("http", "HTTP listening on ")] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        let _ = tx.send((kind, addr));
+                    }
                 }
                 let mut l = logs.lock().unwrap();
                 l.push_str(&line);
@@ -186,16 +200,21 @@ fn spawn(config_path: &std::path::Path, dry_run: bool, fsize_limit_kib: Option<u
             }
         });
     }
-    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(a) => a,
-        Err(_) => {
-            let _ = child.kill();
-            std::thread::sleep(Duration::from_millis(200));
-            panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
+    let mut http = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(("smtp", a)) => break a,
+            Ok((_, a)) => http = Some(a.parse().unwrap_or_else(|_| panic!("bad HTTP listen address {a:?}"))),
+            Err(_) => {
+                let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
+            }
         }
     };
     let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
-    (child, smtp)
+    (child, smtp, http)
 }
 
 /// `<id>@DOMAIN`.

@@ -1,0 +1,350 @@
+//! The LINE webhook endpoint (`[webhook] path`): checks the signature, records follows, unfollows,
+//! joins and leaves in the follower registry, and answers new followers and "address" questions
+//! through the reply API.
+//!
+//! Order of work for one request, and why:
+//! 1. No channel secret configured → 503: an unsigned webhook is never accepted.
+//! 2. The signature is checked on the raw bytes before anything is parsed, so a forged request
+//!    changes nothing and costs nothing (401).
+//! 3. Content type (415) and JSON (400).
+//! 4. Registry writes happen before the 200, so a 200 means "recorded"; each event id is
+//!    remembered first, so a redelivered event changes nothing and is not answered twice.
+//! 5. Profile lookups and replies go to a spawned task after the answer: LINE wants its 200
+//!    quickly and does not wait for us to talk back to it.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::{debug, error, info, warn};
+
+use crate::compose::message::{Message, TextMessage};
+use crate::config::Config;
+use crate::followers::{Kind, Registry};
+use crate::line::{LineClient, Outcome};
+use crate::secret::Secret;
+
+use super::events::{type_name, CallbackRequest, Event, EventKind, MessageContent, Source};
+use super::signature;
+
+/// The header LINE puts its signature in.
+pub const SIGNATURE_HEADER: &str = "x-line-signature";
+
+/// LINE's longest text message, in characters.
+const MAX_TEXT_CHARS: usize = 5000;
+
+/// LINE redelivers an event within a day at most; ids are kept a bit longer than that.
+const EVENT_ID_RETENTION_MS: i64 = 2 * 24 * 3600 * 1000;
+const PRUNE_EVERY_MS: i64 = 3600 * 1000;
+
+/// Everything the webhook handler needs; shared by all requests.
+pub struct Webhook {
+    registry: Arc<Registry>,
+    /// `None` in `serve --dry-run`: replies and profile lookups are logged, not sent.
+    line: Option<LineClient>,
+    secret: Secret,
+    domain: String,
+    welcome: bool,
+    welcome_template: String,
+    /// Lowercased, empty ones dropped (an empty keyword would match every message).
+    keywords: Vec<String>,
+    warned_no_secret: AtomicBool,
+    last_prune_ms: AtomicI64,
+}
+
+impl Webhook {
+    pub fn new(cfg: &Config, registry: Arc<Registry>, line: Option<LineClient>) -> Webhook {
+        Webhook {
+            registry,
+            line,
+            secret: cfg.line.channel_secret.clone(),
+            domain: cfg.smtp.domain.clone(),
+            welcome: cfg.webhook.welcome,
+            welcome_template: cfg.webhook.welcome_template.clone(),
+            keywords: cfg
+                .webhook
+                .address_keyword
+                .iter()
+                .map(|k| k.trim().to_lowercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            warned_no_secret: AtomicBool::new(false),
+            last_prune_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// `<id>@<smtp.domain>`: the address that reaches `id` on LINE.
+    pub fn address(&self, id: &str) -> String {
+        format!("{id}@{}", self.domain)
+    }
+
+    /// The welcome text: `{address}` first, then `{display_name}`, so a display name that
+    /// happens to contain "{address}" is left as the user wrote it.
+    pub fn welcome_text(&self, id: &str, display_name: &str) -> String {
+        self.welcome_template.replace("{address}", &self.address(id)).replace("{display_name}", display_name)
+    }
+
+    fn asks_for_address(&self, text: &str) -> bool {
+        let text = text.to_lowercase();
+        self.keywords.iter().any(|k| text.contains(k.as_str()))
+    }
+}
+
+/// What to do after answering LINE (needs the network, so it must not delay the 200).
+#[derive(Debug)]
+enum FollowUp {
+    /// A new follower, group or room: learn a user's name, then greet if a token is given.
+    Greet { id: String, kind: Kind, reply_token: Option<String> },
+    /// Someone asked for their address.
+    Address { id: String, reply_token: String },
+}
+
+fn text(status: StatusCode, message: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{message}\n")).into_response()
+}
+
+/// `POST [webhook] path`.
+pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
+    if hook.secret.is_empty() {
+        if !hook.warned_no_secret.swap(true, Ordering::Relaxed) {
+            error!(
+                "webhook: refusing LINE webhooks because line.channel_secret is empty; set it in [line] or \
+                 $LINE_CHANNEL_SECRET (LINE Developers console, channel > Basic settings > Channel secret)"
+            );
+        }
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "webhook disabled: set line.channel_secret (or $LINE_CHANNEL_SECRET) so signatures can be checked",
+        );
+    }
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if signature.is_empty() || !signature::verify(hook.secret.expose().as_bytes(), &body, signature) {
+        // Neither the expected nor the received signature is logged: either would help a forger.
+        warn!(
+            "webhook: rejected a request with a {} X-Line-Signature ({} bytes); if this is LINE, check line.channel_secret",
+            if signature.is_empty() { "missing" } else { "wrong" },
+            body.len()
+        );
+        return text(StatusCode::UNAUTHORIZED, "invalid or missing X-Line-Signature");
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Content-Type must be application/json");
+    }
+    let request: CallbackRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!("webhook: signed body is not a LINE callback request: {e}");
+            return text(StatusCode::BAD_REQUEST, &format!("body is not a LINE webhook callback request: {e}"));
+        }
+    };
+    if request.events.is_empty() {
+        info!("webhook: connectivity check from LINE (no events)");
+        return text(StatusCode::OK, "OK");
+    }
+    debug!("webhook: {} event(s) for bot {}", request.events.len(), request.destination);
+    let now = now_ms();
+    let mut follow_ups = Vec::new();
+    for raw in &request.events {
+        if let Err(e) = record(&hook, raw, now, &mut follow_ups) {
+            // The event id may already be marked seen, so a redelivery would be skipped; say so.
+            error!(
+                "webhook: follower registry error on a {} event: {e}; the event may be lost, check storage.dir \
+                 (disk space, permissions) and have the user re-follow if needed",
+                type_name(raw)
+            );
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "follower registry error; see the gateway log");
+        }
+    }
+    prune(&hook, now);
+    if !follow_ups.is_empty() {
+        let hook = hook.clone();
+        tokio::spawn(async move {
+            for f in follow_ups {
+                follow_up(&hook, f).await;
+            }
+        });
+    }
+    text(StatusCode::OK, "OK")
+}
+
+/// Applies one event to the registry and notes what to do after answering.
+fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), String> {
+    let kind_name = type_name(raw);
+    let event: Event = match serde_json::from_value(raw.clone()) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!("webhook: skipping a {kind_name} event that does not match LINE's format: {e}");
+            return Ok(());
+        }
+    };
+    if matches!(event.kind, EventKind::Other) {
+        debug!("webhook: ignoring a {kind_name} event");
+        return Ok(());
+    }
+    let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
+    if !hook.registry.first_delivery(&event.webhook_event_id, now).map_err(|e| e.to_string())? {
+        info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
+        return Ok(());
+    }
+    let Some(source) = &event.source else {
+        warn!("webhook: skipping a {kind_name} event without a source");
+        return Ok(());
+    };
+    let (chat, chat_kind) = match source {
+        Source::User { user_id: Some(id) } => (id.as_str(), Kind::User),
+        Source::User { user_id: None } => {
+            warn!("webhook: skipping a {kind_name} event from a user without a userId");
+            return Ok(());
+        }
+        Source::Group { group_id, .. } => (group_id.as_str(), Kind::Group),
+        Source::Room { room_id, .. } => (room_id.as_str(), Kind::Room),
+    };
+    let at = event.timestamp;
+    let reg = |r: Result<(), crate::followers::RegistryError>| r.map_err(|e| e.to_string());
+    match event.kind {
+        EventKind::Follow { reply_token, follow } if chat_kind == Kind::User => {
+            let unblocked = follow.is_some_and(|f| f.is_unblocked);
+            reg(hook.registry.follow(chat, Kind::User, None, at))?;
+            info!("webhook: {chat} {}", if unblocked { "unblocked the bot" } else { "followed the bot" });
+            out.push(FollowUp::Greet { id: chat.to_owned(), kind: Kind::User, reply_token: hook.welcome.then_some(reply_token) });
+        }
+        EventKind::Unfollow if chat_kind == Kind::User => {
+            reg(hook.registry.unfollow(chat, Kind::User, at))?;
+            info!("webhook: {chat} unfollowed (blocked) the bot");
+        }
+        EventKind::Join { reply_token } if chat_kind != Kind::User => {
+            reg(hook.registry.follow(chat, chat_kind, None, at))?;
+            info!("webhook: joined {} {chat}", chat_kind.as_str());
+            out.push(FollowUp::Greet { id: chat.to_owned(), kind: chat_kind, reply_token: hook.welcome.then_some(reply_token) });
+        }
+        EventKind::Leave if chat_kind != Kind::User => {
+            reg(hook.registry.unfollow(chat, chat_kind, at))?;
+            info!("webhook: left {} {chat}", chat_kind.as_str());
+        }
+        EventKind::Message { reply_token: Some(reply_token), message: MessageContent::Text { text, .. } } => {
+            if hook.asks_for_address(&text) {
+                debug!("webhook: {chat} asked for its address");
+                out.push(FollowUp::Address { id: chat.to_owned(), reply_token });
+            }
+        }
+        EventKind::Message { .. } => {}
+        _ => warn!("webhook: ignoring a {kind_name} event from a {} source", chat_kind.as_str()),
+    }
+    if redelivery {
+        info!("webhook: handled redelivered event {} for the first time", event.webhook_event_id);
+    }
+    Ok(())
+}
+
+async fn follow_up(hook: &Webhook, f: FollowUp) {
+    match f {
+        FollowUp::Greet { id, kind, reply_token } => {
+            let mut name = None;
+            if kind == Kind::User {
+                name = lookup_name(hook, &id).await;
+            }
+            if let Some(token) = reply_token {
+                let display_name = match (kind, &name) {
+                    (Kind::User, Some(n)) => n.as_str(),
+                    (Kind::User, None) => "there",
+                    _ => "",
+                };
+                let text = hook.welcome_text(&id, display_name);
+                send_reply(hook, &token, text, "welcome", &id).await;
+            }
+        }
+        FollowUp::Address { id, reply_token } => {
+            let text = format!("Your mail2line address: {}", hook.address(&id));
+            send_reply(hook, &reply_token, text, "address", &id).await;
+        }
+    }
+}
+
+/// Best effort: a follower without a known name is still a follower.
+async fn lookup_name(hook: &Webhook, user_id: &str) -> Option<String> {
+    let line = hook.line.as_ref()?;
+    match line.profile(user_id).await {
+        Ok(name) => {
+            if let Err(e) = hook.registry.set_display_name(user_id, &name) {
+                warn!("webhook: cannot store the display name of {user_id}: {e}");
+            }
+            Some(name)
+        }
+        Err(e) => {
+            warn!("webhook: no display name for {user_id}: {e}");
+            None
+        }
+    }
+}
+
+async fn send_reply(hook: &Webhook, reply_token: &str, mut text: String, what: &str, to: &str) {
+    if text.chars().count() > MAX_TEXT_CHARS {
+        text = text.chars().take(MAX_TEXT_CHARS).collect();
+    }
+    let Some(line) = &hook.line else {
+        info!("webhook: dry run, not sending the {what} reply to {to}: {text:?}");
+        return;
+    };
+    match line.reply(reply_token, &[Message::Text(TextMessage { text, emojis: Vec::new() })]).await {
+        Outcome::Delivered { .. } => info!("webhook: sent the {what} reply to {to}"),
+        other => warn!("webhook: the {what} reply to {to} failed (reply tokens expire quickly; not retried): {other:?}"),
+    }
+}
+
+/// Forgets old event ids at most once an hour, so the table stays small.
+fn prune(hook: &Webhook, now: i64) {
+    let last = hook.last_prune_ms.load(Ordering::Relaxed);
+    if now - last < PRUNE_EVERY_MS || hook.last_prune_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return;
+    }
+    match hook.registry.prune_events(now - EVENT_ID_RETENTION_MS) {
+        Ok(n) if n > 0 => debug!("webhook: forgot {n} old event id(s)"),
+        Ok(_) => {}
+        Err(e) => warn!("webhook: cannot prune old event ids: {e}"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Purpose;
+
+    fn hook(extra: &str) -> Webhook {
+        let text = format!("[smtp]\ndomain = \"mail.example.com\"\n{extra}");
+        let cfg = Config::parse(&text, "test.toml", Purpose::DryRun, &|_| None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        Webhook::new(&cfg, registry, None)
+    }
+
+    #[test]
+    fn welcome_text_fills_both_placeholders_once() {
+        let h = hook("[webhook]\nwelcome_template = \"{display_name}: {address}\"\n");
+        assert_eq!(h.welcome_text("U1", "Ann"), "Ann: U1@mail.example.com");
+        // A name that looks like a placeholder stays as written.
+        assert_eq!(h.welcome_text("U1", "{address}"), "{address}: U1@mail.example.com");
+    }
+
+    #[test]
+    fn keywords_match_case_insensitively_and_empty_ones_are_ignored() {
+        let h = hook("");
+        assert!(h.asks_for_address("what's my ADDRESS?"));
+        assert!(h.asks_for_address("メールアドレスを教えて"));
+        assert!(!h.asks_for_address("hello"));
+        let h = hook("[webhook]\naddress_keyword = [\"\", \"  \", \"Mail\"]\n");
+        assert!(!h.asks_for_address("hello"), "an empty keyword must not match everything");
+        assert!(h.asks_for_address("my e-MAIL please"));
+    }
+}
