@@ -288,6 +288,14 @@ pub fn resolve_path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
     }
 }
 
+/// Finds and loads the configuration the way every subcommand does (`--config`, then
+/// `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`]); returns the path it used either way, for messages.
+pub fn load_for_command(flag: Option<&Path>, purpose: Purpose) -> (PathBuf, Result<Config, ConfigError>) {
+    let path = resolve_path(flag, std::env::var("MAIL2LINE_CONFIG").ok());
+    let loaded = Config::load(&path, purpose);
+    (path, loaded)
+}
+
 impl Config {
     /// Reads and validates the file, applying `$LINE_CHANNEL_ACCESS_TOKEN` and
     /// `$LINE_CHANNEL_SECRET` overrides from the process environment.

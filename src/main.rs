@@ -31,9 +31,8 @@ fn main() -> ExitCode {
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
             init_logging();
-            let path = config::resolve_path(config.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());
             let purpose = if dry_run { Purpose::DryRun } else { Purpose::Serve };
-            let cfg = match Config::load(&path, purpose) {
+            let cfg = match config::load_for_command(config.as_deref(), purpose).1 {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("mail2line: configuration errors (nothing started):\n{e}");
@@ -70,8 +69,8 @@ fn init_logging() {
 }
 
 fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
-    let path = config::resolve_path(flag.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());
-    match Config::load(&path, Purpose::Serve) {
+    let (path, loaded) = config::load_for_command(flag.as_deref(), Purpose::Serve);
+    match loaded {
         Ok(cfg) => {
             println!("{}: ok", path.display());
             println!("  SMTP on {} for <LINE id>@{}", cfg.smtp.listen, cfg.smtp.domain);

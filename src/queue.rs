@@ -58,8 +58,8 @@ impl Failure {
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`),
 /// runs `action`, prints the result, and returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let path = config::resolve_path(config_flag.as_deref(), std::env::var("MAIL2LINE_CONFIG").ok());
-    let cfg = match Config::load(&path, Purpose::DryRun) {
+    let (_path, loaded) = config::load_for_command(config_flag.as_deref(), Purpose::DryRun);
+    let cfg = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mail2line: configuration errors:\n{e}");

@@ -178,6 +178,15 @@ impl Registry {
         Ok(rows)
     }
 
+    /// Whether a webhook event id was already handled.
+    pub fn seen(&self, event_id: &str) -> Result<bool, RegistryError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT 1 FROM webhook_events WHERE id = ?1", params![event_id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Remembers a webhook event id; false if it was seen before (a redelivery to ignore).
     pub fn first_delivery(&self, event_id: &str, at: i64) -> Result<bool, RegistryError> {
         let n = self
@@ -259,7 +268,9 @@ mod tests {
     fn event_ids_are_remembered() {
         let dir = tempfile::tempdir().unwrap();
         let reg = Registry::open(dir.path()).unwrap();
+        assert!(!reg.seen("E1").unwrap());
         assert!(reg.first_delivery("E1", 10).unwrap());
+        assert!(reg.seen("E1").unwrap());
         assert!(!reg.first_delivery("E1", 20).unwrap());
         assert_eq!(reg.prune_events(15).unwrap(), 1);
         assert!(reg.first_delivery("E1", 30).unwrap());

@@ -186,11 +186,26 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
         debug!("webhook: ignoring a {kind_name} event");
         return Ok(());
     }
-    let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
-    if !hook.registry.first_delivery(&event.webhook_event_id, now).map_err(|e| e.to_string())? {
+    if hook.registry.seen(&event.webhook_event_id).map_err(|e| e.to_string())? {
         info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
         return Ok(());
     }
+    // The event id is marked handled only after its registry change is written: if the write
+    // fails we answer 500 and LINE's redelivery gets another go. Every change is idempotent, so
+    // a crash between the two writes costs at most a repeated greeting.
+    let before = out.len();
+    let event_id = event.webhook_event_id.clone();
+    apply(hook, event, kind_name, out)?;
+    if let Err(e) = hook.registry.first_delivery(&event_id, now) {
+        out.truncate(before);
+        return Err(e.to_string());
+    }
+    Ok(())
+}
+
+/// The registry change one event makes, and the follow-ups it asks for.
+fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), String> {
+    let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
     let Some(source) = &event.source else {
         warn!("webhook: skipping a {kind_name} event without a source");
         return Ok(());
