@@ -201,7 +201,8 @@ fn spawn(
         });
     }
     let mut http = None;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: on a loaded 2-core machine (parallel test binaries) start-up can be slow.
+    let deadline = Instant::now() + Duration::from_secs(90);
     let addr = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(("smtp", a)) => break a,
