@@ -206,7 +206,11 @@ impl Default for Smtp {
 pub struct Line {
     pub api_base_url: String,
     pub channel_access_token: Secret,
+    /// A file holding the token (e.g. systemd's `LoadCredential=`); instead of the inline key.
+    pub channel_access_token_file: Option<PathBuf>,
     pub channel_secret: Secret,
+    /// A file holding the channel secret; instead of the inline key.
+    pub channel_secret_file: Option<PathBuf>,
     /// Seconds one API request may take.
     pub timeout_secs: u64,
 }
@@ -216,7 +220,9 @@ impl Default for Line {
         Line {
             api_base_url: "https://api.line.me".into(),
             channel_access_token: Secret::default(),
+            channel_access_token_file: None,
             channel_secret: Secret::default(),
+            channel_secret_file: None,
             timeout_secs: 10,
         }
     }
@@ -315,13 +321,19 @@ impl Config {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
             problems: vec![describe_toml_error(text, file, &e)],
         })?;
-        if let Some(v) = env("LINE_CHANNEL_ACCESS_TOKEN").filter(|v| !v.is_empty()) {
-            config.line.channel_access_token = Secret::new(v);
+        let mut problems = Vec::new();
+        // Precedence: environment, then `*_file`, then the inline key.
+        let line = &mut config.line;
+        let sources = [
+            (&mut line.channel_access_token, &line.channel_access_token_file, "LINE_CHANNEL_ACCESS_TOKEN", "line.channel_access_token"),
+            (&mut line.channel_secret, &line.channel_secret_file, "LINE_CHANNEL_SECRET", "line.channel_secret"),
+        ];
+        for (secret, file, var, key) in sources {
+            if let Err(msg) = resolve_secret(secret, file.as_deref(), env(var)) {
+                problems.push((format!("{key}_file"), msg));
+            }
         }
-        if let Some(v) = env("LINE_CHANNEL_SECRET").filter(|v| !v.is_empty()) {
-            config.line.channel_secret = Secret::new(v);
-        }
-        let problems = config.validate(purpose);
+        problems.extend(config.validate(purpose));
         if problems.is_empty() {
             config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
             return Ok(config);
@@ -368,7 +380,7 @@ impl Config {
         if self.line.timeout_secs == 0 {
             p.push(("line.timeout_secs".to_owned(), "must be at least 1".into()));
         }
-        if purpose == Purpose::Serve && self.line.channel_access_token.is_empty() {
+        if purpose == Purpose::Serve && self.line.channel_access_token.is_empty() && self.line.channel_access_token_file.is_none() {
             p.push((
                 "line.channel_access_token".to_owned(),
                 "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token); `serve --dry-run` runs without one".into(),
@@ -432,6 +444,27 @@ impl Config {
     pub fn line_timeout(&self) -> Duration {
         Duration::from_secs(self.line.timeout_secs)
     }
+}
+
+/// Fills `secret` from the environment value or from `file`. Messages name the file, never the
+/// content.
+fn resolve_secret(secret: &mut Secret, file: Option<&Path>, env_value: Option<String>) -> Result<(), String> {
+    if let Some(v) = env_value.filter(|v| !v.is_empty()) {
+        *secret = Secret::new(v);
+        return Ok(());
+    }
+    let Some(file) = file else { return Ok(()) };
+    if !secret.is_empty() {
+        return Err("set either the key itself or its _file, not both".into());
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    // Files written by `echo` or editors end with a newline that is not part of the secret.
+    let value = text.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        return Err(format!("{} is empty", file.display()));
+    }
+    *secret = Secret::new(value);
+    Ok(())
 }
 
 fn is_local_part(s: &str) -> bool {
@@ -594,6 +627,41 @@ channel_access_token = "tok"
         let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &env).unwrap();
         assert_eq!(c.line.channel_access_token.expose(), "from-env");
         assert_eq!(c.line.channel_secret.expose(), "sec-env");
+    }
+
+    #[test]
+    fn secrets_from_files_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let tok = dir.path().join("token");
+        std::fs::write(&tok, "file-token-value\n").unwrap();
+        let sec = dir.path().join("secret");
+        std::fs::write(&sec, "file-secret-value").unwrap();
+        let text = format!(
+            "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token_file = \"{}\"\nchannel_secret_file = \"{}\"\n",
+            tok.display(),
+            sec.display()
+        );
+        let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.line.channel_access_token.expose(), "file-token-value");
+        assert_eq!(c.line.channel_secret.expose(), "file-secret-value");
+        // The environment still wins.
+        let env = |k: &str| (k == "LINE_CHANNEL_ACCESS_TOKEN").then(|| "env-token".to_owned());
+        assert_eq!(Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap().line.channel_access_token.expose(), "env-token");
+        // Both inline and file; a missing file; an empty file: each named by key and line.
+        std::fs::write(&sec, "\n").unwrap();
+        let text = format!(
+            "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"inline-token\"\nchannel_access_token_file = \"{}\"\nchannel_secret_file = \"{}\"\n",
+            tok.display(),
+            sec.display()
+        );
+        let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:5: line.channel_access_token_file: set either the key itself or its _file, not both"), "{e}");
+        assert!(e.contains("c.toml:6: line.channel_secret_file:") && e.contains("is empty"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token_file = \"/nonexistent/tok\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:4: line.channel_access_token_file: cannot read /nonexistent/tok: No such file or directory"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(!e.contains("file-token-value") && !e.contains("inline-token"));
     }
 
     #[test]
