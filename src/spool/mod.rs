@@ -121,24 +121,9 @@ impl Spool {
         let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
         for (id, j) in ids.iter().zip(jobs) {
             inflight.insert(*id);
-            let job = Job {
-                id: *id,
-                mail_id: j.mail_id,
-                path: j.path,
-                body: j.body,
-                retry_key: j.retry_key,
-                target: j.target,
-                sender: j.sender,
-                state: store::State::Pending,
-                attempts: 0,
-                created_at: now,
-                first_attempt_at: None,
-                next_at: now,
-                ambiguous: false,
-                last_error: String::new(),
-            };
-            let _ = self.inner.ready.send(job);
+            let _ = self.inner.ready.send(Job::fresh(*id, j, now));
         }
+        drop(inflight);
         Ok(ids)
     }
 }

@@ -59,6 +59,28 @@ pub struct Job {
     pub last_error: String,
 }
 
+impl Job {
+    /// The job a just-stored [`NewJob`] became: never attempted, due at once.
+    pub fn fresh(id: JobId, new: NewJob, now: i64) -> Job {
+        Job {
+            id,
+            mail_id: new.mail_id,
+            path: new.path,
+            body: new.body,
+            retry_key: new.retry_key,
+            target: new.target,
+            sender: new.sender,
+            state: State::Pending,
+            attempts: 0,
+            created_at: now,
+            first_attempt_at: None,
+            next_at: now,
+            ambiguous: false,
+            last_error: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Pending,
