@@ -33,6 +33,9 @@ pub enum Command {
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Hash a password for `[[smtp.users]] password_hash`: reads it from stdin (no echo on a
+    /// terminal; one trailing newline is dropped), prints the argon2id hash.
+    HashPassword,
     /// See and act on the spool's pending and dead jobs (works while the server runs).
     Queue {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::compose::template::Template;
 use crate::secret::Secret;
+use crate::smtp::access::{AuthMode, ClientList, SenderList};
 
 /// Where the configuration is looked for when neither `--config` nor `$MAIL2LINE_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "./config.toml";
@@ -183,6 +184,55 @@ pub struct Smtp {
     pub shutdown_grace_secs: u64,
     /// Refuse (550 5.1.1) user ids that are not active followers of the bot.
     pub require_follower: bool,
+    /// PEM certificate chain for STARTTLS and `tls_listen`; reloaded on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// A second listener where clients speak TLS from the first byte (port 465 style).
+    pub tls_listen: Option<SocketAddr>,
+    /// Refuse MAIL before STARTTLS (530 5.7.0).
+    pub require_tls: bool,
+    /// "off" | "optional" | "required"; see `smtp/access.rs`.
+    pub auth: AuthMode,
+    /// Offer AUTH without TLS to clients on 127.0.0.0/8 and ::1.
+    pub allow_plaintext_auth_on_loopback: bool,
+    /// CIDRs or addresses that may connect; empty: everyone.
+    pub allowed_clients: Vec<String>,
+    /// `@domain` or address patterns MAIL FROM must match; empty: any sender.
+    pub allowed_senders: Vec<String>,
+    /// `[[smtp.users]]`: logins for AUTH.
+    pub users: Vec<SmtpUser>,
+    /// Sessions at once from one client address; 0: no limit.
+    pub max_sessions_per_ip: usize,
+    /// Mails (MAIL commands) a minute from one client address; 0: no limit.
+    pub max_mails_per_minute_per_ip: u32,
+    /// Failed commands (errors, refused recipients, failed AUTH) before the client is dropped.
+    pub max_failed_commands: u32,
+    /// Delay before answering the first failed AUTH from an address; it doubles with each
+    /// further failure, up to 30 s.
+    pub auth_failure_delay_ms: u64,
+}
+
+/// One `[[smtp.users]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUser {
+    pub name: String,
+    /// argon2 PHC string from `mail2line hash-password`.
+    #[serde(default)]
+    pub password_hash: Secret,
+    /// A file holding the hash; instead of the inline key.
+    #[serde(default)]
+    pub password_hash_file: Option<PathBuf>,
+}
+
+impl SmtpUser {
+    /// The environment variable that overrides this user's hash:
+    /// `MAIL2LINE_SMTP_USER_<NAME>_PASSWORD_HASH`, the name upper-cased with other characters as `_`.
+    pub fn env_var(&self) -> String {
+        let name: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        format!("MAIL2LINE_SMTP_USER_{name}_PASSWORD_HASH")
+    }
 }
 
 impl Default for Smtp {
@@ -197,6 +247,19 @@ impl Default for Smtp {
             idle_timeout_secs: 300,
             shutdown_grace_secs: 30,
             require_follower: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_listen: None,
+            require_tls: false,
+            auth: AuthMode::Off,
+            allow_plaintext_auth_on_loopback: false,
+            allowed_clients: Vec::new(),
+            allowed_senders: Vec::new(),
+            users: Vec::new(),
+            max_sessions_per_ip: 100,
+            max_mails_per_minute_per_ip: 600,
+            max_failed_commands: crate::smtp::session::DEFAULT_MAX_ERRORS,
+            auth_failure_delay_ms: 1000,
         }
     }
 }
@@ -333,6 +396,12 @@ impl Config {
                 problems.push((format!("{key}_file"), msg));
             }
         }
+        for (i, user) in config.smtp.users.iter_mut().enumerate() {
+            let var = user.env_var();
+            if let Err(msg) = resolve_secret(&mut user.password_hash, user.password_hash_file.as_deref(), env(&var)) {
+                problems.push((format!("smtp.users[{i}].password_hash_file"), msg));
+            }
+        }
         problems.extend(config.validate(purpose));
         if problems.is_empty() {
             config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
@@ -373,6 +442,7 @@ impl Config {
         if self.smtp.idle_timeout_secs == 0 {
             p.push(("smtp.idle_timeout_secs".to_owned(), "must be at least 1".into()));
         }
+        p.extend(self.validate_smtp_security());
         let url = &self.line.api_base_url;
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
             p.push(("line.api_base_url".to_owned(), format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
@@ -429,6 +499,75 @@ impl Config {
         }
         if let Err(e) = Template::parse(&self.message.template) {
             p.push(("message.template".to_owned(), e.to_string()));
+        }
+        p
+    }
+
+    /// TLS, AUTH, allowlists and per-address limits.
+    fn validate_smtp_security(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let smtp = &self.smtp;
+        let key = |k: &str| format!("smtp.{k}");
+        match (&smtp.tls_cert_file, &smtp.tls_key_file) {
+            (Some(cert), Some(k)) => {
+                if let Err(e) = crate::smtp::tls::Tls::load(cert, k) {
+                    p.push((key("tls_cert_file"), e));
+                }
+            }
+            (Some(_), None) => {
+                p.push((key("tls_cert_file"), "needs smtp.tls_key_file too (the PEM private key of the certificate)".into()))
+            }
+            (None, Some(_)) => p.push((key("tls_key_file"), "needs smtp.tls_cert_file too (the PEM certificate chain)".into())),
+            (None, None) => {}
+        }
+        let no_cert = smtp.tls_cert_file.is_none() || smtp.tls_key_file.is_none();
+        if smtp.tls_listen.is_some() && no_cert {
+            p.push((key("tls_listen"), "needs smtp.tls_cert_file and smtp.tls_key_file".into()));
+        }
+        if smtp.tls_listen.is_some() && smtp.tls_listen == Some(smtp.listen) {
+            p.push((key("tls_listen"), "must differ from smtp.listen".into()));
+        }
+        if smtp.require_tls && no_cert {
+            p.push((key("require_tls"), "needs smtp.tls_cert_file and smtp.tls_key_file (there is no TLS to require)".into()));
+        }
+        if smtp.auth != AuthMode::Off {
+            if smtp.users.is_empty() {
+                p.push((
+                    key("auth"),
+                    "is on but there are no [[smtp.users]]; add one with name and password_hash (from `mail2line hash-password`)".into(),
+                ));
+            }
+            if no_cert && !smtp.allow_plaintext_auth_on_loopback {
+                p.push((
+                    key("auth"),
+                    "needs TLS (smtp.tls_cert_file and smtp.tls_key_file): passwords are never accepted in the clear, except on loopback with smtp.allow_plaintext_auth_on_loopback = true".into(),
+                ));
+            }
+        }
+        if let Err(e) = ClientList::parse(&smtp.allowed_clients) {
+            p.push((key("allowed_clients"), e));
+        }
+        if let Err(e) = SenderList::parse(&smtp.allowed_senders) {
+            p.push((key("allowed_senders"), e));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in smtp.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.chars().any(|c| c.is_control() || c == ' ') {
+                p.push((format!("smtp.users[{i}].name"), format!("{:?} is not a usable login (no spaces or control characters)", user.name)));
+            } else if !seen.insert(user.name.as_str()) {
+                p.push((format!("smtp.users[{i}].name"), format!("{:?} appears twice", user.name)));
+            }
+            if user.password_hash.is_empty() {
+                p.push((
+                    format!("smtp.users[{i}].password_hash"),
+                    format!("is required (or password_hash_file, or ${}); make one with: echo -n PASSWORD | mail2line hash-password", user.env_var()),
+                ));
+            } else if let Err(e) = crate::smtp::auth::check_hash(user.password_hash.expose()) {
+                p.push((format!("smtp.users[{i}].password_hash"), e));
+            }
+        }
+        if smtp.max_failed_commands == 0 {
+            p.push((key("max_failed_commands"), "must be at least 1".into()));
         }
         p
     }
@@ -505,6 +644,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// The line that defines `a.b`, or the line of table `[a]` when the key is absent.
 fn key_line(doc: &toml_edit::ImDocument<String>, text: &str, key: &str) -> Option<usize> {
     let (table, field) = key.split_once('.').unwrap_or((key, ""));
+    // `smtp.users[1].password_hash`: the key in the second `[[smtp.users]]`, or its header.
+    if let Some((array, rest)) = field.split_once('[') {
+        let (index, inner) = rest.split_once("].")?;
+        let entry = doc.as_table().get(table)?.as_table_like()?.get(array)?.as_array_of_tables()?.get(index.parse().ok()?)?;
+        let span = entry.get_key_value(inner).and_then(|(k, _)| k.span()).or_else(|| entry.span())?;
+        return Some(line_of(text, span.start));
+    }
     let table_item = doc.as_table().get(table)?;
     let span = table_item
         .as_table_like()
@@ -731,5 +877,53 @@ channel_access_token = "tok"
         let text = include_str!("../config.toml.example");
         let c = Config::parse(text, "config.toml.example", Purpose::DryRun, &no_env).unwrap();
         assert_eq!(c.smtp.domain, "text.line.example.com");
+    }
+
+    #[test]
+    fn smtp_security_keys_and_their_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["gw.example".to_owned()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        let hash = crate::smtp::auth::hash_password("pw").unwrap();
+        let text = format!(
+            "[smtp]\ndomain = \"a.b\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\ntls_listen = \"127.0.0.1:4650\"\nrequire_tls = true\nauth = \"optional\"\nallowed_clients = [\"10.0.0.0/8\"]\nallowed_senders = [\"@example.com\"]\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"{hash}\"\n[line]\nchannel_access_token = \"t\"\n",
+            cert.display(),
+            key.display()
+        );
+        let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.smtp.auth, AuthMode::Optional);
+        assert_eq!(c.smtp.users[0].password_hash.expose(), hash);
+        // The environment overrides a user's hash.
+        let other = crate::smtp::auth::hash_password("pw2").unwrap();
+        let env = |k: &str| (k == "MAIL2LINE_SMTP_USER_CMS_PASSWORD_HASH").then(|| other.clone());
+        assert_eq!(Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap().smtp.users[0].password_hash.expose(), other);
+
+        let text = "[smtp]\ndomain = \"a.b\"\ntls_listen = \"127.0.0.1:4650\"\nrequire_tls = true\nauth = \"required\"\nallowed_clients = [\"10.0.0.0/33\"]\nallowed_senders = [\"nobody\"]\nmax_failed_commands = 0\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"not-a-hash-s3cret\"\n[[smtp.users]]\nname = \"cms\"\n[line]\nchannel_access_token = \"t\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        for want in [
+            "c.toml:3: smtp.tls_listen: needs smtp.tls_cert_file and smtp.tls_key_file",
+            "c.toml:4: smtp.require_tls: needs",
+            "c.toml:5: smtp.auth: needs TLS",
+            "c.toml:6: smtp.allowed_clients: \"10.0.0.0/33\"",
+            "c.toml:7: smtp.allowed_senders: \"nobody\"",
+            "c.toml:8: smtp.max_failed_commands: must be at least 1",
+            "c.toml:11: smtp.users[0].password_hash: is not a password hash; make one with: echo -n PASSWORD | mail2line hash-password",
+            "c.toml:13: smtp.users[1].name: \"cms\" appears twice",
+            "c.toml:12: smtp.users[1].password_hash: is required",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        assert!(!e.contains("s3cret"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\nauth = \"sometimes\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.auth:") && e.contains("off"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\nauth = \"optional\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("no [[smtp.users]]"), "{e}");
+        let text = format!("[smtp]\ndomain = \"a.b\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n", key.display(), key.display());
+        let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.tls_cert_file:"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use mail2line::compose::template::Template;
 use std::time::Duration;
@@ -18,6 +18,10 @@ use mail2line::delivery::{Gateway, Mode};
 use mail2line::followers::Registry;
 use mail2line::line::LineClient;
 use mail2line::envelope::Recipient;
+use mail2line::smtp::access::{AuthMode, ClientList, SenderList};
+use mail2line::smtp::auth::Users;
+use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
+use mail2line::smtp::tls::Tls;
 use mail2line::smtp::{server, Directory, Rules};
 use std::collections::HashMap;
 
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::CheckConfig { config } => check_config(config),
+        cli::Command::HashPassword => hash_password(),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
@@ -84,6 +89,41 @@ fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
     }
 }
 
+/// `mail2line hash-password`: the password from stdin (not echoed on a terminal), its argon2id
+/// hash on stdout for `[[smtp.users]] password_hash`.
+fn hash_password() -> ExitCode {
+    use std::io::{IsTerminal, Read};
+    let password = if std::io::stdin().is_terminal() {
+        eprint!("Password (not shown): ");
+        match rpassword::read_password() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mail2line: cannot read the password: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        let mut raw = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut raw) {
+            eprintln!("mail2line: cannot read the password from stdin (is it UTF-8?): {e}");
+            return ExitCode::FAILURE;
+        }
+        // `echo PASSWORD |` adds a newline that is not part of the password.
+        let trimmed = raw.strip_suffix('\n').unwrap_or(&raw);
+        trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned()
+    };
+    match mail2line::smtp::auth::hash_password(&password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mail2line: {e}; give the password on stdin, e.g.: echo -n PASSWORD | mail2line hash-password");
+            ExitCode::from(65) // EX_DATAERR
+        }
+    }
+}
+
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
     let mut runner = None;
@@ -112,11 +152,24 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone())));
     let (stop_tx, stop_rx) = watch::channel(false);
     let http = start_http(&cfg, registry.clone(), line, stop_rx.clone()).await?;
+    let security = security(&cfg)?;
+    let tls = security.tls.clone();
+    let mut listeners = Vec::new();
     let listener = TcpListener::bind(cfg.smtp.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     info!("SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
+    listeners.push(server::Listener { socket: listener, implicit_tls: false });
+    if let Some(tls_listen) = cfg.smtp.tls_listen {
+        let listener = TcpListener::bind(tls_listen)
+            .await
+            .map_err(|e| format!("cannot listen on {tls_listen} (smtp.tls_listen): {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        info!("SMTP implicit TLS listening on {addr}");
+        listeners.push(server::Listener { socket: listener, implicit_tls: true });
+    }
+    warn_if_open(&cfg);
     let rules = Arc::new(Rules {
         hostname: cfg.hostname().to_owned(),
         domain: cfg.smtp.domain.clone(),
@@ -126,19 +179,27 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         followers_address: cfg.routing.followers_address.clone(),
         require_follower: cfg.smtp.require_follower,
         directory: Some(registry.clone() as Arc<dyn Directory>),
+        tls_available: tls.is_some(),
+        require_tls: cfg.smtp.require_tls,
+        auth: cfg.smtp.auth,
+        allow_plaintext_auth_on_loopback: cfg.smtp.allow_plaintext_auth_on_loopback,
+        allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(|e| format!("smtp.allowed_senders: {e}"))?,
+        max_errors: cfg.smtp.max_failed_commands,
+        mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
     });
     let limits = server::Limits {
         max_sessions: cfg.smtp.max_sessions,
         idle_timeout: cfg.idle_timeout(),
         shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
     };
+    tokio::spawn(reload_on_sighup(tls));
     tokio::spawn(async move {
         wait_for_signal().await;
         info!("shutting down: no new SMTP sessions");
         let _ = stop_tx.send(true);
     });
     let grace = limits.shutdown_grace;
-    server::serve(listener, rules, limits, gateway, stop_rx).await;
+    server::serve(listeners, rules, limits, security, gateway, stop_rx).await;
     // The stop signal already reached the HTTP server; wait for its requests in progress.
     if tokio::time::timeout(grace, http).await.is_err() {
         info!("HTTP requests still running after {grace:?}; stopping anyway");
@@ -149,6 +210,56 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
+fn security(cfg: &Config) -> Result<server::Security, String> {
+    let smtp = &cfg.smtp;
+    let tls = match (&smtp.tls_cert_file, &smtp.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
+    let mut users = Users::new();
+    for (i, u) in smtp.users.iter().enumerate() {
+        users.add(&u.name, &u.password_hash).map_err(|e| format!("smtp.users[{i}].password_hash: {e}"))?;
+    }
+    Ok(server::Security {
+        tls,
+        clients: ClientList::parse(&smtp.allowed_clients).map_err(|e| format!("smtp.allowed_clients: {e}"))?,
+        auth: smtp.auth,
+        users: Arc::new(users),
+        peers: Peers::new(PeerLimits {
+            sessions: smtp.max_sessions_per_ip,
+            mails_per_minute: smtp.max_mails_per_minute_per_ip,
+            auth_failure_delay: Duration::from_millis(smtp.auth_failure_delay_ms),
+        }),
+    })
+}
+
+/// A gateway on a public address with neither AUTH nor an allowlist lets anyone who can reach
+/// it message the bot's followers; say so at every start.
+fn warn_if_open(cfg: &Config) {
+    let s = &cfg.smtp;
+    if !s.listen.ip().is_loopback() && s.auth == AuthMode::Off && s.allowed_clients.is_empty() {
+        warn!(
+            "smtp.listen {} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers",
+            s.listen
+        );
+    }
+}
+
+/// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad file keeps the old one.
+/// Installed even without TLS: SIGHUP's default action would kill the gateway.
+async fn reload_on_sighup(tls: Option<Arc<Tls>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match tls.as_ref().map(|t| t.reload()) {
+            Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
+            Some(Err(e)) => error!("SIGHUP: {e}; still serving the previous certificate"),
+            None => info!("SIGHUP: no TLS certificate configured; nothing to reload"),
+        }
+    }
 }
 
 /// `[aliases]` as recipients (the ids were validated when the config was loaded).

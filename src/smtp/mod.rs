@@ -1,10 +1,15 @@
-//! The SMTP front: a sans-IO session (`session`), address rules (`address`), replies (`reply`)
-//! and the tokio listener that drives sessions over sockets (`server`).
+//! The SMTP front: a sans-IO session (`session`), address rules (`address`), who may connect and
+//! send (`access`), SMTP AUTH (`auth`), per-address limits (`peers`), TLS (`tls`), replies
+//! (`reply`) and the tokio listener that drives sessions over sockets (`server`).
 
+pub mod access;
 pub mod address;
+pub mod auth;
+pub mod peers;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 pub use reply::Reply;
-pub use session::{Directory, Mail, Rules, Session, Step};
+pub use session::{Conn, Directory, Mail, Rules, Session, Step};

@@ -1,44 +1,113 @@
-//! The tokio driver: accepts connections and runs one [`Session`] per connection over the socket.
+//! The tokio driver: accepts connections on the plain and implicit-TLS listeners and runs one
+//! [`Session`] per connection over the socket.
 //!
-//! All protocol decisions are in `session.rs`; this file owns only I/O: reading with an idle
-//! timeout, writing replies (batched until the session needs input, which is what PIPELINING
-//! asks for), the session limit, and graceful shutdown.
+//! All protocol decisions are in `session.rs` and who may connect in `access.rs`; this file owns
+//! only I/O: admission at connect, TLS handshakes (implicit, or after STARTTLS), reading with an
+//! idle timeout, writing replies (batched until the session needs input, which is what
+//! PIPELINING asks for), checking passwords off the async threads with the per-address delay
+//! after a failure, the session limits, and graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::delivery::Gateway;
 
+use super::access::{admit, Admission, AuthMode, ClientList};
+use super::auth::Users;
+use super::peers::Peers;
 use super::reply::Reply;
-use super::session::{Rules, Session, Step};
+use super::session::{Conn, Rules, Session, Step};
+use super::tls::Tls;
 
 /// Socket-level limits.
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// Sessions at once over all listeners.
     pub max_sessions: usize,
     pub idle_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
-/// Accepts connections until `shutdown` turns true, then waits up to `shutdown_grace` for
-/// sessions in the middle of a mail. Idle sessions are told 421 and closed at once.
-pub async fn serve(
-    listener: TcpListener,
+/// Who may connect and how they prove it.
+pub struct Security {
+    /// The certificate for STARTTLS and the implicit-TLS listener.
+    pub tls: Option<Arc<Tls>>,
+    pub clients: ClientList,
+    pub auth: AuthMode,
+    pub users: Arc<Users>,
+    pub peers: Arc<Peers>,
+}
+
+impl Security {
+    /// No TLS, no AUTH, no allowlist, no per-address limits.
+    pub fn open() -> Security {
+        Security {
+            tls: None,
+            clients: ClientList::default(),
+            auth: AuthMode::Off,
+            users: Arc::new(Users::new()),
+            peers: Peers::new(super::peers::PeerLimits {
+                sessions: 0,
+                mails_per_minute: 0,
+                auth_failure_delay: Duration::from_secs(1),
+            }),
+        }
+    }
+}
+
+/// A listening socket and whether clients speak TLS from the first byte (port 465 style).
+pub struct Listener {
+    pub socket: TcpListener,
+    pub implicit_tls: bool,
+}
+
+/// Everything a connection needs, shared by all of them.
+struct Shared {
     rules: Arc<Rules>,
     limits: Limits,
+    security: Security,
+    gateway: Arc<Gateway>,
+    slots: Arc<Semaphore>,
+}
+
+/// Accepts connections on every listener until `shutdown` turns true, then waits up to
+/// `shutdown_grace` for sessions in the middle of a mail. Idle sessions are told 421 and closed
+/// at once.
+pub async fn serve(
+    listeners: Vec<Listener>,
+    rules: Arc<Rules>,
+    limits: Limits,
+    security: Security,
     gateway: Arc<Gateway>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_sessions));
+    let shared = Arc::new(Shared { rules, limits, security, gateway, slots: slots.clone() });
+    let mut loops = Vec::new();
+    for listener in listeners {
+        loops.push(tokio::spawn(accept_loop(listener, shared.clone(), shutdown.clone())));
+    }
+    let _ = shutdown.wait_for(|&stop| stop).await;
+    for l in loops {
+        let _ = l.await;
+    }
+    info!("SMTP listeners closed; waiting for sessions to finish");
+    let all = shared.limits.max_sessions as u32;
+    if tokio::time::timeout(shared.limits.shutdown_grace, slots.acquire_many(all)).await.is_err() {
+        warn!("shutdown grace period over; closing the remaining SMTP sessions");
+    }
+}
+
+async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
-            a = listener.accept() => a,
+            a = listener.socket.accept() => a,
             _ = shutdown.wait_for(|&stop| stop) => break,
         };
         let (stream, peer) = match accepted {
@@ -51,42 +120,125 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tokio::spawn(refuse_busy(stream));
+        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")));
             continue;
         };
-        let (rules, gateway, limits, shutdown) = (rules.clone(), gateway.clone(), limits.clone(), shutdown.clone());
+        let (shared, shutdown) = (shared.clone(), shutdown.clone());
+        let implicit_tls = listener.implicit_tls;
         tokio::spawn(async move {
-            if let Err(e) = run_session(stream, peer, rules, &limits, gateway, shutdown).await {
+            if let Err(e) = connection(stream, peer, implicit_tls, &shared, shutdown).await {
                 debug!(%peer, "session ended: {e}");
             }
             drop(permit);
         });
     }
-    drop(listener);
-    info!("SMTP listener closed; waiting for sessions to finish");
-    let all = limits.max_sessions as u32;
-    if tokio::time::timeout(limits.shutdown_grace, slots.acquire_many(all)).await.is_err() {
-        warn!("shutdown grace period over; closing the remaining SMTP sessions");
+}
+
+/// Writes one reply in the clear and closes. (On the implicit-TLS listener a refusal is sent
+/// after the handshake instead, so the client can read it.)
+async fn refuse(mut stream: TcpStream, reply: Reply) {
+    let _ = stream.write_all(&reply.to_wire()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// How a run of the session loop ended.
+enum Ended {
+    Closed,
+    /// The 220 for STARTTLS is written: hand the socket to the TLS handshake.
+    StartTls,
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    implicit_tls: bool,
+    shared: &Shared,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let sec = &shared.security;
+    let admitted = match admit(&sec.clients, sec.auth, peer.ip()) {
+        Admission::Refuse => {
+            info!(%peer, "connection refused: not in smtp.allowed_clients");
+            Err(Reply::new(554, "5.7.1", format!("{} is not allowed to use this gateway", peer.ip())))
+        }
+        Admission::Admit { must_auth } => match sec.peers.enter(peer.ip()) {
+            Some(slot) => Ok((slot, must_auth)),
+            None => {
+                info!(%peer, "connection refused: smtp.max_sessions_per_ip reached");
+                Err(Reply::new(421, "4.7.0", "Too many connections from your address, try again later"))
+            }
+        },
+    };
+    // `_slot` holds the address's session count until the connection ends.
+    let (_slot, must_auth) = match admitted {
+        Ok(a) => a,
+        Err(reply) => {
+            if implicit_tls {
+                if let Some(mut tls) = handshake(stream, peer, shared).await {
+                    let _ = tls.write_all(&reply.to_wire()).await;
+                    let _ = tls.shutdown().await;
+                }
+            } else {
+                refuse(stream, reply).await;
+            }
+            return Ok(());
+        }
+    };
+    debug!(%peer, implicit_tls, "SMTP session opened");
+    let mut session = Session::new(shared.rules.clone(), Conn { ip: Some(peer.ip()), tls: implicit_tls, must_auth });
+    if implicit_tls {
+        let Some(mut tls) = handshake(stream, peer, shared).await else { return Ok(()) };
+        let greeting = session.greeting().to_wire();
+        run(&mut tls, &mut session, greeting, peer, shared, shutdown).await?;
+        let _ = tls.shutdown().await;
+        return Ok(());
+    }
+    let mut plain = stream;
+    let greeting = session.greeting().to_wire();
+    match run(&mut plain, &mut session, greeting, peer, shared, shutdown.clone()).await? {
+        Ended::Closed => Ok(()),
+        Ended::StartTls => {
+            let Some(mut tls) = handshake(plain, peer, shared).await else { return Ok(()) };
+            session.tls_started();
+            run(&mut tls, &mut session, Vec::new(), peer, shared, shutdown).await?;
+            let _ = tls.shutdown().await;
+            Ok(())
+        }
     }
 }
 
-async fn refuse_busy(mut stream: TcpStream) {
-    let reply = Reply::new(421, "4.3.2", "Too many connections, try again later");
-    let _ = stream.write_all(&reply.to_wire()).await;
+/// The server side of a TLS handshake, bounded by the idle timeout. `None` when it failed
+/// (logged: a client that cannot do TLS is worth a line for the admin).
+async fn handshake(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    let tls = shared.security.tls.as_ref()?;
+    match tokio::time::timeout(shared.limits.idle_timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            info!(%peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            info!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
 }
 
-async fn run_session(
-    mut stream: TcpStream,
+/// Runs the session over `stream` until it closes or asks for STARTTLS. `out` holds replies
+/// not yet written (the greeting).
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    session: &mut Session,
+    mut out: Vec<u8>,
     peer: SocketAddr,
-    rules: Arc<Rules>,
-    limits: &Limits,
-    gateway: Arc<Gateway>,
+    shared: &Shared,
     mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    debug!(%peer, "SMTP session opened");
-    let mut session = Session::new(rules);
-    let mut out = session.greeting().to_wire();
+) -> std::io::Result<Ended> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match session.step() {
@@ -94,7 +246,40 @@ async fn run_session(
             Step::Close(reply) => {
                 out.extend_from_slice(&reply.to_wire());
                 stream.write_all(&out).await?;
-                return Ok(());
+                return Ok(Ended::Closed);
+            }
+            Step::StartTls(reply) => {
+                out.extend_from_slice(&reply.to_wire());
+                stream.write_all(&out).await?;
+                stream.flush().await?;
+                return Ok(Ended::StartTls);
+            }
+            Step::Authenticate(creds) => {
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    out.clear();
+                }
+                let users = shared.security.users.clone();
+                let user = creds.user.clone();
+                // argon2 is ~20 ms of CPU by design: keep it off the async worker threads.
+                let ok = tokio::task::spawn_blocking(move || users.verify(&creds)).await.unwrap_or(false);
+                let peers = &shared.security.peers;
+                if ok {
+                    peers.auth_succeeded(peer.ip());
+                    info!(%peer, user, "AUTH succeeded");
+                } else {
+                    let delay = peers.auth_failed_at(peer.ip(), Instant::now());
+                    warn!(%peer, user, "AUTH failed; answering 535 after {} ms", delay.as_millis());
+                    tokio::time::sleep(delay).await;
+                }
+                match session.auth_done(ok) {
+                    Step::Close(reply) => {
+                        stream.write_all(&reply.to_wire()).await?;
+                        return Ok(Ended::Closed);
+                    }
+                    Step::Reply(reply) => out.extend_from_slice(&reply.to_wire()),
+                    _ => {}
+                }
             }
             Step::Deliver(mail) => {
                 // Replies already produced (e.g. 354) must not wait for LINE.
@@ -102,7 +287,7 @@ async fn run_session(
                     stream.write_all(&out).await?;
                     out.clear();
                 }
-                let reply = gateway.deliver(mail).await;
+                let reply = shared.gateway.deliver(mail).await;
                 out.extend_from_slice(&session.data_done(reply).to_wire());
             }
             Step::NeedInput => {
@@ -113,21 +298,21 @@ async fn run_session(
                 let busy = session.is_busy();
                 // `None` means shutdown was requested while the session was idle.
                 let read = tokio::select! {
-                    r = tokio::time::timeout(limits.idle_timeout, stream.read(&mut buf)) => Some(r),
+                    r = tokio::time::timeout(shared.limits.idle_timeout, stream.read(&mut buf)) => Some(r),
                     _ = async { let _ = shutdown.wait_for(|&stop| stop).await; }, if !busy => None,
                 };
                 let Some(read) = read else {
                     let reply = Reply::new(421, "4.3.2", "Server shutting down, try again later");
                     stream.write_all(&reply.to_wire()).await?;
-                    return Ok(());
+                    return Ok(Ended::Closed);
                 };
                 match read {
                     Err(_) => {
                         let reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");
                         stream.write_all(&reply.to_wire()).await?;
-                        return Ok(());
+                        return Ok(Ended::Closed);
                     }
-                    Ok(Ok(0)) => return Ok(()),
+                    Ok(Ok(0)) => return Ok(Ended::Closed),
                     Ok(Ok(n)) => session.push_input(&buf[..n]),
                     Ok(Err(e)) => return Err(e),
                 }

@@ -11,21 +11,29 @@
 //! left in a defined state. Memory is bounded by construction: the input buffer never holds more
 //! than one command line ([`MAX_COMMAND_LINE`]) plus one read, and message data stops growing at
 //! `max_message_bytes`.
+//!
+//! STARTTLS and AUTH are decisions here too: the session answers [`Step::StartTls`] and the
+//! driver performs the handshake, then calls [`Session::tls_started`]; it answers
+//! [`Step::Authenticate`] and the driver checks the password, then calls [`Session::auth_done`].
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::envelope::Recipient;
 
+use super::access::{canonical, AuthMode, SenderList};
 use super::address::{parse_path_arg, resolve_local, Local};
+use super::auth::{decode_login_field, decode_plain, Credentials};
+use super::peers::MailGate;
 use super::reply::Reply;
 
 /// Longest command line we read (RFC 5321 says 512; SMTPUTF8 addresses and parameters need
 /// more, and nothing legitimate needs more than this).
 pub const MAX_COMMAND_LINE: usize = 4096;
 
-/// Protocol errors tolerated before we hang up on a client that is not speaking SMTP.
-const MAX_ERRORS: u32 = 20;
+/// Failed commands tolerated before we hang up, unless `[smtp] max_failed_commands` says otherwise.
+pub const DEFAULT_MAX_ERRORS: u32 = 20;
 
 /// Who follows the bot, as far as RCPT decisions need it (the follower registry in the
 /// server; a small table in unit tests).
@@ -51,6 +59,54 @@ pub struct Rules {
     /// `[smtp] require_follower`: user ids must be active followers.
     pub require_follower: bool,
     pub directory: Option<Arc<dyn Directory>>,
+    /// A certificate is configured, so STARTTLS is offered on plain connections.
+    pub tls_available: bool,
+    /// `[smtp] require_tls`: MAIL before TLS gets 530 5.7.0.
+    pub require_tls: bool,
+    /// `[smtp] auth`; AUTH is offered only when it is not `Off`.
+    pub auth: AuthMode,
+    /// `[smtp] allow_plaintext_auth_on_loopback`.
+    pub allow_plaintext_auth_on_loopback: bool,
+    /// `[smtp] allowed_senders`.
+    pub allowed_senders: SenderList,
+    /// `[smtp] max_failed_commands`: failed commands before the client is dropped.
+    pub max_errors: u32,
+    /// Per-address mail rate (`[smtp] max_mails_per_minute_per_ip`).
+    pub mail_gate: Option<Arc<dyn MailGate>>,
+}
+
+impl Rules {
+    /// Rules with every security feature off; what unit tests and embedders start from.
+    pub fn basic(hostname: &str, domain: &str) -> Rules {
+        Rules {
+            hostname: hostname.to_owned(),
+            domain: domain.to_ascii_lowercase(),
+            max_message_bytes: 10 * 1024 * 1024,
+            max_recipients: 100,
+            aliases: HashMap::new(),
+            followers_address: "followers".into(),
+            require_follower: false,
+            directory: None,
+            tls_available: false,
+            require_tls: false,
+            auth: AuthMode::Off,
+            allow_plaintext_auth_on_loopback: false,
+            allowed_senders: SenderList::default(),
+            max_errors: DEFAULT_MAX_ERRORS,
+            mail_gate: None,
+        }
+    }
+}
+
+/// Facts about one connection, from the driver.
+#[derive(Debug, Clone, Default)]
+pub struct Conn {
+    /// The client's address (none in unit tests that do not care).
+    pub ip: Option<IpAddr>,
+    /// The connection is already encrypted (implicit TLS, or after STARTTLS).
+    pub tls: bool,
+    /// MAIL needs a successful AUTH first (see `access::admit`).
+    pub must_auth: bool,
 }
 
 /// A mail whose DATA is complete, ready for delivery.
@@ -62,6 +118,8 @@ pub struct Mail {
     pub rcpts: Vec<Recipient>,
     /// The client's HELO/EHLO name, for logs.
     pub helo: String,
+    /// The AUTH login the mail was sent under, if any.
+    pub user: Option<String>,
     /// The message as received, dot-unstuffed, without the terminating `.` line.
     pub data: Vec<u8>,
 }
@@ -77,6 +135,10 @@ pub enum Step {
     Deliver(Mail),
     /// Send this reply and close the connection.
     Close(Reply),
+    /// Send this reply (220), then perform the TLS handshake and call [`Session::tls_started`].
+    StartTls(Reply),
+    /// Check these credentials, then call [`Session::auth_done`] with the verdict.
+    Authenticate(Credentials),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,12 +153,33 @@ enum Phase {
     Data,
     /// A mail was handed to the driver; waiting for `data_done`.
     Delivering,
+    /// Reading the client's answers in an AUTH exchange.
+    Auth,
+    /// Credentials were handed to the driver; waiting for `auth_done`.
+    Authenticating,
     Closed,
+}
+
+/// Where an AUTH exchange stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AuthStep {
+    /// `AUTH PLAIN` without an initial response: the next line is the response.
+    Plain,
+    /// `AUTH LOGIN`: the next line is the user name.
+    LoginUser,
+    /// The next line is the password for this user.
+    LoginPassword(String),
 }
 
 pub struct Session {
     rules: Arc<Rules>,
+    conn: Conn,
     phase: Phase,
+    auth_step: Option<AuthStep>,
+    /// The login being checked by the driver.
+    pending_user: Option<String>,
+    /// The login after a successful AUTH.
+    user: Option<String>,
     helo: String,
     from: String,
     rcpts: Vec<Recipient>,
@@ -118,10 +201,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(rules: Arc<Rules>) -> Session {
+    pub fn new(rules: Arc<Rules>, conn: Conn) -> Session {
         Session {
             rules,
+            conn,
             phase: Phase::Fresh,
+            auth_step: None,
+            pending_user: None,
+            user: None,
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
@@ -159,7 +246,7 @@ impl Session {
     /// Advances the session by one decision.
     pub fn step(&mut self) -> Step {
         match self.phase {
-            Phase::Closed | Phase::Delivering => Step::NeedInput,
+            Phase::Closed | Phase::Delivering | Phase::Authenticating => Step::NeedInput,
             Phase::Data => self.step_data(),
             _ => self.step_command(),
         }
@@ -171,6 +258,49 @@ impl Session {
         self.reset_transaction();
         self.phase = Phase::Ready;
         reply
+    }
+
+    /// The TLS handshake after [`Step::StartTls`] succeeded. RFC 3207: everything learnt before
+    /// is forgotten, including any bytes the client sent after STARTTLS in the clear; keeping
+    /// them would let an attacker inject commands into the encrypted session (CVE-2011-0411).
+    pub fn tls_started(&mut self) {
+        self.conn.tls = true;
+        self.buf.clear();
+        self.helo.clear();
+        self.user = None;
+        self.auth_step = None;
+        self.reset_transaction();
+        self.phase = Phase::Fresh;
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.conn.tls
+    }
+
+    /// The verdict on the credentials from [`Step::Authenticate`]. A failure counts as a failed
+    /// command, so it may close the session.
+    pub fn auth_done(&mut self, ok: bool) -> Step {
+        self.phase = Phase::Ready;
+        let user = self.pending_user.take();
+        if ok {
+            self.user = user;
+            return Step::Reply(Reply::new(235, "2.7.0", "Authentication succeeded"));
+        }
+        self.error(Reply::new(535, "5.7.8", "Authentication credentials invalid"))
+    }
+
+    /// The login of this session, after a successful AUTH.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// AUTH is offered on this connection: enabled, and either encrypted or on loopback where
+    /// the admin allowed plaintext.
+    fn auth_offered(&self) -> bool {
+        self.rules.auth != AuthMode::Off
+            && (self.conn.tls
+                || (self.rules.allow_plaintext_auth_on_loopback && self.conn.ip.is_some_and(|ip| canonical(ip).is_loopback())))
     }
 
     fn reset_transaction(&mut self) {
@@ -211,6 +341,9 @@ impl Session {
             return self.error(Reply::new(500, "5.5.6", "Line too long"));
         }
         let text = String::from_utf8_lossy(body).into_owned();
+        if self.phase == Phase::Auth {
+            return self.auth_continue(&text);
+        }
         self.command(&text, bare_lf)
     }
 
@@ -225,6 +358,8 @@ impl Session {
             "MAIL" => self.mail(arg),
             "RCPT" => self.rcpt(arg),
             "DATA" => self.data_cmd(arg, bare_lf),
+            "STARTTLS" => self.starttls(arg),
+            "AUTH" => self.auth(arg),
             "RSET" => {
                 self.reset_transaction();
                 Step::Reply(Reply::new(250, "2.0.0", "Ok"))
@@ -239,7 +374,7 @@ impl Session {
             "HELP" => Step::Reply(Reply::new(
                 214,
                 "2.0.0",
-                "mail2line: send mail to <LINE user, group or room id>@domain; commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY",
+                "mail2line: send mail to <LINE user, group or room id>@domain; commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY",
             )),
             "" => self.error(Reply::new(500, "5.5.2", "Empty command")),
             _ => self.error(Reply::new(500, "5.5.2", "Command not recognized")),
@@ -249,7 +384,7 @@ impl Session {
     /// Counts a protocol error; past [`MAX_ERRORS`] the client is dropped.
     fn error(&mut self, reply: Reply) -> Step {
         self.errors += 1;
-        if self.errors >= MAX_ERRORS {
+        if self.errors >= self.rules.max_errors.max(1) {
             self.phase = Phase::Closed;
             return Step::Close(Reply::new(421, "4.7.0", "Too many errors, closing connection"));
         }
@@ -266,17 +401,127 @@ impl Session {
         if !extended {
             return Step::Reply(Reply::plain(250, self.rules.hostname.clone()));
         }
-        Step::Reply(Reply::multi(
-            250,
-            vec![
-                format!("{} greets {}", self.rules.hostname, arg),
-                "PIPELINING".into(),
-                format!("SIZE {}", self.rules.max_message_bytes),
-                "8BITMIME".into(),
-                "SMTPUTF8".into(),
-                "ENHANCEDSTATUSCODES".into(),
-            ],
-        ))
+        let mut lines = vec![
+            format!("{} greets {}", self.rules.hostname, arg),
+            "PIPELINING".into(),
+            format!("SIZE {}", self.rules.max_message_bytes),
+            "8BITMIME".into(),
+            "SMTPUTF8".into(),
+            "ENHANCEDSTATUSCODES".into(),
+        ];
+        if self.rules.tls_available && !self.conn.tls {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() && self.user.is_none() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        Step::Reply(Reply::multi(250, lines))
+    }
+
+    fn starttls(&mut self, arg: &str) -> Step {
+        if self.conn.tls {
+            return self.error(Reply::new(503, "5.5.1", "TLS is already active"));
+        }
+        if !self.rules.tls_available {
+            return self.error(Reply::new(502, "5.5.1", "STARTTLS is not available: no certificate is configured"));
+        }
+        if !arg.is_empty() {
+            return self.error(Reply::new(501, "5.5.4", "STARTTLS takes no argument"));
+        }
+        if self.phase == Phase::Fresh {
+            return self.error(Reply::new(503, "5.5.1", "Send EHLO first"));
+        }
+        Step::StartTls(Reply::new(220, "2.0.0", "Ready to start TLS"))
+    }
+
+    fn auth(&mut self, arg: &str) -> Step {
+        if self.rules.auth == AuthMode::Off {
+            return self.error(Reply::new(502, "5.5.1", "AUTH is not available on this gateway"));
+        }
+        match self.phase {
+            Phase::Fresh => return self.error(Reply::new(503, "5.5.1", "Send EHLO first")),
+            Phase::Mail => return self.error(Reply::new(503, "5.5.1", "AUTH is not allowed during a mail transaction")),
+            _ => {}
+        }
+        if self.user.is_some() {
+            return self.error(Reply::new(503, "5.5.1", "Already authenticated"));
+        }
+        if !self.auth_offered() {
+            let hint = if self.rules.tls_available { "; use STARTTLS first" } else { "" };
+            return self.error(Reply::new(538, "5.7.11", format!("Encryption required for authentication{hint}")));
+        }
+        let (mechanism, initial) = match arg.split_once(' ') {
+            Some((m, rest)) => (m, Some(rest.trim())),
+            None => (arg, None),
+        };
+        match (mechanism.to_ascii_uppercase().as_str(), initial) {
+            ("PLAIN", Some(response)) => self.finish_plain(response),
+            ("PLAIN", None) => {
+                self.phase = Phase::Auth;
+                self.auth_step = Some(AuthStep::Plain);
+                Step::Reply(Reply::plain(334, ""))
+            }
+            ("LOGIN", None) => {
+                self.phase = Phase::Auth;
+                self.auth_step = Some(AuthStep::LoginUser);
+                Step::Reply(Reply::plain(334, "VXNlcm5hbWU6")) // "Username:"
+            }
+            ("LOGIN", Some(user)) => {
+                self.phase = Phase::Auth;
+                self.auth_step = Some(AuthStep::LoginUser);
+                self.auth_continue(user)
+            }
+            _ => self.error(Reply::new(504, "5.5.4", "Unrecognized authentication type; use PLAIN or LOGIN")),
+        }
+    }
+
+    /// One client line inside an AUTH exchange.
+    fn auth_continue(&mut self, line: &str) -> Step {
+        let line = line.trim();
+        let step = self.auth_step.take();
+        if line == "*" {
+            self.phase = Phase::Ready;
+            return self.error(Reply::new(501, "5.7.0", "Authentication cancelled"));
+        }
+        match step {
+            Some(AuthStep::Plain) => self.finish_plain(line),
+            Some(AuthStep::LoginUser) => match decode_login_field(line) {
+                Ok(user) if !user.is_empty() => {
+                    self.auth_step = Some(AuthStep::LoginPassword(user));
+                    Step::Reply(Reply::plain(334, "UGFzc3dvcmQ6")) // "Password:"
+                }
+                Ok(_) => self.auth_syntax_error("Empty user name"),
+                Err(e) => self.auth_syntax_error(e.message()),
+            },
+            Some(AuthStep::LoginPassword(user)) => match decode_login_field(line) {
+                Ok(password) => self.authenticate(Credentials { user, password: crate::secret::Secret::new(password) }),
+                Err(e) => self.auth_syntax_error(e.message()),
+            },
+            None => {
+                self.phase = Phase::Ready;
+                self.error(Reply::new(503, "5.5.1", "No authentication in progress"))
+            }
+        }
+    }
+
+    fn finish_plain(&mut self, response: &str) -> Step {
+        match decode_plain(response) {
+            Ok(creds) => self.authenticate(creds),
+            Err(e) => self.auth_syntax_error(e.message()),
+        }
+    }
+
+    fn auth_syntax_error(&mut self, message: &str) -> Step {
+        self.phase = Phase::Ready;
+        self.auth_step = None;
+        self.error(Reply::new(501, "5.5.2", message.to_owned()))
+    }
+
+    fn authenticate(&mut self, creds: Credentials) -> Step {
+        self.phase = Phase::Authenticating;
+        self.auth_step = None;
+        self.pending_user = Some(creds.user.clone());
+        Step::Authenticate(creds)
     }
 
     fn mail(&mut self, arg: &str) -> Step {
@@ -284,6 +529,19 @@ impl Session {
             Phase::Fresh => return self.error(Reply::new(503, "5.5.1", "Send EHLO or HELO first")),
             Phase::Mail => return self.error(Reply::new(503, "5.5.1", "Nested MAIL command")),
             _ => {}
+        }
+        if self.rules.require_tls && !self.conn.tls {
+            return self.error(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
+        }
+        if self.conn.must_auth && self.user.is_none() {
+            let how = if self.auth_offered() {
+                "use AUTH first"
+            } else if self.rules.tls_available {
+                "use STARTTLS, then AUTH"
+            } else {
+                "this address may not send here"
+            };
+            return self.error(Reply::new(530, "5.7.0", format!("Authentication required; {how}")));
         }
         let Some(rest) = strip_prefix_ci(arg, "FROM:") else {
             return self.error(Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
@@ -314,6 +572,22 @@ impl Session {
                 }
             }
         }
+        if !self.rules.allowed_senders.allows(&path.path) {
+            return self.error(Reply::new(
+                550,
+                "5.7.1",
+                format!("Sender <{}> is not allowed to send through this gateway", path.path),
+            ));
+        }
+        if let (Some(gate), Some(ip)) = (&self.rules.mail_gate, self.conn.ip) {
+            if let Err(wait) = gate.try_mail(ip) {
+                return Step::Reply(Reply::new(
+                    450,
+                    "4.7.1",
+                    format!("Too many mails from {ip}; try again in {} s", wait.as_secs().max(1)),
+                ));
+            }
+        }
         self.from = path.path;
         self.rcpts.clear();
         self.rcpt_count = 0;
@@ -337,6 +611,9 @@ impl Session {
         }
         let targets = match self.targets(&path.path) {
             Ok(t) => t,
+            // A refused recipient is a failed command: a client guessing addresses or probing
+            // for a relay is cut off like any other misbehaving client.
+            Err(reply) if reply.code >= 500 => return self.error(reply),
             Err(reply) => return Step::Reply(reply),
         };
         if self.rcpt_count >= self.rules.max_recipients {
@@ -466,6 +743,7 @@ impl Session {
             from: std::mem::take(&mut self.from),
             rcpts: std::mem::take(&mut self.rcpts),
             helo: self.helo.clone(),
+            user: self.user.clone(),
             data: std::mem::take(&mut self.data),
         })
     }
@@ -499,16 +777,7 @@ mod tests {
     }
 
     fn base_rules() -> Rules {
-        Rules {
-            hostname: "gw.example".into(),
-            domain: "text.line.example.com".into(),
-            max_message_bytes: 1000,
-            max_recipients: 3,
-            aliases: HashMap::new(),
-            followers_address: "followers".into(),
-            require_follower: false,
-            directory: None,
-        }
+        Rules { max_message_bytes: 1000, max_recipients: 3, ..Rules::basic("gw.example", "text.line.example.com") }
     }
 
     /// A fixed follower table for unit tests (the server uses the SQLite registry).
@@ -540,6 +809,13 @@ mod tests {
                     out.push(step);
                     return out;
                 }
+                // As the driver does: the handshake happens here, and whatever the client
+                // pipelined after STARTTLS in the clear is dropped by `tls_started`.
+                step @ Step::StartTls(_) => {
+                    out.push(step);
+                    s.tls_started();
+                    return out;
+                }
                 step => out.push(step),
             }
         }
@@ -549,7 +825,7 @@ mod tests {
         steps
             .iter()
             .filter_map(|s| match s {
-                Step::Reply(r) | Step::Close(r) => Some(r.code),
+                Step::Reply(r) | Step::Close(r) | Step::StartTls(r) => Some(r.code),
                 _ => None,
             })
             .collect()
@@ -561,7 +837,7 @@ mod tests {
 
     #[test]
     fn a_whole_pipelined_transaction() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let input = format!(
             "EHLO client.example\r\nMAIL FROM:<a@b.c> SIZE=100\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nSubject: hi\r\n\r\n..dot\r\nbody\r\n.\r\nQUIT\r\n"
         );
@@ -580,7 +856,7 @@ mod tests {
 
     #[test]
     fn ehlo_advertises_extensions() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\n", &mut ok);
         let Step::Reply(r) = &steps[0] else { panic!("{steps:?}") };
         assert_eq!(
@@ -594,7 +870,7 @@ mod tests {
         let input = format!(
             "HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nA\r\n..\r\n.x\r\n\r\n.\r\n"
         );
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let mut mails = Vec::new();
         let mut all = Vec::new();
         for b in input.as_bytes() {
@@ -610,7 +886,7 @@ mod tests {
 
     #[test]
     fn order_of_commands_is_enforced() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(
             &mut s,
             format!("MAIL FROM:<a@b>\r\nHELO x\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nMAIL FROM:<a@b>\r\nMAIL FROM:<a@b>\r\nDATA\r\n").as_bytes(),
@@ -622,7 +898,7 @@ mod tests {
 
     #[test]
     fn recipients_are_checked_and_counted() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let ids: Vec<String> = (0..4).map(|i| format!("U{i}123456789abcdef0123456789abcdef")).collect();
         let mut input = String::from("EHLO x\r\nMAIL FROM:<a@b>\r\n");
         input += "RCPT TO:<someone@gmail.com>\r\n";
@@ -648,7 +924,7 @@ mod tests {
         r.aliases.insert("ops".into(), vec![Recipient::User(ID.into()), Recipient::Group(group.clone())]);
         r.require_follower = true;
         r.directory = Some(Arc::new(Table(vec![ID])));
-        let mut s = Session::new(Arc::new(r));
+        let mut s = Session::new(Arc::new(r), Conn::default());
         let input = format!(
             "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<OPS@text.line.example.com>\r\nRCPT TO:<nope@text.line.example.com>\r\nRCPT TO:<{OTHER}@text.line.example.com>\r\nRCPT TO:<{group}@text.line.example.com>\r\nRCPT TO:<followers@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"
         );
@@ -669,24 +945,24 @@ mod tests {
         // followers@ with followers, and with none.
         let mut r = base_rules();
         r.directory = Some(Arc::new(Table(vec![ID])));
-        let mut s = Session::new(Arc::new(r));
+        let mut s = Session::new(Arc::new(r), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 250]);
         assert_eq!(s.rcpts, vec![Recipient::Followers]);
         let mut r = base_rules();
         r.directory = Some(Arc::new(Table(vec![])));
-        let mut s = Session::new(Arc::new(r));
+        let mut s = Session::new(Arc::new(r), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 550]);
         // Without require_follower any well-formed id is accepted.
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(&mut s, format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{OTHER}@text.line.example.com>\r\n").as_bytes(), &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 250]);
     }
 
     #[test]
     fn size_is_enforced_before_and_after_data() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let big = "x".repeat(600);
         let input = format!(
             "EHLO x\r\nMAIL FROM:<a@b> SIZE=5000\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\n{big}\r\n{big}\r\n.\r\nNOOP\r\n"
@@ -705,7 +981,7 @@ mod tests {
 
     #[test]
     fn huge_command_line_is_bounded_and_answered_once() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let chunk = vec![b'A'; 64 * 1024];
         let mut replies = Vec::new();
         for _ in 0..64 {
@@ -718,7 +994,7 @@ mod tests {
 
     #[test]
     fn huge_data_line_is_bounded() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         run(&mut s, format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\n").as_bytes(), &mut ok);
         let chunk = vec![b'B'; 64 * 1024];
         for _ in 0..64 {
@@ -732,7 +1008,7 @@ mod tests {
     #[test]
     fn bare_lf_terminator_only_for_bare_lf_clients() {
         // A CRLF client: "\n.\n" is data, not the end (no SMTP smuggling).
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let mut mails = Vec::new();
         let input = format!(
             "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nA\n.\nMAIL FROM:<evil@x>\n\r\n.\r\n"
@@ -744,7 +1020,7 @@ mod tests {
         assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250]);
         assert_eq!(mails[0].data, b"A\n\nMAIL FROM:<evil@x>\n\r\n");
         // A bare-LF client throughout: "." + LF ends the data.
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let input = format!("EHLO x\nMAIL FROM:<a@b>\nRCPT TO:<{ID}@text.line.example.com>\nDATA\nA\n.\nQUIT\n");
         let steps = run(&mut s, input.as_bytes(), &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250, 221]);
@@ -752,14 +1028,14 @@ mod tests {
 
     #[test]
     fn rset_noop_vrfy_help_and_unknown() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRSET\r\nRCPT TO:<x@y>\r\nNOOP\r\nVRFY u\r\nHELP\r\nFOO\r\nEXPN x\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 250, 503, 250, 252, 214, 500, 502]);
     }
 
     #[test]
     fn delivery_refusals_are_passed_through_and_reset_the_transaction() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let input = format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nx\r\n.\r\nRCPT TO:<{ID}@text.line.example.com>\r\n");
         let steps = run(&mut s, input.as_bytes(), &mut |_| Reply::new(451, "4.4.1", "LINE unreachable"));
         assert_eq!(codes(&steps), vec![250, 250, 250, 354, 451, 503]);
@@ -767,15 +1043,15 @@ mod tests {
 
     #[test]
     fn too_many_errors_close_the_session() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(&mut s, "BAD\r\n".repeat(25).as_bytes(), &mut ok);
-        assert_eq!(steps.len(), MAX_ERRORS as usize);
+        assert_eq!(steps.len(), DEFAULT_MAX_ERRORS as usize);
         assert!(matches!(steps.last(), Some(Step::Close(r)) if r.code == 421));
     }
 
     #[test]
     fn bad_mail_parameters() {
-        let mut s = Session::new(rules());
+        let mut s = Session::new(rules(), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b> SIZE=abc\r\nMAIL FROM:<a@b> RET=FULL\r\nMAIL FROM:<a@b> BODY=8BITMIME SMTPUTF8 AUTH=<>\r\nMAIL TO:<a@b>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 501, 555, 250, 503]);
     }
@@ -786,7 +1062,7 @@ mod tests {
         let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
         let words: &[&[u8]] = &[b"EHLO x\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<u@gmail.com>\r\n", b"DATA\r\n", b".\r\n", b"\r\n", b"\n", b".", b"RSET\r\n", b"\xff\xfe", b"RCPT TO:<U0123456789abcdef0123456789abcdef@evil.com>\r\n"];
         for _ in 0..2000 {
-            let mut s = Session::new(rules());
+            let mut s = Session::new(rules(), Conn::default());
             let mut input = Vec::new();
             for _ in 0..20 {
                 seed ^= seed << 13;
@@ -800,5 +1076,168 @@ mod tests {
             });
             assert!(s.rcpts.is_empty(), "foreign recipient accepted from {input:?}");
         }
+    }
+
+    fn b64(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    fn ehlo_lines(steps: &[Step]) -> Vec<String> {
+        match steps.last() {
+            Some(Step::Reply(r)) => r.lines.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn secure_rules(auth: AuthMode) -> Rules {
+        Rules { tls_available: true, auth, ..base_rules() }
+    }
+
+    #[test]
+    fn starttls_is_offered_resets_the_session_and_drops_injected_commands() {
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Optional)), Conn::default());
+        let lines = ehlo_lines(&run(&mut s, b"EHLO x\r\n", &mut ok));
+        assert!(lines.contains(&"STARTTLS".to_owned()));
+        assert!(!lines.iter().any(|l| l.starts_with("AUTH")), "no AUTH in the clear: {lines:?}");
+        // A command pipelined after STARTTLS in the clear must not run inside TLS.
+        let steps = run(&mut s, b"STARTTLS\r\nMAIL FROM:<evil@x>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![220]);
+        assert!(s.is_tls());
+        // After the handshake the client starts again with EHLO.
+        assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok)), vec![503]);
+        let lines = ehlo_lines(&run(&mut s, b"EHLO x\r\n", &mut ok));
+        assert!(!lines.contains(&"STARTTLS".to_owned()));
+        assert!(lines.contains(&"AUTH PLAIN LOGIN".to_owned()));
+        assert_eq!(codes(&run(&mut s, b"STARTTLS\r\n", &mut ok)), vec![503]);
+    }
+
+    #[test]
+    fn starttls_without_a_certificate_and_with_an_argument() {
+        let mut s = Session::new(rules(), Conn::default());
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nSTARTTLS\r\n", &mut ok)), vec![250, 502]);
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Off)), Conn::default());
+        assert_eq!(codes(&run(&mut s, b"STARTTLS\r\n", &mut ok)), vec![503]);
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nSTARTTLS now\r\n", &mut ok)), vec![250, 501]);
+    }
+
+    #[test]
+    fn require_tls_refuses_mail_in_the_clear() {
+        let r = Rules { require_tls: true, ..secure_rules(AuthMode::Off) };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 530]);
+        let Step::Reply(r) = &steps[1] else { panic!() };
+        assert_eq!(r.status, "5.7.0");
+        run(&mut s, b"STARTTLS\r\n", &mut ok);
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\n", &mut ok)), vec![250, 250]);
+    }
+
+    #[test]
+    fn auth_plain_with_and_without_initial_response() {
+        let conn = Conn { tls: true, must_auth: true, ip: None };
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Required)), conn.clone());
+        // Before AUTH, MAIL is refused.
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\n", &mut ok)), vec![250, 530]);
+        let steps = run(&mut s, format!("AUTH PLAIN {}\r\n", b64("\0cms\0pw")).as_bytes(), &mut ok);
+        let Some(Step::Authenticate(c)) = steps.last() else { panic!("{steps:?}") };
+        assert_eq!((c.user.as_str(), c.password.expose()), ("cms", "pw"));
+        assert_eq!(codes(&[s.auth_done(true)]), vec![235]);
+        assert_eq!(s.user(), Some("cms"));
+        let steps = run(&mut s, b"AUTH PLAIN\r\nMAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![503, 250], "already authenticated; mail goes on");
+
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Required)), conn);
+        let steps = run(&mut s, b"EHLO x\r\nAUTH PLAIN\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 334]);
+        let steps = run(&mut s, format!("{}\r\n", b64("\0cms\0bad")).as_bytes(), &mut ok);
+        assert!(matches!(steps.last(), Some(Step::Authenticate(_))));
+        let failed = s.auth_done(false);
+        assert!(matches!(&failed, Step::Reply(r) if r.code == 535 && r.status == "5.7.8"), "{failed:?}");
+        assert_eq!(s.user(), None);
+        assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok)), vec![530]);
+    }
+
+    #[test]
+    fn auth_login_cancel_and_garbage() {
+        let conn = Conn { tls: true, must_auth: false, ip: None };
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Optional)), conn);
+        let steps = run(&mut s, b"EHLO x\r\nAUTH LOGIN\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 334]);
+        let steps = run(&mut s, format!("{}\r\n{}\r\n", b64("cms"), b64("pw")).as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![334]);
+        let Some(Step::Authenticate(c)) = steps.last() else { panic!("{steps:?}") };
+        assert_eq!((c.user.as_str(), c.password.expose()), ("cms", "pw"));
+        s.auth_done(false);
+        // Initial response carries the user name.
+        let steps = run(&mut s, format!("AUTH LOGIN {}\r\n*\r\n", b64("cms")).as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![334, 501]);
+        let steps = run(&mut s, b"AUTH PLAIN !!!\r\nAUTH CRAM-MD5\r\nNOOP\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![501, 504, 250]);
+        // Optional: no AUTH needed for mail.
+        assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\nAUTH PLAIN =\r\n", &mut ok)), vec![250, 503]);
+    }
+
+    #[test]
+    fn auth_is_refused_in_the_clear_except_on_loopback_when_allowed() {
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Required)), Conn { must_auth: true, ..Conn::default() });
+        let steps = run(&mut s, b"EHLO x\r\nAUTH PLAIN\r\nMAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 538, 530]);
+        let loopback = Conn { ip: Some("127.0.0.1".parse().unwrap()), must_auth: true, tls: false };
+        let r = Rules { allow_plaintext_auth_on_loopback: true, ..secure_rules(AuthMode::Required) };
+        let mut s = Session::new(Arc::new(r), loopback);
+        let lines = ehlo_lines(&run(&mut s, b"EHLO x\r\n", &mut ok));
+        assert!(lines.contains(&"AUTH PLAIN LOGIN".to_owned()), "{lines:?}");
+        let remote = Conn { ip: Some("192.0.2.1".parse().unwrap()), must_auth: true, tls: false };
+        let r = Rules { allow_plaintext_auth_on_loopback: true, ..secure_rules(AuthMode::Required) };
+        let mut s = Session::new(Arc::new(r), remote);
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nAUTH LOGIN\r\n", &mut ok)), vec![250, 538]);
+        let mut s = Session::new(rules(), Conn::default());
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\nAUTH LOGIN\r\n", &mut ok)), vec![250, 502]);
+    }
+
+    #[test]
+    fn allowed_senders_are_enforced() {
+        let senders = SenderList::parse(&["@example.com".into(), "cron@host.example".into()]).unwrap();
+        let r = Rules { allowed_senders: senders, ..base_rules() };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(
+            &mut s,
+            b"EHLO x\r\nMAIL FROM:<web@example.com>\r\nRSET\r\nMAIL FROM:<spam@evil.org>\r\nMAIL FROM:<>\r\nMAIL FROM:<cron@host.example>\r\n",
+            &mut ok,
+        );
+        assert_eq!(codes(&steps), vec![250, 250, 250, 550, 550, 250]);
+    }
+
+    struct Budget(std::sync::Mutex<u32>);
+
+    impl MailGate for Budget {
+        fn try_mail(&self, _: IpAddr) -> Result<(), std::time::Duration> {
+            let mut left = self.0.lock().unwrap();
+            if *left == 0 {
+                return Err(std::time::Duration::from_secs(7));
+            }
+            *left -= 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn mail_rate_gate_answers_450() {
+        let r = Rules { mail_gate: Some(Arc::new(Budget(std::sync::Mutex::new(1)))), ..base_rules() };
+        let conn = Conn { ip: Some("192.0.2.9".parse().unwrap()), ..Conn::default() };
+        let mut s = Session::new(Arc::new(r), conn);
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRSET\r\nMAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250, 450]);
+        let Some(Step::Reply(r)) = steps.last() else { panic!() };
+        assert!(r.status == "4.7.1" && r.lines[0].contains("7 s"), "{r:?}");
+    }
+
+    #[test]
+    fn refused_recipients_count_as_failed_commands() {
+        let r = Rules { max_errors: 3, max_recipients: 100, ..base_rules() };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<a@gmail.com>\r\nRCPT TO:<b@gmail.com>\r\nRCPT TO:<c@gmail.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 550, 550, 421]);
     }
 }
