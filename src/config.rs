@@ -524,7 +524,7 @@ impl Config {
         if smtp.tls_listen.is_some() && no_cert {
             p.push((key("tls_listen"), "needs smtp.tls_cert_file and smtp.tls_key_file".into()));
         }
-        if smtp.tls_listen.is_some() && smtp.tls_listen == Some(smtp.listen) {
+        if smtp.tls_listen.is_some_and(|t| t == smtp.listen && t.port() != 0) {
             p.push((key("tls_listen"), "must differ from smtp.listen".into()));
         }
         if smtp.require_tls && no_cert {

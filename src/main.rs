@@ -159,16 +159,17 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    info!("SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
     listeners.push(server::Listener { socket: listener, implicit_tls: false });
     if let Some(tls_listen) = cfg.smtp.tls_listen {
         let listener = TcpListener::bind(tls_listen)
             .await
             .map_err(|e| format!("cannot listen on {tls_listen} (smtp.tls_listen): {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        info!("SMTP implicit TLS listening on {addr}");
+        let tls_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        info!("SMTP implicit TLS listening on {tls_addr}");
         listeners.push(server::Listener { socket: listener, implicit_tls: true });
     }
+    // Logged last: scripts and tests take this line to mean "ready".
+    info!("SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
     warn_if_open(&cfg);
     let rules = Arc::new(Rules {
         hostname: cfg.hostname().to_owned(),

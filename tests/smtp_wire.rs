@@ -96,7 +96,8 @@ fn an_endless_line_costs_no_memory_and_the_session_goes_on() {
 
 #[test]
 fn a_thousand_idle_sessions_and_a_stalled_one_do_not_block_a_mail() {
-    let gw = dry_run("");
+    // All from 127.0.0.1: lift the per-address cap, which this test is not about.
+    let gw = dry_run("max_sessions_per_ip = 0");
     let mut idle = Vec::new();
     for _ in 0..1000 {
         let mut c = Raw::connect(&gw);

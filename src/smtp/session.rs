@@ -446,6 +446,9 @@ impl Session {
         if self.user.is_some() {
             return self.error(Reply::new(503, "5.5.1", "Already authenticated"));
         }
+        if self.rules.require_tls && !self.conn.tls {
+            return self.error(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
+        }
         if !self.auth_offered() {
             let hint = if self.rules.tls_available { "; use STARTTLS first" } else { "" };
             return self.error(Reply::new(538, "5.7.11", format!("Encryption required for authentication{hint}")));

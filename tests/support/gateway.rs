@@ -27,6 +27,8 @@ pub struct GatewayProcess {
     pub smtp: SocketAddr,
     /// The `[http] listen` address, from the "HTTP listening on" log line.
     pub http: Option<SocketAddr>,
+    /// The `[smtp] tls_listen` address, when the config has one.
+    pub smtps: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     logs: Arc<Mutex<String>>,
@@ -68,8 +70,8 @@ impl GatewayProcess {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, smtp, http) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
-        GatewayProcess { child, smtp, http, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
+        let (child, smtp, http, smtps) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
+        GatewayProcess { child, smtp, http, smtps, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
     }
 
     /// `kill -9`: no shutdown, no flush, exactly like a crash or the OOM killer.
@@ -84,10 +86,11 @@ impl GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.logs.lock().unwrap().push_str("---- restart ----\n");
-        let (child, smtp, http) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
+        let (child, smtp, http, smtps) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
         self.child = child;
         self.smtp = smtp;
         self.http = http;
+        self.smtps = smtps;
     }
 
     pub fn pid(&self) -> u32 {
@@ -152,13 +155,13 @@ impl Drop for GatewayProcess {
 }
 
 /// Spawns `mail2line serve` and waits for its "SMTP listening on" line; the "HTTP listening on"
-/// line, logged before it, gives the HTTP address.
+/// and "SMTP implicit TLS listening on" lines, logged before it, give the other addresses.
 fn spawn(
     config_path: &std::path::Path,
     dry_run: bool,
     fsize_limit_kib: Option<u64>,
     logs: &Arc<Mutex<String>>,
-) -> (Child, SocketAddr, Option<SocketAddr>) {
+) -> (Child, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
     let bin = env!("CARGO_BIN_EXE_mail2line");
     let mut cmd = match fsize_limit_kib {
         Some(kib) => {
@@ -188,7 +191,9 @@ fn spawn(
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                for (kind, marker) in [("smtp", "SMTP listening on "), ("http", "HTTP listening on ")] {
+                for (kind, marker) in
+                    [("smtp", "SMTP listening on "), ("http", "HTTP listening on "), ("smtps", "SMTP implicit TLS listening on ")]
+                {
                     if let Some(rest) = line.split(marker).nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                         let _ = tx.send((kind, addr));
@@ -200,12 +205,15 @@ fn spawn(
             }
         });
     }
-    let mut http = None;
+    // Only the log readers hold senders now: if the process exits early, `recv` ends at once.
+    drop(tx);
+    let (mut http, mut smtps) = (None, None);
     // Generous: on a loaded 2-core machine (parallel test binaries) start-up can be slow.
     let deadline = Instant::now() + Duration::from_secs(90);
     let addr = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(("smtp", a)) => break a,
+            Ok(("smtps", a)) => smtps = Some(a.parse().unwrap_or_else(|_| panic!("bad TLS listen address {a:?}"))),
             Ok((_, a)) => http = Some(a.parse().unwrap_or_else(|_| panic!("bad HTTP listen address {a:?}"))),
             Err(_) => {
                 let _ = child.kill();
@@ -215,7 +223,7 @@ fn spawn(
         }
     };
     let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
-    (child, smtp, http)
+    (child, smtp, http, smtps)
 }
 
 /// `<id>@DOMAIN`.
