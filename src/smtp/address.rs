@@ -221,6 +221,49 @@ mod tests {
     }
 
     #[test]
+    fn lookalike_escaped_and_literal_domains_are_not_ours() {
+        // The comparison must stay ASCII-only: Unicode case folding would turn the dotless 'ı'
+        // of "lıne" into 'I', and IDNA would read the fullwidth or ideographic full stop as '.'.
+        for dom in [
+            "t\u{0435}xt.line.example.com",
+            "text.l\u{0131}ne.example.com",
+            "text\u{ff0e}line\u{ff0e}example\u{ff0e}com",
+            "text\u{3002}line\u{3002}example\u{3002}com",
+            "text.line.example.com\u{200b}",
+            "text.line.example.com\0",
+            "text.line.example.com\r",
+            "text%2eline.example.com",
+            "TEXT.LINE.EXAMPLE.COM.",
+            "[127.0.0.1]",
+            "[IPv6:::1]",
+            "[text.line.example.com]",
+        ] {
+            for local in [ID, "ops", "followers"] {
+                assert_eq!(resolve_local(&format!("{local}@{dom}"), DOMAIN), Err(RcptError::NotOurDomain), "{local}@{dom:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn control_bytes_and_lookalikes_in_the_local_part_are_neither_ids_nor_names() {
+        let hex = &ID[1..];
+        for local in [
+            format!("{ID}\0"),
+            format!("{ID}\r"),
+            format!("\0{ID}"),
+            format!("\u{ff35}{hex}"),
+            format!("U{}", hex.replace('a', "\u{0430}")),
+            "ops\0".to_owned(),
+            "op\u{200b}s".to_owned(),
+            "\u{ff4f}ps".to_owned(),
+            "ops\r".to_owned(),
+            "ops\\".to_owned(),
+        ] {
+            assert_eq!(resolve_local(&format!("{local}@{DOMAIN}"), DOMAIN), Err(RcptError::BadId), "{local:?}");
+        }
+    }
+
+    #[test]
     fn refusal_codes() {
         assert_eq!(RcptError::NotOurDomain.reply("x@y").code, 550);
         assert_eq!(RcptError::NotOurDomain.reply("x@y").status, "5.7.1");
