@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use mail2line::envelope::Recipient;
 use mail2line::followers::{Kind, Registry};
-use mail2line::smtp::{Directory, Mail, Reply, Rules, Session, Step};
+use mail2line::smtp::{Conn, Directory, Mail, Reply, Rules, Session, Step};
 use support::gateway::{GatewayProcess, Options, DOMAIN, TOKEN};
 use support::standin::StandIn;
 use tokio::task::block_in_place;
@@ -329,6 +329,8 @@ fn drive(s: &mut Session, input: &[u8]) -> (Vec<Reply>, Vec<Mail>) {
                 mails.push(m);
                 replies.push(s.data_done(Reply::new(250, "2.0.0", "Ok")));
             }
+            // No TLS or AUTH is configured here, so neither may ever be asked for.
+            other @ (Step::StartTls(_) | Step::Authenticate(_)) => panic!("unexpected {other:?}"),
         }
     }
 }
@@ -347,6 +349,7 @@ fn rules(registry: Arc<Registry>) -> Arc<Rules> {
         followers_address: FOLLOWERS.into(),
         require_follower: false,
         directory: Some(registry as Arc<dyn Directory>),
+        ..Rules::basic(DOMAIN, DOMAIN)
     })
 }
 
@@ -360,7 +363,7 @@ fn every_generated_relay_trick_is_refused_in_the_session_and_only_exact_forms_re
     let (mut refused, mut accepted) = (0, 0);
     let mut failures = Vec::new();
     for case in &all {
-        let mut s = Session::new(rules.clone());
+        let mut s = Session::new(rules.clone(), Conn::default());
         let (replies, _) = drive(&mut s, format!("EHLO client.example\r\nMAIL FROM:<s@example.net>\r\nRCPT TO:{}\r\nDATA\r\n", case.arg).as_bytes());
         let codes: Vec<u16> = replies.iter().map(|r| r.code).collect();
         // EHLO and MAIL must succeed, or a refused RCPT would prove nothing (503 "send MAIL first").

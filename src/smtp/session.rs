@@ -1149,6 +1149,9 @@ mod tests {
         assert_eq!(s.user(), Some("cms"));
         let steps = run(&mut s, b"AUTH PLAIN\r\nMAIL FROM:<a@b>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![503, 250], "already authenticated; mail goes on");
+        // Logging in never buys relaying: foreign recipients are refused as before.
+        let steps = run(&mut s, b"RCPT TO:<victim@gmail.com>\r\nRCPT TO:<victim%gmail.com@text.line.example.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![550, 550]);
 
         let mut s = Session::new(Arc::new(secure_rules(AuthMode::Required)), conn);
         let steps = run(&mut s, b"EHLO x\r\nAUTH PLAIN\r\n", &mut ok);
