@@ -97,7 +97,7 @@ pub async fn serve(
     for l in loops {
         let _ = l.await;
     }
-    info!("SMTP listeners closed; waiting for sessions to finish");
+    info!("SMTP listener closed; waiting for sessions to finish");
     let all = shared.limits.max_sessions as u32;
     if tokio::time::timeout(shared.limits.shutdown_grace, slots.acquire_many(all)).await.is_err() {
         warn!("shutdown grace period over; closing the remaining SMTP sessions");
