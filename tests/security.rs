@@ -359,3 +359,36 @@ fn check_config_never_prints_the_hash_and_hash_password_refuses_empty_input() {
     // gateway tests above, which log in with such a hash).
     assert_ne!(hash_password(PASSWORD), hash);
 }
+
+/// On a terminal, `hash-password` prompts and the typed password is not echoed. A pseudo-terminal
+/// comes from Python's `pty` module (python3 is on every CI machine; `.ci/run` installs it).
+#[test]
+fn hash_password_on_a_terminal_does_not_echo() {
+    let script = r#"
+import os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
+out = b""
+deadline = time.time() + 30
+while b"Password" not in out and time.time() < deadline:
+    out += os.read(fd, 1000)
+os.write(fd, b"typed-pw-5521\n")
+while True:
+    try:
+        d = os.read(fd, 1000)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode())
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(env!("CARGO_BIN_EXE_mail2line")).output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("Password (not shown)"), "{text}");
+    assert!(text.contains("$argon2id$"), "{text}");
+    assert!(!text.contains("typed-pw-5521"), "the password was echoed: {text}");
+}
