@@ -135,7 +135,7 @@ impl Gateway {
                 }
             }
         }
-        info!(mail = %id, from = %mail.from, recipients = mail.rcpts.len(), requests = sent, "mail delivered");
+        info!(mail = %id, from = %mail.from, user = mail.user.as_deref().unwrap_or("-"), recipients = mail.rcpts.len(), requests = sent, "mail delivered");
         Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})"))
     }
 }
@@ -169,7 +169,7 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
     }
     match spool.accept(jobs).await {
         Ok(job_ids) => {
-            info!(mail = %id, from = %mail.from, recipients = mail.rcpts.len(), jobs = job_ids.len(), "mail accepted into the spool");
+            info!(mail = %id, from = %mail.from, user = mail.user.as_deref().unwrap_or("-"), recipients = mail.rcpts.len(), jobs = job_ids.len(), "mail accepted into the spool");
             Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
         }
         Err(e) => {
