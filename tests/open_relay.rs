@@ -14,14 +14,12 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
 
 use mail2line::envelope::Recipient;
 use mail2line::followers::{Kind, Registry};
 use mail2line::smtp::{Conn, Directory, Mail, Reply, Rules, Session, Step};
+use support::raw::Raw;
 use support::gateway::{GatewayProcess, Options, DOMAIN, TOKEN};
 use support::standin::StandIn;
 use tokio::task::block_in_place;
@@ -396,53 +394,6 @@ fn every_generated_relay_trick_is_refused_in_the_session_and_only_exact_forms_re
     assert!(refused > 100_000 && accepted >= 100, "{refused} refused, {accepted} accepted");
 }
 
-/// A minimal raw SMTP client that reads whole (multi-line) replies as bytes.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(gw: &GatewayProcess) -> Raw {
-        let stream = TcpStream::connect(gw.smtp).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut c = Raw { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream };
-        assert_eq!(c.code(), 220);
-        c
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-    }
-
-    /// Sends one command line (CRLF added) and returns the reply.
-    fn cmd(&mut self, line: &str) -> String {
-        let mut bytes = line.as_bytes().to_vec();
-        bytes.extend_from_slice(b"\r\n");
-        self.send(&bytes);
-        self.reply()
-    }
-
-    /// One reply: all its lines, lossily decoded.
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = Vec::new();
-            let n = self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(n > 0, "connection closed; so far: {all:?}");
-            let line = String::from_utf8_lossy(&line).into_owned();
-            all.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn code(&mut self) -> u16 {
-        self.reply()[..3].parse().unwrap()
-    }
-}
-
 fn code(reply: &str) -> u16 {
     reply[..3].parse().unwrap()
 }
@@ -524,7 +475,7 @@ async fn the_real_gateway_refuses_a_sample_of_relay_tricks_and_sends_nothing_for
     block_in_place(|| {
         // Ten RCPTs a connection: a syntax error counts towards the session's error limit.
         for (n, batch) in picked.chunks(10).enumerate() {
-            let mut c = Raw::connect(&gw);
+            let mut c = Raw::greeted(gw.smtp);
             c.reply_to_ehlo();
             let sender = &senders[n % senders.len()];
             let mail = c.cmd(&format!("MAIL FROM:{sender}"));
@@ -541,7 +492,7 @@ async fn the_real_gateway_refuses_a_sample_of_relay_tricks_and_sends_nothing_for
         assert!(line.requests().is_empty(), "LINE was called for a refused recipient: {:?}", line.requests());
 
         // The same client does get legit forms accepted (RSET: nothing is sent).
-        let mut c = Raw::connect(&gw);
+        let mut c = Raw::greeted(gw.smtp);
         c.reply_to_ehlo();
         for case in sample(legit.len(), 40, 0xC0FFEE).into_iter().map(|i| legit[i]) {
             assert_eq!(code(&c.cmd("MAIL FROM:<s@example.net>")), 250);
@@ -588,7 +539,7 @@ async fn the_real_gateway_refuses_a_sample_of_relay_tricks_and_sends_nothing_for
 async fn vrfy_and_expn_reveal_nothing_and_send_nothing() {
     let (line, gw) = start().await;
     block_in_place(|| {
-        let mut c = Raw::connect(&gw);
+        let mut c = Raw::greeted(gw.smtp);
         c.reply_to_ehlo();
         let probes = [
             format!("{ID}@{DOMAIN}"),

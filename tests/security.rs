@@ -6,8 +6,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,6 +16,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{SmtpTransport, Transport};
+use support::raw::Raw;
 use support::gateway::{addr, code, user, GatewayProcess, Options, TOKEN};
 use support::standin::StandIn;
 use tokio::task::block_in_place;
@@ -85,46 +86,6 @@ fn send(t: &SmtpTransport, to: &str, subject: &str) -> Result<u16, String> {
             Some(c) => c.to_string(),
             None => format!("no reply code: {e}"),
         }),
-    }
-}
-
-/// A minimal raw client for what lettre will not do (reading a refusal greeting, holding
-/// sessions open, sending bad commands).
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(at: SocketAddr) -> Raw {
-        let s = TcpStream::connect(at).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Raw { reader: BufReader::new(s.try_clone().unwrap()), writer: s }
-    }
-
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return all;
-            }
-            all.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn cmd(&mut self, line: &str) -> String {
-        self.writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
-        self.reply()
-    }
-
-    /// Whether the server closed the connection.
-    fn closed(&mut self) -> bool {
-        let mut line = String::new();
-        matches!(self.reader.read_line(&mut line), Ok(0))
     }
 }
 

@@ -4,47 +4,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
+use support::raw::Raw;
 use support::gateway::{addr, user, GatewayProcess, Options};
-
-/// A minimal SMTP client that reads whole (multi-line) replies.
-struct Raw {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Raw {
-    fn connect(gw: &GatewayProcess) -> Raw {
-        let stream = TcpStream::connect(gw.smtp).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Raw { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
-    }
-
-    /// One reply: all its lines joined with '\n'.
-    fn reply(&mut self) -> String {
-        let mut all = String::new();
-        loop {
-            let mut line = String::new();
-            let n = self.reader.read_line(&mut line).unwrap();
-            assert!(n > 0, "connection closed; so far: {all:?}");
-            all.push_str(&line);
-            if line.len() < 4 || line.as_bytes()[3] == b' ' {
-                return all;
-            }
-        }
-    }
-
-    fn code(&mut self) -> u16 {
-        self.reply()[..3].parse().unwrap()
-    }
-}
 
 fn dry_run(smtp_extra: &str) -> GatewayProcess {
     GatewayProcess::start(Options { dry_run: true, token: None, smtp_extra, ..Default::default() })
@@ -53,7 +16,7 @@ fn dry_run(smtp_extra: &str) -> GatewayProcess {
 #[test]
 fn everything_pipelined_in_one_write() {
     let gw = dry_run("");
-    let mut c = Raw::connect(&gw);
+    let mut c = Raw::connect(gw.smtp);
     let rcpt = addr(&user(1));
     c.send(
         format!(
@@ -81,7 +44,7 @@ fn everything_pipelined_in_one_write() {
 fn an_endless_line_costs_no_memory_and_the_session_goes_on() {
     let gw = dry_run("");
     let rss_before = rss_kib(gw.pid());
-    let mut c = Raw::connect(&gw);
+    let mut c = Raw::connect(gw.smtp);
     assert_eq!(c.code(), 220);
     let chunk = vec![b'A'; 1 << 20];
     for _ in 0..64 {
@@ -100,12 +63,12 @@ fn a_thousand_idle_sessions_and_a_stalled_one_do_not_block_a_mail() {
     let gw = dry_run("max_sessions_per_ip = 0");
     let mut idle = Vec::new();
     for _ in 0..1000 {
-        let mut c = Raw::connect(&gw);
+        let mut c = Raw::connect(gw.smtp);
         assert_eq!(c.code(), 220);
         idle.push(c);
     }
     // One client stalls in the middle of DATA.
-    let mut stalled = Raw::connect(&gw);
+    let mut stalled = Raw::connect(gw.smtp);
     assert_eq!(stalled.code(), 220);
     stalled.send(format!("HELO s\r\nMAIL FROM:<s@x>\r\nRCPT TO:<{}>\r\nDATA\r\nSubject: stalled\r\n", addr(&user(2))).as_bytes());
     for want in [250, 250, 250, 354] {
@@ -122,18 +85,17 @@ fn a_thousand_idle_sessions_and_a_stalled_one_do_not_block_a_mail() {
 #[test]
 fn silent_clients_are_dropped_after_the_idle_timeout() {
     let gw = dry_run("idle_timeout_secs = 1");
-    let mut c = Raw::connect(&gw);
+    let mut c = Raw::connect(gw.smtp);
     assert_eq!(c.code(), 220);
     std::thread::sleep(Duration::from_millis(1500));
     assert!(c.reply().starts_with("421 4.4.2"));
-    let mut rest = Vec::new();
-    assert_eq!(c.reader.read_to_end(&mut rest).unwrap(), 0, "connection closed");
+    assert!(c.closed(), "connection closed");
 }
 
 #[test]
 fn smtputf8_and_8bit_senders_are_accepted() {
     let gw = dry_run("");
-    let mut c = Raw::connect(&gw);
+    let mut c = Raw::connect(gw.smtp);
     assert_eq!(c.code(), 220);
     c.send(format!("EHLO x\r\nMAIL FROM:<山田@例え.jp> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<{}>\r\nDATA\r\n", addr(&user(4))).as_bytes());
     c.reply();

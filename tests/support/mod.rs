@@ -9,5 +9,6 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod raw;
 pub mod spec;
 pub mod standin;
