@@ -264,10 +264,48 @@ impl Default for Smtp {
     }
 }
 
+/// `[line] token`: which kind of channel access token the gateway uses (see `line::token`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TokenKind {
+    /// A token issued once in the LINE Developers console: `channel_access_token`.
+    #[default]
+    #[serde(rename = "long-lived")]
+    LongLived,
+    /// Issued by the gateway with a JWT signed by the channel's private key (`private_key_file`, `kid`).
+    #[serde(rename = "v2.1")]
+    V21,
+    /// Issued by the gateway every 15 minutes from `channel_id` and `channel_secret`.
+    #[serde(rename = "stateless")]
+    Stateless,
+}
+
+impl TokenKind {
+    /// The name used in `[line] token`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::LongLived => "long-lived",
+            TokenKind::V21 => "v2.1",
+            TokenKind::Stateless => "stateless",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Line {
     pub api_base_url: String,
+    /// Which channel access token to use; `long-lived` (default), `v2.1` or `stateless`.
+    pub token: TokenKind,
+    /// The channel id (Basic settings), for `v2.1` and `stateless`. Written as a string or a number.
+    #[serde(deserialize_with = "string_or_number")]
+    pub channel_id: String,
+    /// The private key (JWK or PEM) that signs `v2.1` assertions; `$LINE_PRIVATE_KEY` overrides it.
+    pub private_key: Secret,
+    /// A file holding the private key: a JWK as LINE's console flow makes it, or PEM.
+    pub private_key_file: Option<PathBuf>,
+    /// The key id LINE gave the registered public key; `$LINE_KID` overrides it, and a JWK's
+    /// own `kid` is used when both are empty. Not a secret.
+    pub kid: String,
     pub channel_access_token: Secret,
     /// A file holding the token (e.g. systemd's `LoadCredential=`); instead of the inline key.
     pub channel_access_token_file: Option<PathBuf>,
@@ -282,6 +320,11 @@ impl Default for Line {
     fn default() -> Self {
         Line {
             api_base_url: "https://api.line.me".into(),
+            token: TokenKind::LongLived,
+            channel_id: String::new(),
+            private_key: Secret::default(),
+            private_key_file: None,
+            kid: String::new(),
             channel_access_token: Secret::default(),
             channel_access_token_file: None,
             channel_secret: Secret::default(),
@@ -366,8 +409,9 @@ pub fn load_for_command(flag: Option<&Path>, purpose: Purpose) -> (PathBuf, Resu
 }
 
 impl Config {
-    /// Reads and validates the file, applying `$LINE_CHANNEL_ACCESS_TOKEN` and
-    /// `$LINE_CHANNEL_SECRET` overrides from the process environment.
+    /// Reads and validates the file, applying `$LINE_CHANNEL_ACCESS_TOKEN`,
+    /// `$LINE_CHANNEL_SECRET`, `$LINE_PRIVATE_KEY` and `$LINE_KID` overrides from the process
+    /// environment.
     pub fn load(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!(
@@ -390,6 +434,7 @@ impl Config {
         let sources = [
             (&mut line.channel_access_token, &line.channel_access_token_file, "LINE_CHANNEL_ACCESS_TOKEN", "line.channel_access_token"),
             (&mut line.channel_secret, &line.channel_secret_file, "LINE_CHANNEL_SECRET", "line.channel_secret"),
+            (&mut line.private_key, &line.private_key_file, "LINE_PRIVATE_KEY", "line.private_key"),
         ];
         for (secret, file, var, key) in sources {
             if let Err(msg) = resolve_secret(secret, file.as_deref(), env(var)) {
@@ -401,6 +446,9 @@ impl Config {
             if let Err(msg) = resolve_secret(&mut user.password_hash, user.password_hash_file.as_deref(), env(&var)) {
                 problems.push((format!("smtp.users[{i}].password_hash_file"), msg));
             }
+        }
+        if config.line.token == TokenKind::V21 {
+            problems.extend(resolve_signing_key(&mut config.line, env));
         }
         problems.extend(config.validate(purpose));
         if problems.is_empty() {
@@ -450,12 +498,7 @@ impl Config {
         if self.line.timeout_secs == 0 {
             p.push(("line.timeout_secs".to_owned(), "must be at least 1".into()));
         }
-        if purpose == Purpose::Serve && self.line.channel_access_token.is_empty() && self.line.channel_access_token_file.is_none() {
-            p.push((
-                "line.channel_access_token".to_owned(),
-                "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token); `serve --dry-run` runs without one".into(),
-            ));
-        }
+        p.extend(self.line.validate_token(purpose));
         match self.delivery.max_age.parse() {
             Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age".to_owned(), "must be at least one minute".into())),
             Ok(_) => {}
@@ -582,6 +625,108 @@ impl Config {
 
     pub fn line_timeout(&self) -> Duration {
         Duration::from_secs(self.line.timeout_secs)
+    }
+}
+
+impl Line {
+    /// What the chosen `token` kind needs. Missing credentials are a problem only for `serve`
+    /// (`serve --dry-run` sends nothing); malformed ones always are.
+    fn validate_token(&self, purpose: Purpose) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let serve = purpose == Purpose::Serve;
+        let kind = self.token.name();
+        if self.token != TokenKind::LongLived {
+            if self.channel_id.is_empty() {
+                if serve {
+                    p.push((
+                        "line.channel_id".to_owned(),
+                        format!("is required with token = \"{kind}\": the channel's id (LINE Developers console > channel > Basic settings > Channel ID)"),
+                    ));
+                }
+            } else if !self.channel_id.bytes().all(|b| b.is_ascii_digit()) || self.channel_id.len() > 20 {
+                p.push(("line.channel_id".to_owned(), format!("{:?} is not a channel id (digits only, e.g. \"1234567890\")", self.channel_id)));
+            }
+        }
+        match self.token {
+            TokenKind::LongLived => {
+                if serve && self.channel_access_token.is_empty() && self.channel_access_token_file.is_none() {
+                    p.push((
+                        "line.channel_access_token".to_owned(),
+                        "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token), or use token = \"v2.1\" or \"stateless\"; `serve --dry-run` runs without one".into(),
+                    ));
+                }
+            }
+            TokenKind::V21 => {
+                // A key that is present but unusable was reported by `resolve_signing_key`.
+                if serve && self.private_key.is_empty() && self.private_key_file.is_none() {
+                    p.push((
+                        "line.private_key_file".to_owned(),
+                        "is required with token = \"v2.1\": the private key (JWK or PEM) whose public key you registered in the LINE Developers console; or set $LINE_PRIVATE_KEY".into(),
+                    ));
+                }
+                if serve && self.kid.is_empty() {
+                    p.push((
+                        "line.kid".to_owned(),
+                        "is required with token = \"v2.1\": the key id LINE showed when you registered the public key (console > channel > Basic settings > Assertion Signing Key); or set $LINE_KID, or put it in the JWK as \"kid\"".into(),
+                    ));
+                }
+            }
+            TokenKind::Stateless => {
+                if serve && self.channel_secret.is_empty() && self.channel_secret_file.is_none() {
+                    p.push((
+                        "line.channel_secret".to_owned(),
+                        "is required with token = \"stateless\": the channel secret (console > channel > Basic settings); or set $LINE_CHANNEL_SECRET".into(),
+                    ));
+                }
+            }
+        }
+        p
+    }
+}
+
+/// For `token = "v2.1"`: checks that the private key (already read from `$LINE_PRIVATE_KEY`,
+/// `private_key_file` or `private_key`) is a usable RSA key, and fills `kid` from `$LINE_KID` or
+/// from the JWK when the file does not set it. Problems name where the key came from, never
+/// its content.
+fn resolve_signing_key(line: &mut Line, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    if let Some(kid) = env("LINE_KID").filter(|k| !k.trim().is_empty()) {
+        line.kid = kid.trim().to_owned();
+    }
+    if line.private_key.is_empty() {
+        return Vec::new();
+    }
+    match crate::line::token::SigningKey::parse(line.private_key.expose()) {
+        Ok(key) => {
+            if line.kid.is_empty() {
+                line.kid = key.jwk_kid().unwrap_or_default().to_owned();
+            }
+            Vec::new()
+        }
+        Err(msg) => {
+            let from_env = env("LINE_PRIVATE_KEY").is_some_and(|v| !v.is_empty());
+            let (key, msg) = match (&line.private_key_file, from_env) {
+                (_, true) => ("line.private_key", format!("$LINE_PRIVATE_KEY: {msg}")),
+                (Some(file), false) => ("line.private_key_file", format!("{}: {msg}", file.display())),
+                (None, false) => ("line.private_key", msg),
+            };
+            vec![(key.to_owned(), msg)]
+        }
+    }
+}
+
+/// `channel_id = "1234567890"` or `channel_id = 1234567890`: the console shows a number, so
+/// both spellings are accepted.
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Number(u64),
+    }
+    match Either::deserialize(d) {
+        Ok(Either::Text(t)) => Ok(t.trim().to_owned()),
+        Ok(Either::Number(n)) => Ok(n.to_string()),
+        Err(_) => Err(serde::de::Error::custom("expected the channel id as a string of digits, e.g. \"1234567890\"")),
     }
 }
 
@@ -870,6 +1015,97 @@ channel_access_token = "tok"
         assert_eq!(resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
         assert_eq!(resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
         assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+    }
+
+    #[test]
+    fn token_kinds_and_what_each_needs() {
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.line.token, TokenKind::LongLived);
+        // v2.1 with nothing: channel id, key and kid are each named with the [line] line.
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"v2.1\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err();
+        let all = e.to_string();
+        assert!(all.contains("c.toml:4: line.channel_id: is required with token = \"v2.1\""), "{all}");
+        assert!(all.contains("c.toml:4: line.private_key_file: is required with token = \"v2.1\""), "{all}");
+        assert!(all.contains("c.toml:4: line.kid: is required with token = \"v2.1\""), "{all}");
+        assert!(!all.contains("channel_access_token"), "{all}");
+        assert_eq!(e.problems.len(), 3, "{all}");
+        // ...but `serve --dry-run` needs no credentials.
+        assert!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).is_ok());
+        // stateless: channel id and secret.
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"stateless\"\nchannel_id = \"12ab\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err();
+        let all = e.to_string();
+        assert!(all.contains("c.toml:6: line.channel_id: \"12ab\" is not a channel id"), "{all}");
+        assert!(all.contains("c.toml:4: line.channel_secret: is required with token = \"stateless\""), "{all}");
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"stateless\"\nchannel_id = 1234567890\nchannel_secret = \"s\"\n";
+        let c = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!((c.line.token, c.line.channel_id.as_str()), (TokenKind::Stateless, "1234567890"));
+        let env = |k: &str| (k == "LINE_CHANNEL_SECRET").then(|| "env-secret".to_owned());
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"stateless\"\nchannel_id = \"1\"\n";
+        assert_eq!(Config::parse(text, "c.toml", Purpose::Serve, &env).unwrap().line.channel_secret.expose(), "env-secret");
+        // An unknown kind lists the three.
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"short-lived\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:5: line.token: unknown variant `short-lived`, expected one of `long-lived`, `v2.1`, `stateless`"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\n\n[line]\nchannel_id = [1]\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:5: line.channel_id: expected the channel id"), "{e}");
+    }
+
+    #[test]
+    fn v21_private_key_sources_kid_and_errors() {
+        use crate::line::token::test_key::jwk;
+        let dir = tempfile::tempdir().unwrap();
+        let d = jwk()["d"].as_str().unwrap().to_owned();
+        let key_file = dir.path().join("key.json");
+        let mut with_kid = jwk();
+        with_kid["kid"] = "kid-in-jwk".into();
+        std::fs::write(&key_file, with_kid.to_string()).unwrap();
+        let text = |file: &Path| {
+            format!("[smtp]\ndomain = \"a.b\"\n\n[line]\ntoken = \"v2.1\"\nchannel_id = \"1234567890\"\nprivate_key_file = \"{}\"\n", file.display())
+        };
+        // kid from the JWK, then from the file, then from $LINE_KID.
+        let c = Config::parse(&text(&key_file), "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!((c.line.token, c.line.kid.as_str()), (TokenKind::V21, "kid-in-jwk"));
+        let creds = crate::line::token::Credentials::from_config(&c.line).unwrap();
+        assert_eq!(creds.describe(), "v2.1 channel access tokens for channel 1234567890, signed with key id kid-in-jwk");
+        let c = Config::parse(&format!("{}kid = \"kid-in-file\"\n", text(&key_file)), "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.line.kid, "kid-in-file");
+        let env = |k: &str| (k == "LINE_KID").then(|| "kid-in-env".to_owned());
+        assert_eq!(Config::parse(&text(&key_file), "c.toml", Purpose::Serve, &env).unwrap().line.kid, "kid-in-env");
+        // No kid anywhere.
+        std::fs::write(&key_file, jwk().to_string()).unwrap();
+        let e = Config::parse(&text(&key_file), "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:4: line.kid: is required"), "{e}");
+        // A key in $LINE_PRIVATE_KEY, no file at all.
+        let env = |k: &str| match k {
+            "LINE_PRIVATE_KEY" => Some(jwk().to_string()),
+            "LINE_KID" => Some("k".to_owned()),
+            _ => None,
+        };
+        let inline = "[smtp]\ndomain = \"a.b\"\n[line]\ntoken = \"v2.1\"\nchannel_id = \"1\"\n";
+        assert!(Config::parse(inline, "c.toml", Purpose::Serve, &env).is_ok());
+        // Unreadable and unparsable keys: named by key and line, content never shown.
+        let e = Config::parse(&text(Path::new("/nonexistent/key.json")), "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:7: line.private_key_file: cannot read /nonexistent/key.json"), "{e}");
+        let mut public = jwk();
+        public.as_object_mut().unwrap().remove("d");
+        public["p"] = format!("{d}!").into();
+        std::fs::write(&key_file, public.to_string()).unwrap();
+        let e = Config::parse(&format!("{}kid = \"k\"\n", text(&key_file)), "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains(&format!("c.toml:7: line.private_key_file: {}: has no \"d\": this is the public key", key_file.display())), "{e}");
+        assert!(!e.contains(&d[..16]), "{e}");
+        let bad_env = |k: &str| (k == "LINE_PRIVATE_KEY").then(|| format!("-----BEGIN RSA PRIVATE KEY-----\n{d}\n-----END RSA PRIVATE KEY-----"));
+        let e = Config::parse(&format!("{inline}kid = \"k\"\n"), "c.toml", Purpose::Serve, &bad_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:3: line.private_key: $LINE_PRIVATE_KEY: is not a readable RSA private key"), "{e}");
+        assert!(!e.contains(&d[..16]), "{e}");
+        let e = Config::parse(&format!("{inline}private_key = \"{d}\"\nkid = \"k\"\n"), "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:6: line.private_key: is neither a JWK"), "{e}");
+        assert!(!e.contains(&d[..16]), "{e}");
+        // A long-lived configuration does not look at the key.
+        let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"t\"\nprivate_key = \"junk\"\n";
+        assert!(Config::parse(text, "c.toml", Purpose::Serve, &no_env).is_ok());
     }
 
     #[test]

@@ -196,6 +196,7 @@ pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
                 RetryReason::ServerError => (451, "4.3.0"),
                 RetryReason::RateLimited => (451, "4.4.5"),
                 RetryReason::QuotaExhausted => (452, "4.2.2"),
+                RetryReason::NoAccessToken => (451, "4.3.5"),
             };
             Reply::new(code, status, format!("{detail}; try again later{partial}"))
         }

@@ -16,7 +16,7 @@ use mail2line::spool::policy::RetryPolicy;
 use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
 use mail2line::followers::Registry;
-use mail2line::line::LineClient;
+use mail2line::line::{Credentials, LineClient};
 use mail2line::envelope::Recipient;
 use mail2line::smtp::access::{AuthMode, ClientList, SenderList};
 use mail2line::smtp::auth::Users;
@@ -79,7 +79,8 @@ fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
         Ok(cfg) => {
             println!("{}: ok", path.display());
             println!("  SMTP on {} for <LINE id>@{}", cfg.smtp.listen, cfg.smtp.domain);
-            println!("  LINE API at {} (channel access token set)", cfg.line.api_base_url);
+            let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e);
+            println!("  LINE API at {} with {credentials}", cfg.line.api_base_url);
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -131,7 +132,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let line = if dry_run {
         None
     } else {
-        Some(LineClient::new(&cfg.line.api_base_url, cfg.line.channel_access_token.clone(), cfg.line_timeout())?)
+        let credentials = Credentials::from_config(&cfg.line)?;
+        info!("LINE API at {} with {}", cfg.line.api_base_url, credentials.describe());
+        let token_store = Some(cfg.storage.dir.join(mail2line::line::token::TOKEN_FILE));
+        Some(LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store)?)
     };
     let mode = match line.clone() {
         None => Mode::DryRun,

@@ -203,6 +203,74 @@ fn other_specs_load_and_discriminators_work_there_too() {
     assert!(Spec::load("channel-access-token.yml").is_some());
 }
 
+// ---------------------------------------------------------------------------
+// Token requests: forms against channel-access-token.yml
+// ---------------------------------------------------------------------------
+
+fn tokens_spec() -> Option<Spec> {
+    Spec::load("channel-access-token.yml")
+}
+
+const V21: &str = "/oauth2/v2.1/token";
+const V3: &str = "/oauth2/v3/token";
+const ASSERTION_TYPE: &str = "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+
+#[test]
+fn forms_decode_strictly() {
+    use support::spec::decode_form;
+    assert_eq!(decode_form(b"a=1&b=x+y%21&c=").unwrap(), json!({ "a": "1", "b": "x y!", "c": "" }));
+    assert_eq!(decode_form(b"").unwrap(), json!({}));
+    assert_eq!(decode_form(b"k=%E3%81%82").unwrap(), json!({ "k": "あ" }));
+    for bad in [&b"a=1&a=2"[..], b"a", b"a=%zz", b"a=%4", b"a=%+1", b"=1", b"a=%ff"] {
+        assert!(decode_form(bad).is_err(), "{:?} must not decode", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn v21_token_request_must_carry_a_client_assertion() {
+    let Some(spec) = tokens_spec() else { return };
+    let good = format!("grant_type=client_credentials&client_assertion_type={ASSERTION_TYPE}&client_assertion=eyJ.eyJ.sig");
+    spec.validate_form_request("POST", V21, good.as_bytes()).unwrap();
+    let missing = format!("grant_type=client_credentials&client_assertion_type={ASSERTION_TYPE}");
+    let errors = spec.validate_form_request("POST", V21, missing.as_bytes()).unwrap_err();
+    assert!(errors.iter().any(|e| e.contains("client_assertion")), "{errors:?}");
+    let errors = spec.validate_form_request("POST", V21, b"").unwrap_err();
+    assert!(errors.iter().any(|e| e.contains("grant_type")), "{errors:?}");
+    // A form that does not decode is refused before the schema.
+    let errors = spec.validate_form_request("POST", V21, format!("{good}&grant_type=client_credentials").as_bytes()).unwrap_err();
+    assert!(errors[0].contains("more than once"), "{errors:?}");
+    // The operation takes a form, not JSON; and JSON operations take no form.
+    let as_json = json!({ "grant_type": "client_credentials", "client_assertion_type": "x", "client_assertion": "y" });
+    let errors = spec.validate_request("POST", V21, &as_json).unwrap_err();
+    assert!(errors[0].contains("takes no application/json body"), "{errors:?}");
+    let Some(messaging) = messaging() else { return };
+    let errors = messaging.validate_form_request("POST", "/v2/bot/message/push", b"to=U1").unwrap_err();
+    assert!(errors[0].contains("takes no application/x-www-form-urlencoded body"), "{errors:?}");
+}
+
+#[test]
+fn stateless_token_request_takes_exactly_one_of_its_two_forms() {
+    let Some(spec) = tokens_spec() else { return };
+    spec.validate_form_request("POST", V3, b"grant_type=client_credentials&client_id=1234567890&client_secret=abc").unwrap();
+    let assertion = format!("grant_type=client_credentials&client_assertion_type={ASSERTION_TYPE}&client_assertion=eyJ.eyJ.sig");
+    spec.validate_form_request("POST", V3, assertion.as_bytes()).unwrap();
+    assert!(spec.validate_form_request("POST", V3, b"grant_type=client_credentials&client_id=1234567890").is_err());
+    assert!(spec.validate_form_request("POST", V3, b"grant_type=password&client_id=1&client_secret=s").is_err(), "grant_type is an enum here");
+    // Both at once matches both alternatives, which oneOf forbids.
+    let both = format!("{assertion}&client_id=1&client_secret=s");
+    assert!(spec.validate_form_request("POST", V3, both.as_bytes()).is_err());
+}
+
+#[test]
+fn token_responses_per_spec() {
+    let Some(spec) = tokens_spec() else { return };
+    let v21 = json!({ "access_token": "t", "expires_in": 2592000, "token_type": "Bearer", "key_id": "k" });
+    spec.validate_response("POST", V21, 200, &v21).unwrap();
+    assert!(spec.validate_response("POST", V21, 200, &json!({ "access_token": "t", "expires_in": 1, "token_type": "Bearer" })).is_err());
+    spec.validate_response("POST", V3, 200, &json!({ "access_token": "t", "expires_in": 899, "token_type": "Bearer" })).unwrap();
+    spec.validate_schema("ErrorResponse", &json!({ "error": "invalid_client", "error_description": "x" })).unwrap();
+}
+
 #[test]
 fn spec_is_cached() {
     let (Some(a), Some(b)) = (messaging(), messaging()) else { return };
@@ -494,6 +562,159 @@ mod standin {
     async fn wait_for_panics_on_timeout() {
         let line = StandIn::start().await;
         line.wait_for(1, Duration::from_millis(50)).await;
+    }
+
+    // --- token endpoints --------------------------------------------------
+
+    use super::support::keys::{TestKey, CHANNEL_ID, KID};
+
+    const CHANNEL_SECRET: &str = "selftest-channel-secret";
+
+    /// A client assertion as the gateway builds it, with `edit` applied to the claims.
+    fn assertion(kid: &str, edit: impl FnOnce(&mut Value)) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let mut claims = json!({ "iss": CHANNEL_ID, "sub": CHANNEL_ID, "aud": "https://api.line.me/", "exp": now + 1500, "token_exp": 86400 });
+        edit(&mut claims);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(TestKey::shared().pkcs1_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    async fn token_line() -> StandIn {
+        let line = StandIn::start().await;
+        line.set_channel(TestKey::shared().channel(CHANNEL_SECRET));
+        line
+    }
+
+    async fn post_form(line: &StandIn, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let resp = reqwest::Client::new().post(format!("{}{path}", line.base_url())).form(form).send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    async fn issue_v21(line: &StandIn, jwt: &str) -> (u16, Value) {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", jwt),
+        ];
+        post_form(line, "/oauth2/v2.1/token", &form).await
+    }
+
+    async fn push_with(line: &StandIn, token: &str) -> u16 {
+        let url = format!("{}/v2/bot/message/push", line.base_url());
+        reqwest::Client::new().post(url).bearer_auth(token).json(&push_body()).send().await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn issued_v21_tokens_are_what_message_requests_need() {
+        let line = token_line().await;
+        let (status, answer) = issue_v21(&line, &assertion(KID, |_| {})).await;
+        assert_eq!(status, 200, "{answer}");
+        if let Some(spec) = Spec::load("channel-access-token.yml") {
+            spec.validate_response("POST", "/oauth2/v2.1/token", 200, &answer).unwrap();
+        }
+        assert_eq!(answer["expires_in"], 86400, "LINE grants the asked token_exp");
+        let token = answer["access_token"].as_str().unwrap().to_owned();
+        let issued = line.issued_tokens();
+        assert_eq!((issued.len(), issued[0].token.as_str(), issued[0].kind), (1, token.as_str(), "v2.1"));
+        let recorded = &line.token_requests()[0];
+        assert_eq!(recorded.body["grant_type"], "client_credentials", "the form is recorded decoded");
+
+        assert_eq!(push_with(&line, &token).await, 200);
+        assert_eq!(push_with(&line, "never-issued").await, 401);
+        line.revoke_tokens();
+        assert_eq!(push_with(&line, &token).await, 401);
+        let pushes = line.requests_to("/v2/bot/message/push");
+        assert!(pushes[1].spec_errors[0].contains("never issued"), "{:?}", pushes[1].spec_errors);
+        assert!(pushes[2].spec_errors.is_empty() && pushes[2].notes[0].contains("revoked"), "{:?}", pushes[2]);
+    }
+
+    #[tokio::test]
+    async fn tokens_expire_after_expires_in() {
+        let line = token_line().await;
+        line.set_token_expires_in(1);
+        let (_, answer) = post_form(
+            &line,
+            "/oauth2/v3/token",
+            &[("grant_type", "client_credentials"), ("client_id", CHANNEL_ID), ("client_secret", CHANNEL_SECRET)],
+        )
+        .await;
+        assert_eq!(answer["expires_in"], 1);
+        let token = answer["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(push_with(&line, &token).await, 200);
+        while line.issued_tokens()[0].is_valid() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(push_with(&line, &token).await, 401);
+        assert!(line.requests_to("/v2/bot/message/push")[1].notes[0].contains("expired"));
+        line.assert_all_valid();
+    }
+
+    #[tokio::test]
+    async fn bad_token_requests_are_refused_like_line() {
+        let line = token_line().await;
+        let expect = |status: u16, answer: &Value, code: &str| {
+            assert_eq!((status, answer["error"].as_str()), (400, Some(code)), "{answer}");
+        };
+        // Missing client_assertion: the spec check.
+        let (status, answer) = post_form(
+            &line,
+            "/oauth2/v2.1/token",
+            &[("grant_type", "client_credentials"), ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")],
+        )
+        .await;
+        expect(status, &answer, "invalid_request");
+        if line.spec_checked() {
+            let errors = &line.token_requests()[0].spec_errors;
+            assert!(errors.iter().any(|e| e.contains("client_assertion")), "{errors:?}");
+        }
+        // Wrong kid, a tampered signature, an assertion living too long, a missing token_exp.
+        let (status, answer) = issue_v21(&line, &assertion("other-kid", |_| {})).await;
+        expect(status, &answer, "invalid_client");
+        assert!(answer["error_description"].as_str().unwrap().contains("kid"), "{answer}");
+        let mut tampered = assertion(KID, |_| {});
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let (status, answer) = issue_v21(&line, &tampered).await;
+        expect(status, &answer, "invalid_client");
+        assert!(answer["error_description"].as_str().unwrap().contains("InvalidSignature"), "{answer}");
+        let (status, answer) = issue_v21(&line, &assertion(KID, |c| c["exp"] = json!(c["exp"].as_u64().unwrap() + 3600))).await;
+        expect(status, &answer, "invalid_client");
+        assert!(answer["error_description"].as_str().unwrap().contains("30 minutes"), "{answer}");
+        let (status, answer) = issue_v21(&line, &assertion(KID, |c| drop(c.as_object_mut().unwrap().remove("token_exp")))).await;
+        expect(status, &answer, "invalid_client");
+        let (status, answer) = issue_v21(&line, &assertion(KID, |c| c["aud"] = json!("https://api.line.me"))).await;
+        expect(status, &answer, "invalid_client");
+        // Wrong channel secret for a stateless token; JSON instead of a form.
+        let (status, answer) = post_form(
+            &line,
+            "/oauth2/v3/token",
+            &[("grant_type", "client_credentials"), ("client_id", CHANNEL_ID), ("client_secret", "wrong")],
+        )
+        .await;
+        expect(status, &answer, "invalid_client");
+        let resp = reqwest::Client::new()
+            .post(format!("{}/oauth2/v3/token", line.base_url()))
+            .json(&json!({ "grant_type": "client_credentials", "client_id": CHANNEL_ID, "client_secret": CHANNEL_SECRET }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        assert!(line.issued_tokens().is_empty());
+        let panic = std::panic::catch_unwind(|| line.assert_all_valid()).expect_err("refused token requests are violations");
+        assert!(panic.downcast_ref::<String>().is_some_and(|m| m.contains("/oauth2/")));
+    }
+
+    #[tokio::test]
+    async fn token_script_does_not_touch_deliveries() {
+        let line = token_line().await;
+        line.push_token_behaviour(Behaviour::Status(503, json!({ "error": "server_error" })));
+        line.set_default(Behaviour::Status(500, json!({ "message": "Internal Server Error" })));
+        let (status, _) = issue_v21(&line, &assertion(KID, |_| {})).await;
+        assert_eq!(status, 503);
+        let (status, answer) = issue_v21(&line, &assertion(KID, |_| {})).await;
+        assert_eq!(status, 200, "token requests ignore set_default: {answer}");
     }
 
     #[tokio::test]

@@ -1,6 +1,10 @@
 //! HTTP client for the Messaging API: push and multicast (mail delivery), reply and profile
-//! (the webhook's welcome and address answers), and the quota check.
+//! (the webhook's welcome and address answers), and the quota check. Every request carries the
+//! bearer token the [`TokenSource`] hands out; a 401 to an issued (v2.1 or stateless) token gets
+//! one new token and one more try.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -10,6 +14,7 @@ use crate::compose::route::{Endpoint, Request};
 use crate::secret::Secret;
 
 use super::outcome::{classify, Outcome, RetryReason};
+use super::token::{Credentials, TokenSource};
 
 /// The JSON body LINE expects for a request, borrowed from the planned [`Request`].
 #[derive(Serialize)]
@@ -40,19 +45,27 @@ pub fn path(endpoint: &Endpoint) -> &'static str {
 pub struct LineClient {
     http: reqwest::Client,
     base_url: String,
-    token: Secret,
+    tokens: Arc<TokenSource>,
 }
 
 impl LineClient {
-    /// `base_url` is e.g. `https://api.line.me` (no trailing slash needed).
-    pub fn new(base_url: &str, token: Secret, timeout: Duration) -> Result<LineClient, String> {
+    /// `base_url` is e.g. `https://api.line.me` (no trailing slash needed). `token_store` is where
+    /// a v2.1 token is kept across restarts (`storage.dir/line-token.json`); see `line::token`.
+    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration, token_store: Option<PathBuf>) -> Result<LineClient, String> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("mail2line/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(LineClient { http, base_url: base_url.trim_end_matches('/').to_owned(), token })
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let tokens = Arc::new(TokenSource::new(credentials, http.clone(), &base_url, token_store));
+        Ok(LineClient { http, base_url, tokens })
+    }
+
+    /// Where this client's bearer tokens come from.
+    pub fn tokens(&self) -> &TokenSource {
+        &self.tokens
     }
 
     /// Sends one request. `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
@@ -66,11 +79,27 @@ impl LineClient {
 
     /// POSTs an already encoded JSON body to an API path (as stored by the spool).
     pub async fn send_raw(&self, api_path: &str, body: String, retry_key: Option<&str>) -> Outcome {
+        let token = match self.tokens.get().await {
+            Ok(t) => t,
+            Err(e) => return e.outcome(),
+        };
+        match self.post(api_path, body.clone(), retry_key, &token).await {
+            // The token expired early or was revoked: one new token, one more try. LINE refused
+            // the request, so sending it again (same retry key) cannot duplicate it.
+            Outcome::Unauthorized { status: 401, .. } if self.tokens.renewable() => match self.tokens.renew_after_401(&token).await {
+                Ok(fresh) => self.post(api_path, body, retry_key, &fresh).await,
+                Err(e) => e.outcome(),
+            },
+            other => other,
+        }
+    }
+
+    async fn post(&self, api_path: &str, body: String, retry_key: Option<&str>, token: &Secret) -> Outcome {
         let url = format!("{}{}", self.base_url, api_path);
         let mut builder = self
             .http
             .post(&url)
-            .bearer_auth(self.token.expose())
+            .bearer_auth(token.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body);
         if let Some(key) = retry_key {
@@ -148,18 +177,26 @@ impl LineClient {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
-        let response = self
-            .http
-            .get(format!("{}{}", self.base_url, api_path))
-            .bearer_auth(self.token.expose())
-            .send()
-            .await
-            .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))?;
+        let token = self.tokens.get().await.map_err(|e| format!("GET {api_path}: {e}"))?;
+        let mut response = self.get(api_path, &token).await?;
+        if response.status().as_u16() == 401 && self.tokens.renewable() {
+            let fresh = self.tokens.renew_after_401(&token).await.map_err(|e| format!("GET {api_path}: {e}"))?;
+            response = self.get(api_path, &fresh).await?;
+        }
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {api_path}: LINE answered {}", status.as_u16()));
         }
         response.json::<T>().await.map_err(|e| format!("GET {api_path}: unexpected answer: {e}"))
+    }
+
+    async fn get(&self, api_path: &str, token: &Secret) -> Result<reqwest::Response, String> {
+        self.http
+            .get(format!("{}{}", self.base_url, api_path))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))
     }
 }
 

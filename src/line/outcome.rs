@@ -30,6 +30,9 @@ pub enum RetryReason {
     RateLimited,
     /// 429 "You have reached your monthly limit.": retrying before the quota resets is useless.
     QuotaExhausted,
+    /// LINE's token endpoint answered but issued no channel access token (v2.1 or stateless),
+    /// so the request was not sent. Usually a configuration problem the log explains.
+    NoAccessToken,
 }
 
 /// LINE's error body: `{"message": "...", "details": [{"message","property"}]}`.

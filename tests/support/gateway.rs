@@ -42,6 +42,8 @@ pub struct Options<'a> {
     pub dry_run: bool,
     pub token: Option<&'a str>,
     pub smtp_extra: &'a str,
+    /// TOML added to the `[line]` table (e.g. `token = "v2.1"` and its keys).
+    pub line_extra: &'a str,
     pub extra: &'a str,
     /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail like a full disk.
     pub fsize_limit_kib: Option<u64>,
@@ -49,7 +51,7 @@ pub struct Options<'a> {
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", extra: "", fsize_limit_kib: None }
+        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", line_extra: "", extra: "", fsize_limit_kib: None }
     }
 }
 
@@ -61,9 +63,10 @@ impl GatewayProcess {
             None => String::new(),
         };
         let config = format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\n{}\n\n[line]\napi_base_url = \"{}\"\n{token_line}channel_secret = \"{SECRET}\"\ntimeout_secs = 2\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{}\n",
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\n{}\n\n[line]\napi_base_url = \"{}\"\n{token_line}channel_secret = \"{SECRET}\"\ntimeout_secs = 2\n{}\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{}\n",
             opts.smtp_extra,
             opts.api_base_url,
+            opts.line_extra,
             dir.path().join("data").display(),
             opts.extra
         );
@@ -179,6 +182,8 @@ fn spawn(
     }
     cmd.env_remove("LINE_CHANNEL_ACCESS_TOKEN")
         .env_remove("LINE_CHANNEL_SECRET")
+        .env_remove("LINE_PRIVATE_KEY")
+        .env_remove("LINE_KID")
         .env_remove("MAIL2LINE_CONFIG")
         .env("RUST_LOG", "debug,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info")
         .stdin(Stdio::null())

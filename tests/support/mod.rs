@@ -1,14 +1,16 @@
 //! Shared test support for mail2line's integration tests.
 //!
 //! Owns nothing but the module list: `spec` (validation against LINE's
-//! official OpenAPI documents) and `standin` (a fake LINE API server that
-//! uses `spec` to police every request the gateway makes).
+//! official OpenAPI documents), `standin` (a fake LINE API server that
+//! uses `spec` to police every request the gateway makes), `gateway` (the
+//! real binary) and `keys` (RSA key pairs for v2.1 tokens).
 //!
 //! Each integration test binary compiles this module on its own and usually
 //! needs only part of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod keys;
 pub mod raw;
 pub mod spec;
 pub mod standin;

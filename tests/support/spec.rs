@@ -1,10 +1,17 @@
-//! Validation of JSON bodies against LINE's official OpenAPI documents.
+//! Validation of request bodies against LINE's official OpenAPI documents.
 //!
 //! Owns: finding and caching the specs (which live *outside* the repo, in
 //! `$CARGO_MANIFEST_DIR/../shared/line-openapi/`, and are never copied in),
 //! turning their OpenAPI 3.0 schemas into JSON Schema 2020-12 that the
 //! `jsonschema` crate understands, and matching concrete request paths such as
 //! `/v2/bot/profile/U123` to the spec's path templates.
+//!
+//! Bodies are JSON (`messaging-api.yml`) or `application/x-www-form-urlencoded`
+//! (the token endpoints of `channel-access-token.yml`). A form is checked by
+//! decoding it into a JSON object of strings ([`decode_form`]) and validating
+//! that object against the operation's form schema, so the same strict schema
+//! machinery polices both; each body is checked only against the media type it
+//! was sent as.
 //!
 //! Why the rewrite is more than a format change: the spec describes message
 //! objects with `discriminator` + `mapping` (`Message.type = "text"` means
@@ -176,27 +183,54 @@ impl Spec {
     /// [`Spec::validate_request`] with structured violations (used by the stand-in
     /// to fill LINE-style `details[].property`).
     pub fn check_request(&self, method: &str, path: &str, body: &Value) -> Result<(), Vec<Violation>> {
+        self.check_body(method, path, JSON, body)
+    }
+
+    /// Validates an `application/x-www-form-urlencoded` request body (raw
+    /// bytes) for `method` + concrete `path`, e.g. `POST /oauth2/v2.1/token`.
+    pub fn validate_form_request(&self, method: &str, path: &str, raw: &[u8]) -> Result<(), Vec<String>> {
+        let form = decode_form(raw).map_err(|e| vec![e])?;
+        self.check_form_request(method, path, &form).map_err(to_strings)
+    }
+
+    /// [`Spec::validate_form_request`] for a form already decoded with
+    /// [`decode_form`] (`Value::Null` when there was no body).
+    pub fn check_form_request(&self, method: &str, path: &str, form: &Value) -> Result<(), Vec<Violation>> {
+        self.check_body(method, path, FORM, form)
+    }
+
+    /// Checks `body`, sent as `media_type`, against the operation's schema for
+    /// that media type. A body the operation does not document under that
+    /// media type is an error, and so is a missing required one.
+    fn check_body(&self, method: &str, path: &str, media_type: &str, body: &Value) -> Result<(), Vec<Violation>> {
         let (template, op) = self.find_operation(method, path).map_err(|e| vec![Violation::whole(e)])?;
         let request_body = op.get("requestBody").map(|rb| self.deref(rb));
-        let schema = request_body.and_then(|rb| rb.pointer("/content/application~1json/schema"));
+        let pointer = format!("/content/{}/schema", media_type.replace('/', "~1"));
+        let schema = request_body.and_then(|rb| rb.pointer(&pointer));
         match schema {
             Some(schema) => {
                 if body.is_null() {
                     let required = request_body.and_then(|rb| rb.get("required")) == Some(&Value::Bool(true));
                     if required {
                         return Err(vec![Violation::whole(format!(
-                            "{} {template} requires an application/json body",
+                            "{} {template} requires an {media_type} body",
                             method.to_uppercase()
                         ))]);
                     }
                     return Ok(());
                 }
-                let key = format!("request {} {template}", method.to_uppercase());
+                // The JSON request keys stay as they were so existing cache
+                // entries and messages do not change.
+                let key = if media_type == JSON {
+                    format!("request {} {template}", method.to_uppercase())
+                } else {
+                    format!("request {} {template} {media_type}", method.to_uppercase())
+                };
                 self.run(&key, schema, body)
             }
             None if body.is_null() => Ok(()),
             None => Err(vec![Violation::whole(format!(
-                "{} {template} takes no application/json body, but one was sent",
+                "{} {template} takes no {media_type} body, but one was sent",
                 method.to_uppercase()
             ))]),
         }
@@ -352,6 +386,58 @@ impl Spec {
         cache.insert(key.to_string(), validator.clone());
         Ok(validator)
     }
+}
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Decodes an `application/x-www-form-urlencoded` body into a JSON object of
+/// strings — the instance a form schema describes. Strict, because a gateway
+/// that sends a malformed form has a bug: a field without `=`, a repeated
+/// field, a bad `%` escape or non-UTF-8 text is an error, not a guess. An
+/// empty body is `{}` (the schema's `required` then says what is missing).
+pub fn decode_form(raw: &[u8]) -> Result<Value, String> {
+    let mut out = Map::new();
+    if raw.is_empty() {
+        return Ok(Value::Object(out));
+    }
+    for (i, pair) in raw.split(|&b| b == b'&').enumerate() {
+        let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+            return Err(format!("form field {i} has no '=': {:?}", String::from_utf8_lossy(pair)));
+        };
+        let name = percent_decode(&pair[..eq]).map_err(|e| format!("form field {i} name: {e}"))?;
+        let value = percent_decode(&pair[eq + 1..]).map_err(|e| format!("form field {name:?}: {e}"))?;
+        if name.is_empty() {
+            return Err(format!("form field {i} has an empty name"));
+        }
+        if out.insert(name.clone(), Value::String(value)).is_some() {
+            return Err(format!("form field {name:?} appears more than once"));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `+` is a space and `%XX` a byte; the result must be UTF-8.
+fn percent_decode(bytes: &[u8]) -> Result<String, String> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("bad %-escape")?;
+                out.push(byte);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| "not UTF-8 after %-decoding".to_string())
 }
 
 fn is_http_method(k: &str) -> bool {

@@ -7,15 +7,38 @@
 //!   `messaging-api.yml` through [`super::spec`], retry-key format — answering
 //!   401/400 like LINE and remembering each violation in `spec_errors` so a
 //!   test can end with [`StandIn::assert_all_valid`],
+//! * issues channel access tokens like LINE's token endpoints
+//!   (`POST /oauth2/v2.1/token` and `/oauth2/v3/token`, see below),
 //! * honours `X-Line-Retry-Key` like LINE: a key that was already accepted
 //!   gets 409 with the original `sentMessages`, and is not a new delivery,
 //! * answers with scripted [`Behaviour`]s (errors, delays, dropped
 //!   connections) so retry and failure paths can be tested.
 //!
 //! Routes answered: `POST /v2/bot/message/{push,reply,multicast,broadcast}`,
-//! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota/consumption`;
-//! anything else is 404 `{"message":"Not found"}` (and, when the spec does not
-//! know the path either, a recorded spec error).
+//! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota/consumption`,
+//! `POST /oauth2/v2.1/token`, `POST /oauth2/v3/token`; anything else is 404
+//! `{"message":"Not found"}` (and, when the spec does not know the path either,
+//! a recorded spec error).
+//!
+//! Tokens: after [`StandIn::set_channel`] the stand-in is a channel that
+//! issues its own tokens. A token request must be
+//! `application/x-www-form-urlencoded`, valid against
+//! `channel-access-token.yml` (the form is decoded into a JSON object of
+//! strings and checked with the same schema machinery), and pass what LINE
+//! checks beyond the schema: the grant and assertion types, and either the
+//! client assertion (RS256 JWT: header `kid` = the channel's key id,
+//! signature verified with its public key, `iss` = `sub` = channel id,
+//! `aud` = `https://api.line.me/`, `exp` at most 30 minutes ahead, for v2.1 a
+//! `token_exp` of at most 30 days) or the channel id and secret. Failures are
+//! answered 400 with LINE's OAuth error shape and recorded in `spec_errors`.
+//! An issued token lives `expires_in` seconds ([`StandIn::set_token_expires_in`]
+//! makes that short so tests see renewals), and from then on message requests
+//! are accepted only with a currently valid issued token: an expired or
+//! revoked ([`StandIn::revoke_tokens`]) one gets 401 (noted in `notes`, not a
+//! spec error: using a token LINE later revoked is not the client's fault), a
+//! token never issued gets 401 and a spec error. Token requests consume their
+//! own script ([`StandIn::push_token_behaviour`]) and are otherwise answered
+//! `Ok`, whatever [`StandIn::set_default`] says.
 //!
 //! Scripting: the [`StandIn::push_behaviour`] queue is consumed only by
 //! *deliveries* (the message-sending POSTs above), one per delivery that got
@@ -36,7 +59,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -47,7 +70,43 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::spec::{Spec, Violation};
+use super::spec::{decode_form, Spec, Violation};
+
+/// The `aud` LINE requires in client assertions.
+const AUDIENCE: &str = "https://api.line.me/";
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// LINE's limits: an assertion lives at most 30 minutes, a v2.1 token at most 30 days.
+const MAX_ASSERTION_SECS: u64 = 30 * 60;
+const MAX_TOKEN_EXP_SECS: u64 = 30 * 86400;
+
+/// The channel the stand-in plays for token requests.
+#[derive(Clone)]
+pub struct Channel {
+    pub id: String,
+    pub secret: String,
+    /// The key id LINE assigned to the registered public key.
+    pub kid: String,
+    /// The registered public key; assertions must verify with it.
+    pub public_key: jsonwebtoken::DecodingKey,
+}
+
+/// A token the stand-in issued.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    /// `"v2.1"` or `"stateless"`.
+    pub kind: &'static str,
+    pub key_id: Option<String>,
+    pub expires_in: u64,
+    pub expires_at: Instant,
+    pub revoked: bool,
+}
+
+impl IssuedToken {
+    pub fn is_valid(&self) -> bool {
+        !self.revoked && Instant::now() < self.expires_at
+    }
+}
 
 /// One request as the stand-in saw it, and what it answered.
 #[derive(Clone, Debug)]
@@ -60,8 +119,11 @@ pub struct Recorded {
     /// Parsed JSON body; `Value::Null` if empty or not JSON.
     pub body: Value,
     pub raw: Vec<u8>,
-    /// Everything LINE would have objected to (empty = fine).
+    /// Everything LINE would have objected to (empty = fine). For token
+    /// requests `body` is the decoded form (a JSON object of strings).
     pub spec_errors: Vec<String>,
+    /// Refusals that are not the client's fault (an expired or revoked token).
+    pub notes: Vec<String>,
     /// Status answered. An [`Behaviour::AcceptThenDrop`] request shows 200:
     /// LINE accepted it even though the client never saw the answer.
     pub status: u16,
@@ -107,6 +169,8 @@ pub struct StandIn {
 
 struct Shared {
     spec: Option<Spec>,
+    /// `channel-access-token.yml`, for the token endpoints.
+    token_spec: Option<Spec>,
     state: Mutex<StateData>,
     recorded: Notify,
 }
@@ -123,6 +187,12 @@ struct StateData {
     /// Monthly quota: `None` = no limit (`{"type":"none"}`), and messages used so far.
     quota_limit: Option<i64>,
     quota_used: i64,
+    /// Set by [`StandIn::set_channel`]: token requests are checked against it and message
+    /// requests need an issued token.
+    channel: Option<Channel>,
+    issued: Vec<IssuedToken>,
+    token_expires_in: Option<u64>,
+    token_queue: VecDeque<Behaviour>,
 }
 
 struct AcceptedKey {
@@ -142,6 +212,8 @@ enum Route {
     Profile,
     Quota,
     QuotaLimit,
+    IssueV21,
+    IssueStateless,
     Unknown,
 }
 
@@ -154,6 +226,8 @@ impl Route {
             ("POST", "/v2/bot/message/broadcast") => Route::Broadcast,
             ("GET", "/v2/bot/message/quota/consumption") => Route::Quota,
             ("GET", "/v2/bot/message/quota") => Route::QuotaLimit,
+            ("POST", "/oauth2/v2.1/token") => Route::IssueV21,
+            ("POST", "/oauth2/v3/token") => Route::IssueStateless,
             ("GET", p) => match p.strip_prefix("/v2/bot/profile/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Route::Profile,
                 _ => Route::Unknown,
@@ -165,15 +239,25 @@ impl Route {
     fn is_delivery(self) -> bool {
         matches!(self, Route::Push | Route::Reply | Route::Multicast | Route::Broadcast)
     }
+
+    fn is_token(self) -> bool {
+        matches!(self, Route::IssueV21 | Route::IssueStateless)
+    }
+}
+
+/// Paths described by `channel-access-token.yml` rather than `messaging-api.yml`.
+fn is_oauth_path(path: &str) -> bool {
+    path.starts_with("/oauth2/") || path.starts_with("/v2/oauth/")
 }
 
 impl StandIn {
     /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
-    /// Loads `messaging-api.yml` for request checks (skipped, with a notice,
-    /// when the spec is absent — see [`Spec::load`]).
+    /// Loads `messaging-api.yml` and `channel-access-token.yml` for request
+    /// checks (skipped, with a notice, when the specs are absent — see [`Spec::load`]).
     pub async fn start() -> StandIn {
         let shared = Arc::new(Shared {
             spec: Spec::load("messaging-api.yml"),
+            token_spec: Spec::load("channel-access-token.yml"),
             state: Mutex::new(StateData {
                 requests: Vec::new(),
                 queue: VecDeque::new(),
@@ -184,6 +268,10 @@ impl StandIn {
                 next_request_id: 1,
                 quota_limit: None,
                 quota_used: 0,
+                channel: None,
+                issued: Vec::new(),
+                token_expires_in: None,
+                token_queue: VecDeque::new(),
             }),
             recorded: Notify::new(),
         });
@@ -227,6 +315,38 @@ impl StandIn {
         let mut state = self.shared.lock();
         state.quota_limit = limit;
         state.quota_used = used;
+    }
+
+    /// Makes the stand-in the channel that issues tokens (see module docs);
+    /// from then on message requests need a valid issued token.
+    pub fn set_channel(&self, channel: Channel) {
+        self.shared.lock().channel = Some(channel);
+    }
+
+    /// The `expires_in` of tokens issued from now on (default: the asked
+    /// `token_exp` for v2.1, 899 s for stateless, as LINE answers).
+    pub fn set_token_expires_in(&self, secs: u64) {
+        self.shared.lock().token_expires_in = Some(secs);
+    }
+
+    /// Appends to the script for token requests (that passed the checks).
+    pub fn push_token_behaviour(&self, behaviour: Behaviour) {
+        self.shared.lock().token_queue.push_back(behaviour);
+    }
+
+    /// Every token issued so far, oldest first.
+    pub fn issued_tokens(&self) -> Vec<IssuedToken> {
+        self.shared.lock().issued.clone()
+    }
+
+    /// Revokes every token issued so far: requests using them get 401.
+    pub fn revoke_tokens(&self) {
+        self.shared.lock().issued.iter_mut().for_each(|t| t.revoked = true);
+    }
+
+    /// Requests to the token endpoints, in order.
+    pub fn token_requests(&self) -> Vec<Recorded> {
+        self.requests().into_iter().filter(|r| is_oauth_path(&r.path)).collect()
     }
 
     /// Behaviour for requests with nothing scripted (initially `Ok`).
@@ -348,14 +468,29 @@ async fn handle(
         .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let body: Value = if raw.is_empty() { Value::Null } else { serde_json::from_slice(&raw).unwrap_or(Value::Null) };
-
     let mut spec_errors: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     let mut rejection: Option<(u16, Value)> = None;
+    // Token requests are forms: their body is recorded as the decoded form.
+    let body: Value = if route.is_token() {
+        match decode_form(&raw) {
+            Ok(form) => form,
+            Err(e) => {
+                spec_errors.push(format!("body is not a valid form: {e}"));
+                rejection = Some((400, json!({ "error": "invalid_request", "error_description": e })));
+                Value::Null
+            }
+        }
+    } else if raw.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&raw).unwrap_or(Value::Null)
+    };
 
     // 1. The path must exist (in the spec, when we have it): a typo in a URL
     // is a gateway bug even though the answer is just LINE's 404.
-    if let Some(spec) = &shared.spec {
+    let spec_for_path = if is_oauth_path(&path) { &shared.token_spec } else { &shared.spec };
+    if let Some(spec) = spec_for_path {
         if let Err(unknown) = spec.operation_template(method.as_str(), &path) {
             spec_errors.push(unknown);
         }
@@ -364,19 +499,37 @@ async fn handle(
         rejection = Some((404, error_body("Not found")));
     }
 
-    // 2. Authentication, checked first by LINE.
-    if rejection.is_none() {
-        let expected = shared.lock().expected_token.clone();
+    // 2. Authentication, checked first by LINE (token requests authenticate in
+    // their body instead).
+    if rejection.is_none() && !route.is_token() {
+        let (expected, issuing) = {
+            let state = shared.lock();
+            (state.expected_token.clone(), state.channel.is_some())
+        };
         let auth = header("authorization");
         let token = auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")).map(str::trim);
+        // (problem, whether it is the client's fault)
         let problem = match (token, &expected) {
-            (None, _) => Some(format!("missing `Authorization: Bearer <token>` header (got {auth:?})")),
-            (Some(""), _) => Some("empty bearer token".to_string()),
-            (Some(t), Some(want)) if t != want => Some(format!("wrong bearer token {t:?} (expected {want:?})")),
+            (None, _) => Some((format!("missing `Authorization: Bearer <token>` header (got {auth:?})"), true)),
+            (Some(""), _) => Some(("empty bearer token".to_string(), true)),
+            (Some(t), Some(want)) if t != want => Some((format!("wrong bearer token {t:?} (expected {want:?})"), true)),
+            (Some(t), None) if issuing => {
+                let state = shared.lock();
+                match state.issued.iter().find(|i| i.token == t) {
+                    None => Some((format!("bearer token {t:?} was never issued by the token endpoint"), true)),
+                    Some(i) if i.revoked => Some((format!("bearer token {t:?} was revoked"), false)),
+                    Some(i) if !i.is_valid() => Some((format!("bearer token {t:?} has expired"), false)),
+                    Some(_) => None,
+                }
+            }
             _ => None,
         };
-        if let Some(problem) = problem {
-            spec_errors.push(problem);
+        if let Some((problem, clients_fault)) = problem {
+            if clients_fault {
+                spec_errors.push(problem);
+            } else {
+                notes.push(problem);
+            }
             rejection = Some((
                 401,
                 error_body(
@@ -387,7 +540,15 @@ async fn handle(
     }
 
     // 3. The body, and the headers that describe it.
-    if rejection.is_none() && method == Method::POST {
+    if rejection.is_none() && route.is_token() {
+        let content_type = header("content-type").unwrap_or_default();
+        let problems = check_token_request(&shared, route, &path, &content_type, &body);
+        if let Some((code, _)) = problems.first() {
+            let description: Vec<&str> = problems.iter().map(|(_, p)| p.as_str()).collect();
+            rejection = Some((400, json!({ "error": code, "error_description": description.join("; ") })));
+            spec_errors.extend(problems.into_iter().map(|(_, p)| p));
+        }
+    } else if rejection.is_none() && method == Method::POST {
         let mut violations: Vec<Violation> = Vec::new();
         let content_type = header("content-type").unwrap_or_default();
         if !content_type.to_ascii_lowercase().starts_with("application/json") {
@@ -439,8 +600,12 @@ async fn handle(
         None => {
             let behaviour = {
                 let mut state = shared.lock();
-                let scripted = if route.is_delivery() { state.queue.pop_front() } else { None };
-                scripted.unwrap_or_else(|| state.default.clone())
+                if route.is_token() {
+                    state.token_queue.pop_front().unwrap_or(Behaviour::Ok)
+                } else {
+                    let scripted = if route.is_delivery() { state.queue.pop_front() } else { None };
+                    scripted.unwrap_or_else(|| state.default.clone())
+                }
             };
             match behaviour {
                 Behaviour::Ok => Decision::Ok,
@@ -479,6 +644,7 @@ async fn handle(
             body,
             raw: raw.to_vec(),
             spec_errors,
+            notes,
             status,
             dropped,
         });
@@ -529,6 +695,128 @@ fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Valu
             Some(limit) => json!({ "type": "limited", "value": limit }),
             None => json!({ "type": "none" }),
         },
+        Route::IssueV21 | Route::IssueStateless => issue_token(shared, route, body),
         Route::Unknown => error_body("Not found"),
     }
+}
+
+/// Issues a token for a request that passed [`check_token_request`].
+fn issue_token(shared: &Shared, route: Route, form: &Value) -> Value {
+    let mut state = shared.lock();
+    let n = state.issued.len() + 1;
+    let kind = if route == Route::IssueV21 { "v2.1" } else { "stateless" };
+    // What LINE answers: the asked lifetime for v2.1, 15 minutes (less a second) for stateless.
+    let asked = form
+        .get("client_assertion")
+        .and_then(Value::as_str)
+        .and_then(jwt_claims)
+        .and_then(|claims| claims.get("token_exp").and_then(Value::as_u64));
+    let default = if route == Route::IssueV21 { asked.unwrap_or(MAX_TOKEN_EXP_SECS) } else { 899 };
+    let expires_in = state.token_expires_in.unwrap_or(default);
+    let token = format!("standin-{kind}-token-{n}-{}", uuid::Uuid::new_v4().simple());
+    let key_id = (route == Route::IssueV21).then(|| format!("standin-key-{n}"));
+    state.issued.push(IssuedToken {
+        token: token.clone(),
+        kind,
+        key_id: key_id.clone(),
+        expires_in,
+        expires_at: Instant::now() + Duration::from_secs(expires_in),
+        revoked: false,
+    });
+    match key_id {
+        Some(key_id) => json!({ "access_token": token, "expires_in": expires_in, "token_type": "Bearer", "key_id": key_id }),
+        None => json!({ "token_type": "Bearer", "access_token": token, "expires_in": expires_in }),
+    }
+}
+
+/// The claims of a JWT, unverified (already checked by [`check_assertion`]).
+pub fn jwt_claims(jwt: &str) -> Option<Value> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// What LINE would object to in a token request, each with the OAuth error
+/// code it answers: the media type, the spec's form schema, then the checks
+/// the schema cannot express (see the module docs).
+fn check_token_request(shared: &Shared, route: Route, path: &str, content_type: &str, form: &Value) -> Vec<(&'static str, String)> {
+    let mut problems = Vec::new();
+    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        problems.push(("invalid_request", format!("Content-Type must be application/x-www-form-urlencoded, got {content_type:?}")));
+    }
+    if let Some(spec) = &shared.token_spec {
+        if let Err(violations) = spec.check_form_request("POST", path, form) {
+            problems.extend(violations.into_iter().map(|v| ("invalid_request", v.to_string())));
+        }
+    }
+    if !problems.is_empty() {
+        return problems;
+    }
+    let field = |name: &str| form.get(name).and_then(Value::as_str);
+    if field("grant_type") != Some("client_credentials") {
+        problems.push(("unsupported_grant_type", format!("grant_type must be client_credentials, got {:?}", field("grant_type"))));
+    }
+    let Some(channel) = shared.lock().channel.clone() else {
+        problems.push(("invalid_client", "the stand-in has no channel (StandIn::set_channel)".to_string()));
+        return problems;
+    };
+    match field("client_assertion") {
+        Some(jwt) => {
+            if field("client_assertion_type") != Some(ASSERTION_TYPE) {
+                problems.push(("invalid_request", format!("client_assertion_type must be {ASSERTION_TYPE}, got {:?}", field("client_assertion_type"))));
+            }
+            let v21 = route == Route::IssueV21;
+            problems.extend(check_assertion(jwt, &channel, v21).into_iter().map(|p| ("invalid_client", p)));
+        }
+        None => {
+            if field("client_id") != Some(channel.id.as_str()) || field("client_secret") != Some(channel.secret.as_str()) {
+                problems.push(("invalid_client", format!("client_id {:?} and client_secret do not match the channel", field("client_id"))));
+            }
+        }
+    }
+    problems
+}
+
+/// Checks a client assertion as LINE does: RS256, `typ` JWT, the channel's
+/// `kid`, a signature by its key, the claims, and (v2.1) `token_exp`.
+fn check_assertion(jwt: &str, channel: &Channel, v21: bool) -> Vec<String> {
+    use jsonwebtoken::{Algorithm, Validation};
+    let header = match jsonwebtoken::decode_header(jwt) {
+        Ok(h) => h,
+        Err(e) => return vec![format!("client_assertion is not a JWT: {e}")],
+    };
+    let mut problems = Vec::new();
+    if header.alg != Algorithm::RS256 {
+        problems.push(format!("client_assertion alg is {:?}; LINE requires RS256", header.alg));
+    }
+    if header.typ.as_deref() != Some("JWT") {
+        problems.push(format!("client_assertion typ is {:?}; LINE requires \"JWT\"", header.typ));
+    }
+    if header.kid.as_deref() != Some(channel.kid.as_str()) {
+        problems.push(format!("client_assertion kid is {:?}, not the channel's key id {:?}", header.kid, channel.kid));
+    }
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = 0;
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_issuer(&[&channel.id]);
+    validation.sub = Some(channel.id.clone());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    match jsonwebtoken::decode::<Value>(jwt, &channel.public_key, &validation) {
+        Ok(data) => {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            match data.claims.get("exp").and_then(Value::as_u64) {
+                Some(exp) if exp > now && exp - now <= MAX_ASSERTION_SECS => {}
+                exp => problems.push(format!("client_assertion exp {exp:?} must be at most 30 minutes after now ({now})")),
+            }
+            if v21 {
+                match data.claims.get("token_exp").and_then(Value::as_u64) {
+                    Some(t) if (1..=MAX_TOKEN_EXP_SECS).contains(&t) => {}
+                    t => problems.push(format!("client_assertion token_exp {t:?} must be 1..={MAX_TOKEN_EXP_SECS} seconds")),
+                }
+            }
+        }
+        Err(e) => problems.push(format!("client_assertion refused: {e:?}")),
+    }
+    problems
 }
