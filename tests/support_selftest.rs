@@ -673,9 +673,12 @@ mod standin {
         let (status, answer) = issue_v21(&line, &assertion("other-kid", |_| {})).await;
         expect(status, &answer, "invalid_client");
         assert!(answer["error_description"].as_str().unwrap().contains("kid"), "{answer}");
+        // Flip the signature's first character: every bit of it is significant, unlike the
+        // last one, whose low bits are padding and may make the base64 itself invalid.
         let mut tampered = assertion(KID, |_| {});
-        let last = tampered.pop().unwrap();
-        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let at = tampered.rfind('.').unwrap() + 1;
+        let first = if tampered[at..].starts_with('A') { "B" } else { "A" };
+        tampered.replace_range(at..at + 1, first);
         let (status, answer) = issue_v21(&line, &tampered).await;
         expect(status, &answer, "invalid_client");
         assert!(answer["error_description"].as_str().unwrap().contains("InvalidSignature"), "{answer}");
