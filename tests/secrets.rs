@@ -6,50 +6,28 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::Mechanism;
+use lettre::transport::smtp::client::Tls;
 use lettre::{SmtpTransport, Transport};
 use serde_json::json;
 use support::gateway::{addr, code, user, GatewayProcess, Options, SECRET};
 use support::keys::{TestKey, CHANNEL_ID, KID};
 use support::standin::StandIn;
+use support::tls::{client, hash_password, make_cert, tls_params};
 use tokio::task::block_in_place;
 
 const PASSWORD: &str = "smtp-pw-91f3e0-horse";
 const WRONG_PASSWORD: &str = "typo-pw-51aa07-staple";
 
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .arg("hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(password.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
+/// A client over STARTTLS that logs in as "cms" with `password`.
 fn smtp_client(gw: &GatewayProcess, cert_pem: &str, password: &str) -> SmtpTransport {
-    let tls = TlsParameters::builder("localhost".into())
-        .add_root_certificate(Certificate::from_pem(cert_pem.as_bytes()).unwrap())
-        .build_rustls()
-        .unwrap();
-    SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(gw.smtp.port())
-        .tls(Tls::Required(tls))
-        .credentials(Credentials::new("cms".into(), password.into()))
-        .authentication(vec![Mechanism::Login])
-        .timeout(Some(Duration::from_secs(30)))
-        .build()
+    client(gw.smtp, Tls::Required(tls_params(cert_pem)), Some(("cms", password)), Mechanism::Login)
 }
 
 fn send(t: &SmtpTransport, n: u32) -> u16 {
@@ -100,15 +78,12 @@ async fn no_secret_in_the_logs_of_a_full_run_or_in_check_config() {
     let hash = block_in_place(|| hash_password(PASSWORD));
     let hash_file = files.path().join("cms.hash");
     std::fs::write(&hash_file, format!("{hash}\n")).unwrap();
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let (cert_file, tls_key_file) = (files.path().join("cert.pem"), files.path().join("key.pem"));
-    std::fs::write(&cert_file, ck.cert.pem()).unwrap();
-    std::fs::write(&tls_key_file, ck.key_pair.serialize_pem()).unwrap();
+    let cert = make_cert(files.path());
 
     let smtp_extra = format!(
         "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"\nrequire_tls = true\nauth = \"required\"\nauth_failure_delay_ms = 10\n[[smtp.users]]\nname = \"cms\"\npassword_hash_file = \"{}\"\n",
-        cert_file.display(),
-        tls_key_file.display(),
+        cert.cert_file.display(),
+        cert.key_file.display(),
         hash_file.display()
     );
     let line_extra = format!(
@@ -128,9 +103,9 @@ async fn no_secret_in_the_logs_of_a_full_run_or_in_check_config() {
     });
 
     // Mail with the right and the wrong password.
-    let good = smtp_client(&gw, &ck.cert.pem(), PASSWORD);
+    let good = smtp_client(&gw, &cert.pem, PASSWORD);
     assert_eq!(block_in_place(|| send(&good, 1)), 250, "{}", gw.logs());
-    let bad = smtp_client(&gw, &ck.cert.pem(), WRONG_PASSWORD);
+    let bad = smtp_client(&gw, &cert.pem, WRONG_PASSWORD);
     assert_eq!(block_in_place(|| send(&bad, 2)), 535);
 
     // LINE revokes the token: the next push gets 401, the gateway renews once and delivers.

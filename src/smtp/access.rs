@@ -50,10 +50,6 @@ impl ClientList {
         Ok(ClientList(nets))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Whether `ip` is listed; an empty list lists everyone. IPv4-mapped IPv6 addresses
     /// (`::ffff:192.0.2.1`, what a dual-stack listener reports) match their IPv4 entries.
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -127,10 +123,6 @@ impl SenderList {
             patterns.push(pattern);
         }
         Ok(SenderList(patterns))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// Whether the reverse path may send. An empty list allows everyone; a non-empty list

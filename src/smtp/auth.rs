@@ -102,10 +102,6 @@ impl Users {
         Ok(())
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
-    }
-
     /// Whether the credentials match a configured user. Slow on purpose; call off the async
     /// threads.
     pub fn verify(&self, creds: &Credentials) -> bool {

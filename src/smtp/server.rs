@@ -44,23 +44,6 @@ pub struct Security {
     pub peers: Arc<Peers>,
 }
 
-impl Security {
-    /// No TLS, no AUTH, no allowlist, no per-address limits.
-    pub fn open() -> Security {
-        Security {
-            tls: None,
-            clients: ClientList::default(),
-            auth: AuthMode::Off,
-            users: Arc::new(Users::new()),
-            peers: Peers::new(super::peers::PeerLimits {
-                sessions: 0,
-                mails_per_minute: 0,
-                auth_failure_delay: Duration::from_secs(1),
-            }),
-        }
-    }
-}
-
 /// A listening socket and whether clients speak TLS from the first byte (port 465 style).
 pub struct Listener {
     pub socket: TcpListener,
@@ -229,6 +212,15 @@ async fn handshake(
     }
 }
 
+/// Writes the replies batched in `out`, if any.
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
+    if !out.is_empty() {
+        stream.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
 /// Runs the session over `stream` until it closes or asks for STARTTLS. `out` holds replies
 /// not yet written (the greeting).
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -255,10 +247,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 return Ok(Ended::StartTls);
             }
             Step::Authenticate(creds) => {
-                if !out.is_empty() {
-                    stream.write_all(&out).await?;
-                    out.clear();
-                }
+                flush(stream, &mut out).await?;
                 let users = shared.security.users.clone();
                 let user = creds.user.clone();
                 // argon2 is ~20 ms of CPU by design: keep it off the async worker threads.
@@ -283,18 +272,12 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Step::Deliver(mail) => {
                 // Replies already produced (e.g. 354) must not wait for LINE.
-                if !out.is_empty() {
-                    stream.write_all(&out).await?;
-                    out.clear();
-                }
+                flush(stream, &mut out).await?;
                 let reply = shared.gateway.deliver(mail).await;
                 out.extend_from_slice(&session.data_done(reply).to_wire());
             }
             Step::NeedInput => {
-                if !out.is_empty() {
-                    stream.write_all(&out).await?;
-                    out.clear();
-                }
+                flush(stream, &mut out).await?;
                 let busy = session.is_busy();
                 // `None` means shutdown was requested while the session was idle.
                 let read = tokio::select! {

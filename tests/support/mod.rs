@@ -14,3 +14,4 @@ pub mod keys;
 pub mod raw;
 pub mod spec;
 pub mod standin;
+pub mod tls;
