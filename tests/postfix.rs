@@ -1,0 +1,318 @@
+//! A real Postfix (Debian's `postfix` package) in front of the real gateway, set up with the
+//! README's recipe ("Postfix: relay a subdomain to the gateway"): the `main.cf` and `transport`
+//! lines are read from README.md, only the file path and the port changed, so the recipe cannot
+//! drift from what is tested.
+//!
+//! Each test runs its own Postfix instance: a temporary directory holds its `config_directory`,
+//! `queue_directory` and `data_directory`, it listens on a free loopback port, logs to a file
+//! (containers have no syslog) and sends nothing anywhere but to the gateway. Starting Postfix
+//! needs root; without Postfix or root the tests say why and pass, unless
+//! `MAIL2LINE_REQUIRE_POSTFIX=1` (set by `.ci/run`, which installs Postfix) makes that a failure.
+
+mod support;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use lettre::address::Envelope;
+use lettre::{SmtpTransport, Transport};
+use serde_json::json;
+use support::gateway::{addr, user, GatewayProcess, Options, DOMAIN, TOKEN};
+use support::raw::Raw;
+use support::readme;
+use support::standin::{Behaviour, StandIn};
+use tokio::task::block_in_place;
+
+/// How long Postfix may take to pass a mail on; it normally takes milliseconds.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Where Debian installs Postfix's commands (often not on a non-root PATH).
+const SBIN: &str = "/usr/sbin";
+
+fn tool(name: &str) -> PathBuf {
+    Path::new(SBIN).join(name)
+}
+
+/// Whether Postfix can run here; when not, says why (or fails under MAIL2LINE_REQUIRE_POSTFIX=1).
+fn postfix_available() -> bool {
+    let is_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let reason = if !tool("postfix").exists() {
+        "Postfix is not installed (Debian: apt-get install postfix)"
+    } else if !is_root {
+        "starting a Postfix instance needs root"
+    } else {
+        return true;
+    };
+    if std::env::var("MAIL2LINE_REQUIRE_POSTFIX").as_deref() == Ok("1") {
+        panic!("MAIL2LINE_REQUIRE_POSTFIX=1, but {reason}");
+    }
+    eprintln!("SKIPPED: the Postfix tests did not run: {reason}. Set MAIL2LINE_REQUIRE_POSTFIX=1 to make this a failure.");
+    false
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The README's recipe for a gateway on `gateway_port`, with the transport map in `conf`:
+/// (`main.cf` lines, `transport` lines).
+fn recipe(conf: &Path, gateway_port: u16) -> (String, String) {
+    let main_cf = readme::block("postfix-main.cf");
+    let transport = readme::block("postfix-transport");
+    // The two substitutions below must find what they replace, or the recipe has changed shape
+    // and this test would no longer be testing it.
+    assert!(main_cf.contains("texthash:/etc/postfix/transport"), "README's main.cf lines changed:\n{main_cf}");
+    assert!(main_cf.contains(&format!("relay_domains = {DOMAIN}")), "README's main.cf lines changed:\n{main_cf}");
+    assert!(transport.contains(&format!("{DOMAIN} ")) && transport.contains("smtp:[127.0.0.1]:2525"), "README's transport changed:\n{transport}");
+    (
+        main_cf.replace("/etc/postfix/", &format!("{}/", conf.display())),
+        transport.replace("[127.0.0.1]:2525", &format!("[127.0.0.1]:{gateway_port}")),
+    )
+}
+
+/// One running Postfix instance; stopped when dropped.
+struct Postfix {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+    maillog: PathBuf,
+    smtp: SocketAddr,
+}
+
+impl Postfix {
+    fn start(gateway: SocketAddr) -> Postfix {
+        let dir = tempfile::Builder::new().prefix("mail2line-postfix-").tempdir().unwrap();
+        // Postfix's daemons run as the `postfix` user and must get through every parent.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let conf = dir.path().join("etc");
+        let (queue, data) = (dir.path().join("queue"), dir.path().join("data"));
+        for d in [&conf, &queue, &data] {
+            std::fs::create_dir(d).unwrap();
+        }
+        run(Command::new("chown").arg("postfix").arg(&data));
+        std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf")).expect("copy /etc/postfix/master.cf");
+        let maillog = dir.path().join("maillog");
+        let port = free_port();
+        let (recipe_main, recipe_transport) = recipe(&conf, gateway.port());
+        let main_cf = format!(
+            "# A throwaway instance: its own directories, loopback only, a log file (no syslog here).
+compatibility_level = 3.6
+myhostname = postfix-test.example.com
+mydestination =
+alias_maps =
+alias_database =
+biff = no
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+queue_directory = {queue}
+data_directory = {data}
+maillog_file_prefixes = {dir}
+maillog_file = {maillog}
+# Mail may go to the gateway and nowhere else: bounces to the tests' made-up senders fail at
+# once instead of waiting on DNS.
+default_transport = error:this test instance delivers only to the gateway
+# Retry deferred mail after a second rather than minutes.
+queue_run_delay = 1s
+minimal_backoff_time = 1s
+maximal_backoff_time = 2s
+
+# The README's recipe:
+{recipe_main}",
+            queue = queue.display(),
+            data = data.display(),
+            dir = dir.path().display(),
+            maillog = maillog.display(),
+        );
+        std::fs::write(conf.join("main.cf"), main_cf).unwrap();
+        std::fs::write(conf.join("transport"), recipe_transport).unwrap();
+        let postconf = |args: &[&str]| run(Command::new(tool("postconf")).arg("-c").arg(&conf).args(args));
+        // No chroot: a chrooted daemon would need copies of /etc files inside the queue directory.
+        postconf(&["-F", "*/*/chroot = n"]);
+        // SMTP on a free loopback port instead of port 25.
+        postconf(&["-MX", "smtp/inet"]);
+        postconf(&["-M", &format!("127.0.0.1:{port}/inet = 127.0.0.1:{port} inet n - n - - smtpd")]);
+        let pf = Postfix { dir, conf, maillog, smtp: SocketAddr::from(([127, 0, 0, 1], port)) };
+        let out = Command::new(tool("postfix")).arg("-c").arg(&pf.conf).arg("start").output().expect("run postfix start");
+        assert!(
+            out.status.success(),
+            "postfix start failed:\n{}{}\nmaillog:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            pf.maillog()
+        );
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(pf.smtp).is_err() {
+            assert!(Instant::now() < deadline, "Postfix does not listen on {}; maillog:\n{}", pf.smtp, pf.maillog());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        pf
+    }
+
+    fn maillog(&self) -> String {
+        std::fs::read_to_string(&self.maillog).unwrap_or_default()
+    }
+
+    /// Waits for a maillog line containing every one of `needles`, and returns it.
+    fn wait_for_log(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let log = self.maillog();
+            if let Some(line) = log.lines().find(|l| needles.iter().all(|n| l.contains(n))) {
+                return line.to_owned();
+            }
+            assert!(Instant::now() < deadline, "no maillog line with {needles:?} within {PATIENCE:?}; maillog:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Submits a mail with Postfix's own `sendmail` (`-C` picks this instance).
+    fn sendmail(&self, from: &str, to: &str, mail: &str) {
+        let sendmail = run(Command::new(tool("postconf")).arg("-c").arg(&self.conf).args(["-h", "sendmail_path"]));
+        let mut child = Command::new(sendmail.trim())
+            .arg("-C")
+            .arg(&self.conf)
+            .args(["-i", "-f", from, to])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run Postfix's sendmail");
+        child.stdin.take().unwrap().write_all(mail.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "sendmail failed: {}\nmaillog:\n{}", String::from_utf8_lossy(&out.stderr), self.maillog());
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let pid_file = self.dir.path().join("queue/pid/master.pid");
+        let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
+        let _ = Command::new(tool("postfix")).arg("-c").arg(&self.conf).arg("stop").output();
+        // Let the master and its children exit before their directory is removed.
+        if let Some(pid) = pid {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+async fn gateway(extra: &'static str) -> (StandIn, GatewayProcess) {
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let url = line.base_url();
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra, ..Default::default() }));
+    (line, gw)
+}
+
+fn pushes(line: &StandIn) -> Vec<serde_json::Value> {
+    line.requests_to("/v2/bot/message/push").into_iter().map(|r| r.body).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_from_postfix_sendmail_reaches_line() {
+    if !postfix_available() {
+        return;
+    }
+    let (line, gw) = gateway("").await;
+    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let id = user(1);
+    let mail = format!("From: Backup <backup@example.com>\nTo: {}\nSubject: Backup finished\n\nAll 3 volumes OK.\n", addr(&id));
+    block_in_place(|| pf.sendmail("backup@example.com", &addr(&id), &mail));
+    line.wait_for(1, PATIENCE).await;
+    assert_eq!(
+        pushes(&line),
+        vec![json!({"to": id, "messages": [{"type": "text", "text": "Backup finished\n\nAll 3 volumes OK."}]})]
+    );
+    // Postfix delivered it to the gateway, and the gateway said it took it.
+    let sent = block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=sent"]));
+    assert!(sent.contains(&format!("relay=127.0.0.1[127.0.0.1]:{}", gw.smtp.port())), "{sent}");
+    assert!(sent.contains("250 2.0.0"), "{sent}");
+    line.assert_all_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_to_postfix_smtp_port_reaches_line_with_8bit_text() {
+    if !postfix_available() {
+        return;
+    }
+    let (line, gw) = gateway("").await;
+    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let id = user(2);
+    let subject = base64::engine::general_purpose::STANDARD.encode("ディスク警告");
+    let mail = format!(
+        "From: nas@example.jp\r\nTo: {}\r\nSubject: =?UTF-8?B?{subject}?=\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n残り 5% です\r\n",
+        addr(&id)
+    );
+    // A client on the network talking to Postfix's SMTP port, as other hosts would.
+    let client = SmtpTransport::builder_dangerous("127.0.0.1").port(pf.smtp.port()).timeout(Some(PATIENCE)).build();
+    let envelope = Envelope::new(Some("nas@example.jp".parse().unwrap()), vec![addr(&id).parse().unwrap()]).unwrap();
+    let resp = block_in_place(|| client.send_raw(&envelope, mail.as_bytes())).expect("Postfix takes the mail");
+    assert_eq!(resp.code().to_string(), "250");
+    line.wait_for(1, PATIENCE).await;
+    assert_eq!(pushes(&line), vec![json!({"to": id, "messages": [{"type": "text", "text": "ディスク警告\n\n残り 5% です"}]})]);
+    line.assert_all_valid();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_bounces_what_the_gateway_refuses_with_its_reason() {
+    if !postfix_available() {
+        return;
+    }
+    let (line, gw) = gateway("").await;
+    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let rcpt = format!("bob@{DOMAIN}");
+    // What the gateway itself answers for that recipient.
+    let refusal = block_in_place(|| {
+        let mut c = Raw::greeted(gw.smtp);
+        c.cmd("EHLO probe.example");
+        c.cmd("MAIL FROM:<probe@example.com>");
+        c.cmd(&format!("RCPT TO:<{rcpt}>"))
+    });
+    let refusal = refusal.trim_end();
+    assert!(refusal.starts_with("550 "), "{refusal}");
+    block_in_place(|| pf.sendmail("backup@example.com", &rcpt, "Subject: to nobody\n\nhello\n"));
+    let bounced = block_in_place(|| pf.wait_for_log(&[&format!("to=<{rcpt}>"), "status="]));
+    assert!(bounced.contains("status=bounced"), "{bounced}");
+    assert!(bounced.contains(&format!("said: {refusal}")), "Postfix's bounce should carry the gateway's reply {refusal:?}:\n{bounced}");
+    assert!(line.requests().is_empty(), "nothing may reach LINE");
+}
+
+/// A 4xx from the gateway (direct mode: LINE answered 500) leaves the mail in Postfix's queue;
+/// Postfix's next attempt (a second later with this instance's backoff) delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postfix_retries_a_temporary_refusal() {
+    if !postfix_available() {
+        return;
+    }
+    let (line, gw) = gateway("[delivery]\nmode = \"direct\"").await;
+    line.push_behaviour(Behaviour::Status(500, json!({"message": "Internal server error"})));
+    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let id = user(3);
+    block_in_place(|| pf.sendmail("backup@example.com", &addr(&id), "Subject: try again\n\nsecond time lucky\n"));
+    let deferred = block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=deferred"]));
+    assert!(deferred.contains("said: 451 4.3.0"), "{deferred}");
+    block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=sent"]));
+    let accepted: Vec<_> = line.accepted().into_iter().map(|r| r.body).collect();
+    assert_eq!(accepted, vec![json!({"to": id, "messages": [{"type": "text", "text": "try again\n\nsecond time lucky"}]})]);
+    assert_eq!(pushes(&line).len(), 2, "one refused attempt, one delivery");
+    line.assert_all_valid();
+}
