@@ -71,20 +71,24 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The README's recipe for a gateway on `gateway_port`, with the transport map in `conf`:
-/// (`main.cf` lines, `transport` lines).
-fn recipe(conf: &Path, gateway_port: u16) -> (String, String) {
-    let main_cf = readme::block("postfix-main.cf");
+/// The README's recipe for a gateway on `gateway_port`, with its map files in `conf`: the
+/// `main.cf` lines, and the files to write there. `recipient_map` adds the optional step 5.
+fn recipe(conf: &Path, gateway_port: u16, recipient_map: bool) -> (String, Vec<(&'static str, String)>) {
+    let mut main_cf = readme::block("postfix-main.cf");
     let transport = readme::block("postfix-transport");
-    // The two substitutions below must find what they replace, or the recipe has changed shape
-    // and this test would no longer be testing it.
+    // The substitutions below must find what they replace, or the recipe has changed shape and
+    // this test would no longer be testing it.
     assert!(main_cf.contains("texthash:/etc/postfix/transport"), "README's main.cf lines changed:\n{main_cf}");
     assert!(main_cf.contains(&format!("relay_domains = {DOMAIN}")), "README's main.cf lines changed:\n{main_cf}");
     assert!(transport.contains(&format!("{DOMAIN} ")) && transport.contains("smtp:[127.0.0.1]:2525"), "README's transport changed:\n{transport}");
-    (
-        main_cf.replace("/etc/postfix/", &format!("{}/", conf.display())),
-        transport.replace("[127.0.0.1]:2525", &format!("[127.0.0.1]:{gateway_port}")),
-    )
+    let mut files = vec![("transport", transport.replace("[127.0.0.1]:2525", &format!("[127.0.0.1]:{gateway_port}")))];
+    if recipient_map {
+        let extra = readme::block("postfix-recipients-main.cf");
+        assert!(extra.contains("regexp:/etc/postfix/line-recipients"), "README's step 5 changed:\n{extra}");
+        main_cf.push_str(&extra);
+        files.push(("line-recipients", readme::block("postfix-recipients")));
+    }
+    (main_cf.replace("/etc/postfix/", &format!("{}/", conf.display())), files)
 }
 
 /// One running Postfix instance; stopped when dropped.
@@ -96,7 +100,7 @@ struct Postfix {
 }
 
 impl Postfix {
-    fn start(gateway: SocketAddr) -> Postfix {
+    fn start(gateway: SocketAddr, recipient_map: bool) -> Postfix {
         let dir = tempfile::Builder::new().prefix("mail2line-postfix-").tempdir().unwrap();
         // Postfix's daemons run as the `postfix` user and must get through every parent.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -109,7 +113,7 @@ impl Postfix {
         std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf")).expect("copy /etc/postfix/master.cf");
         let maillog = dir.path().join("maillog");
         let port = free_port();
-        let (recipe_main, recipe_transport) = recipe(&conf, gateway.port());
+        let (recipe_main, recipe_files) = recipe(&conf, gateway.port(), recipient_map);
         let main_cf = format!(
             "# A throwaway instance: its own directories, loopback only, a log file (no syslog here).
 compatibility_level = 3.6
@@ -140,7 +144,9 @@ maximal_backoff_time = 2s
             maillog = maillog.display(),
         );
         std::fs::write(conf.join("main.cf"), main_cf).unwrap();
-        std::fs::write(conf.join("transport"), recipe_transport).unwrap();
+        for (name, content) in recipe_files {
+            std::fs::write(conf.join(name), content).unwrap();
+        }
         let postconf = |args: &[&str]| run(Command::new(tool("postconf")).arg("-c").arg(&conf).args(args));
         // No chroot: a chrooted daemon would need copies of /etc files inside the queue directory.
         postconf(&["-F", "*/*/chroot = n"]);
@@ -232,7 +238,7 @@ async fn mail_from_postfix_sendmail_reaches_line() {
         return;
     }
     let (line, gw) = gateway("").await;
-    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let pf = block_in_place(|| Postfix::start(gw.smtp, false));
     let id = user(1);
     let mail = format!("From: Backup <backup@example.com>\nTo: {}\nSubject: Backup finished\n\nAll 3 volumes OK.\n", addr(&id));
     block_in_place(|| pf.sendmail("backup@example.com", &addr(&id), &mail));
@@ -254,7 +260,7 @@ async fn mail_to_postfix_smtp_port_reaches_line_with_8bit_text() {
         return;
     }
     let (line, gw) = gateway("").await;
-    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let pf = block_in_place(|| Postfix::start(gw.smtp, false));
     let id = user(2);
     let subject = base64::engine::general_purpose::STANDARD.encode("ディスク警告");
     let mail = format!(
@@ -278,7 +284,7 @@ async fn postfix_bounces_what_the_gateway_refuses_with_its_reason() {
         return;
     }
     let (line, gw) = gateway("").await;
-    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let pf = block_in_place(|| Postfix::start(gw.smtp, false));
     let rcpt = format!("bob@{DOMAIN}");
     // What the gateway itself answers for that recipient.
     let refusal = block_in_place(|| {
@@ -305,7 +311,7 @@ async fn postfix_retries_a_temporary_refusal() {
     }
     let (line, gw) = gateway("[delivery]\nmode = \"direct\"").await;
     line.push_behaviour(Behaviour::Status(500, json!({"message": "Internal server error"})));
-    let pf = block_in_place(|| Postfix::start(gw.smtp));
+    let pf = block_in_place(|| Postfix::start(gw.smtp, false));
     let id = user(3);
     block_in_place(|| pf.sendmail("backup@example.com", &addr(&id), "Subject: try again\n\nsecond time lucky\n"));
     let deferred = block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=deferred"]));
@@ -314,5 +320,34 @@ async fn postfix_retries_a_temporary_refusal() {
     let accepted: Vec<_> = line.accepted().into_iter().map(|r| r.body).collect();
     assert_eq!(accepted, vec![json!({"to": id, "messages": [{"type": "text", "text": "try again\n\nsecond time lucky"}]})]);
     assert_eq!(pushes(&line).len(), 2, "one refused attempt, one delivery");
+    line.assert_all_valid();
+}
+
+/// The README's optional step 5: Postfix itself refuses what cannot be a LINE id, so it never
+/// accepts mail it would have to bounce; LINE ids still pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_recipient_map_postfix_refuses_non_ids_at_rcpt() {
+    if !postfix_available() {
+        return;
+    }
+    let (line, gw) = gateway("").await;
+    let pf = block_in_place(|| Postfix::start(gw.smtp, true));
+    let client = SmtpTransport::builder_dangerous("127.0.0.1").port(pf.smtp.port()).timeout(Some(PATIENCE)).build();
+    let send = |to: &str| {
+        let envelope = Envelope::new(Some("nas@example.com".parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+        block_in_place(|| client.send_raw(&envelope, b"Subject: map\r\n\r\nchecked by Postfix\r\n"))
+    };
+    let err = send(&format!("bob@{DOMAIN}")).expect_err("Postfix refuses bob");
+    assert_eq!(support::gateway::code(&err), Some(550), "{err}");
+    assert!(err.to_string().contains("User unknown in relay recipient table"), "{err}");
+    let id = user(4);
+    send(&addr(&id)).expect("a LINE id passes the map");
+    line.wait_for(1, PATIENCE).await;
+    assert_eq!(pushes(&line), vec![json!({"to": id, "messages": [{"type": "text", "text": "map\n\nchecked by Postfix"}]})]);
+    // bob was turned away by Postfix: never queued, never offered to the gateway.
+    let log = pf.maillog();
+    let bob = format!("to=<bob@{DOMAIN}>");
+    assert!(log.lines().any(|l| l.contains("NOQUEUE: reject: RCPT") && l.contains(&bob)), "{log}");
+    assert!(!log.lines().any(|l| l.contains(&bob) && l.contains("relay=")), "{log}");
     line.assert_all_valid();
 }
