@@ -1300,6 +1300,26 @@ channel_access_token = "tok"
     }
 
     #[test]
+    fn example_sendmail_keys_parse_when_uncommented() {
+        // The [sendmail] keys are commented out in the example; their names and values must
+        // still be right for whoever uncomments them.
+        let text = include_str!("../config.toml.example");
+        let start = text.find("\n[sendmail]\n").expect("the example has a [sendmail] table");
+        let mut uncommented = text[..start].to_owned();
+        for line in text[start..].lines() {
+            let key = line.strip_prefix("# ").filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')));
+            uncommented.push_str(key.unwrap_or(line));
+            uncommented.push('\n');
+        }
+        // password and password_file are exclusive; keep the file one commented.
+        let uncommented = uncommented.replace("\npassword_file = ", "\n# password_file = ").replace("tls = \"off\"", "tls = \"starttls\"");
+        let c = Config::parse(&uncommented, "config.toml.example", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.sendmail.server.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!((c.sendmail.username.as_str(), c.sendmail.tls, c.sendmail.timeout_secs), ("cron", ClientTls::Starttls, 60));
+        assert!(c.sendmail.tls_ca_file.is_some());
+    }
+
+    #[test]
     fn smtp_security_keys_and_their_errors() {
         let dir = tempfile::tempdir().unwrap();
         let ck = rcgen::generate_simple_self_signed(vec!["gw.example".to_owned()]).unwrap();

@@ -89,7 +89,7 @@ pub fn prepare(input: &[u8], inv: &Invocation, ctx: &Context) -> Result<Prepared
     let mut malformed = Vec::new();
     for r in written {
         match Address::from_str(&qualify(&r, &ctx.domain)) {
-            Ok(a) if !recipients.iter().any(|x| x.to_string().eq_ignore_ascii_case(&a.to_string())) => recipients.push(a),
+            Ok(a) if !recipients.iter().any(|x: &Address| AsRef::<str>::as_ref(x).eq_ignore_ascii_case(a.as_ref())) => recipients.push(a),
             Ok(_) => {}
             Err(_) => malformed.push(r),
         }
@@ -106,7 +106,7 @@ pub fn prepare(input: &[u8], inv: &Invocation, ctx: &Context) -> Result<Prepared
             .and_then(|f| Address::from_str(&qualify(&f, &ctx.hostname)).ok())
             .or_else(|| ctx.default_sender.as_deref().and_then(|d| Address::from_str(d).ok())),
     };
-    let from_field = sender.as_ref().map(|s| format!("From: {}\r\n", mailbox(inv.full_name.as_deref(), &s.to_string())));
+    let from_field = sender.as_ref().map(|s| format!("From: {}\r\n", mailbox(inv.full_name.as_deref(), s.as_ref())));
 
     let data = match split {
         Some(Split { header, body }) => {
@@ -171,7 +171,7 @@ pub fn split(msg: &[u8]) -> Option<Split<'_>> {
         let text = line.strip_suffix(b"\r\n").unwrap_or(line);
         if text.is_empty() {
             // The blank line that ends the header.
-            return (known).then(|| Split { header: &msg[..pos], body: &msg[end..] });
+            return known.then(|| Split { header: &msg[..pos], body: &msg[end..] });
         }
         if text[0] == b' ' || text[0] == b'\t' {
             if fields == 0 {
@@ -182,7 +182,7 @@ pub fn split(msg: &[u8]) -> Option<Split<'_>> {
             known |= is_known_field(name);
         } else {
             // Not a header line: the body starts here (if what came before was a header).
-            return (known).then(|| Split { header: &msg[..pos], body: &msg[pos..] });
+            return known.then(|| Split { header: &msg[..pos], body: &msg[pos..] });
         }
         pos = end;
     }

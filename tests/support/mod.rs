@@ -3,7 +3,8 @@
 //! Owns nothing but the module list: `spec` (validation against LINE's
 //! official OpenAPI documents), `standin` (a fake LINE API server that
 //! uses `spec` to police every request the gateway makes), `gateway` (the
-//! real binary) and `keys` (RSA key pairs for v2.1 tokens).
+//! real binary), `keys` (RSA key pairs for v2.1 tokens) and `sink` (a recording
+//! SMTP server for the client commands `sendmail` and `send`).
 //!
 //! Each integration test binary compiles this module on its own and usually
 //! needs only part of it, hence the blanket `dead_code` allowance.
@@ -12,6 +13,7 @@
 pub mod gateway;
 pub mod keys;
 pub mod raw;
+pub mod sink;
 pub mod spec;
 pub mod standin;
 pub mod tls;
