@@ -10,7 +10,8 @@
 //!   its lines are `Name: value` fields (or their continuations) and at least one name is a
 //!   mail header people write (From, To, Subject, Content-*, X-*, …), so a first line such as
 //!   `Error: disk full` from a script stays text. As Postfix does, a non-header line right after
-//!   real headers starts the body even without the blank line.
+//!   real headers starts the body even without the blank line. A leading mbox `From ` line is
+//!   dropped.
 //! - `Bcc:` fields are always removed (with `-t` they were read for recipients first): a blind
 //!   copy must not show who else got the mail.
 //! - A mail with headers but no `From:` gets one (the envelope sender, with `-F`'s name).
@@ -78,6 +79,12 @@ impl std::fmt::Display for Problem {
 pub fn prepare(input: &[u8], inv: &Invocation, ctx: &Context) -> Result<Prepared, Problem> {
     let input = if inv.ignore_dots { input } else { cut_at_dot_line(input) };
     let msg = to_crlf(input);
+    // An mbox "From " separator line (as in `git format-patch --stdout`) is not part of the
+    // mail; Postfix's sendmail drops it too.
+    let msg = match msg.strip_prefix(b"From ") {
+        Some(rest) => rest.iter().position(|&b| b == b'\n').map(|p| rest[p + 1..].to_vec()).unwrap_or_default(),
+        None => msg,
+    };
     let split = split(&msg);
     let header = split.as_ref().map(|s| s.header).unwrap_or_default();
 
@@ -466,6 +473,17 @@ mod tests {
         let p = prepare(b"Subject: s\n\nx", &inv(false, true, &to), &nobody).unwrap();
         assert_eq!(p.sender, None);
         assert_eq!(text(&p), "Subject: s\r\n\r\nx");
+    }
+
+    #[test]
+    fn mbox_from_line_is_dropped() {
+        let patch = format!("From 1a2b3c Mon Sep 17 00:00:00 2001\nFrom: Dev <dev@example.org>\nTo: {U1}@{DOMAIN}\nSubject: [PATCH] fix\n\n---\n");
+        let p = prepare(patch.as_bytes(), &inv(true, true, &[]), &ctx()).unwrap();
+        assert_eq!(rcpts(&p), vec![format!("{U1}@{DOMAIN}")]);
+        assert_eq!(text(&p), format!("From: Dev <dev@example.org>\r\nTo: {U1}@{DOMAIN}\r\nSubject: [PATCH] fix\r\n\r\n---\r\n"));
+        // "From:" is a header, not a separator.
+        let p = prepare(b"From: a@b.example\n\nx", &inv(false, true, &[U1]), &ctx()).unwrap();
+        assert!(text(&p).starts_with("From: a@b.example\r\n"));
     }
 
     #[test]
