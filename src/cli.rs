@@ -19,7 +19,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway: the SMTP server that pushes mail to LINE.
     Serve {
-        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
         /// Log the exact JSON that would be pushed and answer 250, without calling LINE
@@ -29,7 +29,7 @@ pub enum Command {
     },
     /// Check the configuration file and explain every problem found.
     CheckConfig {
-        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
     },
@@ -38,7 +38,7 @@ pub enum Command {
     HashPassword,
     /// See and act on the spool's pending and dead jobs (works while the server runs).
     Queue {
-        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
@@ -46,11 +46,37 @@ pub enum Command {
     },
     /// See who follows the bot, and export them as CSV (works while the server runs).
     Followers {
-        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml).
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH", global = true)]
         config: Option<PathBuf>,
         #[command(subcommand)]
         action: FollowersCommand,
+    },
+    /// Submit a mail read on stdin to the gateway, like sendmail (PHP mail(), cron MAILTO,
+    /// mail(1), git send-email). Accepts sendmail's options: -t, -i, -f FROM, -F NAME, -C CONFIG
+    /// (or --config), -v and the MTA options callers pass (-oem, -odi, -B8BITMIME, ...); see
+    /// `mail2line sendmail --help`. Also runs as `sendmail` through a symlink.
+    #[command(disable_help_flag = true)]
+    Sendmail {
+        /// sendmail options and recipients.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Send a text message to a LINE id or alias through the running gateway (tests SMTP, the
+    /// spool and LINE together).
+    Send {
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// A LINE id (U, C or R + 32 hex), an alias from [aliases], or the followers address; repeat for several.
+        #[arg(long, required = true, value_name = "ID|ALIAS")]
+        to: Vec<String>,
+        /// The mail's subject (the first line of the LINE message with the default template).
+        #[arg(long, value_name = "S")]
+        subject: Option<String>,
+        /// The text; `-` reads it from stdin.
+        #[arg(value_name = "TEXT|-")]
+        text: String,
     },
 }
 

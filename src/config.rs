@@ -14,8 +14,14 @@ use crate::compose::template::Template;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, ClientList, SenderList};
 
-/// Where the configuration is looked for when neither `--config` nor `$MAIL2LINE_CONFIG` is given.
+/// Where the configuration is looked for first when neither `--config` nor `$MAIL2LINE_CONFIG`
+/// is given.
 pub const DEFAULT_PATH: &str = "./config.toml";
+
+/// Where it is looked for when [`DEFAULT_PATH`] does not exist: callers such as PHP and cron run
+/// `mail2line sendmail` in any working directory, and the systemd unit keeps its configuration
+/// here (`ConfigurationDirectory=mail2line`).
+pub const SYSTEM_PATH: &str = "/etc/mail2line/config.toml";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +45,55 @@ pub struct Config {
     pub aliases: std::collections::BTreeMap<String, Vec<String>>,
     #[serde(default)]
     pub routing: Routing,
+    #[serde(default)]
+    pub sendmail: Sendmail,
+}
+
+/// `[sendmail]`: how `mail2line sendmail` and `mail2line send` reach the gateway. Only those
+/// client commands read it (and only they read `password_file`), so a host that merely submits
+/// mail can have a configuration with just `[smtp] domain` and this table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sendmail {
+    /// `"host:port"` of the gateway; unset: `smtp.listen` (an unspecified address as loopback).
+    pub server: Option<String>,
+    /// Login for gateways with `smtp.auth`; empty: no AUTH.
+    pub username: String,
+    /// `$MAIL2LINE_SENDMAIL_PASSWORD` overrides it.
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    pub tls: ClientTls,
+    /// PEM certificates to trust instead of the public web roots (e.g. a self-signed gateway).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Seconds to wait for the gateway to connect or answer one command.
+    pub timeout_secs: u64,
+}
+
+impl Default for Sendmail {
+    fn default() -> Self {
+        Sendmail {
+            server: None,
+            username: String::new(),
+            password: Secret::default(),
+            password_file: None,
+            tls: ClientTls::Off,
+            tls_ca_file: None,
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// `[sendmail] tls`: how the client protects the connection to the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTls {
+    /// Plain SMTP: fine on loopback, the default server.
+    #[default]
+    Off,
+    /// Plain connect, then STARTTLS (refusing to go on without it).
+    Starttls,
+    /// TLS from the first byte (`smtp.tls_listen`, port 465 style).
+    Tls,
 }
 
 #[derive(Debug, Deserialize)]
@@ -389,19 +444,30 @@ impl std::error::Error for ConfigError {}
 pub enum Purpose {
     Serve,
     DryRun,
+    /// `sendmail` and `send`: they talk SMTP to the gateway, so they read none of the gateway's
+    /// secrets or key files (which the calling user, e.g. www-data, usually cannot read) and
+    /// resolve only `[sendmail]`'s password.
+    Client,
 }
 
-/// Chooses the config path: `--config`, then `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`].
+/// Chooses the config path: `--config`, then `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`] if it
+/// exists, else [`SYSTEM_PATH`].
 pub fn resolve_path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
     match (flag, env) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(e)) if !e.is_empty() => PathBuf::from(e),
-        _ => PathBuf::from(DEFAULT_PATH),
+        _ => default_path(Path::new(DEFAULT_PATH).exists()),
     }
 }
 
+/// [`DEFAULT_PATH`] when it exists, else [`SYSTEM_PATH`].
+fn default_path(local_exists: bool) -> PathBuf {
+    PathBuf::from(if local_exists { DEFAULT_PATH } else { SYSTEM_PATH })
+}
+
 /// Finds and loads the configuration the way every subcommand does (`--config`, then
-/// `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`]); returns the path it used either way, for messages.
+/// `$MAIL2LINE_CONFIG`, then `./config.toml`, then `/etc/mail2line/config.toml`); returns the path
+/// it used either way, for messages.
 pub fn load_for_command(flag: Option<&Path>, purpose: Purpose) -> (PathBuf, Result<Config, ConfigError>) {
     let path = resolve_path(flag, std::env::var("MAIL2LINE_CONFIG").ok());
     let loaded = Config::load(&path, purpose);
@@ -429,6 +495,37 @@ impl Config {
             problems: vec![describe_toml_error(text, file, &e)],
         })?;
         let mut problems = Vec::new();
+        if purpose == Purpose::Client {
+            let s = &mut config.sendmail;
+            if let Err(msg) = resolve_secret(&mut s.password, s.password_file.as_deref(), env("MAIL2LINE_SENDMAIL_PASSWORD")) {
+                problems.push(("sendmail.password_file".to_owned(), msg));
+            }
+        } else {
+            problems.extend(config.resolve_gateway_secrets(env));
+        }
+        problems.extend(config.validate(purpose));
+        if problems.is_empty() {
+            config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
+            return Ok(config);
+        }
+        let doc = toml_edit::ImDocument::parse(text.to_owned()).ok();
+        let problems = problems
+            .into_iter()
+            .map(|(key, msg)| {
+                let line = doc.as_ref().and_then(|d| key_line(d, text, &key));
+                match line {
+                    Some(l) => format!("{file}:{l}: {key}: {msg}"),
+                    None => format!("{file}: {key}: {msg}"),
+                }
+            })
+            .collect();
+        Err(ConfigError { problems })
+    }
+
+    /// Reads the gateway's secrets from the environment and `*_file` keys.
+    fn resolve_gateway_secrets(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+        let config = self;
+        let mut problems = Vec::new();
         // Precedence: environment, then `*_file`, then the inline key.
         let line = &mut config.line;
         let sources = [
@@ -450,23 +547,7 @@ impl Config {
         if config.line.token == TokenKind::V21 {
             problems.extend(resolve_signing_key(&mut config.line, env));
         }
-        problems.extend(config.validate(purpose));
-        if problems.is_empty() {
-            config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
-            return Ok(config);
-        }
-        let doc = toml_edit::ImDocument::parse(text.to_owned()).ok();
-        let problems = problems
-            .into_iter()
-            .map(|(key, msg)| {
-                let line = doc.as_ref().and_then(|d| key_line(d, text, &key));
-                match line {
-                    Some(l) => format!("{file}:{l}: {key}: {msg}"),
-                    None => format!("{file}: {key}: {msg}"),
-                }
-            })
-            .collect();
-        Err(ConfigError { problems })
+        problems
     }
 
     /// Checks values that types alone cannot; returns `(key, message)` pairs.
@@ -490,7 +571,10 @@ impl Config {
         if self.smtp.idle_timeout_secs == 0 {
             p.push(("smtp.idle_timeout_secs".to_owned(), "must be at least 1".into()));
         }
-        p.extend(self.validate_smtp_security());
+        if purpose != Purpose::Client {
+            p.extend(self.validate_smtp_security());
+        }
+        p.extend(self.validate_sendmail(purpose));
         let url = &self.line.api_base_url;
         if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
             p.push(("line.api_base_url".to_owned(), format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
@@ -611,6 +695,36 @@ impl Config {
         }
         if smtp.max_failed_commands == 0 {
             p.push((key("max_failed_commands"), "must be at least 1".into()));
+        }
+        p
+    }
+
+    /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for
+    /// the client commands.
+    fn validate_sendmail(&self, purpose: Purpose) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let s = &self.sendmail;
+        if let Some(server) = &s.server {
+            if let Err(e) = split_host_port(server) {
+                p.push(("sendmail.server".to_owned(), e));
+            }
+        }
+        if s.timeout_secs == 0 {
+            p.push(("sendmail.timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if s.tls_ca_file.is_some() && s.tls == ClientTls::Off {
+            p.push(("sendmail.tls_ca_file".to_owned(), "is used only with tls = \"starttls\" or \"tls\"".into()));
+        }
+        if purpose == Purpose::Client {
+            if !s.username.is_empty() && s.password.is_empty() {
+                p.push((
+                    "sendmail.password".to_owned(),
+                    "is required with sendmail.username (or password_file, or $MAIL2LINE_SENDMAIL_PASSWORD)".into(),
+                ));
+            }
+            if s.username.is_empty() && !s.password.is_empty() {
+                p.push(("sendmail.username".to_owned(), "is required with a password: the login from [[smtp.users]] name".into()));
+            }
         }
         p
     }
@@ -749,6 +863,23 @@ fn resolve_secret(secret: &mut Secret, file: Option<&Path>, env_value: Option<St
     }
     *secret = Secret::new(value);
     Ok(())
+}
+
+/// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
+/// the port.
+pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{s:?} is not host:port, e.g. \"127.0.0.1:2525\", \"mx.example.com:587\" or \"[::1]:2525\"");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
 }
 
 fn is_local_part(s: &str) -> bool {
@@ -1014,7 +1145,60 @@ channel_access_token = "tok"
     fn config_path_precedence() {
         assert_eq!(resolve_path(Some(Path::new("/a")), Some("/b".into())), PathBuf::from("/a"));
         assert_eq!(resolve_path(None, Some("/b".into())), PathBuf::from("/b"));
-        assert_eq!(resolve_path(None, None), PathBuf::from(DEFAULT_PATH));
+        // Without either: ./config.toml when it is there, else the system path.
+        assert_eq!(default_path(true), PathBuf::from("./config.toml"));
+        assert_eq!(default_path(false), PathBuf::from("/etc/mail2line/config.toml"));
+        let expected = default_path(Path::new(DEFAULT_PATH).exists());
+        assert_eq!(resolve_path(None, None), expected);
+        assert_eq!(resolve_path(None, Some(String::new())), expected);
+    }
+
+    #[test]
+    fn sendmail_section_and_client_purpose() {
+        // The client reads no gateway secret file (www-data cannot read them) and needs no token.
+        let text = "[smtp]\ndomain = \"a.b\"\ntls_cert_file = \"/nonexistent/c.pem\"\ntls_key_file = \"/nonexistent/k.pem\"\n[line]\nchannel_access_token_file = \"/nonexistent/tok\"\n[sendmail]\nserver = \"[::1]:2525\"\ntls = \"starttls\"\n";
+        let c = Config::parse(text, "c.toml", Purpose::Client, &no_env).unwrap();
+        assert_eq!((c.sendmail.server.as_deref(), c.sendmail.tls, c.sendmail.timeout_secs), (Some("[::1]:2525"), ClientTls::Starttls, 60));
+        assert!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).is_err());
+        assert_eq!(Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::Client, &no_env).unwrap().sendmail.tls, ClientTls::Off);
+        // Password: environment, then file, then inline; only the client resolves it.
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "file-pass\n").unwrap();
+        let text = format!("[smtp]\ndomain = \"a.b\"\n[sendmail]\nusername = \"cms\"\npassword_file = \"{}\"\n", pw.display());
+        assert_eq!(Config::parse(&text, "c.toml", Purpose::Client, &no_env).unwrap().sendmail.password.expose(), "file-pass");
+        let env = |k: &str| (k == "MAIL2LINE_SENDMAIL_PASSWORD").then(|| "env-pass".to_owned());
+        assert_eq!(Config::parse(&text, "c.toml", Purpose::Client, &env).unwrap().sendmail.password.expose(), "env-pass");
+        let gone = "[smtp]\ndomain = \"a.b\"\n[sendmail]\nusername = \"cms\"\npassword_file = \"/nonexistent/pw\"\n";
+        assert!(Config::parse(gone, "c.toml", Purpose::DryRun, &no_env).is_ok());
+        let e = Config::parse(gone, "c.toml", Purpose::Client, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:5: sendmail.password_file: cannot read /nonexistent/pw"), "{e}");
+        // Every problem named by key and line, the password never shown.
+        let text = "[smtp]\ndomain = \"a.b\"\n[sendmail]\nserver = \"gateway\"\npassword = \"s3cret-pw\"\ntls_ca_file = \"/ca.pem\"\ntimeout_secs = 0\n";
+        let e = Config::parse(text, "c.toml", Purpose::Client, &no_env).unwrap_err().to_string();
+        for want in [
+            "c.toml:4: sendmail.server: \"gateway\" is not host:port",
+            "c.toml:7: sendmail.timeout_secs: must be at least 1",
+            "c.toml:6: sendmail.tls_ca_file: is used only with tls",
+            "c.toml:3: sendmail.username: is required with a password",
+        ] {
+            assert!(e.contains(want), "missing {want:?} in:\n{e}");
+        }
+        assert!(!e.contains("s3cret-pw"), "{e}");
+        let e = Config::parse("[smtp]\ndomain = \"a.b\"\n[sendmail]\nusername = \"cms\"\n", "c.toml", Purpose::Client, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: sendmail.password: is required with sendmail.username"), "{e}");
+        let e = Config::parse("[smtp]\ndomain = \"a.b\"\n[sendmail]\ntls = \"yes\"\n", "c.toml", Purpose::Client, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:4: sendmail.tls: unknown variant `yes`, expected one of `off`, `starttls`, `tls`"), "{e}");
+    }
+
+    #[test]
+    fn host_port() {
+        assert_eq!(split_host_port("127.0.0.1:2525"), Ok(("127.0.0.1".into(), 2525)));
+        assert_eq!(split_host_port("mx.example.com:587"), Ok(("mx.example.com".into(), 587)));
+        assert_eq!(split_host_port("[::1]:25"), Ok(("::1".into(), 25)));
+        for bad in ["", "host", "host:", ":25", "host:0", "host:99999", "::1:25", "[::1:25", "a b:25"] {
+            assert!(split_host_port(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -1113,6 +1297,26 @@ channel_access_token = "tok"
         let text = include_str!("../config.toml.example");
         let c = Config::parse(text, "config.toml.example", Purpose::DryRun, &no_env).unwrap();
         assert_eq!(c.smtp.domain, "text.line.example.com");
+    }
+
+    #[test]
+    fn example_sendmail_keys_parse_when_uncommented() {
+        // The [sendmail] keys are commented out in the example; their names and values must
+        // still be right for whoever uncomments them.
+        let text = include_str!("../config.toml.example");
+        let start = text.find("\n[sendmail]\n").expect("the example has a [sendmail] table");
+        let mut uncommented = text[..start].to_owned();
+        for line in text[start..].lines() {
+            let key = line.strip_prefix("# ").filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')));
+            uncommented.push_str(key.unwrap_or(line));
+            uncommented.push('\n');
+        }
+        // password and password_file are exclusive; keep the file one commented.
+        let uncommented = uncommented.replace("\npassword_file = ", "\n# password_file = ").replace("tls = \"off\"", "tls = \"starttls\"");
+        let c = Config::parse(&uncommented, "config.toml.example", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.sendmail.server.as_deref(), Some("127.0.0.1:2525"));
+        assert_eq!((c.sendmail.username.as_str(), c.sendmail.tls, c.sendmail.timeout_secs), ("cron", ClientTls::Starttls, 60));
+        assert!(c.sendmail.tls_ca_file.is_some());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! The modules follow the path of a mail:
 //! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
 //! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
-//! (HTTP client). `config` loads and validates the one typed configuration; `main.rs` wires.
+//! (HTTP client). `submit` is the other side: the `sendmail` and `send` commands that hand
+//! mail to the gateway. `config` loads and validates the one typed configuration; `main.rs` wires.
 
 pub mod compose;
 pub mod envelope;
@@ -17,3 +18,4 @@ pub mod line;
 pub mod secret;
 pub mod smtp;
 pub mod spool;
+pub mod submit;

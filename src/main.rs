@@ -28,8 +28,17 @@ use std::collections::HashMap;
 mod cli;
 
 fn main() -> ExitCode {
+    // Installed as /usr/sbin/sendmail (a symlink): sendmail's command line, not ours.
+    let mut argv = std::env::args_os();
+    if argv.next().is_some_and(|a| mail2line::submit::invoked_as_sendmail(&a)) {
+        return ExitCode::from(mail2line::submit::sendmail_main(argv.collect()));
+    }
     let cli = cli::Cli::parse();
     match cli.command {
+        cli::Command::Sendmail { args } => ExitCode::from(mail2line::submit::sendmail_main(args)),
+        cli::Command::Send { config, to, subject, text } => {
+            ExitCode::from(mail2line::submit::send::main(mail2line::submit::send::SendArgs { config, to, subject, text }))
+        }
         cli::Command::CheckConfig { config } => check_config(config),
         cli::Command::HashPassword => hash_password(),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),

@@ -4,7 +4,8 @@
 //! official OpenAPI documents), `standin` (a fake LINE API server that
 //! uses `spec` to police every request the gateway makes), `gateway` (the
 //! real binary), `keys` (RSA key pairs for v2.1 tokens), `raw` (a bare SMTP client),
-//! `tls` (certificates and logins) and `readme` (the README's tested blocks).
+//! `tls` (certificates and logins), `readme` (the README's tested blocks) and `sink` (a
+//! recording SMTP server for the client commands `sendmail` and `send`).
 //!
 //! Each integration test binary compiles this module on its own and usually
 //! needs only part of it, hence the blanket `dead_code` allowance.
@@ -14,6 +15,7 @@ pub mod gateway;
 pub mod keys;
 pub mod raw;
 pub mod readme;
+pub mod sink;
 pub mod spec;
 pub mod standin;
 pub mod tls;
