@@ -12,6 +12,7 @@ pub mod http;
 pub mod mail;
 pub mod queue;
 pub mod config;
+pub mod credentials;
 pub mod delivery;
 pub mod line;
 pub mod secret;
