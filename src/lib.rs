@@ -11,6 +11,7 @@ pub mod followers;
 pub mod http;
 pub mod mail;
 pub mod queue;
+pub mod check;
 pub mod config;
 pub mod credentials;
 pub mod delivery;

@@ -18,7 +18,7 @@ use mail2line::delivery::{Gateway, Mode};
 use mail2line::followers::Registry;
 use mail2line::line::{Credentials, LineClient};
 use mail2line::envelope::Recipient;
-use mail2line::smtp::access::{AuthMode, ClientList, SenderList};
+use mail2line::smtp::access::{ClientList, SenderList};
 use mail2line::smtp::auth::Users;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
 use mail2line::smtp::tls::Tls;
@@ -30,7 +30,7 @@ mod cli;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
-        cli::Command::CheckConfig { config } => check_config(config),
+        cli::Command::CheckConfig { config, online } => ExitCode::from(mail2line::check::main(config.as_deref(), online)),
         cli::Command::HashPassword => hash_password(),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
@@ -71,23 +71,6 @@ fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-}
-
-fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
-    let (path, loaded) = config::load_for_command(flag.as_deref(), Purpose::Serve);
-    match loaded {
-        Ok(cfg) => {
-            println!("{}: ok", path.display());
-            println!("  SMTP on {} for <LINE id>@{}", cfg.smtp.listen, cfg.smtp.domain);
-            let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e);
-            println!("  LINE API at {} with {credentials}", cfg.line.api_base_url);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("{e}");
-            ExitCode::from(78)
-        }
-    }
 }
 
 /// `mail2line hash-password`: the password from stdin (not echoed on a terminal), its argon2id
@@ -174,7 +157,9 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     }
     // Logged last: scripts and tests take this line to mean "ready".
     info!("SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
-    warn_if_open(&cfg);
+    for warning in cfg.warnings() {
+        warn!("{warning}");
+    }
     let rules = Arc::new(Rules {
         hostname: cfg.hostname().to_owned(),
         domain: cfg.smtp.domain.clone(),
@@ -239,18 +224,6 @@ fn security(cfg: &Config) -> Result<server::Security, String> {
             auth_failure_delay: Duration::from_millis(smtp.auth_failure_delay_ms),
         }),
     })
-}
-
-/// A gateway on a public address with neither AUTH nor an allowlist lets anyone who can reach
-/// it message the bot's followers; say so at every start.
-fn warn_if_open(cfg: &Config) {
-    let s = &cfg.smtp;
-    if !s.listen.ip().is_loopback() && s.auth == AuthMode::Off && s.allowed_clients.is_empty() {
-        warn!(
-            "smtp.listen {} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers",
-            s.listen
-        );
-    }
 }
 
 /// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad file keeps the old one.
