@@ -3,7 +3,8 @@
 //! The modules follow the path of a mail:
 //! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
 //! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
-//! (HTTP client). `config` loads and validates the one typed configuration; `main.rs` wires.
+//! (HTTP client). `config` loads and validates the one typed configuration; `check` is
+//! `check-config`; `credentials` and `notify` are the gateway's side of systemd; `main.rs` wires.
 
 pub mod compose;
 pub mod envelope;
@@ -16,6 +17,7 @@ pub mod config;
 pub mod credentials;
 pub mod delivery;
 pub mod line;
+pub mod notify;
 pub mod secret;
 pub mod smtp;
 pub mod spool;
