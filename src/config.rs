@@ -687,7 +687,7 @@ impl Config {
         }
         if self.line.channel_secret.is_empty() {
             w.push(
-                "line.channel_secret is empty: the webhook refuses every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
+                "line.channel_secret is not set: the webhook will refuse every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
             );
         }
         w
@@ -1227,7 +1227,7 @@ channel_access_token = "tok"
         let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
         let w = c.warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].starts_with("line.channel_secret is empty: the webhook refuses every LINE event"), "{w:?}");
+        assert!(w[0].starts_with("line.channel_secret is not set: the webhook will refuse every LINE event"), "{w:?}");
         let text = "[smtp]\ndomain = \"a.b\"\nlisten = \"0.0.0.0:25\"\n[line]\nchannel_secret = \"s\"\n";
         let w = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().warnings();
         assert_eq!(w, vec!["smtp.listen 0.0.0.0:25 is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers".to_owned()]);

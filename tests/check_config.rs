@@ -165,7 +165,7 @@ fn every_problem_at_once_and_warnings_for_risky_settings() {
     let (code, out) = check(dir.path(), &text, false);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("warning: smtp.listen 0.0.0.0:2525 is not loopback and neither smtp.auth nor smtp.allowed_clients is set"), "{out}");
-    assert!(out.contains("warning: line.channel_secret is empty"), "{out}");
+    assert!(out.contains("warning: line.channel_secret is not set"), "{out}");
     assert!(out.contains("is readable by every user of this machine and holds secrets (line.channel_access_token)"), "{out}");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("config.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
