@@ -32,6 +32,10 @@ pub enum Command {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
+        /// Also ask LINE who the bot is (GET /v2/bot/info) with the configured credentials.
+        /// Exit status: 78 refused credentials, 69 LINE unreachable, 76 not LINE's API.
+        #[arg(long)]
+        online: bool,
     },
     /// Hash a password for `[[smtp.users]] password_hash`: reads it from stdin (no echo on a
     /// terminal; one trailing newline is dropped), prints the argon2id hash.

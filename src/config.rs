@@ -2,15 +2,19 @@
 //!
 //! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
 //! problems are reported at once so an admin fixes the file in one pass. Secrets are kept in
-//! [`Secret`] so no error or log line can print them.
+//! [`Secret`] so no error or log line can print them; each comes from the environment, else the
+//! file (the key or its `*_file`), else a systemd credential (`credentials.rs`), and the config
+//! remembers which ([`SecretSource`]) for `check-config`.
 
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::compose::template::Template;
+use crate::credentials;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, ClientList, SenderList};
 
@@ -47,6 +51,33 @@ pub struct Config {
     pub routing: Routing,
     #[serde(default)]
     pub sendmail: Sendmail,
+    /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
+    #[serde(skip)]
+    pub secret_sources: Vec<(String, SecretSource)>,
+}
+
+/// Where a secret came from; printed by `check-config`, so it never holds the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Written in the configuration file itself.
+    Inline,
+    /// An environment variable (its name).
+    Env(String),
+    /// A `*_file` key.
+    File(PathBuf),
+    /// A systemd credential of a well-known name (see `credentials.rs`).
+    Credential { name: String, path: PathBuf },
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline => f.write_str("inline in the configuration file"),
+            SecretSource::Env(var) => write!(f, "${var}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+            SecretSource::Credential { name, path } => write!(f, "systemd credential {name} ({})", path.display()),
+        }
+    }
 }
 
 /// `[sendmail]`: how `mail2line sendmail` and `mail2line send` reach the gateway. Only those
@@ -490,15 +521,20 @@ impl Config {
 
     /// Parses and validates `text`; `file` names the source in messages, `env` looks up
     /// environment overrides. Pure, so every error message is unit-tested.
+    /// Type errors are all reported (see [`deserialize_all`]); values are checked once the types
+    /// are right.
     pub fn parse(text: &str, file: &str, purpose: Purpose, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError {
-            problems: vec![describe_toml_error(text, file, &e)],
-        })?;
+        let mut config = deserialize_all(text, file).map_err(|problems| ConfigError { problems })?;
         let mut problems = Vec::new();
         if purpose == Purpose::Client {
             let s = &mut config.sendmail;
-            if let Err(msg) = resolve_secret(&mut s.password, s.password_file.as_deref(), env("MAIL2LINE_SENDMAIL_PASSWORD")) {
-                problems.push(("sendmail.password_file".to_owned(), msg));
+            let var = "MAIL2LINE_SENDMAIL_PASSWORD";
+            match resolve_secret(&mut s.password, s.password_file.as_deref(), var, env(var), None) {
+                Ok(Some(source)) => config.secret_sources.push(("sendmail.password".to_owned(), source)),
+                Ok(None) => {}
+                Err(SecretProblem::File(msg) | SecretProblem::Credential(msg)) => {
+                    problems.push(("sendmail.password_file".to_owned(), msg))
+                }
             }
         } else {
             problems.extend(config.resolve_gateway_secrets(env));
@@ -526,22 +562,42 @@ impl Config {
     fn resolve_gateway_secrets(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
         let config = self;
         let mut problems = Vec::new();
-        // Precedence: environment, then `*_file`, then the inline key.
+        // Precedence: environment, then `*_file` or the inline key, then a systemd credential.
+        let credentials_dir = env(credentials::DIRECTORY_ENV);
+        let cred = |name: &str| credentials::find(credentials_dir.as_deref(), name).map(|path| (name.to_owned(), path));
         let line = &mut config.line;
         let sources = [
-            (&mut line.channel_access_token, &line.channel_access_token_file, "LINE_CHANNEL_ACCESS_TOKEN", "line.channel_access_token"),
-            (&mut line.channel_secret, &line.channel_secret_file, "LINE_CHANNEL_SECRET", "line.channel_secret"),
-            (&mut line.private_key, &line.private_key_file, "LINE_PRIVATE_KEY", "line.private_key"),
+            (&mut line.channel_access_token, &line.channel_access_token_file, "LINE_CHANNEL_ACCESS_TOKEN", "line.channel_access_token", credentials::LINE_CHANNEL_ACCESS_TOKEN),
+            (&mut line.channel_secret, &line.channel_secret_file, "LINE_CHANNEL_SECRET", "line.channel_secret", credentials::LINE_CHANNEL_SECRET),
+            (&mut line.private_key, &line.private_key_file, "LINE_PRIVATE_KEY", "line.private_key", credentials::LINE_PRIVATE_KEY),
         ];
-        for (secret, file, var, key) in sources {
-            if let Err(msg) = resolve_secret(secret, file.as_deref(), env(var)) {
-                problems.push((format!("{key}_file"), msg));
+        for (secret, file, var, key, name) in sources {
+            match resolve_secret(secret, file.as_deref(), var, env(var), cred(name)) {
+                Ok(Some(source)) => config.secret_sources.push((key.to_owned(), source)),
+                Ok(None) => {}
+                Err(SecretProblem::File(msg)) => problems.push((format!("{key}_file"), msg)),
+                Err(SecretProblem::Credential(msg)) => problems.push((key.to_owned(), msg)),
             }
         }
         for (i, user) in config.smtp.users.iter_mut().enumerate() {
             let var = user.env_var();
-            if let Err(msg) = resolve_secret(&mut user.password_hash, user.password_hash_file.as_deref(), env(&var)) {
-                problems.push((format!("smtp.users[{i}].password_hash_file"), msg));
+            let credential = credentials::smtp_user_password_hash(&user.name).and_then(|name| cred(&name));
+            match resolve_secret(&mut user.password_hash, user.password_hash_file.as_deref(), &var, env(&var), credential) {
+                Ok(Some(source)) => config.secret_sources.push((format!("smtp.users[{i}].password_hash"), source)),
+                Ok(None) => {}
+                Err(SecretProblem::File(msg)) => problems.push((format!("smtp.users[{i}].password_hash_file"), msg)),
+                Err(SecretProblem::Credential(msg)) => problems.push((format!("smtp.users[{i}].password_hash"), msg)),
+            }
+        }
+        // The certificate and key files, when the file names none, from credentials.
+        let smtp = &mut config.smtp;
+        for (slot, key, name) in [
+            (&mut smtp.tls_cert_file, "smtp.tls_cert_file", credentials::SMTP_TLS_CERT),
+            (&mut smtp.tls_key_file, "smtp.tls_key_file", credentials::SMTP_TLS_KEY),
+        ] {
+            if let (None, Some((name, path))) = (&slot, cred(name)) {
+                *slot = Some(path.clone());
+                config.secret_sources.push((key.to_owned(), SecretSource::Credential { name, path }));
             }
         }
         if config.line.token == TokenKind::V21 {
@@ -687,7 +743,11 @@ impl Config {
             if user.password_hash.is_empty() {
                 p.push((
                     format!("smtp.users[{i}].password_hash"),
-                    format!("is required (or password_hash_file, or ${}); make one with: echo -n PASSWORD | mail2line hash-password", user.env_var()),
+                    format!(
+                        "is required (or password_hash_file, ${}, or the systemd credential {}); make one with: echo -n PASSWORD | mail2line hash-password",
+                        user.env_var(),
+                        credentials::smtp_user_password_hash(&user.name).unwrap_or_else(|| "smtp-user-<name>-password-hash".into())
+                    ),
                 ));
             } else if let Err(e) = crate::smtp::auth::check_hash(user.password_hash.expose()) {
                 p.push((format!("smtp.users[{i}].password_hash"), e));
@@ -729,6 +789,29 @@ impl Config {
         p
     }
 
+    /// Settings that are valid but risky, one sentence each: `serve` logs them at every start
+    /// and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let s = &self.smtp;
+        // Without AUTH or an allowlist, a public listener lets anyone message the followers.
+        if s.auth == AuthMode::Off && s.allowed_clients.is_empty() {
+            for (key, addr) in [("smtp.listen", Some(s.listen)), ("smtp.tls_listen", s.tls_listen)] {
+                if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                    w.push(format!(
+                        "{key} {addr} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers"
+                    ));
+                }
+            }
+        }
+        if self.line.channel_secret.is_empty() {
+            w.push(
+                "line.channel_secret is not set: the webhook will refuse every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
+            );
+        }
+        w
+    }
+
     pub fn hostname(&self) -> &str {
         self.smtp.hostname.as_deref().unwrap_or(&self.smtp.domain)
     }
@@ -766,7 +849,7 @@ impl Line {
                 if serve && self.channel_access_token.is_empty() && self.channel_access_token_file.is_none() {
                     p.push((
                         "line.channel_access_token".to_owned(),
-                        "is empty: set it in [line] or in $LINE_CHANNEL_ACCESS_TOKEN (the LINE Developers console, channel > Messaging API > Channel access token), or use token = \"v2.1\" or \"stateless\"; `serve --dry-run` runs without one".into(),
+                        "is empty: set it in [line], in $LINE_CHANNEL_ACCESS_TOKEN or in the systemd credential line-channel-access-token (the LINE Developers console, channel > Messaging API > Channel access token), or use token = \"v2.1\" or \"stateless\"; `serve --dry-run` runs without one".into(),
                     ));
                 }
             }
@@ -775,7 +858,7 @@ impl Line {
                 if serve && self.private_key.is_empty() && self.private_key_file.is_none() {
                     p.push((
                         "line.private_key_file".to_owned(),
-                        "is required with token = \"v2.1\": the private key (JWK or PEM) whose public key you registered in the LINE Developers console; or set $LINE_PRIVATE_KEY".into(),
+                        "is required with token = \"v2.1\": the private key (JWK or PEM) whose public key you registered in the LINE Developers console; or set $LINE_PRIVATE_KEY, or the systemd credential line-private-key".into(),
                     ));
                 }
                 if serve && self.kid.is_empty() {
@@ -789,7 +872,7 @@ impl Line {
                 if serve && self.channel_secret.is_empty() && self.channel_secret_file.is_none() {
                     p.push((
                         "line.channel_secret".to_owned(),
-                        "is required with token = \"stateless\": the channel secret (console > channel > Basic settings); or set $LINE_CHANNEL_SECRET".into(),
+                        "is required with token = \"stateless\": the channel secret (console > channel > Basic settings); or set $LINE_CHANNEL_SECRET, or the systemd credential line-channel-secret".into(),
                     ));
                 }
             }
@@ -844,25 +927,49 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     }
 }
 
-/// Fills `secret` from the environment value or from `file`. Messages name the file, never the
-/// content.
-fn resolve_secret(secret: &mut Secret, file: Option<&Path>, env_value: Option<String>) -> Result<(), String> {
+/// Why a secret could not be read: from its `*_file`, or from its systemd credential.
+enum SecretProblem {
+    File(String),
+    Credential(String),
+}
+
+/// Fills `secret` from the environment value, else from `file` (the inline value and the file
+/// exclude each other), else from the systemd credential; says which one it used. Messages
+/// name the file, never the content.
+fn resolve_secret(
+    secret: &mut Secret,
+    file: Option<&Path>,
+    var: &str,
+    env_value: Option<String>,
+    credential: Option<(String, PathBuf)>,
+) -> Result<Option<SecretSource>, SecretProblem> {
     if let Some(v) = env_value.filter(|v| !v.is_empty()) {
         *secret = Secret::new(v);
-        return Ok(());
+        return Ok(Some(SecretSource::Env(var.to_owned())));
     }
-    let Some(file) = file else { return Ok(()) };
+    if let Some(file) = file {
+        if !secret.is_empty() {
+            return Err(SecretProblem::File("set either the key itself or its _file, not both".into()));
+        }
+        *secret = read_secret_file(file).map_err(SecretProblem::File)?;
+        return Ok(Some(SecretSource::File(file.to_owned())));
+    }
     if !secret.is_empty() {
-        return Err("set either the key itself or its _file, not both".into());
+        return Ok(Some(SecretSource::Inline));
     }
+    let Some((name, path)) = credential else { return Ok(None) };
+    *secret = read_secret_file(&path).map_err(|e| SecretProblem::Credential(format!("systemd credential {name}: {e}")))?;
+    Ok(Some(SecretSource::Credential { name, path }))
+}
+
+/// A secret kept in a file, without the line break editors and `echo` add.
+fn read_secret_file(file: &Path) -> Result<Secret, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-    // Files written by `echo` or editors end with a newline that is not part of the secret.
     let value = text.trim_end_matches(['\r', '\n']);
     if value.is_empty() {
         return Err(format!("{} is empty", file.display()));
     }
-    *secret = Secret::new(value);
-    Ok(())
+    Ok(Secret::new(value))
 }
 
 /// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
@@ -936,14 +1043,113 @@ fn key_line(doc: &toml_edit::ImDocument<String>, text: &str, key: &str) -> Optio
     Some(line_of(text, span.start))
 }
 
-/// Turns a TOML/serde error into `file:line: key: message`, naming the full key.
-fn describe_toml_error(text: &str, file: &str, e: &toml::de::Error) -> String {
+/// How many wrong keys one run reports at most (each costs a parse of the file).
+const MAX_TYPE_PROBLEMS: usize = 50;
+
+/// Deserializes the file, reporting every key of the wrong type or unknown name rather than the
+/// first only: serde stops at the first error, so the offending `key = value` is blanked out
+/// (spaces, line breaks kept so that later line numbers still hold) and the text is read again.
+/// An error about a whole table (an unknown `[section]`, a missing field) blanks the table; when
+/// the missing field is one blanked before, that error is not reported, being our own doing.
+/// A syntax error ends the search: what follows it cannot be read reliably.
+fn deserialize_all(text: &str, file: &str) -> Result<Config, Vec<String>> {
+    let mut current = text.to_owned();
+    let mut problems = Vec::new();
+    // The keys blanked so far: a table's later complaint about one of them is our doing.
+    let mut blanked: Vec<String> = Vec::new();
+    for _ in 0..MAX_TYPE_PROBLEMS {
+        let e = match toml::from_str::<Config>(&current) {
+            Ok(config) if problems.is_empty() => return Ok(config),
+            Ok(_) => return Err(problems),
+            Err(e) => e,
+        };
+        let found = e.span().and_then(|span| entry_around(&current, span.start));
+        let ours = found.as_ref().is_some_and(|f| f.table && blanked.iter().any(|k| k.starts_with(&format!("{}.", f.key))));
+        if !ours {
+            problems.push(describe_toml_error(&current, file, &e, found.as_ref().map(|f| f.key.as_str())));
+        }
+        let Some(found) = found else { break };
+        let mut progress = false;
+        for range in found.ranges {
+            let spaces: String = current[range.clone()].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+            progress |= spaces != current[range.clone()];
+            current.replace_range(range, &spaces);
+        }
+        blanked.push(found.key);
+        if !progress {
+            break;
+        }
+    }
+    Err(problems)
+}
+
+/// What holds a deserialization error: a `key = value`, or a whole table.
+struct Found {
+    /// The full key, e.g. `smtp.users[1].name`.
+    key: String,
+    /// Byte ranges to blank: the entry, or the table's header and each of its entries (not the
+    /// text between them, which may belong to other tables).
+    ranges: Vec<Range<usize>>,
+    table: bool,
+}
+
+/// The innermost `key = value`, or else table, whose text contains `offset`.
+fn entry_around(text: &str, offset: usize) -> Option<Found> {
+    fn entry_range(table: &dyn toml_edit::TableLike, name: &str, value: &toml_edit::Value) -> Option<Range<usize>> {
+        Some(table.key(name)?.span()?.start..value.span()?.end)
+    }
+    /// A table's header and entries, subtables included.
+    fn table_ranges(table: &toml_edit::Table) -> Vec<Range<usize>> {
+        let mut ranges: Vec<Range<usize>> = table.span().into_iter().collect();
+        for (name, item) in table.iter() {
+            match item {
+                toml_edit::Item::Value(value) => ranges.extend(entry_range(table, name, value)),
+                toml_edit::Item::Table(t) => ranges.extend(table_ranges(t)),
+                toml_edit::Item::ArrayOfTables(array) => array.iter().for_each(|t| ranges.extend(table_ranges(t))),
+                toml_edit::Item::None => {}
+            }
+        }
+        ranges
+    }
+    fn in_table(table: &toml_edit::Table, path: String, offset: usize) -> Option<Found> {
+        if let Some(found) = search(table, &path, offset) {
+            return Some(found);
+        }
+        let ranges = table_ranges(table);
+        ranges.iter().any(|r| r.contains(&offset)).then_some(Found { key: path, ranges, table: true })
+    }
+    fn search(table: &toml_edit::Table, prefix: &str, offset: usize) -> Option<Found> {
+        for (name, item) in table.iter() {
+            let path = if prefix.is_empty() { name.to_owned() } else { format!("{prefix}.{name}") };
+            let found = match item {
+                toml_edit::Item::Value(value) => entry_range(table, name, value)
+                    .filter(|r| r.contains(&offset))
+                    .map(|r| Found { key: path, ranges: vec![r], table: false }),
+                toml_edit::Item::Table(t) => in_table(t, path, offset),
+                toml_edit::Item::ArrayOfTables(array) => {
+                    array.iter().enumerate().find_map(|(i, t)| in_table(t, format!("{path}[{i}]"), offset))
+                }
+                toml_edit::Item::None => None,
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+    let doc = toml_edit::ImDocument::parse(text.to_owned()).ok()?;
+    search(doc.as_table(), "", offset)
+}
+
+/// Turns a TOML/serde error into `file:line: key: message`, naming the full key: `key` when
+/// the document says which entry holds the error, else the key written on that line.
+fn describe_toml_error(text: &str, file: &str, e: &toml::de::Error, key: Option<&str>) -> String {
     let message = e.message().trim().replace('\n', " ");
     let Some(span) = e.span() else {
         return format!("{file}: {message}");
     };
     let line = line_of(text, span.start);
-    match key_at(text, line) {
+    match key.map(str::to_owned).or_else(|| key_at(text, line)) {
         Some(key) => format!("{file}:{line}: {key}: {message}"),
         None => format!("{file}:{line}: {message}"),
     }
@@ -1084,6 +1290,85 @@ channel_access_token = "tok"
         assert!(e.contains("c.toml:4: line.channel_access_token_file: cannot read /nonexistent/tok: No such file or directory"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
         assert!(!e.contains("file-token-value") && !e.contains("inline-token"));
+    }
+
+    #[test]
+    fn every_wrong_key_is_reported_at_once() {
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_mesage_bytes = 5\nmax_recipients = \"ten\"\nallowed_clients = [\n  1,\n  2,\n]\n\n[line]\ntimeout_secs = -1\ntoken = \"v3\"\n\n[delivery]\nmode = \"later\"\n\n[[smtp.users]]\nname = \"a\"\n[[smtp.users]]\nname = [\"b\"]\n\n[smtpp]\nlisten = 1\n\n[webhook]\nwelcome = \"yes\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err();
+        let all = e.to_string();
+        for want in [
+            "c.toml:3: smtp.max_mesage_bytes: unknown field",
+            "c.toml:4: smtp.max_recipients: invalid type: string \"ten\"",
+            "c.toml:6: smtp.allowed_clients: invalid type: integer `1`",
+            "c.toml:11: line.timeout_secs: invalid value: integer `-1`",
+            "c.toml:12: line.token: unknown variant `v3`",
+            "c.toml:15: delivery.mode: unknown variant `later`",
+            "c.toml:20: smtp.users[1].name: invalid type: sequence",
+            "c.toml:22: smtpp: unknown field `smtpp`",
+            "c.toml:26: webhook.welcome: invalid type: string",
+        ] {
+            assert!(all.contains(want), "missing {want:?} in:\n{all}");
+        }
+        assert_eq!(e.problems.len(), 9, "{all}");
+        // A syntax error stops the search: nothing after it can be read.
+        let e = Config::parse("[smtp]\ndomain = \n[line]\ntimeout_secs = \"x\"\n", "c.toml", Purpose::Serve, &no_env).unwrap_err();
+        assert_eq!(e.problems.len(), 1, "{e}");
+    }
+
+    #[test]
+    fn systemd_credentials_fill_what_nothing_else_sets() {
+        let creds = tempfile::tempdir().unwrap();
+        let put = |name: &str, value: &str| std::fs::write(creds.path().join(name), value).unwrap();
+        put("line-channel-access-token", "cred-token\n");
+        put("line-channel-secret", "cred-secret");
+        put("smtp-user-cms-password-hash", &crate::smtp::auth::hash_password("pw").unwrap());
+        let dir = creds.path().to_str().unwrap().to_owned();
+        let env = |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| dir.clone());
+        let text = "[smtp]\ndomain = \"a.b\"\n[[smtp.users]]\nname = \"cms\"\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &env).unwrap();
+        assert_eq!(c.line.channel_access_token.expose(), "cred-token");
+        assert_eq!(c.line.channel_secret.expose(), "cred-secret");
+        assert!(c.smtp.users[0].password_hash.expose().starts_with("$argon2id$"));
+        let source = |key: &str| c.secret_sources.iter().find(|(k, _)| k == key).map(|(_, s)| s.to_string());
+        assert_eq!(source("line.channel_access_token"), Some(format!("systemd credential line-channel-access-token ({dir}/line-channel-access-token)")));
+        assert!(source("smtp.users[0].password_hash").unwrap().starts_with("systemd credential smtp-user-cms-password-hash"));
+        // A TLS certificate credential fills in smtp.tls_cert_file; alone, it lacks its key.
+        put("smtp-tls-cert", "not read: the key is missing");
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &env).unwrap_err().to_string();
+        assert!(e.contains("smtp.tls_cert_file: needs smtp.tls_key_file too"), "{e}");
+        std::fs::remove_file(creds.path().join("smtp-tls-cert")).unwrap();
+        // The file and the environment win over a credential, and say so.
+        let env2 = |k: &str| match k {
+            "CREDENTIALS_DIRECTORY" => Some(dir.clone()),
+            "LINE_CHANNEL_SECRET" => Some("env-secret".to_owned()),
+            _ => None,
+        };
+        let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"inline-token\"\n";
+        let c = Config::parse(text, "c.toml", Purpose::Serve, &env2).unwrap();
+        assert_eq!((c.line.channel_access_token.expose(), c.line.channel_secret.expose()), ("inline-token", "env-secret"));
+        assert_eq!(c.secret_sources[0], ("line.channel_access_token".to_owned(), SecretSource::Inline));
+        assert_eq!(c.secret_sources[1], ("line.channel_secret".to_owned(), SecretSource::Env("LINE_CHANNEL_SECRET".into())));
+        // An empty credential is named by key, credential and path; the value never shows.
+        put("line-channel-access-token", "\n");
+        let e = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::Serve, &env).unwrap_err().to_string();
+        assert!(e.contains(&format!("c.toml: line.channel_access_token: systemd credential line-channel-access-token: {dir}/line-channel-access-token is empty")), "{e}");
+        // Without $CREDENTIALS_DIRECTORY nothing is looked up, and the message says where a token may come from.
+        let e = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("the systemd credential line-channel-access-token"), "{e}");
+    }
+
+    #[test]
+    fn risky_settings_are_warned_about() {
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("line.channel_secret is not set: the webhook will refuse every LINE event"), "{w:?}");
+        let text = "[smtp]\ndomain = \"a.b\"\nlisten = \"0.0.0.0:25\"\n[line]\nchannel_secret = \"s\"\n";
+        let w = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().warnings();
+        assert_eq!(w, vec!["smtp.listen 0.0.0.0:25 is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers".to_owned()]);
+        let text = "[smtp]\ndomain = \"a.b\"\nlisten = \"0.0.0.0:25\"\nallowed_clients = [\"10.0.0.0/8\"]\n[line]\nchannel_secret = \"s\"\n";
+        assert!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().warnings().is_empty());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
 //! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
 //! (HTTP client). `submit` is the other side: the `sendmail` and `send` commands that hand
-//! mail to the gateway. `config` loads and validates the one typed configuration; `main.rs` wires.
+//! mail to the gateway. `config` loads and validates the one typed configuration; `check` is
+//! `check-config`; `credentials` and `notify` are the gateway's side of systemd; `main.rs` wires.
 
 pub mod compose;
 pub mod envelope;
@@ -12,9 +13,12 @@ pub mod followers;
 pub mod http;
 pub mod mail;
 pub mod queue;
+pub mod check;
 pub mod config;
+pub mod credentials;
 pub mod delivery;
 pub mod line;
+pub mod notify;
 pub mod secret;
 pub mod smtp;
 pub mod spool;

@@ -17,8 +17,9 @@ use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
 use mail2line::followers::Registry;
 use mail2line::line::{Credentials, LineClient};
+use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
-use mail2line::smtp::access::{AuthMode, ClientList, SenderList};
+use mail2line::smtp::access::{ClientList, SenderList};
 use mail2line::smtp::auth::Users;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
 use mail2line::smtp::tls::Tls;
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
         cli::Command::Send { config, to, subject, text } => {
             ExitCode::from(mail2line::submit::send::main(mail2line::submit::send::SendArgs { config, to, subject, text }))
         }
-        cli::Command::CheckConfig { config } => check_config(config),
+        cli::Command::CheckConfig { config, online } => ExitCode::from(mail2line::check::main(config.as_deref(), online)),
         cli::Command::HashPassword => hash_password(),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
@@ -82,23 +83,6 @@ fn init_logging() {
         .init();
 }
 
-fn check_config(flag: Option<std::path::PathBuf>) -> ExitCode {
-    let (path, loaded) = config::load_for_command(flag.as_deref(), Purpose::Serve);
-    match loaded {
-        Ok(cfg) => {
-            println!("{}: ok", path.display());
-            println!("  SMTP on {} for <LINE id>@{}", cfg.smtp.listen, cfg.smtp.domain);
-            let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e);
-            println!("  LINE API at {} with {credentials}", cfg.line.api_base_url);
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            println!("{e}");
-            ExitCode::from(78)
-        }
-    }
-}
-
 /// `mail2line hash-password`: the password from stdin (not echoed on a terminal), its argon2id
 /// hash on stdout for `[[smtp.users]] password_hash`.
 fn hash_password() -> ExitCode {
@@ -135,6 +119,10 @@ fn hash_password() -> ExitCode {
 }
 
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        warn!("{e}");
+        Notifier::default()
+    });
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
     let mut runner = None;
     // The webhook replies through the same client; none in a dry run.
@@ -181,9 +169,18 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         info!("SMTP implicit TLS listening on {tls_addr}");
         listeners.push(server::Listener { socket: listener, implicit_tls: true });
     }
+    // Handlers before "ready": a SIGHUP or SIGTERM sent the moment after would otherwise meet
+    // the default action, which kills the process.
+    use tokio::signal::unix::{signal, SignalKind};
+    let hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let term = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     // Logged last: scripts and tests take this line to mean "ready".
     info!("SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
-    warn_if_open(&cfg);
+    for warning in cfg.warnings() {
+        warn!("{warning}");
+    }
+    let status = format!("SMTP listening on {addr}{}", if dry_run { " (dry run)" } else { "" });
+    notifier.ready(&status);
     let rules = Arc::new(Rules {
         hostname: cfg.hostname().to_owned(),
         domain: cfg.smtp.domain.clone(),
@@ -206,13 +203,15 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         idle_timeout: cfg.idle_timeout(),
         shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
     };
-    tokio::spawn(reload_on_sighup(tls));
+    tokio::spawn(reload_on_sighup(hup, tls, notifier.clone(), status));
+    let grace = limits.shutdown_grace;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wait_for_signal(term).await;
         info!("shutting down: no new SMTP sessions");
+        // SMTP sessions, then HTTP requests, then pushes in flight: each may take `grace`.
+        notifier.stopping("shutting down: finishing SMTP sessions and pushes in flight", grace * 3 + Duration::from_secs(5));
         let _ = stop_tx.send(true);
     });
-    let grace = limits.shutdown_grace;
     server::serve(listeners, rules, limits, security, gateway, stop_rx).await;
     // The stop signal already reached the HTTP server; wait for its requests in progress.
     if tokio::time::timeout(grace, http).await.is_err() {
@@ -250,29 +249,27 @@ fn security(cfg: &Config) -> Result<server::Security, String> {
     })
 }
 
-/// A gateway on a public address with neither AUTH nor an allowlist lets anyone who can reach
-/// it message the bot's followers; say so at every start.
-fn warn_if_open(cfg: &Config) {
-    let s = &cfg.smtp;
-    if !s.listen.ip().is_loopback() && s.auth == AuthMode::Off && s.allowed_clients.is_empty() {
-        warn!(
-            "smtp.listen {} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers",
-            s.listen
-        );
-    }
-}
-
 /// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad file keeps the old one.
-/// Installed even without TLS: SIGHUP's default action would kill the gateway.
-async fn reload_on_sighup(tls: Option<Arc<Tls>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+/// Installed even without TLS: SIGHUP's default action would kill the gateway. systemd hears
+/// RELOADING=1 before and READY=1 after, with the outcome in STATUS=.
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<Tls>>, notifier: Notifier, status: String) {
     while hup.recv().await.is_some() {
-        match tls.as_ref().map(|t| t.reload()) {
-            Some(Ok(())) => info!("SIGHUP: TLS certificate reloaded"),
-            Some(Err(e)) => error!("SIGHUP: {e}; still serving the previous certificate"),
-            None => info!("SIGHUP: no TLS certificate configured; nothing to reload"),
-        }
+        notifier.reloading();
+        let outcome = match tls.as_ref().map(|t| t.reload()) {
+            Some(Ok(())) => {
+                info!("SIGHUP: TLS certificate reloaded");
+                "TLS certificate reloaded".to_owned()
+            }
+            Some(Err(e)) => {
+                error!("SIGHUP: {e}; still serving the previous certificate");
+                "TLS certificate reload failed, previous one in use (see the log)".to_owned()
+            }
+            None => {
+                info!("SIGHUP: no TLS certificate configured; nothing to reload");
+                "nothing to reload".to_owned()
+            }
+        };
+        notifier.ready(&format!("{status}; last reload: {outcome}"));
     }
 }
 
@@ -322,12 +319,8 @@ fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
+/// SIGTERM (systemd's stop) or Ctrl-C.
+async fn wait_for_signal(mut term: tokio::signal::unix::Signal) {
     tokio::select! {
         _ = term.recv() => {},
         _ = tokio::signal::ctrl_c() => {},

@@ -364,6 +364,10 @@ mod standin {
         assert_eq!((status, &answer), (200, &json!({ "displayName": "User U4af49", "userId": "U4af4980629a1b2" })));
         check_response("GET", "/v2/bot/profile/U4af4980629a1b2", status, &answer);
 
+        let (status, answer) = get(&line, "/v2/bot/info").await;
+        assert_eq!((status, &answer["displayName"], &answer["basicId"]), (200, &json!("Stand-in bot"), &json!("@standin")));
+        check_response("GET", "/v2/bot/info", status, &answer);
+
         let (status, answer) = get(&line, "/v2/bot/message/quota/consumption").await;
         assert_eq!((status, &answer), (200, &json!({ "totalUsage": 0 })));
         check_response("GET", "/v2/bot/message/quota/consumption", status, &answer);
@@ -381,13 +385,13 @@ mod standin {
 
         let (status, answer) = get(&line, "/v2/bot/nonsense").await;
         assert_eq!((status, &answer), (404, &json!({ "message": "Not found" })));
-        line.wait_for(5, Duration::from_secs(5)).await;
+        line.wait_for(6, Duration::from_secs(5)).await;
         if line.spec_checked() {
             // the unknown path is also flagged, since the spec does not know it
             let bad = line.requests_to("/v2/bot/nonsense");
             assert!(bad[0].spec_errors[0].contains("no path"), "{:?}", bad[0].spec_errors);
         }
-        assert_eq!(line.accepted().len(), 4);
+        assert_eq!(line.accepted().len(), 5);
     }
 
     #[tokio::test]
@@ -432,6 +436,13 @@ mod standin {
         assert!(errors[1][0].contains("wrong bearer token"), "{errors:?}");
         assert!(errors[2].is_empty(), "{errors:?}");
         assert_eq!(line.accepted().len(), 1);
+
+        // GETs are held to the same token: /v2/bot/info is what `check-config --online` asks.
+        let info = format!("{}/v2/bot/info", line.base_url());
+        let resp = reqwest::Client::new().get(&info).bearer_auth("wrong").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        let resp = reqwest::Client::new().get(&info).bearer_auth("right").send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
     }
 
     #[tokio::test]

@@ -176,6 +176,35 @@ impl LineClient {
         Ok(profile.display_name)
     }
 
+    /// The bot behind the credentials: `GET /v2/bot/info`. `check-config --online` uses it to
+    /// prove the token (or the key or secret that issues one) and `api_base_url` work; every
+    /// failure keeps what is needed to explain it.
+    pub async fn bot_info(&self) -> Result<BotInfo, ProbeError> {
+        const PATH: &str = "/v2/bot/info";
+        let token = self.tokens.get().await.map_err(ProbeError::Token)?;
+        let mut response = self.probe_get(PATH, &token).await?;
+        if response.status().as_u16() == 401 && self.tokens.renewable() {
+            let fresh = self.tokens.renew_after_401(&token).await.map_err(ProbeError::Token)?;
+            response = self.probe_get(PATH, &fresh).await?;
+        }
+        let status = response.status().as_u16();
+        let request_id = response.headers().get("x-line-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = response.bytes().await.map_err(|e| ProbeError::Transport(describe_transport(&e)))?;
+        if !(200..300).contains(&status) {
+            return Err(ProbeError::Status { status, message: super::outcome::error_message(&body), request_id });
+        }
+        serde_json::from_slice(&body).map_err(|e| ProbeError::Body(e.to_string()))
+    }
+
+    async fn probe_get(&self, api_path: &str, token: &Secret) -> Result<reqwest::Response, ProbeError> {
+        self.http
+            .get(format!("{}{}", self.base_url, api_path))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| ProbeError::Transport(describe_transport(&e)))
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
         let token = self.tokens.get().await.map_err(|e| format!("GET {api_path}: {e}"))?;
         let mut response = self.get(api_path, &token).await?;
@@ -198,6 +227,45 @@ impl LineClient {
             .await
             .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))
     }
+}
+
+/// `GET /v2/bot/info`'s answer (the fields `check-config` shows).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BotInfo {
+    pub user_id: String,
+    pub basic_id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub premium_id: Option<String>,
+}
+
+/// Why [`LineClient::bot_info`] got no bot.
+#[derive(Debug, Clone)]
+pub enum ProbeError {
+    /// No channel access token: the token endpoint refused (v2.1, stateless) or was unreachable.
+    Token(super::token::TokenError),
+    /// No HTTP answer: what went wrong, e.g. `timed out` or `connection refused`.
+    Transport(String),
+    /// An HTTP error status, with LINE's own message.
+    Status { status: u16, message: String, request_id: Option<String> },
+    /// 2xx, but not bot information.
+    Body(String),
+}
+
+/// What stopped a request from getting an answer, down to the root cause (`dns error: …`,
+/// `Connection refused`), which is what an admin needs to fix the network. The cause chain
+/// holds the URL at most; the token travels only in a header.
+fn describe_transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer in time".into();
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let what = if e.is_connect() { "cannot connect" } else { "the connection failed" };
+    format!("{what}: {cause}")
 }
 
 /// A request that got no HTTP answer. The error is described without its source chain's

@@ -34,6 +34,7 @@ pub struct GatewayProcess {
     logs: Arc<Mutex<String>>,
     dry_run: bool,
     fsize_limit_kib: Option<u64>,
+    env: Vec<(String, String)>,
 }
 
 /// Options for one gateway run; `extra` is TOML appended to the generated config.
@@ -47,11 +48,13 @@ pub struct Options<'a> {
     pub extra: &'a str,
     /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail like a full disk.
     pub fsize_limit_kib: Option<u64>,
+    /// Environment variables for the process (e.g. `CREDENTIALS_DIRECTORY`, `NOTIFY_SOCKET`).
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", line_extra: "", extra: "", fsize_limit_kib: None }
+        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", line_extra: "", extra: "", fsize_limit_kib: None, env: &[] }
     }
 }
 
@@ -73,8 +76,9 @@ impl GatewayProcess {
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, config).expect("write config");
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, smtp, http, smtps) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &logs);
-        GatewayProcess { child, smtp, http, smtps, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib }
+        let env: Vec<(String, String)> = opts.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, smtp, http, smtps) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &env, &logs);
+        GatewayProcess { child, smtp, http, smtps, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib, env }
     }
 
     /// `kill -9`: no shutdown, no flush, exactly like a crash or the OOM killer.
@@ -89,7 +93,7 @@ impl GatewayProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.logs.lock().unwrap().push_str("---- restart ----\n");
-        let (child, smtp, http, smtps) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.logs);
+        let (child, smtp, http, smtps) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.env, &self.logs);
         self.child = child;
         self.smtp = smtp;
         self.http = http;
@@ -163,6 +167,7 @@ fn spawn(
     config_path: &std::path::Path,
     dry_run: bool,
     fsize_limit_kib: Option<u64>,
+    env: &[(String, String)],
     logs: &Arc<Mutex<String>>,
 ) -> (Child, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
     let bin = env!("CARGO_BIN_EXE_mail2line");
@@ -185,6 +190,11 @@ fn spawn(
         .env_remove("LINE_PRIVATE_KEY")
         .env_remove("LINE_KID")
         .env_remove("MAIL2LINE_CONFIG")
+        // A test runner started by systemd must not lend the gateway its credentials or its
+        // notification socket.
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env_remove("NOTIFY_SOCKET")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "debug,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -16,6 +16,7 @@
 //!
 //! Routes answered: `POST /v2/bot/message/{push,reply,multicast,broadcast}`,
 //! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota/consumption`,
+//! `GET /v2/bot/info` (the bot [`BOT_DISPLAY_NAME`] / [`BOT_BASIC_ID`]),
 //! `POST /oauth2/v2.1/token`, `POST /oauth2/v3/token`; anything else is 404
 //! `{"message":"Not found"}` (and, when the spec does not know the path either,
 //! a recorded spec error).
@@ -71,6 +72,11 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::spec::{decode_form, Spec, Violation};
+
+/// The bot the stand-in plays, as `GET /v2/bot/info` describes it.
+pub const BOT_DISPLAY_NAME: &str = "Stand-in bot";
+pub const BOT_BASIC_ID: &str = "@standin";
+pub const BOT_USER_ID: &str = "U5ba7d0c1e2f3a4b5c6d7e8f9a0b1c2d3";
 
 /// The `aud` LINE requires in client assertions.
 const AUDIENCE: &str = "https://api.line.me/";
@@ -210,6 +216,7 @@ enum Route {
     Multicast,
     Broadcast,
     Profile,
+    BotInfo,
     Quota,
     QuotaLimit,
     IssueV21,
@@ -226,6 +233,7 @@ impl Route {
             ("POST", "/v2/bot/message/broadcast") => Route::Broadcast,
             ("GET", "/v2/bot/message/quota/consumption") => Route::Quota,
             ("GET", "/v2/bot/message/quota") => Route::QuotaLimit,
+            ("GET", "/v2/bot/info") => Route::BotInfo,
             ("POST", "/oauth2/v2.1/token") => Route::IssueV21,
             ("POST", "/oauth2/v3/token") => Route::IssueStateless,
             ("GET", p) => match p.strip_prefix("/v2/bot/profile/") {
@@ -690,6 +698,13 @@ fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Valu
             let short: String = user_id.chars().take(6).collect();
             json!({ "displayName": format!("User {short}"), "userId": user_id })
         }
+        Route::BotInfo => json!({
+            "userId": BOT_USER_ID,
+            "basicId": BOT_BASIC_ID,
+            "displayName": BOT_DISPLAY_NAME,
+            "chatMode": "bot",
+            "markAsReadMode": "auto",
+        }),
         Route::Quota => json!({ "totalUsage": shared.lock().quota_used }),
         Route::QuotaLimit => match shared.lock().quota_limit {
             Some(limit) => json!({ "type": "limited", "value": limit }),
