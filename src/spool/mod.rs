@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
 
 use crate::line::{LineClient, Outcome};
+use crate::metrics::{Metrics, QueueCounts};
 
 use limiter::RateLimiter;
 use policy::{decide, RetryPolicy};
@@ -73,6 +74,7 @@ struct Inner {
     push_limit: RateLimiter,
     multicast_limit: RateLimiter,
     jitter_seed: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// Running spool tasks; [`Runner::shutdown`] stops them.
@@ -83,7 +85,7 @@ pub struct Runner {
 
 impl Spool {
     /// Opens the store under `dir` and starts the scanner and `settings.workers` workers.
-    pub fn start(dir: &Path, client: LineClient, settings: Settings) -> Result<(Spool, Runner), StoreError> {
+    pub fn start(dir: &Path, client: LineClient, settings: Settings, metrics: Arc<Metrics>) -> Result<(Spool, Runner), StoreError> {
         let store = Store::open(dir)?;
         let (ready, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -99,6 +101,7 @@ impl Spool {
             multicast_limit: RateLimiter::new(settings.multicast_per_second),
             settings,
             jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
+            metrics,
         });
         let spool = Spool { inner };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -112,6 +115,22 @@ impl Spool {
 
     pub fn quota_paused(&self) -> bool {
         self.inner.quota.is_paused()
+    }
+
+    /// Pending and dead jobs, read from the store (for `/metrics`).
+    pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
+        let dir = self.inner.dir.clone();
+        let read = tokio::task::spawn_blocking(move || store::counts(&store::open_existing(&dir, false)?)).await;
+        match read {
+            Ok(Ok((pending, dead))) => Ok(QueueCounts { pending, dead }),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(StoreError(format!("spool count task failed: {e}"))),
+        }
+    }
+
+    /// Whether a mail could be stored right now (for `/readyz`): one durable write.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        self.inner.store.probe().await
     }
 
     /// Stores a mail's jobs durably, then hands them to the workers.
@@ -254,15 +273,29 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     let started = store::now_ms();
     let outcome = inner.client.send_raw(&job.path, job.body.clone(), Some(&job.retry_key)).await;
     let update = decide(&job, &outcome, store::now_ms(), inner.jitter(), &inner.settings.retry);
+    // The line shapes are shared with `delivery.rs` ("mail accepted", "mail rejected") and
+    // documented in README's monitoring section; log shippers key on them.
     match (&outcome, &update) {
         (Outcome::Delivered { request_id, duplicate }, _) => {
-            info!(mail = %job.mail_id, job = job.id, endpoint = %job.path, line_request_id = request_id.as_deref().unwrap_or("-"), duplicate, attempts = job.attempts + 1, "delivered to LINE");
+            let latency_ms = (store::now_ms() - job.created_at).max(0);
+            inner.metrics.delivered(Duration::from_millis(latency_ms as u64));
+            info!(
+                mail = %job.mail_id,
+                job = job.id,
+                endpoint = %job.path,
+                line_request_id = request_id.as_deref().unwrap_or("-"),
+                duplicate,
+                attempts = job.attempts + 1,
+                latency_ms,
+                "mail delivered"
+            );
         }
         (_, Update::Retry { next_at, error, .. }) => {
-            warn!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, retry_in_ms = next_at - store::now_ms(), "delivery failed, will retry: {error}");
+            inner.metrics.delivery_retried();
+            warn!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, retry_in_ms = next_at - store::now_ms(), error = error.as_str(), "mail delivery failed, will retry");
         }
         (_, Update::Dead { error }) => {
-            error!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, "delivery failed for good (dead letter): {error}");
+            error!(mail = %job.mail_id, job = job.id, from = job.sender.as_str(), to = job.target.as_str(), attempts = job.attempts + 1, error = error.as_str(), "mail dead: kept as a dead letter, see `mail2line queue list --dead`");
         }
         _ => {}
     }
