@@ -3,7 +3,8 @@
 //! * `/healthz`: 200 `ok` while the process answers at all (a liveness probe: restart if not).
 //! * `/readyz`: 200 when the gateway can take mail and get it to LINE right now; otherwise 503
 //!   with one line per check saying what failed and what to do. The checks: the store takes a
-//!   durable write (the spool, or the follower registry in direct and dry-run modes), the LINE
+//!   durable write and has not refused a mail lately (the spool; the follower registry in direct
+//!   and dry-run modes), the LINE
 //!   token is usable (see [`LineClient::token_ready`]; always in a dry run), and deliveries are
 //!   not paused for the monthly quota.
 //! * `/metrics`: [`Metrics::render`] with the state read now (queue depth from the spool file).
@@ -44,7 +45,7 @@ impl Monitor {
 
     async fn store_check(&self) -> Option<String> {
         let result = match &self.spool {
-            Some(spool) => spool.probe().await.map_err(|e| format!("the spool cannot store mail ({e})")),
+            Some(spool) => spool.store_ready().await.map_err(|e| format!("the spool cannot store mail ({e})")),
             None => {
                 let registry = self.registry.clone();
                 match tokio::task::spawn_blocking(move || registry.probe()).await {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
@@ -75,7 +75,12 @@ struct Inner {
     multicast_limit: RateLimiter,
     jitter_seed: AtomicU64,
     metrics: Arc<Metrics>,
+    /// When and why the store last refused a mail; cleared by the next mail it stores.
+    store_failure: Mutex<Option<(Instant, String)>>,
 }
+
+/// How long a mail the store refused keeps `/readyz` failing (unless a mail is stored sooner).
+pub const STORE_FAILURE_MEMORY: Duration = Duration::from_secs(60);
 
 /// Running spool tasks; [`Runner::shutdown`] stops them.
 pub struct Runner {
@@ -102,6 +107,7 @@ impl Spool {
             settings,
             jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
             metrics,
+            store_failure: Mutex::new(None),
         });
         let spool = Spool { inner };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -128,14 +134,24 @@ impl Spool {
         }
     }
 
-    /// Whether a mail could be stored right now (for `/readyz`): one durable write.
-    pub async fn probe(&self) -> Result<(), StoreError> {
-        self.inner.store.probe().await
+    /// Whether mail can be stored now (for `/readyz`). A one-row durable write proves the store
+    /// takes writes; but a nearly full disk still takes a tiny write and refuses a real mail, so
+    /// a mail the store refused keeps this failing for [`STORE_FAILURE_MEMORY`], or until a
+    /// mail is stored again.
+    pub async fn store_ready(&self) -> Result<(), String> {
+        let recent = self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((at, e)) = recent.filter(|(at, _)| at.elapsed() < STORE_FAILURE_MEMORY) {
+            return Err(format!("a mail could not be stored {} s ago: {e}", at.elapsed().as_secs()));
+        }
+        self.inner.store.probe().await.map_err(|e| e.to_string())
     }
 
     /// Stores a mail's jobs durably, then hands them to the workers.
     pub async fn accept(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
-        let ids = self.inner.store.insert(jobs.clone()).await?;
+        let stored = self.inner.store.insert(jobs.clone()).await;
+        *self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()) =
+            stored.as_ref().err().map(|e| (Instant::now(), e.to_string()));
+        let ids = stored?;
         let now = store::now_ms();
         let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
         for (id, j) in ids.iter().zip(jobs) {
