@@ -51,6 +51,8 @@ pub struct Config {
     pub routing: Routing,
     #[serde(default)]
     pub sendmail: Sendmail,
+    #[serde(default)]
+    pub log: Log,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -125,6 +127,57 @@ pub enum ClientTls {
     Starttls,
     /// TLS from the first byte (`smtp.tls_listen`, port 465 style).
     Tls,
+}
+
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object a line, fields at the top level, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A tracing filter such as `"info"` or `"info,mail2line::spool=debug"`; `$RUST_LOG`, when
+    /// set, wins over it.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// Checks a `[log] level` filter: comma-separated directives, each a level or `target=level`.
+/// Stricter than tracing's own parser, which takes a bare word such as `inof` as a target name
+/// and then silently logs nothing.
+pub fn check_log_level(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let directives: Vec<&str> = filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        return Err("is empty; use a level such as \"info\" or \"debug\"".into());
+    }
+    for d in directives {
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l).trim();
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{d:?} is not a level or target=level; use trace, debug, info, warn, error or off, e.g. \"info,mail2line::spool=debug\""
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder().parse(log_directives(filter)).map(|_| ()).map_err(|e| format!("{filter:?}: {e}"))
+}
+
+/// `filter` as tracing parses it: the directives without the spaces people put after commas.
+pub fn log_directives(filter: &str) -> String {
+    filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect::<Vec<_>>().join(",")
 }
 
 #[derive(Debug, Deserialize)]
@@ -682,6 +735,12 @@ impl Config {
         }
         if let Err(e) = Template::parse(&self.message.template) {
             p.push(("message.template".to_owned(), e.to_string()));
+        }
+        if crate::http::MONITOR_PATHS.contains(&self.webhook.path.as_str()) {
+            p.push(("webhook.path".to_owned(), format!("{:?} is taken by monitoring (/metrics, /healthz, /readyz); use e.g. \"/webhook\"", self.webhook.path)));
+        }
+        if let Err(e) = check_log_level(&self.log.level) {
+            p.push(("log.level".to_owned(), e));
         }
         p
     }
@@ -1575,6 +1634,34 @@ channel_access_token = "tok"
         // A long-lived configuration does not look at the key.
         let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"t\"\nprivate_key = \"junk\"\n";
         assert!(Config::parse(text, "c.toml", Purpose::Serve, &no_env).is_ok());
+    }
+
+    #[test]
+    fn log_section() {
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!((c.log.format, c.log.level.as_str()), (LogFormat::Text, "info"));
+        let json = format!("{GOOD}\n[log]\nformat = \"json\"\nlevel = \"warn,mail2line::spool=debug\"\n");
+        let c = Config::parse(&json, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!((c.log.format, c.log.level.as_str()), (LogFormat::Json, "warn,mail2line::spool=debug"));
+        let bad = format!("{GOOD}\n[log]\nformat = \"xml\"\n");
+        let e = Config::parse(&bad, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:10: log.format: ") && e.contains("text") && e.contains("json"), "{e}");
+        let bad = format!("{GOOD}\n[log]\nlevel = \"inof\"\n");
+        let e = Config::parse(&bad, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:10: log.level: \"inof\" is not a level"), "{e}");
+        let bad = format!("{GOOD}\n[webhook]\npath = \"/metrics\"\n");
+        let e = Config::parse(&bad, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.starts_with("c.toml:10: webhook.path: \"/metrics\" is taken by monitoring"), "{e}");
+    }
+
+    #[test]
+    fn log_levels() {
+        for ok in ["info", "DEBUG", "warn,mail2line=debug", "info, hyper=off", "mail2line::spool=trace"] {
+            assert_eq!(check_log_level(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " , ", "verbose", "mail2line", "info,mail2line=loud"] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,9 +3,15 @@
 //! Three modes: `Spool` (the default) stores the composed requests durably and answers 250 once
 //! they are on disk; workers in `spool/` push them. `Direct` pushes while the client waits and
 //! answers 250 only after LINE's 2xx. `DryRun` only logs the JSON it would send.
+//!
+//! Every mail gets its id here, and one "mail accepted" or "mail rejected" line (and the
+//! matching count in `/metrics`) with that id and the client's address; the id is in the 250
+//! reply ("queued as …"), in the spool's "mail delivered"/"mail dead" lines and in `mail2line
+//! queue list`, so one search follows a mail from SMTP to LINE's request id.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
@@ -21,6 +27,8 @@ use crate::envelope::Recipient;
 use crate::followers::Registry;
 use crate::line::{LineClient, Outcome};
 use crate::mail;
+use crate::metrics::Metrics;
+use crate::smtp::rejection::Reason;
 use crate::smtp::{Mail, Reply};
 use crate::spool::store::NewJob;
 use crate::spool::Spool;
@@ -40,6 +48,28 @@ pub struct Gateway {
     mode: Mode,
     /// Expands `followers@` when a mail is delivered.
     followers: Option<Arc<Registry>>,
+    metrics: Arc<Metrics>,
+}
+
+/// A mail the gateway took responsibility for (250).
+struct Accepted {
+    reply: Reply,
+    /// LINE requests the mail became (spool jobs, pushes made, or dry-run lines).
+    requests: usize,
+}
+
+/// A mail refused after DATA, and why.
+struct Refused {
+    reason: Reason,
+    reply: Reply,
+    /// What went wrong on our side, for the log line only (never in the reply).
+    detail: Option<String>,
+}
+
+impl Refused {
+    fn new(reason: Reason, reply: Reply) -> Refused {
+        Refused { reason, reply, detail: None }
+    }
 }
 
 /// What a mail becomes before it is sent: the requests, and a few facts for logs.
@@ -50,19 +80,20 @@ pub struct Composed {
 }
 
 impl Gateway {
-    pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>) -> Gateway {
-        Gateway { template, mode, followers }
+    pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>, metrics: Arc<Metrics>) -> Gateway {
+        Gateway { template, mode, followers, metrics }
     }
 
     /// Replaces `followers@` by the users who follow right now.
-    fn expand_followers(&self, rcpts: &[Recipient]) -> Result<Vec<Recipient>, Reply> {
+    fn expand_followers(&self, rcpts: &[Recipient]) -> Result<Vec<Recipient>, Refused> {
         if !rcpts.contains(&Recipient::Followers) {
             return Ok(rcpts.to_vec());
         }
         let users = match &self.followers {
-            Some(reg) => reg.active_users().map_err(|e| {
-                warn!("cannot read the follower registry: {e}");
-                Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later")
+            Some(reg) => reg.active_users().map_err(|e| Refused {
+                reason: Reason::FollowersUnavailable,
+                reply: Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"),
+                detail: Some(format!("cannot read the follower registry: {e}")),
             })?,
             None => Vec::new(),
         };
@@ -74,7 +105,10 @@ impl Gateway {
             }
         }
         if out.is_empty() {
-            return Err(Reply::new(550, "5.1.1", "This LINE account has no active followers; nothing was sent"));
+            return Err(Refused::new(
+                Reason::NoFollowers,
+                Reply::new(550, "5.1.1", "This LINE account has no active followers; nothing was sent"),
+            ));
         }
         Ok(out)
     }
@@ -91,14 +125,42 @@ impl Gateway {
         }
     }
 
-    /// Delivers one mail and returns the SMTP reply for its DATA.
-    pub async fn deliver(&self, mut mail: Mail) -> Reply {
+    /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
+    pub async fn deliver(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
         let id = next_mail_id();
-        mail.rcpts = match self.expand_followers(&mail.rcpts) {
-            Ok(r) => r,
-            Err(reply) => return reply,
+        let arrived = Instant::now();
+        let user = mail.user.clone();
+        let outcome = match self.expand_followers(&mail.rcpts) {
+            Ok(rcpts) => {
+                mail.rcpts = rcpts;
+                self.deliver_expanded(&id, &mail, arrived).await
+            }
+            Err(refused) => Err(refused),
         };
-        let composed = self.compose(&mail);
+        let mode = match self.mode {
+            Mode::Spool(_) => "spool",
+            Mode::Direct(_) => "direct",
+            Mode::DryRun => "dry_run",
+        };
+        let user = user.as_deref().unwrap_or("-");
+        match outcome {
+            Ok(accepted) => {
+                self.metrics.mail_accepted();
+                info!(mail = %id, %peer, from = mail.from.as_str(), user, recipients = mail.rcpts.len(), requests = accepted.requests, mode = %mode, "mail accepted");
+                accepted.reply
+            }
+            Err(refused) => {
+                self.metrics.mail_rejected(refused.reason);
+                let reply = refused.reply.to_string();
+                let error = refused.detail.as_deref().unwrap_or("-");
+                warn!(mail = %id, %peer, from = mail.from.as_str(), user, reason = %refused.reason, reply = reply.as_str(), error, mode = %mode, "mail rejected");
+                refused.reply
+            }
+        }
+    }
+
+    async fn deliver_expanded(&self, id: &str, mail: &Mail, arrived: Instant) -> Result<Accepted, Refused> {
+        let composed = self.compose(mail);
         if composed.truncated {
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
         }
@@ -109,14 +171,15 @@ impl Gateway {
                     // `body` last, so the JSON runs to the end of the log line.
                     info!(mail = %id, endpoint = path(&req.endpoint), body = %body, "dry run, not sent");
                 }
-                Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"))
+                let reply = Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"));
+                Ok(Accepted { reply, requests: composed.requests.len() })
             }
-            Mode::Direct(client) => self.push_all(client, &id, &mail, &composed).await,
-            Mode::Spool(spool) => enqueue(spool, &id, &mail, &composed).await,
+            Mode::Direct(client) => self.push_all(client, id, &composed, arrived).await,
+            Mode::Spool(spool) => enqueue(spool, id, mail, &composed).await,
         }
     }
 
-    async fn push_all(&self, client: &LineClient, id: &str, mail: &Mail, composed: &Composed) -> Reply {
+    async fn push_all(&self, client: &LineClient, id: &str, composed: &Composed, arrived: Instant) -> Result<Accepted, Refused> {
         let mut sent = 0;
         for (i, req) in composed.requests.iter().enumerate() {
             // With a Message-ID, a sender that retries after a 4xx gets the same retry keys, so
@@ -126,31 +189,45 @@ impl Gateway {
             match outcome {
                 Outcome::Delivered { request_id, duplicate } => {
                     sent += 1;
-                    info!(mail = %id, endpoint = path(&req.endpoint), line_request_id = request_id.as_deref().unwrap_or("-"), duplicate, "pushed to LINE");
+                    let latency = arrived.elapsed();
+                    self.metrics.delivered(latency);
+                    info!(
+                        mail = %id,
+                        endpoint = path(&req.endpoint),
+                        line_request_id = request_id.as_deref().unwrap_or("-"),
+                        duplicate,
+                        attempts = 1,
+                        latency_ms = latency.as_millis() as u64,
+                        "mail delivered"
+                    );
                 }
                 other => {
-                    let reply = refusal(&other, sent);
-                    warn!(mail = %id, from = %mail.from, endpoint = path(&req.endpoint), reply = %reply, "mail not delivered");
-                    return reply;
+                    // The reply carries LINE's answer; the log adds which request it was.
+                    let detail = format!("LINE did not accept request {} of {} ({})", i + 1, composed.requests.len(), path(&req.endpoint));
+                    return Err(Refused { reason: refusal_reason(&other), reply: refusal(&other, sent), detail: Some(detail) });
                 }
             }
         }
-        info!(mail = %id, from = %mail.from, user = mail.user.as_deref().unwrap_or("-"), recipients = mail.rcpts.len(), requests = sent, "mail delivered");
-        Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})"))
+        Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})")), requests: sent })
     }
 }
 
 /// Stores the mail's requests; 250 only once they are durable.
-async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> Reply {
+async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> Result<Accepted, Refused> {
     if spool.quota_paused() {
-        warn!(mail = %id, from = %mail.from, "refused: LINE monthly quota exhausted");
-        return Reply::new(452, "4.2.2", "LINE monthly message quota is used up; deliveries are paused, try again later");
+        return Err(Refused::new(
+            Reason::Quota,
+            Reply::new(452, "4.2.2", "LINE monthly message quota is used up; deliveries are paused, try again later"),
+        ));
     }
     let mut jobs = Vec::with_capacity(composed.requests.len());
     for req in &composed.requests {
         let body = match serde_json::to_string(&Body::of(req)) {
             Ok(b) => b,
-            Err(e) => return Reply::new(451, "4.3.0", format!("Cannot encode the LINE request ({e}); try again later")),
+            Err(e) => {
+                let reply = Reply::new(451, "4.3.0", format!("Cannot encode the LINE request ({e}); try again later"));
+                return Err(Refused::new(Reason::Internal, reply));
+            }
         };
         let target = match &req.endpoint {
             crate::compose::route::Endpoint::Push { to } => to.clone(),
@@ -168,14 +245,23 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
         });
     }
     match spool.accept(jobs).await {
-        Ok(job_ids) => {
-            info!(mail = %id, from = %mail.from, user = mail.user.as_deref().unwrap_or("-"), recipients = mail.rcpts.len(), jobs = job_ids.len(), "mail accepted into the spool");
-            Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
-        }
-        Err(e) => {
-            tracing::error!(mail = %id, from = %mail.from, "cannot store the mail, answering 452: {e}");
-            Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later")
-        }
+        Ok(job_ids) => Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: queued as {id}")), requests: job_ids.len() }),
+        Err(e) => Err(Refused {
+            reason: Reason::Storage,
+            reply: Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later"),
+            detail: Some(format!("cannot store the mail: {e}")),
+        }),
+    }
+}
+
+/// The `reason` for a mail LINE did not accept in direct mode.
+pub fn refusal_reason(outcome: &Outcome) -> Reason {
+    match outcome {
+        Outcome::Delivered { .. } => Reason::Internal,
+        Outcome::Retry { reason: RetryReason::QuotaExhausted, .. } => Reason::Quota,
+        Outcome::Retry { reason: RetryReason::NoAccessToken, .. } | Outcome::Unauthorized { .. } => Reason::LineTokenRefused,
+        Outcome::Retry { .. } => Reason::LineUnavailable,
+        Outcome::Permanent { .. } => Reason::LineRejected,
     }
 }
 
@@ -257,6 +343,17 @@ mod tests {
         assert_eq!(refusal(&perm, 0).to_string(), "550 5.6.0 LINE rejected the message (400): bad text");
         assert!(refusal(&perm, 2).to_string().contains("2 of the mail's LINE requests"));
         assert_eq!(refusal(&Outcome::Unauthorized { status: 401, message: String::new() }, 0).code, 451);
+    }
+
+    #[test]
+    fn direct_mode_refusals_have_reasons() {
+        let retry = |reason| Outcome::Retry { reason, detail: "x".into(), after: None };
+        assert_eq!(refusal_reason(&retry(RetryReason::QuotaExhausted)), Reason::Quota);
+        assert_eq!(refusal_reason(&retry(RetryReason::Timeout)), Reason::LineUnavailable);
+        assert_eq!(refusal_reason(&retry(RetryReason::RateLimited)), Reason::LineUnavailable);
+        assert_eq!(refusal_reason(&retry(RetryReason::NoAccessToken)), Reason::LineTokenRefused);
+        assert_eq!(refusal_reason(&Outcome::Unauthorized { status: 403, message: String::new() }), Reason::LineTokenRefused);
+        assert_eq!(refusal_reason(&Outcome::Permanent { status: 400, message: String::new() }), Reason::LineRejected);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
 //! (HTTP client). `submit` is the other side: the `sendmail` and `send` commands that hand
 //! mail to the gateway. `config` loads and validates the one typed configuration; `check` is
-//! `check-config`; `credentials` and `notify` are the gateway's side of systemd; `main.rs` wires.
+//! `check-config`; `credentials` and `notify` are the gateway's side of systemd; `logging` and
+//! `metrics` own the log output and the Prometheus series (`http::monitor` serves them);
+//! `main.rs` wires.
 
 pub mod compose;
 pub mod envelope;
@@ -19,6 +21,8 @@ pub mod credentials;
 pub mod delivery;
 pub mod line;
 pub mod notify;
+pub mod logging;
+pub mod metrics;
 pub mod secret;
 pub mod smtp;
 pub mod spool;

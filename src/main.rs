@@ -16,6 +16,8 @@ use mail2line::spool::policy::RetryPolicy;
 use mail2line::spool::{Settings as SpoolSettings, Spool};
 use mail2line::delivery::{Gateway, Mode};
 use mail2line::followers::Registry;
+use mail2line::http::Monitor;
+use mail2line::metrics::Metrics;
 use mail2line::line::{Credentials, LineClient};
 use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
@@ -45,7 +47,6 @@ fn main() -> ExitCode {
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
-            init_logging();
             let purpose = if dry_run { Purpose::DryRun } else { Purpose::Serve };
             let cfg = match config::load_for_command(config.as_deref(), purpose).1 {
                 Ok(c) => c,
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(78); // EX_CONFIG
                 }
             };
+            mail2line::logging::init(&cfg.log);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
                 Err(e) => {
@@ -70,17 +72,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// `mail2line hash-password`: the password from stdin (not echoed on a terminal), its argon2id
@@ -125,6 +116,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     });
     let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
     let mut runner = None;
+    let metrics = Arc::new(Metrics::new());
     // The webhook replies through the same client; none in a dry run.
     let line = if dry_run {
         None
@@ -132,27 +124,30 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         let credentials = Credentials::from_config(&cfg.line)?;
         info!("LINE API at {} with {}", cfg.line.api_base_url, credentials.describe());
         let token_store = Some(cfg.storage.dir.join(mail2line::line::token::TOKEN_FILE));
-        Some(LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store)?)
+        Some(LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store)?.with_metrics(metrics.clone()))
     };
+    let mut spool = None;
     let mode = match line.clone() {
         None => Mode::DryRun,
         Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
-                let (spool, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?)
+                let (s, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?, metrics.clone())
                     .map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?;
                 info!("spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
                 runner = Some(r);
-                Mode::Spool(spool)
+                spool = Some(s.clone());
+                Mode::Spool(s)
             }
         },
     };
     let registry = Arc::new(
         Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?,
     );
-    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone())));
+    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let http = start_http(&cfg, registry.clone(), line, stop_rx.clone()).await?;
+    let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
+    let http = start_http(&cfg, registry.clone(), line, monitor, stop_rx.clone()).await?;
     let security = security(&cfg)?;
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
@@ -212,7 +207,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         notifier.stopping("shutting down: finishing SMTP sessions and pushes in flight", grace * 3 + Duration::from_secs(5));
         let _ = stop_tx.send(true);
     });
-    server::serve(listeners, rules, limits, security, gateway, stop_rx).await;
+    server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await;
     // The stop signal already reached the HTTP server; wait for its requests in progress.
     if tokio::time::timeout(grace, http).await.is_err() {
         info!("HTTP requests still running after {grace:?}; stopping anyway");
@@ -281,11 +276,13 @@ fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
         .collect()
 }
 
-/// Binds `[http] listen` and serves the webhook until `stop`; logs `HTTP listening on ADDR`.
+/// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
+/// `HTTP listening on ADDR`.
 async fn start_http(
     cfg: &Config,
     registry: Arc<Registry>,
     line: Option<LineClient>,
+    monitor: Arc<Monitor>,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let listener = TcpListener::bind(cfg.http.listen)
@@ -293,8 +290,8 @@ async fn start_http(
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
-    let app = mail2line::http::router(hook, &cfg.webhook.path);
-    info!("LINE webhook at POST {}", cfg.webhook.path);
+    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor);
+    info!("LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
     info!("HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
         if let Err(e) = mail2line::http::serve(listener, app, stop).await {

@@ -186,7 +186,7 @@ async fn line_errors_become_the_right_smtp_codes() {
     assert!(send("fine").unwrap().is_positive());
     line.assert_all_valid();
     let logs = gw.logs();
-    assert!(logs.contains("mail not delivered"), "{logs}");
+    assert!(logs.contains("mail rejected") && logs.contains("reason=line_rejected"), "{logs}");
     assert!(!logs.contains(TOKEN), "the token leaked into the logs");
 }
 

@@ -199,7 +199,7 @@ async fn a_401_renews_the_token_once_and_the_mail_is_delivered() {
     line.revoke_tokens();
     assert_eq!(mail(&gw, 2), 250);
     line.wait_for(5, Duration::from_secs(30)).await;
-    assert!(gw.wait_for_log("delivered to LINE", Duration::from_secs(10)));
+    assert!(gw.wait_for_log("mail delivered", Duration::from_secs(10)));
     let issued = line.issued_tokens();
     assert_eq!(issued.len(), 2, "exactly one renewal");
     let (t1, t2) = (issued[0].token.clone(), issued[1].token.clone());
@@ -245,7 +245,7 @@ async fn a_refused_token_request_is_explained_and_the_mail_retried() {
     assert_eq!(mail(&gw, 1), 250, "{}", gw.logs());
     // Kept and retried (after the gateway's short pause on token failures) until it goes out.
     line.wait_for(3, Duration::from_secs(60)).await;
-    assert!(gw.wait_for_log("delivered to LINE", Duration::from_secs(10)), "{}", gw.logs());
+    assert!(gw.wait_for_log("mail delivered", Duration::from_secs(10)), "{}", gw.logs());
     let logs = gw.logs();
     assert!(
         logs.contains("LINE did not issue a v2.1 channel access token (400 invalid_client: Invalid kid): check line.channel_id, line.kid"),

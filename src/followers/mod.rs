@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS webhook_events (
     id TEXT PRIMARY KEY,
     seen_at INTEGER NOT NULL
 );
+-- One row, rewritten by `Registry::probe` (`/readyz`).
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at INTEGER NOT NULL
+);
 ";
 
 /// A handle on the registry; calls are short, synchronous SQLite statements.
@@ -111,6 +116,13 @@ impl Registry {
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Registry { conn: Mutex::new(conn) })
+    }
+
+    /// Commits a one-row write: `Ok` means the registry (and so storage.dir) takes writes now.
+    pub fn probe(&self) -> Result<(), RegistryError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        self.conn().execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)", params![now])?;
+        Ok(())
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

@@ -1,32 +1,46 @@
-//! The gateway's HTTP side (`[http] listen`): today only the LINE webhook at `[webhook] path`.
+//! The gateway's HTTP side (`[http] listen`): the LINE webhook at `[webhook] path`, and
+//! `/metrics`, `/healthz` and `/readyz` for monitoring (`monitor`).
 //!
-//! Owns the router (routes and the 1 MiB body limit) and the server's life: it runs until the
-//! shutdown signal, then stops accepting and lets requests in progress finish (graceful).
+//! Owns the router (routes and the webhook's 1 MiB body limit) and the server's life: it runs
+//! until the shutdown signal, then stops accepting and lets requests in progress finish (graceful).
 
 pub mod events;
+pub mod monitor;
 pub mod signature;
 pub mod webhook;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use monitor::Monitor;
 pub use webhook::Webhook;
+
+/// Paths the monitoring endpoints take; `[webhook] path` may not be one of them.
+pub const MONITOR_PATHS: [&str; 3] = ["/metrics", "/healthz", "/readyz"];
 
 /// Largest webhook body accepted (413 beyond). LINE's bodies are a few KiB; this is headroom,
 /// not a promise.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The routes: `POST <path>` is the webhook; anything else is axum's 404/405.
-pub fn router(hook: Arc<Webhook>, path: &str) -> Router {
+/// The routes: `POST <path>` is the webhook, `GET` [`MONITOR_PATHS`] are monitoring; anything
+/// else is axum's 404/405. `path` must not be one of [`MONITOR_PATHS`] (the configuration
+/// refuses that).
+pub fn router(hook: Arc<Webhook>, path: &str, monitor: Arc<Monitor>) -> Router {
+    let monitoring = Router::new()
+        .route("/metrics", get(monitor::metrics))
+        .route("/healthz", get(monitor::healthz))
+        .route("/readyz", get(monitor::readyz))
+        .with_state(monitor);
     Router::new()
         .route(path, post(webhook::handle))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(hook)
+        .merge(monitoring)
 }
 
 /// Serves `app` on `listener` until `stop` turns true, then shuts down gracefully.

@@ -2,8 +2,13 @@
 //! (the webhook's welcome and address answers), and the quota check. Every request carries the
 //! bearer token the [`TokenSource`] hands out; a 401 to an issued (v2.1 or stateless) token gets
 //! one new token and one more try.
+//!
+//! The client also keeps what `/metrics` and `/readyz` report about LINE: every message request
+//! is counted by endpoint and status, and a refused token (401/403 after any renewal) is
+//! remembered until a request goes through again.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +16,7 @@ use serde::Serialize;
 
 use crate::compose::message::Message;
 use crate::compose::route::{Endpoint, Request};
+use crate::metrics::{Metrics, PushStatus};
 use crate::secret::Secret;
 
 use super::outcome::{classify, Outcome, RetryReason};
@@ -46,6 +52,9 @@ pub struct LineClient {
     http: reqwest::Client,
     base_url: String,
     tokens: Arc<TokenSource>,
+    metrics: Option<Arc<Metrics>>,
+    /// LINE refused the token on the last message request, or none could be issued.
+    token_trouble: Arc<AtomicBool>,
 }
 
 impl LineClient {
@@ -60,7 +69,42 @@ impl LineClient {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let base_url = base_url.trim_end_matches('/').to_owned();
         let tokens = Arc::new(TokenSource::new(credentials, http.clone(), &base_url, token_store));
-        Ok(LineClient { http, base_url, tokens })
+        Ok(LineClient { http, base_url, tokens, metrics: None, token_trouble: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Counts every message request in `metrics` (set before the client is cloned).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> LineClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// False once LINE refused the channel access token (or none could be issued), until a
+    /// request goes through again.
+    pub fn token_ok(&self) -> bool {
+        !self.token_trouble.load(Ordering::Relaxed)
+    }
+
+    /// For `/readyz`: whether requests can carry a token LINE accepts, as far as we know without
+    /// sending a message. A long-lived token counts as fine until LINE refuses it; an issued
+    /// (v2.1/stateless) one must be current or obtainable now, which may issue one, exactly as
+    /// the next mail would.
+    pub async fn token_ready(&self) -> Result<(), String> {
+        if !self.token_ok() {
+            return Err(format!(
+                "LINE refused the {} channel access token on the last request (or none could be issued); check the [line] token settings, then restart",
+                self.tokens.credentials().kind().name()
+            ));
+        }
+        if self.tokens.renewable() {
+            self.tokens.get().await.map_err(|e| format!("cannot get a channel access token: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn count(&self, api_path: &str, status: PushStatus) {
+        if let Some(m) = &self.metrics {
+            m.line_request(api_path, status);
+        }
     }
 
     /// Where this client's bearer tokens come from.
@@ -81,17 +125,33 @@ impl LineClient {
     pub async fn send_raw(&self, api_path: &str, body: String, retry_key: Option<&str>) -> Outcome {
         let token = match self.tokens.get().await {
             Ok(t) => t,
-            Err(e) => return e.outcome(),
+            Err(e) => {
+                self.count(api_path, PushStatus::NoToken);
+                self.token_trouble.store(true, Ordering::Relaxed);
+                return e.outcome();
+            }
         };
-        match self.post(api_path, body.clone(), retry_key, &token).await {
+        let outcome = match self.post(api_path, body.clone(), retry_key, &token).await {
             // The token expired early or was revoked: one new token, one more try. LINE refused
             // the request, so sending it again (same retry key) cannot duplicate it.
             Outcome::Unauthorized { status: 401, .. } if self.tokens.renewable() => match self.tokens.renew_after_401(&token).await {
                 Ok(fresh) => self.post(api_path, body, retry_key, &fresh).await,
-                Err(e) => e.outcome(),
+                Err(e) => {
+                    self.count(api_path, PushStatus::NoToken);
+                    e.outcome()
+                }
             },
             other => other,
+        };
+        match &outcome {
+            Outcome::Unauthorized { .. } | Outcome::Retry { reason: RetryReason::NoAccessToken, .. } => {
+                self.token_trouble.store(true, Ordering::Relaxed)
+            }
+            // LINE checks the token before anything else: any other answer means it took it.
+            Outcome::Delivered { .. } | Outcome::Permanent { .. } => self.token_trouble.store(false, Ordering::Relaxed),
+            Outcome::Retry { .. } => {}
         }
+        outcome
     }
 
     async fn post(&self, api_path: &str, body: String, retry_key: Option<&str>, token: &Secret) -> Outcome {
@@ -107,9 +167,13 @@ impl LineClient {
         }
         let response = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return transport_error(&e),
+            Err(e) => {
+                self.count(api_path, PushStatus::NetworkError);
+                return transport_error(&e);
+            }
         };
         let status = response.status().as_u16();
+        self.count(api_path, PushStatus::Http(status));
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let request_id = header("x-line-request-id");
         let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);

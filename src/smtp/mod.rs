@@ -1,11 +1,12 @@
 //! The SMTP front: a sans-IO session (`session`), address rules (`address`), who may connect and
 //! send (`access`), SMTP AUTH (`auth`), per-address limits (`peers`), TLS (`tls`), replies
-//! (`reply`) and the tokio listener that drives sessions over sockets (`server`).
+//! (`reply`), why a mail was refused (`rejection`) and the tokio listener that drives sessions over sockets (`server`).
 
 pub mod access;
 pub mod address;
 pub mod auth;
 pub mod peers;
+pub mod rejection;
 pub mod reply;
 pub mod server;
 pub mod session;

@@ -5,7 +5,9 @@
 //! only I/O: admission at connect, TLS handshakes (implicit, or after STARTTLS), reading with an
 //! idle timeout, writing replies (batched until the session needs input, which is what
 //! PIPELINING asks for), checking passwords off the async threads with the per-address delay
-//! after a failure, the session limits, and graceful shutdown.
+//! after a failure, the session limits, and graceful shutdown. It also logs and counts what the
+//! session decided: one "recipient rejected" or "mail rejected" line per refusal, with the
+//! client's address and the reason.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,10 +19,12 @@ use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
 use crate::delivery::Gateway;
+use crate::metrics::{Metrics, SessionRefusal};
 
 use super::access::{admit, Admission, AuthMode, ClientList};
 use super::auth::Users;
 use super::peers::Peers;
+use super::rejection::Rejection;
 use super::reply::Reply;
 use super::session::{Conn, Rules, Session, Step};
 use super::tls::Tls;
@@ -57,6 +61,7 @@ struct Shared {
     security: Security,
     gateway: Arc<Gateway>,
     slots: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
 }
 
 /// Accepts connections on every listener until `shutdown` turns true, then waits up to
@@ -68,10 +73,11 @@ pub async fn serve(
     limits: Limits,
     security: Security,
     gateway: Arc<Gateway>,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_sessions));
-    let shared = Arc::new(Shared { rules, limits, security, gateway, slots: slots.clone() });
+    let shared = Arc::new(Shared { rules, limits, security, gateway, slots: slots.clone(), metrics });
     let mut loops = Vec::new();
     for listener in listeners {
         loops.push(tokio::spawn(accept_loop(listener, shared.clone(), shutdown.clone())));
@@ -104,6 +110,8 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watc
         };
         let _ = stream.set_nodelay(true);
         let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
+            shared.metrics.session_refused(SessionRefusal::TooMany);
+            info!(%peer, "connection refused: smtp.max_sessions reached");
             tokio::spawn(refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")));
             continue;
         };
@@ -142,12 +150,14 @@ async fn connection(
     let sec = &shared.security;
     let admitted = match admit(&sec.clients, sec.auth, peer.ip()) {
         Admission::Refuse => {
+            shared.metrics.session_refused(SessionRefusal::NotAllowed);
             info!(%peer, "connection refused: not in smtp.allowed_clients");
             Err(Reply::new(554, "5.7.1", format!("{} is not allowed to use this gateway", peer.ip())))
         }
         Admission::Admit { must_auth } => match sec.peers.enter(peer.ip()) {
             Some(slot) => Ok((slot, must_auth)),
             None => {
+                shared.metrics.session_refused(SessionRefusal::TooManyFromAddress);
                 info!(%peer, "connection refused: smtp.max_sessions_per_ip reached");
                 Err(Reply::new(421, "4.7.0", "Too many connections from your address, try again later"))
             }
@@ -169,6 +179,7 @@ async fn connection(
         }
     };
     debug!(%peer, implicit_tls, "SMTP session opened");
+    let _active = shared.metrics.session_opened();
     let mut session = Session::new(shared.rules.clone(), Conn { ip: Some(peer.ip()), tls: implicit_tls, must_auth });
     if implicit_tls {
         let Some(mut tls) = handshake(stream, peer, shared).await else { return Ok(()) };
@@ -212,6 +223,18 @@ async fn handshake(
     }
 }
 
+/// The one log line and count for a refusal the session decided (refusals after DATA are logged
+/// by the delivery layer, which knows the mail id).
+fn note_rejection(shared: &Shared, peer: SocketAddr, r: Rejection, reply: &Reply) {
+    shared.metrics.mail_rejected(r.reason);
+    let reply = reply.to_string();
+    let (from, reason, reply) = (r.from.as_str(), r.reason, reply.as_str());
+    match &r.rcpt {
+        Some(rcpt) => info!(%peer, from, rcpt = rcpt.as_str(), %reason, reply, "recipient rejected"),
+        None => info!(%peer, from, %reason, reply, "mail rejected"),
+    }
+}
+
 /// Writes the replies batched in `out`, if any.
 async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std::io::Result<()> {
     if !out.is_empty() {
@@ -233,7 +256,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<Ended> {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        match session.step() {
+        let step = session.step();
+        if let (Some(rejection), Step::Reply(reply) | Step::Close(reply)) = (session.take_rejection(), &step) {
+            note_rejection(shared, peer, rejection, reply);
+        }
+        match step {
             Step::Reply(reply) => out.extend_from_slice(&reply.to_wire()),
             Step::Close(reply) => {
                 out.extend_from_slice(&reply.to_wire());
@@ -257,6 +284,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     peers.auth_succeeded(peer.ip());
                     info!(%peer, user, "AUTH succeeded");
                 } else {
+                    shared.metrics.auth_failed();
                     let delay = peers.auth_failed_at(peer.ip(), Instant::now());
                     warn!(%peer, user, "AUTH failed; answering 535 after {} ms", delay.as_millis());
                     tokio::time::sleep(delay).await;
@@ -273,7 +301,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Step::Deliver(mail) => {
                 // Replies already produced (e.g. 354) must not wait for LINE.
                 flush(stream, &mut out).await?;
-                let reply = shared.gateway.deliver(mail).await;
+                let reply = shared.gateway.deliver(mail, peer).await;
                 out.extend_from_slice(&session.data_done(reply).to_wire());
             }
             Step::NeedInput => {

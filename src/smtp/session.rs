@@ -23,9 +23,10 @@ use std::sync::Arc;
 use crate::envelope::Recipient;
 
 use super::access::{canonical, AuthMode, SenderList};
-use super::address::{parse_path_arg, resolve_local, Local};
+use super::address::{parse_path_arg, resolve_local, Local, RcptError};
 use super::auth::{decode_login_field, decode_plain, Credentials};
 use super::peers::MailGate;
+use super::rejection::{Reason, Rejection};
 use super::reply::Reply;
 
 /// Longest command line we read (RFC 5321 says 512; SMTPUTF8 addresses and parameters need
@@ -198,6 +199,8 @@ pub struct Session {
     discarding: bool,
     errors: u32,
     buf: Vec<u8>,
+    /// The refusal decided by the last step, until the driver takes it.
+    rejection: Option<Rejection>,
 }
 
 impl Session {
@@ -220,7 +223,27 @@ impl Session {
             discarding: false,
             errors: 0,
             buf: Vec::new(),
+            rejection: None,
         }
+    }
+
+    /// The mail or recipient the last [`Session::step`] refused, if it refused one (taken once).
+    /// Protocol errors (commands out of order, unknown commands) are not refusals.
+    pub fn take_rejection(&mut self) -> Option<Rejection> {
+        self.rejection.take()
+    }
+
+    /// Notes a refusal of `rcpt`, or of the whole mail, in the current transaction; the caller
+    /// still builds the reply.
+    fn refuse(&mut self, reason: Reason, rcpt: Option<&str>) -> &mut Self {
+        self.rejection = Some(Rejection { reason, from: self.from.clone(), rcpt: rcpt.map(str::to_owned) });
+        self
+    }
+
+    /// Notes a refused MAIL FROM (`from` as the client gave it).
+    fn refuse_sender(&mut self, reason: Reason, from: &str) -> &mut Self {
+        self.rejection = Some(Rejection { reason, from: from.to_owned(), rcpt: None });
+        self
     }
 
     /// The 220 banner sent when the connection opens.
@@ -534,7 +557,7 @@ impl Session {
             _ => {}
         }
         if self.rules.require_tls && !self.conn.tls {
-            return self.error(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
+            return self.refuse_sender(Reason::TlsRequired, "").error(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
         }
         if self.conn.must_auth && self.user.is_none() {
             let how = if self.auth_offered() {
@@ -544,19 +567,20 @@ impl Session {
             } else {
                 "this address may not send here"
             };
-            return self.error(Reply::new(530, "5.7.0", format!("Authentication required; {how}")));
+            return self.refuse_sender(Reason::AuthRequired, "").error(Reply::new(530, "5.7.0", format!("Authentication required; {how}")));
         }
         let Some(rest) = strip_prefix_ci(arg, "FROM:") else {
-            return self.error(Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
+            return self.refuse_sender(Reason::Syntax, "").error(Reply::new(501, "5.5.4", "Syntax: MAIL FROM:<address>"));
         };
         let path = match parse_path_arg(rest) {
             Ok(p) => p,
-            Err(reply) => return self.error(reply),
+            Err(reply) => return self.refuse_sender(Reason::Syntax, rest.trim()).error(reply),
         };
         for (key, value) in &path.params {
             match (key.as_str(), value.as_deref()) {
                 ("SIZE", Some(v)) => match v.parse::<u64>() {
                     Ok(n) if n > self.rules.max_message_bytes as u64 => {
+                        self.refuse_sender(Reason::Size, &path.path);
                         return Step::Reply(Reply::new(
                             552,
                             "5.3.4",
@@ -564,19 +588,23 @@ impl Session {
                         ))
                     }
                     Ok(_) => {}
-                    Err(_) => return self.error(Reply::new(501, "5.5.4", "Syntax: SIZE=<number of bytes>")),
+                    Err(_) => {
+                        return self.refuse_sender(Reason::Syntax, &path.path).error(Reply::new(501, "5.5.4", "Syntax: SIZE=<number of bytes>"))
+                    }
                 },
                 ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
                 ("SMTPUTF8", None) => {}
                 // AUTH=<> is sent by some MTAs even to servers that do not offer AUTH.
                 ("AUTH", Some(_)) => {}
                 _ => {
-                    return self.error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
+                    return self
+                        .refuse_sender(Reason::Syntax, &path.path)
+                        .error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
                 }
             }
         }
         if !self.rules.allowed_senders.allows(&path.path) {
-            return self.error(Reply::new(
+            return self.refuse_sender(Reason::SenderNotAllowed, &path.path).error(Reply::new(
                 550,
                 "5.7.1",
                 format!("Sender <{}> is not allowed to send through this gateway", path.path),
@@ -584,6 +612,7 @@ impl Session {
         }
         if let (Some(gate), Some(ip)) = (&self.rules.mail_gate, self.conn.ip) {
             if let Err(wait) = gate.try_mail(ip) {
+                self.refuse_sender(Reason::RateLimited, &path.path);
                 return Step::Reply(Reply::new(
                     450,
                     "4.7.1",
@@ -603,23 +632,28 @@ impl Session {
             return self.error(Reply::new(503, "5.5.1", "Send MAIL first"));
         }
         let Some(rest) = strip_prefix_ci(arg, "TO:") else {
-            return self.error(Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"));
+            return self.refuse(Reason::Syntax, Some(arg.trim())).error(Reply::new(501, "5.5.4", "Syntax: RCPT TO:<address>"));
         };
         let path = match parse_path_arg(rest) {
             Ok(p) => p,
-            Err(reply) => return self.error(reply),
+            Err(reply) => return self.refuse(Reason::Syntax, Some(rest.trim())).error(reply),
         };
         if let Some((key, _)) = path.params.first() {
-            return self.error(Reply::new(555, "5.5.4", format!("Parameter {key} not recognized")));
+            let reply = Reply::new(555, "5.5.4", format!("Parameter {key} not recognized"));
+            return self.refuse(Reason::Syntax, Some(&path.path)).error(reply);
         }
         let targets = match self.targets(&path.path) {
             Ok(t) => t,
             // A refused recipient is a failed command: a client guessing addresses or probing
             // for a relay is cut off like any other misbehaving client.
-            Err(reply) if reply.code >= 500 => return self.error(reply),
-            Err(reply) => return Step::Reply(reply),
+            Err((reason, reply)) if reply.code >= 500 => return self.refuse(reason, Some(&path.path)).error(reply),
+            Err((reason, reply)) => {
+                self.refuse(reason, Some(&path.path));
+                return Step::Reply(reply);
+            }
         };
         if self.rcpt_count >= self.rules.max_recipients {
+            self.refuse(Reason::TooManyRecipients, Some(&path.path));
             return Step::Reply(Reply::new(
                 452,
                 "4.5.3",
@@ -636,9 +670,18 @@ impl Session {
     }
 
     /// What a recipient address reaches: a LINE id, an alias's ids, or every follower.
-    fn targets(&self, addr: &str) -> Result<Vec<Recipient>, Reply> {
-        let unavailable = |_| Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later");
-        match resolve_local(addr, &self.rules.domain).map_err(|e| e.reply(addr))? {
+    fn targets(&self, addr: &str) -> Result<Vec<Recipient>, (Reason, Reply)> {
+        let unavailable =
+            |_| (Reason::FollowersUnavailable, Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"));
+        let local = resolve_local(addr, &self.rules.domain).map_err(|e| {
+            let reason = match e {
+                RcptError::NotOurDomain => Reason::RelayDenied,
+                RcptError::BadId => Reason::UnknownRecipient,
+                RcptError::Empty => Reason::Syntax,
+            };
+            (reason, e.reply(addr))
+        })?;
+        match local {
             Local::Id(r) => {
                 if self.rules.require_follower && matches!(r, Recipient::User(_)) {
                     let active = match &self.rules.directory {
@@ -646,10 +689,13 @@ impl Session {
                         None => false,
                     };
                     if !active {
-                        return Err(Reply::new(
-                            550,
-                            "5.1.1",
-                            format!("<{addr}>: not a follower of this LINE account; they must add the bot as a friend first"),
+                        return Err((
+                            Reason::NotFollower,
+                            Reply::new(
+                                550,
+                                "5.1.1",
+                                format!("<{addr}>: not a follower of this LINE account; they must add the bot as a friend first"),
+                            ),
                         ));
                     }
                 }
@@ -661,16 +707,22 @@ impl Session {
                     None => 0,
                 };
                 if count == 0 {
-                    return Err(Reply::new(550, "5.1.1", format!("<{addr}>: this LINE account has no active followers yet")));
+                    return Err((
+                        Reason::NoFollowers,
+                        Reply::new(550, "5.1.1", format!("<{addr}>: this LINE account has no active followers yet")),
+                    ));
                 }
                 Ok(vec![Recipient::Followers])
             }
             Local::Name(name) => match self.rules.aliases.get(&name) {
                 Some(ids) => Ok(ids.clone()),
-                None => Err(Reply::new(
-                    550,
-                    "5.1.1",
-                    format!("<{addr}>: no such alias; use a LINE id (U|C|R + 32 lowercase hex) or an alias from [aliases]"),
+                None => Err((
+                    Reason::UnknownRecipient,
+                    Reply::new(
+                        550,
+                        "5.1.1",
+                        format!("<{addr}>: no such alias; use a LINE id (U|C|R + 32 lowercase hex) or an alias from [aliases]"),
+                    ),
                 )),
             },
         }
@@ -685,6 +737,7 @@ impl Session {
         }
         if self.rcpts.is_empty() {
             // With PIPELINING the client sends DATA before seeing RCPT's refusals (RFC 2920).
+            self.refuse(Reason::NoRecipients, None);
             return Step::Reply(Reply::new(554, "5.5.1", "No valid recipients"));
         }
         self.phase = Phase::Data;
@@ -734,6 +787,7 @@ impl Session {
             return Step::NeedInput;
         }
         if self.oversize {
+            self.refuse(Reason::Size, None);
             self.reset_transaction();
             return Step::Reply(Reply::new(
                 552,
@@ -1245,5 +1299,96 @@ mod tests {
         let mut s = Session::new(Arc::new(r), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<a@gmail.com>\r\nRCPT TO:<b@gmail.com>\r\nRCPT TO:<c@gmail.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 550, 550, 421]);
+    }
+
+    /// Feeds one command line at a time; the refusal each one produced, if any.
+    fn refusals(s: &mut Session, lines: &[&str]) -> Vec<Option<(Reason, String, Option<String>)>> {
+        lines
+            .iter()
+            .map(|l| {
+                run(s, format!("{l}\r\n").as_bytes(), &mut ok);
+                s.take_rejection().map(|r| (r.reason, r.from, r.rcpt))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_refused_mail_and_recipient_has_a_reason() {
+        let r = Rules {
+            allowed_senders: SenderList::parse(&["@ok.example".to_owned()]).unwrap(),
+            max_recipients: 1,
+            ..base_rules()
+        };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let rcpt = |id: &str| format!("RCPT TO:<{id}@text.line.example.com>");
+        let got = refusals(
+            &mut s,
+            &[
+                "EHLO x",
+                "RCPT TO:<a@b>", // out of order: a protocol error, not a refusal
+                "MAIL FROM:<a@evil.example>",
+                "MAIL FROM:<a@ok.example> SIZE=5000",
+                "MAIL FROM:<a@ok.example> FOO=1",
+                "MAIL FROM:a@ok.example",
+                "RCPT TO:<x@gmail.com>",
+                "RCPT TO:<nobody@text.line.example.com>",
+                "RCPT TO:<>",
+                &rcpt(ID),
+                &rcpt("U1111111111111111111111111111111f"),
+                "NOOP",
+            ],
+        );
+        let from = || "a@ok.example".to_owned();
+        assert_eq!(
+            got,
+            vec![
+                None,
+                None,
+                Some((Reason::SenderNotAllowed, "a@evil.example".into(), None)),
+                Some((Reason::Size, from(), None)),
+                Some((Reason::Syntax, from(), None)),
+                None,
+                Some((Reason::RelayDenied, from(), Some("x@gmail.com".into()))),
+                Some((Reason::UnknownRecipient, from(), Some("nobody@text.line.example.com".into()))),
+                Some((Reason::Syntax, from(), Some("".into()))),
+                None,
+                Some((Reason::TooManyRecipients, from(), Some("U1111111111111111111111111111111f@text.line.example.com".into()))),
+                None,
+            ]
+        );
+        // The data phase: too big, and DATA after every recipient was refused.
+        run(&mut s, format!("DATA\r\n{}\r\n.\r\n", "x".repeat(2000)).as_bytes(), &mut ok);
+        assert_eq!(s.take_rejection().map(|r| (r.reason, r.from)), Some((Reason::Size, from())));
+        let got = refusals(&mut s, &["MAIL FROM:<b@ok.example>", "RCPT TO:<y@gmail.com>", "DATA"]);
+        assert_eq!(got[2], Some((Reason::NoRecipients, "b@ok.example".into(), None)));
+    }
+
+    #[test]
+    fn tls_auth_rate_and_follower_refusals_have_reasons() {
+        let tls = Rules { require_tls: true, ..base_rules() };
+        let mut s = Session::new(Arc::new(tls), Conn::default());
+        assert_eq!(refusals(&mut s, &["EHLO x", "MAIL FROM:<a@b>"])[1].as_ref().map(|r| r.0), Some(Reason::TlsRequired));
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Required)), Conn { tls: true, must_auth: true, ip: None });
+        assert_eq!(refusals(&mut s, &["EHLO x", "MAIL FROM:<a@b>"])[1].as_ref().map(|r| r.0), Some(Reason::AuthRequired));
+        let gate = Rules { mail_gate: Some(Arc::new(Budget(std::sync::Mutex::new(0)))), ..base_rules() };
+        let mut s = Session::new(Arc::new(gate), Conn { ip: Some("192.0.2.9".parse().unwrap()), ..Conn::default() });
+        assert_eq!(refusals(&mut s, &["EHLO x", "MAIL FROM:<a@b>"])[1], Some((Reason::RateLimited, "a@b".into(), None)));
+        let mut r = base_rules();
+        r.require_follower = true;
+        r.directory = Some(Arc::new(Table(vec![])));
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let got = refusals(&mut s, &["EHLO x", "MAIL FROM:<a@b>", &format!("RCPT TO:<{ID}@text.line.example.com>"), "RCPT TO:<followers@text.line.example.com>"]);
+        assert_eq!(got[2].as_ref().map(|r| r.0), Some(Reason::NotFollower));
+        assert_eq!(got[3].as_ref().map(|r| r.0), Some(Reason::NoFollowers));
+    }
+
+    #[test]
+    fn the_refusal_that_ends_the_session_is_still_reported() {
+        let r = Rules { max_errors: 1, ..base_rules() };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<a@gmail.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 421]);
+        assert_eq!(s.take_rejection().map(|r| r.reason), Some(Reason::RelayDenied));
+        assert_eq!(s.take_rejection(), None, "taken once");
     }
 }

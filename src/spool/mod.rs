@@ -16,12 +16,13 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch, Notify};
 use tracing::{debug, error, info, warn};
 
 use crate::line::{LineClient, Outcome};
+use crate::metrics::{Metrics, QueueCounts};
 
 use limiter::RateLimiter;
 use policy::{decide, RetryPolicy};
@@ -73,7 +74,13 @@ struct Inner {
     push_limit: RateLimiter,
     multicast_limit: RateLimiter,
     jitter_seed: AtomicU64,
+    metrics: Arc<Metrics>,
+    /// When and why the store last refused a mail; cleared by the next mail it stores.
+    store_failure: Mutex<Option<(Instant, String)>>,
 }
+
+/// How long a mail the store refused keeps `/readyz` failing (unless a mail is stored sooner).
+pub const STORE_FAILURE_MEMORY: Duration = Duration::from_secs(60);
 
 /// Running spool tasks; [`Runner::shutdown`] stops them.
 pub struct Runner {
@@ -83,7 +90,7 @@ pub struct Runner {
 
 impl Spool {
     /// Opens the store under `dir` and starts the scanner and `settings.workers` workers.
-    pub fn start(dir: &Path, client: LineClient, settings: Settings) -> Result<(Spool, Runner), StoreError> {
+    pub fn start(dir: &Path, client: LineClient, settings: Settings, metrics: Arc<Metrics>) -> Result<(Spool, Runner), StoreError> {
         let store = Store::open(dir)?;
         let (ready, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -99,6 +106,8 @@ impl Spool {
             multicast_limit: RateLimiter::new(settings.multicast_per_second),
             settings,
             jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
+            metrics,
+            store_failure: Mutex::new(None),
         });
         let spool = Spool { inner };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -114,9 +123,35 @@ impl Spool {
         self.inner.quota.is_paused()
     }
 
+    /// Pending and dead jobs, read from the store (for `/metrics`).
+    pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
+        let dir = self.inner.dir.clone();
+        let read = tokio::task::spawn_blocking(move || store::counts(&store::open_existing(&dir, false)?)).await;
+        match read {
+            Ok(Ok((pending, dead))) => Ok(QueueCounts { pending, dead }),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(StoreError(format!("spool count task failed: {e}"))),
+        }
+    }
+
+    /// Whether mail can be stored now (for `/readyz`). A one-row durable write proves the store
+    /// takes writes; but a nearly full disk still takes a tiny write and refuses a real mail, so
+    /// a mail the store refused keeps this failing for [`STORE_FAILURE_MEMORY`], or until a
+    /// mail is stored again.
+    pub async fn store_ready(&self) -> Result<(), String> {
+        let recent = self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some((at, e)) = recent.filter(|(at, _)| at.elapsed() < STORE_FAILURE_MEMORY) {
+            return Err(format!("a mail could not be stored {} s ago: {e}", at.elapsed().as_secs()));
+        }
+        self.inner.store.probe().await.map_err(|e| e.to_string())
+    }
+
     /// Stores a mail's jobs durably, then hands them to the workers.
     pub async fn accept(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
-        let ids = self.inner.store.insert(jobs.clone()).await?;
+        let stored = self.inner.store.insert(jobs.clone()).await;
+        *self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()) =
+            stored.as_ref().err().map(|e| (Instant::now(), e.to_string()));
+        let ids = stored?;
         let now = store::now_ms();
         let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
         for (id, j) in ids.iter().zip(jobs) {
@@ -254,15 +289,29 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     let started = store::now_ms();
     let outcome = inner.client.send_raw(&job.path, job.body.clone(), Some(&job.retry_key)).await;
     let update = decide(&job, &outcome, store::now_ms(), inner.jitter(), &inner.settings.retry);
+    // The line shapes are shared with `delivery.rs` ("mail accepted", "mail rejected") and
+    // documented in README's monitoring section; log shippers key on them.
     match (&outcome, &update) {
         (Outcome::Delivered { request_id, duplicate }, _) => {
-            info!(mail = %job.mail_id, job = job.id, endpoint = %job.path, line_request_id = request_id.as_deref().unwrap_or("-"), duplicate, attempts = job.attempts + 1, "delivered to LINE");
+            let latency_ms = (store::now_ms() - job.created_at).max(0);
+            inner.metrics.delivered(Duration::from_millis(latency_ms as u64));
+            info!(
+                mail = %job.mail_id,
+                job = job.id,
+                endpoint = %job.path,
+                line_request_id = request_id.as_deref().unwrap_or("-"),
+                duplicate,
+                attempts = job.attempts + 1,
+                latency_ms,
+                "mail delivered"
+            );
         }
         (_, Update::Retry { next_at, error, .. }) => {
-            warn!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, retry_in_ms = next_at - store::now_ms(), "delivery failed, will retry: {error}");
+            inner.metrics.delivery_retried();
+            warn!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, retry_in_ms = next_at - store::now_ms(), error = error.as_str(), "mail delivery failed, will retry");
         }
         (_, Update::Dead { error }) => {
-            error!(mail = %job.mail_id, job = job.id, attempts = job.attempts + 1, "delivery failed for good (dead letter): {error}");
+            error!(mail = %job.mail_id, job = job.id, from = job.sender.as_str(), to = job.target.as_str(), attempts = job.attempts + 1, error = error.as_str(), "mail dead: kept as a dead letter, see `mail2line queue list --dead`");
         }
         _ => {}
     }

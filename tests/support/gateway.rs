@@ -210,7 +210,9 @@ fn spawn(
                     [("smtp", "SMTP listening on "), ("http", "HTTP listening on "), ("smtps", "SMTP implicit TLS listening on ")]
                 {
                     if let Some(rest) = line.split(marker).nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                        // The address ends at a space (text logs) or at the closing quote of
+                        // the message (`[log] format = "json"`).
+                        let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("").to_owned();
                         let _ = tx.send((kind, addr));
                     }
                 }

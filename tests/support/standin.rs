@@ -135,6 +135,8 @@ pub struct Recorded {
     pub status: u16,
     /// True when the connection was closed instead of answering.
     pub dropped: bool,
+    /// The `x-line-request-id` header of the answer (every answer has one, as at LINE).
+    pub request_id: String,
 }
 
 impl Recorded {
@@ -655,6 +657,7 @@ async fn handle(
             notes,
             status,
             dropped,
+            request_id: request_id.clone(),
         });
         request_id
     };

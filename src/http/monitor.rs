@@ -1,0 +1,155 @@
+//! `GET /metrics`, `/healthz` and `/readyz` on the `[http]` listener.
+//!
+//! * `/healthz`: 200 `ok` while the process answers at all (a liveness probe: restart if not).
+//! * `/readyz`: 200 when the gateway can take mail and get it to LINE right now; otherwise 503
+//!   with one line per check saying what failed and what to do. The checks: the store takes a
+//!   durable write and has not refused a mail lately (the spool; the follower registry in direct
+//!   and dry-run modes), the LINE
+//!   token is usable (see [`LineClient::token_ready`]; always in a dry run), and deliveries are
+//!   not paused for the monthly quota.
+//! * `/metrics`: [`Metrics::render`] with the state read now (queue depth from the spool file).
+//!
+//! The verdict is a pure function of the check results ([`verdict`]), unit-tested here; the
+//! checks themselves run against the real store and client in `tests/metrics.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::warn;
+
+use crate::followers::Registry;
+use crate::line::LineClient;
+use crate::metrics::{Metrics, Snapshot, CONTENT_TYPE};
+use crate::spool::Spool;
+
+/// Longest a readiness check may take before it counts as failed: a probe that hangs must not
+/// hang the prober.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the monitoring endpoints look at.
+pub struct Monitor {
+    metrics: Arc<Metrics>,
+    spool: Option<Spool>,
+    registry: Arc<Registry>,
+    /// `None` in a dry run.
+    line: Option<LineClient>,
+}
+
+impl Monitor {
+    pub fn new(metrics: Arc<Metrics>, spool: Option<Spool>, registry: Arc<Registry>, line: Option<LineClient>) -> Monitor {
+        Monitor { metrics, spool, registry, line }
+    }
+
+    async fn store_check(&self) -> Option<String> {
+        let result = match &self.spool {
+            Some(spool) => spool.store_ready().await.map_err(|e| format!("the spool cannot store mail ({e})")),
+            None => {
+                let registry = self.registry.clone();
+                match tokio::task::spawn_blocking(move || registry.probe()).await {
+                    Ok(r) => r.map_err(|e| format!("the follower registry cannot be written ({e})")),
+                    Err(e) => Err(format!("the store check failed ({e})")),
+                }
+            }
+        };
+        result.err().map(|e| format!("{e}; free disk space on storage.dir or fix its permissions"))
+    }
+
+    async fn token_check(&self) -> Option<String> {
+        let line = self.line.as_ref()?;
+        line.token_ready().await.err()
+    }
+
+    fn quota_check(&self) -> Option<String> {
+        let paused = self.spool.as_ref().is_some_and(Spool::quota_paused);
+        paused.then(|| {
+            "LINE's monthly message quota is used up: deliveries are paused and new mail is answered 452 4.2.2 until LINE \
+             reports room again (checked every delivery.quota_probe_secs); raise the message limit in LINE Official \
+             Account Manager or wait for the next month"
+                .to_owned()
+        })
+    }
+}
+
+/// One readiness check's name and, when it failed, what to tell the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: &'static str,
+    pub problem: Option<String>,
+}
+
+/// The answer to `/readyz`: 200 when every check passed, else 503; the body lists every check.
+pub fn verdict(checks: &[Check]) -> (u16, String) {
+    let ready = checks.iter().all(|c| c.problem.is_none());
+    let mut body = String::from(if ready { "ready\n" } else { "not ready\n" });
+    for c in checks {
+        body.push_str(c.name);
+        body.push_str(": ");
+        body.push_str(c.problem.as_deref().unwrap_or("ok"));
+        body.push('\n');
+    }
+    (if ready { 200 } else { 503 }, body)
+}
+
+/// Runs `check`, turning a timeout into a failure.
+async fn bounded(check: impl std::future::Future<Output = Option<String>>) -> Option<String> {
+    tokio::time::timeout(CHECK_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Some(format!("no answer within {} s", CHECK_TIMEOUT.as_secs())))
+}
+
+pub async fn healthz() -> Response {
+    plain(StatusCode::OK, "ok\n".to_owned())
+}
+
+pub async fn readyz(State(m): State<Arc<Monitor>>) -> Response {
+    let checks = [
+        Check { name: "store", problem: bounded(m.store_check()).await },
+        Check { name: "token", problem: bounded(m.token_check()).await },
+        Check { name: "quota", problem: m.quota_check() },
+    ];
+    let (status, body) = verdict(&checks);
+    if status != 200 {
+        warn!("readyz: {}", body.trim_end().replace('\n', "; "));
+    }
+    plain(StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), body)
+}
+
+pub async fn metrics(State(m): State<Arc<Monitor>>) -> Response {
+    let queue = match &m.spool {
+        Some(spool) => match spool.counts().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                warn!("metrics: cannot count the spool's jobs: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    let now = Snapshot {
+        queue,
+        quota_paused: m.spool.as_ref().is_some_and(Spool::quota_paused),
+        token_valid: m.line.as_ref().is_none_or(LineClient::token_ok),
+    };
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.metrics.render(&now)).into_response()
+}
+
+fn plain(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_only_when_every_check_passed() {
+        let ok = |name| Check { name, problem: None };
+        assert_eq!(verdict(&[ok("store"), ok("token")]), (200, "ready\nstore: ok\ntoken: ok\n".to_owned()));
+        let (status, body) = verdict(&[ok("store"), Check { name: "quota", problem: Some("used up; wait".into()) }]);
+        assert_eq!(status, 503);
+        assert_eq!(body, "not ready\nstore: ok\nquota: used up; wait\n");
+    }
+}

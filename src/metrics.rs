@@ -1,0 +1,347 @@
+//! Every Prometheus series the gateway exports, in one registry this module owns.
+//!
+//! Counters and the latency histogram move where things happen (the SMTP driver, the delivery
+//! layer, the spool workers, the LINE client), through the methods here so label names and
+//! values stay in one place. State that lives elsewhere — queue depth and dead jobs in the
+//! spool's SQLite file, the quota pause, the token's health — is read when Prometheus scrapes
+//! ([`Metrics::render`] with a [`Snapshot`]) rather than mirrored in counters: `mail2line queue
+//! retry/drop` change the spool from another process, and a mirrored gauge would drift from
+//! what is on disk.
+//!
+//! Why the `prometheus` crate: it has a registry object (so this is an `Arc<Metrics>` passed to
+//! whoever counts, not a process-wide recorder as with `metrics` + exporter), typed counters,
+//! gauges and histograms with mandatory HELP text, and the text encoder; with default features
+//! off it pulls in no protobuf and no HTTP server of its own (axum serves `/metrics`).
+
+use std::time::Duration;
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+
+use crate::smtp::rejection::Reason;
+
+/// The `Content-Type` of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// Why a connection was turned away before the SMTP session started (the `reason` label of
+/// `mail2line_smtp_sessions_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// Not in `[smtp] allowed_clients` (554 5.7.1).
+    NotAllowed,
+    /// `[smtp] max_sessions_per_ip` reached (421 4.7.0).
+    TooManyFromAddress,
+    /// `[smtp] max_sessions` reached (421 4.3.2).
+    TooMany,
+}
+
+impl SessionRefusal {
+    pub const ALL: [SessionRefusal; 3] = [SessionRefusal::NotAllowed, SessionRefusal::TooManyFromAddress, SessionRefusal::TooMany];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionRefusal::NotAllowed => "not_allowed",
+            SessionRefusal::TooManyFromAddress => "too_many_per_ip",
+            SessionRefusal::TooMany => "too_many_sessions",
+        }
+    }
+}
+
+/// How a request to LINE ended, for the `status` label of `mail2line_line_pushes_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushStatus {
+    /// LINE answered with this HTTP status.
+    Http(u16),
+    /// No answer: connection refused, timeout, connection lost.
+    NetworkError,
+    /// Not sent: no channel access token could be had (v2.1/stateless issue failed).
+    NoToken,
+}
+
+impl PushStatus {
+    pub fn label(self) -> String {
+        match self {
+            PushStatus::Http(code) => code.to_string(),
+            PushStatus::NetworkError => "error".into(),
+            PushStatus::NoToken => "no_token".into(),
+        }
+    }
+}
+
+/// The `endpoint` label for an API path: its last segment (`/v2/bot/message/push` → `push`).
+pub fn endpoint_label(api_path: &str) -> &str {
+    api_path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("unknown")
+}
+
+/// Delivery latency buckets, in seconds: from a fast push (tens of ms) to a mail that waited out
+/// a LINE outage or a quota pause (hours to a day).
+const LATENCY_BUCKETS: [f64; 17] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0];
+
+/// State read at scrape time (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Pending and dead jobs in the spool; `None` without a spool (direct and dry-run modes)
+    /// or when the spool could not be read (the gauges keep their last value).
+    pub queue: Option<QueueCounts>,
+    pub quota_paused: bool,
+    pub token_valid: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    pub pending: i64,
+    pub dead: i64,
+}
+
+/// The registry and every series in it.
+pub struct Metrics {
+    registry: Registry,
+    smtp_sessions: IntCounter,
+    smtp_sessions_active: IntGauge,
+    smtp_sessions_refused: IntCounterVec,
+    smtp_auth_failures: IntCounter,
+    mails_accepted: IntCounter,
+    mails_rejected: IntCounterVec,
+    line_pushes: IntCounterVec,
+    delivery_retries: IntCounter,
+    delivery_latency: Histogram,
+    queue_depth: IntGauge,
+    dead_jobs: IntGauge,
+    quota_paused: IntGauge,
+    token_valid: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        // Names, help texts and label names below are fixed and distinct; registering them can
+        // only fail on a programming error, which the unit tests would show at once.
+        fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+            r.register(Box::new(c.clone())).expect("series names are fixed and distinct");
+            c
+        }
+        let counter = |name: &str, help: &str| reg(&registry, IntCounter::new(name, help).expect("valid series"));
+        let gauge = |name: &str, help: &str| reg(&registry, IntGauge::new(name, help).expect("valid series"));
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| reg(&registry, IntCounterVec::new(Opts::new(name, help), labels).expect("valid series"));
+        let m = Metrics {
+            smtp_sessions: counter("mail2line_smtp_sessions_total", "SMTP sessions started (connections admitted)."),
+            smtp_sessions_active: gauge("mail2line_smtp_sessions_active", "SMTP sessions open right now."),
+            smtp_sessions_refused: counter_vec(
+                "mail2line_smtp_sessions_refused_total",
+                "Connections turned away before the SMTP session, by reason (not_allowed, too_many_per_ip, too_many_sessions).",
+                &["reason"],
+            ),
+            smtp_auth_failures: counter("mail2line_smtp_auth_failures_total", "Failed SMTP AUTH attempts (wrong user or password)."),
+            mails_accepted: counter(
+                "mail2line_mails_accepted_total",
+                "Mails answered 250 after DATA (spool: stored on disk; direct: LINE accepted; dry run: logged).",
+            ),
+            mails_rejected: counter_vec(
+                "mail2line_mails_rejected_total",
+                "Mails or single recipients refused with a 4xx/5xx reply, by reason.",
+                &["reason"],
+            ),
+            line_pushes: counter_vec(
+                "mail2line_line_pushes_total",
+                "Message requests sent to LINE, by endpoint (push, multicast, reply) and status (HTTP status code; error = no answer; no_token = not sent for want of a token).",
+                &["endpoint", "status"],
+            ),
+            delivery_retries: counter(
+                "mail2line_delivery_retries_total",
+                "Spool deliveries that failed and were scheduled to be tried again.",
+            ),
+            delivery_latency: reg(
+                &registry,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "mail2line_delivery_latency_seconds",
+                        "Time from a mail's acceptance by SMTP to LINE's 2xx for each of its requests, retries included.",
+                    )
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                )
+                .expect("valid series"),
+            ),
+            queue_depth: gauge("mail2line_queue_depth", "Spool jobs waiting to be delivered (pending, including those waiting for a retry)."),
+            dead_jobs: gauge("mail2line_dead_jobs", "Spool jobs given up on (dead letters); see `mail2line queue list --dead`."),
+            quota_paused: gauge(
+                "mail2line_quota_paused",
+                "1 while deliveries are paused because LINE's monthly message quota is used up, else 0.",
+            ),
+            token_valid: gauge(
+                "mail2line_line_token_valid",
+                "0 when LINE refused the channel access token or none could be issued on the last try, else 1.",
+            ),
+            registry,
+        };
+        let info = IntGaugeVec::new(Opts::new("mail2line_build_info", "Always 1; the version label says which mail2line runs."), &["version"])
+            .expect("valid series");
+        info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        reg(&m.registry, info);
+        // Every reason is exported from the start (at 0), so `rate()` and alerts see the first
+        // refusal instead of a series appearing out of nowhere.
+        for r in Reason::ALL {
+            m.mails_rejected.with_label_values(&[r.as_str()]);
+        }
+        for r in SessionRefusal::ALL {
+            m.smtp_sessions_refused.with_label_values(&[r.as_str()]);
+        }
+        m.token_valid.set(1);
+        m
+    }
+
+    /// An admitted SMTP connection; the active gauge goes down when the guard is dropped.
+    pub fn session_opened(&self) -> SessionGuard {
+        self.smtp_sessions.inc();
+        self.smtp_sessions_active.inc();
+        SessionGuard(self.smtp_sessions_active.clone())
+    }
+
+    pub fn session_refused(&self, why: SessionRefusal) {
+        self.smtp_sessions_refused.with_label_values(&[why.as_str()]).inc();
+    }
+
+    pub fn auth_failed(&self) {
+        self.smtp_auth_failures.inc();
+    }
+
+    pub fn mail_accepted(&self) {
+        self.mails_accepted.inc();
+    }
+
+    pub fn mail_rejected(&self, reason: Reason) {
+        self.mails_rejected.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// One request to LINE at `api_path`, and how it ended.
+    pub fn line_request(&self, api_path: &str, status: PushStatus) {
+        self.line_pushes.with_label_values(&[endpoint_label(api_path), &status.label()]).inc();
+    }
+
+    pub fn delivery_retried(&self) {
+        self.delivery_retries.inc();
+    }
+
+    /// A request of a mail reached LINE `latency` after the mail was accepted.
+    pub fn delivered(&self, latency: Duration) {
+        self.delivery_latency.observe(latency.as_secs_f64());
+    }
+
+    /// The registry in Prometheus' text format, with the scrape-time state of `now`.
+    pub fn render(&self, now: &Snapshot) -> String {
+        if let Some(q) = now.queue {
+            self.queue_depth.set(q.pending);
+            self.dead_jobs.set(q.dead);
+        }
+        self.quota_paused.set(now.quota_paused as i64);
+        self.token_valid.set(now.token_valid as i64);
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on an I/O error of the Vec, which cannot happen.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            return format!("# cannot encode the metrics: {e}\n");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// Keeps `mail2line_smtp_sessions_active` up while a session runs.
+pub struct SessionGuard(IntGauge);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line `name{labels} value` in `text`.
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn every_series_has_help_and_starts_at_zero() {
+        let m = Metrics::new();
+        let text = m.render(&Snapshot { token_valid: true, ..Snapshot::default() });
+        for name in [
+            "mail2line_smtp_sessions_total",
+            "mail2line_smtp_sessions_active",
+            "mail2line_smtp_sessions_refused_total",
+            "mail2line_smtp_auth_failures_total",
+            "mail2line_mails_accepted_total",
+            "mail2line_mails_rejected_total",
+            "mail2line_delivery_retries_total",
+            "mail2line_delivery_latency_seconds",
+            "mail2line_queue_depth",
+            "mail2line_dead_jobs",
+            "mail2line_quota_paused",
+            "mail2line_line_token_valid",
+            "mail2line_build_info",
+        ] {
+            assert!(text.contains(&format!("# HELP {name} ")), "{name} has no HELP:\n{text}");
+        }
+        assert_eq!(sample(&text, "mail2line_mails_rejected_total{reason=\"relay_denied\"}"), Some(0.0));
+        assert_eq!(sample(&text, "mail2line_smtp_sessions_refused_total{reason=\"too_many_per_ip\"}"), Some(0.0));
+        assert_eq!(sample(&text, "mail2line_delivery_latency_seconds_count"), Some(0.0));
+        assert_eq!(sample(&text, "mail2line_line_token_valid"), Some(1.0));
+    }
+
+    #[test]
+    fn counters_gauges_and_the_histogram_move() {
+        let m = Metrics::new();
+        {
+            let _a = m.session_opened();
+            let _b = m.session_opened();
+            let text = m.render(&Snapshot::default());
+            assert_eq!(sample(&text, "mail2line_smtp_sessions_active"), Some(2.0));
+        }
+        m.mail_accepted();
+        m.mail_rejected(Reason::Quota);
+        m.mail_rejected(Reason::Quota);
+        m.line_request("/v2/bot/message/push", PushStatus::Http(200));
+        m.line_request("/v2/bot/message/multicast", PushStatus::NetworkError);
+        m.line_request("/v2/bot/message/push", PushStatus::NoToken);
+        m.delivered(Duration::from_millis(30));
+        m.delivered(Duration::from_secs(7200));
+        m.delivery_retried();
+        let text = m.render(&Snapshot { queue: Some(QueueCounts { pending: 5, dead: 2 }), quota_paused: true, token_valid: false });
+        assert_eq!(sample(&text, "mail2line_smtp_sessions_total"), Some(2.0));
+        assert_eq!(sample(&text, "mail2line_smtp_sessions_active"), Some(0.0));
+        assert_eq!(sample(&text, "mail2line_mails_accepted_total"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_mails_rejected_total{reason=\"quota\"}"), Some(2.0));
+        assert_eq!(sample(&text, "mail2line_line_pushes_total{endpoint=\"push\",status=\"200\"}"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_line_pushes_total{endpoint=\"multicast\",status=\"error\"}"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_line_pushes_total{endpoint=\"push\",status=\"no_token\"}"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_delivery_latency_seconds_count"), Some(2.0));
+        assert_eq!(sample(&text, "mail2line_delivery_latency_seconds_bucket{le=\"0.05\"}"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_delivery_latency_seconds_bucket{le=\"3600\"}"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_delivery_latency_seconds_bucket{le=\"21600\"}"), Some(2.0));
+        assert_eq!(sample(&text, "mail2line_delivery_retries_total"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_queue_depth"), Some(5.0));
+        assert_eq!(sample(&text, "mail2line_dead_jobs"), Some(2.0));
+        assert_eq!(sample(&text, "mail2line_quota_paused"), Some(1.0));
+        assert_eq!(sample(&text, "mail2line_line_token_valid"), Some(0.0));
+        // Without a spool reading the queue gauges keep their last value.
+        let text = m.render(&Snapshot::default());
+        assert_eq!(sample(&text, "mail2line_queue_depth"), Some(5.0));
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(endpoint_label("/v2/bot/message/push"), "push");
+        assert_eq!(endpoint_label("/v2/bot/message/reply/"), "reply");
+        assert_eq!(endpoint_label(""), "unknown");
+        assert_eq!(PushStatus::Http(429).label(), "429");
+        let names: std::collections::HashSet<_> = SessionRefusal::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names.len(), SessionRefusal::ALL.len());
+    }
+}
