@@ -1,13 +1,21 @@
-//! Notice → LINE messages: template, `[emoji:…]` tokens, splitting within LINE's limits, and
-//! the requests that carry them to each recipient. Pure functions, no I/O.
+//! Notice → LINE messages: template, `[emoji:…]` and `[sticker:…]` tokens, splitting within
+//! LINE's limits, the attachment list, the request batches of one mail and the requests
+//! that carry them to each recipient. Pure functions, no I/O.
 
+pub mod attachments;
+pub mod batch;
+pub mod body;
 mod emoji;
 pub mod message;
 pub mod route;
 mod split;
+mod sticker;
 pub mod template;
 pub mod text;
 
-pub use message::{Emoji, Message, TextMessage};
+pub use attachments::{attachment_list, human_size, line_image, with_attachment_list, LineImage};
+pub use batch::batches;
+pub use body::body_messages;
+pub use message::{Emoji, ImageMessage, Message, StickerMessage, TextMessage};
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};

@@ -33,6 +33,18 @@ pub struct TextMessages {
 /// Every message has 1..=5,000 UTF-16 units of text that is not whitespace-only and at most
 /// 20 emoji whose indexes point at `$`s of that message's own text. Never panics.
 pub fn to_messages(text: &str, max_messages: usize) -> TextMessages {
+    to_messages_before_more(text, max_messages, false)
+}
+
+/// [`to_messages`] for a text that more messages follow (a sticker, more text). With
+/// `more_follows`, running into the last allowed message counts as not fitting even when
+/// this text alone would fit: the last message then ends in the truncation marker, so the
+/// reader sees that what came after was cut.
+pub(super) fn to_messages_before_more(
+    text: &str,
+    max_messages: usize,
+    more_follows: bool,
+) -> TextMessages {
     let max_messages = max_messages.clamp(1, MAX_MESSAGES_PER_REQUEST);
     let all = tokenize(text);
     // Trailing whitespace carries nothing, and dropping it up front means "does the rest
@@ -63,7 +75,7 @@ pub fn to_messages(text: &str, max_messages: usize) -> TextMessages {
             }
         }
         let w = window_end(units, start, MAX_TEXT_UTF16, MAX_EMOJI_PER_TEXT);
-        if messages.len() + 1 == max_messages && w < units.len() {
+        if messages.len() + 1 == max_messages && (w < units.len() || more_follows) {
             // Last slot and the rest does not fit: keep what fits beside the marker.
             let w = window_end(
                 units,
@@ -155,16 +167,19 @@ mod tests {
         }
     }
 
-    fn text_of(m: &Message) -> &str {
+    fn text_msg(m: &Message) -> &TextMessage {
         match m {
-            Message::Text(t) => &t.text,
+            Message::Text(t) => t,
+            other => panic!("not a text message: {other:?}"),
         }
     }
 
+    fn text_of(m: &Message) -> &str {
+        &text_msg(m).text
+    }
+
     fn emojis_of(m: &Message) -> &[Emoji] {
-        match m {
-            Message::Text(t) => &t.emojis,
-        }
+        &text_msg(m).emojis
     }
 
     fn texts(r: &TextMessages) -> Vec<&str> {
@@ -180,8 +195,7 @@ mod tests {
         let r = to_messages(input, 5);
         assert!(!r.truncated);
         assert_eq!(r.messages.len(), 1, "{:?}", texts(&r));
-        let Message::Text(t) = r.messages.into_iter().next().unwrap();
-        t
+        text_msg(&r.messages[0]).clone()
     }
 
     #[test]
@@ -551,7 +565,7 @@ mod tests {
                 "case {case}"
             );
             for m in &r.messages {
-                let Message::Text(t) = m;
+                let t = text_msg(m);
                 let units: Vec<u16> = t.text.encode_utf16().collect();
                 assert!(
                     (1..=5000).contains(&units.len()),

@@ -4,7 +4,8 @@
 //! transfer encodings and charsets, and the choice of body parts. This module owns what
 //! the gateway adds on top: display forms of subject and addresses, the body text as LINE
 //! should show it (flowed text joined by [`flowed`], HTML made readable by [`html`], line
-//! ends and control characters cleaned), and the list of attachments.
+//! ends and control characters cleaned), and the attachments with their decoded bytes, so
+//! later steps can host images and files without parsing the mail again.
 
 mod flowed;
 mod html;
@@ -32,11 +33,40 @@ pub struct Notice {
 }
 
 /// An attachment or inline part that is not the body text.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attachment {
+    /// File name for display (RFC 2231/2047 decoded), `attachment` when the part has none.
     pub name: String,
+    /// `type/subtype` in lower case, parameters dropped.
     pub content_type: String,
-    pub size: usize,
+    /// Shown in the body rather than offered as a file: `Content-Disposition: inline`, or no
+    /// disposition but a Content-ID (what HTML mail uses for `<img src="cid:...">`).
+    pub inline: bool,
+    /// The Content-ID without its angle brackets, as `cid:` URLs name it (RFC 2392).
+    pub content_id: Option<String>,
+    /// The content after transfer decoding. Text parts are held in UTF-8, the form
+    /// mail-parser converts them to, whatever charset the part declared.
+    pub data: Vec<u8>,
+}
+
+impl Attachment {
+    /// Size in bytes after transfer decoding.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+}
+
+/// The bytes are left out: a failing test or a debug log line should not dump an image.
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attachment")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("inline", &self.inline)
+            .field("content_id", &self.content_id)
+            .field("size", &self.data.len())
+            .finish()
+    }
 }
 
 /// Parses raw RFC 5322 bytes into a [`Notice`]. Never fails, never panics.
@@ -92,7 +122,10 @@ fn notice_from(message: &Message<'_>) -> Notice {
         from: message.from().map(display_addresses).unwrap_or_default(),
         to: message.to().map(display_addresses).unwrap_or_default(),
         text: body_text(message),
-        attachments: message.attachments().map(attachment).collect(),
+        attachments: message
+            .attachments()
+            .map(|part| attachment(part, message.raw_message()))
+            .collect(),
     }
 }
 
@@ -202,9 +235,16 @@ fn finish_text(text: &str) -> String {
 // ---------------------------------------------------------------- attachments
 
 /// mail-parser lists as attachments exactly the parts that are not body text: attached
-/// files, inline images, non-body text parts and attached messages.
-fn attachment(part: &MessagePart<'_>) -> Attachment {
+/// files, inline images, non-body text parts and attached messages. `raw` is the whole mail
+/// the part's offsets point into.
+fn attachment(part: &MessagePart<'_>, raw: &[u8]) -> Attachment {
     let name = part.attachment_name().map(clean_line).unwrap_or_default();
+    let content_id = part.content_id().and_then(clean_content_id);
+    let inline = match part.content_disposition() {
+        Some(disposition) => disposition.is_inline(),
+        // Apple Mail and others leave the disposition out of multipart/related images.
+        None => content_id.is_some(),
+    };
     Attachment {
         name: if name.is_empty() {
             "attachment".to_string()
@@ -212,8 +252,19 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
             name
         },
         content_type: content_type(part),
-        size: decoded_size(part),
+        inline,
+        content_id,
+        data: decoded_bytes(part, raw).to_vec(),
     }
+}
+
+/// A Content-ID as `cid:` URLs write it: no angle brackets (RFC 2392 §2), no spaces.
+fn clean_content_id(id: &str) -> Option<String> {
+    let id = id.trim();
+    let id = id.strip_prefix('<').unwrap_or(id);
+    let id = id.strip_suffix('>').unwrap_or(id).trim();
+    (!id.is_empty() && !id.chars().any(|c| c.is_whitespace() || c.is_control()))
+        .then(|| id.to_string())
 }
 
 /// `type/subtype` in lower case; an absent Content-Type means text/plain (RFC 2045 §5.2).
@@ -231,15 +282,16 @@ fn content_type(part: &MessagePart<'_>) -> String {
     full.to_ascii_lowercase()
 }
 
-/// Size after transfer decoding. Text parts are counted in UTF-8, the form mail-parser
-/// keeps them in. An attached message that was not transfer-encoded is parsed in place
-/// and its `raw_message` is the whole outer mail, so its size comes from its offsets.
-fn decoded_size(part: &MessagePart<'_>) -> usize {
+/// The content after transfer decoding. Text parts are in UTF-8, the form mail-parser keeps
+/// them in. An attached message that was not transfer-encoded is parsed in place and its
+/// `raw_message` is the whole outer mail, so its bytes are cut out by its offsets (checked:
+/// an offset past the end gives no bytes rather than a panic).
+fn decoded_bytes<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> &'a [u8] {
     match (&part.body, part.encoding) {
-        (PartType::Message(_), Encoding::None) => {
-            part.offset_end.saturating_sub(part.offset_body) as usize
-        }
-        _ => part.len(),
+        (PartType::Message(_), Encoding::None) => raw
+            .get(part.offset_body as usize..part.offset_end as usize)
+            .unwrap_or_default(),
+        _ => part.contents(),
     }
 }
 
@@ -259,12 +311,13 @@ mod tests {
         out
     }
 
-    fn attachment(name: &str, content_type: &str, size: usize) -> Attachment {
-        Attachment {
-            name: name.to_string(),
-            content_type: content_type.to_string(),
-            size,
-        }
+    /// Name, content type and size of each attachment, for tests about the listing.
+    fn listed(notice: &Notice) -> Vec<(&str, &str, usize)> {
+        notice
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.content_type.as_str(), a.size()))
+            .collect()
     }
 
     #[test]
@@ -486,10 +539,10 @@ mod tests {
         assert_eq!(notice.from, "Shop <shop@example.com>");
         assert_eq!(notice.text, "Your invoice is attached. Thank you.");
         assert_eq!(
-            notice.attachments,
+            listed(&notice),
             vec![
-                attachment("画像.png", "image/png", 8),
-                attachment("請求書.pdf", "application/pdf", 9),
+                ("画像.png", "image/png", 8),
+                ("請求書.pdf", "application/pdf", 9)
             ]
         );
     }
@@ -520,10 +573,10 @@ mod tests {
         assert_eq!(notice.text, "see attached");
         // The inner message is "Subject: inner\r\n\r\nhello": 16 + 2 + 5 bytes.
         assert_eq!(
-            notice.attachments,
+            listed(&notice),
             vec![
-                attachment("attachment", "application/octet-stream", 4),
-                attachment("attachment", "message/rfc822", 23),
+                ("attachment", "application/octet-stream", 4),
+                ("attachment", "message/rfc822", 23)
             ]
         );
     }
@@ -546,10 +599,7 @@ mod tests {
         );
         let notice = parse(&raw);
         assert_eq!(notice.text, "body");
-        assert_eq!(
-            notice.attachments,
-            vec![attachment("data.csv", "text/csv", 3)]
-        );
+        assert_eq!(listed(&notice), vec![("data.csv", "text/csv", 3)]);
     }
 
     #[test]
@@ -575,9 +625,123 @@ mod tests {
         );
         let notice = parse(&raw);
         assert_eq!(notice.text, "before\n\nafter");
+        assert_eq!(listed(&notice), vec![("photo.jpg", "image/jpeg", 3)]);
+    }
+
+    /// A mail built by Python's `email` package the way desktop clients build one (see
+    /// testdata/make_rich_mail.py), and the files that went into it.
+    const RICH: &[u8] = include_bytes!("testdata/rich.eml");
+    const LOGO_PNG: &[u8] = include_bytes!("testdata/logo.png");
+    const CHART_PNG: &[u8] = include_bytes!("testdata/chart.png");
+    const SNAPSHOT_JPG: &[u8] = include_bytes!("testdata/snapshot.jpg");
+    const SCAN_PDF: &[u8] = include_bytes!("testdata/scan.pdf");
+
+    #[test]
+    fn rich_mail_keeps_each_attachment_bytes_and_kind() {
+        let notice = parse(RICH);
+        assert_eq!(notice.subject, "Disk usage report");
         assert_eq!(
-            notice.attachments,
-            vec![attachment("photo.jpg", "image/jpeg", 3)]
+            notice.text,
+            "Disk usage is at 91%.\nSee the attached chart."
+        );
+        let got: Vec<(&str, &str, bool, Option<&str>, &[u8])> = notice
+            .attachments
+            .iter()
+            .map(|a| {
+                let cid = a.content_id.as_deref();
+                (
+                    a.name.as_str(),
+                    a.content_type.as_str(),
+                    a.inline,
+                    cid,
+                    a.data.as_slice(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "logo.png",
+                    "image/png",
+                    true,
+                    Some("logo@example.com"),
+                    LOGO_PNG
+                ),
+                ("chart.png", "image/png", false, None, CHART_PNG),
+                ("snapshot.jpg", "image/jpeg", false, None, SNAPSHOT_JPG),
+                ("scan.pdf", "application/pdf", false, None, SCAN_PDF),
+            ]
+        );
+        assert_eq!(notice.attachments[2].size(), SNAPSHOT_JPG.len());
+    }
+
+    #[test]
+    fn rich_mail_with_lf_line_ends_gives_the_same_bytes() {
+        // Mail handed to the gateway by a local program often has bare LF line ends.
+        let lf: Vec<u8> = String::from_utf8_lossy(RICH)
+            .replace("\r\n", "\n")
+            .into_bytes();
+        let notice = parse(&lf);
+        let data: Vec<&[u8]> = notice
+            .attachments
+            .iter()
+            .map(|a| a.data.as_slice())
+            .collect();
+        assert_eq!(data, vec![LOGO_PNG, CHART_PNG, SNAPSHOT_JPG, SCAN_PDF]);
+    }
+
+    #[test]
+    fn related_image_without_disposition_is_inline_by_its_content_id() {
+        let raw = crlf(
+            b"Content-Type: multipart/related; boundary=r; type=\"text/html\"\n\
+              \n\
+              --r\n\
+              Content-Type: text/html; charset=utf-8\n\
+              \n\
+              <p>chart</p><img src=\"cid:part1.06090408.01060107@example.jp\">\n\
+              --r\n\
+              Content-Type: image/png; name=\"chart.png\"\n\
+              Content-Transfer-Encoding: base64\n\
+              Content-ID: < part1.06090408.01060107@example.jp >\n\
+              \n\
+              iVBORw0KGgo=\n\
+              --r\n\
+              Content-Type: image/png; name=\"other.png\"\n\
+              Content-Transfer-Encoding: base64\n\
+              Content-ID: <bad id>\n\
+              Content-Disposition: attachment\n\
+              \n\
+              iVBORw0KGgo=\n\
+              --r--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "chart");
+        let a = &notice.attachments[0];
+        assert_eq!(a.name, "chart.png");
+        assert!(a.inline);
+        assert_eq!(
+            a.content_id.as_deref(),
+            Some("part1.06090408.01060107@example.jp")
+        );
+        assert_eq!(a.data, b"\x89PNG\r\n\x1a\n");
+        // An explicit attachment disposition wins; an id with a space cannot be a cid: URL.
+        let b = &notice.attachments[1];
+        assert!(!b.inline);
+        assert_eq!(b.content_id, None);
+    }
+
+    #[test]
+    fn attachment_debug_leaves_the_bytes_out() {
+        let notice = parse(RICH);
+        let debug = format!("{:?}", notice.attachments[1]);
+        assert_eq!(
+            debug,
+            format!(
+                "Attachment {{ name: \"chart.png\", content_type: \"image/png\", inline: false, \
+                 content_id: None, size: {} }}",
+                CHART_PNG.len()
+            )
         );
     }
 
@@ -680,6 +844,9 @@ mod tests {
         let nested = crlf(NESTED);
         for end in 0..nested.len() {
             let _ = parse_message(&nested[..end]);
+        }
+        for end in (0..RICH.len()).step_by(7) {
+            let _ = parse_message(&RICH[..end]);
         }
         // Bytes that mean something to a MIME parser, so the noise reaches deep code paths.
         const ALPHABET: &[u8] = b"\r\n:=?-<>\"; abBQ\x1b\xff";
