@@ -20,7 +20,8 @@ use tracing::{info, warn};
 
 use crate::compose::route::{plan, Request};
 use crate::compose::template::Template;
-use crate::compose::text::{to_messages, MAX_MESSAGES_PER_REQUEST};
+use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
+use crate::compose::{attachment_list, body_messages, with_attachment_list};
 use crate::line::client::{path, Body};
 use crate::line::outcome::RetryReason;
 use crate::envelope::Recipient;
@@ -117,7 +118,11 @@ impl Gateway {
     pub fn compose(&self, mail: &Mail) -> Composed {
         let notice = mail::parse(&mail.data);
         let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let messages = to_messages(&text, MAX_MESSAGES_PER_REQUEST);
+        // Without a media host (issue 8's next step) every attachment, images included, is
+        // listed by name and size so the reader knows the mail carried it.
+        let list = attachment_list(&notice.attachments, |_, _| None);
+        let text = with_attachment_list(&text, &list);
+        let messages = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
         Composed {
             requests: plan(&mail.rcpts, &messages.messages),
             message_id: message_id(&mail.data),

@@ -258,3 +258,33 @@ async fn sigterm_lets_a_mail_in_progress_finish() {
 fn gw_pid(gw: &GatewayProcess) -> String {
     gw.pid().to_string()
 }
+
+/// Issue 8's first slice: a `[sticker:…]` line becomes a sticker message in its place, and an
+/// attachment is listed by name and size at the end of the text (no media host configured).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticker_line_and_attachment_list() {
+    let (line, gw) = setup().await;
+    let id = user(9);
+    let pdf = "JVBERi0xLjQK".repeat(250); // base64 of "%PDF-1.4\n", 2,250 bytes decoded
+    let mail = format!(
+        "From: nas@example.com\r\nTo: {}\r\nSubject: Scan done\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         Your scan is ready.\r\n[sticker:446:1988]\r\nBye.\r\n--b\r\nContent-Type: application/pdf\r\n\
+         Content-Disposition: attachment; filename=\"scan.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n",
+        addr(&id)
+    );
+    let resp = block_in_place(|| gw.send_raw("nas@example.com", &[&addr(&id)], mail.as_bytes())).unwrap();
+    assert!(resp.is_positive(), "{resp:?}");
+    let reqs = line.requests_to("/v2/bot/message/push");
+    assert_eq!(reqs.len(), 1);
+    let msgs = reqs[0].body["messages"].as_array().unwrap();
+    let kinds: Vec<&str> = msgs.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["text", "sticker", "text"], "{msgs:?}");
+    assert_eq!(msgs[0]["text"], "Scan done\n\nYour scan is ready.");
+    assert_eq!(msgs[1]["packageId"], "446");
+    assert_eq!(msgs[1]["stickerId"], "1988");
+    let last = msgs[2]["text"].as_str().unwrap();
+    assert!(last.starts_with("Bye.\n\n📎 scan.pdf ("), "{last:?}");
+    assert!(last.ends_with(" KB)"), "{last:?}");
+    line.assert_all_valid();
+}

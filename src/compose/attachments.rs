@@ -84,7 +84,10 @@ pub fn attachment_list(
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&format!("📎 {} ({})", a.name, human_size(a.size())));
+        // A name is the sender's text: a line break in it would start a line of its own (a
+        // `[sticker:…]` line, say), so control characters become spaces.
+        let name: String = a.name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        out.push_str(&format!("📎 {} ({})", name, human_size(a.size())));
         if let Some(url) = url_of(i, a) {
             out.push('\n');
             out.push_str(&url);
@@ -155,6 +158,13 @@ mod tests {
             list,
             "📎 請求書.pdf (12 KB)\n📎 data.csv (300 B)\n📎 video.mp4 (1.4 MB)"
         );
+    }
+
+    #[test]
+    fn a_line_break_in_a_name_cannot_start_a_line_of_its_own() {
+        let list = attachment_list(&[file("a\n[sticker:1:2]\r\n.pdf", "application/pdf", vec![0; 10])], |_, _| None);
+        assert_eq!(list.lines().count(), 1, "{list:?}");
+        assert!(list.starts_with("📎 a [sticker:1:2]"), "{list:?}");
     }
 
     #[test]
