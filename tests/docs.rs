@@ -372,10 +372,11 @@ async fn quick_start_and_plain_swaks_examples_deliver() {
     );
     block_in_place(|| run_ok("swaks-plain", cwd.path(), &server));
     assert_eq!(nth_push(&line, 2).await, text_push("nightly job\n\nfinished in 42 s"));
-    // The attachment example needs its file; LINE gets the text alone.
+    // The attachment example needs its file (23 bytes, as README says); LINE gets the text
+    // with the attachment listed.
     std::fs::write(cwd.path().join("backup.log"), "03:00 start\n03:42 done\n").unwrap();
     block_in_place(|| run_ok("swaks-attachment", cwd.path(), &server));
-    assert_eq!(nth_push(&line, 3).await, text_push("backup report\n\nthe log is attached"));
+    assert_eq!(nth_push(&line, 3).await, text_push("backup report\n\nthe log is attached\n\n📎 backup.log (23 B)"));
     // Checking a recipient: refused with the reason the README shows, nothing sent.
     let (ok, output) = block_in_place(|| run_block("swaks-check-recipient", cwd.path(), &server));
     assert!(!ok, "swaks reports the refusal with its exit status:\n{output}");
