@@ -188,6 +188,11 @@ maximal_backoff_time = 2s
     }
 
     /// Submits a mail with Postfix's own `sendmail` (`-C` picks this instance).
+    /// `postqueue -f`: attempt every queued mail now, as an admin would after fixing a problem.
+    fn flush(&self) {
+        run(Command::new(tool("postqueue")).arg("-c").arg(&self.conf).arg("-f"));
+    }
+
     fn sendmail(&self, from: &str, to: &str, mail: &str) {
         let sendmail = run(Command::new(tool("postconf")).arg("-c").arg(&self.conf).args(["-h", "sendmail_path"]));
         let mut child = Command::new(sendmail.trim())
@@ -303,7 +308,7 @@ async fn postfix_bounces_what_the_gateway_refuses_with_its_reason() {
 }
 
 /// A 4xx from the gateway (direct mode: LINE answered 500) leaves the mail in Postfix's queue;
-/// Postfix's next attempt (a second later with this instance's backoff) delivers it.
+/// Postfix's next attempt delivers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postfix_retries_a_temporary_refusal() {
     if !postfix_available() {
@@ -316,6 +321,11 @@ async fn postfix_retries_a_temporary_refusal() {
     block_in_place(|| pf.sendmail("backup@example.com", &addr(&id), "Subject: try again\n\nsecond time lucky\n"));
     let deferred = block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=deferred"]));
     assert!(deferred.contains("said: 451 4.3.0"), "{deferred}");
+    // The mail waits in Postfix's deferred queue. Its own 1 s backoff usually retries at once,
+    // but once in CI (under a parallel benchmark) no retry came within 60 s, so the test asks
+    // for the next attempt itself: what is checked is that the deferred mail is kept and a
+    // later attempt delivers it, not Postfix's scheduler.
+    block_in_place(|| pf.flush());
     block_in_place(|| pf.wait_for_log(&[&format!("to=<{}>", addr(&id)), "status=sent"]));
     let accepted: Vec<_> = line.accepted().into_iter().map(|r| r.body).collect();
     assert_eq!(accepted, vec![json!({"to": id, "messages": [{"type": "text", "text": "try again\n\nsecond time lucky"}]})]);
