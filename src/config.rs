@@ -802,6 +802,9 @@ impl Config {
         if let Err(e) = Template::parse(&self.message.template) {
             p.push(("message.template".to_owned(), e.to_string()));
         }
+        if self.webhook.path.starts_with(crate::media::URL_PREFIX) {
+            p.push(("webhook.path".to_owned(), format!("{:?} is taken by media files (/media/…); use e.g. \"/webhook\"", self.webhook.path)));
+        }
         if crate::http::MONITOR_PATHS.contains(&self.webhook.path.as_str()) {
             p.push(("webhook.path".to_owned(), format!("{:?} is taken by monitoring (/metrics, /healthz, /readyz); use e.g. \"/webhook\"", self.webhook.path)));
         }
