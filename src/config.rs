@@ -53,6 +53,8 @@ pub struct Config {
     pub sendmail: Sendmail,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub media: Media,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -254,6 +256,69 @@ impl DurationValue {
                 Ok(Duration::from_secs(n.saturating_mul(mult)))
             }
         }
+    }
+}
+
+/// `[media]`: images (and optionally other attachments) stored under `storage.dir/media` and
+/// served on the `[http]` listener at `/media/<id>.<ext>`, because LINE only shows images it can
+/// fetch from a public HTTPS URL.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// The public HTTPS address under which `/media/…` on the `[http]` listener is reachable
+    /// (e.g. through a reverse proxy). Unset: images are only listed by name and size.
+    pub public_base_url: Option<String>,
+    /// How long stored files are served before they are deleted.
+    pub retention: DurationValue,
+    /// Also store non-image attachments and list them with a download link.
+    pub serve_attachments: bool,
+    /// Largest attachment stored for download (`serve_attachments`); larger ones are only listed.
+    pub max_attachment_bytes: u64,
+    /// How often expired files are swept, in seconds (hourly by default).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            public_base_url: None,
+            retention: DurationValue::Text("7d".into()),
+            serve_attachments: false,
+            max_attachment_bytes: 10 * 1024 * 1024,
+            sweep_interval_secs: 3600,
+        }
+    }
+}
+
+impl Media {
+    /// The base URL without a trailing slash, when media hosting is on.
+    pub fn base_url(&self) -> Option<&str> {
+        self.public_base_url.as_deref().map(|u| u.trim_end_matches('/'))
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if let Some(url) = &self.public_base_url {
+            let host = url.strip_prefix("https://").unwrap_or("");
+            if host.is_empty() || host.starts_with('/') || url.contains(char::is_whitespace) || url.contains(['?', '#']) {
+                p.push((
+                    "media.public_base_url".to_owned(),
+                    format!("{url:?} is not an https URL; LINE only fetches images over HTTPS, e.g. \"https://mail2line.example.com\""),
+                ));
+            }
+        }
+        if let Err(e) = self.retention.parse() {
+            p.push(("media.retention".to_owned(), e));
+        } else if self.retention.parse() == Ok(Duration::ZERO) {
+            p.push(("media.retention".to_owned(), "must be at least 1s".into()));
+        }
+        if self.max_attachment_bytes == 0 {
+            p.push(("media.max_attachment_bytes".to_owned(), "must be at least 1".into()));
+        }
+        if self.sweep_interval_secs == 0 {
+            p.push(("media.sweep_interval_secs".to_owned(), "must be at least 1".into()));
+        }
+        p
     }
 }
 
@@ -709,6 +774,7 @@ impl Config {
         if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
             p.push(("delivery.scan_interval_ms".to_owned(), "intervals must be at least 1".into()));
         }
+        p.extend(self.media.validate());
         if !self.webhook.path.starts_with('/') {
             p.push(("webhook.path".to_owned(), format!("{:?} must start with '/', e.g. \"/webhook\"", self.webhook.path)));
         }
@@ -735,6 +801,9 @@ impl Config {
         }
         if let Err(e) = Template::parse(&self.message.template) {
             p.push(("message.template".to_owned(), e.to_string()));
+        }
+        if self.webhook.path.starts_with(crate::media::URL_PREFIX) {
+            p.push(("webhook.path".to_owned(), format!("{:?} is taken by media files (/media/…); use e.g. \"/webhook\"", self.webhook.path)));
         }
         if crate::http::MONITOR_PATHS.contains(&self.webhook.path.as_str()) {
             p.push(("webhook.path".to_owned(), format!("{:?} is taken by monitoring (/metrics, /healthz, /readyz); use e.g. \"/webhook\"", self.webhook.path)));
@@ -1286,6 +1355,29 @@ channel_access_token = "tok"
         assert!(e.contains("alias \"followers\" clashes with routing.followers_address"), "{e}");
         assert!(e.contains("c.toml:9: webhook.path:"), "{e}");
         assert!(e.contains("webhook.welcome_template: unknown placeholder {name}"), "{e}");
+    }
+
+    #[test]
+    fn media_section() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.media.base_url(), None);
+        assert_eq!(c.media.retention.parse(), Ok(Duration::from_secs(7 * 86400)));
+        assert!(!c.media.serve_attachments);
+        assert_eq!(c.media.max_attachment_bytes, 10 * 1024 * 1024);
+        let text = "[smtp]\ndomain = \"a.b\"\n[media]\npublic_base_url = \"https://m.example.com/\"\nretention = \"2h\"\nserve_attachments = true\nmax_attachment_bytes = 5\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.media.base_url(), Some("https://m.example.com"));
+        assert_eq!(c.media.retention.parse(), Ok(Duration::from_secs(7200)));
+        assert_eq!((c.media.serve_attachments, c.media.max_attachment_bytes), (true, 5));
+        for bad in ["http://m.example.com", "https://", "m.example.com", "https://a b"] {
+            let text = format!("[smtp]\ndomain = \"a.b\"\n[media]\n\npublic_base_url = {bad:?}\n");
+            let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+            assert!(e.problems[0].starts_with("c.toml:5: media.public_base_url:"), "{e}");
+            assert!(e.problems[0].contains("https"), "{e}");
+        }
+        let text = "[smtp]\ndomain = \"a.b\"\n[media]\nretention = \"a week\"\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err();
+        assert!(e.problems[0].starts_with("c.toml:4: media.retention:"), "{e}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ use tracing::{info, warn};
 use crate::compose::route::{plan, Request};
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
-use crate::compose::{attachment_list, body_messages, with_attachment_list};
+use crate::compose::{attachment_list, batches, body_messages, with_attachment_list, ImageMessage, Message};
+use crate::media::{self, Kind, Media};
 use crate::line::client::{path, Body};
 use crate::line::outcome::RetryReason;
 use crate::envelope::Recipient;
@@ -50,6 +51,8 @@ pub struct Gateway {
     /// Expands `followers@` when a mail is delivered.
     followers: Option<Arc<Registry>>,
     metrics: Arc<Metrics>,
+    /// `[media]` with `public_base_url`: images become image messages served from here.
+    media: Option<Media>,
 }
 
 /// A mail the gateway took responsibility for (250).
@@ -82,7 +85,13 @@ pub struct Composed {
 
 impl Gateway {
     pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>, metrics: Arc<Metrics>) -> Gateway {
-        Gateway { template, mode, followers, metrics }
+        Gateway { template, mode, followers, metrics, media: None }
+    }
+
+    /// Hosts images (and, with `serve_attachments`, other attachments) in `media`.
+    pub fn with_media(mut self, media: Option<Media>) -> Gateway {
+        self.media = media;
+        self
     }
 
     /// Replaces `followers@` by the users who follow right now.
@@ -114,20 +123,35 @@ impl Gateway {
         Ok(out)
     }
 
-    /// Turns the mail into LINE requests (pure; no I/O).
-    pub fn compose(&self, mail: &Mail) -> Composed {
+    /// Turns the mail into LINE requests. With `[media]`, its images (and downloadable
+    /// attachments) are stored durably first, so the URLs in the requests work by the time
+    /// the mail is answered.
+    async fn compose(&self, mail: &Mail) -> Result<Composed, Refused> {
         let notice = mail::parse(&mail.data);
         let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        // Without a media host (issue 8's next step) every attachment, images included, is
-        // listed by name and size so the reader knows the mail carried it.
-        let list = attachment_list(&notice.attachments, |_, _| None);
+        let hosted = match &self.media {
+            // Without a media host every attachment, images included, is listed by name and
+            // size so the reader knows the mail carried it.
+            None => Hosted { images: Vec::new(), listed: notice.attachments, links: Vec::new() },
+            Some(m) => {
+                let (m, attachments) = (m.clone(), notice.attachments);
+                match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
+                    Ok(Ok(hosted)) => hosted,
+                    Ok(Err(e)) => return Err(media_refusal(e.to_string())),
+                    Err(e) => return Err(media_refusal(e.to_string())),
+                }
+            }
+        };
+        let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
         let text = with_attachment_list(&text, &list);
-        let messages = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
-        Composed {
-            requests: plan(&mail.rcpts, &messages.messages),
-            message_id: message_id(&mail.data),
-            truncated: messages.truncated,
-        }
+        let body = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
+        // Text first, then images; more than 5 go on in follow-up requests to the same
+        // recipients, each batch planned like a mail of its own, in order.
+        let requests = batches(body.messages, hosted.images)
+            .iter()
+            .flat_map(|batch| plan(&mail.rcpts, batch))
+            .collect();
+        Ok(Composed { requests, message_id: message_id(&mail.data), truncated: body.truncated })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -165,7 +189,7 @@ impl Gateway {
     }
 
     async fn deliver_expanded(&self, id: &str, mail: &Mail, arrived: Instant) -> Result<Accepted, Refused> {
-        let composed = self.compose(mail);
+        let composed = self.compose(mail).await?;
         if composed.truncated {
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
         }
@@ -256,6 +280,59 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
             reply: Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later"),
             detail: Some(format!("cannot store the mail: {e}")),
         }),
+    }
+}
+
+/// A mail's attachments after the media host took its part.
+struct Hosted {
+    /// Image messages for the images, in the mail's order.
+    images: Vec<Message>,
+    /// The attachments still listed in the text …
+    listed: Vec<mail::Attachment>,
+    /// … and, by the same index, a download link for those stored.
+    links: Vec<Option<String>>,
+}
+
+/// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
+/// the other attachments up to `max_attachment_bytes`. Blocking (file writes and fsyncs);
+/// an error means some file could not be made durable.
+fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<Hosted> {
+    let mut hosted = Hosted { images: Vec::new(), listed: Vec::new(), links: Vec::new() };
+    for a in attachments {
+        if let Some(prepared) = media::image::prepare(&a.data) {
+            let original = m.store.put(&prepared.original.bytes, prepared.original.kind)?;
+            let preview = match &prepared.preview {
+                Some(p) => m.store.put(&p.bytes, p.kind)?,
+                None => original.clone(),
+            };
+            hosted.images.push(Message::Image(ImageMessage {
+                original_content_url: m.url(&original),
+                preview_image_url: m.url(&preview),
+            }));
+            continue;
+        }
+        let link = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
+            // Not an image we could read, whatever its header says: a download, not a picture.
+            let kind = match Kind::of_content_type(&a.content_type) {
+                k if k.is_image() => Kind::Binary,
+                k => k,
+            };
+            Some(m.url(&m.store.put(&a.data, kind)?))
+        } else {
+            None
+        };
+        hosted.listed.push(a);
+        hosted.links.push(link);
+    }
+    Ok(hosted)
+}
+
+/// The transient reply when the media files of a mail cannot be stored.
+fn media_refusal(error: String) -> Refused {
+    Refused {
+        reason: Reason::Storage,
+        reply: Reply::new(452, "4.3.1", "Cannot store the mail's images right now (storage.dir/media not writable, e.g. disk full); try again later"),
+        detail: Some(format!("cannot store media files: {error}")),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod delivery;
 pub mod line;
 pub mod notify;
 pub mod logging;
+pub mod media;
 pub mod metrics;
 pub mod secret;
 pub mod smtp;

@@ -144,10 +144,15 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let registry = Arc::new(
         Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?,
     );
-    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()));
+    let media = mail2line::media::Media::from_config(&cfg.media, &cfg.storage.dir)?;
+    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(media) = &media {
+        info!("images served at {}/media/… from {}", media.base_url, media.store.dir().display());
+        tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));
+    }
     let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
-    let http = start_http(&cfg, registry.clone(), line, monitor, stop_rx.clone()).await?;
+    let http = start_http(&cfg, registry.clone(), line, monitor, media.map(Arc::new), stop_rx.clone()).await?;
     let security = security(&cfg)?;
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
@@ -283,6 +288,7 @@ async fn start_http(
     registry: Arc<Registry>,
     line: Option<LineClient>,
     monitor: Arc<Monitor>,
+    media: Option<Arc<mail2line::media::Media>>,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let listener = TcpListener::bind(cfg.http.listen)
@@ -290,7 +296,7 @@ async fn start_http(
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
-    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor);
+    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media);
     info!("LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
     info!("HTTP listening on {addr}");
     Ok(tokio::spawn(async move {

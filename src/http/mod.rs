@@ -5,6 +5,7 @@
 //! until the shutdown signal, then stops accepting and lets requests in progress finish (graceful).
 
 pub mod events;
+pub mod media;
 pub mod monitor;
 pub mod signature;
 pub mod webhook;
@@ -29,18 +30,22 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// The routes: `POST <path>` is the webhook, `GET` [`MONITOR_PATHS`] are monitoring; anything
 /// else is axum's 404/405. `path` must not be one of [`MONITOR_PATHS`] (the configuration
-/// refuses that).
-pub fn router(hook: Arc<Webhook>, path: &str, monitor: Arc<Monitor>) -> Router {
+/// refuses that). With `media`, `GET /media/{file}` serves its files.
+pub fn router(hook: Arc<Webhook>, path: &str, monitor: Arc<Monitor>, media: Option<Arc<crate::media::Media>>) -> Router {
     let monitoring = Router::new()
         .route("/metrics", get(monitor::metrics))
         .route("/healthz", get(monitor::healthz))
         .route("/readyz", get(monitor::readyz))
         .with_state(monitor);
-    Router::new()
+    let app = Router::new()
         .route(path, post(webhook::handle))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(hook)
-        .merge(monitoring)
+        .merge(monitoring);
+    match media {
+        Some(media) => app.merge(Router::new().route("/media/{file}", get(media::serve)).with_state(media)),
+        None => app,
+    }
 }
 
 /// Serves `app` on `listener` until `stop` turns true, then shuts down gracefully.

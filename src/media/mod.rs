@@ -1,0 +1,74 @@
+//! Media hosting (`[media]`): LINE shows images only from public HTTPS URLs, so the gateway
+//! stores a mail's images (and, optionally, its other attachments) under `storage.dir/media`
+//! and serves them on the `[http]` listener at `/media/<id>.<ext>` until they expire.
+//!
+//! `store` owns the files, `image` the pure conversions (GIF/WebP → PNG/JPEG, previews); this
+//! file holds the settings shared by delivery (which stores) and HTTP (which serves).
+
+pub mod image;
+pub mod store;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use store::{Kind, MediaStore};
+
+use crate::config;
+
+/// The URL path files are served under.
+pub const URL_PREFIX: &str = "/media/";
+
+/// The media host of a running gateway, from `[media]` when `public_base_url` is set.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub store: MediaStore,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub retention: Duration,
+    pub serve_attachments: bool,
+    pub max_attachment_bytes: u64,
+    pub sweep_interval: Duration,
+}
+
+impl Media {
+    /// `None` when `[media] public_base_url` is unset: images are then only listed.
+    pub fn from_config(cfg: &config::Media, storage_dir: &Path) -> Result<Option<Media>, String> {
+        let Some(base_url) = cfg.base_url() else { return Ok(None) };
+        let retention = cfg.retention.parse().map_err(|e| format!("media.retention: {e}"))?;
+        let store = MediaStore::open(storage_dir)
+            .map_err(|e| format!("cannot create {} ({e}); check storage.dir and its permissions", storage_dir.join(store::DIR_NAME).display()))?;
+        Ok(Some(Media {
+            store,
+            base_url: base_url.to_owned(),
+            retention,
+            serve_attachments: cfg.serve_attachments,
+            max_attachment_bytes: cfg.max_attachment_bytes,
+            sweep_interval: Duration::from_secs(cfg.sweep_interval_secs),
+        }))
+    }
+
+    /// Deletes expired files now and then every `sweep_interval`, until `stop` turns true;
+    /// the first sweep runs at once, so a restart cleans up what expired while it was down.
+    pub async fn sweep_periodically(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.sweep_interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let (store, retention) = (self.store.clone(), self.retention);
+            match tokio::task::spawn_blocking(move || store.sweep(retention)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(deleted = n, "expired media files deleted"),
+                Ok(Err(e)) => tracing::warn!("cannot sweep {}: {e}", self.store.dir().display()),
+                Err(e) => tracing::warn!("media sweep failed: {e}"),
+            }
+        }
+    }
+
+    /// The public URL of a stored file.
+    pub fn url(&self, name: &str) -> String {
+        format!("{}{URL_PREFIX}{name}", self.base_url)
+    }
+}

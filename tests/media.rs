@@ -1,0 +1,255 @@
+//! Images and attachments end to end: a mail made by Python's `email` package
+//! (`src/mail/testdata/rich.eml`, from `make_rich_mail.py`: a PNG, a JPEG, an inline `cid:`
+//! PNG and a PDF) and mails with a large PNG and a GIF go through the real binary with
+//! `[media] public_base_url`; the pushes are checked against LINE's spec by the stand-in, and
+//! every URL in them is fetched from the gateway's `[http]` listener, with the public base URL's
+//! path mapped onto it (what the operator's reverse proxy does).
+
+mod support;
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use serde_json::Value;
+use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
+use support::standin::StandIn;
+use tokio::task::block_in_place;
+
+const BASE: &str = "https://media.example.test";
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/mail/testdata");
+
+fn config(extra: &str) -> String {
+    format!("[delivery]\nmode = \"direct\"\n\n[media]\npublic_base_url = \"{BASE}\"\n{extra}\n")
+}
+
+async fn setup(extra: &str) -> (StandIn, GatewayProcess) {
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let url = line.base_url();
+    let cfg = config(extra);
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: &cfg, ..Default::default() }));
+    (line, gw)
+}
+
+fn testdata(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(TESTDATA).join(name)).unwrap()
+}
+
+/// The listener URL for a public media URL; panics if it is not under the base URL.
+fn local(http: SocketAddr, url: &str) -> String {
+    let path = url.strip_prefix(BASE).unwrap_or_else(|| panic!("{url} is not under {BASE}"));
+    assert!(path.starts_with("/media/"), "{url}");
+    format!("http://{http}{path}")
+}
+
+async fn get(url: &str) -> reqwest::Response {
+    reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// Every message of every push, in order.
+fn messages(line: &StandIn) -> Vec<Value> {
+    line.requests_to("/v2/bot/message/push").iter().flat_map(|r| r.body["messages"].as_array().unwrap().clone()).collect()
+}
+
+/// A mail with the given attachments, as base64 parts.
+fn mail_with(to: &str, message_id: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut m = format!(
+        "From: cam@example.com\r\nTo: {to}\r\nSubject: Pictures\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
+    );
+    for (name, ty, data) in parts {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
+        m.push_str(&format!("--b\r\nContent-Type: {ty}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n"));
+        for chunk in b64.as_bytes().chunks(76) {
+            m.push_str(std::str::from_utf8(chunk).unwrap());
+            m.push_str("\r\n");
+        }
+    }
+    m.push_str("--b--\r\n");
+    m.into_bytes()
+}
+
+/// Noise compresses badly: 1200×1000 pixels give a PNG of several MB.
+fn large_png() -> Vec<u8> {
+    let mut x: u32 = 99;
+    let img = image::RgbImage::from_fn(1200, 1000, |_, _| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_mail_images_become_image_messages_served_byte_for_byte() {
+    let (line, gw) = setup("serve_attachments = true").await;
+    let http = gw.http.expect("http listener");
+    let id = user(1);
+    let raw = testdata("rich.eml");
+    let resp = block_in_place(|| gw.send_raw("monitor@example.com", &[&addr(&id)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    line.assert_all_valid();
+    let pushes = line.requests_to("/v2/bot/message/push");
+    assert_eq!(pushes.len(), 1, "text and three images fit one request");
+    let msgs = messages(&line);
+    let types: Vec<&str> = msgs.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["text", "image", "image", "image"]);
+
+    // The PDF is listed with a download link; the images are not listed.
+    let text = msgs[0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Disk usage report\n\nDisk usage is at 91%."), "{text}");
+    assert!(!text.contains(".png") && !text.contains("snapshot"), "images are not listed: {text}");
+    let pdf_url = text.lines().skip_while(|l| !l.starts_with("📎 scan.pdf (")).nth(1).expect("a link under the PDF").to_owned();
+    assert!(pdf_url.starts_with(&format!("{BASE}/media/")) && pdf_url.ends_with(".pdf"), "{pdf_url}");
+    let r = get(&local(http, &pdf_url)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.headers()["content-disposition"], "attachment");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), testdata("scan.pdf"));
+
+    // Inline logo first (it comes first in the MIME tree), then chart and snapshot.
+    let expected = [("logo.png", "image/png"), ("chart.png", "image/png"), ("snapshot.jpg", "image/jpeg")];
+    for (m, (file, content_type)) in msgs[1..].iter().zip(expected) {
+        let original = m["originalContentUrl"].as_str().unwrap();
+        let preview = m["previewImageUrl"].as_str().unwrap();
+        // Small originals are their own preview.
+        assert_eq!(original, preview);
+        let name = original.rsplit('/').next().unwrap();
+        assert_eq!(name.len(), 32 + 4, "{name}");
+        let r = get(&local(http, original)).await;
+        assert_eq!(r.status(), 200, "{original}");
+        let h = r.headers().clone();
+        assert_eq!(h["content-type"], content_type);
+        assert_eq!(h["cache-control"], format!("public, max-age={}, immutable", 7 * 86400));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(r.bytes().await.unwrap().to_vec(), testdata(file), "{file}");
+        // Stored on disk under storage.dir/media.
+        assert!(gw.dir.path().join("data/media").join(name).is_file());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_images_get_a_small_preview_and_gifs_are_converted() {
+    let (line, gw) = setup("").await;
+    let http = gw.http.expect("http listener");
+    let id = user(2);
+    let png = large_png();
+    assert!(png.len() > 1024 * 1024, "{}", png.len());
+    let gif = {
+        let img = image::RgbaImage::from_fn(30, 20, |x, _| image::Rgba([(x * 8) as u8, 0, 0, 255]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Gif).unwrap();
+        out
+    };
+    let raw = mail_with(&addr(&id), "big@example.com", &[("big.png", "image/png", &png), ("anim.gif", "image/gif", &gif)]);
+    let resp = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    line.assert_all_valid();
+    let msgs = messages(&line);
+    assert_eq!(msgs.len(), 3, "{msgs:?}");
+    assert_eq!(msgs[0]["text"], "Pictures\n\nSee attached.");
+
+    let big = &msgs[1];
+    let (original, preview) = (big["originalContentUrl"].as_str().unwrap(), big["previewImageUrl"].as_str().unwrap());
+    assert_ne!(original, preview);
+    assert_eq!(get(&local(http, original)).await.bytes().await.unwrap().to_vec(), png);
+    let r = get(&local(http, preview)).await;
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let bytes = r.bytes().await.unwrap();
+    assert!(bytes.len() <= 1024 * 1024, "preview is {} bytes", bytes.len());
+    let small = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg).expect("preview is a JPEG");
+    assert!(small.width() <= 1024 && small.height() <= 1024);
+
+    let converted = msgs[2]["originalContentUrl"].as_str().unwrap();
+    assert!(converted.ends_with(".png"), "{converted}");
+    let r = get(&local(http, converted)).await;
+    assert_eq!(r.headers()["content-type"], "image/png");
+    let back = image::load_from_memory_with_format(&r.bytes().await.unwrap(), image::ImageFormat::Png).unwrap();
+    assert_eq!((back.width(), back.height()), (30, 20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_images_go_in_two_requests_with_their_own_retry_keys() {
+    let (line, gw) = setup("").await;
+    let id = user(3);
+    let logo = testdata("logo.png");
+    let parts: Vec<(&str, &str, &[u8])> = (0..6).map(|_| ("logo.png", "image/png", logo.as_slice())).collect();
+    let raw = mail_with(&addr(&id), "six@example.com", &parts);
+    let resp = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    line.assert_all_valid();
+    let pushes = line.requests_to("/v2/bot/message/push");
+    let sizes: Vec<usize> = pushes.iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [5, 2], "text + 4 images, then 2 images");
+    assert_eq!(pushes[0].body["messages"][0]["type"], "text");
+    let keys: Vec<&str> = pushes.iter().map(|r| r.header("x-line-retry-key").expect("retry key")).collect();
+    assert_ne!(keys[0], keys[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_names_and_traversal_are_404_and_expired_files_are_removed() {
+    let (line, mut gw) = setup("retention = \"1h\"").await;
+    let http = gw.http.expect("http listener");
+    let id = user(4);
+    let raw = testdata("rich.eml");
+    let resp = block_in_place(|| gw.send_raw("monitor@example.com", &[&addr(&id)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}");
+    let url = messages(&line)[1]["originalContentUrl"].as_str().unwrap().to_owned();
+    assert_eq!(get(&local(http, &url)).await.status(), 200);
+
+    // Not stored, malformed, or trying to leave the directory: all 404, nothing listed.
+    std::fs::write(gw.dir.path().join("data/secret.txt"), "TOPSECRET").unwrap();
+    for path in [
+        "/media/0123456789abcdef0123456789abcdef.png",
+        "/media/",
+        "/media",
+        "/media/..%2fsecret.txt",
+        "/media/..%2f..%2fconfig.toml",
+        "/media/%2e%2e/secret.txt",
+        "/media/../config.toml",
+        "/media/0123456789abcdef0123456789abcdef.png%00.png",
+    ] {
+        let r = get(&format!("http://{http}{path}")).await;
+        assert_eq!(r.status(), 404, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("TOPSECRET") && !body.contains("[smtp]") && !body.contains(".png"), "{path}: {body}");
+    }
+
+    // Files older than the retention are no longer served, and the sweep (at startup, then
+    // every sweep_interval_secs) deletes them.
+    let media = gw.dir.path().join("data/media");
+    let files: Vec<_> = std::fs::read_dir(&media).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let old = SystemTime::now() - Duration::from_secs(2 * 3600);
+    for f in &files {
+        std::fs::File::options().write(true).open(f).unwrap().set_modified(old).unwrap();
+    }
+    assert_eq!(get(&local(http, &url)).await.status(), 404);
+    block_in_place(|| gw.restart());
+    assert!(block_in_place(|| gw.wait_for_log("expired media files deleted", Duration::from_secs(30))), "{}", gw.logs());
+    assert_eq!(std::fs::read_dir(&media).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_that_cannot_be_stored_get_a_transient_reply_and_nothing_is_pushed() {
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let url = line.base_url();
+    let cfg = config("");
+    // Writes past 1 MiB fail like a full disk: the multi-MB PNG cannot be stored.
+    let gw = block_in_place(|| {
+        GatewayProcess::start(Options { api_base_url: &url, extra: &cfg, fsize_limit_kib: Some(1024), ..Default::default() })
+    });
+    let id = user(5);
+    let raw = mail_with(&addr(&id), "full@example.com", &[("big.png", "image/png", &large_png())]);
+    let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap_err();
+    assert_eq!(support::gateway::code(&err), Some(452), "{err}");
+    assert!(err.to_string().contains("try again later"), "{err}");
+    assert!(line.requests_to("/v2/bot/message/push").is_empty());
+    assert!(gw.logs().contains("cannot store media files"), "{}", gw.logs());
+}
