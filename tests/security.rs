@@ -276,7 +276,7 @@ fn check_config_never_prints_the_hash_and_hash_password_refuses_empty_input() {
 #[test]
 fn hash_password_on_a_terminal_does_not_echo() {
     let script = r#"
-import os, pty, sys, time
+import os, pty, sys, termios, time
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(sys.argv[1], [sys.argv[1], "hash-password"])
@@ -284,6 +284,11 @@ out = b""
 deadline = time.time() + 30
 while b"Password" not in out and time.time() < deadline:
     out += os.read(fd, 1000)
+# The prompt is printed just before echo is turned off; typing at once could beat that (a
+# race in the test, seen once in CI), so wait until the terminal really has echo off, as
+# tcgetattr on the master side reports.
+while termios.tcgetattr(fd)[3] & termios.ECHO and time.time() < deadline:
+    time.sleep(0.01)
 os.write(fd, b"typed-pw-5521\n")
 while True:
     try:
