@@ -1,48 +1,8 @@
 //! Attachments in the text: the "📎 name (size)" list appended to a mail's text, with a
-//! download link for those the gateway serves, and which attachments LINE can show as
-//! image messages.
+//! download link for those the gateway serves. Which attachments LINE can show as images is
+//! `media::image`'s call (it reads their bytes).
 
 use crate::mail::Attachment;
-
-/// Which image kind LINE can show: it takes JPEG and PNG only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineImage {
-    Jpeg,
-    Png,
-}
-
-impl LineImage {
-    /// The file extension for a served file (`/media/<id>.<ext>`).
-    pub fn ext(self) -> &'static str {
-        match self {
-            LineImage::Jpeg => "jpg",
-            LineImage::Png => "png",
-        }
-    }
-
-    /// The Content-Type to serve it with.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            LineImage::Jpeg => "image/jpeg",
-            LineImage::Png => "image/png",
-        }
-    }
-}
-
-/// The kind of a JPEG or PNG attachment, read from its bytes: the declared type is often
-/// wrong (`application/octet-stream`, `image/jpg`), and LINE rejects a URL whose content
-/// is not what it says. Other images (GIF, WebP...) give `None` here; converting them is
-/// the media step's job.
-pub fn line_image(attachment: &Attachment) -> Option<LineImage> {
-    let data = attachment.data.as_slice();
-    if data.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some(LineImage::Png)
-    } else if data.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some(LineImage::Jpeg)
-    } else {
-        None
-    }
-}
 
 /// A size for people: `512 B`, `1.5 KB`, `12 KB`, `1.4 MB`, `2 GB` (units of 1,024, as
 /// mail clients show attachment sizes). One decimal below 10, whole numbers above.
@@ -198,56 +158,5 @@ mod tests {
         assert_eq!(with_attachment_list("  \n", "📎 a (1 B)"), "📎 a (1 B)");
         assert_eq!(with_attachment_list("Hello\n", ""), "Hello\n");
         assert_eq!(attachment_list(&[], |_, _| None), "");
-    }
-
-    #[test]
-    fn images_are_known_by_their_bytes() {
-        let png = file(
-            "x.bin",
-            "application/octet-stream",
-            b"\x89PNG\r\n\x1a\n\0\0".to_vec(),
-        );
-        let jpeg = file("x.jpg", "image/jpg", vec![0xFF, 0xD8, 0xFF, 0xE0, 0]);
-        let gif = file("x.gif", "image/gif", b"GIF89a".to_vec());
-        let lying = file("x.png", "image/png", b"<html>".to_vec());
-        assert_eq!(line_image(&png), Some(LineImage::Png));
-        assert_eq!(line_image(&jpeg), Some(LineImage::Jpeg));
-        assert_eq!(line_image(&gif), None);
-        assert_eq!(line_image(&lying), None);
-        assert_eq!(line_image(&file("e", "image/png", vec![])), None);
-        assert_eq!(
-            (LineImage::Png.ext(), LineImage::Png.content_type()),
-            ("png", "image/png")
-        );
-        assert_eq!(
-            (LineImage::Jpeg.ext(), LineImage::Jpeg.content_type()),
-            ("jpg", "image/jpeg")
-        );
-    }
-
-    #[test]
-    fn real_mail_images_are_recognised() {
-        let notice = crate::mail::parse(include_bytes!("../mail/testdata/rich.eml"));
-        let kinds: Vec<Option<LineImage>> = notice.attachments.iter().map(line_image).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                Some(LineImage::Png),
-                Some(LineImage::Png),
-                Some(LineImage::Jpeg),
-                None
-            ]
-        );
-        let others: Vec<Attachment> = notice
-            .attachments
-            .iter()
-            .filter(|a| line_image(a).is_none())
-            .cloned()
-            .collect();
-        let pdf_len = include_bytes!("../mail/testdata/scan.pdf").len();
-        assert_eq!(
-            attachment_list(&others, |_, _| None),
-            format!("📎 scan.pdf ({pdf_len} B)")
-        );
     }
 }

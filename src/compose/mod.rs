@@ -13,7 +13,7 @@ mod sticker;
 pub mod template;
 pub mod text;
 
-pub use attachments::{attachment_list, human_size, line_image, with_attachment_list, LineImage};
+pub use attachments::{attachment_list, human_size, with_attachment_list};
 pub use batch::batches;
 pub use body::body_messages;
 pub use message::{Emoji, ImageMessage, Message, StickerMessage, TextMessage};
