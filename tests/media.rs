@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use serde_json::Value;
 use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
-use support::standin::StandIn;
+use support::standin::{Behaviour, StandIn};
 use tokio::task::block_in_place;
 
 const BASE: &str = "https://media.example.test";
@@ -252,4 +252,45 @@ async fn images_that_cannot_be_stored_get_a_transient_reply_and_nothing_is_pushe
     assert!(err.to_string().contains("try again later"), "{err}");
     assert!(line.requests_to("/v2/bot/message/push").is_empty());
     assert!(gw.logs().contains("cannot store media files"), "{}", gw.logs());
+}
+
+/// In spool mode a mail's requests to the same recipients are separate jobs that parallel workers
+/// could send at once; the chat must still show the text first and the image batches in order,
+/// also when the first request fails and is retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_follow_up_requests_wait_for_the_earlier_ones_through_a_retry() {
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    // Every push takes a while, so requests sent in parallel would overlap; the first one
+    // (a text batch) fails once and goes back to the spool for a retry.
+    line.set_default(Behaviour::Delay(Duration::from_millis(100)));
+    line.push_behaviour(Behaviour::Status(500, serde_json::json!({"message": "Internal Server Error"})));
+    let url = line.base_url();
+    let cfg = format!(
+        "[delivery]\nmode = \"spool\"\nworkers = 8\nretry_base_ms = 200\nretry_max_secs = 1\nscan_interval_ms = 50\n\n[media]\npublic_base_url = \"{BASE}\"\n"
+    );
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: &cfg, ..Default::default() }));
+    let (a, b) = (user(6), user(7));
+    let logo = testdata("logo.png");
+    let parts: Vec<(&str, &str, &[u8])> = (0..11).map(|_| ("logo.png", "image/png", logo.as_slice())).collect();
+    let raw = mail_with(&addr(&a), "eleven@example.com", &parts);
+    let resp = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&a), &addr(&b)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+
+    // Two recipients: one multicast chain of (text + 4 images, 5 images, 2 images), plus the
+    // failed attempt.
+    line.wait_for(4, Duration::from_secs(30)).await;
+    line.assert_all_valid();
+    let requests = line.requests_to("/v2/bot/message/multicast");
+    assert_eq!(requests.iter().filter(|r| !r.is_accepted()).count(), 1, "exactly the scripted failure");
+    let accepted: Vec<_> = requests.iter().filter(|r| r.is_accepted()).collect();
+    let sizes: Vec<usize> = accepted.iter().map(|r| r.body["messages"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [5, 5, 2], "batches in order, each once");
+    assert_eq!(accepted[0].body["messages"][0]["type"], "text", "the text comes first");
+    for r in &accepted {
+        assert_eq!(r.body["to"], serde_json::json!([a, b]));
+    }
+    let keys: std::collections::HashSet<&str> = accepted.iter().map(|r| r.header("x-line-retry-key").unwrap()).collect();
+    assert_eq!(keys.len(), 3, "each request has its own retry key");
+    assert!(line.requests_to("/v2/bot/message/push").is_empty());
 }

@@ -5,14 +5,16 @@
 //! the workers through a channel; a scanner picks up jobs whose retry time has come, and after a
 //! restart every pending job. Workers send at LINE's pace (rate limiters), record each outcome
 //! (done, retry at, dead) and, when the monthly quota is spent, pause until a probe says it has
-//! room again. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
+//! room again. A mail's requests to one target (text, then follow-up image batches) form a
+//! chain: a request waits for the one before it to be done or dead, so the chat shows them in
+//! order. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
 //! it but we never recorded that) is answered 409 by LINE and counts as delivered.
 
 pub mod limiter;
 pub mod policy;
 pub mod store;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,6 +66,10 @@ struct Inner {
     ready: mpsc::UnboundedSender<Job>,
     /// Jobs handed to workers and not yet finished: the scanner must not hand them out again.
     inflight: Mutex<HashSet<JobId>>,
+    /// Fresh follow-up jobs, keyed by the job that must finish first (same mail and target).
+    /// Only a fast path: the store's `due` query enforces the same order after a restart or
+    /// when the predecessor went through a retry the scanner picked up.
+    held: Mutex<HashMap<JobId, Job>>,
     quota: Quota,
     /// Turns true on shutdown; every waiting task also waits on it.
     stop: watch::Sender<bool>,
@@ -98,6 +104,7 @@ impl Spool {
             dir: dir.to_path_buf(),
             ready,
             inflight: Mutex::new(HashSet::new()),
+            held: Mutex::new(HashMap::new()),
             quota: Quota::default(),
             stop: watch::channel(false).0,
             wake: Notify::new(),
@@ -153,10 +160,12 @@ impl Spool {
             stored.as_ref().err().map(|e| (Instant::now(), e.to_string()));
         let ids = stored?;
         let now = store::now_ms();
+        let (first, follow) = chains(ids.iter().copied().zip(jobs).map(|(id, j)| Job::fresh(id, j, now)).collect());
+        self.inner.held.lock().unwrap_or_else(|e| e.into_inner()).extend(follow);
         let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        for (id, j) in ids.iter().zip(jobs) {
-            inflight.insert(*id);
-            let _ = self.inner.ready.send(Job::fresh(*id, j, now));
+        for job in first {
+            inflight.insert(job.id);
+            let _ = self.inner.ready.send(job);
         }
         drop(inflight);
         Ok(ids)
@@ -194,6 +203,15 @@ impl Inner {
 
     fn finish(&self, id: JobId) {
         self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// `id` is done or dead: the next request of its chain may go.
+    fn release_after(&self, id: JobId) {
+        let Some(next) = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) else { return };
+        // The scanner may have found it first (e.g. `queue drop` removed the predecessor).
+        if self.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(next.id) {
+            let _ = self.ready.send(next);
+        }
     }
 
     /// A number in [0, 1) for backoff jitter (xorshift; quality is irrelevant here).
@@ -318,12 +336,29 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     if matches!(outcome, Outcome::Retry { reason: crate::line::outcome::RetryReason::QuotaExhausted, .. }) {
         inner.pause_for_quota();
     }
-    if let Err(e) = inner.store.update(job.id, started, update).await {
+    let settled = matches!(update, Update::Done | Update::Dead { .. });
+    match inner.store.update(job.id, started, update).await {
+        Ok(()) if settled => inner.release_after(job.id),
+        Ok(()) => {}
         // The job stays pending as it was: it will be tried again (same retry key), which is
-        // safe; losing it would not be.
-        error!(job = job.id, "cannot record the delivery outcome: {e}");
+        // safe; losing it would not be. Its chain waits for it.
+        Err(e) => error!(job = job.id, "cannot record the delivery outcome: {e}"),
     }
     inner.finish(job.id);
+}
+
+/// Splits a mail's fresh jobs into those that may go now (the first per target) and the rest,
+/// each keyed by the job it must wait for. Jobs come in request order, so a chain is id order.
+fn chains(jobs: Vec<Job>) -> (Vec<Job>, Vec<(JobId, Job)>) {
+    let mut last: HashMap<(String, String), JobId> = HashMap::new();
+    let (mut first, mut follow) = (Vec::new(), Vec::new());
+    for job in jobs {
+        match last.insert((job.mail_id.clone(), job.target.clone()), job.id) {
+            None => first.push(job),
+            Some(before) => follow.push((before, job)),
+        }
+    }
+    (first, follow)
 }
 
 /// Hands out jobs whose time has come: retries, and everything pending after a restart.
@@ -349,10 +384,19 @@ async fn scanner(inner: Arc<Inner>) {
             match due {
                 Ok(Ok(jobs)) => {
                     let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut sent = HashSet::new();
                     for job in jobs {
                         if inflight.insert(job.id) {
+                            sent.insert(job.id);
                             let _ = inner.ready.send(job);
                         }
+                    }
+                    drop(inflight);
+                    // A held job the store found due on its own (its predecessor was dropped
+                    // with `mail2line queue drop`) must not wait in memory forever.
+                    let mut held = inner.held.lock().unwrap_or_else(|e| e.into_inner());
+                    if !held.is_empty() && !sent.is_empty() {
+                        held.retain(|_, j| !sent.contains(&j.id));
                     }
                 }
                 Ok(Err(e)) => warn!("spool scan failed: {e}"),
@@ -364,5 +408,30 @@ async fn scanner(inner: Arc<Inner>) {
             _ = inner.wake.notified() => {}
             _ = inner.stopped() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: JobId, mail: &str, target: &str) -> Job {
+        let new = NewJob {
+            mail_id: mail.into(),
+            path: "/v2/bot/message/push".into(),
+            body: "{}".into(),
+            retry_key: format!("key-{id}"),
+            target: target.into(),
+            sender: "a@b".into(),
+        };
+        Job::fresh(id, new, 0)
+    }
+
+    #[test]
+    fn chains_send_the_first_request_per_target_and_hold_each_later_one_behind_its_predecessor() {
+        let (first, follow) =
+            chains(vec![job(1, "m", "U1"), job(2, "m", "U2"), job(3, "m", "U1"), job(4, "m", "U2"), job(5, "m", "U1")]);
+        assert_eq!(first.iter().map(|j| j.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(follow.iter().map(|(before, j)| (*before, j.id)).collect::<Vec<_>>(), [(1, 3), (2, 4), (3, 5)]);
     }
 }

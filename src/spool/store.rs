@@ -166,6 +166,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, next_at);
+-- A mail's requests to one target form a chain that goes out in id order (`due`).
+CREATE INDEX IF NOT EXISTS jobs_chain ON jobs(mail_id, target, id);
 -- One row, rewritten by `Store::probe` (`/readyz`): proof that a commit still reaches the disk.
 CREATE TABLE IF NOT EXISTS health (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -365,9 +367,16 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
 }
 
 /// Pending jobs due at `now`, oldest first.
+///
+/// A job waits while an earlier job of the same mail to the same target is still pending: a
+/// mail's follow-up requests (more images) must reach the chat after its text, in order. A dead
+/// predecessor no longer holds the chain; the rest of the mail is still worth delivering.
 pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM jobs WHERE state = 'pending' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+        "SELECT {COLUMNS} FROM jobs j WHERE state = 'pending' AND next_at <= ?1 \
+         AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.mail_id = j.mail_id AND e.target = j.target \
+                         AND e.id < j.id AND e.state = 'pending') \
+         ORDER BY next_at, id LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![now, limit as i64], row_to_job)?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -443,6 +452,33 @@ mod tests {
             target: "U1".into(),
             sender: "a@b".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_mails_later_requests_wait_for_the_earlier_ones_to_the_same_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let part = |target: &str, n: u32| NewJob { mail_id: "m1".into(), target: target.into(), ..job(n) };
+        let ids = store.insert(vec![part("U1", 1), part("U2", 2), part("U1", 3), part("U1", 4), job(5)]).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        let later = now_ms() + LEASE_MS + 1;
+        let due_ids = |conn: &Connection| due(conn, later, 10).unwrap().iter().map(|j| j.id).collect::<Vec<_>>();
+        // The first of each chain (m1→U1, m1→U2) and the other mail.
+        assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]]);
+        // Retrying does not let the next one pass; dead or done does.
+        store.update(ids[0], 1000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false }).await.unwrap();
+        assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]]);
+        store.update(ids[0], 2000, Update::Dead { error: "400".into() }).await.unwrap();
+        assert_eq!(due_ids(&conn), [ids[1], ids[2], ids[4]]);
+        store.update(ids[2], 3000, Update::Done).await.unwrap();
+        assert_eq!(due_ids(&conn), [ids[1], ids[3], ids[4]]);
+        // A predecessor dropped from the CLI releases its chain too.
+        let w = open_existing(dir.path(), true).unwrap();
+        store.update(ids[3], 4000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false }).await.unwrap();
+        assert!(retry_now(&w, ids[0], "00000000-0000-4000-8000-000000000099").unwrap(), "revive the dead head");
+        assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]], "a revived earlier job holds the chain again");
+        assert!(drop_job(&w, ids[0]).unwrap());
+        assert_eq!(due_ids(&conn), [ids[3], ids[1], ids[4]]);
     }
 
     #[tokio::test]
