@@ -81,6 +81,8 @@ pub struct Composed {
     pub requests: Vec<Request>,
     pub message_id: String,
     pub truncated: bool,
+    /// Files stored in the media store for this mail's requests.
+    pub media: Vec<String>,
 }
 
 impl Gateway {
@@ -92,6 +94,15 @@ impl Gateway {
     pub fn with_media(mut self, media: Option<Media>) -> Gateway {
         self.media = media;
         self
+    }
+
+    /// Deletes the media files of a mail no LINE message will point at: the sender gets a
+    /// refusal and a resent mail stores its own. Without this they would be served until
+    /// `[media] retention` ends. (A few unlinks; not worth a blocking-pool hop.)
+    fn discard_media(&self, composed: &Composed) {
+        if let (Some(m), false) = (&self.media, composed.media.is_empty()) {
+            m.store.remove(&composed.media);
+        }
     }
 
     /// Replaces `followers@` by the users who follow right now.
@@ -132,7 +143,7 @@ impl Gateway {
         let hosted = match &self.media {
             // Without a media host every attachment, images included, is listed by name and
             // size so the reader knows the mail carried it.
-            None => Hosted { images: Vec::new(), listed: notice.attachments, links: Vec::new() },
+            None => Hosted { listed: notice.attachments, ..Hosted::default() },
             Some(m) => {
                 let (m, attachments) = (m.clone(), notice.attachments);
                 match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
@@ -151,7 +162,7 @@ impl Gateway {
             .iter()
             .flat_map(|batch| plan(&mail.rcpts, batch))
             .collect();
-        Ok(Composed { requests, message_id: message_id(&mail.data), truncated: body.truncated })
+        Ok(Composed { requests, message_id: message_id(&mail.data), truncated: body.truncated, media: hosted.stored })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -204,7 +215,8 @@ impl Gateway {
                 Ok(Accepted { reply, requests: composed.requests.len() })
             }
             Mode::Direct(client) => self.push_all(client, id, &composed, arrived).await,
-            Mode::Spool(spool) => enqueue(spool, id, mail, &composed).await,
+            // Refused here means nothing was stored, so nothing will ever be sent.
+            Mode::Spool(spool) => enqueue(spool, id, mail, &composed).await.inspect_err(|_| self.discard_media(&composed)),
         }
     }
 
@@ -231,6 +243,9 @@ impl Gateway {
                     );
                 }
                 other => {
+                    if sent == 0 && !other.may_have_been_sent() {
+                        self.discard_media(composed);
+                    }
                     // The reply carries LINE's answer; the log adds which request it was.
                     let detail = format!("LINE did not accept request {} of {} ({})", i + 1, composed.requests.len(), path(&req.endpoint));
                     return Err(Refused { reason: refusal_reason(&other), reply: refusal(&other, sent), detail: Some(detail) });
@@ -284,6 +299,7 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
 }
 
 /// A mail's attachments after the media host took its part.
+#[derive(Default)]
 struct Hosted {
     /// Image messages for the images, in the mail's order.
     images: Vec<Message>,
@@ -291,18 +307,34 @@ struct Hosted {
     listed: Vec<mail::Attachment>,
     /// … and, by the same index, a download link for those stored.
     links: Vec<Option<String>>,
+    /// Every file stored, to delete them if the mail is refused after all.
+    stored: Vec<String>,
 }
 
 /// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
 /// the other attachments up to `max_attachment_bytes`. Blocking (file writes and fsyncs);
 /// an error means some file could not be made durable.
 fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<Hosted> {
-    let mut hosted = Hosted { images: Vec::new(), listed: Vec::new(), links: Vec::new() };
+    let mut hosted = Hosted::default();
+    let result = host_into(m, attachments, &mut hosted);
+    if result.is_err() {
+        // The mail gets a 4xx; the files stored before the failure would only linger.
+        m.store.remove(&hosted.stored);
+    }
+    result.map(|()| hosted)
+}
+
+fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted) -> std::io::Result<()> {
+    let put = |bytes: &[u8], kind: Kind, stored: &mut Vec<String>| {
+        let name = m.store.put(bytes, kind)?;
+        stored.push(name.clone());
+        std::io::Result::Ok(name)
+    };
     for a in attachments {
         if let Some(prepared) = media::image::prepare(&a.data) {
-            let original = m.store.put(&prepared.original.bytes, prepared.original.kind)?;
+            let original = put(&prepared.original.bytes, prepared.original.kind, &mut hosted.stored)?;
             let preview = match &prepared.preview {
-                Some(p) => m.store.put(&p.bytes, p.kind)?,
+                Some(p) => put(&p.bytes, p.kind, &mut hosted.stored)?,
                 None => original.clone(),
             };
             hosted.images.push(Message::Image(ImageMessage {
@@ -317,14 +349,14 @@ fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<Hosted
                 k if k.is_image() => Kind::Binary,
                 k => k,
             };
-            Some(m.url(&m.store.put(&a.data, kind)?))
+            Some(m.url(&put(&a.data, kind, &mut hosted.stored)?))
         } else {
             None
         };
         hosted.listed.push(a);
         hosted.links.push(link);
     }
-    Ok(hosted)
+    Ok(())
 }
 
 /// The transient reply when the media files of a mail cannot be stored.

@@ -246,12 +246,44 @@ async fn images_that_cannot_be_stored_get_a_transient_reply_and_nothing_is_pushe
         GatewayProcess::start(Options { api_base_url: &url, extra: &cfg, fsize_limit_kib: Some(1024), ..Default::default() })
     });
     let id = user(5);
-    let raw = mail_with(&addr(&id), "full@example.com", &[("big.png", "image/png", &large_png())]);
+    // The small logo is stored first; the big PNG then fails.
+    let raw = mail_with(&addr(&id), "full@example.com", &[("logo.png", "image/png", &testdata("logo.png")), ("big.png", "image/png", &large_png())]);
     let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap_err();
     assert_eq!(support::gateway::code(&err), Some(452), "{err}");
     assert!(err.to_string().contains("try again later"), "{err}");
     assert!(line.requests_to("/v2/bot/message/push").is_empty());
     assert!(gw.logs().contains("cannot store media files"), "{}", gw.logs());
+    assert_eq!(media_files(&gw), Vec::<String>::new(), "the logo stored before the failure is removed");
+}
+
+/// Files in the gateway's media directory.
+fn media_files(gw: &GatewayProcess) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(gw.dir.path().join("data/media"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A mail refused after its images were stored leaves no files behind, unless LINE may have
+/// sent it after all (a 500 leaves that open): then its messages may point at them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_mail_leaves_no_media_unless_line_may_have_sent_it() {
+    let (line, gw) = setup("").await;
+    let id = user(8);
+    let raw = mail_with(&addr(&id), "refused@example.com", &[("logo.png", "image/png", &testdata("logo.png"))]);
+    line.push_behaviour(Behaviour::Status(400, serde_json::json!({"message": "The request body has 1 error(s)"})));
+    let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap_err();
+    assert_eq!(support::gateway::code(&err).map(|c| c / 100), Some(5), "{err}");
+    let pushed = line.requests_to("/v2/bot/message/push");
+    assert_eq!(pushed.len(), 1);
+    assert!(pushed[0].body["messages"][1]["originalContentUrl"].is_string(), "the image was in the refused request");
+    assert_eq!(media_files(&gw), Vec::<String>::new());
+
+    line.push_behaviour(Behaviour::Status(500, serde_json::json!({"message": "Internal Server Error"})));
+    let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap_err();
+    assert_eq!(support::gateway::code(&err).map(|c| c / 100), Some(4), "{err}");
+    assert_eq!(media_files(&gw).len(), 1, "kept: LINE may have acted on the 500'd request");
 }
 
 /// In spool mode a mail's requests to the same recipients are separate jobs that parallel workers

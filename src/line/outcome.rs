@@ -35,6 +35,26 @@ pub enum RetryReason {
     NoAccessToken,
 }
 
+impl RetryReason {
+    /// Whether LINE may have acted on the request although we did not learn that it did: the
+    /// request left and no clear "not done" came back.
+    pub fn leaves_doubt(self) -> bool {
+        matches!(self, RetryReason::Timeout | RetryReason::ConnectionLost | RetryReason::ServerError)
+    }
+}
+
+impl Outcome {
+    /// Whether LINE delivered the request or may have: only a "no" that leaves no doubt
+    /// (refused, unreachable, rate limited) proves the messages were not sent.
+    pub fn may_have_been_sent(&self) -> bool {
+        match self {
+            Outcome::Delivered { .. } => true,
+            Outcome::Retry { reason, .. } => reason.leaves_doubt(),
+            Outcome::Permanent { .. } | Outcome::Unauthorized { .. } => false,
+        }
+    }
+}
+
 /// LINE's error body: `{"message": "...", "details": [{"message","property"}]}`.
 #[derive(Debug, Default, serde::Deserialize)]
 struct ErrorBody {
@@ -106,6 +126,17 @@ pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>, request
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_clear_no_proves_nothing_was_sent() {
+        let answer = |status| classify(status, b"{\"message\":\"x\"}", None, None).may_have_been_sent();
+        assert!(answer(200) && answer(409), "delivered");
+        assert!(answer(500) && answer(503), "a 5xx may come after LINE acted");
+        assert!(!answer(400) && !answer(401) && !answer(429), "refused before acting");
+        let retry = |reason| Outcome::Retry { reason, detail: String::new(), after: None }.may_have_been_sent();
+        assert!(retry(RetryReason::Timeout) && retry(RetryReason::ConnectionLost));
+        assert!(!retry(RetryReason::Unreachable) && !retry(RetryReason::NoAccessToken) && !retry(RetryReason::QuotaExhausted));
+    }
 
     #[test]
     fn success_and_duplicate() {

@@ -126,6 +126,16 @@ impl MediaStore {
         Kind::of_name(name).map(|k| (self.dir.join(name), k))
     }
 
+    /// Deletes stored files by name (those of a mail that was refused after all, so no message
+    /// will ever point at them). Best effort: a file left behind still expires.
+    pub fn remove(&self, names: &[String]) {
+        for name in names {
+            if let Some((path, _)) = self.locate(name) {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+
     /// Deletes the files last modified more than `retention` ago (and temporary files left by
     /// a crash); returns how many were deleted.
     pub fn sweep(&self, retention: Duration) -> io::Result<usize> {

@@ -33,7 +33,7 @@ pub fn decide(job: &Job, outcome: &Outcome, now: i64, jitter: f64, p: &RetryPoli
         Outcome::Retry { reason, detail, after } => {
             // Did this attempt perhaps reach LINE? Then only the retry key protects against a
             // duplicate, and only while LINE still remembers it.
-            let ambiguous = matches!(reason, RetryReason::Timeout | RetryReason::ConnectionLost | RetryReason::ServerError);
+            let ambiguous = reason.leaves_doubt();
             let first = job.first_attempt_at.unwrap_or(now);
             let age = Duration::from_millis((now - job.created_at).max(0) as u64);
             let attempts = job.attempts + 1;
