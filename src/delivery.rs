@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::compose::route::{plan, Request};
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
-use crate::compose::{attachment_list, batches, body_messages, with_attachment_list, ImageMessage, Message};
+use crate::compose::{attachment_list, batches, body_messages_with_list, ImageMessage, Message};
 use crate::media::{self, Kind, Media};
 use crate::line::client::{path, Body};
 use crate::line::outcome::RetryReason;
@@ -154,8 +154,7 @@ impl Gateway {
             }
         };
         let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
-        let text = with_attachment_list(&text, &list);
-        let body = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
+        let body = body_messages_with_list(&text, &list, MAX_MESSAGES_PER_REQUEST);
         // Text first, then images; more than 5 go on in follow-up requests to the same
         // recipients, each batch planned like a mail of its own, in order.
         let requests = batches(body.messages, hosted.images)

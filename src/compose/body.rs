@@ -6,6 +6,7 @@
 //! the truncation marker, as for a long text without stickers: the reader must see that
 //! something was cut, and a sticker cannot carry that marker.
 
+use super::attachments::with_attachment_list;
 use super::message::{Message, TextMessage};
 use super::sticker::{segments, Segment};
 use super::text::{
@@ -60,6 +61,20 @@ pub fn body_messages(text: &str, max_messages: usize) -> TextMessages {
         messages,
         truncated,
     }
+}
+
+/// [`body_messages`] for `text` followed by the attachment `list`. The list tells the reader
+/// what the mail carried, so a text too long for the request must not push it out: the text
+/// is then cut one message earlier and the list gets the last message of its own.
+pub fn body_messages_with_list(text: &str, list: &str, max_messages: usize) -> TextMessages {
+    let max = max_messages.clamp(1, MAX_MESSAGES_PER_REQUEST);
+    let whole = body_messages(&with_attachment_list(text, list), max);
+    if list.is_empty() || !whole.truncated || max < 2 {
+        return whole;
+    }
+    let mut head = body_messages(text, max - 1);
+    head.messages.extend(to_messages(list, 1).messages);
+    TextMessages { messages: head.messages, truncated: true }
 }
 
 /// Drops whole blank lines at the start (left over from the line end before a sticker) but
@@ -297,5 +312,50 @@ mod tests {
             cut > 30 && whole_with_stickers > 30,
             "cut {cut}, whole {whole_with_stickers}"
         );
+    }
+
+    fn texts(messages: &[Message]) -> Vec<&str> {
+        messages
+            .iter()
+            .map(|m| match m {
+                Message::Text(t) => t.text.as_str(),
+                _ => "<not text>",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_attachment_list_follows_a_text_that_fits() {
+        let r = body_messages_with_list("Report attached.", "📎 a.pdf (1.0 KB)", 5);
+        assert_eq!(texts(&r.messages), ["Report attached.\n\n📎 a.pdf (1.0 KB)"]);
+        assert!(!r.truncated);
+        assert_eq!(body_messages_with_list("Hi", "", 5), body_messages("Hi", 5));
+    }
+
+    #[test]
+    fn a_text_too_long_for_the_request_does_not_push_the_attachment_list_out() {
+        let long = "log line with some words in it\n".repeat(1500); // ≈ 46,500 units: 10 messages
+        let list = "📎 core.dump (12.0 MB)\n📎 trace.txt (3.1 KB)";
+        let r = body_messages_with_list(&long, list, 5);
+        assert!(r.truncated);
+        let t = texts(&r.messages);
+        assert_eq!(t.len(), 5);
+        assert!(t[3].ends_with("…(truncated)"), "the text is cut in the 4th message");
+        assert_eq!(t[4], list, "the list has the last message");
+        // Without room for two messages there is nothing to give the list.
+        let one = body_messages_with_list(&long, list, 1);
+        assert_eq!(one.messages.len(), 1);
+        assert!(one.truncated);
+    }
+
+    #[test]
+    fn a_list_over_one_message_is_itself_cut_visibly() {
+        let long = "x ".repeat(20_000);
+        let list: Vec<String> = (0..400).map(|i| format!("📎 file-{i:03}.bin (1 B)")).collect();
+        let list = list.join("\n");
+        let r = body_messages_with_list(&long, &list, 5);
+        let t = texts(&r.messages);
+        assert!(t[4].starts_with("📎 file-000.bin (1 B)") && t[4].ends_with("…(truncated)"));
+        assert!(r.messages.iter().all(|m| matches!(m, Message::Text(t) if t.text.encode_utf16().count() <= 5000)));
     }
 }

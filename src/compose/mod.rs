@@ -15,7 +15,7 @@ pub mod text;
 
 pub use attachments::{attachment_list, human_size, with_attachment_list};
 pub use batch::batches;
-pub use body::body_messages;
+pub use body::{body_messages, body_messages_with_list};
 pub use message::{Emoji, ImageMessage, Message, StickerMessage, TextMessage};
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};
