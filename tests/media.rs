@@ -326,3 +326,25 @@ async fn spooled_follow_up_requests_wait_for_the_earlier_ones_through_a_retry() 
     assert_eq!(keys.len(), 3, "each request has its own retry key");
     assert!(line.requests_to("/v2/bot/message/push").is_empty());
 }
+
+/// `max_attachment_bytes` caps what is stored for download: a bigger file is only listed,
+/// and nothing of it lands in the media directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_over_the_size_cap_are_listed_without_a_link() {
+    let pdf = testdata("scan.pdf");
+    let cap = pdf.len() - 1;
+    let (line, gw) = setup(&format!("serve_attachments = true\nmax_attachment_bytes = {cap}")).await;
+    let id = user(9);
+    let small = b"%PDF-1.4 tiny".to_vec();
+    let raw = mail_with(&addr(&id), "cap@example.com", &[("scan.pdf", "application/pdf", &pdf), ("note.pdf", "application/pdf", &small)]);
+    let resp = block_in_place(|| gw.send_raw("scanner@example.com", &[&addr(&id)], &raw)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    line.assert_all_valid();
+    let text = messages(&line)[0]["text"].as_str().unwrap().to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |name: &str| lines.iter().position(|l| l.starts_with(&format!("📎 {name} ("))).unwrap_or_else(|| panic!("{name} listed: {text}"));
+    let (big, note) = (at("scan.pdf"), at("note.pdf"));
+    assert_eq!(note, big + 1, "no link line under the file over the cap: {text}");
+    assert!(lines.get(note + 1).is_some_and(|l| l.starts_with(&format!("{BASE}/media/"))), "the small one has a link: {text}");
+    assert_eq!(media_files(&gw).len(), 1, "only the small file is stored");
+}
