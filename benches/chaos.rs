@@ -79,6 +79,7 @@ fn parse_args() -> Result<Settings, String> {
         seed,
         fault_rate,
         kill_every: (Duration::from_millis(kill_min), Duration::from_millis(kill_max)),
+        min_kills: 0,
         drain_timeout: Duration::from_secs(drain),
         rust_log: Some(rust_log),
     })

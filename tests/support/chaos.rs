@@ -61,6 +61,9 @@ pub struct Settings {
     pub fault_rate: f64,
     /// The killer waits a random time in this range before each `kill -9`.
     pub kill_every: (Duration, Duration),
+    /// The killer goes on after the load (into the drain) until it has killed this often, so a
+    /// short run on a slow machine still sees several kills.
+    pub min_kills: u32,
     /// How long to wait, after the load, for the spool to be empty.
     pub drain_timeout: Duration,
     /// `RUST_LOG` for the gateway (`None`: [`GatewayProcess`]'s default, `debug`).
@@ -70,8 +73,9 @@ pub struct Settings {
 impl Settings {
     pub fn describe(&self) -> String {
         let rate = self.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into());
+        let at_least = if self.min_kills > 0 { format!(" (at least {})", self.min_kills) } else { String::new() };
         format!(
-            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s",
+            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s{at_least}",
             self.mails,
             self.sessions,
             self.seed,
@@ -152,6 +156,7 @@ pub struct Tally {
     pub conflicts_409: usize,
     /// Delivery requests in all.
     pub requests: usize,
+    /// Recorded requests by the fault they got (a slow answer cut by a kill is not recorded).
     pub faults: BTreeMap<Fault, usize>,
     pub spec_errors: Vec<String>,
 }
@@ -254,6 +259,11 @@ pub struct Report {
     pub pending_at_end: i64,
     pub dead_at_end: i64,
     pub gateway_panics: usize,
+    /// Deliveries that drew from the stand-in's fault mix, and the faults drawn by kind.
+    pub fault_draws: u64,
+    pub faults_injected: BTreeMap<Fault, u64>,
+    /// Whether the stand-in had LINE's OpenAPI spec to check bodies against.
+    pub spec_checked: bool,
     pub load: Duration,
     pub drain: Duration,
     pub total: Duration,
@@ -314,18 +324,20 @@ impl Report {
             restart(|d| if d.is_empty() { Duration::ZERO } else { d.iter().sum::<Duration>() / d.len() as u32 }),
             restart(|d| d.iter().max().copied().unwrap_or_default())
         ));
-        let injected: usize = t.faults.values().sum();
-        let kinds: Vec<String> = Fault::ALL.iter().map(|f| format!("{} {}", f.name(), t.faults.get(f).copied().unwrap_or(0))).collect();
+        let injected: u64 = self.faults_injected.values().sum();
+        let kinds: Vec<String> =
+            Fault::ALL.iter().map(|f| format!("{} {}", f.name(), self.faults_injected.get(f).copied().unwrap_or(0))).collect();
+        line(format!("  LINE delivery requests: {}   409 (retry key already accepted, LINE's dedupe): {}", t.requests, t.conflicts_409));
+        // A 409 is answered before any fault is drawn.
         line(format!(
-            "  LINE requests: {}   faults injected: {injected} ({:.1}%): {}   409 (retry key already accepted): {}",
-            t.requests,
-            if t.requests > 0 { injected as f64 * 100.0 / t.requests as f64 } else { 0.0 },
-            kinds.join(", "),
-            t.conflicts_409
+            "  faults injected: {injected} of {} requests not answered 409 ({:.1}%): {}",
+            self.fault_draws,
+            if self.fault_draws > 0 { injected as f64 * 100.0 / self.fault_draws as f64 } else { 0.0 },
+            kinds.join(", ")
         ));
+        let spec = if self.spec_checked { format!("{} failing", t.spec_errors.len()) } else { "NOT CHECKED (spec not found)".into() };
         line(format!(
-            "  request bodies failing LINE's OpenAPI spec: {}   spool at end: {} pending, {} dead   gateway panics: {}",
-            t.spec_errors.len(),
+            "  request bodies against LINE's OpenAPI spec: {spec}   spool at end: {} pending, {} dead   gateway panics: {}",
             self.pending_at_end,
             self.dead_at_end,
             self.gateway_panics
@@ -435,8 +447,8 @@ pub async fn run(settings: Settings) -> Report {
     let killer = {
         let shared = shared.clone();
         let (lo, hi) = settings.kill_every;
-        let seed = settings.seed ^ 0x6b69_6c6c;
-        std::thread::spawn(move || killer(gw, shared, lo, hi.max(lo), seed))
+        let (seed, min_kills) = (settings.seed ^ 0x6b69_6c6c, settings.min_kills);
+        std::thread::spawn(move || killer(gw, shared, lo, hi.max(lo), min_kills, seed))
     };
 
     let run_id = format!("{}.{}", std::process::id(), clock_seed());
@@ -470,6 +482,7 @@ pub async fn run(settings: Settings) -> Report {
     // Nothing pending means nothing more can be sent; a moment more shows any straggler anyway.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let requests = line.requests();
+    let (fault_draws, faults_injected) = line.faults_drawn();
     let logs = gw.logs();
     tokio::task::spawn_blocking(move || {
         gw.terminate();
@@ -486,25 +499,37 @@ pub async fn run(settings: Settings) -> Report {
         pending_at_end: pending,
         dead_at_end: dead,
         gateway_panics: logs.matches("panicked at").count(),
+        spec_checked: line.spec_checked(),
+        fault_draws,
+        faults_injected,
         load,
         drain,
         total: started.elapsed(),
     }
 }
 
-/// `kill -9` at random intervals until the load is done, restarting each time on the same
-/// config and storage. Returns the gateway (running), the kills and each restart's duration.
-fn killer(mut gw: GatewayProcess, shared: Arc<Shared>, lo: Duration, hi: Duration, seed: u64) -> (GatewayProcess, u32, Vec<Duration>, Option<String>) {
+/// `kill -9` at random intervals until the load is done and `min_kills` are reached,
+/// restarting each time on the same config and storage. Returns the gateway (running), the
+/// kills and each restart's duration.
+fn killer(
+    mut gw: GatewayProcess,
+    shared: Arc<Shared>,
+    lo: Duration,
+    hi: Duration,
+    min_kills: u32,
+    seed: u64,
+) -> (GatewayProcess, u32, Vec<Duration>, Option<String>) {
     let mut rng = Rng::new(seed);
     let mut kills = 0;
     let mut restarts = Vec::new();
     loop {
         let wait = lo + (hi - lo).mul_f64(rng.unit());
         let until = Instant::now() + wait;
-        while Instant::now() < until && !shared.load_done.load(Ordering::SeqCst) {
+        let over = |kills| shared.load_done.load(Ordering::SeqCst) && kills >= min_kills;
+        while Instant::now() < until && !over(kills) {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if shared.load_done.load(Ordering::SeqCst) {
+        if over(kills) {
             return (gw, kills, restarts, None);
         }
         gw.kill9();

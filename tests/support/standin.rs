@@ -67,7 +67,7 @@
 //! not run the panic hook, so the test output stays clean, and tokio contains
 //! the unwind in that one task; the server keeps accepting connections.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -223,10 +223,13 @@ impl Fault {
     }
 }
 
-/// [`Faults`] with its generator state.
+/// [`Faults`] with its generator state and what it drew.
 struct FaultDraw {
     faults: Faults,
     state: u64,
+    /// Deliveries that drew, and the faults they got.
+    draws: u64,
+    drawn: BTreeMap<Fault, u64>,
 }
 
 impl FaultDraw {
@@ -235,7 +238,7 @@ impl FaultDraw {
         let mut z = faults.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        FaultDraw { faults, state: (z ^ (z >> 31)) | 1 }
+        FaultDraw { faults, state: (z ^ (z >> 31)) | 1, draws: 0, drawn: BTreeMap::new() }
     }
 
     fn next(&mut self) -> u64 {
@@ -247,11 +250,14 @@ impl FaultDraw {
     }
 
     fn draw(&mut self) -> Option<Fault> {
+        self.draws += 1;
         let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
         if unit >= self.faults.rate {
             return None;
         }
-        Some(Fault::ALL[(self.next() % Fault::ALL.len() as u64) as usize])
+        let fault = Fault::ALL[(self.next() % Fault::ALL.len() as u64) as usize];
+        *self.drawn.entry(fault).or_default() += 1;
+        Some(fault)
     }
 }
 
@@ -457,6 +463,13 @@ impl StandIn {
     /// Scripted behaviours still come first. Each request's fault is in [`Recorded::fault`].
     pub fn set_faults(&self, faults: Option<Faults>) {
         self.shared.lock().faults = faults.map(FaultDraw::new);
+    }
+
+    /// Deliveries that drew from [`StandIn::set_faults`] since it was called, and the faults
+    /// drawn, by kind. Counted when drawn: a slow answer whose client went away before it was
+    /// due is never recorded (see the module docs), but its fault was injected.
+    pub fn faults_drawn(&self) -> (u64, BTreeMap<Fault, u64>) {
+        self.shared.lock().faults.as_ref().map(|d| (d.draws, d.drawn.clone())).unwrap_or_default()
     }
 
     /// All requests so far, in the order they were answered.
