@@ -719,26 +719,24 @@ async fn handle(
     let decision = match rejection {
         Some((status, answer)) => Decision::Answer(status, answer),
         None => {
-            let behaviour = {
+            let (behaviour, drawn) = {
                 let mut state = shared.lock();
-                if route.is_token() {
+                let scripted = if route.is_token() {
                     Some(state.token_queue.pop_front().unwrap_or(Behaviour::Ok))
-                } else if !route.is_delivery() {
-                    Some(state.default.clone())
-                } else if let Some(scripted) = state.queue.pop_front() {
-                    Some(scripted)
+                } else if route.is_delivery() {
+                    state.queue.pop_front()
                 } else {
-                    fault = state.faults.as_mut().and_then(FaultDraw::draw);
-                    fault.is_none().then(|| state.default.clone())
-                }
+                    None
+                };
+                let drawn = match (&scripted, state.faults.as_mut()) {
+                    (None, Some(draw)) if route.is_delivery() => draw.draw().map(|f| (f, draw.faults.clone())),
+                    _ => None,
+                };
+                (scripted.unwrap_or_else(|| state.default.clone()), drawn)
             };
-            match (behaviour, fault) {
-                (Some(Behaviour::Ok), _) => Decision::Ok,
-                (Some(Behaviour::Status(status, answer)), _) => Decision::Answer(status, answer),
-                (Some(Behaviour::Delay(d)), _) => Decision::DelayThenOk(d),
-                (Some(Behaviour::AcceptThenDrop), _) => Decision::Drop,
-                (None, Some(f)) => {
-                    let faults = shared.lock().faults.as_ref().map(|d| d.faults.clone()).expect("a fault was drawn from them");
+            match (drawn, behaviour) {
+                (Some((f, faults)), _) => {
+                    fault = Some(f);
                     match f {
                         Fault::ServerError => Decision::Answer(500, error_body("Internal server error")),
                         Fault::RateLimited => {
@@ -750,7 +748,10 @@ async fn handle(
                         Fault::AcceptThenDrop => Decision::Drop,
                     }
                 }
-                (None, None) => unreachable!("no behaviour only when a fault was drawn"),
+                (None, Behaviour::Ok) => Decision::Ok,
+                (None, Behaviour::Status(status, answer)) => Decision::Answer(status, answer),
+                (None, Behaviour::Delay(d)) => Decision::DelayThenOk(d),
+                (None, Behaviour::AcceptThenDrop) => Decision::Drop,
             }
         }
     };
