@@ -287,7 +287,7 @@ mod standin {
     use serde_json::{json, Value};
 
     use super::support::spec::Spec;
-    use super::support::standin::{Behaviour, StandIn};
+    use super::support::standin::{Behaviour, Fault, Faults, StandIn};
     use super::{push_body, text};
 
     const TOKEN: &str = "test-channel-token";
@@ -552,6 +552,52 @@ mod standin {
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer["sentMessages"][0]["id"], "1");
         assert_eq!(line.accepted().len(), 1);
+    }
+
+    /// The fault mix: seeded, every kind at rate 1, a late answer is accepted before it is
+    /// due (a retry meanwhile gets 409), scripted behaviours come first, and only deliveries draw.
+    #[tokio::test]
+    async fn random_faults_are_seeded_counted_and_late_ones_are_accepted_at_once() {
+        let faults = Faults { rate: 1.0, seed: 5, slow: Duration::from_millis(10), late: Duration::from_millis(1500) };
+        let line = StandIn::start().await;
+        line.set_faults(Some(faults.clone()));
+        line.push_behaviour(Behaviour::Status(503, json!({"message": "scripted"})));
+        let url = format!("{}/v2/bot/message/push", line.base_url());
+        let client = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+        let key = |n: u32| format!("123e4567-e89b-12d3-a456-{n:012}");
+        let send = |k: String| client.post(&url).bearer_auth(TOKEN).header("X-Line-Retry-Key", k).json(&push_body()).send();
+        let first = send(key(0)).await.unwrap();
+        assert_eq!(first.status().as_u16(), 503, "the script comes before the faults");
+        client.get(format!("{}/v2/bot/info", line.base_url())).bearer_auth(TOKEN).send().await.unwrap();
+        let mut late_key = None;
+        for n in 1..=40 {
+            let _ = send(key(n)).await;
+            let last = line.requests_to("/v2/bot/message/push").pop();
+            if let Some(r) = last.filter(|r| r.fault == Some(Fault::Late)) {
+                late_key = Some(key(n));
+                assert!(r.is_accepted());
+            }
+        }
+        let (draws, drawn) = line.faults_drawn();
+        assert_eq!(draws, 40, "the scripted push and the GET draw nothing");
+        assert_eq!(drawn.values().sum::<u64>(), 40, "rate 1: every draw is a fault");
+        assert_eq!(drawn.len(), Fault::ALL.len(), "40 draws hit every kind: {drawn:?}");
+        // A late answer is past the client's timeout, but LINE took it: the retry gets 409.
+        let late_key = late_key.expect("a late fault among 40");
+        let retry = send(late_key).await.unwrap();
+        assert_eq!(retry.status().as_u16(), 409);
+
+        // The same seed draws the same faults.
+        let again = StandIn::start().await;
+        again.set_faults(Some(faults));
+        let url2 = format!("{}/v2/bot/message/push", again.base_url());
+        for n in 1..=10 {
+            let _ = client.post(&url2).bearer_auth(TOKEN).header("X-Line-Retry-Key", key(n)).json(&push_body()).send().await;
+        }
+        let kinds = |l: &StandIn| l.requests_to("/v2/bot/message/push").iter().filter_map(|r| r.fault).take(10).collect::<Vec<_>>();
+        let first_ten: Vec<Fault> = kinds(&line).into_iter().take(10).collect();
+        assert_eq!(kinds(&again), first_ten);
+        line.assert_all_valid();
     }
 
     #[tokio::test]

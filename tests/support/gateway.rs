@@ -48,7 +48,8 @@ pub struct Options<'a> {
     pub extra: &'a str,
     /// Run under `ulimit -f` (KiB) with SIGXFSZ ignored: writes past it fail like a full disk.
     pub fsize_limit_kib: Option<u64>,
-    /// Environment variables for the process (e.g. `CREDENTIALS_DIRECTORY`, `NOTIFY_SOCKET`).
+    /// Environment variables for the process (e.g. `CREDENTIALS_DIRECTORY`, `NOTIFY_SOCKET`,
+    /// or `RUST_LOG` instead of the default `debug`).
     pub env: &'a [(&'a str, &'a str)],
 }
 
@@ -194,8 +195,9 @@ fn spawn(
         // notification socket.
         .env_remove("CREDENTIALS_DIRECTORY")
         .env_remove("NOTIFY_SOCKET")
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("RUST_LOG", "debug,hyper=info,hyper_util=info,reqwest=info,h2=info,rustls=info")
+        // After the default, so a test can set its own RUST_LOG.
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

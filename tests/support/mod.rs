@@ -4,13 +4,15 @@
 //! official OpenAPI documents), `standin` (a fake LINE API server that
 //! uses `spec` to police every request the gateway makes), `gateway` (the
 //! real binary), `keys` (RSA key pairs for v2.1 tokens), `raw` (a bare SMTP client),
-//! `tls` (certificates and logins), `readme` (the README's tested blocks) and `sink` (a
-//! recording SMTP server for the client commands `sendmail` and `send`).
+//! `tls` (certificates and logins), `readme` (the README's tested blocks), `sink` (a
+//! recording SMTP server for the client commands `sendmail` and `send`) and `chaos` (the fault
+//! campaign, also run by `benches/chaos.rs`).
 //!
 //! Each integration test binary compiles this module on its own and usually
 //! needs only part of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod gateway;
 pub mod keys;
 pub mod raw;

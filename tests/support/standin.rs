@@ -12,7 +12,8 @@
 //! * honours `X-Line-Retry-Key` like LINE: a key that was already accepted
 //!   gets 409 with the original `sentMessages`, and is not a new delivery,
 //! * answers with scripted [`Behaviour`]s (errors, delays, dropped
-//!   connections) so retry and failure paths can be tested.
+//!   connections) so retry and failure paths can be tested, and, for fault
+//!   campaigns, fails a seeded random share of deliveries ([`Faults`]).
 //!
 //! Routes answered: `POST /v2/bot/message/{push,reply,multicast,broadcast}`,
 //! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota/consumption`,
@@ -44,9 +45,17 @@
 //! Scripting: the [`StandIn::push_behaviour`] queue is consumed only by
 //! *deliveries* (the message-sending POSTs above), one per delivery that got
 //! past the auth/spec/retry-key checks, so a profile lookup in between does not
-//! eat a scripted failure. When the queue is empty — and for every
-//! non-delivery request — the [`StandIn::set_default`] behaviour applies
+//! eat a scripted failure. When the queue is empty, a delivery gets a random
+//! [`Fault`] if [`StandIn::set_faults`] asked for them (drawn from a seeded
+//! generator, so a campaign's mix can be told by its seed); otherwise — and for
+//! every non-delivery request — the [`StandIn::set_default`] behaviour applies
 //! (initially [`Behaviour::Ok`]).
+//!
+//! A [`Fault::Late`] answer is accepted (recorded, retry key remembered) when it
+//! arrives and answered only after its delay: LINE took the message and the
+//! answer came after the client had given up. (A [`Behaviour::Delay`] instead
+//! decides after the delay, and when the client gives up first, hyper drops the
+//! handler and nothing is recorded: LINE never took it.)
 //!
 //! How [`Behaviour::AcceptThenDrop`] closes a connection without answering:
 //! axum/hyper offer no "abort this connection" call to a handler, so the
@@ -58,7 +67,7 @@
 //! not run the panic hook, so the test output stays clean, and tokio contains
 //! the unwind in that one task; the server keeps accepting connections.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -137,6 +146,8 @@ pub struct Recorded {
     pub dropped: bool,
     /// The `x-line-request-id` header of the answer (every answer has one, as at LINE).
     pub request_id: String,
+    /// The random fault this request got ([`StandIn::set_faults`]), if any.
+    pub fault: Option<Fault>,
 }
 
 impl Recorded {
@@ -166,6 +177,88 @@ pub enum Behaviour {
     /// Accept (recorded as a 200 delivery, retry key remembered) and then close
     /// the connection without any response.
     AcceptThenDrop,
+}
+
+/// A seeded random share of failing deliveries, for fault campaigns
+/// ([`StandIn::set_faults`]). Each delivery with nothing scripted fails with
+/// probability `rate`, the kind drawn evenly from [`Fault::ALL`].
+#[derive(Clone, Debug)]
+pub struct Faults {
+    /// Share of deliveries that fail, 0.0 ..= 1.0.
+    pub rate: f64,
+    pub seed: u64,
+    /// How long a [`Fault::Slow`] answer takes; meant to be shorter than the client's timeout.
+    pub slow: Duration,
+    /// How long a [`Fault::Late`] answer takes; meant to be longer than the client's timeout.
+    pub late: Duration,
+}
+
+/// What a delivery picked for failure by [`Faults`] got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Fault {
+    /// 500 `{"message":"Internal server error"}`; not accepted.
+    ServerError,
+    /// 429 with `Retry-After: 1`, LINE's rate-limit message; not accepted.
+    RateLimited,
+    /// Answered like `Ok` after [`Faults::slow`].
+    Slow,
+    /// Accepted at once, answered like `Ok` after [`Faults::late`] (see the module docs).
+    Late,
+    /// Like [`Behaviour::AcceptThenDrop`].
+    AcceptThenDrop,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 5] = [Fault::ServerError, Fault::RateLimited, Fault::Slow, Fault::Late, Fault::AcceptThenDrop];
+
+    /// A short name for summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::ServerError => "500",
+            Fault::RateLimited => "429+Retry-After",
+            Fault::Slow => "slow",
+            Fault::Late => "late(past timeout)",
+            Fault::AcceptThenDrop => "accept-then-drop",
+        }
+    }
+}
+
+/// [`Faults`] with its generator state and what it drew.
+struct FaultDraw {
+    faults: Faults,
+    state: u64,
+    /// Deliveries that drew, and the faults they got.
+    draws: u64,
+    drawn: BTreeMap<Fault, u64>,
+}
+
+impl FaultDraw {
+    fn new(faults: Faults) -> FaultDraw {
+        // splitmix64 of the seed, so seeds 1, 2, 3 … give unrelated streams (and 0 works).
+        let mut z = faults.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        FaultDraw { faults, state: (z ^ (z >> 31)) | 1, draws: 0, drawn: BTreeMap::new() }
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn draw(&mut self) -> Option<Fault> {
+        self.draws += 1;
+        let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        if unit >= self.faults.rate {
+            return None;
+        }
+        let fault = Fault::ALL[(self.next() % Fault::ALL.len() as u64) as usize];
+        *self.drawn.entry(fault).or_default() += 1;
+        Some(fault)
+    }
 }
 
 /// A running stand-in server. Dropping it stops the server.
@@ -201,6 +294,7 @@ struct StateData {
     issued: Vec<IssuedToken>,
     token_expires_in: Option<u64>,
     token_queue: VecDeque<Behaviour>,
+    faults: Option<FaultDraw>,
 }
 
 struct AcceptedKey {
@@ -282,6 +376,7 @@ impl StandIn {
                 issued: Vec::new(),
                 token_expires_in: None,
                 token_queue: VecDeque::new(),
+                faults: None,
             }),
             recorded: Notify::new(),
         });
@@ -362,6 +457,19 @@ impl StandIn {
     /// Behaviour for requests with nothing scripted (initially `Ok`).
     pub fn set_default(&self, behaviour: Behaviour) {
         self.shared.lock().default = behaviour;
+    }
+
+    /// Fails a random share of deliveries from now on (`None`: stop); see [`Faults`].
+    /// Scripted behaviours still come first. Each request's fault is in [`Recorded::fault`].
+    pub fn set_faults(&self, faults: Option<Faults>) {
+        self.shared.lock().faults = faults.map(FaultDraw::new);
+    }
+
+    /// Deliveries that drew from [`StandIn::set_faults`] since it was called, and the faults
+    /// drawn, by kind. Counted when drawn: a slow answer whose client went away before it was
+    /// due is never recorded (see the module docs), but its fault was injected.
+    pub fn faults_drawn(&self) -> (u64, BTreeMap<Fault, u64>) {
+        self.shared.lock().faults.as_ref().map(|d| (d.draws, d.drawn.clone())).unwrap_or_default()
     }
 
     /// All requests so far, in the order they were answered.
@@ -461,6 +569,8 @@ enum Decision {
     Answer(u16, Value),
     Ok,
     DelayThenOk(Duration),
+    /// Accepted now, answered like `Ok` after the delay.
+    OkLate(Duration),
     Drop,
 }
 
@@ -604,32 +714,57 @@ async fn handle(
         }
     }
 
-    // 5. Scripted behaviour.
+    // 5. Scripted behaviour, else a random fault, else the default.
+    let mut fault = None;
     let decision = match rejection {
         Some((status, answer)) => Decision::Answer(status, answer),
         None => {
-            let behaviour = {
+            let (behaviour, drawn) = {
                 let mut state = shared.lock();
-                if route.is_token() {
-                    state.token_queue.pop_front().unwrap_or(Behaviour::Ok)
+                let scripted = if route.is_token() {
+                    Some(state.token_queue.pop_front().unwrap_or(Behaviour::Ok))
+                } else if route.is_delivery() {
+                    state.queue.pop_front()
                 } else {
-                    let scripted = if route.is_delivery() { state.queue.pop_front() } else { None };
-                    scripted.unwrap_or_else(|| state.default.clone())
-                }
+                    None
+                };
+                let drawn = match (&scripted, state.faults.as_mut()) {
+                    (None, Some(draw)) if route.is_delivery() => draw.draw().map(|f| (f, draw.faults.clone())),
+                    _ => None,
+                };
+                (scripted.unwrap_or_else(|| state.default.clone()), drawn)
             };
-            match behaviour {
-                Behaviour::Ok => Decision::Ok,
-                Behaviour::Status(status, answer) => Decision::Answer(status, answer),
-                Behaviour::Delay(d) => Decision::DelayThenOk(d),
-                Behaviour::AcceptThenDrop => Decision::Drop,
+            match (drawn, behaviour) {
+                (Some((f, faults)), _) => {
+                    fault = Some(f);
+                    match f {
+                        Fault::ServerError => Decision::Answer(500, error_body("Internal server error")),
+                        Fault::RateLimited => {
+                            extra_headers.push(("retry-after", "1".to_string()));
+                            Decision::Answer(429, error_body("The API rate limit has been exceeded. Try again later."))
+                        }
+                        Fault::Slow => Decision::DelayThenOk(faults.slow),
+                        Fault::Late => Decision::OkLate(faults.late),
+                        Fault::AcceptThenDrop => Decision::Drop,
+                    }
+                }
+                (None, Behaviour::Ok) => Decision::Ok,
+                (None, Behaviour::Status(status, answer)) => Decision::Answer(status, answer),
+                (None, Behaviour::Delay(d)) => Decision::DelayThenOk(d),
+                (None, Behaviour::AcceptThenDrop) => Decision::Drop,
             }
         }
     };
+    let mut answer_after = None;
     let (status, answer, dropped) = match decision {
         Decision::Ok => (200, success_body(&shared, route, &path, &body), false),
         Decision::Answer(status, answer) => (status, answer, false),
         Decision::DelayThenOk(d) => {
             tokio::time::sleep(d).await;
+            (200, success_body(&shared, route, &path, &body), false)
+        }
+        Decision::OkLate(d) => {
+            answer_after = Some(d);
             (200, success_body(&shared, route, &path, &body), false)
         }
         Decision::Drop => (200, success_body(&shared, route, &path, &body), true),
@@ -658,6 +793,7 @@ async fn handle(
             status,
             dropped,
             request_id: request_id.clone(),
+            fault,
         });
         request_id
     };
@@ -666,6 +802,11 @@ async fn handle(
     if dropped {
         // See the module docs: ends this connection's task without a response.
         std::panic::resume_unwind(Box::new("stand-in LINE API: AcceptThenDrop"));
+    }
+    if let Some(d) = answer_after {
+        // Already recorded as accepted: if the client gives up meanwhile, hyper drops this
+        // future and the answer is lost, as with LINE answering after the client's timeout.
+        tokio::time::sleep(d).await;
     }
 
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
