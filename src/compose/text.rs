@@ -46,6 +46,34 @@ pub(super) fn to_messages_before_more(
     more_follows: bool,
 ) -> TextMessages {
     let max_messages = max_messages.clamp(1, MAX_MESSAGES_PER_REQUEST);
+    if let Some(one) = whole_in_one(text, max_messages, more_follows) {
+        return one;
+    }
+    split_units(text, max_messages, more_follows)
+}
+
+/// The common case without the per-char work: a text with no emoji token that fits one message
+/// is that message, its trailing whitespace trimmed. `None` when the general path is needed.
+/// Must give exactly what [`split_units`] gives (a unit test compares the two).
+fn whole_in_one(text: &str, max_messages: usize, more_follows: bool) -> Option<TextMessages> {
+    // With one slot and more to come, even a fitting text ends in the truncation marker.
+    if more_follows && max_messages == 1 {
+        return None;
+    }
+    let trimmed = text.trim_end();
+    // Every token starts with this; a stray "[emoji:" that is no token only costs the slow path.
+    if trimmed.is_empty() || trimmed.len() > 4 * MAX_TEXT_UTF16 || trimmed.contains("[emoji:") {
+        return None;
+    }
+    let utf16: usize = trimmed.chars().map(char::len_utf16).sum();
+    (utf16 <= MAX_TEXT_UTF16).then(|| TextMessages {
+        messages: vec![Message::Text(TextMessage { text: trimmed.to_string(), emojis: Vec::new() })],
+        truncated: false,
+    })
+}
+
+/// The general path: tokens, windows, tidy breaks, truncation.
+fn split_units(text: &str, max_messages: usize, more_follows: bool) -> TextMessages {
     let all = tokenize(text);
     // Trailing whitespace carries nothing, and dropping it up front means "does the rest
     // fit?" is never fooled by a tail of blank lines.
@@ -188,6 +216,57 @@ mod tests {
 
     fn utf16(s: &str) -> usize {
         s.encode_utf16().count()
+    }
+
+    /// The fast path must be invisible: on texts around its edges (tokens, near-tokens,
+    /// blank tails, the 5,000 limit, astral chars, one slot with more to come) it gives
+    /// exactly what the general path gives, or declines.
+    #[test]
+    fn the_one_message_fast_path_agrees_with_the_general_path() {
+        let near_limit = |n: usize| "a".repeat(n);
+        let mut cases: Vec<String> = vec![
+            "".into(),
+            " \n\t ".into(),
+            "Hello".into(),
+            "  indented\n\n  text \n\n\n".into(),
+            "price $5 [emoji:nope] [emoji:".into(),
+            format!("hi {}", tok("001")),
+            near_limit(5000),
+            near_limit(5001),
+            format!("{}   \n", near_limit(5000)),
+            "😀".repeat(2500),
+            "😀".repeat(2501),
+            format!("{}a", "😀".repeat(2500)),
+            "日本語のテキスト\r\n".repeat(300),
+            "x\u{3000}".into(),
+        ];
+        let mut x: u32 = 7;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        for _ in 0..300 {
+            let mut t = String::new();
+            for _ in 0..next() % 40 {
+                let x = next();
+                t.push_str(["a", " ", "\n", "😀", "日", "$", "[emoji", "\u{3000}", "word "][(x % 9) as usize]);
+            }
+            cases.push(t.repeat(1 + (next() % 150) as usize));
+        }
+        let mut fast = 0;
+        for t in &cases {
+            for max in 1..=5 {
+                for more in [false, true] {
+                    if let Some(r) = whole_in_one(t, max, more) {
+                        fast += 1;
+                        assert_eq!(r, split_units(t, max, more), "{t:?} max {max} more {more}");
+                    }
+                }
+            }
+        }
+        assert!(fast > 500, "the fast path was taken {fast} times");
     }
 
     /// One message, not truncated; returns it.
