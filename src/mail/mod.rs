@@ -219,16 +219,22 @@ fn param<'a>(ct: &'a ContentType<'_>, name: &str) -> Option<&'a str> {
 
 /// CRLF and lone CR become LF.
 fn normalize_line_ends(text: &str) -> String {
+    if !text.contains('\r') {
+        return text.to_string();
+    }
     text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Drops control characters other than `\n` and `\t` (LINE shows them as boxes) and the
 /// whitespace at the very end. Nothing else is removed: signatures and quotes stay.
 fn finish_text(text: &str) -> String {
-    let kept: String = text
-        .chars()
-        .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
-        .collect();
+    let dropped = |c: char| c.is_control() && c != '\n' && c != '\t';
+    // Most texts have no control character to drop: then one copy of the trimmed text, not a
+    // char-by-char rebuild (this runs for every mail).
+    if !text.contains(dropped) {
+        return text.trim_end().to_string();
+    }
+    let kept: String = text.chars().filter(|&c| !dropped(c)).collect();
     kept.trim_end().to_string()
 }
 
