@@ -25,7 +25,8 @@
 # bench/../../shared/bench), BENCH_CACHE (where the mailrise venv lives; default
 # ~/.cache/mail2line-bench), MAILRISE_VERSION (pip spec, default latest), GATEWAY_BIN (a
 # mail2line binary; default: `cargo build --release` and take it from the target dir),
-# NGINX_PORT (18080), MAILRISE_PORT (18025), MAIL2LINE_PORT (18026), M2L_RAISED_RPS (1000000).
+# NGINX_PORT (18080), MAILRISE_PORT (18025), MAIL2LINE_PORT (18026), M2L_RAISED_RPS (1000000),
+# KEEP_WORK=1 (keep the temp dir with the configs, server logs and nginx's access log).
 #
 # It prints numbers and does not judge speed beyond saying whether the issue's 20× target was
 # met. Exit status: 0 after a complete run, 1 when it could not be set up, 3 when mail was lost.
@@ -130,7 +131,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "compare.sh: logs and configs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -280,6 +281,8 @@ run_mailrise() {
   stop "$pid"
 }
 
+# Other work on the machine skews every number; the summary shows how busy it was.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 runs=()
 if [ "$ONLY" != mailrise ]; then
   run_mail2line m2l_paced "# max_requests_per_second: the default, 2000 (LINE's published limit)"
@@ -305,7 +308,8 @@ label() {
 
 lost=0
 echo
-echo "=== side by side: smtp-source -d -s $SESSIONS -m $MAILS -l $SIZE, stand-in nginx on 127.0.0.1:$NGINX_PORT ($(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ))"
+echo "=== side by side: smtp-source -d -s $SESSIONS -m $MAILS -l $SIZE, stand-in nginx on 127.0.0.1:$NGINX_PORT"
+echo "    $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average before the runs: $load_before"
 for r in "${runs[@]}"; do
   echo "$(label "$r")"
   printf '  end to end: %9s mails/s  (%s s from the first connection to the last request)\n' "${R[$r.e2e_rate]}" "${R[$r.e2e_secs]}"
