@@ -26,7 +26,8 @@
 # ~/.cache/mail2line-bench), MAILRISE_VERSION (pip spec, default latest), GATEWAY_BIN (a
 # mail2line binary; default: `cargo build --release` and take it from the target dir),
 # NGINX_PORT (18080), MAILRISE_PORT (18025), MAIL2LINE_PORT (18026), M2L_RAISED_RPS (1000000),
-# KEEP_WORK=1 (keep the temp dir with the configs, server logs and nginx's access log).
+# KEEP_WORK=1 (keep the temp dir with the configs, server logs and nginx's access log),
+# M2L_RUST_LOG (RUST_LOG for mail2line; default: unset, its shipped info level).
 #
 # It prints numbers and does not judge speed beyond saying whether the issue's 20× target was
 # met. Exit status: 0 after a complete run, 1 when it could not be set up, 3 when mail was lost.
@@ -255,8 +256,9 @@ mode = "spool"
 $extra
 EOF
   # The default log level (info, two lines per mail), as shipped; to a file, as under systemd.
+  # M2L_RUST_LOG sets RUST_LOG instead (e.g. "warn", to see what the log lines cost).
   env -u RUST_LOG -u MAIL2LINE_CONFIG -u LINE_CHANNEL_ACCESS_TOKEN -u LINE_CHANNEL_SECRET \
-    "$GATEWAY_BIN" serve --config "$dir/config.toml" >"$dir/log" 2>&1 &
+    ${M2L_RUST_LOG:+RUST_LOG="$M2L_RUST_LOG"} "$GATEWAY_BIN" serve --config "$dir/config.toml" >"$dir/log" 2>&1 &
   local pid=$!
   pids+=("$pid")
   wait_port "$MAIL2LINE_PORT" "$pid" || { cat "$dir/log" >&2; die "mail2line did not start ($dir/config.toml above)"; }
@@ -300,8 +302,8 @@ fi
 
 label() {
   case "$1" in
-    m2l_paced) echo "mail2line, spool, LINE-paced (max_requests_per_second = 2000, the default)" ;;
-    m2l_raised) echo "mail2line, spool, limiter raised (max_requests_per_second = $M2L_RAISED_RPS)" ;;
+    m2l_paced) echo "mail2line, spool, LINE-paced (max_requests_per_second = 2000, the default)${M2L_RUST_LOG:+, RUST_LOG=$M2L_RUST_LOG}" ;;
+    m2l_raised) echo "mail2line, spool, limiter raised (max_requests_per_second = $M2L_RAISED_RPS)${M2L_RUST_LOG:+, RUST_LOG=$M2L_RUST_LOG}" ;;
     mailrise) echo "mailrise $("$venv/bin/pip" show mailrise 2>/dev/null | awk '/^Version:/ {print $2}') (json:// to the stand-in, no pacing)" ;;
   esac
 }
