@@ -14,9 +14,10 @@
 //!
 //! The clock is the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), not the wall
 //! clock: "mails/s per core" is CPU work, and on a machine shared with builds and other
-//! benchmarks the wall clock also counts the time the thread waited for a core. (Inside a VM
-//! the host's steal time still counts as CPU time, so a busy host skews both clocks.) Set
-//! `MIME_BENCH_WALL=1` for criterion's usual wall-clock timing.
+//! benchmarks the wall clock also counts the time the thread waited for a core. Other load
+//! still slows the code through shared caches (and in a VM perhaps through the host), so
+//! compare runs from one machine and one moment. Set `MIME_BENCH_WALL=1` for criterion's usual
+//! wall-clock timing.
 //!
 //! Before measuring, every sample is checked to come out as the mail it is (a phrase of its
 //! text in the request JSON), so a decoding regression cannot turn into a fast fallback path
