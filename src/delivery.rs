@@ -138,30 +138,18 @@ impl Gateway {
     /// attachments) are stored durably first, so the URLs in the requests work by the time
     /// the mail is answered.
     async fn compose(&self, mail: &Mail) -> Result<Composed, Refused> {
+        let Some(m) = &self.media else {
+            return Ok(compose_without_media(&self.template, &mail.data, &mail.rcpts));
+        };
         let notice = mail::parse(&mail.data);
         let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let hosted = match &self.media {
-            // Without a media host every attachment, images included, is listed by name and
-            // size so the reader knows the mail carried it.
-            None => Hosted { listed: notice.attachments, ..Hosted::default() },
-            Some(m) => {
-                let (m, attachments) = (m.clone(), notice.attachments);
-                match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
-                    Ok(Ok(hosted)) => hosted,
-                    Ok(Err(e)) => return Err(media_refusal(e.to_string())),
-                    Err(e) => return Err(media_refusal(e.to_string())),
-                }
-            }
+        let (m, attachments) = (m.clone(), notice.attachments);
+        let hosted = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
+            Ok(Ok(hosted)) => hosted,
+            Ok(Err(e)) => return Err(media_refusal(e.to_string())),
+            Err(e) => return Err(media_refusal(e.to_string())),
         };
-        let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
-        let body = body_messages_with_list(&text, &list, MAX_MESSAGES_PER_REQUEST);
-        // Text first, then images; more than 5 go on in follow-up requests to the same
-        // recipients, each batch planned like a mail of its own, in order.
-        let requests = batches(body.messages, hosted.images)
-            .iter()
-            .flat_map(|batch| plan(&mail.rcpts, batch))
-            .collect();
-        Ok(Composed { requests, message_id: message_id(&mail.data), truncated: body.truncated, media: hosted.stored })
+        Ok(assemble(&text, hosted, &mail.rcpts, &mail.data))
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -253,6 +241,27 @@ impl Gateway {
         }
         Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})")), requests: sent })
     }
+}
+
+/// What a mail becomes when no media host is configured: the whole of [`Gateway::compose`]
+/// then, pure and without I/O (`benches/mime.rs` measures exactly this). Every attachment,
+/// images included, is listed by name and size so the reader knows the mail carried it.
+pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
+    let notice = mail::parse(raw);
+    let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
+    // Without a media host every attachment, images included, is listed by name and size so
+    // the reader knows the mail carried it.
+    assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, raw)
+}
+
+/// The rendered text and the hosted attachments → the mail's requests.
+fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], raw: &[u8]) -> Composed {
+    let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
+    let body = body_messages_with_list(text, &list, MAX_MESSAGES_PER_REQUEST);
+    // Text first, then images; more than 5 go on in follow-up requests to the same
+    // recipients, each batch planned like a mail of its own, in order.
+    let requests = batches(body.messages, hosted.images).iter().flat_map(|batch| plan(rcpts, batch)).collect();
+    Composed { requests, message_id: message_id(raw), truncated: body.truncated, media: hosted.stored }
 }
 
 /// Stores the mail's requests; 250 only once they are durable.
@@ -479,6 +488,30 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn without_media_attachments_are_listed_and_every_recipient_planned() {
+        let raw = b"From: a@example.com\r\nSubject: Report\r\nMessage-ID: <r1@example.com>\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nSales are up.\r\n\
+--b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=chart.png\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
+        let user = |c: char| Recipient::User(format!("U{}", c.to_string().repeat(32)));
+        let one = compose_without_media(&Template::default(), raw, &[user('a')]);
+        assert_eq!(one.message_id, "r1@example.com");
+        assert!(!one.truncated);
+        assert_eq!(one.requests.len(), 1);
+        assert_eq!(one.requests[0].endpoint, Endpoint::Push { to: user('a').id().to_owned() });
+        // Without a media host the image is not an image message: it is listed in the text.
+        match one.requests[0].messages.as_slice() {
+            [Message::Text(t)] => assert_eq!(t.text, "Report\n\nSales are up.\n\n📎 chart.png (5 B)"),
+            other => panic!("expected one text message, got {other:?}"),
+        }
+        let two = compose_without_media(&Template::default(), raw, &[user('a'), user('b')]);
+        assert_eq!(two.requests.len(), 1);
+        assert!(matches!(&two.requests[0].endpoint, Endpoint::Multicast { to } if to.len() == 2));
+        assert_eq!(two.requests[0].messages, one.requests[0].messages);
     }
 
     #[test]
