@@ -142,16 +142,8 @@ impl Gateway {
                 }
             }
         };
-        let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
-        let text = with_attachment_list(&text, &list);
-        let body = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
-        // Text first, then images; more than 5 go on in follow-up requests to the same
-        // recipients, each batch planned like a mail of its own, in order.
-        let requests = batches(body.messages, hosted.images)
-            .iter()
-            .flat_map(|batch| plan(&mail.rcpts, batch))
-            .collect();
-        Ok(Composed { requests, message_id: message_id(&mail.data), truncated: body.truncated })
+        let (requests, truncated) = requests(&text, &hosted.listed, &hosted.links, hosted.images, &mail.rcpts);
+        Ok(Composed { requests, message_id: message_id(&mail.data), truncated })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -239,6 +231,26 @@ impl Gateway {
         }
         Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: delivered to LINE (mail {id})")), requests: sent })
     }
+}
+
+/// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
+/// their download `links`, by index) and its image messages → the LINE requests for `rcpts`,
+/// and whether the text was cut. Separate from [`Gateway::compose`] so the fuzz target
+/// (`fuzzing::check_mime`) checks exactly what the gateway sends.
+pub fn requests(
+    text: &str,
+    listed: &[mail::Attachment],
+    links: &[Option<String>],
+    images: Vec<Message>,
+    rcpts: &[Recipient],
+) -> (Vec<Request>, bool) {
+    let list = attachment_list(listed, |i, _| links.get(i).cloned().flatten());
+    let text = with_attachment_list(text, &list);
+    let body = body_messages(&text, MAX_MESSAGES_PER_REQUEST);
+    // Text first, then images; more than 5 go on in follow-up requests to the same
+    // recipients, each batch planned like a mail of its own, in order.
+    let requests = batches(body.messages, images).iter().flat_map(|batch| plan(rcpts, batch)).collect();
+    (requests, body.truncated)
 }
 
 /// Stores the mail's requests; 250 only once they are durable.
