@@ -39,10 +39,11 @@ def testdata(name):
 
 
 # ------------------------------------------------------------------------------ mime
-# Selector: bits 0-1 template, 2-3 recipients, 4 media host, 5 download links.
+# Selector: bits 0-1 template, 2-3 recipients (2: users and a room, 503 users with bits 6-7),
+# 4 media host, 5 download links.
 MEDIA = 0x10
 LINKS = 0x20
-MANY = 0x08  # 503 users and a room
+MANY = 0xc8  # 503 users and a room
 GROUPS = 0x04
 
 

@@ -9,6 +9,7 @@
 //! reply ("queued as …"), in the spool's "mail delivered"/"mail dead" lines and in `mail2line
 //! queue list`, so one search follows a mail from SMTP to LINE's request id.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -108,9 +109,12 @@ impl Gateway {
             None => Vec::new(),
         };
         let mut out: Vec<Recipient> = rcpts.iter().filter(|r| **r != Recipient::Followers).cloned().collect();
+        // A set beside the list: with tens of thousands of followers, `out.contains` per user
+        // made every followers@ mail quadratic.
+        let mut seen: HashSet<Recipient> = out.iter().cloned().collect();
         for id in users {
             let r = Recipient::User(id);
-            if !out.contains(&r) {
+            if seen.insert(r.clone()) {
                 out.push(r);
             }
         }
@@ -460,6 +464,26 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    }
+
+    /// Found while fuzzing (see `compose::route`'s test of the same name): expanding
+    /// followers@ deduplicated with `contains`, quadratic in the followers. Many followers,
+    /// some also named directly, come out once each in order: named first, then by follow order.
+    #[test]
+    fn many_followers_expand_once_each_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let id = |i: usize| format!("U{i:032x}");
+        for i in 0..3000 {
+            registry.follow(&id(i), crate::followers::Kind::User, None, i as i64).unwrap();
+        }
+        let template = Template::parse(crate::compose::DEFAULT_TEMPLATE).unwrap();
+        let gw = Gateway::new(template, Mode::DryRun, Some(registry), Arc::new(Metrics::new()));
+        let rcpts = vec![Recipient::User(id(2999)), Recipient::Followers, Recipient::User(id(5))];
+        let Ok(out) = gw.expand_followers(&rcpts) else { panic!("expansion failed") };
+        let expected: Vec<Recipient> =
+            [2999, 5].into_iter().chain((0..3000).filter(|i| ![5, 2999].contains(i))).map(|i| Recipient::User(id(i))).collect();
+        assert_eq!(out, expected);
     }
 
     #[test]
