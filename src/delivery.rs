@@ -9,6 +9,7 @@
 //! reply ("queued as …"), in the spool's "mail delivered"/"mail dead" lines and in `mail2line
 //! queue list`, so one search follows a mail from SMTP to LINE's request id.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -119,9 +120,12 @@ impl Gateway {
             None => Vec::new(),
         };
         let mut out: Vec<Recipient> = rcpts.iter().filter(|r| **r != Recipient::Followers).cloned().collect();
+        // A set beside the list: with tens of thousands of followers, `out.contains` per user
+        // made every followers@ mail quadratic.
+        let mut seen: HashSet<Recipient> = out.iter().cloned().collect();
         for id in users {
             let r = Recipient::User(id);
-            if !out.contains(&r) {
+            if seen.insert(r.clone()) {
                 out.push(r);
             }
         }
@@ -249,19 +253,32 @@ impl Gateway {
 pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
     let notice = mail::parse(raw);
     let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-    // Without a media host every attachment, images included, is listed by name and size so
-    // the reader knows the mail carried it.
     assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, raw)
 }
 
 /// The rendered text and the hosted attachments → the mail's requests.
 fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], raw: &[u8]) -> Composed {
-    let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
+    let (requests, truncated) = requests(text, &hosted.listed, &hosted.links, hosted.images, rcpts);
+    Composed { requests, message_id: message_id(raw), truncated, media: hosted.stored }
+}
+
+/// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
+/// their download `links`, by index) and its image messages → the LINE requests for `rcpts`,
+/// and whether the text was cut. Public so the fuzz target (`fuzzing::check_mime`) checks
+/// exactly what the gateway sends, with and without hosted images.
+pub fn requests(
+    text: &str,
+    listed: &[mail::Attachment],
+    links: &[Option<String>],
+    images: Vec<Message>,
+    rcpts: &[Recipient],
+) -> (Vec<Request>, bool) {
+    let list = attachment_list(listed, |i, _| links.get(i).cloned().flatten());
     let body = body_messages_with_list(text, &list, MAX_MESSAGES_PER_REQUEST);
     // Text first, then images; more than 5 go on in follow-up requests to the same
     // recipients, each batch planned like a mail of its own, in order.
-    let requests = batches(body.messages, hosted.images).iter().flat_map(|batch| plan(rcpts, batch)).collect();
-    Composed { requests, message_id: message_id(raw), truncated: body.truncated, media: hosted.stored }
+    let requests = batches(body.messages, images).iter().flat_map(|batch| plan(rcpts, batch)).collect();
+    (requests, body.truncated)
 }
 
 /// Stores the mail's requests; 250 only once they are durable.
@@ -488,6 +505,26 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+    }
+
+    /// Found while fuzzing (see `compose::route`'s test of the same name): expanding
+    /// followers@ deduplicated with `contains`, quadratic in the followers. Many followers,
+    /// some also named directly, come out once each in order: named first, then by follow order.
+    #[test]
+    fn many_followers_expand_once_each_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Arc::new(Registry::open(dir.path()).unwrap());
+        let id = |i: usize| format!("U{i:032x}");
+        for i in 0..3000 {
+            registry.follow(&id(i), crate::followers::Kind::User, None, i as i64).unwrap();
+        }
+        let template = Template::parse(crate::compose::DEFAULT_TEMPLATE).unwrap();
+        let gw = Gateway::new(template, Mode::DryRun, Some(registry), Arc::new(Metrics::new()));
+        let rcpts = vec![Recipient::User(id(2999)), Recipient::Followers, Recipient::User(id(5))];
+        let Ok(out) = gw.expand_followers(&rcpts) else { panic!("expansion failed") };
+        let expected: Vec<Recipient> =
+            [2999, 5].into_iter().chain((0..3000).filter(|i| ![5, 2999].contains(i))).map(|i| Recipient::User(id(i))).collect();
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod check;
 pub mod config;
 pub mod credentials;
 pub mod delivery;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod line;
 pub mod notify;
 pub mod logging;

@@ -326,6 +326,25 @@ mod tests {
             .collect()
     }
 
+    /// Found by the `mime` fuzz target: on this broken nested multipart mail-parser 0.11.9
+    /// hits `debug_assert!(false, "Invalid part ID, could not find multipart.")`
+    /// (parsers/message.rs:485), a panic in builds with debug assertions (tests, fuzzing) and
+    /// nothing in release builds. Either way the mail must come out as a notice with its text,
+    /// never as a panic: with the assertion, through the fallback to the raw bytes.
+    #[test]
+    fn a_mail_parser_panic_falls_back_to_the_raw_text() {
+        let input = include_bytes!("../../fuzz/regressions/mime/mail_parser_panic_nested_multipart.eml");
+        let raw = &input[1..]; // the fuzz input's first byte is the target's selector
+        let notice = parse(raw);
+        assert!(!notice.text.trim().is_empty(), "{notice:?}");
+        if cfg!(debug_assertions) {
+            assert_eq!(notice.subject, "", "the fallback has no headers");
+            assert!(notice.attachments.is_empty());
+            assert!(notice.text.starts_with("From: fwd@example.com\nSubject: Fwd: original\n"), "{:?}", notice.text);
+            assert!(notice.text.contains("see below"), "{:?}", notice.text);
+        }
+    }
+
     #[test]
     fn iso_2022_jp_subject_and_7bit_body() {
         let raw = crlf(

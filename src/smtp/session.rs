@@ -172,6 +172,20 @@ enum AuthStep {
     LoginPassword(String),
 }
 
+/// Sizes of what a [`Session`] buffers (see [`Session::footprint`]).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Unconsumed input bytes.
+    pub input: usize,
+    /// Message data collected so far.
+    pub data: usize,
+    /// HELO name, reverse path and login, in bytes.
+    pub envelope: usize,
+    /// Recipients of the current transaction.
+    pub recipients: usize,
+}
+
 pub struct Session {
     rules: Arc<Rules>,
     conn: Conn,
@@ -316,6 +330,18 @@ impl Session {
     /// The login of this session, after a successful AUTH.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+
+    /// What the session holds right now, for the fuzz target's "memory stays bounded" check
+    /// (`fuzzing::check_smtp`); not used by the gateway itself.
+    #[doc(hidden)]
+    pub fn footprint(&self) -> Footprint {
+        Footprint {
+            input: self.buf.len(),
+            data: self.data.len(),
+            envelope: self.helo.len() + self.from.len() + self.user.as_ref().map_or(0, String::len),
+            recipients: self.rcpts.len(),
+        }
     }
 
     /// AUTH is offered on this connection: enabled, and either encrypted or on loopback where

@@ -1,0 +1,5 @@
+//! `cargo fuzz run smtp`: the invariants are in `mail2line::fuzzing::check_smtp`, shared with
+//! the corpus replay test (tests/fuzz_corpus.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mail2line::fuzzing::check_smtp(data));
