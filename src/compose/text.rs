@@ -62,10 +62,15 @@ fn whole_in_one(text: &str, max_messages: usize, more_follows: bool) -> Option<T
     }
     let trimmed = text.trim_end();
     // Every token starts with this; a stray "[emoji:" that is no token only costs the slow path.
-    if trimmed.is_empty() || trimmed.len() > 4 * MAX_TEXT_UTF16 || trimmed.contains("[emoji:") {
+    if trimmed.is_empty() || trimmed.len() > 4 * MAX_TEXT_UTF16 {
         return None;
     }
-    let utf16: usize = trimmed.chars().map(char::len_utf16).sum();
+    if trimmed.match_indices('[').any(|(i, _)| trimmed[i..].starts_with("[emoji:")) {
+        return None;
+    }
+    // UTF-16 length from the bytes: one unit per char (every byte but continuation bytes),
+    // one more for each 4-byte char (a surrogate pair).
+    let utf16: usize = trimmed.bytes().map(|b| usize::from(b & 0xc0 != 0x80) + usize::from(b >= 0xf0)).sum();
     (utf16 <= MAX_TEXT_UTF16).then(|| TextMessages {
         messages: vec![Message::Text(TextMessage { text: trimmed.to_string(), emojis: Vec::new() })],
         truncated: false,

@@ -219,10 +219,27 @@ fn param<'a>(ct: &'a ContentType<'_>, name: &str) -> Option<&'a str> {
 
 /// CRLF and lone CR become LF.
 fn normalize_line_ends(text: &str) -> String {
-    if !text.contains('\r') {
-        return text.to_string();
+    // One pass, finding each CR with memchr (this runs on every mail's text).
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(cr) = rest.find('\r') {
+        out.push_str(&rest[..cr]);
+        out.push('\n');
+        rest = &rest[cr + 1..];
+        rest = rest.strip_prefix('\n').unwrap_or(rest);
     }
-    text.replace("\r\n", "\n").replace('\r', "\n")
+    out.push_str(rest);
+    out
+}
+
+/// Whether `text` has a control character (Unicode Cc: U+0000–U+001F, U+007F–U+009F) other
+/// than `\n` and `\t`, decided on the UTF-8 bytes: C0 and DEL are single bytes, C1 is 0xC2
+/// followed by 0x80–0x9F. Same answer as `char::is_control`, without decoding chars.
+fn has_control_besides_lf_and_tab(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.iter().enumerate().any(|(i, &x)| {
+        (x < 0x20 && x != b'\n' && x != b'\t') || x == 0x7f || (x == 0xc2 && matches!(b.get(i + 1), Some(0x80..=0x9f)))
+    })
 }
 
 /// Drops control characters other than `\n` and `\t` (LINE shows them as boxes) and the
@@ -231,7 +248,7 @@ fn finish_text(text: &str) -> String {
     let dropped = |c: char| c.is_control() && c != '\n' && c != '\t';
     // Most texts have no control character to drop: then one copy of the trimmed text, not a
     // char-by-char rebuild (this runs for every mail).
-    if !text.contains(dropped) {
+    if !has_control_besides_lf_and_tab(text) {
         return text.trim_end().to_string();
     }
     let kept: String = text.chars().filter(|&c| !dropped(c)).collect();
@@ -304,6 +321,22 @@ fn decoded_bytes<'a>(part: &'a MessagePart<'_>, raw: &'a [u8]) -> &'a [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_detection_on_bytes_agrees_with_char_is_control() {
+        for c in (0..0x3000u32).filter_map(char::from_u32) {
+            let expected = c.is_control() && c != '\n' && c != '\t';
+            assert_eq!(has_control_besides_lf_and_tab(&format!("a{c}b")), expected, "U+{:04X}", c as u32);
+        }
+        assert!(!has_control_besides_lf_and_tab("日本語 ¢ é\n\t"));
+    }
+
+    #[test]
+    fn line_ends_become_lf() {
+        assert_eq!(normalize_line_ends("a\r\nb\rc\n\r\r\nd\r"), "a\nb\nc\n\n\nd\n");
+        assert_eq!(normalize_line_ends("日本\r\n"), "日本\n");
+        assert_eq!(normalize_line_ends(""), "");
+    }
 
     /// Test mails are written with LF for legibility; real SMTP input has CRLF.
     fn crlf(lf: &[u8]) -> Vec<u8> {
