@@ -17,6 +17,8 @@
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+#[path = "cli/args.rs"]
+mod args;
 
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -28,20 +30,7 @@ const USAGE: &str = "usage: cargo bench --bench chaos -- [--mails N] [--sessions
 [--fault-rate F] [--kill-min-ms MS] [--kill-max-ms MS] [--drain-timeout SECS] [--rust-log FILTER]";
 
 fn parse_args() -> Result<Settings, String> {
-    let mut kv: HashMap<String, String> = HashMap::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        // cargo passes `--bench` to every bench target; it carries no value.
-        if a == "--bench" {
-            continue;
-        }
-        if a == "--help" || a == "-h" {
-            return Err(USAGE.into());
-        }
-        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument {a:?}\n{USAGE}")) };
-        let value = it.next().ok_or_else(|| format!("--{key} needs a value\n{USAGE}"))?;
-        kv.insert(key.to_owned(), value);
-    }
+    let mut kv = args::key_values(USAGE)?;
     fn num<T: std::str::FromStr>(kv: &mut HashMap<String, String>, key: &str, default: T) -> Result<T, String> {
         match kv.remove(key) {
             Some(v) => v.parse().map_err(|_| format!("--{key}: not a number: {v:?}")),

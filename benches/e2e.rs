@@ -23,6 +23,9 @@
 //! be set up (gateway did not start, bad arguments) and 3 when a mail answered 250 never reached
 //! the sink, because a lost mail makes every other number meaningless.
 
+#[path = "cli/args.rs"]
+mod args;
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -69,20 +72,7 @@ const USAGE: &str = "usage: cargo bench --bench e2e -- [--sessions S] [--mails M
 [--wait SECS] [--rust-log FILTER] [--gateway-bin PATH]";
 
 fn parse_args() -> Result<Args, String> {
-    let mut kv: HashMap<String, String> = HashMap::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        // cargo passes `--bench` to every bench target (harness or not); it carries no value.
-        if a == "--bench" {
-            continue;
-        }
-        if a == "--help" || a == "-h" {
-            return Err(USAGE.into());
-        }
-        let Some(key) = a.strip_prefix("--") else { return Err(format!("unexpected argument {a:?}\n{USAGE}")) };
-        let value = it.next().ok_or_else(|| format!("--{key} needs a value\n{USAGE}"))?;
-        kv.insert(key.to_owned(), value);
-    }
+    let mut kv = args::key_values(USAGE)?;
     fn num<T: std::str::FromStr>(
         kv: &mut HashMap<String, String>,
         key: &str,
