@@ -191,6 +191,11 @@ impl Gateway {
     }
 
     async fn deliver_expanded(&self, id: &str, mail: &Mail, arrived: Instant) -> Result<Accepted, Refused> {
+        // Refuse before composing, so a paused spool does not store a mail's images only to
+        // delete them again.
+        if matches!(&self.mode, Mode::Spool(spool) if spool.quota_paused()) {
+            return Err(quota_refusal());
+        }
         let composed = self.compose(mail).await?;
         if composed.truncated {
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
@@ -281,13 +286,19 @@ pub fn requests(
     (requests, body.truncated)
 }
 
+/// The transient reply while the spool is paused for the monthly quota.
+fn quota_refusal() -> Refused {
+    Refused::new(
+        Reason::Quota,
+        Reply::new(452, "4.2.2", "LINE monthly message quota is used up; deliveries are paused, try again later"),
+    )
+}
+
 /// Stores the mail's requests; 250 only once they are durable.
 async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> Result<Accepted, Refused> {
+    // Checked again: the quota may have run out while the mail was composed.
     if spool.quota_paused() {
-        return Err(Refused::new(
-            Reason::Quota,
-            Reply::new(452, "4.2.2", "LINE monthly message quota is used up; deliveries are paused, try again later"),
-        ));
+        return Err(quota_refusal());
     }
     let mut jobs = Vec::with_capacity(composed.requests.len());
     for req in &composed.requests {

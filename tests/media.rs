@@ -349,3 +349,31 @@ async fn attachments_over_the_size_cap_are_listed_without_a_link() {
     assert!(lines.get(note + 1).is_some_and(|l| l.starts_with(&format!("{BASE}/media/"))), "the small one has a link: {text}");
     assert_eq!(media_files(&gw).len(), 1, "only the small file is stored");
 }
+
+/// In spool mode a mail the spool refuses (here: the monthly quota is spent, so it answers
+/// 452 4.2.2) leaves no files behind; the mail stored before the pause keeps its own, which its
+/// pending request points at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_the_spool_refuses_leaves_no_media() {
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    line.set_quota(Some(1000), 1000);
+    line.push_behaviour(Behaviour::Status(429, serde_json::json!({"message": "You have reached your monthly limit."})));
+    let url = line.base_url();
+    let cfg = format!("[delivery]\nmode = \"spool\"\nquota_probe_secs = 60\n\n[media]\npublic_base_url = \"{BASE}\"\n");
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: &cfg, ..Default::default() }));
+    let id = user(10);
+    let logo = testdata("logo.png");
+    let first = mail_with(&addr(&id), "paused-1@example.com", &[("logo.png", "image/png", &logo)]);
+    let resp = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &first)).unwrap();
+    assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    assert!(block_in_place(|| gw.wait_for_log("quota exhausted", Duration::from_secs(10))), "{}", gw.logs());
+    let kept = media_files(&gw);
+    assert_eq!(kept.len(), 1, "the stored mail's image stays");
+
+    let second = mail_with(&addr(&id), "paused-2@example.com", &[("logo.png", "image/png", &logo)]);
+    let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &second)).unwrap_err();
+    assert_eq!(support::gateway::code(&err), Some(452), "{err}");
+    assert!(err.to_string().contains("4.2.2"), "{err}");
+    assert_eq!(media_files(&gw), kept, "the refused mail's image is gone, the other one stays");
+}
