@@ -145,7 +145,29 @@ fn mime_to_line<M: Measurement>(c: &mut Criterion<M>) {
     group.finish();
 }
 
+/// `MIME_BENCH_LOOP=<type|mix>:<n>`: no criterion, just `n` rounds of one mail type (or the
+/// six), for `valgrind --tool=callgrind` (bench/mime-instructions.sh), whose instruction counts
+/// do not move with the machine's load the way times do.
+fn run_loop(spec: &str) {
+    let (name, n) = spec.split_once(':').unwrap_or((spec, "1000"));
+    let n: usize = n.parse().expect("MIME_BENCH_LOOP=<type|mix>:<rounds>");
+    let template = Template::default();
+    let rcpts = vec![Recipient::from_line_id(USER).expect("a valid user id")];
+    let mails: Vec<&[u8]> =
+        MAILS.iter().filter(|(m, _, _)| name == "mix" || *m == name).map(|(_, raw, _)| *raw).collect();
+    assert!(!mails.is_empty(), "no mail type {name:?}; one of: mix, {}", MAILS.iter().map(|m| m.0).collect::<Vec<_>>().join(", "));
+    for _ in 0..n {
+        for raw in &mails {
+            black_box(mail_to_bodies(&template, black_box(raw), &rcpts));
+        }
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("MIME_BENCH_LOOP") {
+        run_loop(&spec);
+        return;
+    }
     if std::env::var_os("MIME_BENCH_WALL").is_some() {
         let mut c = Criterion::default().configure_from_args();
         mime_to_line(&mut c);

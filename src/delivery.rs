@@ -147,13 +147,13 @@ impl Gateway {
         };
         let notice = mail::parse(&mail.data);
         let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let (m, attachments) = (m.clone(), notice.attachments);
+        let (m, attachments, message_id) = (m.clone(), notice.attachments, notice.message_id);
         let hosted = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
             Ok(Ok(hosted)) => hosted,
             Ok(Err(e)) => return Err(media_refusal(e.to_string())),
             Err(e) => return Err(media_refusal(e.to_string())),
         };
-        Ok(assemble(&text, hosted, &mail.rcpts, &mail.data))
+        Ok(assemble(&text, hosted, &mail.rcpts, message_id))
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -258,13 +258,13 @@ impl Gateway {
 pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
     let notice = mail::parse(raw);
     let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-    assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, raw)
+    assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, notice.message_id)
 }
 
 /// The rendered text and the hosted attachments → the mail's requests.
-fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], raw: &[u8]) -> Composed {
+fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], message_id: String) -> Composed {
     let (requests, truncated) = requests(text, &hosted.listed, &hosted.links, hosted.images, rcpts);
-    Composed { requests, message_id: message_id(raw), truncated, media: hosted.stored }
+    Composed { requests, message_id, truncated, media: hosted.stored }
 }
 
 /// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
@@ -447,14 +447,6 @@ pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
     }
 }
 
-/// The Message-ID header's value (without brackets), or empty.
-fn message_id(raw: &[u8]) -> String {
-    mail_parser::MessageParser::new()
-        .parse_headers(raw)
-        .and_then(|m| m.message_id().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 /// A UUID-formatted retry key that is the same for the same mail and request every time.
 fn retry_key(message_id: &str, index: usize, req: &Request) -> String {
     let mut h = Sha256::new();
@@ -564,7 +556,11 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
 
     #[test]
     fn message_id_is_read_from_headers() {
-        assert_eq!(message_id(b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody"), "abc@example.com");
-        assert_eq!(message_id(b"Subject: x\r\n\r\nbody"), "");
+        let rcpts = [Recipient::User(format!("U{}", "a".repeat(32)))];
+        let composed = |raw: &[u8]| compose_without_media(&Template::default(), raw, &rcpts);
+        assert_eq!(composed(b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody").message_id, "abc@example.com");
+        assert_eq!(composed(b"Subject: x\r\n\r\nbody").message_id, "");
+        // Not a mail (no header section): shown as text, and it has no Message-ID.
+        assert_eq!(composed(b"Message-ID <abc@example.com>\r\n").message_id, "");
     }
 }
