@@ -282,7 +282,7 @@ pub fn requests(
     let body = body_messages_with_list(text, &list, MAX_MESSAGES_PER_REQUEST);
     // Text first, then images; more than 5 go on in follow-up requests to the same
     // recipients, each batch planned like a mail of its own, in order.
-    let requests = batches(body.messages, images).iter().flat_map(|batch| plan(rcpts, batch)).collect();
+    let requests = batches(body.messages, images).into_iter().flat_map(|batch| plan(rcpts, batch)).collect();
     (requests, body.truncated)
 }
 

@@ -7,6 +7,8 @@ pub mod batch;
 pub mod body;
 mod emoji;
 pub mod message;
+#[cfg(test)]
+mod reference;
 pub mod route;
 mod split;
 mod sticker;

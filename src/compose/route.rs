@@ -31,7 +31,7 @@ pub struct Request {
 
 /// Plans the requests that deliver `messages` to every recipient, in a stable order: users
 /// first (by RCPT order), then groups and rooms. Duplicate recipients get one delivery.
-pub fn plan(rcpts: &[Recipient], messages: &[Message]) -> Vec<Request> {
+pub fn plan(rcpts: &[Recipient], messages: Vec<Message>) -> Vec<Request> {
     let mut users: Vec<&str> = Vec::new();
     let mut others: Vec<&str> = Vec::new();
     // A set, not `contains` on the lists: `followers@` can be tens of thousands of users, and a
@@ -48,23 +48,27 @@ pub fn plan(rcpts: &[Recipient], messages: &[Message]) -> Vec<Request> {
             list.push(r.id());
         }
     }
-    let mut out = Vec::new();
-    if users.is_empty() {
-        // Only groups/rooms, or nobody: no user request.
-    } else if users.len() == 1 {
-        out.push(Request { endpoint: Endpoint::Push { to: users[0].to_owned() }, messages: messages.to_vec() });
+    let mut endpoints = Vec::new();
+    if users.len() == 1 {
+        endpoints.push(Endpoint::Push { to: users[0].to_owned() });
     } else {
+        // None when only groups/rooms (or nobody) were named.
         for chunk in users.chunks(MAX_MULTICAST_IDS) {
-            out.push(Request {
-                endpoint: Endpoint::Multicast { to: chunk.iter().map(|s| s.to_string()).collect() },
-                messages: messages.to_vec(),
-            });
+            endpoints.push(Endpoint::Multicast { to: chunk.iter().map(|s| s.to_string()).collect() });
         }
     }
-    for id in others {
-        out.push(Request { endpoint: Endpoint::Push { to: id.to_owned() }, messages: messages.to_vec() });
-    }
-    out
+    endpoints.extend(others.into_iter().map(|id| Endpoint::Push { to: id.to_owned() }));
+    // Every request carries the same messages: the last one takes them, the others a copy.
+    let n = endpoints.len();
+    let mut messages = Some(messages);
+    endpoints
+        .into_iter()
+        .enumerate()
+        .map(|(i, endpoint)| {
+            let messages = if i + 1 == n { messages.take().unwrap_or_default() } else { messages.clone().unwrap_or_default() };
+            Request { endpoint, messages }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -82,7 +86,7 @@ mod tests {
 
     #[test]
     fn one_user_is_a_push() {
-        let plan = plan(&[user(1)], &msgs());
+        let plan = plan(&[user(1)], msgs());
         assert_eq!(plan.len(), 1);
         assert_eq!(plan[0].endpoint, Endpoint::Push { to: "U00000000000000000000000000000001".into() });
         assert_eq!(plan[0].messages, msgs());
@@ -91,7 +95,7 @@ mod tests {
     #[test]
     fn several_users_share_multicasts_of_at_most_500() {
         let rcpts: Vec<Recipient> = (0..1201).map(user).collect();
-        let plan = plan(&rcpts, &msgs());
+        let plan = plan(&rcpts, msgs());
         let sizes: Vec<usize> = plan
             .iter()
             .map(|r| match &r.endpoint {
@@ -110,7 +114,7 @@ mod tests {
     #[test]
     fn many_recipients_with_duplicates_keep_order_and_appear_once() {
         let rcpts: Vec<Recipient> = (0..60_000).chain(0..60_000).map(user).collect();
-        let plan = plan(&rcpts, &msgs());
+        let plan = plan(&rcpts, msgs());
         assert_eq!(plan.len(), 120);
         let ids: Vec<String> = plan
             .iter()
@@ -126,7 +130,7 @@ mod tests {
     fn groups_and_rooms_are_pushed_one_by_one_after_users() {
         let g = Recipient::Group(format!("C{:032x}", 7));
         let r = Recipient::Room(format!("R{:032x}", 8));
-        let plan = plan(&[g.clone(), user(1), r.clone(), user(2), user(1), g.clone()], &msgs());
+        let plan = plan(&[g.clone(), user(1), r.clone(), user(2), user(1), g.clone()], msgs());
         let eps: Vec<Endpoint> = plan.into_iter().map(|r| r.endpoint).collect();
         assert_eq!(
             eps,

@@ -2,12 +2,11 @@
 //! split within LINE's per-message limits (5,000 UTF-16 units, 20 emoji), and what does not
 //! fit in the allowed number of messages is cut with a visible marker.
 //!
-//! Tokenizing lives in `emoji.rs` and break points in `split.rs`; this file owns the policy
+//! Finding tokens lives in `emoji.rs` and break points in `split.rs`; this file owns the policy
 //! (how many messages, what to drop, the empty and truncated cases) and builds the messages.
 
-use super::emoji::{tokenize, Unit};
 use super::message::{Emoji, Message, TextMessage};
-use super::split::{choose_cut, window_end};
+use super::split::{choose_cut, utf16_len, window_end, Units};
 
 /// LINE's limits for text messages in one request.
 pub const MAX_TEXT_UTF16: usize = 5000;
@@ -52,7 +51,7 @@ pub(super) fn to_messages_before_more(
     split_units(text, max_messages, more_follows)
 }
 
-/// The common case without the per-char work: a text with no emoji token that fits one message
+/// The common case without the splitting: a text with no emoji token that fits one message
 /// is that message, its trailing whitespace trimmed. `None` when the general path is needed.
 /// Must give exactly what [`split_units`] gives (a unit test compares the two).
 fn whole_in_one(text: &str, max_messages: usize, more_follows: bool) -> Option<TextMessages> {
@@ -68,116 +67,102 @@ fn whole_in_one(text: &str, max_messages: usize, more_follows: bool) -> Option<T
     if trimmed.match_indices('[').any(|(i, _)| trimmed[i..].starts_with("[emoji:")) {
         return None;
     }
-    // UTF-16 length from the bytes: one unit per char (every byte but continuation bytes),
-    // one more for each 4-byte char (a surrogate pair).
-    let utf16: usize = trimmed.bytes().map(|b| usize::from(b & 0xc0 != 0x80) + usize::from(b >= 0xf0)).sum();
-    (utf16 <= MAX_TEXT_UTF16).then(|| TextMessages {
+    // No char is wider in UTF-16 units than in bytes: a short text fits without counting.
+    let fits = trimmed.len() <= MAX_TEXT_UTF16 || utf16_len(trimmed) <= MAX_TEXT_UTF16;
+    fits.then(|| TextMessages {
         messages: vec![Message::Text(TextMessage { text: trimmed.to_string(), emojis: Vec::new() })],
         truncated: false,
     })
 }
 
-/// The general path: tokens, windows, tidy breaks, truncation.
+/// The general path: tokens, windows, tidy breaks, truncation. Offsets are bytes of the
+/// trimmed text and always unit boundaries (see [`Units`]).
 fn split_units(text: &str, max_messages: usize, more_follows: bool) -> TextMessages {
-    let all = tokenize(text);
     // Trailing whitespace carries nothing, and dropping it up front means "does the rest
-    // fit?" is never fooled by a tail of blank lines.
-    let units = &all[..trim_end(&all, 0, all.len())];
-    if units.is_empty() {
-        return TextMessages {
-            messages: vec![text_message(&[], EMPTY_TEXT)],
-            truncated: false,
-        };
+    // fit?" is never fooled by a tail of blank lines. (A token ends in `]`: never trimmed.)
+    let text = text.trim_end();
+    if text.is_empty() {
+        return TextMessages { messages: vec![plain_message(EMPTY_TEXT)], truncated: false };
     }
-
-    let marker_utf16 = TRUNCATION_MARKER.encode_utf16().count();
+    let units = Units::new(text);
+    let marker_utf16 = utf16_len(TRUNCATION_MARKER);
     let mut messages = Vec::new();
     let mut truncated = false;
     let mut start = 0;
-    while start < units.len() {
+    while start < text.len() {
         if start > 0 {
             // The break we took is the message boundary; blank lines at the top of the next
             // message would only show as empty space. Skip whole blank lines (newlines and
             // whitespace-only lines) but keep the indentation of the first line with content.
-            let mut i = start;
-            while let Some(u) = units.get(i).filter(|u| u.is_blank()) {
-                if u.as_char() == '\n' {
-                    start = i + 1;
+            let from = start;
+            for (i, c) in text[from..].char_indices().take_while(|&(_, c)| c.is_whitespace()) {
+                if c == '\n' {
+                    start = from + i + 1;
                 }
-                i += 1;
             }
         }
-        let w = window_end(units, start, MAX_TEXT_UTF16, MAX_EMOJI_PER_TEXT);
-        if messages.len() + 1 == max_messages && (w < units.len() || more_follows) {
+        let w = window_end(&units, start, MAX_TEXT_UTF16, MAX_EMOJI_PER_TEXT);
+        if messages.len() + 1 == max_messages && (w < text.len() || more_follows) {
             // Last slot and the rest does not fit: keep what fits beside the marker.
-            let w = window_end(
-                units,
-                start,
-                MAX_TEXT_UTF16 - marker_utf16,
-                MAX_EMOJI_PER_TEXT,
-            );
+            let w = window_end(&units, start, MAX_TEXT_UTF16 - marker_utf16, MAX_EMOJI_PER_TEXT);
             // Only take a tidy break in the back half of the window, so we do not drop
             // thousands of characters to avoid cutting a word.
-            let cut = choose_cut(units, start, w, start + (w - start) / 2);
-            let end = trim_end(units, start, cut.end);
-            let marker = if end > start {
-                TRUNCATION_MARKER
-            } else {
-                TRUNCATION_MARKER.trim_start()
-            };
-            messages.push(text_message(&units[start..end], marker));
+            let half = units.nth_unit(start, units.unit_count(start, w) / 2);
+            let cut = choose_cut(&units, start, w, half);
+            let end = trim_end(text, start, cut.end);
+            let marker = if end > start { TRUNCATION_MARKER } else { TRUNCATION_MARKER.trim_start() };
+            messages.push(text_message(&units, start, end, marker));
             truncated = true;
             break;
         }
-        let cut = choose_cut(units, start, w, start);
-        let end = trim_end(units, start, cut.end);
+        let cut = choose_cut(&units, start, w, start);
+        let end = trim_end(text, start, cut.end);
         // A chunk that is only whitespace (a long blank run) is skipped, not sent.
         if end > start {
-            messages.push(text_message(&units[start..end], ""));
+            messages.push(text_message(&units, start, end, ""));
         }
         start = cut.next;
     }
     if messages.is_empty() {
         // Unreachable (the trimmed text ends in a non-blank unit), kept so the
         // "never an empty request" promise does not rest on that reasoning alone.
-        messages.push(text_message(&[], EMPTY_TEXT));
+        messages.push(plain_message(EMPTY_TEXT));
     }
-    TextMessages {
-        messages,
-        truncated,
-    }
+    TextMessages { messages, truncated }
 }
 
-/// The end of `units[start..end]` with trailing blank units removed.
-fn trim_end(units: &[Unit], start: usize, mut end: usize) -> usize {
-    while end > start && units[end - 1].is_blank() {
-        end -= 1;
-    }
-    end
+/// The end of `text[start..end]` with trailing whitespace removed.
+fn trim_end(text: &str, start: usize, end: usize) -> usize {
+    start + text[start..end].trim_end().len()
 }
 
-/// Builds one message from `units` followed by the plain text `suffix`; emoji indexes are
-/// counted from the start of this message's text in UTF-16 units, as LINE wants.
-fn text_message(units: &[Unit], suffix: &str) -> Message {
-    let mut text = String::new();
+fn plain_message(text: &str) -> Message {
+    Message::Text(TextMessage { text: text.to_string(), emojis: Vec::new() })
+}
+
+/// Builds one message from the units of `start..end` followed by the plain text `suffix`:
+/// each token becomes a `$` with its emoji entry, whose index is counted from the start of
+/// this message's text in UTF-16 units, as LINE wants. Plain runs are copied whole.
+fn text_message(units: &Units, start: usize, end: usize, suffix: &str) -> Message {
+    let src = units.text();
+    let mut text = String::with_capacity(end - start + suffix.len());
     let mut emojis = Vec::new();
-    let mut pos: u32 = 0;
-    for &u in units {
-        if let Unit::Emoji {
-            product_id,
-            emoji_id,
-        } = u
-        {
-            emojis.push(Emoji {
-                index: pos,
-                product_id: product_id.to_string(),
-                emoji_id: emoji_id.to_string(),
-            });
-        }
-        let c = u.as_char();
-        text.push(c);
-        pos += c.len_utf16() as u32;
+    let mut pos = start;
+    let mut index = 0;
+    for token in units.tokens_in(start, end) {
+        let run = &src[pos..token.start];
+        text.push_str(run);
+        index += utf16_len(run);
+        emojis.push(Emoji {
+            index: index as u32,
+            product_id: token.product_id.to_string(),
+            emoji_id: token.emoji_id.to_string(),
+        });
+        text.push('$');
+        index += 1;
+        pos = token.end();
     }
+    text.push_str(&src[pos..end]);
     text.push_str(suffix);
     Message::Text(TextMessage { text, emojis })
 }
@@ -272,6 +257,61 @@ mod tests {
             }
         }
         assert!(fast > 500, "the fast path was taken {fast} times");
+    }
+
+    /// The byte-offset splitter must split exactly like the per-char one it replaced
+    /// (`compose::reference`), on texts built to hit every rule: tokens (also adjacent, over 20,
+    /// malformed), surrogate pairs at the limit, combining marks, ZWJ sequences, flags,
+    /// ideographic and no-break spaces, CRLF, blank runs, and lengths from a few chars to
+    /// several messages' worth, for every slot count and with or without more to follow.
+    #[test]
+    fn the_byte_offset_splitter_agrees_with_the_per_char_one() {
+        let pieces: &[&str] = &[
+            "a", "word ", " ", "\n", "\r\n", "\n\n  ", "😀", "日本語", "\u{3000}", "\u{00A0}", "e\u{301}",
+            "👨\u{200D}👩", "🇯🇵", "🇺", "$", "[", "[emoji:", "[emoji:5ac1bfd5040ab6b5d9a3b0fc:01]", "\t",
+            "\u{FE0F}", "🏻",
+        ];
+        let mut x: u32 = 2024;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        };
+        let mut cases: Vec<String> = vec![
+            "".into(),
+            tok("001").repeat(45),
+            format!("{} {}", "a".repeat(4990), tok("002").repeat(30)),
+            "日".repeat(5000) + &"😀".repeat(3000),
+            format!("{}\n{}", "x".repeat(4999), "y".repeat(9000)),
+            "🇯🇵".repeat(3000),
+            format!("a{}", "\u{301}".repeat(6000)),
+        ];
+        for _ in 0..400 {
+            let mut t = String::new();
+            for _ in 0..1 + next() % 60 {
+                let r = next() as usize;
+                if r % 7 == 0 {
+                    t.push_str(&tok(&format!("{:03}", r % 1000)));
+                } else {
+                    t.push_str(pieces[r % pieces.len()]);
+                }
+            }
+            // From one copy to several messages' worth.
+            let copies = [1, 2, 10, 60, 200, 600][(next() % 6) as usize];
+            cases.push(t.repeat(copies));
+        }
+        let mut split = 0;
+        for t in &cases {
+            for max in 1..=5 {
+                for more in [false, true] {
+                    let got = split_units(t, max, more);
+                    assert_eq!(got, crate::compose::reference::split_units(t, max, more), "{t:?} max {max} more {more}");
+                    split += usize::from(got.messages.len() > 1);
+                }
+            }
+        }
+        assert!(split > 1000, "only {split} cases needed more than one message");
     }
 
     /// One message, not truncated; returns it.
