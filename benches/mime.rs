@@ -51,7 +51,7 @@ fn mail_to_bodies(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Vec<S
     composed
         .requests
         .iter()
-        .map(|req| serde_json::to_string(&Body::of(req)).expect("a LINE request body serializes"))
+        .map(|req| Body::of(req).to_json())
         .collect()
 }
 

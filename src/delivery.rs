@@ -203,7 +203,7 @@ impl Gateway {
         match &self.mode {
             Mode::DryRun => {
                 for req in &composed.requests {
-                    let body = serde_json::to_string(&Body::of(req)).unwrap_or_default();
+                    let body = Body::of(req).to_json();
                     // `body` last, so the JSON runs to the end of the log line.
                     info!(mail = %id, endpoint = path(&req.endpoint), body = %body, "dry run, not sent");
                 }
@@ -302,13 +302,7 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
     }
     let mut jobs = Vec::with_capacity(composed.requests.len());
     for req in &composed.requests {
-        let body = match serde_json::to_string(&Body::of(req)) {
-            Ok(b) => b,
-            Err(e) => {
-                let reply = Reply::new(451, "4.3.0", format!("Cannot encode the LINE request ({e}); try again later"));
-                return Err(Refused::new(Reason::Internal, reply));
-            }
-        };
+        let body = Body::of(req).to_json();
         let target = match &req.endpoint {
             crate::compose::route::Endpoint::Push { to } => to.clone(),
             crate::compose::route::Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),

@@ -22,7 +22,8 @@ use crate::secret::Secret;
 use super::outcome::{classify, Outcome, RetryReason};
 use super::token::{Credentials, TokenSource};
 
-/// The JSON body LINE expects for a request, borrowed from the planned [`Request`].
+/// The JSON body LINE expects for a request, borrowed from the planned [`Request`]. Written
+/// by [`Body::to_json`] (`json.rs`); the serde derive is the reference it is tested against.
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Body<'a> {
@@ -114,11 +115,7 @@ impl LineClient {
 
     /// Sends one request. `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
     pub async fn send(&self, req: &Request, retry_key: Option<&str>) -> Outcome {
-        let body = match serde_json::to_string(&Body::of(req)) {
-            Ok(b) => b,
-            Err(e) => return Outcome::Permanent { status: 0, message: format!("cannot encode the request: {e}") },
-        };
-        self.send_raw(path(&req.endpoint), body, retry_key).await
+        self.send_raw(path(&req.endpoint), Body::of(req).to_json(), retry_key).await
     }
 
     /// POSTs an already encoded JSON body to an API path (as stored by the spool).
