@@ -360,6 +360,14 @@ mod tests {
             assert_eq!(has_control_besides_lf_and_tab(&format!("a{c}b")), expected, "U+{:04X}", c as u32);
         }
         assert!(!has_control_besides_lf_and_tab("日本語 ¢ é\n\t"));
+        // At every offset of the 32-byte blocks, a C1 control split across two blocks
+        // included ("x" * 31 then U+0085: its 0xC2 ends the first block).
+        for pad in 0..70 {
+            for (c, expected) in [('\u{1}', true), ('\u{85}', true), ('\u{7f}', true), ('\u{a2}', false), ('\n', false)] {
+                let text = format!("{}{c}{}", "x".repeat(pad), "日".repeat(20));
+                assert_eq!(has_control_besides_lf_and_tab(&text), expected, "U+{:04X} after {pad}", c as u32);
+            }
+        }
     }
 
     #[test]
