@@ -221,8 +221,9 @@ impl Gateway {
         for (i, req) in composed.requests.iter().enumerate() {
             // With a Message-ID, a sender that retries after a 4xx gets the same retry keys, so
             // LINE answers 409 for the requests that already went out instead of sending twice.
-            let key = (!composed.message_id.is_empty()).then(|| retry_key(&composed.message_id, i, req));
-            let outcome = client.send(req, key.as_deref()).await;
+            let body = Body::of(req).to_json();
+            let key = mail_retry_key(&composed.message_id, i, &body);
+            let outcome = client.send_raw(path(&req.endpoint), body, key.as_deref()).await;
             match outcome {
                 Outcome::Delivered { request_id, duplicate } => {
                     sent += 1;
@@ -301,8 +302,13 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
         return Err(quota_refusal());
     }
     let mut jobs = Vec::with_capacity(composed.requests.len());
-    for req in &composed.requests {
+    for (i, req) in composed.requests.iter().enumerate() {
         let body = Body::of(req).to_json();
+        // Chosen now and stored with the job, so every attempt, also after a restart, carries
+        // the same key and LINE can answer 409 instead of sending twice. From the Message-ID
+        // when there is one: a sender that did not see our 250 (a crash between storing the
+        // mail and answering) sends the same mail again, and its requests get the same keys.
+        let retry_key = mail_retry_key(&composed.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let target = match &req.endpoint {
             crate::compose::route::Endpoint::Push { to } => to.clone(),
             crate::compose::route::Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
@@ -311,9 +317,7 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
             mail_id: id.to_owned(),
             path: path(&req.endpoint).to_owned(),
             body,
-            // Chosen now and stored with the job, so every attempt, also after a restart,
-            // carries the same key and LINE can answer 409 instead of sending twice.
-            retry_key: uuid::Uuid::new_v4().to_string(),
+            retry_key,
             target,
             sender: mail.from.clone(),
         });
@@ -441,12 +445,21 @@ pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
     }
 }
 
-/// A UUID-formatted retry key that is the same for the same mail and request every time.
-fn retry_key(message_id: &str, index: usize, req: &Request) -> String {
+/// The retry key of request `index` (JSON `body`) of a mail: derived from its Message-ID, or
+/// None without one (the caller then picks a random key). LINE keeps a key for 24 hours and
+/// answers 409 to its reuse, so the same mail sent again is not delivered again.
+fn mail_retry_key(message_id: &str, index: usize, body: &str) -> Option<String> {
+    (!message_id.is_empty()).then(|| retry_key(message_id, index, body))
+}
+
+/// A UUID-formatted retry key that is the same for the same mail and request every time. The
+/// body (recipients and messages) is part of it: a sender that reuses a Message-ID for a
+/// different mail (some devices use a fixed one) must not have that mail taken for a resend.
+fn retry_key(message_id: &str, index: usize, body: &str) -> String {
     let mut h = Sha256::new();
     h.update(message_id.as_bytes());
     h.update(index.to_le_bytes());
-    h.update(format!("{:?}", req.endpoint).as_bytes());
+    h.update(body.as_bytes());
     let d = h.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
@@ -494,14 +507,19 @@ mod tests {
 
     #[test]
     fn retry_keys_are_stable_uuids() {
-        let req = Request { endpoint: Endpoint::Push { to: "U1".into() }, messages: vec![] };
-        let a = retry_key("<m1@x>", 0, &req);
-        assert_eq!(a, retry_key("<m1@x>", 0, &req));
-        assert_ne!(a, retry_key("<m1@x>", 1, &req));
-        assert_ne!(a, retry_key("<m2@x>", 0, &req));
+        let body = r#"{"to":"U1","messages":[{"type":"text","text":"hi"}]}"#;
+        let a = retry_key("<m1@x>", 0, body);
+        assert_eq!(a, retry_key("<m1@x>", 0, body));
+        assert_ne!(a, retry_key("<m1@x>", 1, body));
+        assert_ne!(a, retry_key("<m2@x>", 0, body));
+        // Another mail under a reused Message-ID, or the same mail to someone else.
+        assert_ne!(a, retry_key("<m1@x>", 0, &body.replace("hi", "ho")));
+        assert_ne!(a, retry_key("<m1@x>", 0, &body.replace("U1", "U2")));
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(a.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_eq!(mail_retry_key("", 0, body), None);
+        assert_eq!(mail_retry_key("<m1@x>", 0, body), Some(a));
     }
 
     /// Found while fuzzing (see `compose::route`'s test of the same name): expanding

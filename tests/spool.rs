@@ -269,6 +269,41 @@ async fn a_spent_monthly_quota_pauses_deliveries_and_new_mail_gets_452() {
     assert_exactly_once(&line, &[1, 3]);
 }
 
+/// A sender that never saw our 250 (say the gateway was killed between storing the mail and
+/// answering) sends the same mail again. Its requests get the same retry keys, derived from the
+/// Message-ID and the content, so LINE answers 409 and the chat sees the mail once. A different
+/// mail that reuses the Message-ID, and a mail without one, are delivered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_mail_sent_again_reaches_line_once() {
+    let line = StandIn::start().await;
+    let gw = start(&line, FAST);
+    let to = addr(&user(7));
+    let send = |raw: &[u8]| block_in_place(|| gw.send_raw("a@example.com", &[&to], raw)).unwrap();
+    assert!(send(&mail(1)).is_positive());
+    wait_accepted(&line, 1, Duration::from_secs(10)).await;
+    assert!(send(&mail(1)).is_positive(), "the resend is answered 250 too: it is stored");
+    let other = b"Subject: seq 2\r\nMessage-ID: <seq1@test>\r\n\r\nanother mail, same Message-ID\r\n";
+    assert!(send(other).is_positive());
+    let no_id = b"Subject: seq 3\r\n\r\nno Message-ID\r\n";
+    assert!(send(no_id).is_positive());
+    assert!(send(no_id).is_positive());
+    wait_accepted(&line, 4, Duration::from_secs(10)).await;
+    // The resend was sent and answered 409 (its key was already accepted), not delivered.
+    let start = Instant::now();
+    while !line.requests().iter().any(|r| r.status == 409) {
+        assert!(start.elapsed() < Duration::from_secs(10), "no 409: {:?}", line.requests().iter().map(|r| (r.status, seq_of(r))).collect::<Vec<_>>());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut seqs: Vec<usize> = pushes_accepted(&line).iter().map(seq_of).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2, 3, 3]);
+    let keys: Vec<String> = line.requests().iter().filter(|r| seq_of(r) == 1).filter_map(|r| r.header("x-line-retry-key").map(str::to_owned)).collect();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0], keys[1]);
+    assert!(uuid_like(&keys[0]), "{}", keys[0]);
+    line.assert_all_valid();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_mail_survives_a_restart_and_keeps_its_key() {
     let line = StandIn::start().await;
