@@ -23,6 +23,7 @@
 //! `decode_to_string(.., last = true)` for encoded words; both sniff a BOM, which is why a
 //! BOM answers `None` here.
 
+use std::mem::MaybeUninit;
 use std::sync::LazyLock;
 
 use encoding_rs::{Encoding, EUC_JP, ISO_2022_JP, SHIFT_JIS};
@@ -64,6 +65,12 @@ pub fn decode_encoding(encoding: &'static Encoding, bytes: &[u8]) -> Option<Stri
 /// character these charsets decode to is in the BMP, so three bytes always suffice.
 type Entry = u32;
 
+/// The number of UTF-8 bytes of an entry (masked: the compiler then knows it is at most 3).
+#[inline(always)]
+fn count(e: Entry) -> usize {
+    (e >> 24) as usize & 3
+}
+
 /// The entry for `c`, 0 for U+FFFD (encoding_rs's answer for a malformed sequence; no valid
 /// code of these charsets maps to it) and for a character that would not fit.
 fn entry(c: char) -> Entry {
@@ -84,30 +91,29 @@ fn entry_of(text: &str) -> Entry {
     }
 }
 
-/// The entry for each input of `records` decoded on its own through `encoding` (no BOM
-/// handling: the fast path has already refused BOMs), with only the decoder's initial state.
-/// Decoding them one call each would cost tens of thousands of calls for the two-byte tables;
-/// instead they are decoded in one call, separated by `\n`, and the output split at `\n`.
-/// That is sound only if every record leaves the decoder back in its initial state and the
-/// separator can never be swallowed, which the caller's choice of records ensures and the
-/// count check here confirms; should it ever fail (a different encoding_rs), every entry is 0
-/// and the fast path always answers `None` (slow, never wrong; the tests would fail).
-fn decode_records(encoding: &'static Encoding, records: &[Vec<u8>]) -> Vec<Entry> {
-    let mut input = Vec::with_capacity(records.iter().map(|r| r.len() + 1).sum());
-    for record in records {
-        input.extend_from_slice(record);
-        input.push(b'\n');
-    }
-    let (text, _) = encoding.decode_without_bom_handling(&input);
-    let segments: Vec<&str> = text.split('\n').collect();
-    // n records → n separators → n + 1 segments, the last one empty.
-    if segments.len() != records.len() + 1 || segments.last() != Some(&"") {
-        return vec![0; records.len()];
-    }
-    segments[..records.len()].iter().map(|s| entry_of(s)).collect()
+/// Decodes `input`, made of `records` records each ended by `\n`, through `encoding` (no BOM
+/// handling: the fast path refuses BOMs) and hands each record's text to `each` in order.
+/// Decoding the tens of thousands of codes one call each would cost as much again as building
+/// the tables; in one call, the records must each leave the decoder back in its initial state,
+/// where `\n` is itself and cannot be swallowed: the caller chooses records that do, and the
+/// line count (and `each`, which checks the characters of its line) confirm it. `false` when
+/// they do not (another encoding_rs?): the caller then keeps an empty table, and the fast path
+/// always answers `None` — slow, never wrong, and the tests fail.
+fn decode_records(
+    encoding: &'static Encoding,
+    input: &[u8],
+    records: usize,
+    mut each: impl FnMut(usize, &str) -> bool,
+) -> bool {
+    let (text, _) = encoding.decode_without_bom_handling(input);
+    let Some(lines) = text.strip_suffix('\n') else {
+        return false;
+    };
+    lines.split('\n').count() == records
+        && lines.split('\n').enumerate().all(|(k, line)| each(k, line))
 }
 
-/// The entry for `input` decoded on its own (256 of these per single-byte table: cheap).
+/// The entry for `input` decoded on its own (for the single-byte tables, 256 calls each).
 fn decode_one(encoding: &'static Encoding, input: &[u8]) -> Entry {
     entry_of(&encoding.decode_without_bom_handling(input).0)
 }
@@ -120,32 +126,63 @@ const TO_ROMAN: &[u8] = b"\x1b(J";
 const TO_KATAKANA: &[u8] = b"\x1b(I";
 const TO_JIS0208: &[u8] = b"\x1b$B";
 
-/// A two-byte table indexed by `(lead & 0x7F) << 7 | (trail & 0x7F)`: 128×128 entries, of
-/// which the 94×94 JIS X 0208 rows and cells (0x21..=0x7E, or 0xA1..=0xFE in EUC-JP) are
-/// filled and the rest are 0, so a look-up needs no range check beyond the high bits.
-type PairTable = [Entry; 128 * 128];
+/// A two-byte table: the entry for the code `lead trail` is at `lead << 8 | trail`. All 2^16
+/// slots (256 KiB, of which a text touches a few hundred entries), so a look-up is one load
+/// without a range check, and anything that is not a mapped code (an ASCII or invalid lead,
+/// a bad trail) finds 0.
+type PairTable = [Entry; 1 << 16];
 
-fn pair_index(lead: u8, trail: u8) -> usize {
-    (usize::from(lead & 0x7F) << 7) | usize::from(trail & 0x7F)
+/// The slot of `lead trail` in a [`PairTable`].
+#[inline(always)]
+fn pair_slot(lead: u8, trail: u8) -> usize {
+    usize::from(u16::from_be_bytes([lead, trail]))
 }
 
-/// A JIS X 0208 table from `encoding`, each code given as `frame(lead, trail)`, the bytes
-/// being `0x21..=0x7E` plus `offset` (0 for ISO-2022-JP, 0x80 for EUC-JP).
+/// The entry for `lead trail`, 0 for anything not in the table.
+#[inline(always)]
+fn pair_entry(table: &PairTable, lead: u8, trail: u8) -> Entry {
+    // Never `None`: a `u16` slot is always in the table; `get` just says so without a panic.
+    table.get(pair_slot(lead, trail)).copied().unwrap_or(0)
+}
+
+/// A JIS X 0208 table from `encoding`: one record a row, `prefix`, the row's 94 codes (bytes
+/// `0x21..=0x7E` plus `offset`: 0 for ISO-2022-JP, 0x80 for EUC-JP), `suffix`. Each code
+/// decodes to exactly one character, mapped or U+FFFD (both decoders consume the whole code
+/// and stay in their two-byte state on an unmapped one), so a row is 94 characters.
 fn jis0208_table(
     encoding: &'static Encoding,
     offset: u8,
-    frame: impl Fn(u8, u8) -> Vec<u8>,
+    prefix: &[u8],
+    suffix: &[u8],
 ) -> Box<PairTable> {
-    let codes: Vec<(u8, u8)> =
-        (0x21..=0x7E).flat_map(|l| (0x21..=0x7E).map(move |t| (l + offset, t + offset))).collect();
-    let records: Vec<Vec<u8>> = codes.iter().map(|&(l, t)| frame(l, t)).collect();
-    let mut table = Box::new([0; 128 * 128]);
-    for (&(l, t), e) in codes.iter().zip(decode_records(encoding, &records)) {
-        table[pair_index(l, t)] = e;
+    const CODES: std::ops::RangeInclusive<u8> = 0x21..=0x7E;
+    let mut input = Vec::with_capacity(94 * (prefix.len() + 94 * 2 + suffix.len() + 1));
+    for lead in CODES {
+        input.extend_from_slice(prefix);
+        for trail in CODES {
+            input.extend_from_slice(&[lead + offset, trail + offset]);
+        }
+        input.extend_from_slice(suffix);
+        input.push(b'\n');
+    }
+    let mut table: Box<PairTable> = Box::new([0; 1 << 16]);
+    let built = decode_records(encoding, &input, 94, |row, line| {
+        let lead = 0x21 + row as u8 + offset;
+        for (trail, c) in CODES.zip(line.chars()) {
+            if let Some(slot) = table.get_mut(pair_slot(lead, trail + offset)) {
+                *slot = entry(c);
+            }
+        }
+        line.chars().count() == 94
+    });
+    if !built {
+        table.fill(0);
     }
     table
 }
 
+// The tables are boxed: big, and built once, so not worth a move through the stack; the
+// extra pointer load a look-up costs is hoisted out of the loops.
 struct Iso2022JpTables {
     jis0208: Box<PairTable>,
     /// By byte, in the `ESC ( J` state (0 for `ESC` and everything invalid).
@@ -155,10 +192,9 @@ struct Iso2022JpTables {
 }
 
 static ISO_2022_JP_TABLES: LazyLock<Iso2022JpTables> = LazyLock::new(|| {
-    // `ESC $ B l t ESC ( B`: every code is one character or one U+FFFD (WHATWG stays in the
-    // two-byte state after an unmapped code), and the decoder is back in ASCII, where the
-    // `\n` separator is itself and clears the "output flag" before the next `ESC $ B`.
-    let jis0208 = jis0208_table(ISO_2022_JP, 0, |l, t| [TO_JIS0208, &[l, t], TO_ASCII].concat());
+    // Each row as `ESC $ B … ESC ( B` then `\n`: back in ASCII, where the `\n` is itself and
+    // clears the "output flag" before the next row's `ESC $ B`.
+    let jis0208 = jis0208_table(ISO_2022_JP, 0, TO_JIS0208, TO_ASCII);
     let single = |escape: &[u8]| {
         let mut table = [0; 256];
         for (b, e) in (0..=255u8).zip(table.iter_mut()) {
@@ -166,55 +202,71 @@ static ISO_2022_JP_TABLES: LazyLock<Iso2022JpTables> = LazyLock::new(|| {
         }
         table
     };
-    Iso2022JpTables { jis0208, roman: single(TO_ROMAN), katakana: single(TO_KATAKANA) }
+    Iso2022JpTables {
+        jis0208,
+        roman: single(TO_ROMAN),
+        katakana: single(TO_KATAKANA),
+    }
 });
 
 /// Shift_JIS's lead bytes, 0x81..=0x9F and 0xE0..=0xFC (the structure of the encoding, not a
 /// mapping: the characters come from encoding_rs).
-fn sjis_lead_row(b: u8) -> Option<u8> {
-    match b {
-        0x81..=0x9F => Some(b - 0x80),
-        0xE0..=0xFC => Some(b - 0xC0),
-        _ => None,
-    }
+fn is_sjis_lead(b: u8) -> bool {
+    matches!(b, 0x81..=0x9F | 0xE0..=0xFC)
 }
 
-/// Rows of the Shift_JIS pair table: row 0 for "not a lead byte" (all 0), then one per lead.
-const SJIS_ROWS: usize = 1 + (0x9F - 0x81 + 1) + (0xFC - 0xE0 + 1);
-
 struct ShiftJisTables {
-    /// By byte: the row of [`ShiftJisTables::pairs`] for a lead byte, 0 for any other byte.
-    lead_row: [u8; 256],
-    /// `row * 256 + trail`.
-    pairs: Box<[Entry; SJIS_ROWS * 256]>,
+    /// Every pair of a lead byte and a trail byte.
+    pairs: Box<PairTable>,
     /// By byte, a non-ASCII byte that is a character on its own (half-width katakana, 0x80).
     single: [Entry; 256],
 }
 
 static SHIFT_JIS_TABLES: LazyLock<ShiftJisTables> = LazyLock::new(|| {
-    let mut lead_row = [0u8; 256];
-    for (b, row) in (0..=255u8).zip(lead_row.iter_mut()) {
-        *row = sjis_lead_row(b).unwrap_or(0);
+    let leads: Vec<u8> = (0x80..=0xFFu8).filter(|&l| is_sjis_lead(l)).collect();
+    let mut pairs: Box<PairTable> = Box::new([0; 1 << 16]);
+    let mut set = |lead: u8, trail: u8, e: Entry| {
+        if let Some(slot) = pairs.get_mut(pair_slot(lead, trail)) {
+            *slot = e;
+        }
+    };
+    // Non-ASCII trails 0x80..=0xFF: each pair is consumed whole, as one character or one
+    // U+FFFD, so a lead's row is one record of 128 characters.
+    let mut input = Vec::new();
+    for &lead in &leads {
+        input.extend((0x80..=0xFFu8).flat_map(|trail| [lead, trail]));
+        input.push(b'\n');
     }
-    // Trails 0x40..=0xFF: every pair is one character, or U+FFFD possibly followed by the
-    // trail itself when the trail is ASCII (WHATWG re-reads it), never more, and never a
-    // pending lead; either way not one character, so 0. Trails below 0x40 are never valid
-    // and are left 0 (a `\n` trail would split a record).
-    let codes: Vec<(u8, u8)> = (0x80..=0xFFu8)
-        .filter(|&l| sjis_lead_row(l).is_some())
-        .flat_map(|l| (0x40..=0xFFu8).map(move |t| (l, t)))
+    let high = decode_records(SHIFT_JIS, &input, leads.len(), |row, line| {
+        for (trail, c) in (0x80..=0xFFu8).zip(line.chars()) {
+            set(leads[row], trail, entry(c));
+        }
+        line.chars().count() == 128
+    });
+    // ASCII trails 0x40..=0x7F: an unmapped pair is U+FFFD and then the trail read again as
+    // ASCII, so one record a pair (one character, or not an entry). Trails below 0x40 are
+    // never valid, stay 0, and are not tried (a `\n` trail would split a record).
+    let mut input = Vec::new();
+    let codes: Vec<(u8, u8)> = leads
+        .iter()
+        .flat_map(|&l| (0x40..=0x7Fu8).map(move |t| (l, t)))
         .collect();
-    let records: Vec<Vec<u8>> = codes.iter().map(|&(l, t)| vec![l, t]).collect();
-    let mut pairs = Box::new([0; SJIS_ROWS * 256]);
-    for (&(l, t), e) in codes.iter().zip(decode_records(SHIFT_JIS, &records)) {
-        pairs[usize::from(lead_row[usize::from(l)]) * 256 + usize::from(t)] = e;
+    for &(lead, trail) in &codes {
+        input.extend_from_slice(&[lead, trail, b'\n']);
+    }
+    let low = decode_records(SHIFT_JIS, &input, codes.len(), |k, line| {
+        set(codes[k].0, codes[k].1, entry_of(line));
+        true
+    });
+    if !(high && low) {
+        pairs.fill(0);
     }
     let mut single = [0; 256];
     for (b, e) in (0x80..=0xFFu8).zip(single[0x80..].iter_mut()) {
         // A lead byte alone is a truncated pair (U+FFFD): 0, as it must be.
         *e = decode_one(SHIFT_JIS, &[b]);
     }
-    ShiftJisTables { lead_row, pairs, single }
+    ShiftJisTables { pairs, single }
 });
 
 struct EucJpTables {
@@ -224,8 +276,8 @@ struct EucJpTables {
 }
 
 static EUC_JP_TABLES: LazyLock<EucJpTables> = LazyLock::new(|| {
-    // Lead and trail 0xA1..=0xFE: one character or one U+FFFD each (both bytes consumed).
-    let jis0208 = jis0208_table(EUC_JP, 0x80, |l, t| vec![l, t]);
+    // Rows of bare codes, lead and trail 0xA1..=0xFE (no state to leave between rows).
+    let jis0208 = jis0208_table(EUC_JP, 0x80, b"", b"");
     let mut katakana = [0; 256];
     for (b, e) in (0..=255u8).zip(katakana.iter_mut()) {
         *e = decode_one(EUC_JP, &[0x8E, b]);
@@ -238,38 +290,88 @@ static EUC_JP_TABLES: LazyLock<EucJpTables> = LazyLock::new(|| {
 /// The decoded UTF-8, written into a buffer sized for the worst case up front, so each
 /// character is one unconditional 4-byte store (the entry; its count byte is overwritten by
 /// the next character or cut off at the end) and each ASCII run 8-byte stores, without the
-/// growth checks of `String::push`.
-struct Out {
-    buf: Vec<u8>,
+/// growth checks of `String::push`. The buffer is the spare capacity of a `Vec`, not zeroed
+/// (zeroing 3× the input would cost as much as a fifth of the decoding).
+///
+/// Invariant, what [`with_output`] relies on: `len` only grows over bytes just written, so
+/// `spare[..len]` is initialised, and it is whole UTF-8 characters (table entries made by
+/// `char::encode_utf8`, and input bytes checked to be ASCII).
+struct Out<'a> {
+    spare: &'a mut [MaybeUninit<u8>],
     len: usize,
 }
 
 /// Room past the last character for the whole-entry and whole-word stores.
 const SLACK: usize = 8;
 
-impl Out {
-    /// No input byte of these charsets becomes more than 3 bytes of UTF-8 (half-width
-    /// katakana: 1 → 3; two-byte codes: 2 → at most 3).
-    fn for_input(len: usize) -> Option<Out> {
-        Some(Out { buf: vec![0; len.checked_mul(3)?.checked_add(SLACK)?], len: 0 })
-    }
-
+impl Out<'_> {
     /// Appends one table entry. `None` (never expected, the buffer is sized for the worst
     /// case) only makes the caller fall back instead of panicking.
     #[inline(always)]
     fn put(&mut self, e: Entry) -> Option<()> {
-        self.buf.get_mut(self.len..self.len + 4)?.copy_from_slice(&e.to_le_bytes());
-        self.len += (e >> 24) as usize;
+        let dst = self.spare.get_mut(self.len..)?.first_chunk_mut::<4>()?;
+        *dst = e.to_le_bytes().map(MaybeUninit::new);
+        self.len += count(e);
         Some(())
     }
 
-    fn finish(mut self) -> Option<String> {
-        self.buf.truncate(self.len);
-        // Everything written is whole UTF-8 characters (entries made by `char::encode_utf8`
-        // and ASCII bytes), so this check never fails; it is kept, at ~0.1 instructions a
-        // byte, so that a bug here could only ever cost the fallback, not a wrong string.
-        String::from_utf8(self.buf).ok()
+    /// Appends four table entries, with one room check.
+    #[inline(always)]
+    fn put4(&mut self, e: [Entry; 4]) -> Option<()> {
+        let dst = self.spare.get_mut(self.len..)?.first_chunk_mut::<16>()?;
+        let mut at = 0;
+        for e in e {
+            // `at` ≤ 9: four stores of 4 bytes fit in 16, and no check is left in the code.
+            dst.get_mut(at..at + 4)?
+                .copy_from_slice(&e.to_le_bytes().map(MaybeUninit::new));
+            at += count(e);
+        }
+        self.len += at;
+        Some(())
     }
+
+    /// Writes all of `word` and appends its first `n` bytes (ASCII, checked by the caller).
+    #[inline(always)]
+    fn put_word(&mut self, word: [u8; 8], n: usize) -> Option<()> {
+        let dst = self.spare.get_mut(self.len..)?.first_chunk_mut::<8>()?;
+        *dst = word.map(MaybeUninit::new);
+        self.len += n.min(8);
+        Some(())
+    }
+
+    /// Appends one ASCII byte.
+    #[inline(always)]
+    fn put_ascii(&mut self, b: u8) -> Option<()> {
+        self.spare.get_mut(self.len)?.write(b);
+        self.len += 1;
+        Some(())
+    }
+}
+
+/// Runs `decode` on a fresh [`Out`] with room for the worst case of `input_len` bytes (no byte
+/// of these charsets becomes more than 3 bytes of UTF-8: half-width katakana 1 → 3, two-byte
+/// codes 2 → 2 or 3) and returns what it wrote as a `String`.
+fn with_output(input_len: usize, decode: impl FnOnce(&mut Out) -> Option<()>) -> Option<String> {
+    let mut buf: Vec<u8> = Vec::with_capacity(input_len.checked_mul(3)?.checked_add(SLACK)?);
+    let mut out = Out {
+        spare: buf.spare_capacity_mut(),
+        len: 0,
+    };
+    decode(&mut out)?;
+    let len = out.len;
+    // SAFETY: `buf` is empty, so `spare` started at its first byte; by `Out`'s invariant the
+    // first `len` bytes were written (and `len` ≤ `spare.len()` ≤ the capacity: every write
+    // went through a bounds-checked slice of `spare`, and `len` never passes the last one).
+    unsafe { buf.set_len(len) };
+    // This is the one place a bug in this file could break `String`'s guarantee, so debug
+    // builds (the tests, which compare every answer with encoding_rs) check it; release builds
+    // skip the check, which would cost ~9 instructions an output byte, more than decoding.
+    debug_assert!(
+        std::str::from_utf8(&buf).is_ok(),
+        "charset fast path wrote invalid UTF-8"
+    );
+    // SAFETY: whole UTF-8 characters only, by `Out`'s invariant.
+    Some(unsafe { String::from_utf8_unchecked(buf) })
 }
 
 const LO: u64 = 0x0101_0101_0101_0101;
@@ -282,43 +384,77 @@ fn zero_bytes(v: u64) -> u64 {
     v.wrapping_sub(LO) & !v & HI
 }
 
-/// Copies the run of ASCII starting at `bytes[i]` and returns where it ends: at the end of
-/// input or at the first non-ASCII byte, and also, with `ISO` (ISO-2022-JP's ASCII state),
-/// at the first `ESC`, `SO` or `SI` (0x1B, 0x0E, 0x0F: the escape, and the shifts WHATWG
-/// rejects). Eight bytes at a time: mail text is mostly runs of ASCII, and in ISO-2022-JP
-/// every line is at least a run `ESC ( B` … `\r\n`.
+/// Copies the run of ASCII at the start of `rest` and returns what follows it: the end of
+/// input or the first non-ASCII byte, and also, with `ISO` (ISO-2022-JP's ASCII state), the
+/// first `ESC`, `SO` or `SI` (0x1B, 0x0E, 0x0F: the escape, and the shifts WHATWG rejects).
+/// Eight bytes at a time: mail text has runs of ASCII, and in ISO-2022-JP every line has at
+/// least the run between its last `ESC ( B` and the next line's first escape.
 #[inline(always)]
-fn copy_ascii<const ISO: bool>(bytes: &[u8], mut i: usize, out: &mut Out) -> Option<usize> {
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let word: [u8; 8] = chunk.try_into().ok()?;
-        let w = u64::from_le_bytes(word);
+fn copy_ascii<'a, const ISO: bool>(mut rest: &'a [u8], out: &mut Out<'_>) -> Option<&'a [u8]> {
+    while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+        let w = u64::from_le_bytes(*word);
         let mut stop = w & HI;
         if ISO {
             stop |= zero_bytes(w ^ (LO * u64::from(ESC))) | zero_bytes((w & !LO) ^ (LO * 0x0E));
         }
         // The whole word goes out even when the run ends inside it: the bytes past the run
         // are overwritten by what follows it (or cut off), and `len` only counts the run.
-        out.buf.get_mut(out.len..out.len + 8)?.copy_from_slice(&word);
         if stop != 0 {
             let n = (stop.trailing_zeros() / 8) as usize;
-            out.len += n;
-            return Some(i + n);
+            out.put_word(*word, n)?;
+            return rest.get(n..);
         }
-        out.len += 8;
-        i += 8;
+        out.put_word(*word, 8)?;
+        rest = tail;
     }
-    while let Some(&b) = bytes.get(i) {
-        if b >= 0x80 || (ISO && (b == ESC || b == 0x0E || b == 0x0F)) {
+    while let [b, tail @ ..] = rest {
+        if *b >= 0x80 || (ISO && (*b == ESC || *b == 0x0E || *b == 0x0F)) {
             break;
         }
-        *out.buf.get_mut(out.len)? = b;
-        out.len += 1;
-        i += 1;
+        out.put_ascii(*b)?;
+        rest = tail;
     }
-    Some(i)
+    Some(rest)
 }
 
 // ------------------------------------------------------------------------------ decoders
+//
+// Each walks the input as a shrinking slice (`rest`): slice patterns cost one length check a
+// step, where indexing costs an overflow and a bounds check. The pair loops are the hot ones
+// (Japanese text is mostly two-byte codes): one table look-up, one store a character.
+
+/// Decodes two-byte codes from the start of `rest` while `lookup` has an entry for them and
+/// returns what follows. Four codes a step (one length check, one room check, one branch),
+/// then one at a time, which also finishes a step that met a code without an entry.
+#[inline(always)]
+fn decode_pairs<'a>(
+    mut rest: &'a [u8],
+    out: &mut Out<'_>,
+    lookup: impl Fn(u8, u8) -> Entry,
+) -> Option<&'a [u8]> {
+    while let [l1, t1, l2, t2, l3, t3, l4, t4, tail @ ..] = rest {
+        let e = [
+            lookup(*l1, *t1),
+            lookup(*l2, *t2),
+            lookup(*l3, *t3),
+            lookup(*l4, *t4),
+        ];
+        if e.contains(&0) {
+            break;
+        }
+        out.put4(e)?;
+        rest = tail;
+    }
+    while let [lead, trail, tail @ ..] = rest {
+        let e = lookup(*lead, *trail);
+        if e == 0 {
+            break;
+        }
+        out.put(e)?;
+        rest = tail;
+    }
+    Some(rest)
+}
 
 #[derive(Clone, Copy)]
 enum IsoState {
@@ -332,135 +468,122 @@ enum IsoState {
 /// `ESC` (the only way out of a run in valid input) or the end.
 fn iso_2022_jp(bytes: &[u8]) -> Option<String> {
     let tables = &*ISO_2022_JP_TABLES;
-    let mut out = Out::for_input(bytes.len())?;
-    let mut state = IsoState::Ascii;
-    let mut i = 0;
-    let mut escaped = false;
-    loop {
-        let run_start = i;
-        match state {
-            IsoState::Ascii => i = copy_ascii::<true>(bytes, i, &mut out)?,
-            IsoState::Roman | IsoState::Katakana => {
-                let table = if let IsoState::Roman = state { &tables.roman } else { &tables.katakana };
-                // `ESC` has no entry, so the run stops there, as at any invalid byte.
-                while let Some(&b) = bytes.get(i) {
-                    let e = table[usize::from(b)];
-                    if e == 0 {
-                        break;
+    with_output(bytes.len(), |out| {
+        let mut state = IsoState::Ascii;
+        let mut rest = bytes;
+        let mut escaped = false;
+        loop {
+            let run_start = rest.len();
+            match state {
+                IsoState::Ascii => rest = copy_ascii::<true>(rest, out)?,
+                IsoState::Roman | IsoState::Katakana => {
+                    let table = match state {
+                        IsoState::Roman => &tables.roman,
+                        _ => &tables.katakana,
+                    };
+                    // `ESC` has no entry, so the run stops there, as at any invalid byte.
+                    while let [b, tail @ ..] = rest {
+                        let e = table[usize::from(*b)];
+                        if e == 0 {
+                            break;
+                        }
+                        out.put(e)?;
+                        rest = tail;
                     }
-                    out.put(e)?;
-                    i += 1;
+                }
+                IsoState::Jis0208 => {
+                    // Invalid bytes (`ESC` among them) and unmapped codes have no entry, so
+                    // the run stops there.
+                    rest = decode_pairs(rest, out, |lead, trail| {
+                        pair_entry(&tables.jis0208, lead, trail)
+                    })?;
                 }
             }
-            IsoState::Jis0208 => {
-                // A byte with the high bit set is invalid; both below 0x80 index the table,
-                // where invalid bytes (`ESC` among them) and unmapped codes have no entry.
-                while let Some(&[lead, trail]) = bytes.get(i..i + 2) {
-                    if (lead | trail) >= 0x80 {
-                        break;
-                    }
-                    let e = tables.jis0208[pair_index(lead, trail)];
-                    if e == 0 {
-                        break;
-                    }
-                    out.put(e)?;
-                    i += 2;
-                }
+            // The run ended: at the end of input (fine in every state: a run never ends inside
+            // a pair, a lone byte left over is seen below), or at an escape sequence, or at a
+            // byte the state rejects.
+            let [b, sequence @ ..] = rest else { break };
+            if *b != ESC {
+                return None;
             }
+            // WHATWG's output flag: an escape sequence right after another is an error
+            // (U+FFFD).
+            if escaped && rest.len() == run_start {
+                return None;
+            }
+            let (designation, tail) = sequence.split_first_chunk::<2>()?;
+            state = match designation {
+                b"(B" => IsoState::Ascii,
+                b"(J" => IsoState::Roman,
+                b"(I" => IsoState::Katakana,
+                b"$B" | b"$@" => IsoState::Jis0208,
+                _ => return None,
+            };
+            escaped = true;
+            rest = tail;
         }
-        // The run ended: at the end of input (fine in every state: a run never ends inside a
-        // pair, a lone byte left over is seen below), or at an escape sequence, or at a byte
-        // the state rejects.
-        let Some(&b) = bytes.get(i) else { break };
-        if b != ESC {
-            return None;
-        }
-        // WHATWG's output flag: an escape sequence right after another is an error (U+FFFD).
-        if escaped && i == run_start {
-            return None;
-        }
-        state = match bytes.get(i..i + 3)? {
-            s if s == TO_ASCII => IsoState::Ascii,
-            s if s == TO_ROMAN => IsoState::Roman,
-            s if s == TO_KATAKANA => IsoState::Katakana,
-            s if s == TO_JIS0208 || s == b"\x1b$@" => IsoState::Jis0208,
-            _ => return None,
-        };
-        escaped = true;
-        i += 3;
-    }
-    out.finish()
+        Some(())
+    })
 }
 
 /// Shift_JIS: pairs while they come, ASCII runs and single-byte characters in between.
 fn shift_jis(bytes: &[u8]) -> Option<String> {
     let tables = &*SHIFT_JIS_TABLES;
-    let mut out = Out::for_input(bytes.len())?;
-    let mut i = 0;
-    loop {
-        // A non-lead byte is row 0, all 0: the loop stops for ASCII and single bytes as well
-        // as for bad or unmapped pairs.
-        while let Some(&[lead, trail]) = bytes.get(i..i + 2) {
-            let row = usize::from(tables.lead_row[usize::from(lead)]);
-            let e = tables.pairs.get(row * 256 + usize::from(trail)).copied().unwrap_or(0);
-            if e == 0 {
-                break;
+    with_output(bytes.len(), |out| {
+        let mut rest = bytes;
+        loop {
+            // Stops at ASCII (out of the table), at a single-byte character (no entry for
+            // it as a lead), and at a bad or unmapped pair.
+            rest = decode_pairs(rest, out, |lead, trail| {
+                pair_entry(&tables.pairs, lead, trail)
+            })?;
+            match rest {
+                [] => break,
+                [b, ..] if *b < 0x80 => rest = copy_ascii::<false>(rest, out)?,
+                [b, tail @ ..] => {
+                    // Half-width katakana or 0x80; a lead byte here (bad trail, unmapped, or
+                    // the last byte) or an invalid byte has no entry.
+                    let e = tables.single[usize::from(*b)];
+                    if e == 0 {
+                        return None;
+                    }
+                    out.put(e)?;
+                    rest = tail;
+                }
             }
-            out.put(e)?;
-            i += 2;
         }
-        let Some(&b) = bytes.get(i) else { break };
-        if b < 0x80 {
-            i = copy_ascii::<false>(bytes, i, &mut out)?;
-            continue;
-        }
-        // Half-width katakana or 0x80; a lead byte here (bad trail, unmapped, or the last
-        // byte) or an invalid byte has no entry.
-        let e = tables.single[usize::from(b)];
-        if e == 0 {
-            return None;
-        }
-        out.put(e)?;
-        i += 1;
-    }
-    out.finish()
+        Some(())
+    })
 }
 
 /// EUC-JP: JIS X 0208 pairs (both bytes 0xA1..=0xFE), `0x8E` + half-width katakana, ASCII.
 /// JIS X 0212 (`0x8F` + two bytes) is rare in mail and is left to encoding_rs.
 fn euc_jp(bytes: &[u8]) -> Option<String> {
     let tables = &*EUC_JP_TABLES;
-    let mut out = Out::for_input(bytes.len())?;
-    let mut i = 0;
-    loop {
-        // Both high bits set, then the table has entries only for 0xA1..=0xFE both.
-        while let Some(&[lead, trail]) = bytes.get(i..i + 2) {
-            if (lead & trail) < 0x80 {
-                break;
+    with_output(bytes.len(), |out| {
+        let mut rest = bytes;
+        loop {
+            // Stops at ASCII (out of the table), at `0x8E`/`0x8F` (no entries as leads), and
+            // at a bad or unmapped pair.
+            rest = decode_pairs(rest, out, |lead, trail| {
+                pair_entry(&tables.jis0208, lead, trail)
+            })?;
+            match rest {
+                [] => break,
+                [b, ..] if *b < 0x80 => rest = copy_ascii::<false>(rest, out)?,
+                [0x8E, trail, tail @ ..] => {
+                    let e = tables.katakana[usize::from(*trail)];
+                    if e == 0 {
+                        return None;
+                    }
+                    out.put(e)?;
+                    rest = tail;
+                }
+                _ => return None,
             }
-            let e = tables.jis0208[pair_index(lead, trail)];
-            if e == 0 {
-                break;
-            }
-            out.put(e)?;
-            i += 2;
         }
-        let Some(&b) = bytes.get(i) else { break };
-        if b < 0x80 {
-            i = copy_ascii::<false>(bytes, i, &mut out)?;
-            continue;
-        }
-        if b != 0x8E {
-            return None;
-        }
-        let e = tables.katakana[usize::from(*bytes.get(i + 1)?)];
-        if e == 0 {
-            return None;
-        }
-        out.put(e)?;
-        i += 2;
-    }
-    out.finish()
+        Some(())
+    })
 }
 
 #[cfg(test)]
@@ -476,10 +599,17 @@ mod tests {
     fn reference(encoding: &'static Encoding, bytes: &[u8]) -> (String, bool) {
         let (text, _, malformed) = encoding.decode(bytes);
         let mut decoder = encoding.new_decoder();
-        let mut streamed = String::with_capacity(decoder.max_utf8_buffer_length(bytes.len()).unwrap());
+        let mut streamed =
+            String::with_capacity(decoder.max_utf8_buffer_length(bytes.len()).unwrap());
         let (result, read, _) = decoder.decode_to_string(bytes, &mut streamed, true);
-        assert_eq!((result, read), (encoding_rs::CoderResult::InputEmpty, bytes.len()));
-        assert_eq!(text, streamed, "encoding_rs's two entry points disagree on {bytes:02x?}");
+        assert_eq!(
+            (result, read),
+            (encoding_rs::CoderResult::InputEmpty, bytes.len())
+        );
+        assert_eq!(
+            text, streamed,
+            "encoding_rs's two entry points disagree on {bytes:02x?}"
+        );
         (streamed, malformed)
     }
 
@@ -518,7 +648,10 @@ mod tests {
             }
         }
         // JIS X 0208 has 6,879 characters; WHATWG adds the NEC row 13 and IBM extensions.
-        assert!(some_in_range > 6879, "only {some_in_range} codes decoded by the fast path");
+        assert!(
+            some_in_range > 6879,
+            "only {some_in_range} codes decoded by the fast path"
+        );
         // `ESC $ @` (JIS C 6226-1978) selects the same table.
         assert!(check(ISO_2022_JP, b"\x1b$@%O%m!<\x1b(B"));
     }
@@ -533,7 +666,10 @@ mod tests {
         }
         // At least the 6,879 JIS X 0208 characters as pairs (the rest that answer are ASCII
         // and half-width katakana combinations, and the user-defined area).
-        assert!(some > 6879 + 128 * 128, "only {some} pairs decoded by the fast path");
+        assert!(
+            some > 6879 + 128 * 128,
+            "only {some} pairs decoded by the fast path"
+        );
     }
 
     #[test]
@@ -547,9 +683,17 @@ mod tests {
                 }
             }
         }
-        assert!(some_jis0208 > 6879, "only {some_jis0208} codes decoded by the fast path");
+        assert!(
+            some_jis0208 > 6879,
+            "only {some_jis0208} codes decoded by the fast path"
+        );
         // Half-width katakana: all 63 of 0x8E 0xA1..=0xDF.
-        assert_eq!((0xA1..=0xDFu8).filter(|&b| check(EUC_JP, &[0x8E, b])).count(), 63);
+        assert_eq!(
+            (0xA1..=0xDFu8)
+                .filter(|&b| check(EUC_JP, &[0x8E, b]))
+                .count(),
+            63
+        );
     }
 
     #[test]
@@ -567,17 +711,28 @@ mod tests {
             for escape in [TO_ASCII, TO_ROMAN, TO_KATAKANA, TO_JIS0208] {
                 check(ISO_2022_JP, &[escape, &[b]].concat());
                 check(ISO_2022_JP, &[escape, &[b], b"x", TO_ASCII].concat());
-                check(ISO_2022_JP, &[escape, &[b, b], TO_ASCII, b"0123456789"].concat());
+                check(
+                    ISO_2022_JP,
+                    &[escape, &[b, b], TO_ASCII, b"0123456789"].concat(),
+                );
             }
         }
         // Every ASCII byte but ESC/SO/SI, every JIS X 0201 Roman and katakana byte answers.
-        let ascii: Vec<u8> = (0..0x80).filter(|b| ![0x0E, 0x0F, ESC].contains(b)).collect();
+        let ascii: Vec<u8> = (0..0x80)
+            .filter(|b| ![0x0E, 0x0F, ESC].contains(b))
+            .collect();
         assert!(check(ISO_2022_JP, &ascii));
         assert!(check(ISO_2022_JP, &[TO_ROMAN, &ascii].concat()));
-        assert!(check(ISO_2022_JP, &[TO_KATAKANA, &(0x21..=0x5F).collect::<Vec<u8>>()].concat()));
+        assert!(check(
+            ISO_2022_JP,
+            &[TO_KATAKANA, &(0x21..=0x5F).collect::<Vec<u8>>()].concat()
+        ));
         let all_ascii: Vec<u8> = (0..0x80).collect();
         assert!(check(SHIFT_JIS, &all_ascii) && check(EUC_JP, &all_ascii));
-        assert!(check(SHIFT_JIS, &(0xA1..=0xDF).chain([0x80]).collect::<Vec<u8>>()));
+        assert!(check(
+            SHIFT_JIS,
+            &(0xA1..=0xDF).chain([0x80]).collect::<Vec<u8>>()
+        ));
     }
 
     #[test]
@@ -590,7 +745,15 @@ mod tests {
         assert!(check(ISO_2022_JP, b"a\x1b$B"));
         assert!(check(ISO_2022_JP, b"\x1b$B%O"));
         // Unknown, truncated, or a pair cut short by an escape: refused.
-        for bad in [&b"\x1b$A%O"[..], b"\x1b$(D%O", b"\x1b(D", b"\x1b", b"\x1b(", b"\x1b$B%", b"\x1b$B%\x1b(B"] {
+        for bad in [
+            &b"\x1b$A%O"[..],
+            b"\x1b$(D%O",
+            b"\x1b(D",
+            b"\x1b",
+            b"\x1b(",
+            b"\x1b$B%",
+            b"\x1b$B%\x1b(B",
+        ] {
             assert!(!check(ISO_2022_JP, bad), "{bad:02x?}");
         }
         // Roman's two differences from ASCII, and text after it.
@@ -606,13 +769,18 @@ mod tests {
             // A partial BOM is no BOM.
             check(encoding, b"\xEF\xBBabc");
         }
-        // EUC-JP: EF BB BF would be a kanji and a truncated pair, but encoding_rs reads UTF-8.
-        assert!(!check(EUC_JP, "\u{FEFF}注意".as_bytes()));
+        // EF BB BF B0 A1 B0 is three EUC-JP kanji, but encoding_rs reads a BOM and UTF-8.
+        let bom_or_kanji = b"\xEF\xBB\xBF\xB0\xA1\xB0";
+        assert!(euc_jp(bom_or_kanji).is_some_and(|s| s.chars().count() == 3));
+        assert!(!check(EUC_JP, bom_or_kanji));
     }
 
     /// The sample mails of `benches/mime.rs`, bodies as sent (7bit/8bit: no transfer decoding).
     fn sample_body(raw: &[u8]) -> &[u8] {
-        let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header/body separator");
+        let at = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a header/body separator");
         &raw[at + 4..]
     }
 
@@ -621,11 +789,22 @@ mod tests {
         let iso = sample_body(include_bytes!("../../benches/data/iso2022jp.eml"));
         let sjis = sample_body(include_bytes!("../../benches/data/sjis.eml"));
         for (label, body, phrase) in [
-            ("ISO-2022-JP", iso, "ストレージ使用率が九十一パーセントに達しました"),
-            ("Shift_JIS", sjis, "ストレージ使用率が九十一パーセントに達しました"),
+            (
+                "ISO-2022-JP",
+                iso,
+                "ストレージ使用率が九十一パーセントに達しました",
+            ),
+            (
+                "Shift_JIS",
+                sjis,
+                "ストレージ使用率が九十一パーセントに達しました",
+            ),
         ] {
             let encoding = Encoding::for_label(label.as_bytes()).unwrap();
-            assert!(check(encoding, body), "{label} sample body took the slow path");
+            assert!(
+                check(encoding, body),
+                "{label} sample body took the slow path"
+            );
             assert!(decode(label, body).unwrap().contains(phrase));
         }
         // Their RFC 2047 subjects (ISO-2022-JP, base64), as mail-parser hands words over.
@@ -636,7 +815,9 @@ mod tests {
             "GyRCIUpDbUo4SFY5ZhsoQiAyMDI1MTEyNC0wMDQyGyRCIUsbKEI=",
             "GyRCNWEwQkUqGyhC",
         ] {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(word).unwrap();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(word)
+                .unwrap();
             assert!(check(ISO_2022_JP, &bytes), "{word}");
         }
     }
@@ -647,10 +828,24 @@ mod tests {
         let sjis = b"\x83n\x83\x8D\x81[";
         let euc = b"\xA5\xCF\xA5\xED\xA1\xBC";
         let hello = Some("ハロー".to_owned());
-        for label in ["ISO-2022-JP", "iso-2022-jp", "csISO2022JP", " \"ISO-2022-JP\" "] {
+        for label in [
+            "ISO-2022-JP",
+            "iso-2022-jp",
+            "csISO2022JP",
+            " \"ISO-2022-JP\" ",
+        ] {
             assert_eq!(decode(label, iso), hello, "{label}");
         }
-        for label in ["Shift_JIS", "shift-jis", "sjis", "x-sjis", "windows-31j", "ms932", "MS_Kanji", "csShiftJIS"] {
+        for label in [
+            "Shift_JIS",
+            "shift-jis",
+            "sjis",
+            "x-sjis",
+            "windows-31j",
+            "ms932",
+            "MS_Kanji",
+            "csShiftJIS",
+        ] {
             assert_eq!(decode(label, sjis), hello, "{label}");
         }
         for label in ["EUC-JP", "x-euc-jp", "cseucpkdfmtjapanese"] {
@@ -660,7 +855,15 @@ mod tests {
         assert_eq!(Encoding::for_label(b"cp932"), None);
         assert_eq!(decode("cp932", sjis), None);
         // Other charsets and unknown labels are never ours, even for plain ASCII.
-        for label in ["utf-8", "UTF-8", "iso-8859-1", "euc-kr", "iso-2022-kr", "", "x-unknown"] {
+        for label in [
+            "utf-8",
+            "UTF-8",
+            "iso-8859-1",
+            "euc-kr",
+            "iso-2022-kr",
+            "",
+            "x-unknown",
+        ] {
             assert_eq!(decode(label, b"plain"), None, "{label}");
         }
     }
@@ -688,9 +891,32 @@ mod tests {
     /// encoders turn into `&#…;` when the charset lacks it).
     fn random_text(rng: &mut Rng) -> String {
         const PIECES: &[&str] = &[
-            "お世話になっております。", "システム監視センター", "【警告】", "（内線 1234）", "db-tokyo-02",
-            "\r\n", " ", "ｶﾀｶﾅ", "①②", "≒∵", "¥100", "‾", "髙橋", "ﾃｽﾄ\r\n", "abc", "〜", "―", "∥", "－",
-            "PostgreSQL 15", "ご注文ありがとうございます", "表示", "ソ", "能", "\\", "~",
+            "お世話になっております。",
+            "システム監視センター",
+            "【警告】",
+            "（内線 1234）",
+            "db-tokyo-02",
+            "\r\n",
+            " ",
+            "ｶﾀｶﾅ",
+            "①②",
+            "≒∵",
+            "¥100",
+            "‾",
+            "髙橋",
+            "ﾃｽﾄ\r\n",
+            "abc",
+            "〜",
+            "―",
+            "∥",
+            "－",
+            "PostgreSQL 15",
+            "ご注文ありがとうございます",
+            "表示",
+            "ソ",
+            "能",
+            "\\",
+            "~",
         ];
         let mut text = String::new();
         for _ in 0..rng.below(12) {
@@ -707,9 +933,29 @@ mod tests {
     /// A random damage or addition: escape sequences valid and not, stray bytes, a BOM.
     fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) {
         const INSERTS: &[&[u8]] = &[
-            b"\x1b(B", b"\x1b(J", b"\x1b(I", b"\x1b$@", b"\x1b$B", b"\x1b$A", b"\x1b$(D", b"\x1b(D",
-            b"\x1b", b"\x1b(", b"\x1b$", b"\x0e", b"\x0f", b"\x1b(I\x31\x5f\x21", b"\x8e\xb1", b"\x8f\xb0\xa1",
-            b"\xef\xbb\xbf", b"\xfe\xff", b"\xff\xfe", b"\x80", b"\xa0", b"\xfd", b"\r\n",
+            b"\x1b(B",
+            b"\x1b(J",
+            b"\x1b(I",
+            b"\x1b$@",
+            b"\x1b$B",
+            b"\x1b$A",
+            b"\x1b$(D",
+            b"\x1b(D",
+            b"\x1b",
+            b"\x1b(",
+            b"\x1b$",
+            b"\x0e",
+            b"\x0f",
+            b"\x1b(I\x31\x5f\x21",
+            b"\x8e\xb1",
+            b"\x8f\xb0\xa1",
+            b"\xef\xbb\xbf",
+            b"\xfe\xff",
+            b"\xff\xfe",
+            b"\x80",
+            b"\xa0",
+            b"\xfd",
+            b"\r\n",
         ];
         let at = rng.below(bytes.len() + 1);
         match rng.below(4) {
@@ -747,12 +993,20 @@ mod tests {
                 }
             }
             // Pure noise, in the bytes these charsets use.
-            let noise: Vec<u8> = (0..rng.below(24)).map(|_| *rng.pick(b"\x1b$B(@JI!%O\x81\x83\xa1\xa5\x8e\xe0\xfc\r\n a")).collect();
+            let noise: Vec<u8> = (0..rng.below(24))
+                .map(|_| *rng.pick(b"\x1b$B(@JI!%O\x81\x83\xa1\xa5\x8e\xe0\xfc\r\n a"))
+                .collect();
             check(encoding, &noise);
         }
         // Undamaged and lightly damaged text mostly takes the fast path.
         for which in 0..3 {
-            assert!(some[which] * 3 > total[which], "{}: {} of {}", JAPANESE[which].name(), some[which], total[which]);
+            assert!(
+                some[which] * 3 > total[which],
+                "{}: {} of {}",
+                JAPANESE[which].name(),
+                some[which],
+                total[which]
+            );
         }
     }
 }
