@@ -7,6 +7,7 @@
 //! ends and control characters cleaned), and the attachments with their decoded bytes, so
 //! later steps can host images and files without parsing the mail again.
 
+pub mod charset;
 mod flowed;
 mod html;
 
