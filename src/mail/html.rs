@@ -8,48 +8,56 @@
 
 use std::borrow::Cow;
 
-/// Elements whose content is never shown; everything up to their end tag is skipped.
-/// `<title>` covers what a reader would otherwise see from `<head>`: the rest of a head
-/// (`<meta>`, `<link>`, `<style>`, `<script>`) carries no text.
-const HIDDEN: &[&str] = &["script", "style", "title", "template", "head"];
+/// What an element does to the text, by its lower-case name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Element {
+    /// Content never shown; everything up to the end tag is skipped. `<title>` covers what
+    /// a reader would otherwise see from `<head>`: the rest of a head (`<meta>`, `<link>`,
+    /// `<style>`, `<script>`) carries no text.
+    Hidden,
+    /// Starts and ends a line.
+    Block,
+    /// Stands apart from its neighbours by one blank line.
+    Paragraph,
+    /// A paragraph whose whitespace is kept as written.
+    Pre,
+    LineBreak,
+    ListItem,
+    List { ordered: bool },
+    /// A table cell: spaced from its neighbours.
+    Cell,
+    /// Everything else (`<a>`, `<b>`, `<span>`, unknown names): no effect on the text.
+    Inline,
+}
 
-/// Elements that start and end a line.
-const BLOCKS: &[&str] = &[
-    "div",
-    "tr",
-    "table",
-    "dt",
-    "dd",
-    "dl",
-    "hr",
-    "section",
-    "article",
-    "header",
-    "footer",
-    "nav",
-    "main",
-    "aside",
-    "center",
-    "address",
-    "form",
-    "fieldset",
-    "figure",
-    "figcaption",
-    "caption",
-    "body",
-];
-
-/// Elements that stand apart from their neighbours by one blank line.
-const PARAGRAPHS: &[&str] = &["p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre"];
+impl Element {
+    /// One `match` on the name bytes: it runs for every tag of a mail.
+    fn of(name: &[u8]) -> Element {
+        match name {
+            b"script" | b"style" | b"title" | b"template" | b"head" => Element::Hidden,
+            b"div" | b"tr" | b"table" | b"dt" | b"dd" | b"dl" | b"hr" | b"section" | b"article"
+            | b"header" | b"footer" | b"nav" | b"main" | b"aside" | b"center" | b"address"
+            | b"form" | b"fieldset" | b"figure" | b"figcaption" | b"caption" | b"body" => {
+                Element::Block
+            }
+            b"p" | b"h1" | b"h2" | b"h3" | b"h4" | b"h5" | b"h6" | b"blockquote" => {
+                Element::Paragraph
+            }
+            b"pre" => Element::Pre,
+            b"br" => Element::LineBreak,
+            b"li" => Element::ListItem,
+            b"ul" => Element::List { ordered: false },
+            b"ol" => Element::List { ordered: true },
+            b"td" | b"th" => Element::Cell,
+            _ => Element::Inline,
+        }
+    }
+}
 
 /// Converts an HTML document or fragment into plain text with `\n` line ends.
 pub fn html_to_text(html: &str) -> String {
-    // ASCII lowercasing keeps every byte offset, so tag names and end tags can be searched
-    // case-insensitively in `lower` and sliced out of `html` at the same positions.
-    let lower = html.to_ascii_lowercase();
     let mut conv = Converter {
         html,
-        lower: &lower,
         out: Writer::default(),
         lists: Vec::new(),
     };
@@ -60,17 +68,21 @@ pub fn html_to_text(html: &str) -> String {
 /// Walks the input once, sending text to the writer and acting on tags.
 struct Converter<'a> {
     html: &'a str,
-    lower: &'a str,
     out: Writer,
     /// Open lists, innermost last: `None` for `<ul>`, `Some(next number)` for `<ol>`.
     lists: Vec<Option<usize>>,
 }
 
+/// The longest tag name this converter acts on ("blockquote", "figcaption"); longer names
+/// are passed over like any unknown tag.
+const MAX_NAME: usize = 10;
+
 impl Converter<'_> {
     fn run(&mut self) {
+        let bytes = self.html.as_bytes();
         let mut pos = 0;
-        while pos < self.html.len() {
-            if self.html.as_bytes()[pos] == b'<' {
+        while pos < bytes.len() {
+            if bytes[pos] == b'<' {
                 match self.markup(pos) {
                     Some(next) => pos = next,
                     None => {
@@ -81,9 +93,7 @@ impl Converter<'_> {
                 }
                 continue;
             }
-            let end = self.html[pos..]
-                .find('<')
-                .map_or(self.html.len(), |i| pos + i);
+            let end = memchr::memchr(b'<', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
             self.out.text(&decode_entities(&self.html[pos..end]));
             pos = end;
         }
@@ -92,84 +102,94 @@ impl Converter<'_> {
     /// Handles the markup starting at `pos` (a '<'); returns where text resumes, or `None`
     /// when the '<' does not start markup.
     fn markup(&mut self, pos: usize) -> Option<usize> {
-        let rest = &self.lower[pos..];
-        if rest.starts_with("<!--") {
-            return Some(self.after(pos + 4, "-->"));
+        let bytes = self.html.as_bytes();
+        let rest = &bytes[pos..];
+        if rest.starts_with(b"<!--") {
+            return Some(self.after(pos + 4, b"-->"));
         }
-        if rest.starts_with("<!") || rest.starts_with("<?") {
-            return Some(self.after(pos, ">"));
+        if rest.starts_with(b"<!") || rest.starts_with(b"<?") {
+            return Some(self.after(pos, b">"));
         }
-        let closing = rest.starts_with("</");
+        let closing = rest.starts_with(b"</");
         let name_start = pos + if closing { 2 } else { 1 };
-        let name_len = self.lower[name_start..]
-            .bytes()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        let first = self.lower.as_bytes().get(name_start)?;
-        if !first.is_ascii_alphabetic() {
+        if !bytes.get(name_start)?.is_ascii_alphabetic() {
             return None;
         }
-        let name = &self.lower[name_start..name_start + name_len];
-        let end = tag_end(self.lower.as_bytes(), name_start + name_len);
-        if !closing && HIDDEN.contains(&name) {
-            return Some(self.skip_hidden(end, name));
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric())
+            .count();
+        let end = tag_end(bytes, name_start + name_len);
+        // Tag names are ASCII-case-insensitive: compared in lower case, a short copy.
+        let mut lower = [0u8; MAX_NAME];
+        let Some(name) = lower.get_mut(..name_len) else {
+            return Some(end);
+        };
+        name.copy_from_slice(&bytes[name_start..name_start + name_len]);
+        name.make_ascii_lowercase();
+        match Element::of(name) {
+            Element::Hidden if !closing => Some(self.skip_hidden(end, name)),
+            element => {
+                self.tag(element, closing);
+                Some(end)
+            }
         }
-        self.tag(name, closing);
-        Some(end)
     }
 
     /// Position just past the first `needle` at or after `from`, or the end of input.
-    fn after(&self, from: usize, needle: &str) -> usize {
-        self.lower
+    fn after(&self, from: usize, needle: &[u8]) -> usize {
+        let bytes = self.html.as_bytes();
+        bytes
             .get(from..)
-            .and_then(|s| s.find(needle))
-            .map_or(self.lower.len(), |i| from + i + needle.len())
+            .and_then(|s| memchr::memmem::find(s, needle))
+            .map_or(bytes.len(), |i| from + i + needle.len())
     }
 
     /// Skips the content of a hidden element and its end tag. An unclosed `<head>` ends
     /// where `<body>` starts, as browsers do, so a missing `</head>` hides no body text.
-    fn skip_hidden(&self, from: usize, name: &str) -> usize {
-        let close = format!("</{name}");
-        let rest = self.lower.get(from..).unwrap_or("");
-        let close_at = rest.find(&close);
-        if name == "head" {
-            if let Some(body) = rest.find("<body") {
+    fn skip_hidden(&self, from: usize, name: &[u8]) -> usize {
+        let bytes = self.html.as_bytes();
+        let rest = bytes.get(from..).unwrap_or_default();
+        let close_at = find_tag(rest, name, true);
+        if name == b"head" {
+            if let Some(body) = find_tag(rest, b"body", false) {
                 if close_at.is_none_or(|c| body < c) {
                     return from + body;
                 }
             }
         }
         match close_at {
-            Some(i) => tag_end(self.lower.as_bytes(), from + i + close.len()),
-            None => self.lower.len(),
+            Some(i) => tag_end(bytes, from + i + 2 + name.len()),
+            None => bytes.len(),
         }
     }
 
     /// Acts on a start or end tag that is shown.
-    fn tag(&mut self, name: &str, closing: bool) {
-        match name {
-            "br" => self.out.line_break(),
-            "li" if !closing => self.list_item(),
-            "li" => self.out.block(),
-            "ul" | "ol" => self.list(name, closing),
-            "td" | "th" => self.out.space(),
-            _ if PARAGRAPHS.contains(&name) => {
+    fn tag(&mut self, element: Element, closing: bool) {
+        match element {
+            Element::LineBreak => self.out.line_break(),
+            Element::ListItem if !closing => self.list_item(),
+            Element::ListItem => self.out.block(),
+            Element::List { ordered } => self.list(ordered, closing),
+            Element::Cell => self.out.space(),
+            Element::Paragraph => self.out.paragraph(),
+            Element::Pre => {
                 self.out.paragraph();
-                if name == "pre" {
-                    self.out.set_pre(!closing);
-                }
+                self.out.set_pre(!closing);
             }
-            _ if BLOCKS.contains(&name) => self.out.block(),
-            _ => {}
+            Element::Block => self.out.block(),
+            // A stray end tag of a hidden element (its start tag skipped everything up to
+            // the first one) is ignored.
+            Element::Hidden | Element::Inline => {}
         }
     }
 
-    fn list(&mut self, name: &str, closing: bool) {
+    fn list(&mut self, ordered: bool, closing: bool) {
         self.out.block();
         if closing {
             self.lists.pop();
         } else {
-            self.lists.push((name == "ol").then_some(1));
+            self.lists.push(ordered.then_some(1));
         }
     }
 
@@ -189,38 +209,66 @@ impl Converter<'_> {
     }
 }
 
+/// Where `<name` (or `</name` when `closing`) first starts in `bytes`, the name matched
+/// without regard to ASCII case (`name` is lower case) and as a prefix, as a plain search
+/// for it would.
+fn find_tag(bytes: &[u8], name: &[u8], closing: bool) -> Option<usize> {
+    let skip = if closing { 2 } else { 1 };
+    memchr::memchr_iter(b'<', bytes).find(|&at| {
+        (!closing || bytes.get(at + 1) == Some(&b'/'))
+            && bytes
+                .get(at + skip..at + skip + name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
 /// Position just past the '>' that ends a tag whose name ends at `from`, or the end of
 /// input. A '>' inside a quoted attribute value does not end the tag; a quote only opens
 /// a value right after '=', so a stray apostrophe cannot swallow the rest of the mail.
 fn tag_end(bytes: &[u8], from: usize) -> usize {
-    let mut quote: Option<u8> = None;
+    // Jumps from one '>' or quote to the next rather than stepping through every byte with
+    // a state machine (HTML mail has long `style` attributes). `after_eq` is whether the
+    // last byte before `pos` that is not blank was '=' (or the end of a value that followed
+    // one): only then does a quote open a value.
+    let mut pos = from;
     let mut after_eq = false;
-    for (i, &b) in bytes.iter().enumerate().skip(from) {
-        match quote {
-            Some(q) if b == q => quote = None,
-            Some(_) => {}
-            None => match b {
-                b'>' => return i + 1,
-                b'"' | b'\'' if after_eq => quote = Some(b),
-                b'=' => after_eq = true,
-                b if b.is_ascii_whitespace() => {}
-                _ => after_eq = false,
-            },
+    loop {
+        let Some(at) = bytes
+            .get(pos..)
+            .and_then(|rest| memchr::memchr3(b'>', b'"', b'\'', rest))
+            .map(|i| pos + i)
+        else {
+            return bytes.len();
+        };
+        if bytes[at] == b'>' {
+            return at + 1;
+        }
+        if let Some(&last) = bytes[pos..at].iter().rev().find(|b| !b.is_ascii_whitespace()) {
+            after_eq = last == b'=';
+        }
+        if !after_eq {
+            pos = at + 1;
+            continue;
+        }
+        let quote = bytes[at];
+        match memchr::memchr(quote, &bytes[at + 1..]) {
+            Some(close) => pos = at + 1 + close + 1,
+            None => return bytes.len(),
         }
     }
-    bytes.len()
 }
 
 /// Decodes character references: `&#12354;`, `&#x3042;` and named ones (`&amp;`, `&nbsp;`
 /// and the rest of the HTML5 table, which mail-parser already carries). Anything that is
 /// not a complete, known reference stays as written ("AT&T", "&bogus;").
 pub fn decode_entities(text: &str) -> Cow<'_, str> {
-    if !text.contains('&') {
+    let amp_in = |s: &str| memchr::memchr(b'&', s.as_bytes());
+    if amp_in(text).is_none() {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(amp) = rest.find('&') {
+    while let Some(amp) = amp_in(rest) {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
         match reference_len(rest) {
@@ -269,6 +317,19 @@ fn push_reference(out: &mut String, reference: &str) {
     mail_parser::decoders::html::add_html_token(out, reference.as_bytes(), false);
 }
 
+/// The bytes that may start a whitespace character for [`Writer::text`]: CR, LF, space, tab,
+/// form feed, and 0xC2 (U+00A0 is C2 A0). A table, as the scan runs over every text byte.
+const WHITESPACE_LEAD: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    let leads = [b'\r', b'\n', b' ', b'\t', 0x0c, 0xc2];
+    while i < leads.len() {
+        table[leads[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 /// Accumulates output, holding back spaces and line breaks until the next visible
 /// character so that runs collapse and nothing dangles at a line end.
 #[derive(Default)]
@@ -286,16 +347,52 @@ struct Writer {
 
 impl Writer {
     fn text(&mut self, text: &str) {
-        for c in text.chars() {
-            match c {
-                '\r' => {}
-                '\n' if self.pre => self.newlines += 1,
-                // U+00A0 (&nbsp;) collapses too: mail uses it for spacing and empty lines.
-                ' ' | '\t' | '\u{A0}' if self.pre => self.put(' '),
-                ' ' | '\t' | '\n' | '\u{C}' | '\u{A0}' => self.space = true,
-                _ => self.put(c),
+        // Runs of visible characters are written at once; only whitespace is looked at one
+        // by one. Each whitespace character is ASCII or U+00A0 (bytes C2 A0), so every
+        // position cut here is a character boundary.
+        let bytes = text.as_bytes();
+        let mut run_start = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if !WHITESPACE_LEAD[usize::from(bytes[i])] {
+                i += 1;
+                continue;
             }
+            let (c, len) = match bytes[i] {
+                b @ (b'\r' | b'\n' | b' ' | b'\t' | 0x0c) => (char::from(b), 1),
+                0xc2 if bytes.get(i + 1) == Some(&0xa0) => ('\u{A0}', 2),
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            if run_start < i {
+                self.put_str(&text[run_start..i]);
+            }
+            self.whitespace(c);
+            i += len;
+            run_start = i;
         }
+        if run_start < bytes.len() {
+            self.put_str(&text[run_start..]);
+        }
+    }
+
+    fn whitespace(&mut self, c: char) {
+        match c {
+            '\r' => {}
+            '\n' if self.pre => self.newlines += 1,
+            // U+00A0 (&nbsp;) collapses too: mail uses it for spacing and empty lines.
+            ' ' | '\t' | '\u{A0}' if self.pre => self.put(' '),
+            _ => self.space = true,
+        }
+    }
+
+    /// Writes visible text (no whitespace in it).
+    fn put_str(&mut self, text: &str) {
+        self.flush();
+        self.out.push_str(text);
+        self.line_start = false;
     }
 
     fn put(&mut self, c: char) {
@@ -364,6 +461,15 @@ mod tests {
                     <style>p { color: red; }</style></head>\
                     <body><script>alert('x < y');</script><p>Visible</p></body></html>";
         assert_eq!(html_to_text(html), "Visible");
+    }
+
+    #[test]
+    fn tag_names_match_in_any_case() {
+        let html = "<HTML><Head><TITLE>Hidden</TiTlE></HEAD><BODY><SCRIPT>x()</sCrIpT>\
+                    <P>One</P><DIV>Two<BR>Three</DIV><Blockquote>Four</BLOCKQUOTE>\
+                    <figcaptionx>same line</figcaptionx></BODY></HTML>";
+        assert_eq!(html_to_text(html), "One\n\nTwo\nThree\n\nFour\n\nsame line");
+        assert_eq!(html_to_text("<HEAD><META charset=utf-8><Body>Hello"), "Hello");
     }
 
     #[test]
@@ -443,6 +549,46 @@ mod tests {
     fn pre_keeps_its_layout() {
         let html = "<p>code:</p><pre>fn main() {\n    go();\n}</pre>";
         assert_eq!(html_to_text(html), "code:\n\nfn main() {\n    go();\n}");
+    }
+
+    /// `tag_end` jumps between quotes and '>'; this is the byte-by-byte state machine it
+    /// replaced, which defines the answer.
+    fn tag_end_reference(bytes: &[u8], from: usize) -> usize {
+        let mut quote: Option<u8> = None;
+        let mut after_eq = false;
+        for (i, &b) in bytes.iter().enumerate().skip(from) {
+            match quote {
+                Some(q) if b == q => quote = None,
+                Some(_) => {}
+                None => match b {
+                    b'>' => return i + 1,
+                    b'"' | b'\'' if after_eq => quote = Some(b),
+                    b'=' => after_eq = true,
+                    b if b.is_ascii_whitespace() => {}
+                    _ => after_eq = false,
+                },
+            }
+        }
+        bytes.len()
+    }
+
+    #[test]
+    fn tag_end_agrees_with_the_state_machine() {
+        // Every string of up to 7 of these bytes, from every start.
+        const ALPHABET: &[u8] = b"=\"' >a";
+        let mut input = Vec::new();
+        for len in 0..=7u32 {
+            for mut n in 0..ALPHABET.len().pow(len) {
+                input.clear();
+                for _ in 0..len {
+                    input.push(ALPHABET[n % ALPHABET.len()]);
+                    n /= ALPHABET.len();
+                }
+                for from in 0..=input.len() {
+                    assert_eq!(tag_end(&input, from), tag_end_reference(&input, from), "{:?} from {from}", String::from_utf8_lossy(&input));
+                }
+            }
+        }
     }
 
     #[test]
