@@ -6,8 +6,6 @@
 //! (`<script>`, `<style>`, `<title>`, comments), breaks lines at block elements, bullets list
 //! items, decodes entities and collapses whitespace the way a browser does.
 
-use std::borrow::Cow;
-
 /// What an element does to the text, by its lower-case name.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Element {
@@ -59,6 +57,7 @@ pub fn html_to_text(html: &str) -> String {
     let mut conv = Converter {
         html,
         out: Writer::default(),
+        reference: String::new(),
         lists: Vec::new(),
     };
     conv.run();
@@ -69,6 +68,8 @@ pub fn html_to_text(html: &str) -> String {
 struct Converter<'a> {
     html: &'a str,
     out: Writer,
+    /// What the current character reference stands for (reused: a mail has many).
+    reference: String,
     /// Open lists, innermost last: `None` for `<ul>`, `Some(next number)` for `<ol>`.
     lists: Vec<Option<usize>>,
 }
@@ -78,24 +79,56 @@ struct Converter<'a> {
 const MAX_NAME: usize = 10;
 
 impl Converter<'_> {
+    /// One pass over the text between tags: runs of visible characters are written at once,
+    /// and the loop stops only at markup, character references and whitespace (what
+    /// [`TEXT_STOP`] marks). Every stop is an ASCII byte or the C2 of U+00A0, so every
+    /// position cut here is a character boundary.
     fn run(&mut self) {
-        let bytes = self.html.as_bytes();
+        let html = self.html;
+        let bytes = html.as_bytes();
         let mut pos = 0;
-        while pos < bytes.len() {
-            if bytes[pos] == b'<' {
-                match self.markup(pos) {
-                    Some(next) => pos = next,
-                    None => {
-                        // A '<' that starts no tag ("a < b") is text.
-                        self.out.text("<");
-                        pos += 1;
-                    }
-                }
+        let mut run_start = 0;
+        while let Some(&b) = bytes.get(pos) {
+            if !TEXT_STOP[usize::from(b)] || (b == 0xc2 && bytes.get(pos + 1) != Some(&0xa0)) {
+                pos += 1;
                 continue;
             }
-            let end = memchr::memchr(b'<', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
-            self.out.text(&decode_entities(&self.html[pos..end]));
-            pos = end;
+            if run_start < pos {
+                self.out.put_str(&html[run_start..pos]);
+            }
+            pos = match b {
+                b'<' => self.markup(pos).unwrap_or_else(|| {
+                    // A '<' that starts no tag ("a < b") is text.
+                    self.out.put_str("<");
+                    pos + 1
+                }),
+                b'&' => match reference_len(&html[pos..]) {
+                    Some(len) => {
+                        // What a reference stands for is text like any other: `&nbsp;` is
+                        // whitespace, `&lt;` starts no tag.
+                        self.reference.clear();
+                        push_reference(&mut self.reference, &html[pos..pos + len]);
+                        self.out.text(&self.reference);
+                        pos + len
+                    }
+                    None => {
+                        self.out.put_str("&");
+                        pos + 1
+                    }
+                },
+                0xc2 => {
+                    self.out.whitespace('\u{A0}');
+                    pos + 2
+                }
+                _ => {
+                    self.out.whitespace(char::from(b));
+                    pos + 1
+                }
+            };
+            run_start = pos;
+        }
+        if run_start < bytes.len() {
+            self.out.put_str(&html[run_start..]);
         }
     }
 
@@ -115,18 +148,23 @@ impl Converter<'_> {
         if !bytes.get(name_start)?.is_ascii_alphabetic() {
             return None;
         }
-        let name_len = bytes[name_start..]
-            .iter()
-            .take_while(|b| b.is_ascii_alphanumeric())
-            .count();
-        let end = tag_end(bytes, name_start + name_len);
-        // Tag names are ASCII-case-insensitive: compared in lower case, a short copy.
+        // Tag names are ASCII-case-insensitive: compared in lower case, copied while they are
+        // measured.
         let mut lower = [0u8; MAX_NAME];
-        let Some(name) = lower.get_mut(..name_len) else {
+        let mut name_len = 0;
+        for &b in &bytes[name_start..] {
+            if !b.is_ascii_alphanumeric() {
+                break;
+            }
+            if let Some(slot) = lower.get_mut(name_len) {
+                *slot = b.to_ascii_lowercase();
+            }
+            name_len += 1;
+        }
+        let end = tag_end(bytes, name_start + name_len);
+        let Some(name) = lower.get(..name_len) else {
             return Some(end);
         };
-        name.copy_from_slice(&bytes[name_start..name_start + name_len]);
-        name.make_ascii_lowercase();
         match Element::of(name) {
             Element::Hidden if !closing => Some(self.skip_hidden(end, name)),
             element => {
@@ -226,65 +264,32 @@ fn find_tag(bytes: &[u8], name: &[u8], closing: bool) -> Option<usize> {
 /// input. A '>' inside a quoted attribute value does not end the tag; a quote only opens
 /// a value right after '=', so a stray apostrophe cannot swallow the rest of the mail.
 fn tag_end(bytes: &[u8], from: usize) -> usize {
-    // Jumps from one '>' or quote to the next rather than stepping through every byte with
-    // a state machine (HTML mail has long `style` attributes). `after_eq` is whether the
-    // last byte before `pos` that is not blank was '=' (or the end of a value that followed
-    // one): only then does a quote open a value.
-    let mut pos = from;
     let mut after_eq = false;
-    loop {
-        let Some(at) = bytes
-            .get(pos..)
-            .and_then(|rest| memchr::memchr3(b'>', b'"', b'\'', rest))
-            .map(|i| pos + i)
-        else {
-            return bytes.len();
-        };
-        if bytes[at] == b'>' {
-            return at + 1;
+    let mut i = from;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'>' => return i + 1,
+            // A quoted value (long in HTML mail: `style`, `href`) is skipped in one search.
+            // After it `after_eq` stays set, as it was when the value opened.
+            b'"' | b'\'' if after_eq => match memchr::memchr(b, &bytes[i + 1..]) {
+                Some(close) => {
+                    i += close + 2;
+                    continue;
+                }
+                None => return bytes.len(),
+            },
+            b'=' => after_eq = true,
+            b if b.is_ascii_whitespace() => {}
+            _ => after_eq = false,
         }
-        if let Some(&last) = bytes[pos..at].iter().rev().find(|b| !b.is_ascii_whitespace()) {
-            after_eq = last == b'=';
-        }
-        if !after_eq {
-            pos = at + 1;
-            continue;
-        }
-        let quote = bytes[at];
-        match memchr::memchr(quote, &bytes[at + 1..]) {
-            Some(close) => pos = at + 1 + close + 1,
-            None => return bytes.len(),
-        }
+        i += 1;
     }
+    bytes.len()
 }
 
-/// Decodes character references: `&#12354;`, `&#x3042;` and named ones (`&amp;`, `&nbsp;`
-/// and the rest of the HTML5 table, which mail-parser already carries). Anything that is
-/// not a complete, known reference stays as written ("AT&T", "&bogus;").
-pub fn decode_entities(text: &str) -> Cow<'_, str> {
-    let amp_in = |s: &str| memchr::memchr(b'&', s.as_bytes());
-    if amp_in(text).is_none() {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(amp) = amp_in(rest) {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        match reference_len(rest) {
-            Some(len) => {
-                push_reference(&mut out, &rest[..len]);
-                rest = &rest[len..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    Cow::Owned(out)
-}
+// Character references: `&#12354;`, `&#x3042;` and named ones (`&amp;`, `&nbsp;` and the
+// rest of the HTML5 table, which mail-parser already carries). Anything that is not a
+// complete, known reference stays as written ("AT&T", "&bogus;").
 
 /// Length of `&name;` at the start of `s` if it has that shape (names are short).
 fn reference_len(s: &str) -> Option<usize> {
@@ -317,18 +322,24 @@ fn push_reference(out: &mut String, reference: &str) {
     mail_parser::decoders::html::add_html_token(out, reference.as_bytes(), false);
 }
 
-/// The bytes that may start a whitespace character for [`Writer::text`]: CR, LF, space, tab,
-/// form feed, and 0xC2 (U+00A0 is C2 A0). A table, as the scan runs over every text byte.
-const WHITESPACE_LEAD: [bool; 256] = {
+/// A table of the given bytes, for scans that run over every byte of a text.
+const fn byte_table(bytes: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut i = 0;
-    let leads = [b'\r', b'\n', b' ', b'\t', 0x0c, 0xc2];
-    while i < leads.len() {
-        table[leads[i] as usize] = true;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
         i += 1;
     }
     table
-};
+}
+
+/// The bytes that may start a whitespace character for [`Writer::text`]: CR, LF, space, tab,
+/// form feed, and 0xC2 (U+00A0 is C2 A0).
+const WHITESPACE_LEAD: [bool; 256] = byte_table(b"\r\n \t\x0c\xc2");
+
+/// Where [`Converter::run`] stops in text: markup, a character reference, or a byte of
+/// [`WHITESPACE_LEAD`].
+const TEXT_STOP: [bool; 256] = byte_table(b"<&\r\n \t\x0c\xc2");
 
 /// Accumulates output, holding back spaces and line breaks until the next visible
 /// character so that runs collapse and nothing dangles at a line end.
@@ -521,9 +532,9 @@ mod tests {
 
     #[test]
     fn malformed_references_stay_as_written() {
-        assert_eq!(decode_entities("AT&T &bogus; & &#;"), "AT&T &bogus; & &#;");
+        assert_eq!(html_to_text("AT&T &bogus; & &#;"), "AT&T &bogus; & &#;");
         assert_eq!(
-            decode_entities("&#0;&#xD800;&#99999999999;"),
+            html_to_text("&#0;&#xD800;&#99999999999;"),
             "\u{FFFD}\u{FFFD}&#99999999999;"
         );
     }
