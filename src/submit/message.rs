@@ -267,12 +267,13 @@ fn header_addresses(header: &[u8], names: &[HeaderName<'static>]) -> Vec<String>
     let Some(msg) = MessageParser::new().parse_headers(&block) else { return Vec::new() };
     let mut out = Vec::new();
     for name in names {
-        for value in msg.header_values(name.clone()) {
-            if let Some(list) = value.as_address() {
+        for header in msg.headers().all(name.clone()) {
+            if let Some(list) = header.value().as_address() {
                 // A bare word (`To: root`) comes back as a name without an address; it is the
                 // local part. A name with spaces and no address is kept to be reported as malformed.
+                // Group members count like any other mailbox.
                 out.extend(
-                    list.iter()
+                    list.mailboxes()
                         .filter_map(|a| a.address().or(a.name()))
                         .map(|a| a.trim().to_owned())
                         .filter(|a| !a.is_empty()),
