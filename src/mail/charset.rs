@@ -3,10 +3,11 @@
 //! `None`, and the caller then decodes the whole input with encoding_rs as before.
 //!
 //! Why it exists: encoding_rs (the WHATWG decoders mail-parser uses with `full_encoding`) costs
-//! ~85 instructions a character on ISO-2022-JP and ~75 on Shift_JIS, most of the budget of
-//! issue #9 (50,000 mails/s per core) for a 4 KiB Japanese mail. Its per-byte state machine
-//! handles every malformed case; well-formed mail needs none of that, only a table look-up a
-//! character and whole-run copies of ASCII.
+//! ~84 instructions a character on ISO-2022-JP and ~49 on Shift_JIS (callgrind, the sample
+//! bodies of `benches/charset.rs`), most of the budget of issue #9 (50,000 mails/s per core)
+//! for a 4 KiB Japanese mail. Its per-byte state machine handles every malformed case;
+//! well-formed mail needs none of that, only a table look-up a character and whole-run copies
+//! of ASCII: ~18 and ~15 instructions a character here.
 //!
 //! encoding_rs stays the source of truth, in two ways:
 //! - The tables are built once, at first use, by decoding every JIS X 0208 / Shift_JIS code
