@@ -120,7 +120,8 @@ fn check_requests(requests: &[Request], rcpts: &[Recipient], image_count: usize)
     let mut lists: Vec<&[Message]> = Vec::new();
     let mut per_destination: HashMap<String, Vec<usize>> = HashMap::new();
     for req in requests {
-        let json = serde_json::to_value(Body::of(req)).expect("a request serializes");
+        // The bytes the spool stores and the client sends, read back.
+        let json: serde_json::Value = serde_json::from_str(&Body::of(req).to_json()).expect("a request body is JSON");
         let destinations = check_request_json(path(&req.endpoint), &json);
         let list = match lists.iter().position(|l| *l == req.messages.as_slice()) {
             Some(i) => i,

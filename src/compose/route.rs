@@ -59,16 +59,14 @@ pub fn plan(rcpts: &[Recipient], messages: Vec<Message>) -> Vec<Request> {
     }
     endpoints.extend(others.into_iter().map(|id| Endpoint::Push { to: id.to_owned() }));
     // Every request carries the same messages: the last one takes them, the others a copy.
-    let n = endpoints.len();
-    let mut messages = Some(messages);
-    endpoints
-        .into_iter()
-        .enumerate()
-        .map(|(i, endpoint)| {
-            let messages = if i + 1 == n { messages.take().unwrap_or_default() } else { messages.clone().unwrap_or_default() };
-            Request { endpoint, messages }
-        })
-        .collect()
+    let mut out: Vec<Request> = endpoints.into_iter().map(|endpoint| Request { endpoint, messages: Vec::new() }).collect();
+    if let Some((last, rest)) = out.split_last_mut() {
+        for req in rest {
+            req.messages = messages.clone();
+        }
+        last.messages = messages;
+    }
+    out
 }
 
 #[cfg(test)]

@@ -113,12 +113,8 @@ impl LineClient {
         &self.tokens
     }
 
-    /// Sends one request. `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
-    pub async fn send(&self, req: &Request, retry_key: Option<&str>) -> Outcome {
-        self.send_raw(path(&req.endpoint), Body::of(req).to_json(), retry_key).await
-    }
-
-    /// POSTs an already encoded JSON body to an API path (as stored by the spool).
+    /// POSTs an encoded JSON body ([`Body::to_json`], or as stored by the spool) to an API path.
+    /// `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
     pub async fn send_raw(&self, api_path: &str, body: String, retry_key: Option<&str>) -> Outcome {
         let token = match self.tokens.get().await {
             Ok(t) => t,
