@@ -1,0 +1,1 @@
+//! (filled in by the auth part of issue 16)

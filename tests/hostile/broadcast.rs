@@ -1,0 +1,1 @@
+//! (filled in by the broadcast part of issue 16)

@@ -1,0 +1,1 @@
+//! (filled in by the disk part of issue 16)

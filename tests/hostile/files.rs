@@ -1,0 +1,1 @@
+//! (filled in by the files part of issue 16)

@@ -1,0 +1,1 @@
+//! (filled in by the http part of issue 16)

@@ -1,0 +1,1 @@
+//! (filled in by the images part of issue 16)

@@ -1,0 +1,1 @@
+//! (filled in by the memory part of issue 16)

@@ -1,0 +1,1 @@
+//! (filled in by the output part of issue 16)

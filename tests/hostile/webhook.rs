@@ -1,0 +1,1 @@
+//! (filled in by the webhook part of issue 16)
