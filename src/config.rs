@@ -384,6 +384,14 @@ pub struct Smtp {
     pub max_sessions: usize,
     /// Seconds a client may stay silent before we hang up (RFC 5321 suggests 5 minutes).
     pub idle_timeout_secs: u64,
+    /// Seconds the whole DATA phase may take, however steadily the client trickles
+    /// (RFC 5321 suggests 10 minutes for the terminator).
+    pub data_timeout_secs: u64,
+    /// NOOP/RSET/VRFY/HELP tolerated between mails before `421 4.7.0` and hang-up.
+    pub max_junk_commands: u32,
+    /// Mail data held in memory across all sessions, in bytes; past it DATA is written to a
+    /// file under `storage.dir` instead (see `smtp/inflight.rs`).
+    pub max_inflight_bytes: usize,
     /// Seconds SIGTERM waits for sessions in the middle of a mail.
     pub shutdown_grace_secs: u64,
     /// Refuse (550 5.1.1) user ids that are not active followers of the bot.
@@ -449,6 +457,9 @@ impl Default for Smtp {
             max_recipients: 100,
             max_sessions: 2000,
             idle_timeout_secs: 300,
+            data_timeout_secs: 600,
+            max_junk_commands: crate::smtp::session::DEFAULT_MAX_JUNK_COMMANDS,
+            max_inflight_bytes: 128 * 1024 * 1024,
             shutdown_grace_secs: 30,
             require_follower: false,
             tls_cert_file: None,
@@ -744,6 +755,21 @@ impl Config {
         }
         if self.smtp.idle_timeout_secs == 0 {
             p.push(("smtp.idle_timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.data_timeout_secs == 0 {
+            p.push(("smtp.data_timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.max_junk_commands == 0 {
+            p.push(("smtp.max_junk_commands".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.max_inflight_bytes < 2 * self.smtp.max_message_bytes.max(1024 * 1024) {
+            p.push((
+                "smtp.max_inflight_bytes".to_owned(),
+                format!(
+                    "must be at least twice smtp.max_message_bytes ({} bytes) and 2 MiB: half is for mail being received, half for mail being parsed",
+                    self.smtp.max_message_bytes
+                ),
+            ));
         }
         if purpose != Purpose::Client {
             p.extend(self.validate_smtp_security());

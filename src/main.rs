@@ -196,12 +196,18 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         allow_plaintext_auth_on_loopback: cfg.smtp.allow_plaintext_auth_on_loopback,
         allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(|e| format!("smtp.allowed_senders: {e}"))?,
         max_errors: cfg.smtp.max_failed_commands,
+        max_junk_commands: cfg.smtp.max_junk_commands,
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
     });
+    let incoming = cfg.storage.dir.join("incoming");
+    let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
+        .map_err(|e| format!("cannot prepare {} for mail data (storage.dir): {e}", incoming.display()))?;
     let limits = server::Limits {
         max_sessions: cfg.smtp.max_sessions,
         idle_timeout: cfg.idle_timeout(),
+        data_timeout: Duration::from_secs(cfg.smtp.data_timeout_secs),
         shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
+        inflight: Arc::new(inflight),
     };
     tokio::spawn(reload_on_sighup(hup, tls, notifier.clone(), status));
     let grace = limits.shutdown_grace;

@@ -5,7 +5,9 @@
 //! only I/O: admission at connect, TLS handshakes (implicit, or after STARTTLS), reading with an
 //! idle timeout, writing replies (batched until the session needs input, which is what
 //! PIPELINING asks for), checking passwords off the async threads with the per-address delay
-//! after a failure, the session limits, and graceful shutdown. It also logs and counts what the
+//! after a failure, the session limits (making room at the cap by closing silent sessions, see
+//! `activity.rs`), the DATA deadline, keeping big mail data within `[smtp] max_inflight_bytes`
+//! (`inflight.rs`), and graceful shutdown. It also logs and counts what the
 //! session decided: one "recipient rejected" or "mail rejected" line per refusal, with the
 //! client's address and the reason.
 
@@ -22,6 +24,9 @@ use crate::delivery::Gateway;
 use crate::metrics::{Metrics, SessionRefusal};
 
 use super::access::{admit, Admission, AuthMode, ClientList};
+use super::activity::{Activity, Tracker, EVICT_AFTER};
+pub use super::inflight::Inflight;
+use super::inflight::{Body, DRAIN_AT};
 use super::auth::Users;
 use super::peers::Peers;
 use super::rejection::Rejection;
@@ -35,7 +40,11 @@ pub struct Limits {
     /// Sessions at once over all listeners.
     pub max_sessions: usize,
     pub idle_timeout: Duration,
+    /// The whole DATA phase, from 354 to the terminator.
+    pub data_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Mail data held across sessions, and where the rest spills.
+    pub inflight: Arc<Inflight>,
 }
 
 /// Who may connect and how they prove it.
@@ -61,6 +70,7 @@ struct Shared {
     security: Security,
     gateway: Arc<Gateway>,
     slots: Arc<Semaphore>,
+    activity: Arc<Activity>,
     metrics: Arc<Metrics>,
 }
 
@@ -77,7 +87,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_sessions));
-    let shared = Arc::new(Shared { rules, limits, security, gateway, slots: slots.clone(), metrics });
+    let activity = Arc::new(Activity::default());
+    let shared = Arc::new(Shared { rules, limits, security, gateway, slots: slots.clone(), activity, metrics });
     let mut loops = Vec::new();
     for listener in listeners {
         loops.push(tokio::spawn(accept_loop(listener, shared.clone(), shutdown.clone())));
@@ -94,26 +105,51 @@ pub async fn serve(
 }
 
 async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut trouble = AcceptTrouble::default();
     loop {
         let accepted = tokio::select! {
             a = listener.socket.accept() => a,
             _ = shutdown.wait_for(|&stop| stop) => break,
         };
         let (stream, peer) = match accepted {
-            Ok(pair) => pair,
+            Ok(pair) => {
+                trouble.recovered();
+                pair
+            }
             Err(e) => {
-                // EMFILE and friends: back off briefly instead of spinning.
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // EMFILE and friends: back off instead of spinning, and log one line a second
+                // at most, so running out of descriptors does not also fill the disk.
+                let pause = trouble.failed(&e, Instant::now());
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
         let _ = stream.set_nodelay(true);
-        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
-            shared.metrics.session_refused(SessionRefusal::TooMany);
-            info!(%peer, "connection refused: smtp.max_sessions reached");
-            tokio::spawn(refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")));
-            continue;
+        let permit = match shared.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // At the cap: close the session silent longest, if one has been silent for
+            // EVICT_AFTER, and give its slot to this client; else refuse as before.
+            Err(_) if shared.activity.evict_idle(EVICT_AFTER, Instant::now()) => {
+                let (shared, shutdown) = (shared.clone(), shutdown.clone());
+                let implicit_tls = listener.implicit_tls;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(2), shared.slots.clone().acquire_owned()).await {
+                        Ok(Ok(permit)) => {
+                            info!(%peer, "smtp.max_sessions reached; closed a session silent for 30 s or more to make room");
+                            if let Err(e) = connection(stream, peer, implicit_tls, &shared, shutdown).await {
+                                debug!(%peer, "session ended: {e}");
+                            }
+                            drop(permit);
+                        }
+                        _ => too_many(stream, peer, &shared).await,
+                    }
+                });
+                continue;
+            }
+            Err(_) => {
+                tokio::spawn(too_many_owned(stream, peer, shared.clone()));
+                continue;
+            }
         };
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         let implicit_tls = listener.implicit_tls;
@@ -123,6 +159,42 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watc
             }
             drop(permit);
         });
+    }
+}
+
+async fn too_many(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+    shared.metrics.session_refused(SessionRefusal::TooMany);
+    info!(%peer, "connection refused: smtp.max_sessions reached");
+    refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")).await;
+}
+
+async fn too_many_owned(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    too_many(stream, peer, &shared).await
+}
+
+/// Failed `accept` calls: how long to pause, and at most one log line a second.
+#[derive(Default)]
+struct AcceptTrouble {
+    pause: Duration,
+    last_log: Option<Instant>,
+    suppressed: u64,
+}
+
+impl AcceptTrouble {
+    fn failed(&mut self, e: &std::io::Error, now: Instant) -> Duration {
+        self.pause = (self.pause * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        if self.last_log.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            let more = std::mem::take(&mut self.suppressed);
+            warn!("accept failed: {e} ({more} more since the last line); pausing new connections for {} ms (raise LimitNOFILE or lower smtp.max_sessions)", self.pause.as_millis());
+            self.last_log = Some(now);
+        } else {
+            self.suppressed += 1;
+        }
+        self.pause
+    }
+
+    fn recovered(&mut self) {
+        self.pause = Duration::ZERO;
     }
 }
 
@@ -180,22 +252,23 @@ async fn connection(
     };
     debug!(%peer, implicit_tls, "SMTP session opened");
     let _active = shared.metrics.session_opened();
+    let tracker = shared.activity.register(Instant::now());
     let mut session = Session::new(shared.rules.clone(), Conn { ip: Some(peer.ip()), tls: implicit_tls, must_auth });
     if implicit_tls {
         let Some(mut tls) = handshake(stream, peer, shared).await else { return Ok(()) };
         let greeting = session.greeting().to_wire();
-        run(&mut tls, &mut session, greeting, peer, shared, shutdown).await?;
+        run(&mut tls, &mut session, greeting, peer, shared, &tracker, shutdown).await?;
         let _ = tls.shutdown().await;
         return Ok(());
     }
     let mut plain = stream;
     let greeting = session.greeting().to_wire();
-    match run(&mut plain, &mut session, greeting, peer, shared, shutdown.clone()).await? {
+    match run(&mut plain, &mut session, greeting, peer, shared, &tracker, shutdown.clone()).await? {
         Ended::Closed => Ok(()),
         Ended::StartTls => {
             let Some(mut tls) = handshake(plain, peer, shared).await else { return Ok(()) };
             session.tls_started();
-            run(&mut tls, &mut session, Vec::new(), peer, shared, shutdown).await?;
+            run(&mut tls, &mut session, Vec::new(), peer, shared, &tracker, shutdown).await?;
             let _ = tls.shutdown().await;
             Ok(())
         }
@@ -252,9 +325,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut out: Vec<u8>,
     peer: SocketAddr,
     shared: &Shared,
+    tracker: &Tracker,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Ended> {
     let mut buf = vec![0u8; 16 * 1024];
+    // Mail data the session handed over (see `inflight.rs`), and when its DATA phase began.
+    let mut body = Body::new(shared.limits.inflight.clone());
+    let mut data_since: Option<Instant> = None;
     loop {
         let step = session.step();
         if let (Some(rejection), Step::Reply(reply) | Step::Close(reply)) = (session.take_rejection(), &step) {
@@ -298,25 +375,75 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     _ => {}
                 }
             }
-            Step::Deliver(mail) => {
+            Step::Deliver(mut mail) => {
                 // Replies already produced (e.g. 354) must not wait for LINE.
                 flush(stream, &mut out).await?;
-                let reply = shared.gateway.deliver(mail, peer).await;
+                data_since = None;
+                tracker.busy();
+                let taken = std::mem::replace(&mut body, Body::new(shared.limits.inflight.clone()));
+                let reply = match taken.finish(std::mem::take(&mut mail.data)).await {
+                    Ok((data, _parsing)) => {
+                        // `_parsing` holds this mail's share of the budget until it is spooled.
+                        mail.data = data;
+                        shared.gateway.deliver(mail, peer).await
+                    }
+                    Err(not_ready) => {
+                        warn!(%peer, from = mail.from.as_str(), reply = %not_ready.reply, error = not_ready.detail.as_str(), "mail not accepted: no room for its data");
+                        not_ready.reply
+                    }
+                };
+                tracker.idle_from(Instant::now());
                 out.extend_from_slice(&session.data_done(reply).to_wire());
             }
             Step::NeedInput => {
                 flush(stream, &mut out).await?;
+                if session.in_data() {
+                    if session.data_len() >= DRAIN_AT {
+                        body.push(session.take_data()).await;
+                    }
+                } else if !body.is_empty() {
+                    // The DATA phase ended without a mail (552): forget what it held.
+                    body = Body::new(shared.limits.inflight.clone());
+                }
+                let timeout = match (session.in_data(), data_since) {
+                    (true, None) => {
+                        data_since = Some(Instant::now());
+                        shared.limits.idle_timeout.min(shared.limits.data_timeout)
+                    }
+                    (true, Some(since)) => shared.limits.idle_timeout.min(shared.limits.data_timeout.saturating_sub(since.elapsed())),
+                    (false, _) => {
+                        data_since = None;
+                        shared.limits.idle_timeout
+                    }
+                };
                 let busy = session.is_busy();
-                // `None` means shutdown was requested while the session was idle.
+                // `None` means shutdown was requested while the session was idle, or the
+                // session was closed to make room for a new one.
                 let read = tokio::select! {
-                    r = tokio::time::timeout(shared.limits.idle_timeout, stream.read(&mut buf)) => Some(r),
+                    r = tokio::time::timeout(timeout, stream.read(&mut buf)) => Some(r),
                     _ = async { let _ = shutdown.wait_for(|&stop| stop).await; }, if !busy => None,
+                    _ = tracker.kicked() => {
+                        let reply = Reply::new(421, "4.4.2", "Idle too long while the gateway is full, closing connection");
+                        stream.write_all(&reply.to_wire()).await?;
+                        return Ok(Ended::Closed);
+                    }
                 };
                 let Some(read) = read else {
                     let reply = Reply::new(421, "4.3.2", "Server shutting down, try again later");
                     stream.write_all(&reply.to_wire()).await?;
                     return Ok(Ended::Closed);
                 };
+                if matches!(read, Err(_)) && data_since.is_some_and(|since| since.elapsed() >= shared.limits.data_timeout) {
+                    info!(%peer, "DATA took longer than smtp.data_timeout_secs; closing");
+                    let reply = Reply::new(421, "4.4.2", "Message data took too long, closing connection");
+                    stream.write_all(&reply.to_wire()).await?;
+                    return Ok(Ended::Closed);
+                }
+                if let Ok(Ok(n)) = read {
+                    if n > 0 {
+                        tracker.touch(Instant::now());
+                    }
+                }
                 match read {
                     Err(_) => {
                         let reply = Reply::new(421, "4.4.2", "Idle timeout, closing connection");

@@ -36,6 +36,10 @@ pub const MAX_COMMAND_LINE: usize = 4096;
 /// Failed commands tolerated before we hang up, unless `[smtp] max_failed_commands` says otherwise.
 pub const DEFAULT_MAX_ERRORS: u32 = 20;
 
+/// NOOP/RSET/VRFY/HELP tolerated between mails, unless `[smtp] max_junk_commands` says otherwise
+/// (Postfix's `smtpd_junk_command_limit` default is 100; a gateway for machines needs far fewer).
+pub const DEFAULT_MAX_JUNK_COMMANDS: u32 = 20;
+
 /// Who follows the bot, as far as RCPT decisions need it (the follower registry in the
 /// server; a small table in unit tests).
 pub trait Directory: Send + Sync {
@@ -72,6 +76,10 @@ pub struct Rules {
     pub allowed_senders: SenderList,
     /// `[smtp] max_failed_commands`: failed commands before the client is dropped.
     pub max_errors: u32,
+    /// `[smtp] max_junk_commands`: NOOP, RSET, VRFY and HELP tolerated without a mail in
+    /// between (Postfix's `smtpd_junk_command_limit`); past it the session is closed, so a
+    /// client cannot hold a session slot forever by chattering.
+    pub max_junk_commands: u32,
     /// Per-address mail rate (`[smtp] max_mails_per_minute_per_ip`).
     pub mail_gate: Option<Arc<dyn MailGate>>,
 }
@@ -94,6 +102,7 @@ impl Rules {
             allow_plaintext_auth_on_loopback: false,
             allowed_senders: SenderList::default(),
             max_errors: DEFAULT_MAX_ERRORS,
+            max_junk_commands: DEFAULT_MAX_JUNK_COMMANDS,
             mail_gate: None,
         }
     }
@@ -172,6 +181,24 @@ enum AuthStep {
     LoginPassword(String),
 }
 
+/// Where the data phase stands relative to line ends.
+///
+/// Only CRLF `.` CRLF ends the data (RFC 5321 §4.1.1.4). A line ended by a bare LF or a bare CR
+/// is taken as a line end for the text (stored as CRLF, as Postfix 3.9's
+/// `smtpd_forbid_bare_newline = normalize` does), but a `.` line after it is text, not the end:
+/// a server that ends the data at `\n.\r\n` reads what follows as new commands while the
+/// server in front of it (which saw one mail) did not, and a second, forged mail gets through
+/// ("SMTP smuggling").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineStart {
+    /// In the middle of a line.
+    Mid,
+    /// After CRLF (or at the start of the data, after `DATA` CRLF): `.` CRLF ends the data.
+    Crlf,
+    /// After a bare LF or CR: `.` only unstuffs; a lone `.` line is kept as text.
+    Bare,
+}
+
 /// Sizes of what a [`Session`] buffers (see [`Session::footprint`]).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,14 +228,15 @@ pub struct Session {
     /// RCPT commands accepted in this transaction.
     rcpt_count: usize,
     data: Vec<u8>,
+    /// Message bytes received in this DATA phase, including those the driver already took with
+    /// [`Session::take_data`]: the size limit applies to the whole mail.
+    received: usize,
     /// Data beyond `max_message_bytes` is dropped; we still read to the end to answer 552.
     oversize: bool,
-    /// Whether the data phase is at the start of a line (where `.` is special).
-    at_line_start: bool,
-    /// The client ended the DATA command with a bare LF, so `.` + LF may end the data. Clients
-    /// that speak CRLF get only CRLF `.` CRLF: accepting a bare-LF terminator from them is the
-    /// "SMTP smuggling" hole.
-    bare_lf_client: bool,
+    /// How the previous data line ended, which decides what a `.` at the start of this one means.
+    line_start: LineStart,
+    /// NOOP/RSET/VRFY/HELP since the last mail (see [`Rules::max_junk_commands`]).
+    junk: u32,
     /// Discarding the rest of an over-long command line.
     discarding: bool,
     errors: u32,
@@ -231,9 +259,10 @@ impl Session {
             rcpts: Vec::new(),
             rcpt_count: 0,
             data: Vec::new(),
+            received: 0,
             oversize: false,
-            at_line_start: true,
-            bare_lf_client: false,
+            line_start: LineStart::Crlf,
+            junk: 0,
             discarding: false,
             errors: 0,
             buf: Vec::new(),
@@ -357,8 +386,9 @@ impl Session {
         self.rcpts.clear();
         self.rcpt_count = 0;
         self.data = Vec::new();
+        self.received = 0;
         self.oversize = false;
-        self.at_line_start = true;
+        self.line_start = LineStart::Crlf;
         if !matches!(self.phase, Phase::Fresh | Phase::Closed) {
             self.phase = Phase::Ready;
         }
@@ -411,16 +441,16 @@ impl Session {
             "AUTH" => self.auth(arg),
             "RSET" => {
                 self.reset_transaction();
-                Step::Reply(Reply::new(250, "2.0.0", "Ok"))
+                self.junk(Reply::new(250, "2.0.0", "Ok"))
             }
-            "NOOP" => Step::Reply(Reply::new(250, "2.0.0", "Ok")),
+            "NOOP" => self.junk(Reply::new(250, "2.0.0", "Ok")),
             "QUIT" => {
                 self.phase = Phase::Closed;
                 Step::Close(Reply::new(221, "2.0.0", "Bye"))
             }
-            "VRFY" => Step::Reply(Reply::new(252, "2.5.0", "Cannot VRFY; send the mail and it will be tried")),
+            "VRFY" => self.junk(Reply::new(252, "2.5.0", "Cannot VRFY; send the mail and it will be tried")),
             "EXPN" => self.error(Reply::new(502, "5.5.1", "EXPN is not supported")),
-            "HELP" => Step::Reply(Reply::new(
+            "HELP" => self.junk(Reply::new(
                 214,
                 "2.0.0",
                 "mail2line: send mail to <LINE user, group or room id>@domain; commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY",
@@ -768,9 +798,10 @@ impl Session {
         }
         self.phase = Phase::Data;
         self.data = Vec::new();
+        self.received = 0;
         self.oversize = false;
-        self.at_line_start = true;
-        self.bare_lf_client = bare_lf;
+        // The data starts at a line start; a `DATA` ended by a bare LF counts as a bare line end.
+        self.line_start = if bare_lf { LineStart::Bare } else { LineStart::Crlf };
         Step::Reply(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"))
     }
 
@@ -781,32 +812,60 @@ impl Session {
         let mut finished = false;
         while pos < buf.len() {
             let rest = &buf[pos..];
-            if self.at_line_start && rest[0] == b'.' {
-                // Decide between the terminator and a dot-stuffed line; that may need 3 bytes.
-                if rest.starts_with(b".\r\n") {
+            if self.line_start != LineStart::Mid && rest[0] == b'.' {
+                // Decide between the terminator, a lone `.` line and a dot-stuffed line; that
+                // may need 3 bytes.
+                if rest.len() < 3 && (rest == b"." || rest == b".\r") {
+                    break; // wait for more bytes
+                }
+                if self.line_start == LineStart::Crlf && rest.starts_with(b".\r\n") {
                     pos += 3;
                     finished = true;
                     break;
                 }
-                if rest.starts_with(b".\n") && self.bare_lf_client {
-                    pos += 2;
-                    finished = true;
-                    break;
+                // A lone `.` line that is not the terminator (after a bare line end, or ended by
+                // a bare LF or CR) is text and keeps its dot: unstuffed it would be an empty
+                // line, which ends the headers early. Any other leading dot is stuffing.
+                let lone = rest[1] == b'\n' || rest[1] == b'\r';
+                if !lone {
+                    pos += 1;
                 }
-                if rest.len() < 3 && (rest == b"." || rest == b".\r") {
-                    break; // wait for more bytes
-                }
-                pos += 1; // dot-unstuffing: drop the leading dot
-                self.at_line_start = false;
+                self.line_start = LineStart::Mid;
                 continue;
             }
-            let (chunk, ends_line) = match rest.iter().position(|&b| b == b'\n') {
-                Some(i) => (&rest[..=i], true),
-                None => (rest, false),
-            };
-            self.append_data(chunk);
-            pos += chunk.len();
-            self.at_line_start = ends_line;
+            match memchr::memchr2(b'\r', b'\n', rest) {
+                None => {
+                    self.append_data(rest);
+                    pos = buf.len();
+                    self.line_start = LineStart::Mid;
+                }
+                Some(i) if rest[i] == b'\n' => {
+                    // A bare LF: the line ends here, stored as CRLF.
+                    self.append_data(&rest[..i]);
+                    self.append_data(b"\r\n");
+                    pos += i + 1;
+                    self.line_start = LineStart::Bare;
+                }
+                Some(i) if i + 1 == rest.len() => {
+                    // A CR at the end of what we have: CRLF or bare CR is decided by the next byte.
+                    self.append_data(&rest[..i]);
+                    pos += i;
+                    self.line_start = LineStart::Mid;
+                    break;
+                }
+                Some(i) if rest[i + 1] == b'\n' => {
+                    self.append_data(&rest[..i + 2]);
+                    pos += i + 2;
+                    self.line_start = LineStart::Crlf;
+                }
+                Some(i) => {
+                    // A bare CR: a line end too, stored as CRLF.
+                    self.append_data(&rest[..i]);
+                    self.append_data(b"\r\n");
+                    pos += i + 1;
+                    self.line_start = LineStart::Bare;
+                }
+            }
         }
         self.buf = buf[pos..].to_vec();
         if !finished {
@@ -822,6 +881,7 @@ impl Session {
             ));
         }
         self.phase = Phase::Delivering;
+        self.junk = 0;
         Step::Deliver(Mail {
             from: std::mem::take(&mut self.from),
             rcpts: std::mem::take(&mut self.rcpts),
@@ -832,15 +892,39 @@ impl Session {
     }
 
     fn append_data(&mut self, chunk: &[u8]) {
-        if self.oversize {
+        if self.oversize || chunk.is_empty() {
             return;
         }
-        if self.data.len() + chunk.len() > self.rules.max_message_bytes {
+        self.received += chunk.len();
+        if self.received > self.rules.max_message_bytes {
             self.oversize = true;
             self.data = Vec::new();
             return;
         }
         self.data.extend_from_slice(chunk);
+    }
+
+    /// Message data collected and not yet taken, in bytes.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Hands the message data collected so far to the driver, which keeps it in memory or
+    /// spills it to a file (`server.rs`, [`super::inflight`]); [`Step::Deliver`] then carries
+    /// only the rest. This is what keeps a session's own memory small whatever the mail's size.
+    pub fn take_data(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.data)
+    }
+
+    /// A NOOP, RSET, VRFY or HELP: answered with `reply` until the client has sent too many
+    /// without a mail in between.
+    fn junk(&mut self, reply: Reply) -> Step {
+        self.junk += 1;
+        if self.junk > self.rules.max_junk_commands {
+            self.phase = Phase::Closed;
+            return Step::Close(Reply::new(421, "4.7.0", "Too many commands without a mail, closing connection"));
+        }
+        Step::Reply(reply)
     }
 }
 
@@ -1088,25 +1172,94 @@ mod tests {
         assert_eq!(codes(&steps), vec![552]);
     }
 
-    #[test]
-    fn bare_lf_terminator_only_for_bare_lf_clients() {
-        // A CRLF client: "\n.\n" is data, not the end (no SMTP smuggling).
-        let mut s = Session::new(rules(), Conn::default());
+    /// Every bare line end before and after the dot that a smuggling attack could use.
+    const BARE_FORMS: &[&str] = &["\n.\r\n", "\n.\n", "\r.\n", "\r\n.\n", "\r.\r\n", "\n.\r", "\r.\r", "\n.\r\r\n"];
+
+    /// Feeds `input` `chunk` bytes at a time (1: a client trickling; usize::MAX: pipelined).
+    fn run_chunked(s: &mut Session, input: &[u8], chunk: usize) -> (Vec<Step>, Vec<Mail>) {
         let mut mails = Vec::new();
+        let mut steps = Vec::new();
+        for piece in input.chunks(chunk.min(input.len()).max(1)) {
+            steps.extend(run(s, piece, &mut |m| {
+                mails.push(m);
+                Reply::new(250, "2.0.0", "Ok")
+            }));
+        }
+        (steps, mails)
+    }
+
+    /// No stored line end is bare: the text is normalised to CRLF.
+    fn all_crlf(data: &[u8]) -> bool {
+        data.iter().enumerate().all(|(i, &b)| match b {
+            b'\r' => data.get(i + 1) == Some(&b'\n'),
+            b'\n' => i > 0 && data[i - 1] == b'\r',
+            _ => true,
+        })
+    }
+
+    #[test]
+    fn no_bare_form_ends_the_data_so_nothing_is_smuggled() {
+        for form in BARE_FORMS {
+            for chunk in [usize::MAX, 1, 7] {
+                for data_end in ["\r\n", "\n"] {
+                    let mut s = Session::new(rules(), Conn::default());
+                    let input = format!(
+                        "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA{data_end}Subject: hi\r\n\r\nA{form}MAIL FROM:<ceo@bank.example>\r\nRCPT TO:<U1111111111111111111111111111111f@text.line.example.com>\r\nDATA\r\nforged\r\n.\r\nQUIT\r\n"
+                    );
+                    let (steps, mails) = run_chunked(&mut s, input.as_bytes(), chunk);
+                    let case = format!("form {form:?}, chunks of {chunk}, DATA ended by {data_end:?}");
+                    // The whole rest is the first mail's text: it ends at the one CRLF.CRLF.
+                    assert_eq!(mails.len(), 1, "{case}: {steps:?}");
+                    assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250, 221], "{case}");
+                    let data = String::from_utf8_lossy(&mails[0].data).into_owned();
+                    assert_eq!(mails[0].rcpts.len(), 1, "{case}");
+                    assert!(data.contains("MAIL FROM:<ceo@bank.example>\r\n") && data.contains("forged\r\n"), "{case}: {data:?}");
+                    assert!(all_crlf(&mails[0].data), "{case}: bare line end kept in {data:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bare_line_ends_are_stored_as_crlf_and_dots_unstuffed() {
+        let mut s = Session::new(rules(), Conn::default());
         let input = format!(
-            "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nA\n.\nMAIL FROM:<evil@x>\n\r\n.\r\n"
+            "EHLO x\nMAIL FROM:<a@b>\nRCPT TO:<{ID}@text.line.example.com>\nDATA\nSubject: s\n\nline1\rline2\n..stuffed\r\n..crlf stuffed\r\n.\n.\r\n.\r\n"
         );
-        let steps = run(&mut s, input.as_bytes(), &mut |m| {
-            mails.push(m);
-            Reply::new(250, "2.0.0", "Ok")
-        });
+        let (steps, mails) = run_chunked(&mut s, input.as_bytes(), usize::MAX);
         assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250]);
-        assert_eq!(mails[0].data, b"A\n\nMAIL FROM:<evil@x>\n\r\n");
-        // A bare-LF client throughout: "." + LF ends the data.
+        assert_eq!(mails[0].data, b"Subject: s\r\n\r\nline1\r\nline2\r\n.stuffed\r\n.crlf stuffed\r\n.\r\n.\r\n");
+        // A client that speaks only bare LF never ends its data: as with Postfix's `normalize`,
+        // it times out rather than ending a mail where a server behind us would not.
         let mut s = Session::new(rules(), Conn::default());
         let input = format!("EHLO x\nMAIL FROM:<a@b>\nRCPT TO:<{ID}@text.line.example.com>\nDATA\nA\n.\nQUIT\n");
-        let steps = run(&mut s, input.as_bytes(), &mut ok);
-        assert_eq!(codes(&steps), vec![250, 250, 250, 354, 250, 221]);
+        let (steps, mails) = run_chunked(&mut s, input.as_bytes(), usize::MAX);
+        assert_eq!((codes(&steps), mails.len()), (vec![250, 250, 250, 354], 0));
+        assert!(s.in_data());
+    }
+
+    #[test]
+    fn the_size_limit_counts_data_the_driver_took() {
+        let mut s = Session::new(rules(), Conn::default());
+        run(&mut s, format!("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\n").as_bytes(), &mut ok);
+        let mut taken = 0;
+        for n in [400, 400, 200] {
+            run(&mut s, &vec![b'x'; n], &mut ok);
+            taken += s.take_data().len();
+        }
+        assert_eq!((taken, s.data_len()), (1000, 0), "the rules allow 1000 bytes");
+        // One byte more than the rules allow, though the session itself holds none of the rest.
+        let steps = run(&mut s, b"y\r\n.\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![552]);
+    }
+
+    #[test]
+    fn junk_commands_close_the_session_and_a_mail_resets_the_count() {
+        let r = Rules { max_junk_commands: 3, ..base_rules() };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let mail = format!("MAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n");
+        let steps = run(&mut s, format!("EHLO x\r\nNOOP\r\nRSET\r\nVRFY u\r\n{mail}NOOP\r\nNOOP\r\nHELP\r\nNOOP\r\nNOOP\r\n").as_bytes(), &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 250, 252, 250, 250, 354, 250, 250, 250, 214, 421]);
     }
 
     #[test]
