@@ -54,6 +54,11 @@ impl Raw {
         self.reply()
     }
 
+    /// The socket itself, e.g. to write from another thread or read with another timeout.
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.writer
+    }
+
     /// Whether the server has closed the connection (reads; use after the last reply).
     pub fn closed(&mut self) -> bool {
         let mut line = String::new();
