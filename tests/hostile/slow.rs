@@ -109,3 +109,27 @@ async fn silent_sessions_make_room_when_the_gateway_is_full() {
         let _ = s.stream().write_all(b"QUIT\r\n");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_descriptors_is_one_log_line_a_second_and_recovers() {
+    let (line, gw) = gateway("max_sessions_per_ip = 0").await;
+    let pid = gw.pid();
+    let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    // Room for a few more descriptors only, as when LimitNOFILE is too low for the load.
+    let limit = open_fds + 4;
+    let set = |soft: usize| {
+        let ok = std::process::Command::new("prlimit").arg(format!("--nofile={soft}:")).arg(format!("--pid={pid}")).status().unwrap().success();
+        assert!(ok, "prlimit failed");
+    };
+    block_in_place(|| set(limit));
+    let at = gw.smtp;
+    // Connections past the limit wait in the listen backlog while accept fails with EMFILE.
+    let clients: Vec<_> = block_in_place(|| (0..30).filter_map(|_| std::net::TcpStream::connect(at).ok()).collect());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lines = gw.logs().lines().filter(|l| l.contains("accept failed")).count();
+    assert!((1..=5).contains(&lines), "{lines} 'accept failed' lines in 3 s of EMFILE:\n{}", gw.logs());
+    // Descriptors back: the waiting clients are served and a normal mail goes through.
+    block_in_place(|| set(4096));
+    drop(clients);
+    delivered(normal_mail(&gw, &line, &user(5), "after EMFILE").await);
+}
