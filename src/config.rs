@@ -1447,6 +1447,56 @@ channel_access_token = "tok"
     }
 
     #[test]
+    fn followers_access_and_alias_tables() {
+        let hash = crate::smtp::auth::hash_password("pw").unwrap();
+        let head = format!("[smtp]\ndomain = \"a.b\"\nauth = \"optional\"\nallow_plaintext_auth_on_loopback = true\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"{hash}\"\n");
+        const U: &str = "U0123456789abcdef0123456789abcdef";
+        // Closed by default: both lists empty.
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert!(c.routing.followers_senders.is_empty() && c.routing.followers_users.is_empty());
+        // Every form of alias: a plain list, an inline table, a table of its own; tables with
+        // neither senders nor users are open like a list.
+        let text = format!(
+            "{head}[routing]\nfollowers_senders = [\"@example.com\", \"cron@host.example\"]\nfollowers_users = [\"cms\"]\n[aliases]\nteam = [\"{U}\"]\nops = {{ ids = [\"{U}\"], senders = [\"@corp.example\"], users = [\"cms\"] }}\nopen = {{ ids = [\"{U}\"] }}\n[aliases.deploy]\nids = [\"{U}\"]\nusers = [\"cms\"]\n"
+        );
+        let c = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.routing.followers_senders, vec!["@example.com", "cron@host.example"]);
+        assert_eq!(c.routing.followers_users, vec!["cms"]);
+        assert_eq!(c.aliases["team"], Alias { ids: vec![U.into()], ..Alias::default() });
+        assert!(!c.aliases["team"].is_protected() && !c.aliases["open"].is_protected());
+        assert_eq!(c.aliases["ops"], Alias { ids: vec![U.into()], senders: vec!["@corp.example".into()], users: vec!["cms".into()] });
+        assert!(c.aliases["ops"].is_protected() && c.aliases["deploy"].is_protected());
+
+        // Each mistake names its key and line. Types first (a field misspelt, a table without
+        // ids, a value that is neither list nor table): values are checked once types are right.
+        let bad_types = format!(
+            "{head}[aliases]\nops = {{ ids = [\"{U}\"], sender = [\"@corp.example\"] }}\nnoids = {{ senders = [\"@corp.example\"] }}\nnum = 5\n"
+        );
+        let e = Config::parse(&bad_types, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:9: aliases.ops: unknown field `sender`, expected one of `ids`, `senders`, `users`"), "{e}");
+        assert!(e.contains("c.toml:10: aliases.noids: missing field `ids`"), "{e}");
+        assert!(e.contains("c.toml:11: aliases.num: invalid type: integer `5`, expected a list of LINE ids, or a table"), "{e}");
+        // Then values: a bad id, a bad sender entry, an unknown login.
+        let bad_values = format!(
+            "{head}[routing]\nfollowers_senders = [\"example.com\"]\nfollowers_users = [\"nobody\"]\n[aliases]\nteam = {{ ids = [\"bob\"], senders = [\"@corp..example\"], users = [\"root\"] }}\n"
+        );
+        let e = Config::parse(&bad_values, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:12: aliases.team: alias \"team\": \"bob\" is not a LINE id"), "{e}");
+        assert!(e.contains("c.toml:12: aliases.team: senders: \"@corp..example\" is not a domain pattern"), "{e}");
+        assert!(e.contains("c.toml:12: aliases.team: users: \"root\" is not a login in [[smtp.users]]"), "{e}");
+        assert!(e.contains("c.toml:9: routing.followers_senders: \"example.com\" is neither an address"), "{e}");
+        assert!(e.contains("c.toml:10: routing.followers_users: \"nobody\" is not a login in [[smtp.users]]"), "{e}");
+        // The table form of its own, `[aliases.team]`, is located too.
+        let own_table = format!("{head}[aliases.team]\nids = [\"{U}\"]\nsenders = [\"nobody\"]\n");
+        let e = Config::parse(&own_table, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:8: aliases.team: senders: \"nobody\" is neither"), "{e}");
+        // A login that exists but can never log in.
+        let off = format!("[smtp]\ndomain = \"a.b\"\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"{hash}\"\n[routing]\nfollowers_users = [\"cms\"]\n");
+        let e = Config::parse(&off, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:7: routing.followers_users: \"cms\" can never log in while smtp.auth is \"off\""), "{e}");
+    }
+
+    #[test]
     fn media_section() {
         let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
         assert_eq!(c.media.base_url(), None);
