@@ -83,7 +83,8 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Rules with every security feature off; what unit tests and embedders start from.
+    /// Rules with every security feature off, except that `followers@` is closed as in the
+    /// configuration's default; what unit tests and embedders start from.
     pub fn basic(hostname: &str, domain: &str) -> Rules {
         Rules {
             hostname: hostname.to_owned(),
