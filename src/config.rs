@@ -44,9 +44,10 @@ pub struct Config {
     pub delivery: Delivery,
     #[serde(default)]
     pub webhook: Webhook,
-    /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids.
-    #[serde(default)]
-    pub aliases: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids; the table form
+    /// `ops = { ids = [...], senders = [...], users = [...] }` can restrict who sends to it.
+    #[serde(default, deserialize_with = "aliases_from")]
+    pub aliases: std::collections::BTreeMap<String, Alias>,
     #[serde(default)]
     pub routing: Routing,
     #[serde(default)]
@@ -211,12 +212,70 @@ impl Default for Webhook {
 pub struct Routing {
     /// `<followers_address>@<domain>` reaches every active follower.
     pub followers_address: String,
+    /// MAIL FROM patterns (`@example.com`, `cron@host.example`) that may send to the followers
+    /// address. Both this and `followers_users` empty: nobody may (closed by default).
+    pub followers_senders: Vec<String>,
+    /// `[[smtp.users]]` logins that may send to the followers address, whatever their MAIL FROM.
+    pub followers_users: Vec<String>,
 }
 
 impl Default for Routing {
     fn default() -> Self {
-        Routing { followers_address: "followers".into() }
+        Routing { followers_address: "followers".into(), followers_senders: Vec::new(), followers_users: Vec::new() }
     }
+}
+
+/// One `[aliases]` entry. Written as a list of ids (`ops = ["U…"]`: open to every sender the
+/// gateway accepts, as before tables existed) or as a table
+/// (`ops = { ids = ["U…"], senders = ["@example.com"], users = ["cms"] }`). A table with
+/// `senders` or `users` is protected like `followers@`; a table with neither is open, exactly
+/// as the list form, so that writing `ids =` around a list changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    /// The LINE ids the alias reaches.
+    pub ids: Vec<String>,
+    /// MAIL FROM patterns that may send to it (as `smtp.allowed_senders`).
+    #[serde(default)]
+    pub senders: Vec<String>,
+    /// AUTH logins that may send to it.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+impl Alias {
+    /// Whether only listed senders and users may send to the alias.
+    pub fn is_protected(&self) -> bool {
+        !self.senders.is_empty() || !self.users.is_empty()
+    }
+}
+
+/// `[aliases]`, each entry a list or a table. By hand rather than `#[serde(untagged)]`:
+/// untagged reports any mistake in a table as "did not match any variant", where the admin
+/// needs "unknown field `sender`".
+fn aliases_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, Alias>, D::Error> {
+    struct ListOrTable(Alias);
+    impl<'de> Deserialize<'de> for ListOrTable {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(AliasVisitor).map(ListOrTable)
+        }
+    }
+    struct AliasVisitor;
+    impl<'de> serde::de::Visitor<'de> for AliasVisitor {
+        type Value = Alias;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of LINE ids, or a table { ids = [...], senders = [...], users = [...] }")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Alias, A::Error> {
+            let ids = Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(Alias { ids, ..Alias::default() })
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Alias, A::Error> {
+            Alias::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    let entries = std::collections::BTreeMap::<String, ListOrTable>::deserialize(d)?;
+    Ok(entries.into_iter().map(|(name, ListOrTable(alias))| (name, alias)).collect())
 }
 
 /// `[delivery] mode`.
@@ -773,6 +832,7 @@ impl Config {
         }
         if purpose != Purpose::Client {
             p.extend(self.validate_smtp_security());
+            p.extend(self.validate_recipient_access());
         }
         p.extend(self.validate_sendmail(purpose));
         let url = &self.line.api_base_url;
@@ -810,7 +870,7 @@ impl Config {
         if !is_local_part(&self.routing.followers_address) {
             p.push(("routing.followers_address".to_owned(), format!("{:?} is not a usable local part (lowercase letters, digits, '.', '-', '_')", self.routing.followers_address)));
         }
-        for (name, ids) in &self.aliases {
+        for (name, Alias { ids, .. }) in &self.aliases {
             if !is_local_part(name) || crate::envelope::Recipient::from_line_id(name).is_some() {
                 p.push((format!("aliases.{name}"), format!("alias {name:?} is not a usable local part (lowercase letters, digits, '.', '-', '_'; not a LINE id)")));
             } else if *name == self.routing.followers_address {
@@ -911,6 +971,35 @@ impl Config {
             p.push((key("max_failed_commands"), "must be at least 1".into()));
         }
         p
+    }
+
+    /// Who may send to `followers@` and to protected aliases: sender patterns as
+    /// `allowed_senders`, logins that exist and can log in.
+    fn validate_recipient_access(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let r = &self.routing;
+        self.check_access_lists(&mut p, ("routing.followers_senders", ""), &r.followers_senders, ("routing.followers_users", ""), &r.followers_users);
+        for (name, alias) in &self.aliases {
+            // An inline table has no line per field: the key is the alias, the field leads the message.
+            let key = format!("aliases.{name}");
+            self.check_access_lists(&mut p, (&key, "senders: "), &alias.senders, (&key, "users: "), &alias.users);
+        }
+        p
+    }
+
+    /// Problems with one pair of access lists; each key comes with a prefix for its messages.
+    fn check_access_lists(&self, p: &mut Vec<(String, String)>, senders_key: (&str, &str), senders: &[String], users_key: (&str, &str), users: &[String]) {
+        if let Err(e) = SenderList::parse(senders) {
+            p.push((senders_key.0.to_owned(), format!("{}{e}", senders_key.1)));
+        }
+        let (key, field) = users_key;
+        for user in users {
+            if !self.smtp.users.iter().any(|u| u.name == *user) {
+                p.push((key.to_owned(), format!("{field}{user:?} is not a login in [[smtp.users]]")));
+            } else if self.smtp.auth == AuthMode::Off {
+                p.push((key.to_owned(), format!("{field}{user:?} can never log in while smtp.auth is \"off\"; set it to \"optional\" or \"required\"")));
+            }
+        }
     }
 
     /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for
@@ -1374,13 +1463,63 @@ channel_access_token = "tok"
         let text = "[smtp]\ndomain = \"a.b\"\nrequire_follower = true\n\n[aliases]\nops = [\"U0123456789abcdef0123456789abcdef\", \"C0123456789abcdef0123456789abcdef\"]\n";
         let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
         assert!(c.smtp.require_follower);
-        assert_eq!(c.aliases["ops"].len(), 2);
+        assert_eq!(c.aliases["ops"].ids.len(), 2);
         let text = "[smtp]\ndomain = \"a.b\"\n\n[aliases]\nops = [\"bob\"]\nfollowers = [\"U0123456789abcdef0123456789abcdef\"]\n\n[webhook]\npath = \"hook\"\nwelcome_template = \"hi {name}\"\n";
         let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
         assert!(e.contains("c.toml:5: aliases.ops: alias \"ops\": \"bob\" is not a LINE id"), "{e}");
         assert!(e.contains("alias \"followers\" clashes with routing.followers_address"), "{e}");
         assert!(e.contains("c.toml:9: webhook.path:"), "{e}");
         assert!(e.contains("webhook.welcome_template: unknown placeholder {name}"), "{e}");
+    }
+
+    #[test]
+    fn followers_access_and_alias_tables() {
+        let hash = crate::smtp::auth::hash_password("pw").unwrap();
+        let head = format!("[smtp]\ndomain = \"a.b\"\nauth = \"optional\"\nallow_plaintext_auth_on_loopback = true\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"{hash}\"\n");
+        const U: &str = "U0123456789abcdef0123456789abcdef";
+        // Closed by default: both lists empty.
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert!(c.routing.followers_senders.is_empty() && c.routing.followers_users.is_empty());
+        // Every form of alias: a plain list, an inline table, a table of its own; tables with
+        // neither senders nor users are open like a list.
+        let text = format!(
+            "{head}[routing]\nfollowers_senders = [\"@example.com\", \"cron@host.example\"]\nfollowers_users = [\"cms\"]\n[aliases]\nteam = [\"{U}\"]\nops = {{ ids = [\"{U}\"], senders = [\"@corp.example\"], users = [\"cms\"] }}\nopen = {{ ids = [\"{U}\"] }}\n[aliases.deploy]\nids = [\"{U}\"]\nusers = [\"cms\"]\n"
+        );
+        let c = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.routing.followers_senders, vec!["@example.com", "cron@host.example"]);
+        assert_eq!(c.routing.followers_users, vec!["cms"]);
+        assert_eq!(c.aliases["team"], Alias { ids: vec![U.into()], ..Alias::default() });
+        assert!(!c.aliases["team"].is_protected() && !c.aliases["open"].is_protected());
+        assert_eq!(c.aliases["ops"], Alias { ids: vec![U.into()], senders: vec!["@corp.example".into()], users: vec!["cms".into()] });
+        assert!(c.aliases["ops"].is_protected() && c.aliases["deploy"].is_protected());
+
+        // Each mistake names its key and line. Types first (a field misspelt, a table without
+        // ids, a value that is neither list nor table): values are checked once types are right.
+        let bad_types = format!(
+            "{head}[aliases]\nops = {{ ids = [\"{U}\"], sender = [\"@corp.example\"] }}\nnoids = {{ senders = [\"@corp.example\"] }}\nnum = 5\n"
+        );
+        let e = Config::parse(&bad_types, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:9: aliases.ops: unknown field `sender`, expected one of `ids`, `senders`, `users`"), "{e}");
+        assert!(e.contains("c.toml:10: aliases.noids: missing field `ids`"), "{e}");
+        assert!(e.contains("c.toml:11: aliases.num: invalid type: integer `5`, expected a list of LINE ids, or a table"), "{e}");
+        // Then values: a bad id, a bad sender entry, an unknown login.
+        let bad_values = format!(
+            "{head}[routing]\nfollowers_senders = [\"example.com\"]\nfollowers_users = [\"nobody\"]\n[aliases]\nteam = {{ ids = [\"bob\"], senders = [\"@corp..example\"], users = [\"root\"] }}\n"
+        );
+        let e = Config::parse(&bad_values, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:12: aliases.team: alias \"team\": \"bob\" is not a LINE id"), "{e}");
+        assert!(e.contains("c.toml:12: aliases.team: senders: \"@corp..example\" is not a domain pattern"), "{e}");
+        assert!(e.contains("c.toml:12: aliases.team: users: \"root\" is not a login in [[smtp.users]]"), "{e}");
+        assert!(e.contains("c.toml:9: routing.followers_senders: \"example.com\" is neither an address"), "{e}");
+        assert!(e.contains("c.toml:10: routing.followers_users: \"nobody\" is not a login in [[smtp.users]]"), "{e}");
+        // The table form of its own, `[aliases.team]`, is located too.
+        let own_table = format!("{head}[aliases.team]\nids = [\"{U}\"]\nsenders = [\"nobody\"]\n");
+        let e = Config::parse(&own_table, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:8: aliases.team: senders: \"nobody\" is neither"), "{e}");
+        // A login that exists but can never log in.
+        let off = format!("[smtp]\ndomain = \"a.b\"\n[[smtp.users]]\nname = \"cms\"\npassword_hash = \"{hash}\"\n[routing]\nfollowers_users = [\"cms\"]\n");
+        let e = Config::parse(&off, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:7: routing.followers_users: \"cms\" can never log in while smtp.auth is \"off\""), "{e}");
     }
 
     #[test]

@@ -273,7 +273,8 @@ impl Directory for FuzzDirectory {
 /// three command lines and no more recipients than `max_recipients` can reach; no RCPT of an
 /// address outside the gateway domain, or of a non-follower under `require_follower`, gets a
 /// 2xx (checked when input arrives as lines, where each reply can be matched to its command);
-/// every mail handed over for delivery has valid recipients and fits `max_message_bytes`.
+/// every mail handed over for delivery has valid recipients and fits `max_message_bytes`, and
+/// reaches `followers@` only from a sender or login its `followers_access` admits.
 pub fn check_smtp(data: &[u8]) {
     let [rules_byte, driver_byte, input @ ..] = data else {
         return;
@@ -342,6 +343,9 @@ fn smtp_rules(b: u8) -> Rules {
     if b & 0x02 != 0 {
         rules.require_follower = true;
         rules.directory = Some(Arc::new(FuzzDirectory));
+        // followers@ is closed by default; open it to the seeds' sender domain so that the
+        // fuzzer keeps reaching the accepted path (and the refusal for everyone else).
+        rules.followers_access = crate::smtp::access::RecipientAccess::parse(&["@b.c".into()], &["cms".into()]).expect("a valid pattern");
     }
     rules.auth = match (b >> 2) & 3 {
         0 => AuthMode::Off,
@@ -457,7 +461,15 @@ impl SmtpDriver {
         let alias_targets: Vec<&Recipient> = self.rules.aliases.values().flatten().collect();
         for r in &mail.rcpts {
             match r {
-                Recipient::Followers => assert!(self.rules.directory.is_some(), "followers@ accepted without followers"),
+                Recipient::Followers => {
+                    assert!(self.rules.directory.is_some(), "followers@ accepted without followers");
+                    assert!(
+                        self.rules.followers_access.allows(&mail.from, mail.user.as_deref()),
+                        "followers@ accepted from <{}> (login {:?}), whom followers_access does not admit",
+                        mail.from,
+                        mail.user
+                    );
+                }
                 r => {
                     assert_eq!(Recipient::from_line_id(r.id()).as_ref(), Some(r), "invalid recipient {r:?}");
                     if self.rules.require_follower && matches!(r, Recipient::User(_)) && !alias_targets.contains(&r) {
@@ -801,6 +813,23 @@ mod tests {
         let (requests, _) = crate::delivery::requests("hi", &[], &[], Vec::new(), std::slice::from_ref(&rcpt));
         assert!(!fails(|| check_requests(&requests, std::slice::from_ref(&rcpt), 0)));
         assert!(fails(|| check_requests(&requests, std::slice::from_ref(&rcpt), 1)), "a lost image is noticed");
+    }
+
+    #[test]
+    fn a_broadcast_from_a_sender_not_admitted_is_caught() {
+        let rules = smtp_rules(0x02);
+        let d = SmtpDriver { session: Session::new(Arc::new(rules.clone()), Conn::default()), rules, deliver_ok: true, tls_ok: true, closed: false, last_code: 220 };
+        let mail = |from: &str, user: Option<&str>| Mail {
+            from: from.into(),
+            rcpts: vec![Recipient::Followers],
+            helo: "x".into(),
+            user: user.map(str::to_owned),
+            data: b"x".to_vec(),
+        };
+        d.check_mail(&mail("a@b.c", None));
+        d.check_mail(&mail("spam@evil.example", Some("cms")));
+        assert!(fails(|| d.check_mail(&mail("spam@evil.example", None))));
+        assert!(fails(|| d.check_mail(&mail("", Some("cms")))));
     }
 
     #[test]

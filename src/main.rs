@@ -21,7 +21,7 @@ use mail2line::metrics::Metrics;
 use mail2line::line::{Credentials, LineClient};
 use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
-use mail2line::smtp::access::{ClientList, SenderList};
+use mail2line::smtp::access::{ClientList, RecipientAccess, SenderList};
 use mail2line::smtp::auth::Users;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
 use mail2line::smtp::tls::Tls;
@@ -188,6 +188,9 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         max_recipients: cfg.smtp.max_recipients,
         aliases: aliases(&cfg),
         followers_address: cfg.routing.followers_address.clone(),
+        followers_access: RecipientAccess::parse(&cfg.routing.followers_senders, &cfg.routing.followers_users)
+            .map_err(|e| format!("routing.followers_senders: {e}"))?,
+        alias_access: alias_access(&cfg)?,
         require_follower: cfg.smtp.require_follower,
         directory: Some(registry.clone() as Arc<dyn Directory>),
         tls_available: tls.is_some(),
@@ -283,7 +286,19 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<
 fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
     cfg.aliases
         .iter()
-        .map(|(name, ids)| (name.clone(), ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
+        .map(|(name, alias)| (name.clone(), alias.ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
+        .collect()
+}
+
+/// Who may send to each alias table with `senders` or `users`; the other aliases are open.
+fn alias_access(cfg: &Config) -> Result<HashMap<String, RecipientAccess>, String> {
+    cfg.aliases
+        .iter()
+        .filter(|(_, alias)| alias.is_protected())
+        .map(|(name, alias)| {
+            let access = RecipientAccess::parse(&alias.senders, &alias.users).map_err(|e| format!("aliases.{name}: senders: {e}"))?;
+            Ok((name.clone(), access))
+        })
         .collect()
 }
 

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use mail2line::envelope::Recipient;
 use mail2line::followers::{Kind, Registry};
+use mail2line::smtp::access::RecipientAccess;
 use mail2line::smtp::{Conn, Directory, Mail, Reply, Rules, Session, Step};
 use support::raw::Raw;
 use support::gateway::{GatewayProcess, Options, DOMAIN, TOKEN};
@@ -345,6 +346,8 @@ fn rules(registry: Arc<Registry>) -> Arc<Rules> {
         max_recipients: 100,
         aliases,
         followers_address: FOLLOWERS.into(),
+        // `[routing] followers_senders` of [`start`]: the legit sender may reach the followers.
+        followers_access: RecipientAccess::parse(&["@example.net".into()], &[]).unwrap(),
         require_follower: false,
         directory: Some(registry as Arc<dyn Directory>),
         ..Rules::basic(DOMAIN, DOMAIN)
@@ -450,7 +453,7 @@ async fn start() -> (StandIn, GatewayProcess) {
     let url = line.base_url();
     // Direct mode: the reply to DATA comes after the LINE request, so "no request" is final.
     let extra = format!(
-        "[delivery]\nmode = \"direct\"\n\n[routing]\nfollowers_address = \"{FOLLOWERS}\"\n\n[aliases]\n{ALIAS} = [\"{ALIAS_MEMBER}\"]\n"
+        "[delivery]\nmode = \"direct\"\n\n[routing]\nfollowers_address = \"{FOLLOWERS}\"\nfollowers_senders = [\"@example.net\", \"@{DOMAIN}\"]\n\n[aliases]\n{ALIAS} = [\"{ALIAS_MEMBER}\"]\n"
     );
     let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: &extra, ..Default::default() }));
     Registry::open_existing(&gw.dir.path().join("data"))

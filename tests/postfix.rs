@@ -71,9 +71,18 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The optional steps of the README's recipe a test adds.
+#[derive(Clone, Copy, Default)]
+struct Steps {
+    /// Step 5: refuse what cannot be a LINE id at RCPT.
+    recipient_map: bool,
+    /// Step 6: `followers@` only from `mynetworks` (or SASL).
+    followers_internal: bool,
+}
+
 /// The README's recipe for a gateway on `gateway_port`, with its map files in `conf`: the
-/// `main.cf` lines, and the files to write there. `recipient_map` adds the optional step 5.
-fn recipe(conf: &Path, gateway_port: u16, recipient_map: bool) -> (String, Vec<(&'static str, String)>) {
+/// `main.cf` lines, and the files to write there, with the optional `steps`.
+fn recipe(conf: &Path, gateway_port: u16, steps: Steps) -> (String, Vec<(&'static str, String)>) {
     let mut main_cf = readme::block("postfix-main.cf");
     let transport = readme::block("postfix-transport");
     // The substitutions below must find what they replace, or the recipe has changed shape and
@@ -82,11 +91,19 @@ fn recipe(conf: &Path, gateway_port: u16, recipient_map: bool) -> (String, Vec<(
     assert!(main_cf.contains(&format!("relay_domains = {DOMAIN}")), "README's main.cf lines changed:\n{main_cf}");
     assert!(transport.contains(&format!("{DOMAIN} ")) && transport.contains("smtp:[127.0.0.1]:2525"), "README's transport changed:\n{transport}");
     let mut files = vec![("transport", transport.replace("[127.0.0.1]:2525", &format!("[127.0.0.1]:{gateway_port}")))];
-    if recipient_map {
+    if steps.recipient_map {
         let extra = readme::block("postfix-recipients-main.cf");
         assert!(extra.contains("regexp:/etc/postfix/line-recipients"), "README's step 5 changed:\n{extra}");
         main_cf.push_str(&extra);
         files.push(("line-recipients", readme::block("postfix-recipients")));
+    }
+    if steps.followers_internal {
+        let extra = readme::block("postfix-followers-main.cf");
+        assert!(extra.contains("texthash:/etc/postfix/line-internal"), "README's step 6 changed:\n{extra}");
+        let map = readme::block("postfix-followers");
+        assert!(map.contains(&format!("followers@{DOMAIN} ")), "README's step 6 changed:\n{map}");
+        main_cf.push_str(&extra);
+        files.push(("line-internal", map));
     }
     (main_cf.replace("/etc/postfix/", &format!("{}/", conf.display())), files)
 }
@@ -101,6 +118,11 @@ struct Postfix {
 
 impl Postfix {
     fn start(gateway: SocketAddr, recipient_map: bool) -> Postfix {
+        Postfix::start_with(gateway, Steps { recipient_map, ..Steps::default() }, "")
+    }
+
+    /// `extra_main_cf` goes before the recipe (e.g. a `mynetworks` for the test).
+    fn start_with(gateway: SocketAddr, steps: Steps, extra_main_cf: &str) -> Postfix {
         let dir = tempfile::Builder::new().prefix("mail2line-postfix-").tempdir().unwrap();
         // Postfix's daemons run as the `postfix` user and must get through every parent.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -113,7 +135,7 @@ impl Postfix {
         std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf")).expect("copy /etc/postfix/master.cf");
         let maillog = dir.path().join("maillog");
         let port = free_port();
-        let (recipe_main, recipe_files) = recipe(&conf, gateway.port(), recipient_map);
+        let (recipe_main, recipe_files) = recipe(&conf, gateway.port(), steps);
         let main_cf = format!(
             "# A throwaway instance: its own directories, loopback only, a log file (no syslog here).
 compatibility_level = 3.6
@@ -135,6 +157,7 @@ default_transport = error:this test instance delivers only to the gateway
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
+{extra_main_cf}
 
 # The README's recipe:
 {recipe_main}",
@@ -359,5 +382,59 @@ async fn with_the_recipient_map_postfix_refuses_non_ids_at_rcpt() {
     let bob = format!("to=<bob@{DOMAIN}>");
     assert!(log.lines().any(|l| l.contains("NOQUEUE: reject: RCPT") && l.contains(&bob)), "{log}");
     assert!(!log.lines().any(|l| l.contains(&bob) && l.contains("relay=")), "{log}");
+    line.assert_all_valid();
+}
+
+/// The README's step 6: Postfix refuses `followers@` to a client outside `mynetworks` (here
+/// the test's SMTP client, by setting `mynetworks` elsewhere), which still reaches LINE ids;
+/// mail submitted inside goes on to the gateway, where a sender from the README's
+/// `followers_senders` reaches every follower and an unlisted one bounces with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_step_6_followers_is_refused_outside_and_reaches_the_followers_from_inside() {
+    if !postfix_available() {
+        return;
+    }
+    let gateway_toml = readme::block("postfix-followers-gateway");
+    assert!(gateway_toml.contains("followers_senders = [\"@example.com\"]"), "README's step 6 changed:\n{gateway_toml}");
+    let (line, gw) = gateway(Box::leak(gateway_toml.into_boxed_str())).await;
+    let registry = mail2line::followers::Registry::open_existing(&gw.dir.path().join("data")).expect("the gateway created the registry");
+    let followers = [user(61), user(62)];
+    for (n, id) in followers.iter().enumerate() {
+        registry.follow(id, mail2line::followers::Kind::User, None, n as i64 + 1).unwrap();
+    }
+    // 127.0.0.1 outside mynetworks: the test's SMTP client is "the internet".
+    let steps = Steps { followers_internal: true, ..Steps::default() };
+    let pf = block_in_place(|| Postfix::start_with(gw.smtp, steps, "mynetworks = 192.0.2.0/24"));
+    let client = SmtpTransport::builder_dangerous("127.0.0.1").port(pf.smtp.port()).timeout(Some(PATIENCE)).build();
+    let send = |from: &str, to: &str| {
+        let envelope = Envelope::new(Some(from.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+        block_in_place(|| client.send_raw(&envelope, b"Subject: outside\r\n\r\nfrom the internet\r\n"))
+    };
+    // Even with a listed (forged) sender, followers@ is refused at Postfix's door.
+    let err = send("ceo@example.com", &format!("followers@{DOMAIN}")).expect_err("Postfix refuses followers@ from outside");
+    assert_eq!(support::gateway::code(&err), Some(554), "{err}");
+    assert!(err.to_string().contains("Access denied"), "{err}");
+    // The same outsider's mail to a LINE id passes.
+    let id = user(63);
+    send("ceo@example.com", &addr(&id)).expect("a LINE id passes from outside");
+    line.wait_for(1, PATIENCE).await;
+    assert_eq!(pushes(&line), vec![json!({"to": id, "messages": [{"type": "text", "text": "outside\n\nfrom the internet"}]})]);
+    assert!(line.requests_to("/v2/bot/message/multicast").is_empty());
+
+    // Inside, a listed sender: every follower, in one multicast.
+    block_in_place(|| pf.sendmail("backup@example.com", &format!("followers@{DOMAIN}"), "Subject: all hands\n\nfrom inside\n"));
+    let multicasts = {
+        line.wait_for(2, PATIENCE).await;
+        line.requests_to("/v2/bot/message/multicast")
+    };
+    assert_eq!(multicasts.len(), 1, "{multicasts:#?}");
+    assert_eq!(multicasts[0].body, json!({"to": followers, "messages": [{"type": "text", "text": "all hands\n\nfrom inside"}]}));
+    // Inside, a sender the gateway does not list: bounced with the gateway's reason.
+    let rcpt = format!("followers@{DOMAIN}");
+    block_in_place(|| pf.sendmail("intern@elsewhere.example", &rcpt, "Subject: all hands\n\nnot me\n"));
+    // The listed sender's mail to the same address was sent; this one is the bounce.
+    let bounced = block_in_place(|| pf.wait_for_log(&[&format!("to=<{rcpt}>"), "status=bounced"]));
+    assert!(bounced.contains("said: 550 5.7.1") && bounced.contains("followers_senders"), "{bounced}");
+    assert_eq!(line.requests_to("/v2/bot/message/multicast").len(), 1, "the unlisted sender reached nobody");
     line.assert_all_valid();
 }

@@ -18,7 +18,9 @@ fn registry(gw: &GatewayProcess) -> Registry {
 async fn followers_address_reaches_1201_followers_in_three_multicasts() {
     let line = StandIn::start().await;
     let url = line.base_url();
-    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: "[delivery]\nmode = \"direct\"", ..Default::default() }));
+    // followers@ is closed by default; cron@example.com is let in by name.
+    let extra = "[delivery]\nmode = \"direct\"\n[routing]\nfollowers_senders = [\"cron@example.com\"]\n";
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra, ..Default::default() }));
     let reg = registry(&gw);
     for n in 0..1201 {
         reg.follow(&user(n), Kind::User, None, 1000 + n as i64).unwrap();
@@ -85,7 +87,8 @@ async fn require_follower_refuses_strangers_and_is_off_by_default() {
     assert_eq!(line.requests_to("/v2/bot/message/push").len(), 1);
 
     // Off (the default): any well-formed id goes out.
-    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra: "[delivery]\nmode = \"direct\"", ..Default::default() }));
+    let extra = "[delivery]\nmode = \"direct\"\n[routing]\nfollowers_senders = [\"@example.com\"]\n";
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, extra, ..Default::default() }));
     assert!(block_in_place(|| gw.send_raw("a@example.com", &[&addr(&stranger)], b"Subject: hi\r\n\r\nx\r\n")).unwrap().is_positive());
     // followers@ with nobody following is refused at RCPT.
     let err = block_in_place(|| gw.send_raw("a@example.com", &[&format!("followers@{DOMAIN}")], b"Subject: hi\r\n\r\nx\r\n")).unwrap_err();

@@ -9,6 +9,9 @@
 //!   lets a LAN printer send without a password while a CMS elsewhere logs in.
 //! - `auth = "required"`: everyone authenticates before MAIL, listed or not.
 //! - `allowed_senders` (if not empty) applies to every MAIL FROM, authenticated or not.
+//! - A protected recipient (`followers@`, an alias table with `senders`/`users`) is decided at
+//!   RCPT by [`RecipientAccess`]: a matching MAIL FROM or a listed AUTH login. Unlike the
+//!   allowlists above, empty lists there admit nobody: a broadcast is closed until opened.
 
 use std::net::IpAddr;
 
@@ -125,6 +128,11 @@ impl SenderList {
         Ok(SenderList(patterns))
     }
 
+    /// Whether the list has no entry (and so, as `allowed_senders`, allows everyone).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether the reverse path may send. An empty list allows everyone; a non-empty list
     /// never allows the null sender `<>` (bounces have no business here).
     pub fn allows(&self, from: &str) -> bool {
@@ -137,6 +145,38 @@ impl SenderList {
             SenderPattern::Domain(d) => domain.eq_ignore_ascii_case(d),
             SenderPattern::Address(a) => from_lower == *a,
         })
+    }
+}
+
+/// Who may send to a protected recipient: `followers@` (`[routing] followers_senders` and
+/// `followers_users`) or an alias table with `senders`/`users`. A sender matching `senders`
+/// (the patterns of `allowed_senders`) or a session logged in as one of `users` may.
+///
+/// Closed by default: with both lists empty nobody may, because one mail to `followers@`
+/// multicasts to every follower and can spend a month's LINE quota. The null sender `<>` never
+/// may, even when logged in: a bounce must not become a broadcast.
+#[derive(Debug, Clone, Default)]
+pub struct RecipientAccess {
+    senders: SenderList,
+    users: Vec<String>,
+}
+
+impl RecipientAccess {
+    /// The error names the sender entry that is wrong; logins are taken as written (they are
+    /// compared exactly, as AUTH compares them).
+    pub fn parse(senders: &[String], users: &[String]) -> Result<RecipientAccess, String> {
+        Ok(RecipientAccess { senders: SenderList::parse(senders)?, users: users.to_vec() })
+    }
+
+    /// Whether the transaction from `from` (empty for `<>`), logged in as `user` if at all,
+    /// may send to the protected recipient.
+    pub fn allows(&self, from: &str, user: Option<&str>) -> bool {
+        if from.is_empty() {
+            return false;
+        }
+        let by_sender = !self.senders.is_empty() && self.senders.allows(from);
+        let by_login = user.is_some_and(|u| self.users.iter().any(|listed| listed == u));
+        by_sender || by_login
     }
 }
 
@@ -211,5 +251,29 @@ mod tests {
         for bad in ["@", "@-x..y", "cron@", "@exa mple.com", "nobody"] {
             assert!(SenderList::parse(&[bad.into()]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn recipient_access_is_closed_unless_listed() {
+        let strings = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let closed = RecipientAccess::default();
+        assert!(!closed.allows("web@example.com", None));
+        assert!(!closed.allows("web@example.com", Some("cms")));
+        let a = RecipientAccess::parse(&strings(&["@example.com", "cron@host.example"]), &strings(&["cms"])).unwrap();
+        assert!(a.allows("Web@Example.com", None));
+        assert!(a.allows("cron@host.example", None));
+        assert!(!a.allows("root@host.example", None));
+        assert!(!a.allows("web@sub.example.com", None));
+        // A login is matched exactly, and only a listed one opens the door.
+        assert!(a.allows("anyone@elsewhere.example", Some("cms")));
+        assert!(!a.allows("anyone@elsewhere.example", Some("CMS")));
+        assert!(!a.allows("anyone@elsewhere.example", Some("printer")));
+        // The null sender never, logged in or not.
+        assert!(!a.allows("", None));
+        assert!(!a.allows("", Some("cms")));
+        let users_only = RecipientAccess::parse(&[], &strings(&["cms"])).unwrap();
+        assert!(!users_only.allows("web@example.com", None), "an empty sender list admits nobody here");
+        let err = RecipientAccess::parse(&strings(&["example.com"]), &[]).unwrap_err();
+        assert!(err.contains("\"example.com\""), "{err}");
     }
 }

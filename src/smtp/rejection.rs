@@ -29,6 +29,9 @@ pub enum Reason {
     NotFollower,
     /// `followers@` while nobody follows the bot (550 5.1.1).
     NoFollowers,
+    /// `followers@` or a protected alias, and the sender is neither in its senders nor logged
+    /// in as one of its users (550 5.7.1).
+    BroadcastNotAllowed,
     /// The follower registry could not be read (451 4.3.0).
     FollowersUnavailable,
     /// More than `[smtp] max_recipients` (452 4.5.3).
@@ -50,7 +53,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Syntax,
         Reason::TlsRequired,
         Reason::AuthRequired,
@@ -61,6 +64,7 @@ impl Reason {
         Reason::UnknownRecipient,
         Reason::NotFollower,
         Reason::NoFollowers,
+        Reason::BroadcastNotAllowed,
         Reason::FollowersUnavailable,
         Reason::TooManyRecipients,
         Reason::NoRecipients,
@@ -84,6 +88,7 @@ impl Reason {
             Reason::UnknownRecipient => "unknown_recipient",
             Reason::NotFollower => "not_follower",
             Reason::NoFollowers => "no_followers",
+            Reason::BroadcastNotAllowed => "broadcast_not_allowed",
             Reason::FollowersUnavailable => "followers_unavailable",
             Reason::TooManyRecipients => "too_many_recipients",
             Reason::NoRecipients => "no_recipients",

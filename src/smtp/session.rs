@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::envelope::Recipient;
 
-use super::access::{canonical, AuthMode, SenderList};
+use super::access::{canonical, AuthMode, RecipientAccess, SenderList};
 use super::address::{parse_path_arg, resolve_local, Local, RcptError};
 use super::auth::{decode_login_field, decode_plain, Credentials};
 use super::peers::MailGate;
@@ -61,6 +61,12 @@ pub struct Rules {
     pub aliases: HashMap<String, Vec<Recipient>>,
     /// Local part that reaches every active follower (`[routing] followers_address`).
     pub followers_address: String,
+    /// Who may send to `followers_address` (`[routing] followers_senders`, `followers_users`);
+    /// nobody by default.
+    pub followers_access: RecipientAccess,
+    /// Aliases only some may send to (alias tables with `senders` or `users`); an alias not
+    /// here is open to every sender the gateway accepts.
+    pub alias_access: HashMap<String, RecipientAccess>,
     /// `[smtp] require_follower`: user ids must be active followers.
     pub require_follower: bool,
     pub directory: Option<Arc<dyn Directory>>,
@@ -85,7 +91,8 @@ pub struct Rules {
 }
 
 impl Rules {
-    /// Rules with every security feature off; what unit tests and embedders start from.
+    /// Rules with every security feature off, except that `followers@` is closed as in the
+    /// configuration's default; what unit tests and embedders start from.
     pub fn basic(hostname: &str, domain: &str) -> Rules {
         Rules {
             hostname: hostname.to_owned(),
@@ -94,6 +101,8 @@ impl Rules {
             max_recipients: 100,
             aliases: HashMap::new(),
             followers_address: "followers".into(),
+            followers_access: RecipientAccess::default(),
+            alias_access: HashMap::new(),
             require_follower: false,
             directory: None,
             tls_available: false,
@@ -758,6 +767,11 @@ impl Session {
                 Ok(vec![r])
             }
             Local::Name(name) if name == self.rules.followers_address => {
+                // Before the count: a stranger learns nothing about the followers, and costs
+                // no registry read.
+                self.check_access(&self.rules.followers_access, addr, || {
+                    format!("{name}@ (every follower); the admin lists senders in [routing] followers_senders and AUTH logins in followers_users")
+                })?;
                 let count = match &self.rules.directory {
                     Some(d) => d.active_follower_count().map_err(unavailable)?,
                     None => 0,
@@ -771,7 +785,14 @@ impl Session {
                 Ok(vec![Recipient::Followers])
             }
             Local::Name(name) => match self.rules.aliases.get(&name) {
-                Some(ids) => Ok(ids.clone()),
+                Some(ids) => {
+                    if let Some(access) = self.rules.alias_access.get(&name) {
+                        self.check_access(access, addr, || {
+                            format!("alias {name}@; the admin lists senders in [aliases] {name}.senders and AUTH logins in {name}.users")
+                        })?;
+                    }
+                    Ok(ids.clone())
+                }
                 None => Err((
                     Reason::UnknownRecipient,
                     Reply::new(
@@ -782,6 +803,19 @@ impl Session {
                 )),
             },
         }
+    }
+
+    /// Refuses a protected recipient to a sender `access` does not list; `what` names the
+    /// recipient and the keys that would open it, for the admin reading the bounce.
+    fn check_access(&self, access: &RecipientAccess, addr: &str, what: impl FnOnce() -> String) -> Result<(), (Reason, Reply)> {
+        if access.allows(&self.from, self.user.as_deref()) {
+            return Ok(());
+        }
+        let who = match &self.user {
+            Some(user) => format!("Sender <{}> (login {user:?})", self.from),
+            None => format!("Sender <{}>", self.from),
+        };
+        Err((Reason::BroadcastNotAllowed, Reply::new(550, "5.7.1", format!("<{addr}>: {who} is not allowed to send to {}", what()))))
     }
 
     fn data_cmd(&mut self, arg: &str, bare_lf: bool) -> Step {
@@ -947,6 +981,12 @@ mod tests {
         Rules { max_message_bytes: 1000, max_recipients: 3, ..Rules::basic("gw.example", "text.line.example.com") }
     }
 
+    /// Who may send to a protected recipient, from string literals.
+    fn access(senders: &[&str], users: &[&str]) -> RecipientAccess {
+        let strings = |e: &[&str]| e.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        RecipientAccess::parse(&strings(senders), &strings(users)).unwrap()
+    }
+
     /// A fixed follower table for unit tests (the server uses the SQLite registry).
     struct Table(Vec<&'static str>);
 
@@ -1091,6 +1131,7 @@ mod tests {
         r.aliases.insert("ops".into(), vec![Recipient::User(ID.into()), Recipient::Group(group.clone())]);
         r.require_follower = true;
         r.directory = Some(Arc::new(Table(vec![ID])));
+        r.followers_access = access(&["a@b"], &[]);
         let mut s = Session::new(Arc::new(r), Conn::default());
         let input = format!(
             "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<OPS@text.line.example.com>\r\nRCPT TO:<nope@text.line.example.com>\r\nRCPT TO:<{OTHER}@text.line.example.com>\r\nRCPT TO:<{group}@text.line.example.com>\r\nRCPT TO:<followers@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"
@@ -1112,12 +1153,14 @@ mod tests {
         // followers@ with followers, and with none.
         let mut r = base_rules();
         r.directory = Some(Arc::new(Table(vec![ID])));
+        r.followers_access = access(&["a@b"], &[]);
         let mut s = Session::new(Arc::new(r), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 250]);
         assert_eq!(s.rcpts, vec![Recipient::Followers]);
         let mut r = base_rules();
         r.directory = Some(Arc::new(Table(vec![])));
+        r.followers_access = access(&["a@b"], &[]);
         let mut s = Session::new(Arc::new(r), Conn::default());
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 550]);
@@ -1555,6 +1598,7 @@ mod tests {
         let mut r = base_rules();
         r.require_follower = true;
         r.directory = Some(Arc::new(Table(vec![])));
+        r.followers_access = access(&["a@b"], &[]);
         let mut s = Session::new(Arc::new(r), Conn::default());
         let got = refusals(&mut s, &["EHLO x", "MAIL FROM:<a@b>", &format!("RCPT TO:<{ID}@text.line.example.com>"), "RCPT TO:<followers@text.line.example.com>"]);
         assert_eq!(got[2].as_ref().map(|r| r.0), Some(Reason::NotFollower));
@@ -1569,5 +1613,118 @@ mod tests {
         assert_eq!(codes(&steps), vec![250, 250, 421]);
         assert_eq!(s.take_rejection().map(|r| r.reason), Some(Reason::RelayDenied));
         assert_eq!(s.take_rejection(), None, "taken once");
+    }
+
+    /// Rules with two followers, `followers@` open to `followers_senders`/`followers_users`
+    /// as given, and two aliases: `ops` (a table limited to `@corp.example` and login `deploy`)
+    /// and `team` (a plain list, open).
+    fn broadcast_rules(senders: &[&str], users: &[&str]) -> Rules {
+        let mut r = secure_rules(AuthMode::Optional);
+        r.directory = Some(Arc::new(Table(vec![ID, "U1111111111111111111111111111111f"])));
+        r.followers_access = access(senders, users);
+        for name in ["ops", "team"] {
+            r.aliases.insert(name.into(), vec![Recipient::User(ID.into())]);
+        }
+        r.alias_access.insert("ops".into(), access(&["@corp.example"], &["deploy"]));
+        r
+    }
+
+    /// One transaction from `from`, logged in as `login` if given: the reply to each RCPT and
+    /// the refusal it produced.
+    fn rcpt_replies(r: Rules, login: Option<&str>, from: &str, rcpts: &[&str]) -> Vec<(Reply, Option<Reason>)> {
+        let mut s = Session::new(Arc::new(r), Conn { tls: true, must_auth: false, ip: None });
+        assert_eq!(codes(&run(&mut s, b"EHLO x\r\n", &mut ok)), vec![250]);
+        if let Some(user) = login {
+            let steps = run(&mut s, format!("AUTH PLAIN {}\r\n", b64(&format!("\0{user}\0pw"))).as_bytes(), &mut ok);
+            assert!(matches!(steps.last(), Some(Step::Authenticate(_))), "{steps:?}");
+            assert_eq!(codes(&[s.auth_done(true)]), vec![235]);
+        }
+        assert_eq!(codes(&run(&mut s, format!("MAIL FROM:<{from}>\r\n").as_bytes(), &mut ok)), vec![250]);
+        rcpts
+            .iter()
+            .map(|to| {
+                let steps = run(&mut s, format!("RCPT TO:<{to}@text.line.example.com>\r\n").as_bytes(), &mut ok);
+                let [Step::Reply(reply)] = &steps[..] else { panic!("{steps:?}") };
+                (reply.clone(), s.take_rejection().map(|r| r.reason))
+            })
+            .collect()
+    }
+
+    fn code_and_reason(got: &[(Reply, Option<Reason>)]) -> Vec<(u16, Option<Reason>)> {
+        got.iter().map(|(r, reason)| (r.code, *reason)).collect()
+    }
+
+    #[test]
+    fn followers_is_closed_to_a_stranger_at_rcpt_with_a_message_for_the_admin() {
+        let got = rcpt_replies(broadcast_rules(&["@example.com"], &["cms"]), None, "spam@evil.example", &["followers", ID]);
+        assert_eq!(code_and_reason(&got), vec![(550, Some(Reason::BroadcastNotAllowed)), (250, None)]);
+        let text = got[0].0.to_string();
+        assert_eq!(got[0].0.status, "5.7.1");
+        assert!(text.contains("<spam@evil.example>") && text.contains("[routing] followers_senders"), "{text}");
+        // Closed by default: nothing configured lets nobody in, not even a sender from our domain.
+        let got = rcpt_replies(broadcast_rules(&[], &[]), None, "cron@text.line.example.com", &["followers"]);
+        assert_eq!(code_and_reason(&got), vec![(550, Some(Reason::BroadcastNotAllowed))]);
+    }
+
+    #[test]
+    fn followers_is_open_to_listed_senders_addresses_and_domains() {
+        let r = || broadcast_rules(&["@example.com", "cron@host.example"], &[]);
+        for from in ["web@example.com", "Web@EXAMPLE.COM", "cron@host.example"] {
+            let got = rcpt_replies(r(), None, from, &["followers"]);
+            assert_eq!(code_and_reason(&got), vec![(250, None)], "{from}");
+        }
+        for from in ["web@sub.example.com", "root@host.example", "web@example.com.evil.org"] {
+            let got = rcpt_replies(r(), None, from, &["followers"]);
+            assert_eq!(code_and_reason(&got), vec![(550, Some(Reason::BroadcastNotAllowed))], "{from}");
+        }
+    }
+
+    #[test]
+    fn followers_is_open_to_listed_logins_only() {
+        let got = rcpt_replies(broadcast_rules(&["@example.com"], &["cms"]), Some("cms"), "anyone@elsewhere.example", &["followers"]);
+        assert_eq!(code_and_reason(&got), vec![(250, None)]);
+        let got = rcpt_replies(broadcast_rules(&["@example.com"], &["cms"]), Some("printer"), "anyone@elsewhere.example", &["followers", ID]);
+        assert_eq!(code_and_reason(&got), vec![(550, Some(Reason::BroadcastNotAllowed)), (250, None)]);
+        assert!(got[0].0.to_string().contains("login \"printer\""), "{}", got[0].0);
+    }
+
+    #[test]
+    fn the_null_sender_never_reaches_followers() {
+        for login in [None, Some("cms")] {
+            let r = broadcast_rules(&["@example.com"], &["cms"]);
+            let mut s = Session::new(Arc::new(r), Conn { tls: true, must_auth: false, ip: None });
+            run(&mut s, b"EHLO x\r\n", &mut ok);
+            if let Some(user) = login {
+                run(&mut s, format!("AUTH PLAIN {}\r\n", b64(&format!("\0{user}\0pw"))).as_bytes(), &mut ok);
+                s.auth_done(true);
+            }
+            let steps = run(&mut s, b"MAIL FROM:<>\r\nRCPT TO:<followers@text.line.example.com>\r\n", &mut ok);
+            assert_eq!(codes(&steps), vec![250, 550], "{login:?}");
+            assert_eq!(s.take_rejection().map(|r| (r.reason, r.from)), Some((Reason::BroadcastNotAllowed, String::new())));
+        }
+    }
+
+    #[test]
+    fn alias_tables_are_protected_and_plain_lists_stay_open() {
+        let stranger = rcpt_replies(broadcast_rules(&[], &[]), None, "spam@evil.example", &["ops", "OPS", "team", ID]);
+        assert_eq!(
+            code_and_reason(&stranger),
+            vec![(550, Some(Reason::BroadcastNotAllowed)), (550, Some(Reason::BroadcastNotAllowed)), (250, None), (250, None)]
+        );
+        assert!(stranger[0].0.to_string().contains("[aliases] ops.senders"), "{}", stranger[0].0);
+        let listed = rcpt_replies(broadcast_rules(&[], &[]), None, "dev@corp.example", &["ops", "team"]);
+        assert_eq!(code_and_reason(&listed), vec![(250, None), (250, None)]);
+        let login = rcpt_replies(broadcast_rules(&[], &[]), Some("deploy"), "x@elsewhere.example", &["ops", "followers"]);
+        // The alias's login opens the alias, not followers@.
+        assert_eq!(code_and_reason(&login), vec![(250, None), (550, Some(Reason::BroadcastNotAllowed))]);
+    }
+
+    #[test]
+    fn a_refused_broadcast_counts_as_a_failed_command() {
+        let r = Rules { max_errors: 2, ..broadcast_rules(&[], &[]) };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\nRCPT TO:<ops@text.line.example.com>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 250, 550, 421]);
+        assert_eq!(s.take_rejection().map(|r| r.reason), Some(Reason::BroadcastNotAllowed));
     }
 }
