@@ -415,7 +415,16 @@ pub struct Smtp {
     /// Delay before answering the first failed AUTH from an address; it doubles with each
     /// further failure, up to 30 s.
     pub auth_failure_delay_ms: u64,
+    /// Password checks (argon2, 19 MiB each) run at once; 0: one per core.
+    pub max_auth_checks: usize,
+    /// Sessions that may wait for a password check; past it AUTH gets 454 4.7.0.
+    pub max_auth_queue: usize,
 }
+
+/// `smtp.max_auth_checks` above this would let AUTH alone take gigabytes (19 MiB a check).
+const MAX_AUTH_CHECKS: usize = 256;
+/// `smtp.max_auth_queue` above this only makes honest logins wait longer behind guesses.
+const MAX_AUTH_QUEUE: usize = 100_000;
 
 /// One `[[smtp.users]]` entry.
 #[derive(Debug, Deserialize)]
@@ -464,6 +473,8 @@ impl Default for Smtp {
             max_mails_per_minute_per_ip: 600,
             max_failed_commands: crate::smtp::session::DEFAULT_MAX_ERRORS,
             auth_failure_delay_ms: 1000,
+            max_auth_checks: 0,
+            max_auth_queue: 64,
         }
     }
 }
@@ -883,6 +894,15 @@ impl Config {
         }
         if smtp.max_failed_commands == 0 {
             p.push((key("max_failed_commands"), "must be at least 1".into()));
+        }
+        if smtp.max_auth_checks > MAX_AUTH_CHECKS {
+            p.push((
+                key("max_auth_checks"),
+                format!("must be at most {MAX_AUTH_CHECKS} (each check holds 19 MiB; 0 = one per core, the usual choice)"),
+            ));
+        }
+        if smtp.max_auth_queue > MAX_AUTH_QUEUE {
+            p.push((key("max_auth_queue"), format!("must be at most {MAX_AUTH_QUEUE}")));
         }
         p
     }
@@ -1781,6 +1801,22 @@ channel_access_token = "tok"
         assert_eq!(c.sendmail.server.as_deref(), Some("127.0.0.1:2525"));
         assert_eq!((c.sendmail.username.as_str(), c.sendmail.tls, c.sendmail.timeout_secs), ("cron", ClientTls::Starttls, 60));
         assert!(c.sendmail.tls_ca_file.is_some());
+    }
+
+    #[test]
+    fn auth_check_bounds_have_defaults_and_named_errors() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.smtp.max_auth_checks, c.smtp.max_auth_queue), (0, 64));
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_checks = 4\nmax_auth_queue = 0\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.smtp.max_auth_checks, c.smtp.max_auth_queue), (4, 0));
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_checks = 1000\nmax_auth_queue = 1000000\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.max_auth_checks: must be at most 256"), "{e}");
+        assert!(e.contains("c.toml:4: smtp.max_auth_queue: must be at most 100000"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_queue = -1\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.max_auth_queue:"), "{e}");
     }
 
     #[test]

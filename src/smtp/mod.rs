@@ -1,10 +1,11 @@
 //! The SMTP front: a sans-IO session (`session`), address rules (`address`), who may connect and
-//! send (`access`), SMTP AUTH (`auth`), per-address limits (`peers`), TLS (`tls`), replies
+//! send (`access`), SMTP AUTH (`auth`), the bound on password checks (`checks`), per-address limits (`peers`), TLS (`tls`), replies
 //! (`reply`), why a mail was refused (`rejection`) and the tokio listener that drives sessions over sockets (`server`).
 
 pub mod access;
 pub mod address;
 pub mod auth;
+pub mod checks;
 pub mod peers;
 pub mod rejection;
 pub mod reply;
