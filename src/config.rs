@@ -276,7 +276,13 @@ pub struct Media {
     pub max_attachment_bytes: u64,
     /// How often expired files are swept, in seconds (hourly by default).
     pub sweep_interval_secs: u64,
+    /// Images declaring more pixels than this are neither decoded nor sent as images (a
+    /// decompression bomb costs 4 bytes a pixel); they are listed as attachments.
+    pub max_image_pixels: u64,
 }
+
+/// `media.max_image_pixels` above this lets one decode take 4 GB.
+const MAX_IMAGE_PIXELS: u64 = 1_000_000_000;
 
 impl Default for Media {
     fn default() -> Self {
@@ -286,6 +292,7 @@ impl Default for Media {
             serve_attachments: false,
             max_attachment_bytes: 10 * 1024 * 1024,
             sweep_interval_secs: 3600,
+            max_image_pixels: 40_000_000,
         }
     }
 }
@@ -317,6 +324,12 @@ impl Media {
         }
         if self.sweep_interval_secs == 0 {
             p.push(("media.sweep_interval_secs".to_owned(), "must be at least 1".into()));
+        }
+        if !(1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels) {
+            p.push((
+                "media.max_image_pixels".to_owned(),
+                format!("must be between 1 and {MAX_IMAGE_PIXELS} (each decode may hold 4 bytes a pixel)"),
+            ));
         }
         p
     }
@@ -1801,6 +1814,19 @@ channel_access_token = "tok"
         assert_eq!(c.sendmail.server.as_deref(), Some("127.0.0.1:2525"));
         assert_eq!((c.sendmail.username.as_str(), c.sendmail.tls, c.sendmail.timeout_secs), ("cron", ClientTls::Starttls, 60));
         assert!(c.sendmail.tls_ca_file.is_some());
+    }
+
+    #[test]
+    fn max_image_pixels_has_a_default_and_named_errors() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.media.max_image_pixels, 40_000_000);
+        let text = "[smtp]\ndomain = \"a.b\"\n[media]\nmax_image_pixels = 12000000\n";
+        assert_eq!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().media.max_image_pixels, 12_000_000);
+        for bad in ["0", "2000000000"] {
+            let text = format!("[smtp]\ndomain = \"a.b\"\n[media]\nmax_image_pixels = {bad}\n");
+            let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+            assert!(e.contains("c.toml:4: media.max_image_pixels: must be between 1 and 1000000000"), "{e}");
+        }
     }
 
     #[test]
