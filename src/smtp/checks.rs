@@ -8,11 +8,18 @@
 //! sessions wait for a turn. A session past that is told `454 4.7.0` at once: waiting costs
 //! only the session's own small state, but an unbounded line would let one attacker make every
 //! honest login wait behind thousands of guesses.
+//!
+//! The checks run on `running` threads of their own, not on tokio's blocking pool: each check
+//! thread keeps its 19 MiB of argon2 memory for the next check (see `auth.rs`: allocating it
+//! afresh each time let the heap grow by a block per check), and on fixed threads that is
+//! `running` blocks in all, where the blocking pool's changing threads would each keep one.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use tokio::sync::Semaphore;
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The running-and-waiting bound on password checks; shared by every session.
 #[derive(Debug)]
@@ -22,6 +29,8 @@ pub struct AuthChecks {
     permits: Arc<Semaphore>,
     /// Checks admitted and not finished: running plus waiting.
     admitted: AtomicUsize,
+    /// To the `running` check threads; they end when this is dropped.
+    jobs: Mutex<mpsc::Sender<Job>>,
 }
 
 /// A place among the admitted checks; holding it is what keeps the count up.
@@ -40,7 +49,30 @@ impl AuthChecks {
     /// `running` checks at once (0: one per core), and `queue` more waiting.
     pub fn new(running: usize, queue: usize) -> Arc<AuthChecks> {
         let running = if running == 0 { cores() } else { running };
-        Arc::new(AuthChecks { running, queue, permits: Arc::new(Semaphore::new(running)), admitted: AtomicUsize::new(0) })
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let inbox = Arc::new(Mutex::new(inbox));
+        for i in 0..running {
+            let inbox = inbox.clone();
+            let worker = move || loop {
+                // The lock is held only while taking a job, not while running it.
+                let job = inbox.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok(job) = job else { return };
+                // A panicking check must not take its thread with it; its caller sees `None`.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            };
+            if let Err(e) = std::thread::Builder::new().name(format!("auth-check-{i}")).spawn(worker) {
+                // Fewer threads only means fewer checks at once; none at all would hang AUTH.
+                tracing::warn!("cannot start password check thread {i}: {e}");
+                assert!(i > 0, "cannot start any password check thread: {e}");
+            }
+        }
+        Arc::new(AuthChecks {
+            running,
+            queue,
+            permits: Arc::new(Semaphore::new(running)),
+            admitted: AtomicUsize::new(0),
+            jobs: Mutex::new(jobs),
+        })
     }
 
     /// How many checks run at once.
@@ -65,7 +97,7 @@ impl AuthChecks {
 }
 
 impl Ticket {
-    /// Waits for a turn, then runs `check` on the blocking pool. The turn (and the ticket) are
+    /// Waits for a turn, then runs `check` on a check thread. The turn (and the ticket) are
     /// released when `check` returns, not when this future is dropped: a client that hangs up
     /// mid-check cannot free a slot while its hash still holds the memory. `None` when the
     /// check panicked.
@@ -74,15 +106,19 @@ impl Ticket {
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        // The semaphore is never closed, so acquiring cannot fail.
+        // The semaphore is never closed, so acquiring cannot fail. With as many permits as
+        // threads, a job never waits in the channel.
         let permit = self.checks.permits.clone().acquire_owned().await.ok()?;
-        tokio::task::spawn_blocking(move || {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let checks = self.checks.clone();
+        let job: Job = Box::new(move || {
             let out = check();
             drop((permit, self));
-            out
-        })
-        .await
-        .ok()
+            let _ = done.send(out);
+        });
+        // Sending fails only when the threads are gone; the job (and its ticket) drop with it.
+        checks.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job).ok()?;
+        result.await.ok()
     }
 }
 
@@ -140,6 +176,15 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 2, "never more than `running` at once");
         assert_eq!(checks.admitted(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_check_frees_its_slot_and_its_thread_goes_on() {
+        let checks = AuthChecks::new(1, 0);
+        let out: Option<u8> = checks.admit().unwrap().run(|| panic!("argon2 blew up")).await;
+        assert_eq!(out, None);
+        assert_eq!(checks.admitted(), 0);
+        assert_eq!(checks.admit().unwrap().run(|| 5).await, Some(5), "the only thread still works");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
