@@ -335,7 +335,13 @@ pub struct Media {
     pub max_attachment_bytes: u64,
     /// How often expired files are swept, in seconds (hourly by default).
     pub sweep_interval_secs: u64,
+    /// Images declaring more pixels than this are neither decoded nor sent as images (a
+    /// decompression bomb costs 4 bytes a pixel); they are listed as attachments.
+    pub max_image_pixels: u64,
 }
+
+/// `media.max_image_pixels` above this lets one decode take 4 GB.
+const MAX_IMAGE_PIXELS: u64 = 1_000_000_000;
 
 impl Default for Media {
     fn default() -> Self {
@@ -345,6 +351,7 @@ impl Default for Media {
             serve_attachments: false,
             max_attachment_bytes: 10 * 1024 * 1024,
             sweep_interval_secs: 3600,
+            max_image_pixels: 40_000_000,
         }
     }
 }
@@ -376,6 +383,12 @@ impl Media {
         }
         if self.sweep_interval_secs == 0 {
             p.push(("media.sweep_interval_secs".to_owned(), "must be at least 1".into()));
+        }
+        if !(1..=MAX_IMAGE_PIXELS).contains(&self.max_image_pixels) {
+            p.push((
+                "media.max_image_pixels".to_owned(),
+                format!("must be between 1 and {MAX_IMAGE_PIXELS} (each decode may hold 4 bytes a pixel)"),
+            ));
         }
         p
     }
@@ -482,7 +495,16 @@ pub struct Smtp {
     /// Delay before answering the first failed AUTH from an address; it doubles with each
     /// further failure, up to 30 s.
     pub auth_failure_delay_ms: u64,
+    /// Password checks (argon2, 19 MiB each) run at once; 0: one per core.
+    pub max_auth_checks: usize,
+    /// Sessions that may wait for a password check; past it AUTH gets 454 4.7.0.
+    pub max_auth_queue: usize,
 }
+
+/// `smtp.max_auth_checks` above this would let AUTH alone take gigabytes (19 MiB a check).
+const MAX_AUTH_CHECKS: usize = 256;
+/// `smtp.max_auth_queue` above this only makes honest logins wait longer behind guesses.
+const MAX_AUTH_QUEUE: usize = 100_000;
 
 /// One `[[smtp.users]]` entry.
 #[derive(Debug, Deserialize)]
@@ -534,6 +556,8 @@ impl Default for Smtp {
             max_mails_per_minute_per_ip: 600,
             max_failed_commands: crate::smtp::session::DEFAULT_MAX_ERRORS,
             auth_failure_delay_ms: 1000,
+            max_auth_checks: 0,
+            max_auth_queue: 64,
         }
     }
 }
@@ -969,6 +993,15 @@ impl Config {
         }
         if smtp.max_failed_commands == 0 {
             p.push((key("max_failed_commands"), "must be at least 1".into()));
+        }
+        if smtp.max_auth_checks > MAX_AUTH_CHECKS {
+            p.push((
+                key("max_auth_checks"),
+                format!("must be at most {MAX_AUTH_CHECKS} (each check holds 19 MiB; 0 = one per core, the usual choice)"),
+            ));
+        }
+        if smtp.max_auth_queue > MAX_AUTH_QUEUE {
+            p.push((key("max_auth_queue"), format!("must be at most {MAX_AUTH_QUEUE}")));
         }
         p
     }
@@ -1946,6 +1979,35 @@ channel_access_token = "tok"
         assert_eq!(c.sendmail.server.as_deref(), Some("127.0.0.1:2525"));
         assert_eq!((c.sendmail.username.as_str(), c.sendmail.tls, c.sendmail.timeout_secs), ("cron", ClientTls::Starttls, 60));
         assert!(c.sendmail.tls_ca_file.is_some());
+    }
+
+    #[test]
+    fn max_image_pixels_has_a_default_and_named_errors() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!(c.media.max_image_pixels, 40_000_000);
+        let text = "[smtp]\ndomain = \"a.b\"\n[media]\nmax_image_pixels = 12000000\n";
+        assert_eq!(Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap().media.max_image_pixels, 12_000_000);
+        for bad in ["0", "2000000000"] {
+            let text = format!("[smtp]\ndomain = \"a.b\"\n[media]\nmax_image_pixels = {bad}\n");
+            let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+            assert!(e.contains("c.toml:4: media.max_image_pixels: must be between 1 and 1000000000"), "{e}");
+        }
+    }
+
+    #[test]
+    fn auth_check_bounds_have_defaults_and_named_errors() {
+        let c = Config::parse("[smtp]\ndomain = \"a.b\"\n", "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.smtp.max_auth_checks, c.smtp.max_auth_queue), (0, 64));
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_checks = 4\nmax_auth_queue = 0\n";
+        let c = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap();
+        assert_eq!((c.smtp.max_auth_checks, c.smtp.max_auth_queue), (4, 0));
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_checks = 1000\nmax_auth_queue = 1000000\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.max_auth_checks: must be at most 256"), "{e}");
+        assert!(e.contains("c.toml:4: smtp.max_auth_queue: must be at most 100000"), "{e}");
+        let text = "[smtp]\ndomain = \"a.b\"\nmax_auth_queue = -1\n";
+        let e = Config::parse(text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+        assert!(e.contains("c.toml:3: smtp.max_auth_queue:"), "{e}");
     }
 
     #[test]

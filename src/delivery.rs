@@ -365,7 +365,13 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted)
         std::io::Result::Ok(name)
     };
     for a in attachments {
-        if let Some(prepared) = media::image::prepare(&a.data) {
+        let prepared = media::image::prepare(&a.data, &m.decoding);
+        if let Err(why) = &prepared {
+            if let Some(warning) = why.warning() {
+                warn!(attachment = ?a.name, bytes = a.data.len(), "{warning}");
+            }
+        }
+        if let Ok(prepared) = prepared {
             let original = put(&prepared.original.bytes, prepared.original.kind, &mut hosted.stored)?;
             let preview = match &prepared.preview {
                 Some(p) => put(&p.bytes, p.kind, &mut hosted.stored)?,

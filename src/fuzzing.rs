@@ -78,8 +78,10 @@ pub fn check_mime(data: &[u8]) {
     let (images, listed, links) = if sel & 0x10 != 0 {
         let mut images = Vec::new();
         let (mut listed, mut links) = (Vec::new(), Vec::new());
+        // The gateway's default pixel cap, so a fuzzed bomb header costs nothing here either.
+        let budget = crate::media::image::DecodeBudget::new(40_000_000, 1);
         for (i, a) in notice.attachments.into_iter().enumerate() {
-            if crate::media::image::prepare(&a.data).is_some() {
+            if crate::media::image::prepare(&a.data, &budget).is_ok() {
                 images.push(Message::Image(ImageMessage {
                     original_content_url: format!("https://gw.example.com/media/{i:032x}.jpg"),
                     preview_image_url: format!("https://gw.example.com/media/{:032x}.jpg", i + 1_000_000),

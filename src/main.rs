@@ -23,6 +23,7 @@ use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
 use mail2line::smtp::access::{ClientList, RecipientAccess, SenderList};
 use mail2line::smtp::auth::Users;
+use mail2line::smtp::checks::AuthChecks;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
 use mail2line::smtp::tls::Tls;
 use mail2line::smtp::{server, Directory, Rules};
@@ -255,6 +256,7 @@ fn security(cfg: &Config) -> Result<server::Security, String> {
             mails_per_minute: smtp.max_mails_per_minute_per_ip,
             auth_failure_delay: Duration::from_millis(smtp.auth_failure_delay_ms),
         }),
+        checks: AuthChecks::new(smtp.max_auth_checks, smtp.max_auth_queue),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod image;
 pub mod store;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use store::{Kind, MediaStore};
@@ -28,6 +29,8 @@ pub struct Media {
     pub serve_attachments: bool,
     pub max_attachment_bytes: u64,
     pub sweep_interval: Duration,
+    /// `max_image_pixels` and the decodes at once (one per core), shared by every mail.
+    pub decoding: Arc<image::DecodeBudget>,
 }
 
 impl Media {
@@ -44,6 +47,7 @@ impl Media {
             serve_attachments: cfg.serve_attachments,
             max_attachment_bytes: cfg.max_attachment_bytes,
             sweep_interval: Duration::from_secs(cfg.sweep_interval_secs),
+            decoding: Arc::new(image::DecodeBudget::new(cfg.max_image_pixels, 0)),
         }))
     }
 

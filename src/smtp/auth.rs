@@ -2,14 +2,15 @@
 //! password against the argon2 hashes of `[[smtp.users]]`, and making such a hash for
 //! `mail2line hash-password`.
 //!
-//! Decoding is pure; checking a password costs ~20 ms of CPU on purpose (argon2), so the driver
-//! runs [`Users::verify`] on a blocking thread. Passwords live in [`Secret`] from the moment they
-//! are decoded, so no log line or error can carry one.
+//! Decoding is pure; checking a password costs ~20 ms of CPU and 19 MiB on purpose (argon2), so
+//! the driver runs [`Users::verify`] on one of the few check threads of `checks.rs`. Passwords
+//! live in [`Secret`] from the moment they are decoded, so no log line or error can carry one.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 
 use crate::secret::Secret;
@@ -110,9 +111,41 @@ impl Users {
             None => (DECOY_HASH, false),
         };
         let Ok(parsed) = PasswordHash::new(hash) else { return false };
-        let ok = Argon2::default().verify_password(creds.password.expose().as_bytes(), &parsed).is_ok();
+        let ok = matches(creds.password.expose().as_bytes(), &parsed).unwrap_or(false);
         ok && known
     }
+}
+
+thread_local! {
+    /// The argon2 working memory of this thread, kept for its next check. Allocating 19 MiB
+    /// afresh for every check let glibc's heap grow by about that much per check under a burst
+    /// (325 MiB with two checks at a time in `tests/hostile/auth.rs`); reused, a check thread
+    /// holds one block, sized for the largest hash it has checked.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `password` hashes to `hash` (what `PasswordVerifier::verify_password` does, with the
+/// thread's reused memory). `None` when the hash's parameters are unusable.
+fn matches(password: &[u8], hash: &PasswordHash<'_>) -> Option<bool> {
+    let algorithm = Algorithm::try_from(hash.algorithm).ok()?;
+    let version = hash.version.map(Version::try_from).transpose().ok()?.unwrap_or_default();
+    let params = Params::try_from(hash).ok()?;
+    let expected = hash.hash?;
+    let mut salt = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt).ok()?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = [0u8; Output::MAX_LENGTH];
+    let out = out.get_mut(..expected.len())?;
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks]).ok()
+    })?;
+    // `Output`'s equality is constant-time.
+    Some(Output::new(out).ok()? == expected)
 }
 
 /// Checks that `hash` is an argon2 PHC string.
@@ -182,6 +215,26 @@ mod tests {
         let unknown = Credentials { user: "nobody".into(), password: Secret::new("correct horse") };
         assert!(!users.verify(&unknown));
         assert!(!format!("{users:?}").contains("argon2"));
+    }
+
+    #[test]
+    fn reused_memory_gives_the_same_answers_as_argon2s_own_verifier() {
+        use argon2::PasswordVerifier;
+        let hash = hash_password("correct horse").unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        // Several checks on this thread, right and wrong interleaved, share one buffer.
+        for (password, right) in [("correct horse", true), ("wrong", false), ("correct horse", true), ("correct hors", false)] {
+            assert_eq!(matches(password.as_bytes(), &parsed), Some(right), "{password}");
+            assert_eq!(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(), right);
+        }
+        // Other parameters (a smaller hash after a bigger one) and argon2i.
+        let small = Argon2::new(Algorithm::Argon2i, Version::V0x13, Params::new(64, 3, 1, Some(16)).unwrap());
+        let salt = SaltString::generate(&mut OsRng);
+        let other = small.hash_password(b"pw", &salt).unwrap().to_string();
+        let parsed = PasswordHash::new(&other).unwrap();
+        assert_eq!(matches(b"pw", &parsed), Some(true));
+        assert_eq!(matches(b"pv", &parsed), Some(false));
+        assert_eq!(MEMORY.with(|m| m.borrow().len()), Params::DEFAULT_M_COST as usize, "kept at the largest size");
     }
 
     #[test]

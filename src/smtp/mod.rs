@@ -1,13 +1,14 @@
 //! The SMTP front: a sans-IO session (`session`), address rules (`address`), who may connect and
-//! send (`access`), SMTP AUTH (`auth`), per-address limits (`peers`), TLS (`tls`), replies
-//! (`reply`), why a mail was refused (`rejection`), mail data in flight (`inflight`), session
-//! activity for making room at the session cap (`activity`) and the tokio listener that drives
-//! sessions over sockets (`server`).
+//! send (`access`), SMTP AUTH (`auth`), the bound on password checks (`checks`), per-address
+//! limits (`peers`), TLS (`tls`), replies (`reply`), why a mail was refused (`rejection`), mail
+//! data in flight (`inflight`), session activity for making room at the session cap
+//! (`activity`) and the tokio listener that drives sessions over sockets (`server`).
 
 pub mod access;
 pub mod activity;
 pub mod address;
 pub mod auth;
+pub mod checks;
 pub mod inflight;
 pub mod peers;
 pub mod rejection;

@@ -1,9 +1,14 @@
 //! Per-client-address limits: concurrent sessions, mails a minute, and the growing delay after
-//! failed AUTH. One table shared by every listener (plain and implicit TLS).
+//! failed AUTH. One set of tables shared by every listener (plain and implicit TLS).
 //!
 //! Clock-driven decisions take `now` as an argument so they are unit-tested without sleeping;
 //! the server passes `Instant::now()`. State for an address is dropped once it has no sessions
-//! and nothing left to remember, so the table stays as small as the set of active clients.
+//! and nothing left to remember, so the tables stay as small as the set of active clients.
+//!
+//! AUTH failures are kept apart from the session counts because they are keyed differently: an
+//! IPv6 client gets a whole /64 from its provider and can pick a new address in it for every
+//! guess, so the failure delay counts a /64 as one address (IPv4 stays /32; IPv4-mapped IPv6 is
+//! IPv4).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -30,26 +35,73 @@ pub const MAX_AUTH_DELAY: Duration = Duration::from_secs(30);
 /// Failed AUTHs are forgotten after this long without another.
 pub const AUTH_FAILURE_MEMORY: Duration = Duration::from_secs(15 * 60);
 
+/// User names whose failures an address's history attributes; failures on further names are
+/// counted but belong to no name (see [`AuthHistory`]).
+const NAMED_FAILURES: usize = 8;
+
 #[derive(Debug, Default)]
 struct Peer {
     sessions: usize,
     /// GCRA theoretical arrival time of the next mail.
     mail_tat: Option<Instant>,
-    auth_failures: u32,
-    last_auth_failure: Option<Instant>,
 }
 
 impl Peer {
     fn forgettable(&self, now: Instant) -> bool {
-        self.sessions == 0
-            && self.mail_tat.is_none_or(|t| t <= now)
-            && self.last_auth_failure.is_none_or(|t| now.duration_since(t) >= AUTH_FAILURE_MEMORY)
+        self.sessions == 0 && self.mail_tat.is_none_or(|t| t <= now)
+    }
+}
+
+/// The failed AUTHs of one address (a /64 for IPv6).
+///
+/// The delay grows with `failures`, the address's total over every user name, so spraying
+/// guesses over many names from one address is slowed as much as guessing one. A success
+/// clears only the failures on the name that succeeded: someone who mistyped their own
+/// password is let back in at once, but an attacker holding one valid login cannot reset the
+/// delay they earned guessing another user's password. Per-name counts are kept for the first
+/// [`NAMED_FAILURES`] names; failures on further names are never cleared by a success (they
+/// expire after [`AUTH_FAILURE_MEMORY`] like the rest), so the list cannot be grown to wipe the
+/// total.
+#[derive(Debug, Default)]
+struct AuthHistory {
+    failures: u32,
+    by_user: Vec<(String, u32)>,
+    last_failure: Option<Instant>,
+    /// No check for this address starts before then: a failure sets it to the failure time plus
+    /// the delay, and each check admitted while failures are remembered pushes it one delay
+    /// further, so parallel sessions from one address get no more checks than one session.
+    not_before: Option<Instant>,
+}
+
+impl AuthHistory {
+    fn expired(&self, now: Instant) -> bool {
+        self.last_failure.is_none_or(|t| now.duration_since(t) >= AUTH_FAILURE_MEMORY)
     }
 }
 
 pub struct Peers {
     limits: PeerLimits,
     table: Mutex<HashMap<IpAddr, Peer>>,
+    auth: Mutex<AuthTable>,
+}
+
+#[derive(Default)]
+struct AuthTable {
+    by_net: HashMap<IpAddr, AuthHistory>,
+    /// Expired histories are swept when the table reaches this size (then doubled), so a flood
+    /// of one-guess addresses costs amortised O(1) per failure and bounded memory.
+    sweep_at: usize,
+}
+
+/// The key of an address in the AUTH failure table: IPv4 as is, IPv6 as its /64.
+pub fn auth_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
 }
 
 /// Holds one session slot of an address; released on drop.
@@ -73,7 +125,20 @@ impl Drop for SessionSlot {
 
 impl Peers {
     pub fn new(limits: PeerLimits) -> Arc<Peers> {
-        Arc::new(Peers { limits, table: Mutex::new(HashMap::new()) })
+        Arc::new(Peers { limits, table: Mutex::new(HashMap::new()), auth: Mutex::new(AuthTable::default()) })
+    }
+
+    fn lock_auth(&self) -> std::sync::MutexGuard<'_, AuthTable> {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The delay after `failures` failures: the configured one, doubled per further failure.
+    fn delay_after(&self, failures: u32) -> Duration {
+        if failures == 0 {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - 1).min(16);
+        (self.limits.auth_failure_delay * 2u32.pow(doublings)).min(MAX_AUTH_DELAY)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Peer>> {
@@ -113,30 +178,72 @@ impl Peers {
         Ok(())
     }
 
-    /// Records a failed AUTH from `ip` and returns how long to wait before answering it.
-    pub fn auth_failed_at(&self, ip: IpAddr, now: Instant) -> Duration {
-        let mut table = self.lock();
-        let peer = table.entry(canonical(ip)).or_default();
-        if peer.last_auth_failure.is_some_and(|t| now.duration_since(t) >= AUTH_FAILURE_MEMORY) {
-            peer.auth_failures = 0;
+    /// Asked before a password check from `ip` is even queued. `Err` carries how long the
+    /// address must still wait (the delay its last failure earned, or the turn another of its
+    /// sessions took); ask again after it. `Ok` takes the address's turn.
+    pub fn auth_turn_at(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut table = self.lock_auth();
+        let key = auth_key(ip);
+        let Some(h) = table.by_net.get_mut(&key) else { return Ok(()) };
+        if h.expired(now) {
+            table.by_net.remove(&key);
+            return Ok(());
         }
-        peer.auth_failures = peer.auth_failures.saturating_add(1);
-        peer.last_auth_failure = Some(now);
-        let doublings = (peer.auth_failures - 1).min(16);
-        (self.limits.auth_failure_delay * 2u32.pow(doublings)).min(MAX_AUTH_DELAY)
+        if let Some(t) = h.not_before.filter(|&t| t > now) {
+            return Err(t - now);
+        }
+        h.not_before = Some(now + self.delay_after(h.failures));
+        Ok(())
     }
 
-    /// A successful AUTH clears the address's failures.
-    pub fn auth_succeeded(&self, ip: IpAddr) {
-        if let Some(p) = self.lock().get_mut(&canonical(ip)) {
-            p.auth_failures = 0;
-            p.last_auth_failure = None;
+    /// Records a failed AUTH for `user` from `ip` and returns how long to wait before answering
+    /// it; the address's next check waits as long (see [`Peers::auth_turn_at`]).
+    pub fn auth_failed_at(&self, ip: IpAddr, user: &str, now: Instant) -> Duration {
+        let mut table = self.lock_auth();
+        let key = auth_key(ip);
+        if !table.by_net.contains_key(&key) && table.by_net.len() >= table.sweep_at {
+            table.by_net.retain(|_, h| !h.expired(now));
+            table.sweep_at = (table.by_net.len() * 2).max(1024);
+        }
+        let h = table.by_net.entry(key).or_default();
+        if h.expired(now) {
+            *h = AuthHistory::default();
+        }
+        h.failures = h.failures.saturating_add(1);
+        h.last_failure = Some(now);
+        if let Some(named) = h.by_user.iter_mut().find(|(name, _)| name == user) {
+            named.1 = named.1.saturating_add(1);
+        } else if h.by_user.len() < NAMED_FAILURES {
+            h.by_user.push((user.to_owned(), 1));
+        }
+        let delay = self.delay_after(h.failures);
+        h.not_before = Some(h.not_before.map_or(now + delay, |t| t.max(now + delay)));
+        delay
+    }
+
+    /// A successful AUTH for `user` from `ip` clears that user's failures from the address's
+    /// history, and only those (see [`AuthHistory`]).
+    pub fn auth_succeeded(&self, ip: IpAddr, user: &str) {
+        let mut table = self.lock_auth();
+        let key = auth_key(ip);
+        let Some(h) = table.by_net.get_mut(&key) else { return };
+        if let Some(i) = h.by_user.iter().position(|(name, _)| name == user) {
+            let (_, n) = h.by_user.swap_remove(i);
+            h.failures = h.failures.saturating_sub(n);
+        }
+        if h.failures == 0 {
+            table.by_net.remove(&key);
         }
     }
 
-    /// Addresses with state, for tests and metrics.
+    /// Addresses with session or mail state, for tests and metrics.
     pub fn tracked(&self) -> usize {
         self.lock().len()
+    }
+
+    /// Addresses (IPv6: /64s) with AUTH failures remembered, for tests.
+    pub fn auth_tracked(&self) -> usize {
+        self.lock_auth().by_net.len()
     }
 }
 
@@ -204,13 +311,100 @@ mod tests {
         let p = peers(0, 0);
         let ip: IpAddr = "203.0.113.5".parse().unwrap();
         let t0 = Instant::now();
-        let delays: Vec<u64> = (0..8).map(|_| p.auth_failed_at(ip, t0).as_secs()).collect();
+        let delays: Vec<u64> = (0..8).map(|_| p.auth_failed_at(ip, "cms", t0).as_secs()).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30]);
         // Other addresses are not punished.
-        assert_eq!(p.auth_failed_at("203.0.113.6".parse().unwrap(), t0), Duration::from_secs(1));
-        p.auth_succeeded(ip);
-        assert_eq!(p.auth_failed_at(ip, t0), Duration::from_secs(1));
-        assert_eq!(p.auth_failed_at(ip, t0), Duration::from_secs(2));
-        assert_eq!(p.auth_failed_at(ip, t0 + AUTH_FAILURE_MEMORY), Duration::from_secs(1));
+        assert_eq!(p.auth_failed_at("203.0.113.6".parse().unwrap(), "cms", t0), Duration::from_secs(1));
+        p.auth_succeeded(ip, "cms");
+        assert_eq!(p.auth_failed_at(ip, "cms", t0), Duration::from_secs(1));
+        assert_eq!(p.auth_failed_at(ip, "cms", t0), Duration::from_secs(2));
+        assert_eq!(p.auth_failed_at(ip, "cms", t0 + AUTH_FAILURE_MEMORY), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_delay_comes_before_the_next_check_and_spaces_parallel_sessions() {
+        let p = peers(0, 0);
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        let t0 = Instant::now();
+        // A fresh address checks at once, as often as it likes.
+        assert!((0..5).all(|_| p.auth_turn_at(ip, t0).is_ok()));
+        assert_eq!(p.auth_tracked(), 0, "no state for an address that never failed");
+        assert_eq!(p.auth_failed_at(ip, "cms", t0), Duration::from_secs(1));
+        // Its next check waits out the delay…
+        assert_eq!(p.auth_turn_at(ip, t0), Err(Duration::from_secs(1)));
+        assert_eq!(p.auth_turn_at(ip, t0 + Duration::from_millis(400)), Err(Duration::from_millis(600)));
+        // …and then one session takes the turn; a second one in parallel waits another delay.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(p.auth_turn_at(ip, t1).is_ok());
+        assert_eq!(p.auth_turn_at(ip, t1), Err(Duration::from_secs(1)));
+        assert!(p.auth_turn_at(ip, t1 + Duration::from_secs(1)).is_ok());
+        // Another address is not held up.
+        assert!(p.auth_turn_at("203.0.113.10".parse().unwrap(), t1).is_ok());
+        // Forgotten after the memory window.
+        assert!(p.auth_turn_at(ip, t0 + AUTH_FAILURE_MEMORY).is_ok());
+        assert_eq!(p.auth_tracked(), 0);
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_is_one_address_and_mapped_ipv4_is_ipv4() {
+        let p = peers(0, 0);
+        let t0 = Instant::now();
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:eeee:dddd:cccc".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(p.auth_failed_at(a, "cms", t0), Duration::from_secs(1));
+        assert_eq!(p.auth_failed_at(b, "cms", t0), Duration::from_secs(2), "same /64");
+        assert!(p.auth_turn_at(b, t0).is_err());
+        assert_eq!(p.auth_failed_at(other, "cms", t0), Duration::from_secs(1), "next /64");
+        let v4: IpAddr = "192.0.2.77".parse().unwrap();
+        assert_eq!(p.auth_failed_at(v4, "cms", t0), Duration::from_secs(1));
+        assert_eq!(p.auth_failed_at("::ffff:192.0.2.77".parse().unwrap(), "cms", t0), Duration::from_secs(2));
+        assert_eq!(p.auth_failed_at("192.0.2.78".parse().unwrap(), "cms", t0), Duration::from_secs(1), "IPv4 stays /32");
+        assert_eq!(auth_key(b), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_success_clears_only_its_own_user_name() {
+        let p = peers(0, 0);
+        let ip: IpAddr = "198.51.100.20".parse().unwrap();
+        let t0 = Instant::now();
+        // Guessing the victim's password three times, then logging in as oneself.
+        for _ in 0..3 {
+            p.auth_failed_at(ip, "victim", t0);
+        }
+        p.auth_succeeded(ip, "attacker");
+        assert_eq!(p.auth_failed_at(ip, "victim", t0), Duration::from_secs(8), "the delay was not reset");
+        // Failing on one's own name first and then succeeding clears just those.
+        p.auth_failed_at(ip, "attacker", t0);
+        p.auth_succeeded(ip, "attacker");
+        assert_eq!(p.auth_failed_at(ip, "victim", t0), Duration::from_secs(16), "4 victim failures + this one");
+        // A user who mistyped their own password is let back in at once.
+        let typo: IpAddr = "198.51.100.21".parse().unwrap();
+        p.auth_failed_at(typo, "cms", t0);
+        p.auth_succeeded(typo, "cms");
+        assert!(p.auth_turn_at(typo, t0).is_ok());
+        assert_eq!(p.auth_failed_at(typo, "cms", t0), Duration::from_secs(1));
+        // Spraying more names than are tracked: the untracked ones are never cleared.
+        let spray: IpAddr = "198.51.100.22".parse().unwrap();
+        for i in 0..NAMED_FAILURES + 2 {
+            p.auth_failed_at(spray, &format!("user{i}"), t0);
+        }
+        for i in 0..NAMED_FAILURES + 2 {
+            p.auth_succeeded(spray, &format!("user{i}"));
+        }
+        assert_eq!(p.auth_failed_at(spray, "x", t0), Duration::from_secs(4), "two untracked failures + this one");
+    }
+
+    #[test]
+    fn the_failure_table_sweeps_what_it_forgot() {
+        let p = peers(0, 0);
+        let t0 = Instant::now();
+        for i in 0..1024u32 {
+            p.auth_failed_at(IpAddr::V4(i.into()), "x", t0);
+        }
+        assert_eq!(p.auth_tracked(), 1024);
+        let later = t0 + AUTH_FAILURE_MEMORY;
+        p.auth_failed_at("192.0.2.1".parse().unwrap(), "x", later);
+        assert_eq!(p.auth_tracked(), 1, "expired histories were swept");
     }
 }

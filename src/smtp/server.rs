@@ -28,6 +28,7 @@ use super::activity::{Activity, Tracker, EVICT_AFTER};
 pub use super::inflight::Inflight;
 use super::inflight::{Body, DRAIN_AT};
 use super::auth::Users;
+use super::checks::AuthChecks;
 use super::peers::Peers;
 use super::rejection::Rejection;
 use super::reply::Reply;
@@ -55,6 +56,8 @@ pub struct Security {
     pub auth: AuthMode,
     pub users: Arc<Users>,
     pub peers: Arc<Peers>,
+    /// The bound on password checks running and waiting (`max_auth_checks`, `max_auth_queue`).
+    pub checks: Arc<AuthChecks>,
 }
 
 /// A listening socket and whether clients speak TLS from the first byte (port 465 style).
@@ -352,17 +355,28 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Step::Authenticate(creds) => {
                 flush(stream, &mut out).await?;
-                let users = shared.security.users.clone();
-                let user = creds.user.clone();
-                // argon2 is ~20 ms of CPU by design: keep it off the async worker threads.
-                let ok = tokio::task::spawn_blocking(move || users.verify(&creds)).await.unwrap_or(false);
                 let peers = &shared.security.peers;
+                // An address that failed recently waits out its delay before its check is even
+                // queued, so a burst of sessions from it cannot buy checks faster than one.
+                while let Err(wait) = peers.auth_turn_at(peer.ip(), Instant::now()) {
+                    tokio::time::sleep(wait).await;
+                }
+                let user = creds.user.clone();
+                let Some(ticket) = shared.security.checks.admit() else {
+                    warn!(%peer, user, "AUTH not checked: smtp.max_auth_checks busy and smtp.max_auth_queue full; answering 454");
+                    out.extend_from_slice(&session.auth_busy().to_wire());
+                    continue;
+                };
+                let users = shared.security.users.clone();
+                // argon2 is ~20 ms of CPU and 19 MiB by design: off the async worker threads,
+                // and only `max_auth_checks` at a time.
+                let ok = ticket.run(move || users.verify(&creds)).await.unwrap_or(false);
                 if ok {
-                    peers.auth_succeeded(peer.ip());
+                    peers.auth_succeeded(peer.ip(), &user);
                     info!(%peer, user, "AUTH succeeded");
                 } else {
                     shared.metrics.auth_failed();
-                    let delay = peers.auth_failed_at(peer.ip(), Instant::now());
+                    let delay = peers.auth_failed_at(peer.ip(), &user, Instant::now());
                     warn!(%peer, user, "AUTH failed; answering 535 after {} ms", delay.as_millis());
                     tokio::time::sleep(delay).await;
                 }

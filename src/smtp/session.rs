@@ -365,6 +365,15 @@ impl Session {
         self.error(Reply::new(535, "5.7.8", "Authentication credentials invalid"))
     }
 
+    /// The credentials from [`Step::Authenticate`] could not be checked now: too many checks
+    /// are running and waiting (`[smtp] max_auth_queue`). A transient 454 the client may retry;
+    /// not counted as a failed command, since it is the gateway's load, not the client's fault.
+    pub fn auth_busy(&mut self) -> Reply {
+        self.phase = Phase::Ready;
+        self.pending_user = None;
+        Reply::new(454, "4.7.0", "Too many logins being checked; try again later")
+    }
+
     /// The login of this session, after a successful AUTH.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -1438,6 +1447,24 @@ mod tests {
         assert!(matches!(&failed, Step::Reply(r) if r.code == 535 && r.status == "5.7.8"), "{failed:?}");
         assert_eq!(s.user(), None);
         assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok)), vec![530]);
+    }
+
+    #[test]
+    fn busy_auth_is_a_transient_454_and_the_session_goes_on() {
+        let conn = Conn { tls: true, must_auth: false, ip: None };
+        let mut s = Session::new(Arc::new(secure_rules(AuthMode::Optional)), conn);
+        let steps = run(&mut s, format!("EHLO x\r\nAUTH PLAIN {}\r\n", b64("\0cms\0pw")).as_bytes(), &mut ok);
+        assert!(matches!(steps.last(), Some(Step::Authenticate(_))));
+        let busy = s.auth_busy();
+        assert_eq!(busy.to_string(), "454 4.7.0 Too many logins being checked; try again later");
+        assert_eq!(s.user(), None);
+        // Not a failed command: many of them do not close the session, and AUTH may be retried.
+        for _ in 0..30 {
+            let steps = run(&mut s, format!("AUTH PLAIN {}\r\n", b64("\0cms\0pw")).as_bytes(), &mut ok);
+            assert!(matches!(steps.last(), Some(Step::Authenticate(_))), "{steps:?}");
+            s.auth_busy();
+        }
+        assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok)), vec![250]);
     }
 
     #[test]
