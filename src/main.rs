@@ -197,6 +197,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(|e| format!("smtp.allowed_senders: {e}"))?,
         max_errors: cfg.smtp.max_failed_commands,
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
+        space_gate: Some(Arc::new(mail2line::storage::DiskSpace::new(
+            &cfg.storage.dir,
+            mail2line::storage::Limits { min_free_bytes: cfg.storage.min_free_bytes, max_bytes: cfg.storage.max_bytes },
+        ))),
     });
     let limits = server::Limits {
         max_sessions: cfg.smtp.max_sessions,
@@ -319,6 +323,7 @@ fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
             quota_probe: Duration::from_secs(d.quota_probe_secs),
         },
         scan_interval: Duration::from_millis(d.scan_interval_ms),
+        dead_retention: d.dead_retention.parse().map_err(|e| format!("delivery.dead_retention: {e}"))?,
     })
 }
 
