@@ -110,6 +110,10 @@ fn hash_password() -> ExitCode {
 }
 
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
+    // Before anything is created: storage.dir and all in it are owner-only whatever the umask
+    // the gateway was started with (only the systemd unit sets one).
+    mail2line::storage::restrict_umask();
+    mail2line::storage::secure_dir(&cfg.storage.dir)?;
     let notifier = Notifier::from_env().unwrap_or_else(|e| {
         warn!("{e}");
         Notifier::default()

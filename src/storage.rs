@@ -145,6 +145,49 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Makes everything the process creates from now on owner-only (umask 077). SQLite creates
+/// its own -wal and -shm files with the process umask, so this is the one reliable way to
+/// keep those 0600 whatever umask the gateway was started with; our own files and
+/// directories are created with explicit modes on top of it.
+pub fn restrict_umask() {
+    // SAFETY: umask only swaps a process attribute; it cannot fail.
+    unsafe { libc::umask(0o077) };
+}
+
+/// Creates `dir` (0700) if needed and takes group and world access away from it, and from the
+/// files and directories directly in it and in its `media` folder, should an earlier version
+/// or an admin have made them accessible; logs each one it changes. Symlinks are left alone.
+pub fn secure_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
+    let mut paths = vec![dir.to_path_buf()];
+    for d in [dir.to_path_buf(), dir.join(crate::media::store::DIR_NAME)] {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            paths.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+        }
+    }
+    for path in paths {
+        // storage.dir itself may be a symlink the admin made (followed); entries inside are not.
+        let meta = if path == dir { std::fs::metadata(&path) } else { std::fs::symlink_metadata(&path) };
+        let Ok(meta) = meta else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.file_type().is_symlink() || mode & 0o077 == 0 {
+            continue;
+        }
+        // Only group and world bits go; the owner keeps what it had (a directory needs rwx).
+        let tight = (mode & 0o700) | if meta.is_dir() { 0o700 } else { 0 };
+        match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(tight)) {
+            Ok(()) => tracing::warn!("{} was accessible to others (mode {mode:o}); now {tight:o}", path.display()),
+            Err(e) => tracing::warn!("{} is accessible to others (mode {mode:o}) and cannot be changed: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +222,32 @@ mod tests {
         assert_eq!(gate.reading_at(t0 + CACHE_FOR).unwrap().used, 4500);
         let full = DiskSpace::new(tmp.path(), Limits { min_free_bytes: u64::MAX, max_bytes: 0 });
         assert!(matches!(full.check(), Err(Shortage::Floor { .. })));
+    }
+
+    #[test]
+    fn secure_dir_creates_0700_and_tightens_what_is_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/data");
+        secure_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::create_dir(dir.join("media")).unwrap();
+        std::fs::set_permissions(dir.join("media"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("spool.sqlite3"), "x").unwrap();
+        std::fs::set_permissions(dir.join("spool.sqlite3"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(dir.join("media/a.png"), "x").unwrap();
+        std::fs::set_permissions(dir.join("media/a.png"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("media/b.png")).unwrap();
+        secure_dir(&dir).unwrap();
+        assert_eq!(
+            [mode(&dir), mode(&dir.join("media")), mode(&dir.join("spool.sqlite3")), mode(&dir.join("media/a.png"))],
+            [0o700, 0o700, 0o600, 0o600]
+        );
+        assert_eq!(mode(&outside), 0o644, "a symlink's target is not touched");
     }
 }

@@ -98,7 +98,7 @@ pub struct Registry {
 impl Registry {
     /// Opens (creating if needed) the registry under `dir`.
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|e| RegistryError(format!("cannot create storage.dir {}: {e}", dir.display())))?;
+        crate::storage::secure_dir(dir).map_err(RegistryError)?;
         let conn = connect(&dir.join(FILE_NAME), OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
         Ok(Registry { conn: Mutex::new(conn) })

@@ -198,7 +198,7 @@ pub fn open_existing(dir: &Path, write: bool) -> Result<Connection, StoreError> 
 impl Store {
     /// Creates `dir` and the database if needed and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create storage.dir {}: {e}", dir.display())))?;
+        crate::storage::secure_dir(dir).map_err(StoreError)?;
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
