@@ -557,11 +557,25 @@ impl Default for MessageSection {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// A client must send its request headers within this many seconds.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Open connections; past it the one longest without a request is closed (see `http::limits`).
+    pub max_connections: usize,
+    /// Requests in progress for the webhook, and as many again for everything else.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "127.0.0.1:8080".parse().expect("valid literal") }
+        Http {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            max_concurrent_requests: 64,
+        }
     }
 }
 
@@ -593,6 +607,20 @@ impl Config {
             Ok(d) if d < Duration::from_secs(1) => p.push(("delivery.dead_retention".to_owned(), "must be at least 1s".into())),
             Ok(_) => {}
             Err(e) => p.push(("delivery.dead_retention".to_owned(), e)),
+        }
+        for (key, value) in [
+            ("http.header_timeout_secs", self.http.header_timeout_secs as usize),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs as usize),
+            ("http.max_connections", self.http.max_connections),
+            ("http.max_concurrent_requests", self.http.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                p.push((key.to_owned(), "must be at least 1".into()));
+            }
+        }
+        // A connection slot per request at least, or the budgets can never be used.
+        if self.http.max_connections != 0 && self.http.max_connections < self.http.max_concurrent_requests {
+            p.push(("http.max_connections".to_owned(), "must be at least http.max_concurrent_requests".into()));
         }
         p
     }

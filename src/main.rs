@@ -304,11 +304,17 @@ async fn start_http(
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
-    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media);
+    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
+    let limits = mail2line::http::limits::Limits {
+        header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
+        max_connections: cfg.http.max_connections,
+        max_concurrent_requests: cfg.http.max_concurrent_requests,
+    };
     info!("LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
     info!("HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
-        if let Err(e) = mail2line::http::serve(listener, app, stop).await {
+        if let Err(e) = mail2line::http::serve(listener, app, limits, stop).await {
             error!("HTTP server stopped: {e}");
         }
     }))
