@@ -402,6 +402,8 @@ pub struct Delivery {
     pub workers: usize,
     /// Give up (dead letter) on a mail not delivered after this long.
     pub max_age: DurationValue,
+    /// Dead letters are deleted this long after they died.
+    pub dead_retention: DurationValue,
     /// LINE's push limit per channel.
     pub max_requests_per_second: u32,
     /// LINE's multicast limit per channel.
@@ -422,6 +424,7 @@ impl Default for Delivery {
             mode: DeliveryMode::Spool,
             workers: 0,
             max_age: DurationValue::Text("3d".into()),
+            dead_retention: DurationValue::Text("30d".into()),
             max_requests_per_second: 2000,
             max_multicast_per_second: 200,
             retry_base_ms: 1000,
@@ -648,11 +651,25 @@ impl Default for MessageSection {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub listen: SocketAddr,
+    /// A client must send its request headers within this many seconds.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Open connections; past it the one longest without a request is closed (see `http::limits`).
+    pub max_connections: usize,
+    /// Requests in progress for the webhook, and as many again for everything else.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for Http {
     fn default() -> Self {
-        Http { listen: "127.0.0.1:8080".parse().expect("valid literal") }
+        Http {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            max_concurrent_requests: 64,
+        }
     }
 }
 
@@ -660,11 +677,46 @@ impl Default for Http {
 #[serde(deny_unknown_fields, default)]
 pub struct Storage {
     pub dir: PathBuf,
+    /// New mail is refused (452 4.3.1, at MAIL) while the file system of `dir` has less free.
+    pub min_free_bytes: u64,
+    /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
+    pub max_bytes: u64,
 }
 
 impl Default for Storage {
     fn default() -> Self {
-        Storage { dir: PathBuf::from("./data") }
+        Storage { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
+    }
+}
+
+impl Config {
+    /// `[storage]` limits, `[delivery] dead_retention` and the `[http]` listener limits (issue
+    /// 16's "weaknesses"): kept together so they read as one set of numbers.
+    fn validate_disk_and_http(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.storage.max_bytes != 0 && self.storage.max_bytes < 1024 * 1024 {
+            p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
+        }
+        match self.delivery.dead_retention.parse() {
+            Ok(d) if d < Duration::from_secs(1) => p.push(("delivery.dead_retention".to_owned(), "must be at least 1s".into())),
+            Ok(_) => {}
+            Err(e) => p.push(("delivery.dead_retention".to_owned(), e)),
+        }
+        for (key, value) in [
+            ("http.header_timeout_secs", self.http.header_timeout_secs as usize),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs as usize),
+            ("http.max_connections", self.http.max_connections),
+            ("http.max_concurrent_requests", self.http.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                p.push((key.to_owned(), "must be at least 1".into()));
+            }
+        }
+        // A connection slot per request at least, or the budgets can never be used.
+        if self.http.max_connections != 0 && self.http.max_connections < self.http.max_concurrent_requests {
+            p.push(("http.max_connections".to_owned(), "must be at least http.max_concurrent_requests".into()));
+        }
+        p
     }
 }
 
@@ -867,6 +919,7 @@ impl Config {
             p.push(("line.timeout_secs".to_owned(), "must be at least 1".into()));
         }
         p.extend(self.line.validate_token(purpose));
+        p.extend(self.validate_disk_and_http());
         match self.delivery.max_age.parse() {
             Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age".to_owned(), "must be at least one minute".into())),
             Ok(_) => {}

@@ -866,8 +866,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = WebhookTarget::new(dir.path());
         let newcomer = format!("U{:032x}", 0xabc);
+        // A recent event: one older than the event-id memory would be refused as a replay.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
         let body = format!(
-            r#"{{"destination":"U1","events":[{{"type":"follow","timestamp":5,"replyToken":"r","webhookEventId":"01JDNEW","source":{{"type":"user","userId":"{newcomer}"}}}}]}}"#
+            r#"{{"destination":"U1","events":[{{"type":"follow","timestamp":{now},"replyToken":"r","webhookEventId":"01JDNEW","source":{{"type":"user","userId":"{newcomer}"}}}}]}}"#
         );
         let signed = |sig: &str| {
             let mut h = axum::http::HeaderMap::new();

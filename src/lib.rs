@@ -29,4 +29,5 @@ pub mod metrics;
 pub mod secret;
 pub mod smtp;
 pub mod spool;
+pub mod storage;
 pub mod submit;

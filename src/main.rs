@@ -111,6 +111,10 @@ fn hash_password() -> ExitCode {
 }
 
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
+    // Before anything is created: storage.dir and all in it are owner-only whatever the umask
+    // the gateway was started with (only the systemd unit sets one).
+    mail2line::storage::restrict_umask();
+    mail2line::storage::secure_dir(&cfg.storage.dir)?;
     let notifier = Notifier::from_env().unwrap_or_else(|e| {
         warn!("{e}");
         Notifier::default()
@@ -202,6 +206,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         max_errors: cfg.smtp.max_failed_commands,
         max_junk_commands: cfg.smtp.max_junk_commands,
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
+        space_gate: Some(Arc::new(mail2line::storage::DiskSpace::new(
+            &cfg.storage.dir,
+            mail2line::storage::Limits { min_free_bytes: cfg.storage.min_free_bytes, max_bytes: cfg.storage.max_bytes },
+        ))),
     });
     let incoming = cfg.storage.dir.join("incoming");
     let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
@@ -319,11 +327,17 @@ async fn start_http(
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
-    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media);
+    let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
+    let limits = mail2line::http::limits::Limits {
+        header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
+        max_connections: cfg.http.max_connections,
+        max_concurrent_requests: cfg.http.max_concurrent_requests,
+    };
     info!("LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
     info!("HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
-        if let Err(e) = mail2line::http::serve(listener, app, stop).await {
+        if let Err(e) = mail2line::http::serve(listener, app, limits, stop).await {
             error!("HTTP server stopped: {e}");
         }
     }))
@@ -342,6 +356,7 @@ fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
             quota_probe: Duration::from_secs(d.quota_probe_secs),
         },
         scan_interval: Duration::from_millis(d.scan_interval_ms),
+        dead_retention: d.dead_retention.parse().map_err(|e| format!("delivery.dead_retention: {e}"))?,
     })
 }
 

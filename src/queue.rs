@@ -176,9 +176,11 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
 /// lines carry no trailing spaces. Shared with `followers list`, whose names are often Japanese:
 /// widths are terminal columns ([`display_width`]), not chars, so wide text keeps columns aligned.
 pub(crate) fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
+    // Cells come from senders and LINE: each is made printable here, once for every table.
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.as_ref().iter().map(|c| printable(c)).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
-    for r in rows {
-        for (w, cell) in widths.iter_mut().zip(r.as_ref()) {
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(display_width(cell));
         }
     }
@@ -193,8 +195,8 @@ pub(crate) fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
         out.push('\n');
     };
     line(&mut header.iter().copied());
-    for r in rows {
-        line(&mut r.as_ref().iter().map(String::as_str));
+    for r in &rows {
+        line(&mut r.iter().map(String::as_str));
     }
     out
 }
@@ -262,6 +264,21 @@ fn target_str(j: &Job) -> String {
     }
 }
 
+/// Text from outside (senders, subjects, LINE's error texts, display names) made safe for an
+/// operator's terminal: control characters (C0 such as ESC, DEL, C1 such as CSI, and line
+/// breaks) and bidi overrides become U+FFFD, so an ANSI sequence cannot clear the screen or
+/// restyle it, and a line break cannot forge an output line. Every human-readable output of
+/// `queue` and `followers` goes through this one function.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            c if c.is_control() => '\u{FFFD}',
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
+            c => c,
+        })
+        .collect()
+}
+
 pub(crate) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -285,7 +302,7 @@ fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> 
     }
     let when = |ms: i64| format!("{} ({})", rfc3339(ms), relative(ms, now));
     let mut out = String::new();
-    let mut field = |name: &str, value: String| out.push_str(&format!("{:<15} {value}\n", format!("{name}:")));
+    let mut field = |name: &str, value: String| out.push_str(&format!("{:<15} {}\n", format!("{name}:"), printable(&value)));
     field("job", j.id.to_string());
     field("state", state_str(j.state).into());
     field("mail id", j.mail_id.clone());
@@ -317,7 +334,8 @@ fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> 
     let body = if serde_json::from_str::<Value>(&j.body).is_ok() { pretty_json(&j.body) } else { j.body.clone() };
     for l in body.lines() {
         out.push_str("  ");
-        out.push_str(l);
+        // JSON escapes C0 controls but not C1 ones or bidi overrides; a non-JSON body, nothing.
+        out.push_str(&printable(l));
         out.push('\n');
     }
     Ok(out)
@@ -440,11 +458,11 @@ fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Fa
         before.id,
         state_str(before.state),
         endpoint(&before.path),
-        target_str(before),
+        printable(&target_str(before)),
         before.attempts
     );
     if !before.last_error.is_empty() {
-        out.push_str(&format!("; last error: {}", truncate(&one_line(&before.last_error), 120)));
+        out.push_str(&format!("; last error: {}", printable(&truncate(&one_line(&before.last_error), 120))));
     }
     out.push_str(")\n");
     if let Ok(Some(after)) = store::get(conn, before.id) {
@@ -474,9 +492,9 @@ fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failur
         "job {id} dropped ({}, {} to {}, mail {} from {}); it will not be delivered\n",
         state_str(j.state),
         endpoint(&j.path),
-        target_str(&j),
-        j.mail_id,
-        j.sender
+        printable(&target_str(&j)),
+        printable(&j.mail_id),
+        printable(&j.sender)
     );
     if j.state == State::Pending {
         // A worker may hold it right now; dropping cannot recall a request already on the wire.
@@ -590,6 +608,17 @@ mod tests {
         assert_eq!(endpoint("/v2/bot/message/multicast"), "multicast");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(one_line("a\n  b"), "a b");
+    }
+
+    #[test]
+    fn printable_removes_what_could_drive_a_terminal() {
+        let attack = "x\x1b[2J\x1b[H\rALL JOBS DELIVERED OK\n\u{9b}31m\u{202e}txt.exe\x07\x7f";
+        let clean = printable(attack);
+        assert!(!clean.chars().any(|c| c.is_control() || c == '\u{202e}'), "{clean:?}");
+        assert_eq!(clean, "x\u{FFFD}[2J\u{FFFD}[H\u{FFFD}ALL JOBS DELIVERED OK\u{FFFD}\u{FFFD}31m\u{FFFD}txt.exe\u{FFFD}\u{FFFD}");
+        assert_eq!(printable("山田 太郎 ok"), "山田 太郎 ok");
+        let rows = vec![vec!["a\x1b[2Jb".to_owned()]];
+        assert_eq!(table(&["X"], &rows), "X\na\u{FFFD}[2Jb\n", "tables are escaped cell by cell");
     }
 
     #[test]

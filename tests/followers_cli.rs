@@ -240,3 +240,17 @@ fn config_errors_exit_78() {
     let r = run(&["export", "--config", "/nonexistent/mail2line.toml"], None);
     assert_eq!((r.code, r.stdout.as_str()), (78, ""), "{}", r.stderr);
 }
+
+#[test]
+fn export_neutralises_names_a_spreadsheet_would_run_as_formulas() {
+    let s = setup();
+    let reg = Registry::open(&s.data).unwrap();
+    for (i, name) in ["=cmd|' /C calc'!A0", "+SUM(1)", "-1+2", "@A1", "a=b"].iter().enumerate() {
+        reg.follow(&format!("U{:032x}", i), Kind::User, Some(name), T12).unwrap();
+    }
+    let out = ok(&["export"], &s.config);
+    let names: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').nth(3).unwrap()).collect();
+    assert_eq!(names, ["'=cmd|' /C calc'!A0", "'+SUM(1)", "'-1+2", "'@A1", "a=b"], "{out}");
+    // The table gets the same names escaped for a terminal, not prefixed.
+    assert!(ok(&["list"], &s.config).contains("=cmd|' /C calc'!A0"));
+}

@@ -231,3 +231,29 @@ fn no_spool_exits_1_and_config_errors_exit_78() {
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(r.stderr.contains("cannot read the configuration"), "{}", r.stderr);
 }
+
+/// Senders, subjects and LINE's error texts are outside text: `queue list` and `queue show` must
+/// not hand their control characters (an ANSI "clear screen" and a forged line) to the terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_show_escape_control_characters_from_mail_and_line() {
+    let forged = "\u{1b}[2J\u{1b}[H\rALL JOBS DELIVERED OK\n\u{9b}32m";
+    let (_line, gw) = setup(Behaviour::Status(400, json!({ "message": forged })), "").await;
+    // U+009B (CSI) survives JSON escaping; ESC is escaped in the body but not in the error.
+    let subject = format!("=?UTF-8?B?{}?=", base64_encode(forged.as_bytes()));
+    send(&gw, &user(1), &subject);
+    let js = wait_for_jobs(&gw, "the job to go dead", |js| js.iter().any(|j| j["state"] == "dead"));
+    assert!(js[0]["last_error"].as_str().unwrap().contains('\u{1b}'), "the raw error is kept (in JSON): {js:#?}");
+    let id = js[0]["id"].as_i64().unwrap().to_string();
+    for args in [vec!["list"], vec!["list", "--dead"], vec!["show", id.as_str()]] {
+        let r = queue(&gw, &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stdout.chars().any(|c| c.is_control() && c != '\n'), "queue {args:?} printed a control character:\n{:?}", r.stdout);
+        assert!(!r.stdout.lines().any(|l| l.starts_with("ALL JOBS")), "a forged line: {}", r.stdout);
+        assert!(r.stdout.contains('\u{FFFD}'), "escaped, not dropped: {}", r.stdout);
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -33,6 +33,16 @@ fn registry(gw: &GatewayProcess) -> Registry {
     Registry::open_existing(&gw.dir.path().join("data")).expect("the gateway created the registry")
 }
 
+/// An event time `offset_ms` after a base taken once per test binary: recent, since the
+/// gateway refuses events older than its event-id memory (two days) as replays.
+fn ts(offset_ms: i64) -> i64 {
+    static BASE: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        now - now % 1000 - 3_600_000
+    }) + offset_ms
+}
+
 /// LINE's signature, computed here with hmac directly (not with the gateway's code).
 fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -66,7 +76,7 @@ fn text_message(source: Value, event_id: &str, reply_token: &str, text: &str) ->
     event(
         "message",
         event_id,
-        1_700_000_000_000,
+        ts(0),
         source,
         json!({"replyToken": reply_token, "message": {"id": "444573844083572737", "type": "text", "quoteToken": "q3Plxr4AgKd", "text": text}}),
     )
@@ -129,12 +139,12 @@ async fn follow_unfollow_refollow_with_welcome_and_redelivery() {
     let (line, gw) = setup().await;
     let u = user(1);
 
-    let first = follow(&u, "01HZFOLLOW00000000000000A1", 1_700_000_000_000, "rtFollow1", false);
+    let first = follow(&u, "01HZFOLLOW00000000000000A1", ts(0), "rtFollow1", false);
     let (status, _) = post_signed(&gw, callback(vec![first.clone()])).await;
     assert_eq!(status, 200);
     // Recorded before the 200.
     let f = registry(&gw).get(&u).unwrap().expect("follower recorded");
-    assert_eq!((f.kind, f.active, f.followed_at), (Kind::User, true, 1_700_000_000_000));
+    assert_eq!((f.kind, f.active, f.followed_at), (Kind::User, true, ts(0)));
 
     // Profile lookup, then the welcome reply with the profile's name and the address.
     let reqs = settle(&line, 2).await;
@@ -152,16 +162,16 @@ async fn follow_unfollow_refollow_with_welcome_and_redelivery() {
     assert_eq!(line.requests().len(), 2, "a redelivery is not answered again");
 
     // Blocked: kept, inactive.
-    let unfollow = event("unfollow", "01HZUNFOLLOW000000000000A2", 1_700_000_100_000, user_source(&u), json!({}));
+    let unfollow = event("unfollow", "01HZUNFOLLOW000000000000A2", ts(100000), user_source(&u), json!({}));
     assert_eq!(post_signed(&gw, callback(vec![unfollow])).await.0, 200);
     let f = registry(&gw).get(&u).unwrap().unwrap();
-    assert_eq!((f.active, f.unfollowed_at, f.display_name.as_str()), (false, Some(1_700_000_100_000), "User U00000"));
+    assert_eq!((f.active, f.unfollowed_at, f.display_name.as_str()), (false, Some(ts(100000)), "User U00000"));
 
     // Unblocked: active again, greeted again.
-    let unblock = follow(&u, "01HZFOLLOW00000000000000A3", 1_700_000_200_000, "rtFollow2", true);
+    let unblock = follow(&u, "01HZFOLLOW00000000000000A3", ts(200000), "rtFollow2", true);
     assert_eq!(post_signed(&gw, callback(vec![unblock])).await.0, 200);
     let f = registry(&gw).get(&u).unwrap().unwrap();
-    assert_eq!((f.active, f.followed_at, f.unfollowed_at), (true, 1_700_000_200_000, None));
+    assert_eq!((f.active, f.followed_at, f.unfollowed_at), (true, ts(200000), None));
     let reqs = settle(&line, 4).await;
     assert_eq!(reqs.len(), 4);
     assert_eq!(reqs[3].body, reply_body("rtFollow2", &welcome("User U00000", &addr(&u))));
@@ -173,8 +183,8 @@ async fn follow_unfollow_refollow_with_welcome_and_redelivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_and_leave_groups_and_rooms() {
     let (line, gw) = setup().await;
-    let join_group = event("join", "01HZJOIN0000000000000000B1", 1_700_000_000_000, json!({"type": "group", "groupId": GROUP}), json!({"replyToken": "rtJoinG"}));
-    let join_room = event("join", "01HZJOIN0000000000000000B2", 1_700_000_000_001, json!({"type": "room", "roomId": ROOM}), json!({"replyToken": "rtJoinR"}));
+    let join_group = event("join", "01HZJOIN0000000000000000B1", ts(0), json!({"type": "group", "groupId": GROUP}), json!({"replyToken": "rtJoinG"}));
+    let join_room = event("join", "01HZJOIN0000000000000000B2", ts(1), json!({"type": "room", "roomId": ROOM}), json!({"replyToken": "rtJoinR"}));
     assert_eq!(post_signed(&gw, callback(vec![join_group, join_room])).await.0, 200);
     let reg = registry(&gw);
     let g = reg.get(GROUP).unwrap().unwrap();
@@ -188,10 +198,10 @@ async fn join_and_leave_groups_and_rooms() {
     bodies.sort_by_key(|b| b["replyToken"].as_str().unwrap().to_owned());
     assert_eq!(bodies, vec![reply_body("rtJoinG", &welcome("", &addr(GROUP))), reply_body("rtJoinR", &welcome("", &addr(ROOM)))]);
 
-    let leave = event("leave", "01HZLEAVE000000000000000B3", 1_700_000_300_000, json!({"type": "group", "groupId": GROUP}), json!({}));
+    let leave = event("leave", "01HZLEAVE000000000000000B3", ts(300000), json!({"type": "group", "groupId": GROUP}), json!({}));
     assert_eq!(post_signed(&gw, callback(vec![leave])).await.0, 200);
     let g = registry(&gw).get(GROUP).unwrap().unwrap();
-    assert_eq!((g.active, g.unfollowed_at), (false, Some(1_700_000_300_000)));
+    assert_eq!((g.active, g.unfollowed_at), (false, Some(ts(300000))));
     assert!(registry(&gw).is_active(ROOM).unwrap());
     line.assert_all_valid();
 }
@@ -203,11 +213,11 @@ async fn address_keyword_is_answered_and_unknown_events_are_skipped() {
     let sticker = event(
         "message",
         "01HZMSG00000000000000000C3",
-        1_700_000_000_000,
+        ts(0),
         user_source(&u),
         json!({"replyToken": "rtSticker", "message": {"id": "1", "type": "sticker", "packageId": "446", "stickerId": "1988", "stickerResourceType": "STATIC", "quoteToken": "q"}}),
     );
-    let unsend = event("unsend", "01HZUNSEND00000000000000C4", 1_700_000_000_000, user_source(&u), json!({"unsend": {"messageId": "325708"}}));
+    let unsend = event("unsend", "01HZUNSEND00000000000000C4", ts(0), user_source(&u), json!({"unsend": {"messageId": "325708"}}));
     let events = vec![
         text_message(user_source(&u), "01HZMSG00000000000000000C1", "rtAsk", "What is my ADDRESS?"),
         text_message(user_source(&u), "01HZMSG00000000000000000C2", "rtChat", "hello there"),
@@ -217,7 +227,7 @@ async fn address_keyword_is_answered_and_unknown_events_are_skipped() {
     ];
     // An event type LINE may add in future is not in webhook.yml, so it joins after the check.
     let mut body: Value = serde_json::from_slice(&callback(events)).unwrap();
-    let mut future = event("someFutureEvent", "01HZFUTURE00000000000000C5", 1_700_000_000_000, user_source(&u), json!({"brandNew": {"x": 1}}));
+    let mut future = event("someFutureEvent", "01HZFUTURE00000000000000C5", ts(0), user_source(&u), json!({"brandNew": {"x": 1}}));
     future["anotherNewField"] = json!(true);
     body["events"].as_array_mut().unwrap().insert(2, future);
     body["events"].as_array_mut().unwrap().insert(3, json!({"type": "follow", "malformed": true}));
@@ -244,7 +254,7 @@ async fn address_keyword_is_answered_and_unknown_events_are_skipped() {
 async fn bad_requests_change_nothing() {
     let (line, gw) = setup().await;
     let u = user(3);
-    let body = callback(vec![follow(&u, "01HZFOLLOW00000000000000D1", 1_700_000_000_000, "rtD1", false)]);
+    let body = callback(vec![follow(&u, "01HZFOLLOW00000000000000D1", ts(0), "rtD1", false)]);
     let good_sig = sign(&body);
 
     // Unsigned, wrongly signed, and a tampered body under the original signature.
@@ -302,7 +312,7 @@ async fn dry_run_records_followers_without_calling_line() {
     let url = line.base_url();
     let mut gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, dry_run: true, token: None, ..Default::default() }));
     let u = user(6);
-    let body = callback(vec![follow(&u, "01HZFOLLOW00000000000000F1", 1, "rtF1", false)]);
+    let body = callback(vec![follow(&u, "01HZFOLLOW00000000000000F1", ts(1), "rtF1", false)]);
     assert_eq!(post_signed(&gw, body).await.0, 200);
     assert!(registry(&gw).is_active(&u).unwrap());
     assert!(gw.wait_for_log("dry run, not sending the welcome reply", Duration::from_secs(5)), "{}", gw.logs());

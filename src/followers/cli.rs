@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{self, Config, Purpose};
 use crate::followers::{Follower, Registry, FILE_NAME};
-use crate::queue::{one_line, rfc3339, table, truncate, Failure, EXIT_CONFIG, EXIT_FAILURE};
+use crate::queue::{one_line, printable, rfc3339, table, truncate, Failure, EXIT_CONFIG, EXIT_FAILURE};
 
 /// What to do, as parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,14 +144,7 @@ fn list_table(everyone: &[Follower], all: bool, domain: &str) -> String {
 /// line breaks would split the row, and control or bidi-override characters could restyle the
 /// operator's terminal or reorder what it shows, so those become U+FFFD.
 fn name_cell(name: &str) -> String {
-    let cleaned: String = one_line(name)
-        .chars()
-        .map(|c| match c {
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
-            c => c,
-        })
-        .collect();
+    let cleaned = printable(&one_line(name));
     if cleaned.is_empty() {
         return "-".into(); // an empty cell would shift the eye to the next column
     }
@@ -214,13 +207,17 @@ fn csv(everyone: &[Follower], domain: &str) -> String {
 }
 
 /// One CSV field: as is, or — when it holds a comma, a double quote, CR or LF — inside double
-/// quotes with each double quote doubled (RFC 4180 §2.6–2.7). Names are exported exactly as
-/// LINE gave them; nothing else is altered.
+/// quotes with each double quote doubled (RFC 4180 §2.6–2.7). Names are exported as LINE gave
+/// them, with one exception: a field a spreadsheet would read as a formula (starting with `=`,
+/// `+`, `-`, `@`, or a tab or CR that some strip first) gets a leading `'`, the usual defence
+/// against CSV formula injection (`=cmd|' /C calc'!A0` as a display name). Only names can start
+/// so; ids, kinds, dates and addresses never do.
 fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_owned() };
     if s.contains([',', '"', '\r', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_owned()
+        s
     }
 }
 
@@ -248,6 +245,19 @@ mod tests {
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
         assert_eq!(csv_field("cr\r"), "\"cr\r\"");
         assert_eq!(csv_field(""), "");
+    }
+
+    #[test]
+    fn csv_fields_that_look_like_formulas_are_neutralised() {
+        assert_eq!(csv_field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(csv_field("=HYPERLINK(\"x\",\"y\")"), "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"");
+        assert_eq!(csv_field("a=b"), "a=b", "only a leading sign matters");
+        let out = csv(&[follower("U1", true, "=1+1")], "d.example");
+        assert!(out.contains(",'=1+1,"), "{out}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Users who follow the bot (or unblock it), and groups and rooms it joins, are recorded as
 //! active; unfollow and leave make them inactive (kept, not deleted, so `followers list --all`
 //! still shows who was there). The registry also remembers webhook event ids, so a redelivered
-//! event changes nothing twice. It lives in its own SQLite file under `storage.dir`, readable by
+//! event changes nothing twice, and each chat's latest event time, so an older event replayed
+//! (or delivered late) never overrides a newer one: an old unfollow cannot undo a follow. It lives in its own SQLite file under `storage.dir`, readable by
 //! `mail2line followers` while the server runs (WAL).
 
 use std::path::Path;
@@ -98,9 +99,10 @@ pub struct Registry {
 impl Registry {
     /// Opens (creating if needed) the registry under `dir`.
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
-        std::fs::create_dir_all(dir).map_err(|e| RegistryError(format!("cannot create storage.dir {}: {e}", dir.display())))?;
+        crate::storage::secure_dir(dir).map_err(RegistryError)?;
         let conn = connect(&dir.join(FILE_NAME), OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Registry { conn: Mutex::new(conn) })
     }
 
@@ -115,6 +117,7 @@ impl Registry {
         }
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         Ok(Registry { conn: Mutex::new(conn) })
     }
 
@@ -129,27 +132,31 @@ impl Registry {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a follow (or unblock, or join): active from `at` (unix ms). A display name that
-    /// is `None` keeps the one already known.
-    pub fn follow(&self, id: &str, kind: Kind, display_name: Option<&str>, at: i64) -> Result<(), RegistryError> {
-        self.conn().execute(
-            "INSERT INTO followers (id, kind, active, display_name, followed_at, unfollowed_at)
-             VALUES (?1, ?2, 1, COALESCE(?3, ''), ?4, NULL)
+    /// Records a follow (or unblock, or join): active from `at` (unix ms, the event's time). A
+    /// display name that is `None` keeps the one already known. `false` when the chat already
+    /// has a newer event: nothing changes (an old follow must not undo a later unfollow).
+    pub fn follow(&self, id: &str, kind: Kind, display_name: Option<&str>, at: i64) -> Result<bool, RegistryError> {
+        let n = self.conn().execute(
+            "INSERT INTO followers (id, kind, active, display_name, followed_at, unfollowed_at, last_event_at)
+             VALUES (?1, ?2, 1, COALESCE(?3, ''), ?4, NULL, ?4)
              ON CONFLICT(id) DO UPDATE SET active = 1, kind = ?2,
-                 display_name = COALESCE(?3, display_name), followed_at = ?4, unfollowed_at = NULL",
+                 display_name = COALESCE(?3, display_name), followed_at = ?4, unfollowed_at = NULL, last_event_at = ?4
+             WHERE last_event_at <= ?4",
             params![id, kind.as_str(), display_name, at],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Records an unfollow (or leave): inactive from `at`, kept in the registry.
-    pub fn unfollow(&self, id: &str, kind: Kind, at: i64) -> Result<(), RegistryError> {
-        self.conn().execute(
-            "INSERT INTO followers (id, kind, active, followed_at, unfollowed_at) VALUES (?1, ?2, 0, ?3, ?3)
-             ON CONFLICT(id) DO UPDATE SET active = 0, unfollowed_at = ?3",
+    /// Records an unfollow (or leave): inactive from `at`, kept in the registry. `false` when
+    /// the chat already has a newer event (an old unfollow replayed after a follow).
+    pub fn unfollow(&self, id: &str, kind: Kind, at: i64) -> Result<bool, RegistryError> {
+        let n = self.conn().execute(
+            "INSERT INTO followers (id, kind, active, followed_at, unfollowed_at, last_event_at) VALUES (?1, ?2, 0, ?3, ?3, ?3)
+             ON CONFLICT(id) DO UPDATE SET active = 0, unfollowed_at = ?3, last_event_at = ?3
+             WHERE last_event_at <= ?3",
             params![id, kind.as_str(), at],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     pub fn set_display_name(&self, id: &str, name: &str) -> Result<(), RegistryError> {
@@ -227,6 +234,37 @@ impl crate::smtp::Directory for Registry {
     }
 }
 
+/// Brings a registry made by an older version up to date: `followers.last_event_at` (the time of
+/// the chat's latest applied event) is added and filled from the follow/unfollow times, which
+/// are event times too. Checked and done in one write transaction, so a `mail2line followers`
+/// and the server opening the same old file at once cannot both add the column.
+fn migrate(conn: &Connection) -> Result<(), RegistryError> {
+    let has = |c: &Connection| -> rusqlite::Result<bool> {
+        c.prepare("SELECT 1 FROM pragma_table_info('followers') WHERE name = 'last_event_at'")?.exists([])
+    };
+    if has(conn)? {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| -> rusqlite::Result<()> {
+        if !has(conn)? {
+            conn.execute_batch(
+                "ALTER TABLE followers ADD COLUMN last_event_at INTEGER NOT NULL DEFAULT 0;
+                 UPDATE followers SET last_event_at = MAX(followed_at, COALESCE(unfollowed_at, 0));",
+            )?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, RegistryError> {
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| RegistryError(format!("cannot open the follower registry {}: {e}", path.display())))?;
@@ -274,6 +312,46 @@ mod tests {
         // Unfollow of someone never seen is recorded as inactive.
         reg.unfollow("U9", Kind::User, 600).unwrap();
         assert!(!reg.get("U9").unwrap().unwrap().active);
+    }
+
+    #[test]
+    fn an_older_event_never_overrides_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(dir.path()).unwrap();
+        assert!(reg.unfollow("U1", Kind::User, 100).unwrap());
+        assert!(reg.follow("U1", Kind::User, None, 300).unwrap());
+        // The unfollow from 200, replayed or late, changes nothing.
+        assert!(!reg.unfollow("U1", Kind::User, 200).unwrap());
+        assert!(reg.is_active("U1").unwrap());
+        assert!(reg.unfollow("U1", Kind::User, 400).unwrap());
+        assert!(!reg.follow("U1", Kind::User, Some("Old"), 350).unwrap());
+        let u1 = reg.get("U1").unwrap().unwrap();
+        assert_eq!((u1.active, u1.display_name.as_str(), u1.followed_at), (false, "", 300));
+        // The same instant is applied: the later arrival wins.
+        assert!(reg.follow("U1", Kind::User, None, 400).unwrap());
+        assert!(reg.is_active("U1").unwrap());
+    }
+
+    #[test]
+    fn an_old_registry_gets_last_event_at_from_its_follow_times() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE followers (id TEXT PRIMARY KEY, kind TEXT NOT NULL, active INTEGER NOT NULL,
+                     display_name TEXT NOT NULL DEFAULT '', followed_at INTEGER NOT NULL, unfollowed_at INTEGER);
+                 INSERT INTO followers VALUES ('U1', 'user', 0, 'A', 100, 500), ('U2', 'user', 1, 'B', 300, NULL);",
+            )
+            .unwrap();
+        }
+        let reg = Registry::open_existing(dir.path()).unwrap();
+        assert!(!reg.follow("U1", Kind::User, None, 400).unwrap(), "U1 left at 500");
+        assert!(!reg.unfollow("U2", Kind::User, 200).unwrap(), "U2 followed at 300");
+        assert!(reg.unfollow("U2", Kind::User, 301).unwrap());
+        drop(reg);
+        // Opening again (the server after the CLI) finds the column and changes nothing.
+        let reg = Registry::open(dir.path()).unwrap();
+        assert_eq!(reg.list(true).unwrap().len(), 2);
     }
 
     #[test]

@@ -15,15 +15,20 @@ use axum::response::{IntoResponse, Response};
 use crate::media::Media;
 
 pub async fn serve(State(media): State<Arc<Media>>, Path(name): Path<String>) -> Response {
-    let Some((path, kind)) = media.store.locate(&name) else { return not_found() };
-    let fresh = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => m.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).is_none_or(|age| age <= media.retention),
-        _ => return not_found(),
-    };
-    if !fresh {
-        return not_found();
-    }
-    let Ok(bytes) = tokio::fs::read(&path).await else { return not_found() };
+    // Opened without following symlinks and checked to be a regular file (see `open_served`).
+    let (store, retention) = (media.store.clone(), media.retention);
+    let opened = tokio::task::spawn_blocking(move || {
+        let (mut file, meta, kind) = store.open_served(&name)?;
+        let fresh = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).is_none_or(|age| age <= retention);
+        if !fresh {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+        Some((bytes, kind))
+    })
+    .await;
+    let Ok(Some((bytes, kind))) = opened else { return not_found() };
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));

@@ -12,7 +12,7 @@
 //! 5. Profile lookups and replies go to a spawned task after the answer: LINE wants its 200
 //!    quickly and does not wait for us to talk back to it.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -36,8 +36,10 @@ pub const SIGNATURE_HEADER: &str = "x-line-signature";
 /// LINE's longest text message, in characters.
 const MAX_TEXT_CHARS: usize = 5000;
 
-/// LINE redelivers an event within a day at most; ids are kept a bit longer than that.
-const EVENT_ID_RETENTION_MS: i64 = 2 * 24 * 3600 * 1000;
+/// LINE redelivers an event within a day at most; ids are kept a bit longer than that. It is
+/// also the oldest event accepted at all ([`too_old`]): past it, a replay's id is forgotten, so
+/// its age is the only thing that still tells it apart.
+pub const EVENT_ID_RETENTION_MS: i64 = 2 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS: i64 = 3600 * 1000;
 
 /// Everything the webhook handler needs; shared by all requests.
@@ -53,6 +55,9 @@ pub struct Webhook {
     keywords: Vec<String>,
     warned_no_secret: AtomicBool,
     last_prune_ms: AtomicI64,
+    /// Events ignored for their age: older than [`EVENT_ID_RETENTION_MS`], or older than the
+    /// chat's latest recorded event.
+    stale_events: AtomicU64,
 }
 
 impl Webhook {
@@ -73,6 +78,7 @@ impl Webhook {
                 .collect(),
             warned_no_secret: AtomicBool::new(false),
             last_prune_ms: AtomicI64::new(0),
+            stale_events: AtomicU64::new(0),
         }
     }
 
@@ -85,6 +91,15 @@ impl Webhook {
     /// happens to contain "{address}" is left as the user wrote it.
     pub fn welcome_text(&self, id: &str, display_name: &str) -> String {
         self.welcome_template.replace("{address}", &self.address(id)).replace("{display_name}", display_name)
+    }
+
+    /// How many events were ignored for their age since the start.
+    pub fn stale_events(&self) -> u64 {
+        self.stale_events.load(Ordering::Relaxed)
+    }
+
+    fn count_stale(&self) -> u64 {
+        self.stale_events.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     fn asks_for_address(&self, text: &str) -> bool {
@@ -186,6 +201,19 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
         debug!("webhook: ignoring a {kind_name} event");
         return Ok(());
     }
+    if too_old(event.timestamp, now) {
+        // Validly signed, so it was LINE's once: a replay of a captured request whose id we
+        // no longer remember. Answered 200 with the rest (LINE must not retry), but not applied.
+        let n = hook.count_stale();
+        warn!(
+            "webhook: refusing a {kind_name} event {} from {} h ago: older than the {} h event ids are remembered, \
+             so possibly a replay ({n} old event(s) ignored since start)",
+            event.webhook_event_id,
+            now.saturating_sub(event.timestamp) / 3_600_000,
+            EVENT_ID_RETENTION_MS / 3_600_000
+        );
+        return Ok(());
+    }
     if hook.registry.seen(&event.webhook_event_id).map_err(|e| e.to_string())? {
         info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
         return Ok(());
@@ -220,25 +248,46 @@ fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>)
         Source::Room { room_id, .. } => (room_id.as_str(), Kind::Room),
     };
     let at = event.timestamp;
-    let reg = |r: Result<(), crate::followers::RegistryError>| r.map_err(|e| e.to_string());
+    // `Ok(false)`: the chat has a newer event already; this one is logged, counted and dropped
+    // (no greeting either), so an old unfollow replayed after a follow changes nothing.
+    let reg = |r: Result<bool, crate::followers::RegistryError>| -> Result<bool, String> {
+        let applied = r.map_err(|e| e.to_string())?;
+        if !applied {
+            let n = hook.count_stale();
+            warn!(
+                "webhook: ignoring a {kind_name} event {} for {chat} from {at}: {chat} has a newer event already \
+                 ({n} old event(s) ignored since start)",
+                event.webhook_event_id
+            );
+        }
+        Ok(applied)
+    };
     match event.kind {
         EventKind::Follow { reply_token, follow } if chat_kind == Kind::User => {
             let unblocked = follow.is_some_and(|f| f.is_unblocked);
-            reg(hook.registry.follow(chat, Kind::User, None, at))?;
+            if !reg(hook.registry.follow(chat, Kind::User, None, at))? {
+                return Ok(());
+            }
             info!("webhook: {chat} {}", if unblocked { "unblocked the bot" } else { "followed the bot" });
             out.push(FollowUp::Greet { id: chat.to_owned(), kind: Kind::User, reply_token: hook.welcome.then_some(reply_token) });
         }
         EventKind::Unfollow if chat_kind == Kind::User => {
-            reg(hook.registry.unfollow(chat, Kind::User, at))?;
+            if !reg(hook.registry.unfollow(chat, Kind::User, at))? {
+                return Ok(());
+            }
             info!("webhook: {chat} unfollowed (blocked) the bot");
         }
         EventKind::Join { reply_token } if chat_kind != Kind::User => {
-            reg(hook.registry.follow(chat, chat_kind, None, at))?;
+            if !reg(hook.registry.follow(chat, chat_kind, None, at))? {
+                return Ok(());
+            }
             info!("webhook: joined {} {chat}", chat_kind.as_str());
             out.push(FollowUp::Greet { id: chat.to_owned(), kind: chat_kind, reply_token: hook.welcome.then_some(reply_token) });
         }
         EventKind::Leave if chat_kind != Kind::User => {
-            reg(hook.registry.unfollow(chat, chat_kind, at))?;
+            if !reg(hook.registry.unfollow(chat, chat_kind, at))? {
+                return Ok(());
+            }
             info!("webhook: left {} {chat}", chat_kind.as_str());
         }
         EventKind::Message { reply_token: Some(reply_token), message: MessageContent::Text { text, .. } } => {
@@ -324,6 +373,12 @@ fn prune(hook: &Webhook, now: i64) {
     }
 }
 
+/// Whether an event that happened at `timestamp` (unix ms) is too old to act on at `now`.
+/// Future timestamps (LINE's clock a little ahead of ours) are not refused.
+pub fn too_old(timestamp: i64, now: i64) -> bool {
+    now.saturating_sub(timestamp) > EVENT_ID_RETENTION_MS
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -342,6 +397,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path()).unwrap());
         Webhook::new(&cfg, registry, None)
+    }
+
+    #[test]
+    fn events_older_than_the_event_id_memory_are_too_old() {
+        let now = 10 * EVENT_ID_RETENTION_MS;
+        assert!(!too_old(now, now));
+        assert!(!too_old(now - EVENT_ID_RETENTION_MS, now), "the edge of the window is still in it");
+        assert!(too_old(now - EVENT_ID_RETENTION_MS - 1, now));
+        assert!(too_old(i64::MIN, now) && !too_old(i64::MAX, now) && !too_old(0, i64::MIN));
+    }
+
+    fn signed_post(h: &Arc<Webhook>, events: serde_json::Value) -> StatusCode {
+        let body = serde_json::json!({"destination": "Ubot", "events": events}).to_string();
+        let mut headers = HeaderMap::new();
+        let sig = crate::http::signature::sign(b"s", body.as_bytes());
+        headers.insert(SIGNATURE_HEADER, sig.parse().unwrap());
+        headers.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(handle(State(h.clone()), headers, Bytes::from(body))).status()
+    }
+
+    fn ev(kind: &str, id: &str, ts: i64) -> serde_json::Value {
+        serde_json::json!({"type": kind, "mode": "active", "timestamp": ts, "webhookEventId": id,
+            "deliveryContext": {"isRedelivery": false}, "replyToken": "rt", "source": {"type": "user", "userId": "U1"}})
+    }
+
+    #[test]
+    fn replays_past_the_window_and_events_older_than_the_last_are_ignored() {
+        let h = Arc::new(hook("[line]\nchannel_secret = \"s\"\n"));
+        let now = now_ms();
+        // A follow from three days ago: refused, nothing recorded.
+        assert_eq!(signed_post(&h, serde_json::json!([ev("follow", "E1", now - 3 * 86_400_000)])), StatusCode::OK);
+        assert!(h.registry.get("U1").unwrap().is_none());
+        assert_eq!(h.stale_events(), 1);
+        // Follow now, then the unfollow from a minute before arrives: the follow stands.
+        assert_eq!(signed_post(&h, serde_json::json!([ev("follow", "E2", now)])), StatusCode::OK);
+        assert_eq!(signed_post(&h, serde_json::json!([ev("unfollow", "E3", now - 60_000)])), StatusCode::OK);
+        assert!(h.registry.is_active("U1").unwrap());
+        assert_eq!(h.stale_events(), 2);
+        assert_eq!(signed_post(&h, serde_json::json!([ev("unfollow", "E4", now + 1)])), StatusCode::OK);
+        assert!(!h.registry.is_active("U1").unwrap());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::time::{Duration, SystemTime};
 
 /// The directory under `storage.dir`.
@@ -92,7 +93,8 @@ impl MediaStore {
     /// Opens (creating when needed) `storage_dir/media`.
     pub fn open(storage_dir: &Path) -> io::Result<MediaStore> {
         let dir = storage_dir.join(DIR_NAME);
-        fs::create_dir_all(&dir)?;
+        // Owner-only whatever the umask: mail attachments are private until LINE fetches them.
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
         Ok(MediaStore { dir })
     }
 
@@ -108,7 +110,7 @@ impl MediaStore {
         // that is served as if complete.
         let tmp = self.dir.join(format!(".{name}.tmp"));
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = File::options().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, self.dir.join(&name))?;
@@ -124,6 +126,18 @@ impl MediaStore {
     /// exists is the caller's open.
     pub fn locate(&self, name: &str) -> Option<(PathBuf, Kind)> {
         Kind::of_name(name).map(|k| (self.dir.join(name), k))
+    }
+
+    /// Opens a served file by name: `None` when the name is not one the store makes, or the
+    /// entry is missing, a symlink (`O_NOFOLLOW`: a link planted in the folder must not expose
+    /// what it points to) or anything but a regular file (`O_NONBLOCK`, so a planted FIFO cannot
+    /// hang the request). The type is checked on the opened handle, so nothing can swap the
+    /// entry between the check and the read.
+    pub fn open_served(&self, name: &str) -> Option<(File, fs::Metadata, Kind)> {
+        let (path, kind) = self.locate(name)?;
+        let file = File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        meta.is_file().then_some((file, meta, kind))
     }
 
     /// Deletes stored files by name (those of a mail that was refused after all, so no message
@@ -143,6 +157,8 @@ impl MediaStore {
         let mut deleted = 0;
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
+            // `DirEntry::metadata` does not follow symlinks: a planted link is neither followed
+            // (its target's age is never read) nor deleted through.
             let meta = match entry.metadata() {
                 Ok(m) if m.is_file() => m,
                 _ => continue,
@@ -205,5 +221,29 @@ mod tests {
         assert_eq!(store.sweep(Duration::from_secs(3600)).unwrap(), 1);
         assert!(!path.exists());
         assert!(store.locate(&b).unwrap().0.exists());
+    }
+
+    #[test]
+    fn files_are_owner_only_and_symlinks_are_neither_served_nor_swept_through() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let old = unsafe { libc::umask(0) };
+        let store = MediaStore::open(tmp.path()).unwrap();
+        let name = store.put(b"img", Kind::Png).unwrap();
+        unsafe { libc::umask(old) };
+        let mode = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(store.dir()), mode(&store.dir().join(&name))), (0o700, 0o600));
+        assert!(store.open_served(&name).is_some());
+        let secret = tmp.path().join("secret");
+        fs::write(&secret, "private").unwrap();
+        let old_time = SystemTime::now() - Duration::from_secs(7200);
+        File::options().write(true).open(&secret).unwrap().set_modified(old_time).unwrap();
+        let link = "0123456789abcdef0123456789abcdef.png";
+        std::os::unix::fs::symlink(&secret, store.dir().join(link)).unwrap();
+        assert!(store.open_served(link).is_none(), "a symlink is not served");
+        fs::create_dir(store.dir().join("fedcba9876543210fedcba9876543210.png")).unwrap();
+        assert!(store.open_served("fedcba9876543210fedcba9876543210.png").is_none(), "nor a directory");
+        store.sweep(Duration::from_secs(3600)).unwrap();
+        assert!(secret.exists(), "the sweeper does not follow the link");
     }
 }

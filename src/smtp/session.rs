@@ -88,6 +88,8 @@ pub struct Rules {
     pub max_junk_commands: u32,
     /// Per-address mail rate (`[smtp] max_mails_per_minute_per_ip`).
     pub mail_gate: Option<Arc<dyn MailGate>>,
+    /// Room in `storage.dir` (`[storage] min_free_bytes`, `max_bytes`), asked at MAIL.
+    pub space_gate: Option<Arc<dyn crate::storage::SpaceGate>>,
 }
 
 impl Rules {
@@ -113,6 +115,7 @@ impl Rules {
             max_errors: DEFAULT_MAX_ERRORS,
             max_junk_commands: DEFAULT_MAX_JUNK_COMMANDS,
             mail_gate: None,
+            space_gate: None,
         }
     }
 }
@@ -683,6 +686,12 @@ impl Session {
                 "5.7.1",
                 format!("Sender <{}> is not allowed to send through this gateway", path.path),
             ));
+        }
+        // Before DATA, so a full disk costs the sender a retry, not a mail sent for nothing;
+        // before the rate gate, so a refused MAIL does not use up the address's budget.
+        if let Some(Err(_)) = self.rules.space_gate.as_ref().map(|g| g.check()) {
+            self.refuse_sender(Reason::Storage, &path.path);
+            return Step::Reply(Reply::new(452, "4.3.1", "Not enough free disk space on the gateway; try again later"));
         }
         if let (Some(gate), Some(ip)) = (&self.rules.mail_gate, self.conn.ip) {
             if let Err(wait) = gate.try_mail(ip) {
@@ -1540,6 +1549,30 @@ mod tests {
         assert_eq!(codes(&steps), vec![250, 250, 250, 450]);
         let Some(Step::Reply(r)) = steps.last() else { panic!() };
         assert!(r.status == "4.7.1" && r.lines[0].contains("7 s"), "{r:?}");
+    }
+
+    struct Full(std::sync::atomic::AtomicBool);
+
+    impl crate::storage::SpaceGate for Full {
+        fn check(&self) -> Result<(), crate::storage::Shortage> {
+            if self.0.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(crate::storage::Shortage::Floor { free: 1, min: 2 });
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_answers_452_at_mail_and_recovers() {
+        let full = Arc::new(Full(std::sync::atomic::AtomicBool::new(true)));
+        let r = Rules { space_gate: Some(full.clone()), ..base_rules() };
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\n", &mut ok);
+        assert_eq!(codes(&steps), vec![250, 452]);
+        let Some(Step::Reply(r)) = steps.last() else { panic!() };
+        assert_eq!(r.status, "4.3.1");
+        full.0.store(false, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(codes(&run(&mut s, b"MAIL FROM:<a@b>\r\n", &mut ok)), vec![250]);
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// How often the store is scanned for jobs whose retry time has come.
     pub scan_interval: Duration,
+    /// Dead letters are deleted this long after they died (`[delivery] dead_retention`).
+    pub dead_retention: Duration,
 }
 
 /// Shared "monthly quota spent" state: workers hold, SMTP answers 452 4.2.2.
@@ -370,9 +372,15 @@ async fn scanner(inner: Arc<Inner>) {
             return;
         }
     };
+    let mut last_purge: Option<Instant> = None;
     loop {
         if inner.stopping() {
             return;
+        }
+        let every = policy::purge_interval(inner.settings.dead_retention, inner.settings.scan_interval);
+        if last_purge.is_none_or(|t| t.elapsed() >= every) {
+            last_purge = Some(Instant::now());
+            purge_dead_letters(&inner).await;
         }
         if !inner.quota.is_paused() {
             let c = conn.clone();
@@ -408,6 +416,20 @@ async fn scanner(inner: Arc<Inner>) {
             _ = inner.wake.notified() => {}
             _ = inner.stopped() => return,
         }
+    }
+}
+
+/// Deletes dead letters older than `dead_retention`, from a connection of its own (the scanner's
+/// is read-only); logs how many.
+async fn purge_dead_letters(inner: &Arc<Inner>) {
+    let dir = inner.dir.clone();
+    let before = store::now_ms().saturating_sub(inner.settings.dead_retention.as_millis().min(i64::MAX as u128) as i64);
+    let purged = tokio::task::spawn_blocking(move || store::purge_dead(&store::open_existing(&dir, true)?, before)).await;
+    match purged {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => info!(purged = n, "dead letters older than delivery.dead_retention deleted"),
+        Ok(Err(e)) => warn!("cannot delete old dead letters: {e}"),
+        Err(e) => warn!("dead letter purge task failed: {e}"),
     }
 }
 

@@ -71,6 +71,12 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// How often dead letters are looked for: a tenth of the retention, so one outlives it by at
+/// most 10 %, but not more often than the scan and at least hourly.
+pub fn purge_interval(dead_retention: Duration, scan_interval: Duration) -> Duration {
+    (dead_retention / 10).clamp(scan_interval.min(Duration::from_secs(3600)), Duration::from_secs(3600))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +112,15 @@ mod tests {
 
     fn retry(reason: RetryReason, after: Option<Duration>) -> Outcome {
         Outcome::Retry { reason, detail: "d".into(), after }
+    }
+
+    #[test]
+    fn dead_letters_are_looked_for_a_tenth_of_the_retention_within_bounds() {
+        let s = Duration::from_secs;
+        assert_eq!(purge_interval(s(30 * 86400), s(1)), s(3600));
+        assert_eq!(purge_interval(s(600), s(1)), s(60));
+        assert_eq!(purge_interval(s(2), s(1)), s(1), "not more often than the scan");
+        assert_eq!(purge_interval(s(1), s(7200)), s(3600));
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub fn open_existing(dir: &Path, write: bool) -> Result<Connection, StoreError> 
 impl Store {
     /// Creates `dir` and the database if needed and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError(format!("cannot create storage.dir {}: {e}", dir.display())))?;
+        crate::storage::secure_dir(dir).map_err(StoreError)?;
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
@@ -337,7 +337,9 @@ fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Upd
         }
         Update::Dead { error } => {
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), state = 'dead', last_error = ?3 WHERE id = ?1",
+                // `next_at` means nothing for a dead job; it keeps when it died, which
+                // `purge_dead` (`[delivery] dead_retention`) counts from.
+                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), state = 'dead', last_error = ?3, next_at = ?2 WHERE id = ?1",
             )?
             .execute(params![id, at, error])?;
         }
@@ -397,6 +399,11 @@ pub fn list(conn: &Connection, state: Option<State>) -> Result<Vec<Job>, StoreEr
         }
     };
     Ok(jobs)
+}
+
+/// Deletes dead letters that died before `before` (unix ms); returns how many.
+pub fn purge_dead(conn: &Connection, before: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM jobs WHERE state = 'dead' AND next_at < ?1", params![before])?)
 }
 
 /// How many jobs are pending and how many dead: `(pending, dead)`.
@@ -506,6 +513,22 @@ mod tests {
         assert!(get(&conn, ids[0]).unwrap().is_none());
         assert_eq!(list(&conn, None).unwrap().len(), 1);
         assert_eq!(counts(&conn).unwrap(), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_purged_by_when_they_died_and_pending_jobs_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store.insert(vec![job(1), job(2), job(3)]).await.unwrap();
+        store.update(ids[0], 1000, Update::Dead { error: "400".into() }).await.unwrap();
+        store.update(ids[1], 5000, Update::Dead { error: "400".into() }).await.unwrap();
+        store.update(ids[2], 500, Update::Retry { next_at: 600, error: "500".into(), ambiguous: false }).await.unwrap();
+        let w = open_existing(dir.path(), true).unwrap();
+        assert_eq!(purge_dead(&w, 1000).unwrap(), 0, "died exactly at the cut-off: kept");
+        assert_eq!(purge_dead(&w, 1001).unwrap(), 1);
+        assert_eq!(list(&w, None).unwrap().iter().map(|j| j.id).collect::<Vec<_>>(), [ids[1], ids[2]]);
+        assert_eq!(purge_dead(&w, i64::MAX).unwrap(), 1, "a pending job is never purged");
+        assert_eq!(counts(&w).unwrap(), (1, 0));
     }
 
     #[tokio::test]

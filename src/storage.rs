@@ -1,0 +1,253 @@
+//! Disk space of `storage.dir`: whether new mail may come in (`[storage] min_free_bytes`,
+//! `[storage] max_bytes`), and the file-system hygiene of the directory (owner-only modes).
+//!
+//! The SMTP session asks a [`SpaceGate`] at MAIL FROM, before any data is read, so a full disk
+//! turns into a `452 4.3.1` the sending MTA retries instead of a mail half-received and then
+//! refused. The decision ([`decide`]) is pure; [`DiskSpace`] does the I/O (statvfs, file sizes)
+//! and caches one reading for [`CACHE_FOR`], so a burst of MAILs costs one syscall a second.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long one reading of free and used space is trusted.
+pub const CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// The limits, from `[storage]`; 0 turns one off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub min_free_bytes: u64,
+    pub max_bytes: u64,
+}
+
+/// One reading: free bytes for an unprivileged writer, and what the gateway's own files use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reading {
+    pub free: u64,
+    pub used: u64,
+}
+
+/// Why mail is refused for now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shortage {
+    /// Less than `min_free_bytes` free on the file system.
+    Floor { free: u64, min: u64 },
+    /// The gateway's files reached `max_bytes`.
+    Cap { used: u64, max: u64 },
+}
+
+impl std::fmt::Display for Shortage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shortage::Floor { free, min } => write!(f, "{free} bytes free in storage.dir, below storage.min_free_bytes = {min}"),
+            Shortage::Cap { used, max } => write!(f, "storage.dir uses {used} bytes, storage.max_bytes = {max}"),
+        }
+    }
+}
+
+/// Whether a new mail may be taken given `reading`.
+pub fn decide(limits: Limits, reading: Reading) -> Result<(), Shortage> {
+    if reading.free < limits.min_free_bytes {
+        return Err(Shortage::Floor { free: reading.free, min: limits.min_free_bytes });
+    }
+    if limits.max_bytes > 0 && reading.used >= limits.max_bytes {
+        return Err(Shortage::Cap { used: reading.used, max: limits.max_bytes });
+    }
+    Ok(())
+}
+
+/// The session asks this before accepting MAIL (a trait so the sans-IO session does no I/O and
+/// unit tests can stand in a full disk).
+pub trait SpaceGate: Send + Sync {
+    fn check(&self) -> Result<(), Shortage>;
+}
+
+/// The real gate: statvfs on `storage.dir`, sizes of its files, cached.
+pub struct DiskSpace {
+    dir: PathBuf,
+    limits: Limits,
+    cached: Mutex<Option<(Instant, Result<Reading, String>)>>,
+    /// The last state logged, so a full disk is logged once when it starts and once when it ends,
+    /// not once per refused MAIL.
+    refusing: Mutex<bool>,
+}
+
+impl DiskSpace {
+    pub fn new(dir: &Path, limits: Limits) -> DiskSpace {
+        DiskSpace { dir: dir.to_path_buf(), limits, cached: Mutex::new(None), refusing: Mutex::new(false) }
+    }
+
+    /// The reading at `now`, from the cache when it is younger than [`CACHE_FOR`].
+    fn reading_at(&self, now: Instant) -> Result<Reading, String> {
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, r)) = cached.as_ref() {
+            if now.duration_since(*at) < CACHE_FOR {
+                return r.clone();
+            }
+        }
+        let r = measure(&self.dir, self.limits.max_bytes > 0);
+        *cached = Some((now, r.clone()));
+        r
+    }
+}
+
+impl SpaceGate for DiskSpace {
+    fn check(&self) -> Result<(), Shortage> {
+        let verdict = match self.reading_at(Instant::now()) {
+            Ok(r) => decide(self.limits, r),
+            Err(e) => {
+                // Not knowing is no reason to refuse mail: the spool's own write still fails
+                // cleanly (452 4.3.1) if the disk really is full.
+                tracing::debug!("cannot measure storage.dir: {e}");
+                Ok(())
+            }
+        };
+        let mut refusing = self.refusing.lock().unwrap_or_else(|e| e.into_inner());
+        match (&verdict, *refusing) {
+            (Err(s), false) => tracing::warn!("new mail refused with 452 4.3.1 until there is room: {s}"),
+            (Ok(()), true) => tracing::info!("storage.dir has room again: taking new mail"),
+            _ => {}
+        }
+        *refusing = verdict.is_err();
+        verdict
+    }
+}
+
+/// Free bytes on the file system of `dir` (for an unprivileged writer: `f_bavail`) and, when
+/// `with_used`, the bytes of the gateway's files: every regular file directly in `dir` (the
+/// SQLite databases with their -wal and -shm) plus the files of `dir/media`.
+pub fn measure(dir: &Path, with_used: bool) -> Result<Reading, String> {
+    let free = free_bytes(dir)?;
+    let used = if with_used { dir_bytes(dir) + dir_bytes(&dir.join(crate::media::store::DIR_NAME)) } else { 0 };
+    Ok(Reading { free, used })
+}
+
+fn free_bytes(dir: &Path) -> Result<u64, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| "storage.dir contains a NUL byte".to_owned())?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(format!("statvfs {}: {}", dir.display(), std::io::Error::last_os_error()));
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Sum of the sizes of the regular files directly in `dir` (0 when it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        // `DirEntry::metadata` does not follow symlinks: a link to a big file is not counted.
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Makes everything the process creates from now on owner-only (umask 077). SQLite creates
+/// its own -wal and -shm files with the process umask, so this is the one reliable way to
+/// keep those 0600 whatever umask the gateway was started with; our own files and
+/// directories are created with explicit modes on top of it.
+pub fn restrict_umask() {
+    // SAFETY: umask only swaps a process attribute; it cannot fail.
+    unsafe { libc::umask(0o077) };
+}
+
+/// Creates `dir` (0700) if needed and takes group and world access away from it, and from the
+/// files and directories directly in it and in its `media` folder, should an earlier version
+/// or an admin have made them accessible; logs each one it changes. Symlinks are left alone.
+pub fn secure_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
+    let mut paths = vec![dir.to_path_buf()];
+    for d in [dir.to_path_buf(), dir.join(crate::media::store::DIR_NAME)] {
+        if let Ok(entries) = std::fs::read_dir(&d) {
+            paths.extend(entries.filter_map(Result::ok).map(|e| e.path()));
+        }
+    }
+    for path in paths {
+        // storage.dir itself may be a symlink the admin made (followed); entries inside are not.
+        let meta = if path == dir { std::fs::metadata(&path) } else { std::fs::symlink_metadata(&path) };
+        let Ok(meta) = meta else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.file_type().is_symlink() || mode & 0o077 == 0 {
+            continue;
+        }
+        // Only group and world bits go; the owner keeps what it had (a directory needs rwx).
+        let tight = (mode & 0o700) | if meta.is_dir() { 0o700 } else { 0 };
+        match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(tight)) {
+            Ok(()) => tracing::warn!("{} was accessible to others (mode {mode:o}); now {tight:o}", path.display()),
+            Err(e) => tracing::warn!("{} is accessible to others (mode {mode:o}) and cannot be changed: {e}", path.display()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_and_cap() {
+        let limits = Limits { min_free_bytes: 100, max_bytes: 1000 };
+        assert_eq!(decide(limits, Reading { free: 100, used: 999 }), Ok(()));
+        assert_eq!(decide(limits, Reading { free: 99, used: 0 }), Err(Shortage::Floor { free: 99, min: 100 }));
+        assert_eq!(decide(limits, Reading { free: 1 << 40, used: 1000 }), Err(Shortage::Cap { used: 1000, max: 1000 }));
+        // max_bytes = 0: no cap, only the floor.
+        let floor_only = Limits { min_free_bytes: 0, max_bytes: 0 };
+        assert_eq!(decide(floor_only, Reading { free: 0, used: u64::MAX }), Ok(()));
+    }
+
+    #[test]
+    fn measures_a_real_directory_and_caches() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("spool.sqlite3"), vec![0u8; 3000]).unwrap();
+        std::fs::create_dir(tmp.path().join("media")).unwrap();
+        std::fs::write(tmp.path().join("media").join("a.png"), vec![0u8; 500]).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("media").join("b.png")).unwrap();
+        let r = measure(tmp.path(), true).unwrap();
+        assert_eq!(r.used, 3500);
+        assert!(r.free > 0);
+        let gate = DiskSpace::new(tmp.path(), Limits { min_free_bytes: 0, max_bytes: 4000 });
+        assert_eq!(gate.check(), Ok(()));
+        std::fs::write(tmp.path().join("big"), vec![0u8; 1000]).unwrap();
+        // Within CACHE_FOR the old reading holds; after it, the new file counts.
+        let t0 = Instant::now();
+        assert_eq!(gate.reading_at(t0).unwrap().used, 3500);
+        assert_eq!(gate.reading_at(t0 + CACHE_FOR).unwrap().used, 4500);
+        let full = DiskSpace::new(tmp.path(), Limits { min_free_bytes: u64::MAX, max_bytes: 0 });
+        assert!(matches!(full.check(), Err(Shortage::Floor { .. })));
+    }
+
+    #[test]
+    fn secure_dir_creates_0700_and_tightens_what_is_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/data");
+        secure_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::create_dir(dir.join("media")).unwrap();
+        std::fs::set_permissions(dir.join("media"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join("spool.sqlite3"), "x").unwrap();
+        std::fs::set_permissions(dir.join("spool.sqlite3"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(dir.join("media/a.png"), "x").unwrap();
+        std::fs::set_permissions(dir.join("media/a.png"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("media/b.png")).unwrap();
+        secure_dir(&dir).unwrap();
+        assert_eq!(
+            [mode(&dir), mode(&dir.join("media")), mode(&dir.join("spool.sqlite3")), mode(&dir.join("media/a.png"))],
+            [0o700, 0o700, 0o600, 0o600]
+        );
+        assert_eq!(mode(&outside), 0o644, "a symlink's target is not touched");
+    }
+}
