@@ -161,13 +161,13 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let security = security(&cfg)?;
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
-    let listener = TcpListener::bind(cfg.smtp.listen)
+    let listener = listen(cfg.smtp.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (smtp.listen): {e}", cfg.smtp.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     listeners.push(server::Listener { socket: listener, implicit_tls: false });
     if let Some(tls_listen) = cfg.smtp.tls_listen {
-        let listener = TcpListener::bind(tls_listen)
+        let listener = listen(tls_listen)
             .await
             .map_err(|e| format!("cannot listen on {tls_listen} (smtp.tls_listen): {e}"))?;
         let tls_addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -322,7 +322,7 @@ async fn start_http(
     media: Option<Arc<mail2line::media::Media>>,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let listener = TcpListener::bind(cfg.http.listen)
+    let listener = listen(cfg.http.listen)
         .await
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -367,3 +367,20 @@ async fn wait_for_signal(mut term: tokio::signal::unix::Signal) {
         _ = tokio::signal::ctrl_c() => {},
     }
 }
+
+/// Binds a listening socket with a backlog of [`LISTEN_BACKLOG`] (the kernel caps it at
+/// `net.core.somaxconn`). The default of the standard library and mio is 128: a burst of more
+/// connections than that overflows the accept queue, and Linux then drops the handshake's last
+/// ACK, so the client believes it is connected and waits for a greeting that never comes.
+async fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As `std::net::TcpListener::bind` does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Connections the kernel may hold for us between `accept` calls: a burst of new sessions as
+/// large as `smtp.max_sessions`' default waits there instead of being half-dropped.
+const LISTEN_BACKLOG: u32 = 4096;
+
