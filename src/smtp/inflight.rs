@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::reply::Reply;
 
 /// Data a session may collect before the driver takes it into a [`Body`].
-pub const DRAIN_AT: usize = 32 * 1024;
+pub const DRAIN_AT: usize = 16 * 1024;
 
 /// The budget is counted in KiB, so that tokio's u32 permit counts cover any budget.
 const UNIT: usize = 1024;
