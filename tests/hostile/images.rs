@@ -200,9 +200,13 @@ async fn image_bombs_are_listed_not_decoded_and_mail_still_flows() {
     // Both at once, each on its own connection.
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| gw.send_raw("cam@example.com", &[&addr(&bomber)], &bomb_mail));
-        let b = s.spawn(|| gw.send_raw("cam@example.com", &[&addr(&normal)], &normal_mail));
+        let b = s.spawn(|| {
+            let started = std::time::Instant::now();
+            (gw.send_raw("cam@example.com", &[&addr(&normal)], &normal_mail), started.elapsed())
+        });
         (a.join().unwrap(), b.join().unwrap())
     });
+    let (b, normal_latency) = b;
     let logs = gw.logs();
     let a = a.unwrap_or_else(|e| panic!("the bomb mail: {e}\n{logs}"));
     let b = b.unwrap_or_else(|e| panic!("the normal mail: {e}\n{logs}"));
@@ -230,6 +234,10 @@ async fn image_bombs_are_listed_not_decoded_and_mail_still_flows() {
     assert_ne!(msgs[1]["originalContentUrl"], msgs[1]["previewImageUrl"], "a preview was made");
 
     let peak = peak_rss(gw.pid());
+    crate::common::report("image-bomb", "peak_rss_mib", format!("{:.1}", peak as f64 / (1024.0 * 1024.0)));
+    crate::common::report("image-bomb", "mail_mb", format!("{:.1}", bomb_mail.len() as f64 / 1e6));
+    // Direct mode: the 250 comes after LINE's answer, so this is the latency to LINE.
+    crate::common::report("image-bomb", "normal_image_mail_latency_ms", normal_latency.as_millis());
     eprintln!(
         "image bomb: 10 × 16384×8000 + 1 × 60000×60000 PNGs ({:.1} MB each, {:.1} MB mail) with a normal image mail; gateway peak RSS (VmHWM) {:.1} MiB (budget {} MiB; {:.1} MiB before)",
         bomb.len() as f64 / 1e6,
