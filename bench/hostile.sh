@@ -27,7 +27,7 @@ status=$?
 echo
 echo "attack                figure                        value"
 echo "--------------------  ----------------------------  ---------------------------------"
-grep -a '^HOSTILE ' "$log" | awk '{ v=$4; for (i=5;i<=NF;i++) v=v" "$i; printf "%-20s  %-28s  %s\n", $2, $3, v }'
+grep -ao 'HOSTILE .*' "$log" | awk '{ v=$4; for (i=5;i<=NF;i++) v=v" "$i; printf "%-20s  %-28s  %s\n", $2, $3, v }'
 echo
 grep -a -E '^test result|^test .* (FAILED|ok)$' "$log"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); $(date -u '+%Y-%m-%d %H:%M UTC'); full log: $log"

@@ -170,6 +170,29 @@ fn reference_defaults_are_what_the_loader_uses() {
 }
 
 #[test]
+fn the_limits_table_matches_the_reference() {
+    // "Facing the internet" restates limits for admins sizing a machine: each row that names
+    // one key must name a real one, and give the reference's default first.
+    let reference = reference_rows();
+    let table = readme::between("limits");
+    let mut checked = 0;
+    for l in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+        assert!(cells.len() >= 4, "limits row needs | limit | default | what a sender sees | sizing |: {l}");
+        let key = cells[0];
+        if key.matches('`').count() != 2 || !key.ends_with('`') {
+            continue; // a row about several keys, or a behaviour
+        }
+        let key = key.trim_matches('`');
+        let row = reference.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("limits row {key:?} is not in the configuration reference"));
+        let default = cells[1].split(' ').next().unwrap_or_default().trim_end_matches(',');
+        assert_eq!(default, row.default, "the limits table gives {key} another default than the reference");
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} limits rows were checked");
+}
+
+#[test]
 fn a_wrong_default_in_the_reference_would_be_caught() {
     // The check above compares whole configurations; make sure a changed value shows.
     let empty = format!("{:?}", toml::from_str::<Config>("").unwrap());
