@@ -71,19 +71,6 @@ fn mail_with(to: &str, message_id: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u
     m.into_bytes()
 }
 
-/// Noise compresses badly: 1200×1000 pixels give a PNG of several MB.
-fn large_png() -> Vec<u8> {
-    let mut x: u32 = 99;
-    let img = image::RgbImage::from_fn(1200, 1000, |_, _| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_mail_images_become_image_messages_served_byte_for_byte() {
@@ -138,7 +125,7 @@ async fn large_images_get_a_small_preview_and_gifs_are_converted() {
     let (line, gw) = setup("").await;
     let http = gw.http.expect("http listener");
     let id = user(2);
-    let png = large_png();
+    let png = support::images::noise_png(1200, 1000, 99);
     assert!(png.len() > 1024 * 1024, "{}", png.len());
     let gif = {
         let img = image::RgbaImage::from_fn(30, 20, |x, _| image::Rgba([(x * 8) as u8, 0, 0, 255]));
@@ -247,7 +234,7 @@ async fn images_that_cannot_be_stored_get_a_transient_reply_and_nothing_is_pushe
     });
     let id = user(5);
     // The small logo is stored first; the big PNG then fails.
-    let raw = mail_with(&addr(&id), "full@example.com", &[("logo.png", "image/png", &testdata("logo.png")), ("big.png", "image/png", &large_png())]);
+    let raw = mail_with(&addr(&id), "full@example.com", &[("logo.png", "image/png", &testdata("logo.png")), ("big.png", "image/png", &support::images::noise_png(1200, 1000, 99))]);
     let err = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &raw)).unwrap_err();
     assert_eq!(support::gateway::code(&err), Some(452), "{err}");
     assert!(err.to_string().contains("try again later"), "{err}");

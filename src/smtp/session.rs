@@ -82,7 +82,7 @@ pub struct Rules {
     pub allowed_senders: SenderList,
     /// `[smtp] max_failed_commands`: failed commands before the client is dropped.
     pub max_errors: u32,
-    /// `[smtp] max_junk_commands`: NOOP, RSET, VRFY and HELP tolerated without a mail in
+    /// `[smtp] max_junk_commands`: NOOP, RSET, VRFY and HELP tolerated without a MAIL in
     /// between (Postfix's `smtpd_junk_command_limit`); past it the session is closed, so a
     /// client cannot hold a session slot forever by chattering.
     pub max_junk_commands: u32,
@@ -707,6 +707,9 @@ impl Session {
         self.rcpts.clear();
         self.rcpt_count = 0;
         self.phase = Phase::Mail;
+        // A client that starts mails is working, not chattering: a recipient check
+        // (MAIL, RCPT, RSET, again and again) is bounded by the per-address mail rate instead.
+        self.junk = 0;
         Step::Reply(Reply::new(250, "2.1.0", "Sender ok"))
     }
 
@@ -933,7 +936,6 @@ impl Session {
             ));
         }
         self.phase = Phase::Delivering;
-        self.junk = 0;
         Step::Deliver(Mail {
             from: std::mem::take(&mut self.from),
             rcpts: std::mem::take(&mut self.rcpts),

@@ -94,19 +94,6 @@ async fn past_max_bytes_mail_waits_and_is_taken_again_once_there_is_room() {
     assert!(pushed.iter().any(|r| r.body.to_string().contains("retried")), "{pushed:?}");
 }
 
-/// A valid PNG of about 3.6 MB (noise does not compress): more than the 1 MiB file limit.
-fn big_png() -> Vec<u8> {
-    let mut x: u32 = 7;
-    let img = image::RgbImage::from_fn(1200, 1000, |_, _| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
-}
 
 fn with_image(png: &[u8], n: usize) -> Vec<u8> {
     use base64::Engine;
@@ -128,7 +115,8 @@ async fn a_full_disk_leaves_no_half_written_file_and_loses_no_accepted_mail() {
     let extra = "\n[delivery]\nscan_interval_ms = 100\nworkers = 1\n\n[media]\npublic_base_url = \"https://media.example.test\"\n";
     let (line, gw) = start(extra, Some(1024)).await;
     line.set_default(Behaviour::Delay(Duration::from_millis(300)));
-    let big = with_image(&big_png(), 0);
+    // About 3.6 MB: over the 1 MiB file limit, so the gateway converts it.
+    let big = with_image(&crate::support::images::noise_png(1200, 1000, 7), 0);
     let filler = "x".repeat(30 * 1024);
     let (mut accepted, mut refused) = (Vec::new(), 0);
     for n in 0..200 {

@@ -18,17 +18,6 @@ use crate::support::standin::StandIn;
 /// The stated budget for the attack; decoding one bomb alone would take 375 MiB.
 const BUDGET: u64 = 256 * 1024 * 1024;
 
-/// CRC-32 as PNG chunks use it.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
 
 /// A little-endian bit writer for deflate.
 #[derive(Default)]
@@ -98,7 +87,7 @@ fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
     let start = png.len();
     png.extend(kind);
     png.extend(data);
-    let crc = crc32(&png[start..]);
+    let crc = crc32fast::hash(&png[start..]);
     png.extend(crc.to_be_bytes());
 }
 
@@ -117,19 +106,6 @@ fn black_png(width: u32, height: u32, rows: u32) -> Vec<u8> {
     png
 }
 
-/// Noise compresses badly: a PNG over 1 MB, which the gateway decodes to make a preview.
-fn noise_png() -> Vec<u8> {
-    let mut x: u32 = 4242;
-    let img = image::RgbImage::from_fn(1000, 800, |_, _| {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        image::Rgb([x as u8, (x >> 8) as u8, (x >> 16) as u8])
-    });
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png).unwrap();
-    out
-}
 
 fn mail_with(to: &str, subject: &str, parts: &[(String, &[u8])]) -> Vec<u8> {
     let mut m = format!(
@@ -193,7 +169,7 @@ async fn image_bombs_are_listed_not_decoded_and_mail_still_flows() {
     parts.push(("huge.png".to_owned(), huge.as_slice()));
     let (bomber, normal) = (user(0xb0b), user(0x900d));
     let bomb_mail = mail_with(&addr(&bomber), "bombs", &parts);
-    let picture = noise_png();
+    let picture = crate::support::images::noise_png(1000, 800, 4242);
     assert!(picture.len() > 1024 * 1024, "the normal picture gets a preview: it is decoded");
     let normal_mail = mail_with(&addr(&normal), "holiday", &[("beach.png".to_owned(), picture.as_slice())]);
 
