@@ -212,7 +212,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
             mail2line::storage::Limits { min_free_bytes: cfg.storage.min_free_bytes, max_bytes: cfg.storage.max_bytes },
         ))),
     });
-    let incoming = cfg.storage.dir.join("incoming");
+    let incoming = cfg.storage.dir.join(mail2line::storage::INCOMING_DIR);
     let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
         .map_err(|e| format!("cannot prepare {} for mail data (storage.dir): {e}", incoming.display()))?;
     let limits = server::Limits {

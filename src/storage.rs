@@ -113,12 +113,21 @@ impl SpaceGate for DiskSpace {
     }
 }
 
+/// The folder of `storage.dir` where mail data past `smtp.max_inflight_bytes` is written while
+/// it is received (`smtp/inflight.rs`).
+pub const INCOMING_DIR: &str = "incoming";
+
 /// Free bytes on the file system of `dir` (for an unprivileged writer: `f_bavail`) and, when
 /// `with_used`, the bytes of the gateway's files: every regular file directly in `dir` (the
-/// SQLite databases with their -wal and -shm) plus the files of `dir/media`.
+/// SQLite databases with their -wal and -shm) plus the files of `dir/media` and of mail being
+/// received in `dir/incoming`.
 pub fn measure(dir: &Path, with_used: bool) -> Result<Reading, String> {
     let free = free_bytes(dir)?;
-    let used = if with_used { dir_bytes(dir) + dir_bytes(&dir.join(crate::media::store::DIR_NAME)) } else { 0 };
+    let used = if with_used {
+        dir_bytes(dir) + dir_bytes(&dir.join(crate::media::store::DIR_NAME)) + dir_bytes(&dir.join(INCOMING_DIR))
+    } else {
+        0
+    };
     Ok(Reading { free, used })
 }
 
@@ -210,9 +219,12 @@ mod tests {
         std::fs::create_dir(tmp.path().join("media")).unwrap();
         std::fs::write(tmp.path().join("media").join("a.png"), vec![0u8; 500]).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("media").join("b.png")).unwrap();
+        std::fs::create_dir(tmp.path().join(INCOMING_DIR)).unwrap();
+        std::fs::write(tmp.path().join(INCOMING_DIR).join("x.eml"), vec![0u8; 200]).unwrap();
         let r = measure(tmp.path(), true).unwrap();
-        assert_eq!(r.used, 3500);
+        assert_eq!(r.used, 3700, "the database, media and mail being received; not the link");
         assert!(r.free > 0);
+        std::fs::remove_file(tmp.path().join(INCOMING_DIR).join("x.eml")).unwrap();
         let gate = DiskSpace::new(tmp.path(), Limits { min_free_bytes: 0, max_bytes: 4000 });
         assert_eq!(gate.check(), Ok(()));
         std::fs::write(tmp.path().join("big"), vec![0u8; 1000]).unwrap();
