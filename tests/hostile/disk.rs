@@ -111,10 +111,14 @@ fn with_image(png: &[u8], n: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_leaves_no_half_written_file_and_loses_no_accepted_mail() {
-    // Every write past 1 MiB fails (EFBIG) like a full disk; LINE is slow, so the spool grows.
+    // Every write past 1 MiB fails (EFBIG) like a full disk. LINE is slow (one worker, 1.5 s a
+    // push, within the gateway's 2 s timeout) and each mail is five pushes of ~25 KB, so the
+    // spool fills in a few mails however slowly a loaded machine runs this test.
     let extra = "\n[delivery]\nscan_interval_ms = 100\nworkers = 1\n\n[media]\npublic_base_url = \"https://media.example.test\"\n";
     let (line, gw) = start(extra, Some(1024)).await;
-    line.set_default(Behaviour::Delay(Duration::from_millis(300)));
+    line.set_default(Behaviour::Delay(Duration::from_millis(1500)));
+    let rcpts: Vec<String> = (4..9).map(|n| addr(&user(n))).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
     // About 3.6 MB: over the 1 MiB file limit, so the gateway converts it.
     let big = with_image(&crate::support::images::noise_png(1200, 1000, 7), 0);
     let filler = "x".repeat(30 * 1024);
@@ -126,7 +130,7 @@ async fn a_full_disk_leaves_no_half_written_file_and_loses_no_accepted_mail() {
             assert_eq!(code(&err), Some(452), "{err}");
         }
         let m = format!("Subject: seq {n}\r\n\r\n{filler}\r\n");
-        match block_in_place(|| gw.send_raw("normal@example.com", &[&addr(&user(4))], m.as_bytes())) {
+        match block_in_place(|| gw.send_raw("normal@example.com", &rcpts, m.as_bytes())) {
             Ok(_) => accepted.push(format!("seq {n}")),
             Err(e) => {
                 assert_eq!(code(&e).map(|c| c / 100), Some(4), "a full disk is never a 5xx: {e}");
