@@ -10,6 +10,7 @@
 //! order. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
 //! it but we never recorded that) is answered 409 by LINE and counts as delivered.
 
+pub mod coalesce;
 pub mod limiter;
 pub mod policy;
 pub mod store;
