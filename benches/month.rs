@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use mail2line::spool::coalesce::{admit, month_bounds, next, window, Admission, Chat, Next, Quota, Settings};
+use mail2line::spool::coalesce::{admit, chat_window, month_bounds, next, sent, window, Admission, Chat, Next, Quota, Settings};
 
 const SEC: i64 = 1000;
 const HOUR: i64 = 3600 * SEC;
@@ -67,6 +67,8 @@ fn trace() -> Vec<Mail> {
 
 #[derive(Default)]
 struct Outcome {
+    /// Requests to the admin and to the ops group.
+    per_chat: [u64; 2],
     messages: u64,
     requests: u64,
     refused_routine: usize,
@@ -84,16 +86,17 @@ fn replay(mails: &[Mail], settings: &Settings, limit: Option<u64>) -> Outcome {
     let mut held: [Vec<Mail>; 2] = [Vec::new(), Vec::new()];
     let mut wake: [Option<i64>; 2] = [None, None];
     let mut quota = Quota { limit, used: 0 };
-    let send = |c: usize, at: i64, chats: &mut [Chat; 2], held: &mut [Vec<Mail>; 2], quota: &mut Quota, out: &mut Outcome| {
+    let send = |c: usize, at: i64, waited: bool, chats: &mut [Chat; 2], held: &mut [Vec<Mail>; 2], quota: &mut Quota, out: &mut Outcome| {
         let batch = std::mem::take(&mut held[c]);
         let requests = batch.len().div_ceil(MAILS_PER_REQUEST) as u64;
         quota.used += requests * MEMBERS[c];
         out.messages += requests * MEMBERS[c];
         out.requests += requests;
+        out.per_chat[c] += requests;
         for m in batch {
             if m.urgent { out.urgent_delays.push(at - m.at) } else { out.delays.push(at - m.at) }
         }
-        chats[c] = Chat { last_push_ms: Some(at), held: false, urgent_held: false };
+        chats[c] = sent(chats[c], at, waited);
     };
     for mail in mails {
         // Windows that end before this mail arrives go out first.
@@ -101,7 +104,7 @@ fn replay(mails: &[Mail], settings: &Settings, limit: Option<u64>) -> Outcome {
             let due = (0..2).filter_map(|c| wake[c].filter(|&w| w <= mail.at).map(|w| (w, c))).min();
             let Some((at, c)) = due else { break };
             wake[c] = None;
-            send(c, at, &mut chats, &mut held, &mut quota, &mut out);
+            send(c, at, true, &mut chats, &mut held, &mut quota, &mut out);
         }
         match admit(quota, settings, mail.urgent, mail.at) {
             Admission::Accept => {}
@@ -119,10 +122,14 @@ fn replay(mails: &[Mail], settings: &Settings, limit: Option<u64>) -> Outcome {
         held[c].push(*mail);
         chats[c].held = true;
         chats[c].urgent_held |= mail.urgent;
-        match next(chats[c], window(settings, quota, mail.at), mail.at) {
+        let w = chat_window(window(settings, quota, mail.at), &chats[c], settings);
+        match next(chats[c], w, mail.at) {
             Next::SendNow => {
+                // At once: after a quiet spell (the streak ends), or urgent mail taking the
+                // held mail along (still a busy chat).
+                let busy = wake[c].is_some();
                 wake[c] = None;
-                send(c, mail.at, &mut chats, &mut held, &mut quota, &mut out);
+                send(c, mail.at, busy, &mut chats, &mut held, &mut quota, &mut out);
             }
             Next::WakeAt(at) => wake[c] = Some(wake[c].map_or(at, |w| w.min(at))),
             Next::Idle => {}
@@ -130,7 +137,7 @@ fn replay(mails: &[Mail], settings: &Settings, limit: Option<u64>) -> Outcome {
     }
     for c in 0..2 {
         if let Some(at) = wake[c] {
-            send(c, at, &mut chats, &mut held, &mut quota, &mut out);
+            send(c, at, true, &mut chats, &mut held, &mut quota, &mut out);
         }
     }
     out
@@ -167,6 +174,9 @@ fn main() {
                 percentile(&mut o.delays, 1.0),
                 refused
             );
+            if limit.is_none() {
+                println!("{:<44} requests to the admin {}, to the ops group {}", "", o.per_chat[0], o.per_chat[1]);
+            }
             if limit.is_some() {
                 let day = o.reserve_reached_at.map(|t| format!("day {:.1}", (t - MONTH_START) as f64 / DAY as f64)).unwrap_or_else(|| "never".into());
                 let worst_urgent = o.urgent_delays.iter().max().copied().unwrap_or(0);

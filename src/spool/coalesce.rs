@@ -128,6 +128,23 @@ pub struct Chat {
     pub held: bool,
     /// Whether an urgent mail is among it.
     pub urgent_held: bool,
+    /// Windows in a row that ended with mail held: each doubles the next (see [`chat_window`]).
+    pub streak: u32,
+}
+
+/// The window for `chat`: `base` (from [`window`]) doubled for every window in a row that
+/// ended with mail held, up to `max_coalesce`. A flap of alerts keeps a chat busy for minutes;
+/// with a fixed 10 s window it costs a request every 10 s, with a doubling one a handful. The
+/// first quiet window resets it, so the next lone mail goes at once again.
+pub fn chat_window(base: Duration, chat: &Chat, s: &Settings) -> Duration {
+    let cap = s.max_coalesce.max(base);
+    base.saturating_mul(1u32 << chat.streak.min(16)).min(cap)
+}
+
+/// `chat` after its held mail went out at `at_ms`; `waited` when the mail had been held for a
+/// window (the chat is busy: the streak grows), not sent at once after a quiet spell (it ends).
+pub fn sent(chat: Chat, at_ms: i64, waited: bool) -> Chat {
+    Chat { last_push_ms: Some(at_ms), held: false, urgent_held: false, streak: if waited { chat.streak.saturating_add(1) } else { 0 } }
 }
 
 /// What to do with a chat's held mail now.
@@ -141,7 +158,7 @@ pub enum Next {
     WakeAt(i64),
 }
 
-/// The decision for `chat` at `now_ms` with the window `window`. Mail to a chat that has been
+/// The decision for `chat` at `now_ms` with the window `window` (from [`chat_window`]). Mail to a chat that has been
 /// quiet for a window goes at once; urgent mail goes at once and takes what is held along, at
 /// no extra cost (one request either way).
 pub fn next(chat: Chat, window: Duration, now_ms: i64) -> Next {
@@ -208,7 +225,7 @@ mod tests {
         let w = Duration::from_secs(10);
         let quiet = Chat { held: true, ..Chat::default() };
         assert_eq!(next(quiet, w, T0), Next::SendNow, "first mail ever");
-        let after_push = Chat { last_push_ms: Some(T0), held: true, urgent_held: false };
+        let after_push = Chat { last_push_ms: Some(T0), held: true, urgent_held: false, streak: 0 };
         assert_eq!(next(after_push, w, T0 + 2 * SEC), Next::WakeAt(T0 + 10 * SEC));
         assert_eq!(next(after_push, w, T0 + 10 * SEC), Next::SendNow);
         assert_eq!(next(after_push, w, T0 + 3600 * SEC), Next::SendNow, "a quiet spell: at once");
@@ -217,6 +234,26 @@ mod tests {
         assert_eq!(next(Chat { urgent_held: true, ..after_push }, w, T0 + SEC), Next::SendNow);
         // Coalescing off: a zero window never holds.
         assert_eq!(next(after_push, Duration::ZERO, T0), Next::SendNow);
+    }
+
+    #[test]
+    fn a_busy_chat_waits_longer_each_window_and_a_quiet_one_starts_over() {
+        let base = Duration::from_secs(10);
+        let mut chat = Chat::default();
+        // A lone mail goes at once: no streak.
+        chat = sent(chat, T0, false);
+        assert_eq!(chat_window(base, &chat, &s()), base);
+        // Mail held through a window: the next window is twice as long, and so on.
+        chat = sent(chat, T0 + 10 * SEC, true);
+        assert_eq!(chat_window(base, &chat, &s()), Duration::from_secs(20));
+        chat = sent(chat, T0 + 30 * SEC, true);
+        assert_eq!(chat_window(base, &chat, &s()), Duration::from_secs(40));
+        // Capped at max_coalesce however long the flap.
+        let long = Chat { streak: 40, ..chat };
+        assert_eq!(chat_window(base, &long, &s()), Duration::from_secs(3600));
+        // A mail after a quiet spell is sent at once and the streak ends.
+        chat = sent(chat, T0 + 3600 * SEC, false);
+        assert_eq!((chat.streak, chat_window(base, &chat, &s())), (0, base));
     }
 
     #[test]
