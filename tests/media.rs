@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use serde_json::Value;
 use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use support::standin::{Behaviour, StandIn};
@@ -56,19 +55,8 @@ fn messages(line: &StandIn) -> Vec<Value> {
 
 /// A mail with the given attachments, as base64 parts.
 fn mail_with(to: &str, message_id: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut m = format!(
-        "From: cam@example.com\r\nTo: {to}\r\nSubject: Pictures\r\nMessage-ID: <{message_id}>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n"
-    );
-    for (name, ty, data) in parts {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-        m.push_str(&format!("--b\r\nContent-Type: {ty}\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n"));
-        for chunk in b64.as_bytes().chunks(76) {
-            m.push_str(std::str::from_utf8(chunk).unwrap());
-            m.push_str("\r\n");
-        }
-    }
-    m.push_str("--b--\r\n");
-    m.into_bytes()
+    let head = format!("From: cam@example.com\r\nTo: {to}\r\nSubject: Pictures\r\nMessage-ID: <{message_id}>\r\n");
+    support::mime::multipart(&head, "See attached.", parts)
 }
 
 

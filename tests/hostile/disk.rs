@@ -96,17 +96,8 @@ async fn past_max_bytes_mail_waits_and_is_taken_again_once_there_is_room() {
 
 
 fn with_image(png: &[u8], n: usize) -> Vec<u8> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-    let mut m = format!(
-        "From: cam@example.com\r\nSubject: picture {n}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"p.png\"\r\n\r\n"
-    );
-    for chunk in b64.as_bytes().chunks(76) {
-        m.push_str(std::str::from_utf8(chunk).unwrap());
-        m.push_str("\r\n");
-    }
-    m.push_str("--b--\r\n");
-    m.into_bytes()
+    let head = format!("From: cam@example.com\r\nSubject: picture {n}\r\n");
+    crate::support::mime::multipart(&head, "See attached.", &[("p.png", "image/png", png)])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

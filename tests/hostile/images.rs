@@ -7,7 +7,6 @@
 
 use std::io::Cursor;
 
-use base64::Engine;
 use serde_json::Value;
 use tokio::task::block_in_place;
 
@@ -108,19 +107,9 @@ fn black_png(width: u32, height: u32, rows: u32) -> Vec<u8> {
 
 
 fn mail_with(to: &str, subject: &str, parts: &[(String, &[u8])]) -> Vec<u8> {
-    let mut m = format!(
-        "From: cam@example.com\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nText of {subject}.\r\n"
-    );
-    for (name, data) in parts {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(data);
-        m.push_str(&format!("--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\r\n"));
-        for chunk in b64.as_bytes().chunks(76) {
-            m.push_str(std::str::from_utf8(chunk).unwrap());
-            m.push_str("\r\n");
-        }
-    }
-    m.push_str("--b--\r\n");
-    m.into_bytes()
+    let parts: Vec<(&str, &str, &[u8])> = parts.iter().map(|(name, data)| (name.as_str(), "image/png", *data)).collect();
+    let head = format!("From: cam@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n");
+    crate::support::mime::multipart(&head, &format!("Text of {subject}."), &parts)
 }
 
 /// Every message pushed to `to`, in order.

@@ -10,10 +10,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use tokio::task::block_in_place;
 
 use crate::common::{disk_used, normal_mail, peak_rss, report, scale, Normal, MIB};
+use crate::support::mime::multipart;
 use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use crate::support::standin::StandIn;
 
@@ -33,17 +33,8 @@ fn big_mail(to: &str, size: usize) -> Vec<u8> {
             seed as u8
         })
         .collect();
-    let b64 = base64::engine::general_purpose::STANDARD.encode(raw);
-    let mut mail = format!(
-        "From: nas@example.com\r\nTo: {to}\r\nSubject: nightly archive\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nThe archive is attached.\r\n--b\r\nContent-Type: application/octet-stream; name=archive.bin\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-    )
-    .into_bytes();
-    for line in b64.as_bytes().chunks(76) {
-        mail.extend_from_slice(line);
-        mail.extend_from_slice(b"\r\n");
-    }
-    mail.extend_from_slice(b"--b--\r\n");
-    mail
+    let head = format!("From: nas@example.com\r\nTo: {to}\r\nSubject: nightly archive\r\n");
+    multipart(&head, "The archive is attached.", &[("archive.bin", "application/octet-stream", &raw)])
 }
 
 /// Reads one reply's code (multi-line replies: the last line's).
