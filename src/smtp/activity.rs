@@ -75,10 +75,12 @@ impl Activity {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -79,12 +79,14 @@ impl Inflight {
     }
 
     /// How long a delivery waits for room to parse (tests shorten it).
+    #[cfg(test)]
     pub fn with_parse_wait(mut self, wait: Duration) -> Inflight {
         self.parse_wait = wait;
         self
     }
 
-    /// Bytes of the receiving half in use right now (for tests and the hostile bench).
+    /// Bytes of the receiving half in use right now.
+    #[cfg(test)]
     pub fn receiving_in_use(&self) -> usize {
         (self.half as usize - self.receiving.available_permits()) * UNIT
     }
@@ -125,6 +127,7 @@ impl Body {
     }
 
     /// Whether this body was written to a file.
+    #[cfg(test)]
     pub fn spilled(&self) -> bool {
         matches!(self.held, Held::File { .. })
     }

@@ -128,35 +128,24 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watc
             }
         };
         let _ = stream.set_nodelay(true);
-        let permit = match shared.slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            // At the cap: close the session silent longest, if one has been silent for
-            // EVICT_AFTER, and give its slot to this client; else refuse as before.
-            Err(_) if shared.activity.evict_idle(EVICT_AFTER, Instant::now()) => {
-                let (shared, shutdown) = (shared.clone(), shutdown.clone());
-                let implicit_tls = listener.implicit_tls;
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(2), shared.slots.clone().acquire_owned()).await {
-                        Ok(Ok(permit)) => {
-                            info!(%peer, "smtp.max_sessions reached; closed a session silent for 30 s or more to make room");
-                            if let Err(e) = connection(stream, peer, implicit_tls, &shared, shutdown).await {
-                                debug!(%peer, "session ended: {e}");
-                            }
-                            drop(permit);
-                        }
-                        _ => too_many(stream, peer, &shared).await,
-                    }
-                });
-                continue;
-            }
-            Err(_) => {
-                tokio::spawn(too_many_owned(stream, peer, shared.clone()));
-                continue;
-            }
-        };
+        // At the cap: close the session silent longest, if one has been silent for EVICT_AFTER,
+        // and give its slot to this client; else refuse as before.
+        let permit = shared.slots.clone().try_acquire_owned().ok();
+        let evicted = permit.is_none() && shared.activity.evict_idle(EVICT_AFTER, Instant::now());
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         let implicit_tls = listener.implicit_tls;
         tokio::spawn(async move {
+            let permit = match permit {
+                Some(p) => p,
+                None if evicted => match tokio::time::timeout(Duration::from_secs(2), shared.slots.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => {
+                        info!(%peer, "smtp.max_sessions reached; closed a session silent for 30 s or more to make room");
+                        p
+                    }
+                    _ => return too_many(stream, peer, &shared).await,
+                },
+                None => return too_many(stream, peer, &shared).await,
+            };
             if let Err(e) = connection(stream, peer, implicit_tls, &shared, shutdown).await {
                 debug!(%peer, "session ended: {e}");
             }
@@ -169,10 +158,6 @@ async fn too_many(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     shared.metrics.session_refused(SessionRefusal::TooMany);
     info!(%peer, "connection refused: smtp.max_sessions reached");
     refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")).await;
-}
-
-async fn too_many_owned(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    too_many(stream, peer, &shared).await
 }
 
 /// Failed `accept` calls: how long to pause, and at most one log line a second.
