@@ -287,7 +287,7 @@ mod standin {
     use serde_json::{json, Value};
 
     use super::support::spec::Spec;
-    use super::support::standin::{Behaviour, Fault, Faults, StandIn};
+    use super::support::standin::{Behaviour, Fault, Faults, StandIn, DEFAULT_MEMBER_COUNT, MONTHLY_LIMIT_MESSAGE};
     use super::{push_body, text};
 
     const TOKEN: &str = "test-channel-token";
@@ -477,6 +477,165 @@ mod standin {
         let (status, _, _) = post(&line, "/v2/bot/message/push", &push_body(), Some(KEY)).await;
         assert_eq!(status, 200);
         assert_eq!(line.accepted().len(), 1);
+    }
+
+    // --- counting and the monthly quota (issue #17) ---------------------------
+
+    const USER: &str = "U4af4980629a1b2c3d4e5f60718293a4b";
+    const GROUP: &str = "Ca56f94637c4b2a3e9d8f7e6d5c4b3a21";
+    const ROOM: &str = "Rb1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6";
+
+    fn push_to(to: &str, messages: usize) -> Value {
+        let messages: Vec<Value> = (0..messages).map(|i| text(&format!("m{i}"))).collect();
+        json!({ "to": to, "messages": messages })
+    }
+
+    fn multicast_to(ids: &[&str]) -> Value {
+        json!({ "to": ids, "messages": [text("a"), text("b")] })
+    }
+
+    async fn total_usage(line: &StandIn) -> i64 {
+        let (status, answer) = get(line, "/v2/bot/message/quota/consumption").await;
+        assert_eq!(status, 200, "{answer}");
+        check_response("GET", "/v2/bot/message/quota/consumption", status, &answer);
+        answer["totalUsage"].as_i64().expect("totalUsage")
+    }
+
+    /// LINE bills recipients, not message objects: a push of five to a user costs 1, a
+    /// multicast to three costs 3, a push to a group or room its member count; a reply is free.
+    #[tokio::test]
+    async fn line_counts_one_message_per_recipient_per_request() {
+        let line = StandIn::start().await;
+        line.set_quota(None, 100);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(USER, 5), None).await.0, 200);
+        assert_eq!((line.messages_counted(), line.messages_to(USER)), (1, 1), "five message objects, one recipient");
+
+        let ids = ["U11111111111111111111111111111111", "U22222222222222222222222222222222", USER];
+        assert_eq!(post(&line, "/v2/bot/message/multicast", &multicast_to(&ids), None).await.0, 200);
+        assert_eq!(line.messages_counted(), 4);
+        assert_eq!((line.messages_to(ids[0]), line.messages_to(ids[1]), line.messages_to(USER)), (1, 1, 2));
+
+        line.set_member_count(GROUP, 7);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(GROUP, 2), None).await.0, 200);
+        assert_eq!((line.messages_counted(), line.messages_to(GROUP)), (11, 7), "a group costs its members");
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(ROOM, 1), None).await.0, 200);
+        assert_eq!(line.messages_to(ROOM), DEFAULT_MEMBER_COUNT, "an unset room has the default");
+        assert_eq!(line.messages_counted(), 11 + DEFAULT_MEMBER_COUNT);
+
+        let reply = json!({ "replyToken": "nHuyWiB7yP5Zw52FIkcQobQuGDXCTA", "messages": [text("hi")] });
+        assert_eq!(post(&line, "/v2/bot/message/reply", &reply, None).await.0, 200);
+        assert_eq!(line.messages_counted(), 11 + DEFAULT_MEMBER_COUNT, "replies are free");
+
+        // totalUsage is the month's usage: what set_quota started from plus what was counted.
+        assert_eq!(total_usage(&line).await, 100 + 11 + DEFAULT_MEMBER_COUNT);
+        assert_eq!(line.quota_used(), 100 + 11 + DEFAULT_MEMBER_COUNT);
+        line.assert_all_valid();
+    }
+
+    /// A retry answered 409 was paid for by the request LINE accepted: it costs nothing.
+    #[tokio::test]
+    async fn a_duplicate_answered_409_costs_nothing() {
+        let line = StandIn::start().await;
+        line.set_quota(Some(1000), 0);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(GROUP, 1), Some(KEY)).await.0, 200);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(GROUP, 1), Some(KEY)).await.0, 409);
+        let other = "123e4567-e89b-12d3-a456-426614174001";
+        let ids = ["U11111111111111111111111111111111", USER];
+        assert_eq!(post(&line, "/v2/bot/message/multicast", &multicast_to(&ids), Some(other)).await.0, 200);
+        assert_eq!(post(&line, "/v2/bot/message/multicast", &multicast_to(&ids), Some(other)).await.0, 409);
+        assert_eq!(line.messages_counted(), DEFAULT_MEMBER_COUNT + 2);
+        assert_eq!((line.messages_to(GROUP), line.messages_to(USER)), (DEFAULT_MEMBER_COUNT, 1));
+        assert_eq!(total_usage(&line).await, DEFAULT_MEMBER_COUNT + 2);
+        // Still a duplicate once the quota is spent: LINE recognises the key first.
+        line.set_quota(Some(1000), 1000);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(GROUP, 1), Some(KEY)).await.0, 409);
+        assert_eq!(line.accepted().iter().filter(|r| r.method == "POST").count(), 2);
+        line.assert_all_valid();
+    }
+
+    /// Past the limit, push and multicast get LINE's monthly-limit 429 (the one the gateway
+    /// tells from a rate limit), nothing is counted, and a request that costs more than is
+    /// left is refused whole.
+    #[tokio::test]
+    async fn past_the_monthly_limit_push_and_multicast_get_429_and_cost_nothing() {
+        use mail2line::line::outcome::{classify, Outcome, RetryReason};
+
+        let line = StandIn::start().await;
+        line.set_quota(Some(10), 8);
+        let ids = ["U11111111111111111111111111111111", "U22222222222222222222222222222222", USER];
+        let (status, headers, answer) = post(&line, "/v2/bot/message/multicast", &multicast_to(&ids), Some(KEY)).await;
+        assert_eq!((status, &answer), (429, &json!({ "message": "You have reached your monthly limit." })));
+        assert_eq!(answer["message"], MONTHLY_LIMIT_MESSAGE);
+        assert!(headers.contains_key("x-line-request-id"));
+        check_response("POST", "/v2/bot/message/multicast", status, &answer);
+        let body = serde_json::to_vec(&answer).unwrap();
+        assert!(matches!(
+            classify(status, &body, None, None),
+            Outcome::Retry { reason: RetryReason::QuotaExhausted, .. }
+        ));
+        assert_eq!(total_usage(&line).await, 8, "a refused request costs nothing");
+        assert_eq!((line.messages_counted(), line.messages_to(USER)), (0, 0));
+
+        // A group of 3 with 2 left is refused whole; two users fit, a third does not.
+        let (status, _, answer) = post(&line, "/v2/bot/message/push", &push_to(GROUP, 1), None).await;
+        assert_eq!((status, answer["message"].as_str()), (429, Some(MONTHLY_LIMIT_MESSAGE)));
+        check_response("POST", "/v2/bot/message/push", status, &answer);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(USER, 5), None).await.0, 200);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(ids[0], 1), None).await.0, 200);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(ids[1], 1), None).await.0, 429);
+        assert_eq!(total_usage(&line).await, 10);
+        assert_eq!(line.messages_counted(), 2);
+
+        // Refusals are not accepted, and the refused key was not burned: with room again
+        // (next month), the same retry key is accepted.
+        let pushes = line.requests_to("/v2/bot/message/push");
+        let statuses: Vec<u16> = pushes.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [429, 200, 200, 429]);
+        assert_eq!(line.requests_to("/v2/bot/message/multicast")[0].status, 429);
+        assert_eq!(line.accepted().iter().filter(|r| r.method == "POST").count(), 2);
+        line.set_quota(Some(10), 0);
+        assert_eq!(post(&line, "/v2/bot/message/multicast", &multicast_to(&ids), Some(KEY)).await.0, 200);
+        assert_eq!((line.messages_counted(), total_usage(&line).await), (5, 3));
+
+        // A scripted refusal is answered as scripted; a scripted acceptance meets the quota.
+        line.set_quota(Some(10), 10);
+        line.push_behaviour(Behaviour::Status(500, json!({ "message": "Internal Server Error" })));
+        line.push_behaviour(Behaviour::AcceptThenDrop);
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_to(USER, 1), None).await.0, 500);
+        let (status, _, answer) = post(&line, "/v2/bot/message/push", &push_to(USER, 1), None).await;
+        assert_eq!((status, answer["message"].as_str()), (429, Some(MONTHLY_LIMIT_MESSAGE)), "answered, not dropped");
+        assert_eq!(line.messages_counted(), 5);
+        line.assert_all_valid();
+    }
+
+    /// `members/count` for groups and rooms: per spec, the set count or the default, behind
+    /// the bearer token, and recorded so tests can tell how often the gateway asked.
+    #[tokio::test]
+    async fn members_count_answers_per_spec() {
+        let line = StandIn::start().await;
+        line.set_member_count(GROUP, 12);
+        let group_path = format!("/v2/bot/group/{GROUP}/members/count");
+        let (status, answer) = get(&line, &group_path).await;
+        assert_eq!((status, &answer), (200, &json!({ "count": 12 })));
+        check_response("GET", &group_path, status, &answer);
+
+        let room_path = format!("/v2/bot/room/{ROOM}/members/count");
+        let (status, answer) = get(&line, &room_path).await;
+        assert_eq!((status, &answer), (200, &json!({ "count": DEFAULT_MEMBER_COUNT })));
+        check_response("GET", &room_path, status, &answer);
+        line.set_member_count(ROOM, 2);
+        assert_eq!(get(&line, &room_path).await, (200, json!({ "count": 2 })));
+
+        let resp = reqwest::Client::new().get(format!("{}{group_path}", line.base_url())).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "the bearer token is required");
+        assert_eq!(get(&line, "/v2/bot/group//members/count").await.0, 404);
+
+        assert_eq!(line.requests_to(&group_path).len(), 2);
+        assert_eq!(line.requests_to(&room_path).len(), 2);
+        assert_eq!(line.messages_counted(), 0, "asking costs nothing");
+        let errors: Vec<Vec<String>> = line.requests().into_iter().map(|r| r.spec_errors).collect();
+        assert!(errors[..3].iter().all(Vec::is_empty), "{errors:?}");
+        assert!(errors[3][0].contains("Authorization"), "{errors:?}");
     }
 
     #[tokio::test]

@@ -11,16 +11,46 @@
 //!   (`POST /oauth2/v2.1/token` and `/oauth2/v3/token`, see below),
 //! * honours `X-Line-Retry-Key` like LINE: a key that was already accepted
 //!   gets 409 with the original `sentMessages`, and is not a new delivery,
+//! * counts messages like LINE and enforces the monthly quota (see "Counting"
+//!   below),
 //! * answers with scripted [`Behaviour`]s (errors, delays, dropped
 //!   connections) so retry and failure paths can be tested, and, for fault
 //!   campaigns, fails a seeded random share of deliveries ([`Faults`]).
 //!
 //! Routes answered: `POST /v2/bot/message/{push,reply,multicast,broadcast}`,
-//! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota/consumption`,
+//! `GET /v2/bot/profile/{userId}`, `GET /v2/bot/message/quota`,
+//! `GET /v2/bot/message/quota/consumption`,
+//! `GET /v2/bot/group/{groupId}/members/count`,
+//! `GET /v2/bot/room/{roomId}/members/count`,
 //! `GET /v2/bot/info` (the bot [`BOT_DISPLAY_NAME`] / [`BOT_BASIC_ID`]),
 //! `POST /oauth2/v2.1/token`, `POST /oauth2/v3/token`; anything else is 404
 //! `{"message":"Not found"}` (and, when the spec does not know the path either,
 //! a recorded spec error).
+//!
+//! Counting (issue #17): LINE bills *recipients*, not message objects. An
+//! accepted (2xx) push or multicast costs one message per recipient, whether it
+//! carries 1 or 5 message objects: a push to a user (`U…`) costs 1, a push to a
+//! group (`C…`) or room (`R…`) costs its member count ([`StandIn::set_member_count`],
+//! else [`DEFAULT_MEMBER_COUNT`] — the members LINE counts exclude the bot, as
+//! `members/count` does), a multicast costs the number of ids in `to`. The cost
+//! is added to the month's usage (what `/quota/consumption` reports as
+//! `totalUsage`), to [`StandIn::messages_counted`] and, per recipient, to
+//! [`StandIn::messages_to`]. Replies are free at LINE and cost nothing here;
+//! broadcasts cost the follower count at LINE, which the stand-in does not
+//! model, so they are not counted either. With a limit ([`StandIn::set_quota`]),
+//! a push or multicast whose cost exceeds what is left of it is refused whole —
+//! nothing sent, nothing counted, its retry key not remembered — with LINE's
+//! 429 `{"message":"You have reached your monthly limit."}` ([`MONTHLY_LIMIT_MESSAGE`],
+//! which the gateway's `line::outcome` tells from a rate limit by its text).
+//! The quota is checked when a request would be accepted, after the script,
+//! the faults and the default chose the answer: a refusal they chose (a
+//! scripted 429 or 500, a [`Fault::ServerError`]) is answered as chosen, an
+//! acceptance becomes the monthly-limit 429 when the quota cannot pay for it
+//! (the script entry or drawn fault is used up all the same; the fault stays
+//! in [`Recorded::fault`]). A [`Behaviour::Delay`] is checked after its delay,
+//! when it is decided. A retry answered 409 (its key already accepted) was paid
+//! for by the request that was accepted and costs nothing; it is answered 409
+//! even when the quota is spent meanwhile, since LINE recognises the key first.
 //!
 //! Tokens: after [`StandIn::set_channel`] the stand-in is a channel that
 //! issues its own tokens. A token request must be
@@ -86,6 +116,14 @@ use super::spec::{decode_form, Spec, Violation};
 pub const BOT_DISPLAY_NAME: &str = "Stand-in bot";
 pub const BOT_BASIC_ID: &str = "@standin";
 pub const BOT_USER_ID: &str = "U5ba7d0c1e2f3a4b5c6d7e8f9a0b1c2d3";
+
+/// What a group or room has for members when [`StandIn::set_member_count`] did not say
+/// (the count in LINE's own `members/count` example).
+pub const DEFAULT_MEMBER_COUNT: i64 = 3;
+
+/// LINE's 429 message when the month's quota is spent; `line::outcome` matches on its
+/// "monthly limit" to tell it from a rate limit.
+pub const MONTHLY_LIMIT_MESSAGE: &str = "You have reached your monthly limit.";
 
 /// The `aud` LINE requires in client assertions.
 const AUDIENCE: &str = "https://api.line.me/";
@@ -285,9 +323,16 @@ struct StateData {
     accepted_keys: HashMap<String, AcceptedKey>,
     next_message_id: u64,
     next_request_id: u64,
-    /// Monthly quota: `None` = no limit (`{"type":"none"}`), and messages used so far.
+    /// Monthly quota: `None` = no limit (`{"type":"none"}`), and messages used so far
+    /// (what [`StandIn::set_quota`] said plus what accepted requests cost since).
     quota_limit: Option<i64>,
     quota_used: i64,
+    /// Messages LINE counted for requests accepted by this stand-in (see the module docs),
+    /// in all and by recipient id (the group or room id for a push to one).
+    counted: i64,
+    counted_to: HashMap<String, i64>,
+    /// Members of groups and rooms, by id, as [`StandIn::set_member_count`] set them.
+    member_counts: HashMap<String, i64>,
     /// Set by [`StandIn::set_channel`]: token requests are checked against it and message
     /// requests need an issued token.
     channel: Option<Channel>,
@@ -315,6 +360,8 @@ enum Route {
     BotInfo,
     Quota,
     QuotaLimit,
+    GroupMemberCount,
+    RoomMemberCount,
     IssueV21,
     IssueStateless,
     Unknown,
@@ -332,10 +379,17 @@ impl Route {
             ("GET", "/v2/bot/info") => Route::BotInfo,
             ("POST", "/oauth2/v2.1/token") => Route::IssueV21,
             ("POST", "/oauth2/v3/token") => Route::IssueStateless,
-            ("GET", p) => match p.strip_prefix("/v2/bot/profile/") {
-                Some(id) if !id.is_empty() && !id.contains('/') => Route::Profile,
-                _ => Route::Unknown,
-            },
+            ("GET", p) => {
+                if one_segment(p.strip_prefix("/v2/bot/profile/")).is_some() {
+                    Route::Profile
+                } else if member_count_id(p, Route::GroupMemberCount).is_some() {
+                    Route::GroupMemberCount
+                } else if member_count_id(p, Route::RoomMemberCount).is_some() {
+                    Route::RoomMemberCount
+                } else {
+                    Route::Unknown
+                }
+            }
             _ => Route::Unknown,
         }
     }
@@ -347,6 +401,21 @@ impl Route {
     fn is_token(self) -> bool {
         matches!(self, Route::IssueV21 | Route::IssueStateless)
     }
+}
+
+/// `rest` if it is one non-empty path segment.
+fn one_segment(rest: Option<&str>) -> Option<&str> {
+    rest.filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
+/// The group or room id in a `members/count` path of that route.
+fn member_count_id(path: &str, route: Route) -> Option<&str> {
+    let prefix = match route {
+        Route::GroupMemberCount => "/v2/bot/group/",
+        Route::RoomMemberCount => "/v2/bot/room/",
+        _ => return None,
+    };
+    one_segment(path.strip_prefix(prefix).and_then(|rest| rest.strip_suffix("/members/count")))
 }
 
 /// Paths described by `channel-access-token.yml` rather than `messaging-api.yml`.
@@ -372,6 +441,9 @@ impl StandIn {
                 next_request_id: 1,
                 quota_limit: None,
                 quota_used: 0,
+                counted: 0,
+                counted_to: HashMap::new(),
+                member_counts: HashMap::new(),
                 channel: None,
                 issued: Vec::new(),
                 token_expires_in: None,
@@ -415,11 +487,38 @@ impl StandIn {
         self.shared.lock().queue.push_back(behaviour);
     }
 
-    /// What `GET /v2/bot/message/quota` and `/quota/consumption` report.
+    /// The month's quota: the limit `GET /v2/bot/message/quota` reports (`None`: no limit)
+    /// and the messages already used, which `/quota/consumption` reports as `totalUsage` and
+    /// accepted pushes and multicasts add to. Past the limit they are refused with LINE's
+    /// monthly-limit 429 (see the module docs). Does not touch [`StandIn::messages_counted`].
     pub fn set_quota(&self, limit: Option<i64>, used: i64) {
         let mut state = self.shared.lock();
         state.quota_limit = limit;
         state.quota_used = used;
+    }
+
+    /// The month's usage as `/quota/consumption` reports it (`totalUsage`).
+    pub fn quota_used(&self) -> i64 {
+        self.shared.lock().quota_used
+    }
+
+    /// Members of group (`C…`) or room (`R…`) `id`, as `members/count` answers and as a push
+    /// to it costs; unset ids have [`DEFAULT_MEMBER_COUNT`].
+    pub fn set_member_count(&self, id: &str, n: i64) {
+        self.shared.lock().member_counts.insert(id.to_string(), n);
+    }
+
+    /// Messages LINE counted for the pushes and multicasts this stand-in accepted (one per
+    /// recipient per request, see the module docs). Unlike `totalUsage` it leaves out the
+    /// usage [`StandIn::set_quota`] started from.
+    pub fn messages_counted(&self) -> i64 {
+        self.shared.lock().counted
+    }
+
+    /// Of [`StandIn::messages_counted`], those for recipient `id`: 1 per accepted push to a
+    /// user or multicast naming it, the member count per accepted push to a group or room.
+    pub fn messages_to(&self, id: &str) -> i64 {
+        self.shared.lock().counted_to.get(id).copied().unwrap_or(0)
     }
 
     /// Makes the stand-in the channel that issues tokens (see module docs);
@@ -714,7 +813,8 @@ async fn handle(
         }
     }
 
-    // 5. Scripted behaviour, else a random fault, else the default.
+    // 5. Scripted behaviour, else a random fault, else the default (then, for an
+    // acceptance, the quota: see below).
     let mut fault = None;
     let decision = match rejection {
         Some((status, answer)) => Decision::Answer(status, answer),
@@ -755,19 +855,29 @@ async fn handle(
             }
         }
     };
+    // An acceptance is charged to the quota when it is decided (a delay's after the
+    // delay), or becomes LINE's monthly-limit 429 when the quota cannot pay for it.
+    let accept = |status: u16, answer: Option<Value>, dropped: bool| match charge(&shared, route, &body) {
+        Ok(()) => (status, answer.unwrap_or_else(|| success_body(&shared, route, &path, &body)), dropped),
+        Err(refusal) => (429, refusal, false),
+    };
     let mut answer_after = None;
     let (status, answer, dropped) = match decision {
-        Decision::Ok => (200, success_body(&shared, route, &path, &body), false),
+        Decision::Ok => accept(200, None, false),
+        Decision::Answer(status, answer) if (200..300).contains(&status) => accept(status, Some(answer), false),
         Decision::Answer(status, answer) => (status, answer, false),
         Decision::DelayThenOk(d) => {
             tokio::time::sleep(d).await;
-            (200, success_body(&shared, route, &path, &body), false)
+            accept(200, None, false)
         }
         Decision::OkLate(d) => {
-            answer_after = Some(d);
-            (200, success_body(&shared, route, &path, &body), false)
+            let answered = accept(200, None, false);
+            if answered.0 == 200 {
+                answer_after = Some(d);
+            }
+            answered
         }
-        Decision::Drop => (200, success_body(&shared, route, &path, &body), true),
+        Decision::Drop => accept(200, None, true),
     };
 
     // 6. Record, remember accepted retry keys, wake waiters — all before a
@@ -821,6 +931,52 @@ async fn handle(
     response
 }
 
+/// What LINE counts for `body` on `route`, by recipient (see the module docs); empty for
+/// requests it does not count.
+fn bill(state: &StateData, route: Route, body: &Value) -> Vec<(String, i64)> {
+    match route {
+        Route::Push => body
+            .get("to")
+            .and_then(Value::as_str)
+            .map(|to| {
+                let cost = if to.starts_with('C') || to.starts_with('R') {
+                    state.member_counts.get(to).copied().unwrap_or(DEFAULT_MEMBER_COUNT)
+                } else {
+                    1
+                };
+                vec![(to.to_string(), cost)]
+            })
+            .unwrap_or_default(),
+        Route::Multicast => body
+            .get("to")
+            .and_then(Value::as_array)
+            .map(|to| to.iter().filter_map(Value::as_str).map(|id| (id.to_string(), 1)).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Charges an accepted push or multicast to the month's quota and the counts, or refuses
+/// it whole with the monthly-limit body when its cost exceeds what is left. One lock
+/// holds the check and the charge, so concurrent requests cannot overspend.
+fn charge(shared: &Shared, route: Route, body: &Value) -> Result<(), Value> {
+    if !matches!(route, Route::Push | Route::Multicast) {
+        return Ok(());
+    }
+    let mut state = shared.lock();
+    let bill = bill(&state, route, body);
+    let cost: i64 = bill.iter().map(|(_, n)| n).sum();
+    if state.quota_limit.is_some_and(|limit| state.quota_used + cost > limit) {
+        return Err(error_body(MONTHLY_LIMIT_MESSAGE));
+    }
+    state.quota_used += cost;
+    state.counted += cost;
+    for (id, n) in bill {
+        *state.counted_to.entry(id).or_default() += n;
+    }
+    Ok(())
+}
+
 /// LINE's success answer for a route.
 fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Value {
     match route {
@@ -854,6 +1010,11 @@ fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Valu
             Some(limit) => json!({ "type": "limited", "value": limit }),
             None => json!({ "type": "none" }),
         },
+        Route::GroupMemberCount | Route::RoomMemberCount => {
+            let id = member_count_id(path, route).unwrap_or_default();
+            let count = shared.lock().member_counts.get(id).copied().unwrap_or(DEFAULT_MEMBER_COUNT);
+            json!({ "count": count })
+        }
         Route::IssueV21 | Route::IssueStateless => issue_token(shared, route, body),
         Route::Unknown => error_body("Not found"),
     }
