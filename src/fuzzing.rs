@@ -484,9 +484,10 @@ impl SmtpDriver {
 
     /// Whether the RCPT `line` names one of the gateway's addresses this configuration may
     /// accept: `<local>@<domain>` (domain without case, followed by `>`, whitespace or the end),
-    /// the local part a LINE id (a follower's, under `require_follower`), an alias, or the
-    /// followers address. Independent of `smtp::address`, and lenient: a line with any such
-    /// address in it passes, so only a clearly foreign acceptance fails.
+    /// the local part, less one `+urgent` in any case, a LINE id (a follower's, under
+    /// `require_follower`), an alias, or the followers address. Independent of `smtp::address`,
+    /// and lenient: a line with any such address in it passes, so only a clearly foreign
+    /// acceptance fails.
     fn may_accept(&self, line: &[u8]) -> bool {
         let text = String::from_utf8_lossy(line);
         let lower = text.to_ascii_lowercase();
@@ -498,6 +499,10 @@ impl SmtpDriver {
             }
             let start = text[..at].rfind(['<', ':', ' ', ',', '\t']).map_or(0, |i| i + 1);
             let local = &text[start..at];
+            let local = match lower[start..at].strip_suffix("+urgent") {
+                Some(rest) => &local[..rest.len()],
+                None => local,
+            };
             match Recipient::from_line_id(local) {
                 Some(Recipient::User(id)) if self.rules.require_follower => id == FOLLOWER,
                 Some(_) => true,
@@ -824,6 +829,7 @@ mod tests {
         let mail = |from: &str, user: Option<&str>| Mail {
             from: from.into(),
             rcpts: vec![Recipient::Followers],
+            urgent: false,
             helo: "x".into(),
             user: user.map(str::to_owned),
             data: b"x".to_vec(),
@@ -856,6 +862,11 @@ mod tests {
         assert!(strict.may_accept(format!("RCPT TO:<{FOLLOWER}@{SMTP_DOMAIN}>\r\n").as_bytes()));
         assert!(strict.may_accept(format!("RCPT TO:<OPS@{SMTP_DOMAIN}>\r\n").as_bytes()));
         assert!(strict.may_accept(format!("RCPT TO:<followers@{SMTP_DOMAIN}>\r\n").as_bytes()));
+        assert!(plain.may_accept(format!("RCPT TO:<{STRANGER}+URGENT@{SMTP_DOMAIN}>\r\n").as_bytes()));
+        assert!(strict.may_accept(format!("RCPT TO:<ops+urgent@{SMTP_DOMAIN}>\r\n").as_bytes()));
+        assert!(!strict.may_accept(format!("RCPT TO:<{STRANGER}+urgent@{SMTP_DOMAIN}>\r\n").as_bytes()));
+        assert!(!strict.may_accept(format!("RCPT TO:<ops+other@{SMTP_DOMAIN}>\r\n").as_bytes()));
+        assert!(!plain.may_accept(format!("RCPT TO:<{STRANGER}+urgent@gmail.com>\r\n").as_bytes()));
         assert!(is_rcpt(b"rcpt TO:<x>\r\n") && is_rcpt(b"RCPT\r\n") && !is_rcpt(b"RCPTX TO:<x>\r\n"));
     }
 

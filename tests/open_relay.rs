@@ -130,9 +130,15 @@ fn legit_locals() -> Vec<(String, Vec<Recipient>)> {
         // Names are case-insensitive by design; LINE ids are not.
         (ALIAS.into(), alias.clone()),
         (ALIAS.to_ascii_uppercase(), alias.clone()),
-        (mixed(ALIAS), alias),
+        (mixed(ALIAS), alias.clone()),
         (FOLLOWERS.into(), vec![Recipient::Followers]),
         (FOLLOWERS.to_ascii_uppercase(), vec![Recipient::Followers]),
+        // `+urgent` (issue #17, any case) reaches the same; every trick is tried on it too.
+        (format!("{ID}+urgent"), vec![Recipient::User(ID.into())]),
+        (format!("{GROUP}+URGENT"), vec![Recipient::Group(GROUP.into())]),
+        (format!("{ALIAS}+urgent"), alias.clone()),
+        (format!("{}+Urgent", ALIAS.to_ascii_uppercase()), alias),
+        (format!("{FOLLOWERS}+urgent"), vec![Recipient::Followers]),
     ]
 }
 
@@ -387,6 +393,10 @@ fn every_generated_relay_trick_is_refused_in_the_session_and_only_exact_forms_re
                 let got: Vec<Recipient> = mails.iter().flat_map(|m| m.rcpts.clone()).collect();
                 if replies.len() != 1 || replies[0].code != 250 || &got != want {
                     failures.push(format!("{:?}: want delivery to {want:?}, got {got:?} and {replies:?}", case.arg));
+                }
+                let urgent = case.arg.to_ascii_lowercase().contains("+urgent@");
+                if mails.iter().any(|m| m.urgent != urgent) {
+                    failures.push(format!("{:?}: want urgent = {urgent}, got {mails:?}", case.arg));
                 }
             }
         }

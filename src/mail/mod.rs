@@ -10,6 +10,7 @@
 pub mod charset;
 mod flowed;
 mod html;
+pub mod priority;
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -35,6 +36,11 @@ pub struct Notice {
     /// The Message-ID without its angle brackets, empty if absent: what makes a resent mail
     /// recognisable as the same mail (the retry keys of its LINE requests derive from it).
     pub message_id: String,
+    /// The top-level headers mark the mail urgent (`X-Priority: 1`, `Importance: high`, ...;
+    /// the rule is [`priority::is_urgent`]): it is not held for coalescing. A mail attached
+    /// inside this one does not count, nor does the `+urgent` recipient form, which the SMTP
+    /// session reports on its own (`smtp::Mail::urgent`).
+    pub urgent: bool,
 }
 
 /// An attachment or inline part that is not the body text.
@@ -100,7 +106,8 @@ fn parse_message(raw: &[u8]) -> Notice {
 /// skipping them roughly halves the header work of a typical mail (`bench/mime-instructions.sh`).
 /// mail-parser always parses the MIME headers it needs itself (Content-Type,
 /// Content-Disposition, Content-Transfer-Encoding), whatever the form set here; the fields this
-/// module reads (Subject, From, To, Message-ID, Content-ID) keep their default forms. Known
+/// module reads (Subject, From, To, Message-ID, Content-ID) keep their default forms; the
+/// priority fields are read from their raw bytes ([`priority`]), which a skipped field keeps. Known
 /// fields are only skipped when named: `unknown_headers` covers the names mail-parser does not
 /// know (and its vendor `X-` names), not Date, Cc or Received.
 static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
@@ -180,6 +187,9 @@ fn notice_from(message: &Message<'_>) -> Notice {
             .map(|part| attachment(&part))
             .collect(),
         message_id: message.message_id().map(str::to_owned).unwrap_or_default(),
+        // Raw values: X-Priority and X-MSMail-Priority are vendor names PARSER skips, and a
+        // skipped field still keeps its bytes; Importance and Priority are read the same way.
+        urgent: priority::is_urgent(message.headers().iter().map(|h| (h.raw_name(), h.raw_value()))),
     }
 }
 
@@ -1209,5 +1219,87 @@ mod tests {
         assert_eq!(notice.subject, "x");
         assert_eq!(notice.from, "a@example.com");
         assert_eq!(notice.text, "");
+    }
+
+    #[test]
+    fn priority_headers_make_the_notice_urgent() {
+        for header in [
+            "X-Priority: 1 (Highest)",
+            "X-Priority: 2 (High)",
+            "x-priority: 1",
+            "Importance: High",
+            "IMPORTANCE: high",
+            "Priority: Urgent",
+            "X-MSMail-Priority: High",
+            "X-Priority:\n 1 (Highest)",
+            "Importance:\n\thigh",
+        ] {
+            let raw = crlf(format!("From: a@example.com\n{header}\nSubject: disk full\n\nbody\n").as_bytes());
+            let notice = parse(&raw);
+            assert!(notice.urgent, "{header:?}");
+            assert_eq!((notice.subject.as_str(), notice.text.as_str()), ("disk full", "body"), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn routine_and_odd_priority_headers_leave_the_notice_routine() {
+        for header in [
+            "X-Priority: 3 (Normal)",
+            "X-Priority: 5",
+            "X-Priority: high",
+            "Importance: normal",
+            "Importance: low",
+            "Priority: non-urgent",
+            "Priority: normal",
+            "X-MSMail-Priority: Normal",
+            "X-Priority: =?utf-8?q?1?=",
+            "X-Priority:",
+            "Subject: URGENT",
+        ] {
+            let raw = crlf(format!("From: a@example.com\n{header}\n\nbody\n").as_bytes());
+            assert!(!parse(&raw).urgent, "{header:?}");
+        }
+        assert!(!parse(b"X-Priority: \xff\xfe\r\n\r\nbody\r\n").urgent);
+        assert!(!parse(&crlf(b"Subject: hi\n\nX-Priority: 1\n")).urgent, "a body line is not a header");
+    }
+
+    #[test]
+    fn lf_only_mail_with_a_priority_header_is_urgent() {
+        assert!(parse(b"Subject: x\nX-Priority: 1\n\nbody\n").urgent);
+        assert!(parse(b"Subject: x\nX-Priority: 1").urgent, "a last header without a line end");
+    }
+
+    #[test]
+    fn only_the_top_level_headers_count() {
+        // An urgent mail forwarded as an attachment, or a part with its own priority header,
+        // does not make the mail around it urgent.
+        let raw = crlf(
+            b"Content-Type: multipart/mixed; boundary=m\n\
+              Subject: fwd\n\
+              \n\
+              --m\n\
+              Content-Type: text/plain\n\
+              X-Priority: 1\n\
+              \n\
+              see attached\n\
+              --m\n\
+              Content-Type: message/rfc822\n\
+              \n\
+              Subject: inner\n\
+              Importance: high\n\
+              X-Priority: 1 (Highest)\n\
+              \n\
+              hello\n\
+              --m--\n",
+        );
+        let notice = parse(&raw);
+        assert_eq!(notice.text, "see attached");
+        assert!(!notice.urgent);
+    }
+
+    #[test]
+    fn text_without_headers_is_routine() {
+        assert!(!parse(b"just text\r\n").urgent);
+        assert!(!parse(b"").urgent);
     }
 }

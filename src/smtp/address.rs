@@ -3,8 +3,15 @@
 //!
 //! This is the open-relay guard, so it is deliberately strict: a recipient is accepted only when
 //! its domain is exactly `smtp.domain` (ASCII case-insensitive) and its local part is exactly a
-//! LINE id. Anything clever — quoted local parts, `%` or `!` routing, IP literals, trailing
-//! dots — simply fails one of those two exact comparisons.
+//! LINE id (or a plain name the session looks up as an alias or `followers`). Anything clever —
+//! quoted local parts, `%` or `!` routing, IP literals, trailing dots — simply fails one of those
+//! two exact comparisons.
+//!
+//! The one suffix understood is `+urgent` (issue #17): `<id>+urgent@domain`,
+//! `<alias>+urgent@domain` and `followers+urgent@domain` reach the same recipients as without it
+//! and mark the mail urgent. It is cut off before the comparisons above, so what is left must
+//! still be exactly an id or a plain name; any other `+tag` is not subaddressing but a refused
+//! local part, as before.
 
 use crate::envelope::Recipient;
 
@@ -108,8 +115,21 @@ pub enum Local {
     Name(String),
 }
 
+/// One of our addresses, resolved: what its local part names, and whether it asked for urgency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The local part without any `+urgent`.
+    pub local: Local,
+    /// The local part ended in `+urgent` (any ASCII case): the sender wants the mail treated as
+    /// urgent whatever its headers say.
+    pub urgent: bool,
+}
+
+/// The suffix that marks a recipient address urgent.
+const URGENT_SUFFIX: &str = "+urgent";
+
 /// Splits `addr` into our local part, refusing foreign domains. `domain` must be lower case.
-pub fn resolve_local(addr: &str, domain: &str) -> Result<Local, RcptError> {
+pub fn resolve_local(addr: &str, domain: &str) -> Result<Resolved, RcptError> {
     if addr.is_empty() {
         return Err(RcptError::Empty);
     }
@@ -117,6 +137,26 @@ pub fn resolve_local(addr: &str, domain: &str) -> Result<Local, RcptError> {
     if !dom.eq_ignore_ascii_case(domain) {
         return Err(RcptError::NotOurDomain);
     }
+    let (local, urgent) = strip_urgent(local);
+    Ok(Resolved { local: classify_local(local)?, urgent })
+}
+
+/// Cuts a trailing `+urgent` (ASCII case-insensitive) off `local`, saying whether it was there.
+/// Only once, and only this word: `a+urgent+urgent` keeps a `+` and is then refused like any
+/// other `+tag`; a bare `+urgent` leaves nothing, which is no id and no name.
+fn strip_urgent(local: &str) -> (&str, bool) {
+    let Some(cut) = local.len().checked_sub(URGENT_SUFFIX.len()) else {
+        return (local, false);
+    };
+    // `get` rather than indexing: `cut` may fall inside a multi-byte character.
+    match (local.get(..cut), local.get(cut..)) {
+        (Some(rest), Some(suffix)) if suffix.eq_ignore_ascii_case(URGENT_SUFFIX) => (rest, true),
+        _ => (local, false),
+    }
+}
+
+/// What a local part (without `+urgent`) names: exactly a LINE id, or a plain name.
+fn classify_local(local: &str) -> Result<Local, RcptError> {
     if let Some(r) = Recipient::from_line_id(local) {
         return Ok(Local::Id(r));
     }
@@ -127,7 +167,8 @@ pub fn resolve_local(addr: &str, domain: &str) -> Result<Local, RcptError> {
     Err(RcptError::BadId)
 }
 
-/// Decides whether `addr` is `<LINE id>@<domain>`. `domain` must already be lower case.
+/// Decides whether `addr` is exactly `<LINE id>@<domain>` (no `+urgent`: the session resolves
+/// recipients with [`resolve_local`]). `domain` must already be lower case.
 pub fn resolve_recipient(addr: &str, domain: &str) -> Result<Recipient, RcptError> {
     if addr.is_empty() {
         return Err(RcptError::Empty);
@@ -210,14 +251,120 @@ mod tests {
         }
     }
 
+    /// What `resolve_local` answers for an address without `+urgent`.
+    fn routine(local: Local) -> Result<Resolved, RcptError> {
+        Ok(Resolved { local, urgent: false })
+    }
+
+    /// What `resolve_local` answers for an address with `+urgent`.
+    fn urgent(local: Local) -> Result<Resolved, RcptError> {
+        Ok(Resolved { local, urgent: true })
+    }
+
     #[test]
     fn names_are_plain_lowercased_local_parts() {
-        assert_eq!(resolve_local(&format!("Ops@{DOMAIN}"), DOMAIN), Ok(Local::Name("ops".into())));
-        assert_eq!(resolve_local(&format!("{ID}@{DOMAIN}"), DOMAIN), Ok(Local::Id(Recipient::User(ID.into()))));
+        assert_eq!(resolve_local(&format!("Ops@{DOMAIN}"), DOMAIN), routine(Local::Name("ops".into())));
+        assert_eq!(resolve_local(&format!("{ID}@{DOMAIN}"), DOMAIN), routine(Local::Id(Recipient::User(ID.into()))));
         assert_eq!(resolve_local("ops@gmail.com", DOMAIN), Err(RcptError::NotOurDomain));
         assert_eq!(resolve_local(&format!("\"ops\"@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
         assert_eq!(resolve_local(&format!("a%b@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
         assert_eq!(resolve_local(&format!("@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
+    }
+
+    #[test]
+    fn urgent_suffix_is_cut_off_ids_aliases_and_followers() {
+        let group = format!("C{}", &ID[1..]);
+        let cases: &[(String, Local)] = &[
+            (format!("{ID}+urgent"), Local::Id(Recipient::User(ID.into()))),
+            (format!("{group}+urgent"), Local::Id(Recipient::Group(group.clone()))),
+            (format!("{ID}+URGENT"), Local::Id(Recipient::User(ID.into()))),
+            (format!("{ID}+Urgent"), Local::Id(Recipient::User(ID.into()))),
+            ("ops+urgent".into(), Local::Name("ops".into())),
+            ("OPS+URGENT".into(), Local::Name("ops".into())),
+            ("on-call.team+uRgEnT".into(), Local::Name("on-call.team".into())),
+            ("followers+urgent".into(), Local::Name("followers".into())),
+        ];
+        for (local, want) in cases {
+            assert_eq!(resolve_local(&format!("{local}@{DOMAIN}"), DOMAIN), urgent(want.clone()), "{local}");
+            assert_eq!(resolve_local(&format!("{local}@TEXT.LINE.example.com"), DOMAIN), urgent(want.clone()), "{local}");
+        }
+    }
+
+    #[test]
+    fn other_tags_and_broken_urgent_forms_are_refused() {
+        let hex = &ID[1..];
+        for local in [
+            "+urgent".to_owned(),
+            "+URGENT".to_owned(),
+            "ops+other".to_owned(),
+            "ops+".to_owned(),
+            "ops+urgent+urgent".to_owned(),
+            "ops+other+urgent".to_owned(),
+            "ops+urgentx".to_owned(),
+            "ops+urgen".to_owned(),
+            "ops-urgent+".to_owned(),
+            "urgent+ops".to_owned(),
+            "ops +urgent".to_owned(),
+            "\"ops\"+urgent".to_owned(),
+            "\"ops+urgent\"".to_owned(),
+            "ops%gmail.com+urgent".to_owned(),
+            "ops+urgent\0".to_owned(),
+            "ops\0+urgent".to_owned(),
+            // Lookalikes of the suffix: fullwidth plus, Cyrillic 'у', subscript 'ᵤ'.
+            "ops\u{ff0b}urgent".to_owned(),
+            "ops+\u{0443}rgent".to_owned(),
+            "ops+\u{1d64}rgent".to_owned(),
+            format!("{ID}+tag"),
+            format!("{ID}+"),
+            format!("{}+urgent", "x".repeat(65)),
+        ] {
+            assert_eq!(resolve_local(&format!("{local}@{DOMAIN}"), DOMAIN), Err(RcptError::BadId), "{local:?}");
+        }
+        // What is left must be exactly an id: a near miss is at most a name (which the session
+        // then looks up as an alias and refuses).
+        for local in [format!("u{hex}+urgent"), format!("U{}+urgent", hex.to_ascii_uppercase()), format!("{ID}0+urgent")] {
+            let got = resolve_local(&format!("{local}@{DOMAIN}"), DOMAIN);
+            assert!(matches!(got, Ok(Resolved { local: Local::Name(_), .. })), "{local:?}: {got:?}");
+        }
+        // The longest name still fits once the suffix is off: the limit is on the name.
+        let longest = "x".repeat(64);
+        assert_eq!(resolve_local(&format!("{longest}+urgent@{DOMAIN}"), DOMAIN), urgent(Local::Name(longest)));
+        // A multi-byte character where the suffix would start is no panic.
+        assert_eq!(resolve_local(&format!("\u{3042}urgent@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
+        assert_eq!(resolve_local(&format!("\u{3042}\u{3042}\u{3042}@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
+    }
+
+    #[test]
+    fn urgent_at_a_foreign_domain_is_still_relaying() {
+        for addr in [
+            format!("{ID}+urgent@gmail.com"),
+            "ops+urgent@gmail.com".to_owned(),
+            "followers+urgent@line.example.com".to_owned(),
+            format!("{ID}+urgent@{DOMAIN}.evil.org"),
+            format!("{ID}+urgent@{DOMAIN}."),
+            "ops+urgent@[127.0.0.1]".to_owned(),
+            format!("ops+urgent@gmail.com@{DOMAIN}x"),
+        ] {
+            assert_eq!(resolve_local(&addr, DOMAIN), Err(RcptError::NotOurDomain), "{addr}");
+        }
+        // The bare form alone, without a domain, is not ours either.
+        assert_eq!(resolve_local("ops+urgent", DOMAIN), Err(RcptError::NotOurDomain));
+    }
+
+    #[test]
+    fn strip_urgent_cuts_once_and_only_the_suffix() {
+        assert_eq!(strip_urgent("a+urgent"), ("a", true));
+        assert_eq!(strip_urgent("a+URGENT"), ("a", true));
+        assert_eq!(strip_urgent("+urgent"), ("", true));
+        assert_eq!(strip_urgent("a+urgent+urgent"), ("a+urgent", true));
+        assert_eq!(strip_urgent("urgent"), ("urgent", false));
+        assert_eq!(strip_urgent(""), ("", false));
+        assert_eq!(strip_urgent("\u{3042}\u{3042}\u{3042}"), ("\u{3042}\u{3042}\u{3042}", false));
+    }
+
+    #[test]
+    fn exact_recipients_still_refuse_the_suffix() {
+        assert_eq!(resolve_recipient(&format!("{ID}+urgent@{DOMAIN}"), DOMAIN), Err(RcptError::BadId));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::envelope::Recipient;
 
 use super::access::{canonical, AuthMode, RecipientAccess, SenderList};
-use super::address::{parse_path_arg, resolve_local, Local, RcptError};
+use super::address::{parse_path_arg, resolve_local, Local, RcptError, Resolved};
 use super::auth::{decode_login_field, decode_plain, Credentials};
 use super::peers::MailGate;
 use super::rejection::{Reason, Rejection};
@@ -136,8 +136,12 @@ pub struct Conn {
 pub struct Mail {
     /// Reverse path (empty for the null sender `<>`).
     pub from: String,
-    /// Resolved recipients, deduplicated, in RCPT order.
+    /// Resolved recipients, deduplicated, in RCPT order (`a+urgent@` and `a@` are one).
     pub rcpts: Vec<Recipient>,
+    /// Some accepted RCPT used the `<id|alias|followers>+urgent@domain` form (issue #17): the
+    /// sender asked for this mail to skip coalescing. What the headers say is the mail layer's
+    /// own flag (`mail::Notice::urgent`).
+    pub urgent: bool,
     /// The client's HELO/EHLO name, for logs.
     pub helo: String,
     /// The AUTH login the mail was sent under, if any.
@@ -237,6 +241,8 @@ pub struct Session {
     helo: String,
     from: String,
     rcpts: Vec<Recipient>,
+    /// Some RCPT accepted in this transaction had the `+urgent` suffix.
+    urgent: bool,
     /// RCPT commands accepted in this transaction.
     rcpt_count: usize,
     data: Vec<u8>,
@@ -269,6 +275,7 @@ impl Session {
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
+            urgent: false,
             rcpt_count: 0,
             data: Vec::new(),
             received: 0,
@@ -405,6 +412,7 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.from.clear();
         self.rcpts.clear();
+        self.urgent = false;
         self.rcpt_count = 0;
         self.data = Vec::new();
         self.received = 0;
@@ -705,6 +713,7 @@ impl Session {
         }
         self.from = path.path;
         self.rcpts.clear();
+        self.urgent = false;
         self.rcpt_count = 0;
         self.phase = Phase::Mail;
         // A client that starts mails is working, not chattering: a recipient check
@@ -728,7 +737,7 @@ impl Session {
             let reply = Reply::new(555, "5.5.4", format!("Parameter {key} not recognized"));
             return self.refuse(Reason::Syntax, Some(&path.path)).error(reply);
         }
-        let targets = match self.targets(&path.path) {
+        let (targets, urgent) = match self.targets(&path.path) {
             Ok(t) => t,
             // A refused recipient is a failed command: a client guessing addresses or probing
             // for a relay is cut off like any other misbehaving client.
@@ -747,6 +756,7 @@ impl Session {
             ));
         }
         self.rcpt_count += 1;
+        self.urgent |= urgent;
         for t in targets {
             if !self.rcpts.contains(&t) {
                 self.rcpts.push(t);
@@ -755,11 +765,9 @@ impl Session {
         Step::Reply(Reply::new(250, "2.1.5", format!("<{}> ok", path.path)))
     }
 
-    /// What a recipient address reaches: a LINE id, an alias's ids, or every follower.
-    fn targets(&self, addr: &str) -> Result<Vec<Recipient>, (Reason, Reply)> {
-        let unavailable =
-            |_| (Reason::FollowersUnavailable, Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"));
-        let local = resolve_local(addr, &self.rules.domain).map_err(|e| {
+    /// What a recipient address reaches, and whether it had the `+urgent` suffix.
+    fn targets(&self, addr: &str) -> Result<(Vec<Recipient>, bool), (Reason, Reply)> {
+        let Resolved { local, urgent } = resolve_local(addr, &self.rules.domain).map_err(|e| {
             let reason = match e {
                 RcptError::NotOurDomain => Reason::RelayDenied,
                 RcptError::BadId => Reason::UnknownRecipient,
@@ -767,6 +775,16 @@ impl Session {
             };
             (reason, e.reply(addr))
         })?;
+        // `+urgent` changes nothing about who is reached or who may send there: the same
+        // follower, alias and followers checks apply to the local part without it.
+        Ok((self.reach(addr, local)?, urgent))
+    }
+
+    /// What a local part of ours reaches: a LINE id, an alias's ids, or every follower.
+    /// `addr` is the address as given, for the replies.
+    fn reach(&self, addr: &str, local: Local) -> Result<Vec<Recipient>, (Reason, Reply)> {
+        let unavailable =
+            |_| (Reason::FollowersUnavailable, Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"));
         match local {
             Local::Id(r) => {
                 if self.rules.require_follower && matches!(r, Recipient::User(_)) {
@@ -939,6 +957,7 @@ impl Session {
         Step::Deliver(Mail {
             from: std::mem::take(&mut self.from),
             rcpts: std::mem::take(&mut self.rcpts),
+            urgent: std::mem::take(&mut self.urgent),
             helo: self.helo.clone(),
             user: self.user.clone(),
             data: std::mem::take(&mut self.data),
@@ -1788,5 +1807,103 @@ mod tests {
         let steps = run(&mut s, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<followers@text.line.example.com>\r\nRCPT TO:<ops@text.line.example.com>\r\n", &mut ok);
         assert_eq!(codes(&steps), vec![250, 250, 550, 421]);
         assert_eq!(s.take_rejection().map(|r| r.reason), Some(Reason::BroadcastNotAllowed));
+    }
+
+    /// The mails a session hands over for `input` (after `EHLO x`), with `rules`.
+    fn mails_for(rules: Rules, input: &str) -> Vec<Mail> {
+        let mut s = Session::new(Arc::new(rules), Conn::default());
+        let mut mails = Vec::new();
+        run(&mut s, format!("EHLO x\r\n{input}").as_bytes(), &mut |m| {
+            mails.push(m);
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        mails
+    }
+
+    /// Rules with `ops` → the test id and a group, one follower, and followers@ open to `a@b`.
+    fn urgent_rules() -> Rules {
+        let mut r = base_rules();
+        r.max_recipients = 10;
+        r.aliases.insert("ops".into(), vec![Recipient::User(ID.into()), Recipient::Group(format!("C{}", &ID[1..]))]);
+        r.directory = Some(Arc::new(Table(vec![ID])));
+        r.followers_access = access(&["a@b"], &[]);
+        r
+    }
+
+    #[test]
+    fn an_urgent_rcpt_marks_the_mail_and_reaches_the_same_recipients() {
+        let group = format!("C{}", &ID[1..]);
+        for (to, want) in [
+            (format!("{ID}+urgent"), vec![Recipient::User(ID.into())]),
+            (format!("{ID}+URGENT"), vec![Recipient::User(ID.into())]),
+            ("ops+urgent".into(), vec![Recipient::User(ID.into()), Recipient::Group(group.clone())]),
+            ("Ops+Urgent".into(), vec![Recipient::User(ID.into()), Recipient::Group(group.clone())]),
+            ("followers+urgent".into(), vec![Recipient::Followers]),
+        ] {
+            let mails = mails_for(urgent_rules(), &format!("MAIL FROM:<a@b>\r\nRCPT TO:<{to}@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"));
+            assert_eq!(mails.len(), 1, "{to}");
+            assert!(mails[0].urgent, "{to}");
+            assert_eq!(mails[0].rcpts, want, "{to}");
+        }
+    }
+
+    #[test]
+    fn one_urgent_rcpt_among_plain_ones_makes_the_mail_urgent_and_dedup_is_unchanged() {
+        let group = format!("C{}", &ID[1..]);
+        let input = format!(
+            "MAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nRCPT TO:<{ID}+urgent@text.line.example.com>\r\nRCPT TO:<ops@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"
+        );
+        let mails = mails_for(urgent_rules(), &input);
+        assert!(mails[0].urgent);
+        assert_eq!(mails[0].rcpts, vec![Recipient::User(ID.into()), Recipient::Group(group)]);
+    }
+
+    #[test]
+    fn plain_mail_is_not_urgent_and_urgency_ends_with_the_transaction() {
+        let plain = format!("MAIL FROM:<a@b>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n");
+        let urgent = format!("MAIL FROM:<a@b>\r\nRCPT TO:<{ID}+urgent@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n");
+        let mails = mails_for(urgent_rules(), &format!("{plain}{urgent}{plain}"));
+        assert_eq!(mails.iter().map(|m| m.urgent).collect::<Vec<_>>(), vec![false, true, false]);
+        // An urgent RCPT before RSET, or in a transaction MAIL restarts, is forgotten.
+        let rset = format!("MAIL FROM:<a@b>\r\nRCPT TO:<{ID}+urgent@text.line.example.com>\r\nRSET\r\n{plain}");
+        assert_eq!(mails_for(urgent_rules(), &rset).iter().map(|m| m.urgent).collect::<Vec<_>>(), vec![false]);
+    }
+
+    #[test]
+    fn a_refused_urgent_rcpt_does_not_make_the_mail_urgent() {
+        let mut r = urgent_rules();
+        r.max_recipients = 1;
+        r.require_follower = true;
+        const STRANGER: &str = "U1111111111111111111111111111111f";
+        let input = format!(
+            "MAIL FROM:<a@b>\r\nRCPT TO:<nope+urgent@text.line.example.com>\r\nRCPT TO:<{STRANGER}+urgent@text.line.example.com>\r\nRCPT TO:<ops+other@text.line.example.com>\r\nRCPT TO:<{ID}+urgent@gmail.com>\r\nRCPT TO:<{ID}@text.line.example.com>\r\nRCPT TO:<ops+urgent@text.line.example.com>\r\nDATA\r\nx\r\n.\r\n"
+        );
+        let mut s = Session::new(Arc::new(r), Conn::default());
+        let mut mails = Vec::new();
+        let steps = run(&mut s, format!("EHLO x\r\n{input}").as_bytes(), &mut |m| {
+            mails.push(m);
+            Reply::new(250, "2.0.0", "Ok")
+        });
+        // Unknown alias, not a follower, another tag, foreign domain; the id; then over the
+        // recipient limit (452), so that last +urgent is not accepted either.
+        assert_eq!(codes(&steps), vec![250, 250, 550, 550, 550, 550, 250, 452, 354, 250]);
+        assert_eq!(mails[0].rcpts, vec![Recipient::User(ID.into())]);
+        assert!(!mails[0].urgent);
+    }
+
+    #[test]
+    fn urgent_opens_no_protected_recipient() {
+        let stranger = rcpt_replies(broadcast_rules(&[], &[]), None, "spam@evil.example", &["followers+urgent", "ops+urgent", "OPS+URGENT", "team+urgent"]);
+        assert_eq!(
+            code_and_reason(&stranger),
+            vec![
+                (550, Some(Reason::BroadcastNotAllowed)),
+                (550, Some(Reason::BroadcastNotAllowed)),
+                (550, Some(Reason::BroadcastNotAllowed)),
+                (250, None)
+            ]
+        );
+        let listed = rcpt_replies(broadcast_rules(&["@example.com"], &[]), None, "web@example.com", &["followers+urgent"]);
+        assert_eq!(code_and_reason(&listed), vec![(250, None)]);
     }
 }
