@@ -48,6 +48,16 @@ pub enum Command {
         #[command(subcommand)]
         action: QueueCommand,
     },
+    /// Where the month's LINE messages go: plan limit, used, remaining, mails against LINE
+    /// messages, a forecast, and who costs most (works while the server runs).
+    Quota {
+        /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: Option<PathBuf>,
+        /// Print JSON (keys: limit, used, remaining, mails, messages, forecast, top_recipients, …).
+        #[arg(long)]
+        json: bool,
+    },
     /// See who follows the bot, and export them as CSV (works while the server runs).
     Followers {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).

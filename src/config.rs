@@ -43,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub delivery: Delivery,
     #[serde(default)]
+    pub quota: QuotaSection,
+    #[serde(default)]
     pub webhook: Webhook,
     /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids; the table form
     /// `ops = { ids = [...], senders = [...], users = [...] }` can restrict who sends to it.
@@ -416,6 +418,29 @@ pub struct Delivery {
     pub quota_probe_secs: u64,
     /// How often the spool looks for jobs whose retry time has come, in milliseconds.
     pub scan_interval_ms: u64,
+    /// After a push to a chat, further mail to it is held this long and then goes out in one
+    /// request (LINE bills requests, not bubbles); 0 turns coalescing off.
+    pub coalesce_secs: u64,
+}
+
+/// `[quota]`: making LINE's monthly message quota last (see `spool::coalesce`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    /// 0: LINE's own limit; else a lower cap (other tools share the channel).
+    pub monthly_budget: u64,
+    /// The last messages of the month, kept for urgent mail.
+    pub reserve: u64,
+    /// Stretch the coalescing window when the month's forecast runs out early.
+    pub pacing: bool,
+    /// How far pacing may stretch the window, in seconds.
+    pub max_coalesce_secs: u64,
+}
+
+impl Default for QuotaSection {
+    fn default() -> Self {
+        QuotaSection { monthly_budget: 0, reserve: 10, pacing: true, max_coalesce_secs: 3600 }
+    }
 }
 
 impl Default for Delivery {
@@ -431,6 +456,7 @@ impl Default for Delivery {
             retry_max_secs: 3600,
             quota_probe_secs: 300,
             scan_interval_ms: 1000,
+            coalesce_secs: 10,
         }
     }
 }
@@ -936,6 +962,15 @@ impl Config {
         }
         if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
             p.push(("delivery.scan_interval_ms".to_owned(), "intervals must be at least 1".into()));
+        }
+        if self.quota.pacing && self.delivery.coalesce_secs > 0 && self.quota.max_coalesce_secs < self.delivery.coalesce_secs {
+            p.push((
+                "quota.max_coalesce_secs".to_owned(),
+                format!("must be at least delivery.coalesce_secs ({}): pacing only ever stretches the window", self.delivery.coalesce_secs),
+            ));
+        }
+        if self.quota.monthly_budget > 0 && self.quota.reserve >= self.quota.monthly_budget {
+            p.push(("quota.reserve".to_owned(), format!("must be below quota.monthly_budget ({})", self.quota.monthly_budget)));
         }
         p.extend(self.media.validate());
         if !self.webhook.path.starts_with('/') {

@@ -19,7 +19,8 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::compose::route::{plan, Request};
+use crate::compose::route::{plan, Endpoint, Request};
+use crate::spool::coalesce::Admission;
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
 use crate::compose::{attachment_list, batches, body_messages_with_list, ImageMessage, Message};
@@ -33,7 +34,7 @@ use crate::mail;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
 use crate::smtp::{Mail, Reply};
-use crate::spool::store::NewJob;
+use crate::spool::store::{NewJob, Packer, Sealed};
 use crate::spool::Spool;
 
 pub enum Mode {
@@ -84,6 +85,9 @@ pub struct Composed {
     pub truncated: bool,
     /// Files stored in the media store for this mail's requests.
     pub media: Vec<String>,
+    /// The headers mark it urgent (`X-Priority: 1`, `Importance: high`, …): never held for
+    /// coalescing, and it may use the month's reserve.
+    pub urgent: bool,
 }
 
 impl Gateway {
@@ -147,13 +151,13 @@ impl Gateway {
         };
         let notice = mail::parse(&mail.data);
         let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let (m, attachments, message_id) = (m.clone(), notice.attachments, notice.message_id);
+        let (m, attachments, message_id, urgent) = (m.clone(), notice.attachments, notice.message_id, notice.urgent);
         let hosted = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
             Ok(Ok(hosted)) => hosted,
             Ok(Err(e)) => return Err(media_refusal(e.to_string())),
             Err(e) => return Err(media_refusal(e.to_string())),
         };
-        Ok(assemble(&text, hosted, &mail.rcpts, message_id))
+        Ok(Composed { urgent, ..assemble(&text, hosted, &mail.rcpts, message_id) })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
@@ -198,6 +202,7 @@ impl Gateway {
         }
         let composed = self.compose(mail).await?;
         if composed.truncated {
+            self.metrics.text_cut();
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
         }
         match &self.mode {
@@ -212,7 +217,11 @@ impl Gateway {
             }
             Mode::Direct(client) => self.push_all(client, id, &composed, arrived).await,
             // Refused here means nothing was stored, so nothing will ever be sent.
-            Mode::Spool(spool) => enqueue(spool, id, mail, &composed).await.inspect_err(|_| self.discard_media(&composed)),
+            Mode::Spool(spool) => {
+                // By its headers, or sent to `<id>+urgent@…`.
+                let urgent = composed.urgent || mail.urgent;
+                enqueue(spool, id, mail, &composed, urgent).await.inspect_err(|_| self.discard_media(&composed))
+            }
         }
     }
 
@@ -259,13 +268,14 @@ impl Gateway {
 pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
     let notice = mail::parse(raw);
     let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-    assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, notice.message_id)
+    let urgent = notice.urgent;
+    Composed { urgent, ..assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, notice.message_id) }
 }
 
 /// The rendered text and the hosted attachments → the mail's requests.
 fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], message_id: String) -> Composed {
     let (requests, truncated) = requests(text, &hosted.listed, &hosted.links, hosted.images, rcpts);
-    Composed { requests, message_id, truncated, media: hosted.stored }
+    Composed { requests, message_id, truncated, media: hosted.stored, urgent: false }
 }
 
 /// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
@@ -295,11 +305,69 @@ fn quota_refusal() -> Refused {
     )
 }
 
+
+/// The transient reply when the month's quota does not allow this mail (see `coalesce::admit`).
+fn budget_refusal(admission: Admission) -> Option<Refused> {
+    let (text, until_ms) = match admission {
+        Admission::Accept => return None,
+        Admission::Reserved { until_ms } => (
+            "Only the LINE messages kept for urgent mail are left this month ([quota] reserve); routine mail is deferred",
+            until_ms,
+        ),
+        Admission::Spent { until_ms } => ("The LINE message budget of this month is used up ([quota] monthly_budget)", until_ms),
+    };
+    Some(Refused::new(Reason::Quota, Reply::new(452, "4.2.2", format!("{text} until {}; try again later", jst(until_ms)))))
+}
+
+/// `2027-01-01 00:00 JST`: when LINE's month (Japan time) turns.
+fn jst(ms: i64) -> String {
+    let offset = time::UtcOffset::from_hms(9, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => {
+            let t = t.to_offset(offset);
+            format!("{:04}-{:02}-{:02} {:02}:{:02} JST", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+        }
+        Err(_) => "the start of next month (JST)".into(),
+    }
+}
+
+/// The chat a request goes to, for coalescing: one id, or one set of multicast ids (the same
+/// followers@ or alias expands to the same set, and so coalesces).
+fn chat_key(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Push { to } => format!("push:{to}"),
+        Endpoint::Multicast { to } => {
+            let mut ids: Vec<&str> = to.iter().map(String::as_str).collect();
+            ids.sort_unstable();
+            let mut h = Sha256::new();
+            for id in ids {
+                h.update(id.as_bytes());
+                h.update(b",");
+            }
+            let d = h.finalize();
+            format!("multicast:{}:{}", to.len(), d[..12].iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    }
+}
+
+/// What LINE counts for one request to `endpoint`; 0 for a group or room (its member count is
+/// asked when the request is delivered).
+fn recipients(endpoint: &Endpoint) -> u32 {
+    match endpoint {
+        Endpoint::Push { to } if to.starts_with('U') => 1,
+        Endpoint::Push { .. } => 0,
+        Endpoint::Multicast { to } => to.len() as u32,
+    }
+}
+
 /// Stores the mail's requests; 250 only once they are durable.
-async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> Result<Accepted, Refused> {
+async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urgent: bool) -> Result<Accepted, Refused> {
     // Checked again: the quota may have run out while the mail was composed.
     if spool.quota_paused() {
         return Err(quota_refusal());
+    }
+    if let Some(refused) = budget_refusal(spool.admit(urgent)) {
+        return Err(refused);
     }
     let mut jobs = Vec::with_capacity(composed.requests.len());
     for (i, req) in composed.requests.iter().enumerate() {
@@ -310,8 +378,8 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
         // mail and answering) sends the same mail again, and its requests get the same keys.
         let retry_key = mail_retry_key(&composed.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let target = match &req.endpoint {
-            crate::compose::route::Endpoint::Push { to } => to.clone(),
-            crate::compose::route::Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
+            Endpoint::Push { to } => to.clone(),
+            Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
         };
         jobs.push(NewJob {
             mail_id: id.to_owned(),
@@ -320,15 +388,54 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed) -> R
             retry_key,
             target,
             sender: mail.from.clone(),
+            chat: chat_key(&req.endpoint),
+            recipients: recipients(&req.endpoint),
+            hold_until: None,
         });
     }
-    match spool.accept(jobs).await {
+    match spool.accept(jobs, urgent).await {
         Ok(job_ids) => Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: queued as {id}")), requests: job_ids.len() }),
         Err(e) => Err(Refused {
             reason: Reason::Storage,
             reply: Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later"),
             detail: Some(format!("cannot store the mail: {e}")),
         }),
+    }
+}
+
+/// Packs a chat's held requests into as few as LINE's limits allow (`spool::store::Packer`):
+/// reads each held body back into its messages and hands them to `compose::pack`.
+pub struct HeldPacker;
+
+impl Packer for HeldPacker {
+    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String> {
+        #[derive(serde::Deserialize)]
+        struct Held {
+            to: serde_json::Value,
+            messages: Vec<Message>,
+        }
+        let mut endpoint = None;
+        let mut mails = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let held: Held = serde_json::from_str(body).map_err(|e| format!("held request unreadable: {e}"))?;
+            if endpoint.is_none() {
+                endpoint = Some(match held.to {
+                    serde_json::Value::String(to) => Endpoint::Push { to },
+                    serde_json::Value::Array(ids) => {
+                        Endpoint::Multicast { to: ids.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect() }
+                    }
+                    _ => return Err("held request without a recipient".into()),
+                });
+            }
+            mails.push(held.messages);
+        }
+        let Some(endpoint) = endpoint else { return Ok(Vec::new()) };
+        let packed = crate::compose::pack::pack(&mails);
+        Ok(packed
+            .requests
+            .into_iter()
+            .map(|r| Sealed { body: Body::of(&Request { endpoint: endpoint.clone(), messages: r.messages }).to_json(), parts: r.mails })
+            .collect())
     }
 }
 
@@ -485,7 +592,6 @@ fn next_mail_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::route::Endpoint;
 
     #[test]
     fn replies_follow_the_error_table() {

@@ -15,6 +15,7 @@ pub mod followers;
 pub mod http;
 pub mod mail;
 pub mod queue;
+pub mod quota;
 pub mod check;
 pub mod config;
 pub mod credentials;

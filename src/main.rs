@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         }
         cli::Command::CheckConfig { config, online } => ExitCode::from(mail2line::check::main(config.as_deref(), online)),
         cli::Command::HashPassword => hash_password(),
+        cli::Command::Quota { config, json } => ExitCode::from(mail2line::quota::main(config, json)),
         cli::Command::Queue { config, action } => ExitCode::from(mail2line::queue::main(config, action.into())),
         cli::Command::Followers { config, action } => ExitCode::from(mail2line::followers::cli::main(config, action.into())),
         cli::Command::Serve { config, dry_run } => {
@@ -138,7 +139,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
-                let (s, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?, metrics.clone())
+                let (s, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?, Arc::new(mail2line::delivery::HeldPacker), metrics.clone())
                     .map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?;
                 info!("spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
                 runner = Some(r);
@@ -358,6 +359,13 @@ fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
         },
         scan_interval: Duration::from_millis(d.scan_interval_ms),
         dead_retention: d.dead_retention.parse().map_err(|e| format!("delivery.dead_retention: {e}"))?,
+        coalesce: mail2line::spool::coalesce::Settings {
+            coalesce: Duration::from_secs(d.coalesce_secs),
+            pacing: cfg.quota.pacing,
+            max_coalesce: Duration::from_secs(cfg.quota.max_coalesce_secs),
+            reserve: cfg.quota.reserve,
+            monthly_budget: cfg.quota.monthly_budget,
+        },
     })
 }
 

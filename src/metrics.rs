@@ -109,6 +109,11 @@ pub struct Metrics {
     dead_jobs: IntGauge,
     quota_paused: IntGauge,
     token_valid: IntGauge,
+    line_messages: IntCounter,
+    mails_coalesced: IntCounter,
+    text_cut: IntCounter,
+    quota_limit: IntGauge,
+    quota_used: IntGauge,
 }
 
 impl Default for Metrics {
@@ -178,8 +183,29 @@ impl Metrics {
                 "mail2line_line_token_valid",
                 "0 when LINE refused the channel access token or none could be issued on the last try, else 1.",
             ),
+            line_messages: counter(
+                "mail2line_line_messages_total",
+                "LINE messages this gateway sent, counted as LINE bills them: one per recipient of each accepted push or multicast (a group or room by its members), whatever the bubbles in it.",
+            ),
+            mails_coalesced: counter(
+                "mail2line_mails_coalesced_total",
+                "Mails that were held for a chat's coalescing window and went out in one request with the chat's other held mail.",
+            ),
+            text_cut: counter(
+                "mail2line_text_cut_total",
+                "Mails whose text was longer than one LINE request holds (5 bubbles of 5,000 UTF-16 units); the rest was cut and marked.",
+            ),
+            quota_limit: gauge(
+                "mail2line_quota_limit",
+                "LINE's monthly message limit as last read (GET /v2/bot/message/quota); -1 when LINE sets none, or before the first read.",
+            ),
+            quota_used: gauge(
+                "mail2line_quota_used",
+                "LINE messages used this month: LINE's figure at the last read plus what this gateway sent since.",
+            ),
             registry,
         };
+        m.quota_limit.set(-1);
         let info = IntGaugeVec::new(Opts::new("mail2line_build_info", "Always 1; the version label says which mail2line runs."), &["version"])
             .expect("valid series");
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
@@ -226,6 +252,25 @@ impl Metrics {
 
     pub fn delivery_retried(&self) {
         self.delivery_retries.inc();
+    }
+
+    /// A request LINE accepted, and what LINE counted for it.
+    pub fn line_messages(&self, n: u64) {
+        self.line_messages.inc_by(n);
+    }
+
+    pub fn mails_coalesced(&self, n: u64) {
+        self.mails_coalesced.inc_by(n);
+    }
+
+    pub fn text_cut(&self) {
+        self.text_cut.inc();
+    }
+
+    /// The month's quota as the spool knows it (limit None: LINE sets none).
+    pub fn quota(&self, limit: Option<u64>, used: u64) {
+        self.quota_limit.set(limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64));
+        self.quota_used.set(used.min(i64::MAX as u64) as i64);
     }
 
     /// A request of a mail reached LINE `latency` after the mail was accepted.

@@ -140,13 +140,14 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
         let arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()));
     }
-    let pending = all.iter().filter(|j| j.state == State::Pending).count();
+    let pending = all.iter().filter(|j| j.state != State::Dead).count();
     let dead = all.len() - pending;
     let mut out = String::new();
     if shown.is_empty() {
         out.push_str(match state {
             None => "The spool is empty.\n",
             Some(State::Pending) => "No pending jobs.\n",
+            Some(State::Held) => "No held jobs.\n",
             Some(State::Dead) => "No dead jobs.\n",
         });
     } else {
@@ -229,6 +230,7 @@ pub(crate) fn display_width(s: &str) -> usize {
 fn state_str(s: State) -> &'static str {
     match s {
         State::Pending => "pending",
+        State::Held => "held",
         State::Dead => "dead",
     }
 }
@@ -237,6 +239,9 @@ fn state_str(s: State) -> &'static str {
 fn next_str(j: &Job, now: i64) -> String {
     match j.state {
         State::Dead => "-".into(),
+        // Held for coalescing: sealed with the chat's other held mail when its window ends.
+        State::Held if j.next_at <= now => "now".into(),
+        State::Held => format!("in {}", compact_duration(j.next_at - now)),
         // A job never attempted wears a lease (`store::LEASE_MS`) while it waits for a worker
         // or a rate slot; "in 10m" would be wrong, it goes as soon as a worker is free (or when
         // the server starts, which clears the lease).
@@ -318,6 +323,7 @@ fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> 
             State::Dead => "none (dead: `mail2line queue retry ID` makes it pending again)".into(),
             State::Pending if j.attempts == 0 && j.next_at > now => "queued for a worker (not attempted yet)".into(),
             State::Pending => when(j.next_at),
+            State::Held => format!("held for coalescing until {}, then sent with the chat's other held mail", when(j.next_at)),
         },
     );
     field("retry key", j.retry_key.clone());
@@ -411,7 +417,7 @@ fn job_json(j: &Job, with_body: bool) -> Value {
         "attempts": j.attempts,
         "created_at": rfc3339(j.created_at),
         "first_attempt_at": j.first_attempt_at.map(rfc3339),
-        "next_at": match j.state { State::Dead => None, State::Pending => Some(rfc3339(j.next_at)) },
+        "next_at": match j.state { State::Dead => None, State::Pending | State::Held => Some(rfc3339(j.next_at)) },
         "retry_key": j.retry_key,
         "ambiguous": j.ambiguous,
         "last_error": j.last_error,
@@ -595,6 +601,9 @@ mod tests {
             next_at,
             ambiguous: false,
             last_error: String::new(),
+            chat: String::new(),
+            recipients: 1,
+            mails: 1,
         }
     }
 

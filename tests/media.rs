@@ -332,7 +332,7 @@ async fn attachments_over_the_size_cap_are_listed_without_a_link() {
 async fn a_mail_the_spool_refuses_leaves_no_media() {
     let line = StandIn::start().await;
     line.expected_token(TOKEN);
-    line.set_quota(Some(1000), 1000);
+    line.set_quota(Some(1000), 0);
     line.push_behaviour(Behaviour::Status(429, serde_json::json!({"message": "You have reached your monthly limit."})));
     let url = line.base_url();
     let cfg = format!("[delivery]\nmode = \"spool\"\nquota_probe_secs = 60\n\n[media]\npublic_base_url = \"{BASE}\"\n");
@@ -340,8 +340,11 @@ async fn a_mail_the_spool_refuses_leaves_no_media() {
     let id = user(10);
     let logo = testdata("logo.png");
     let first = mail_with(&addr(&id), "paused-1@example.com", &[("logo.png", "image/png", &logo)]);
+    line.wait_for_quota_reads(1, Duration::from_secs(30)).await;
     let resp = block_in_place(|| gw.send_raw("cam@example.com", &[&addr(&id)], &first)).unwrap();
     assert!(resp.is_positive(), "{resp:?}\n{}", gw.logs());
+    // LINE refused the push (scripted 429): the month ran out meanwhile; probes find no room.
+    line.set_quota(Some(1000), 1000);
     assert!(block_in_place(|| gw.wait_for_log("quota exhausted", Duration::from_secs(10))), "{}", gw.logs());
     let kept = media_files(&gw);
     assert_eq!(kept.len(), 1, "the stored mail's image stays");

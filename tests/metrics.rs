@@ -232,14 +232,18 @@ async fn counters_move_by_exactly_what_happened() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_the_quota_and_healthz_the_process() {
     let line = StandIn::start().await;
-    line.set_quota(Some(1000), 1000);
+    // The gateway reads the quota at start and finds room, so it takes the mail; LINE then
+    // refuses the push (the quota ran out meanwhile, e.g. another tool on the channel).
+    line.set_quota(Some(1000), 0);
     line.push_behaviour(Behaviour::Status(429, json!({"message": "You have reached your monthly limit."})));
     let gw = start(&line, FAST);
     assert_eq!(get(&gw, "/healthz").await, (200, "text/plain; charset=utf-8".to_owned(), "ok\n".to_owned()));
     let (status, _, body) = get(&gw, "/readyz").await;
     assert_eq!((status, body.as_str()), (200, "ready\nstore: ok\ntoken: ok\nquota: ok\n"));
 
+    line.wait_for_quota_reads(1, PATIENCE).await;
     assert!(block_in_place(|| gw.send_raw("a@example.com", &[&addr(&user(5))], &mail(1))).unwrap().is_positive());
+    line.set_quota(Some(1000), 1000);
     wait_count(&gw, "quota exhausted", 1).await;
     let body = readyz_until(&gw, 503).await;
     assert!(body.starts_with("not ready\nstore: ok\ntoken: ok\nquota: LINE's monthly message quota is used up"), "{body}");

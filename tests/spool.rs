@@ -13,7 +13,9 @@ use support::standin::{Behaviour, Recorded, StandIn};
 use tokio::task::block_in_place;
 
 /// Fast retries so failure tests finish in seconds.
-const FAST: &str = "[delivery]\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\nquota_probe_secs = 1";
+/// Coalescing off: these tests follow one request per mail through failures (coalescing has its
+/// own tests in `tests/quota.rs`).
+const FAST: &str = "[delivery]\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\nquota_probe_secs = 1\ncoalesce_secs = 0";
 
 fn start(line: &StandIn, extra: &'static str) -> GatewayProcess {
     let url = line.base_url();
@@ -246,11 +248,15 @@ async fn a_full_disk_answers_452_and_accepts_nothing_it_did_not_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_monthly_quota_pauses_deliveries_and_new_mail_gets_452() {
     let line = StandIn::start().await;
-    line.set_quota(Some(1000), 1000);
+    // The quota read at start finds room; LINE then refuses the push: the month ran out
+    // meanwhile (another tool on the channel), and the probes find none.
+    line.set_quota(Some(1000), 0);
     line.push_behaviour(Behaviour::Status(429, json!({"message": "You have reached your monthly limit."})));
     let gw = start(&line, FAST);
+    line.wait_for_quota_reads(1, Duration::from_secs(30)).await;
     let r = block_in_place(|| gw.send_raw("a@example.com", &[&addr(&user(5))], &mail(1))).unwrap();
     assert!(r.is_positive(), "stored before anyone knew");
+    line.set_quota(Some(1000), 1000);
     assert!(gw.wait_for_log("quota exhausted", Duration::from_secs(10)), "{}", gw.logs());
     let err = block_in_place(|| gw.send_raw("a@example.com", &[&addr(&user(5))], &mail(2))).unwrap_err();
     assert_eq!(code(&err), Some(452));
@@ -308,7 +314,7 @@ async fn the_same_mail_sent_again_reaches_line_once() {
 async fn pending_mail_survives_a_restart_and_keeps_its_key() {
     let line = StandIn::start().await;
     line.set_default(Behaviour::Status(500, json!({"message": "down"})));
-    let mut gw = start(&line, "[delivery]\nretry_base_ms = 200\nretry_max_secs = 1\nscan_interval_ms = 50");
+    let mut gw = start(&line, "[delivery]\nretry_base_ms = 200\nretry_max_secs = 1\nscan_interval_ms = 50\ncoalesce_secs = 0");
     for s in 0..3 {
         assert!(block_in_place(|| gw.send_raw("a@example.com", &[&addr(&user(6))], &mail(s))).unwrap().is_positive());
     }

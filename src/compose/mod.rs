@@ -7,6 +7,7 @@ pub mod batch;
 pub mod body;
 mod emoji;
 pub mod message;
+pub mod pack;
 #[cfg(test)]
 mod reference;
 pub mod route;

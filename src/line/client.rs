@@ -180,6 +180,13 @@ impl LineClient {
     /// Whether the monthly message quota has room again: `GET /v2/bot/message/quota` (limit) and
     /// `/v2/bot/message/quota/consumption` (used so far).
     pub async fn quota_available(&self) -> Result<bool, String> {
+        let q = self.quota().await?;
+        Ok(q.limit.is_none_or(|limit| q.used < limit))
+    }
+
+    /// The month's quota as LINE reports it: `GET /v2/bot/message/quota` (`type` `none` or
+    /// `limited`, `value`) and `/v2/bot/message/quota/consumption` (`totalUsage`).
+    pub async fn quota(&self) -> Result<QuotaReading, String> {
         #[derive(serde::Deserialize)]
         struct Quota {
             #[serde(rename = "type")]
@@ -193,11 +200,26 @@ impl LineClient {
             total_usage: i64,
         }
         let quota: Quota = self.get_json("/v2/bot/message/quota").await?;
-        if quota.kind == "none" {
-            return Ok(true);
-        }
         let used: Consumption = self.get_json("/v2/bot/message/quota/consumption").await?;
-        Ok(quota.value.is_none_or(|limit| used.total_usage < limit))
+        let limit = if quota.kind == "none" { None } else { quota.value.map(|v| v.max(0) as u64) };
+        Ok(QuotaReading { limit, used: used.total_usage.max(0) as u64 })
+    }
+
+    /// The members of a group (`C…`) or room (`R…`): what LINE counts for one push to it.
+    /// `GET /v2/bot/group/{groupId}/members/count` or `/v2/bot/room/{roomId}/members/count`.
+    pub async fn member_count(&self, chat: &str) -> Result<u64, String> {
+        #[derive(serde::Deserialize)]
+        struct Count {
+            count: i64,
+        }
+        let kind = match chat.as_bytes().first() {
+            Some(b'C') => "group",
+            Some(b'R') => "room",
+            _ => return Ok(1),
+        };
+        // The id is ours (checked at RCPT: a letter and 32 hex digits), so it needs no escaping.
+        let c: Count = self.get_json(&format!("/v2/bot/{kind}/{chat}/members/count")).await?;
+        Ok(c.count.max(0) as u64)
     }
 
     /// Answers a webhook event: `POST /v2/bot/message/reply` with its one-time `replyToken`.
@@ -284,6 +306,14 @@ impl LineClient {
             .await
             .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))
     }
+}
+
+/// The month's quota as LINE reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaReading {
+    /// None when LINE reports no limit (`type: none`).
+    pub limit: Option<u64>,
+    pub used: u64,
 }
 
 /// `GET /v2/bot/info`'s answer (the fields `check-config` shows).

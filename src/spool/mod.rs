@@ -29,7 +29,7 @@ use crate::metrics::{Metrics, QueueCounts};
 
 use limiter::RateLimiter;
 use policy::{decide, RetryPolicy};
-use store::{Job, JobId, NewJob, Store, StoreError, Update};
+use store::{Job, JobId, NewJob, Packer, QuotaRow, Store, StoreError, Update, Usage};
 
 /// How the spool runs; built from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -42,6 +42,29 @@ pub struct Settings {
     pub scan_interval: Duration,
     /// Dead letters are deleted this long after they died (`[delivery] dead_retention`).
     pub dead_retention: Duration,
+    /// Coalescing and the month's quota (`[delivery] coalesce_secs`, `[quota]`).
+    pub coalesce: coalesce::Settings,
+}
+
+/// How long a group's or room's member count is trusted before it is asked again.
+const MEMBER_COUNT_TTL: Duration = Duration::from_secs(3600);
+
+/// One chat's coalescing state in memory. The held mail itself is in the store; after a restart
+/// this is rebuilt from it (`store::held_chats`).
+#[derive(Debug, Clone, Copy, Default)]
+struct ChatState {
+    chat: coalesce::Chat,
+    /// When the held mail is sealed and sent.
+    release_at: i64,
+}
+
+/// The month's quota as this gateway knows it: LINE's last reading plus what was sent since.
+#[derive(Debug, Clone, Copy, Default)]
+struct QuotaView {
+    known: bool,
+    month: i64,
+    limit: Option<u64>,
+    used: u64,
 }
 
 /// Shared "monthly quota spent" state: workers hold, SMTP answers 452 4.2.2.
@@ -86,6 +109,15 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// When and why the store last refused a mail; cleared by the next mail it stores.
     store_failure: Mutex<Option<(Instant, String)>>,
+    /// Packs a chat's held requests into one (the composer's rules; see `delivery`).
+    packer: Arc<dyn Packer>,
+    chats: Mutex<HashMap<String, ChatState>>,
+    /// Wakes the sealer: a chat's window was set or moved.
+    sealer_wake: Notify,
+    quota_view: Mutex<QuotaView>,
+    /// Whether pacing stretches the window right now (logged when it starts and stops).
+    pacing: AtomicBool,
+    members: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 /// How long a mail the store refused keeps `/readyz` failing (unless a mail is stored sooner).
@@ -99,7 +131,13 @@ pub struct Runner {
 
 impl Spool {
     /// Opens the store under `dir` and starts the scanner and `settings.workers` workers.
-    pub fn start(dir: &Path, client: LineClient, settings: Settings, metrics: Arc<Metrics>) -> Result<(Spool, Runner), StoreError> {
+    pub fn start(
+        dir: &Path,
+        client: LineClient,
+        settings: Settings,
+        packer: Arc<dyn Packer>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Spool, Runner), StoreError> {
         let store = Store::open(dir)?;
         let (ready, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -118,6 +156,12 @@ impl Spool {
             jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
             metrics,
             store_failure: Mutex::new(None),
+            packer,
+            chats: Mutex::new(HashMap::new()),
+            sealer_wake: Notify::new(),
+            quota_view: Mutex::new(QuotaView::default()),
+            pacing: AtomicBool::new(false),
+            members: Mutex::new(HashMap::new()),
         });
         let spool = Spool { inner };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -126,6 +170,8 @@ impl Spool {
             tasks.push(tokio::spawn(worker(spool.inner.clone(), rx.clone())));
         }
         tasks.push(tokio::spawn(scanner(spool.inner.clone())));
+        tasks.push(tokio::spawn(sealer(spool.inner.clone())));
+        tasks.push(tokio::spawn(quota_watch(spool.inner.clone())));
         Ok((spool.clone(), Runner { tasks, spool }))
     }
 
@@ -156,21 +202,36 @@ impl Spool {
         self.inner.store.probe().await.map_err(|e| e.to_string())
     }
 
-    /// Stores a mail's jobs durably, then hands them to the workers.
-    pub async fn accept(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
+    /// Whether a mail may be taken now, given the month's quota (see `coalesce::admit`).
+    pub fn admit(&self, urgent: bool) -> coalesce::Admission {
+        let q = self.inner.quota_now(store::now_ms());
+        if !q.known {
+            return coalesce::Admission::Accept;
+        }
+        let held = self.inner.chats.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|c| c.chat.held).count() as u64;
+        coalesce::admit(self.inner.planner_quota(&q, held), &self.inner.settings.coalesce, urgent, store::now_ms())
+    }
+
+    /// Stores a mail's jobs durably, then hands them to the workers. Jobs to a chat that had a
+    /// push within its coalescing window are held instead, and go out with the chat's other
+    /// held mail when the window ends; `urgent` mail is never held (and takes what is held for
+    /// its chat along, at no extra cost).
+    pub async fn accept(&self, mut jobs: Vec<NewJob>, urgent: bool) -> Result<Vec<JobId>, StoreError> {
+        let now = store::now_ms();
+        let seal_now = self.inner.hold(&mut jobs, urgent, now);
         let stored = self.inner.store.insert(jobs.clone()).await;
         *self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()) =
             stored.as_ref().err().map(|e| (Instant::now(), e.to_string()));
         let ids = stored?;
-        let now = store::now_ms();
-        let (first, follow) = chains(ids.iter().copied().zip(jobs).map(|(id, j)| Job::fresh(id, j, now)).collect());
-        self.inner.held.lock().unwrap_or_else(|e| e.into_inner()).extend(follow);
-        let mut inflight = self.inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        for job in first {
-            inflight.insert(job.id);
-            let _ = self.inner.ready.send(job);
+        let fresh: Vec<Job> =
+            ids.iter().copied().zip(jobs).filter(|(_, j)| j.hold_until.is_none()).map(|(id, j)| Job::fresh(id, j, now)).collect();
+        if fresh.len() < ids.len() {
+            self.inner.sealer_wake.notify_one();
         }
-        drop(inflight);
+        self.inner.dispatch(fresh);
+        for chat in seal_now {
+            self.inner.seal_chat(&chat).await;
+        }
         Ok(ids)
     }
 }
@@ -214,6 +275,185 @@ impl Inner {
         // The scanner may have found it first (e.g. `queue drop` removed the predecessor).
         if self.inflight.lock().unwrap_or_else(|e| e.into_inner()).insert(next.id) {
             let _ = self.ready.send(next);
+        }
+    }
+
+    /// Hands fresh jobs to the workers: the first request per mail and target now, the rest
+    /// behind it (see [`chains`]).
+    fn dispatch(&self, jobs: Vec<Job>) {
+        let (first, follow) = chains(jobs);
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).extend(follow);
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        for job in first {
+            inflight.insert(job.id);
+            let _ = self.ready.send(job);
+        }
+    }
+
+    /// Decides which of a mail's jobs are held, marking them with their release time; returns
+    /// the chats whose held mail must be sealed at once (urgent mail arrived for them).
+    fn hold(&self, jobs: &mut [NewJob], urgent: bool, now: i64) -> Vec<String> {
+        let s = &self.settings.coalesce;
+        if s.coalesce.is_zero() || jobs.iter().all(|j| j.chat.is_empty()) {
+            return Vec::new();
+        }
+        let base = self.base_window(now);
+        let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut decided: HashMap<String, Option<i64>> = HashMap::new();
+        let mut seal_now = Vec::new();
+        for job in jobs.iter_mut().filter(|j| !j.chat.is_empty()) {
+            if let Some(d) = decided.get(&job.chat) {
+                job.hold_until = *d;
+                continue;
+            }
+            let st = chats.entry(job.chat.clone()).or_default();
+            let decision = if urgent && st.chat.held {
+                // Held mail is there: the urgent mail joins it and all of it goes now, in one
+                // request (it was going to cost one anyway).
+                st.chat.urgent_held = true;
+                seal_now.push(job.chat.clone());
+                Some(now)
+            } else if st.chat.held {
+                Some(st.release_at)
+            } else {
+                let window = coalesce::chat_window(base, &st.chat, s);
+                match st.chat.last_push_ms {
+                    Some(t) if !urgent && now < t.saturating_add(window.as_millis() as i64) => {
+                        st.chat.held = true;
+                        st.release_at = t.saturating_add(window.as_millis() as i64);
+                        Some(st.release_at)
+                    }
+                    // Quiet for a window (or urgent): it goes at once.
+                    _ => {
+                        st.chat = coalesce::sent(st.chat, now, false);
+                        None
+                    }
+                }
+            };
+            decided.insert(job.chat.clone(), decision);
+            job.hold_until = decision;
+        }
+        seal_now
+    }
+
+    /// The coalescing window at `now`, stretched by pacing; logs when pacing starts and stops.
+    fn base_window(&self, now: i64) -> Duration {
+        let s = &self.settings.coalesce;
+        let q = self.quota_now(now);
+        if !q.known {
+            return s.coalesce;
+        }
+        let held = self.chats.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|c| c.chat.held).count() as u64;
+        let w = coalesce::window(s, self.planner_quota(&q, held), now);
+        let stretched = w > s.coalesce;
+        if stretched != self.pacing.swap(stretched, Ordering::AcqRel) {
+            let budget = self.planner_quota(&q, held).budget(s);
+            if stretched {
+                info!(
+                    used = q.used,
+                    budget = budget.unwrap_or(0),
+                    reserve = s.reserve,
+                    window_secs = w.as_secs(),
+                    "quota pacing on: at this month's rate the LINE quota would run out before the month ends; the coalescing window is stretched"
+                );
+            } else {
+                info!(used = q.used, budget = budget.unwrap_or(0), window_secs = w.as_secs(), "quota pacing off: the coalescing window is back to delivery.coalesce_secs");
+            }
+        }
+        w
+    }
+
+    /// The quota view, reset to zero use when a new month has begun since it was read.
+    fn quota_now(&self, now: i64) -> QuotaView {
+        let mut q = self.quota_view.lock().unwrap_or_else(|e| e.into_inner());
+        let month = coalesce::month_bounds(now).0;
+        if q.known && q.month != month {
+            q.month = month;
+            q.used = 0;
+        }
+        *q
+    }
+
+    /// The planner's view of the quota: what is used, and what held mail will still cost (one
+    /// request per chat with mail held).
+    fn planner_quota(&self, q: &QuotaView, held_chats: u64) -> coalesce::Quota {
+        coalesce::Quota { limit: q.limit, used: q.used.saturating_add(held_chats) }
+    }
+
+    /// Seals `chat`'s held mail into requests and hands them to the workers.
+    async fn seal_chat(self: &Arc<Self>, chat: &str) {
+        let now = store::now_ms();
+        // The chat counts as pushed from now, before the seal is written: a mail that arrives
+        // meanwhile is held for the next window, never left behind in this one.
+        {
+            let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+            let st = chats.entry(chat.to_owned()).or_default();
+            st.chat = coalesce::sent(st.chat, now, true);
+        }
+        match self.store.seal(chat, self.packer.clone()).await {
+            Ok(jobs) => {
+                let mails: u64 = jobs.iter().map(|j| u64::from(j.mails)).sum();
+                if !jobs.is_empty() {
+                    self.metrics.mails_coalesced(mails);
+                    info!(chat, mails, requests = jobs.len(), "held mail sealed and sent together");
+                }
+                self.dispatch(jobs);
+            }
+            Err(e) => {
+                warn!(chat, "cannot seal held mail, trying again in a second: {e}");
+                let mut chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+                let st = chats.entry(chat.to_owned()).or_default();
+                st.chat.held = true;
+                st.release_at = now + 1000;
+                drop(chats);
+                self.sealer_wake.notify_one();
+            }
+        }
+    }
+
+    /// What LINE counts for one accepted request of `job`: its recipients, a group or room by
+    /// its member count (asked once an hour; 1 if LINE cannot say).
+    async fn cost(&self, job: &Job) -> u64 {
+        if job.recipients > 0 {
+            return u64::from(job.recipients);
+        }
+        let cached = self.members.lock().unwrap_or_else(|e| e.into_inner()).get(&job.target).copied();
+        if let Some((n, at)) = cached.filter(|(_, at)| at.elapsed() < MEMBER_COUNT_TTL) {
+            let _ = at;
+            return n;
+        }
+        match self.client.member_count(&job.target).await {
+            Ok(n) => {
+                self.members.lock().unwrap_or_else(|e| e.into_inner()).insert(job.target.clone(), (n, Instant::now()));
+                n
+            }
+            Err(e) => {
+                warn!(chat = job.target.as_str(), "cannot read the member count, counting 1: {e}");
+                cached.map_or(1, |(n, _)| n)
+            }
+        }
+    }
+
+    /// Counts a delivered request: `mail2line_line_messages_total`, the quota view, and the
+    /// month's usage rows (written with the outcome).
+    fn counted(&self, job: &Job, messages: u64, now: i64) -> Usage {
+        self.metrics.line_messages(messages);
+        let month = coalesce::month_bounds(now).0;
+        {
+            let mut q = self.quota_view.lock().unwrap_or_else(|e| e.into_inner());
+            if q.month != month {
+                q.month = month;
+                q.used = 0;
+            }
+            q.used = q.used.saturating_add(messages);
+            self.metrics.quota(q.limit, q.used);
+        }
+        Usage {
+            month,
+            target: job.target.clone(),
+            sender: job.sender.clone(),
+            messages,
+            solo: messages.saturating_mul(u64::from(job.mails.max(1))),
         }
     }
 
@@ -340,7 +580,14 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
         inner.pause_for_quota();
     }
     let settled = matches!(update, Update::Done | Update::Dead { .. });
-    match inner.store.update(job.id, started, update).await {
+    let usage = match outcome {
+        Outcome::Delivered { .. } => {
+            let messages = inner.cost(&job).await;
+            Some(inner.counted(&job, messages, store::now_ms()))
+        }
+        _ => None,
+    };
+    match inner.store.update_counted(job.id, started, update, usage).await {
         Ok(()) if settled => inner.release_after(job.id),
         Ok(()) => {}
         // The job stays pending as it was: it will be tried again (same retry key), which is
@@ -362,6 +609,80 @@ fn chains(jobs: Vec<Job>) -> (Vec<Job>, Vec<(JobId, Job)>) {
         }
     }
     (first, follow)
+}
+
+/// Seals each chat's held mail when its window ends. After a restart it first finds the chats
+/// with mail held in the store; their windows survive the restart.
+async fn sealer(inner: Arc<Inner>) {
+    let dir = inner.dir.clone();
+    match tokio::task::spawn_blocking(move || store::held_chats(&store::open_existing(&dir, false)?)).await {
+        Ok(Ok(held)) => {
+            let mut chats = inner.chats.lock().unwrap_or_else(|e| e.into_inner());
+            for (chat, at) in held {
+                let st = chats.entry(chat).or_default();
+                st.chat.held = true;
+                st.release_at = at;
+            }
+        }
+        Ok(Err(e)) => warn!("cannot read held mail from the spool: {e}"),
+        Err(e) => warn!("held mail task failed: {e}"),
+    }
+    loop {
+        if inner.stopping() {
+            return;
+        }
+        let now = store::now_ms();
+        let (due, next): (Vec<String>, Option<i64>) = {
+            let chats = inner.chats.lock().unwrap_or_else(|e| e.into_inner());
+            let held = chats.iter().filter(|(_, c)| c.chat.held);
+            let due = held.clone().filter(|(_, c)| c.release_at <= now).map(|(k, _)| k.clone()).collect();
+            (due, held.filter(|(_, c)| c.release_at > now).map(|(_, c)| c.release_at).min())
+        };
+        for chat in due {
+            inner.seal_chat(&chat).await;
+        }
+        if !inner.quota.is_paused() {
+            // Chats quiet for a long time need no memory of their last push.
+            let horizon = now - inner.settings.coalesce.max_coalesce.max(inner.settings.coalesce.coalesce).as_millis() as i64 * 2;
+            let mut chats = inner.chats.lock().unwrap_or_else(|e| e.into_inner());
+            if chats.len() > 10_000 {
+                chats.retain(|_, c| c.chat.held || c.chat.last_push_ms.is_some_and(|t| t > horizon));
+            }
+        }
+        let wait = next.map_or(Duration::from_secs(3600), |at| Duration::from_millis((at - store::now_ms()).clamp(1, 3_600_000) as u64));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = inner.sealer_wake.notified() => {}
+            _ = inner.stopped() => return,
+        }
+    }
+}
+
+/// Reads LINE's quota at start and every `quota_probe`, for pacing, admission, `/metrics` and
+/// `mail2line quota`. Between reads the spool counts what it sends (see `Inner::counted`).
+async fn quota_watch(inner: Arc<Inner>) {
+    loop {
+        match inner.client.quota().await {
+            Ok(r) => {
+                let now = store::now_ms();
+                let month = coalesce::month_bounds(now).0;
+                {
+                    let mut q = inner.quota_view.lock().unwrap_or_else(|e| e.into_inner());
+                    *q = QuotaView { known: true, month, limit: r.limit, used: r.used };
+                }
+                inner.metrics.quota(r.limit, r.used);
+                if let Err(e) = inner.store.set_quota(QuotaRow { month, limit: r.limit, used: r.used, probed_at: now }).await {
+                    warn!("cannot record the quota: {e}");
+                }
+                debug!(limit = ?r.limit, used = r.used, "LINE quota read");
+            }
+            Err(e) => warn!("cannot read LINE's message quota: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(inner.settings.retry.quota_probe) => {}
+            _ = inner.stopped() => return,
+        }
+    }
 }
 
 /// Hands out jobs whose time has come: retries, and everything pending after a restart.
@@ -446,6 +767,7 @@ mod tests {
             retry_key: format!("key-{id}"),
             target: target.into(),
             sender: "a@b".into(),
+            ..NewJob::default()
         };
         Job::fresh(id, new, 0)
     }

@@ -107,6 +107,9 @@ mod tests {
             next_at: 0,
             ambiguous,
             last_error: String::new(),
+            chat: String::new(),
+            recipients: 1,
+            mails: 1,
         }
     }
 

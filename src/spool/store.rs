@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 2048;
 pub type JobId = i64;
 
 /// A request to store: where it goes and the exact JSON body to POST.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewJob {
     pub mail_id: String,
     /// API path, e.g. `/v2/bot/message/push`.
@@ -37,6 +37,15 @@ pub struct NewJob {
     /// First recipient id, for listings.
     pub target: String,
     pub sender: String,
+    /// The chat this request goes to (one id, or one set of multicast ids), for coalescing;
+    /// empty when it is never coalesced.
+    pub chat: String,
+    /// What LINE counts for this request: the ids it goes to; 0 for a group or room, whose
+    /// member count is asked when it is delivered.
+    pub recipients: u32,
+    /// Held for coalescing until this time (unix ms): stored as `held`, and sealed with the
+    /// chat's other held requests into one request when the window ends (see [`Store::seal`]).
+    pub hold_until: Option<i64>,
 }
 
 /// A stored job as the dispatcher and `queue` see it.
@@ -57,6 +66,10 @@ pub struct Job {
     /// An earlier attempt may have reached LINE without us learning the answer.
     pub ambiguous: bool,
     pub last_error: String,
+    pub chat: String,
+    pub recipients: u32,
+    /// How many mails this request carries (more than one once coalesced).
+    pub mails: u32,
 }
 
 impl Job {
@@ -77,6 +90,9 @@ impl Job {
             next_at: now,
             ambiguous: false,
             last_error: String::new(),
+            chat: new.chat,
+            recipients: new.recipients,
+            mails: 1,
         }
     }
 }
@@ -84,22 +100,25 @@ impl Job {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Pending,
+    /// Held for coalescing: not a request yet, sealed into one when its chat's window ends.
+    Held,
     Dead,
 }
 
 impl State {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
+            State::Held => "held",
             State::Dead => "dead",
         }
     }
 
     fn parse(s: &str) -> State {
-        if s == "dead" {
-            State::Dead
-        } else {
-            State::Pending
+        match s {
+            "dead" => State::Dead,
+            "held" => State::Held,
+            _ => State::Pending,
         }
     }
 }
@@ -131,10 +150,48 @@ pub enum Update {
     Dead { error: String },
 }
 
+/// What LINE counted for a delivered request, recorded with its outcome (`mail2line quota`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// The start of the month (Japan time, unix ms) it counts against.
+    pub month: i64,
+    pub target: String,
+    pub sender: String,
+    /// LINE messages: recipients of the request.
+    pub messages: u64,
+    /// What the same mails would have cost one request each: `messages` × mails carried.
+    pub solo: u64,
+}
+
+/// A chat's held requests, sealed: one request body and the held rows (by position) it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    pub body: String,
+    pub parts: Vec<usize>,
+}
+
+/// Packs the held request bodies of one chat (in arrival order) into as few requests as LINE's
+/// limits allow. The spool does not know LINE's message objects; the composer does, and the
+/// gateway hands it in (see `delivery`).
+pub trait Packer: Send + Sync {
+    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String>;
+}
+
+/// LINE's monthly quota as last read: `limit` None when LINE reports `type: none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaRow {
+    pub month: i64,
+    pub limit: Option<u64>,
+    pub used: u64,
+    pub probed_at: i64,
+}
+
 enum Command {
     Insert(Vec<NewJob>, oneshot::Sender<Result<Vec<JobId>, StoreError>>),
-    Update { id: JobId, attempted_at: i64, update: Update, done: oneshot::Sender<Result<(), StoreError>> },
+    Update { id: JobId, attempted_at: i64, update: Update, usage: Option<Usage>, done: oneshot::Sender<Result<(), StoreError>> },
     Probe(oneshot::Sender<Result<(), StoreError>>),
+    Seal { chat: String, packer: std::sync::Arc<dyn Packer>, done: oneshot::Sender<Result<Vec<Job>, StoreError>> },
+    SetQuota(QuotaRow, oneshot::Sender<Result<(), StoreError>>),
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -166,6 +223,32 @@ CREATE TABLE IF NOT EXISTS jobs (
     last_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(state, next_at);
+-- What LINE counted this month, by recipient and by sender (`mail2line quota`). `solo` is what the
+-- same mails would have cost without coalescing.
+CREATE TABLE IF NOT EXISTS usage (
+    month INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    mails INTEGER NOT NULL DEFAULT 0,
+    messages INTEGER NOT NULL DEFAULT 0,
+    solo INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (month, kind, key)
+);
+-- Retry keys of delivered requests, kept as long as LINE keeps them (24 h): a mail sent again
+-- (same Message-ID, so the same keys) and held for coalescing is recognised here when sealed,
+-- where LINE's 409 cannot help (the sealed request has a key of its own).
+CREATE TABLE IF NOT EXISTS sent_keys (
+    retry_key TEXT PRIMARY KEY,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+-- LINE's quota as last read, plus what was counted since; one row.
+CREATE TABLE IF NOT EXISTS quota (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    month INTEGER NOT NULL,
+    lim INTEGER,
+    used INTEGER NOT NULL,
+    probed_at INTEGER NOT NULL
+);
 -- A mail's requests to one target form a chain that goes out in id order (`due`).
 CREATE INDEX IF NOT EXISTS jobs_chain ON jobs(mail_id, target, id);
 -- One row, rewritten by `Store::probe` (`/readyz`): proof that a commit still reaches the disk.
@@ -174,6 +257,27 @@ CREATE TABLE IF NOT EXISTS health (
     checked_at INTEGER NOT NULL
 );
 ";
+
+/// Columns added after the first release, with their defaults: a spool written by an older
+/// version opens as it was, its jobs neither held nor coalesced.
+const ADDED_COLUMNS: [(&str, &str); 3] = [
+    ("chat", "TEXT NOT NULL DEFAULT ''"),
+    ("recipients", "INTEGER NOT NULL DEFAULT 1"),
+    ("mails", "INTEGER NOT NULL DEFAULT 1"),
+];
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let have: Vec<String> =
+        conn.prepare("SELECT name FROM pragma_table_info('jobs')")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    for (name, decl) in ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {decl}"))?;
+        }
+    }
+    // Held requests are sealed per chat.
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS jobs_held ON jobs(chat, id) WHERE state = 'held'")?;
+    Ok(())
+}
 
 /// Opens a connection with the settings every user of the file needs.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
@@ -202,6 +306,7 @@ impl Store {
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
         // Checkpoints copy the WAL into the database and fsync it; done inside a commit they put
         // a spike into the SMTP reply time of whichever mail triggered them. So the writer never
         // checkpoints; a background thread does, from its own connection.
@@ -219,6 +324,7 @@ impl Store {
         // Jobs that were never attempted wear a lease (see `insert`); after a restart nothing is
         // in flight, so they are all due now.
         conn.execute("UPDATE jobs SET next_at = ?1 WHERE state = 'pending' AND attempts = 0", params![now_ms()])?;
+        // (Held requests keep their time: the window they wait for survives a restart.)
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("spool-writer".into())
@@ -240,10 +346,34 @@ impl Store {
 
     /// Records the outcome of an attempt; returns once it is committed.
     pub async fn update(&self, id: JobId, attempted_at: i64, update: Update) -> Result<(), StoreError> {
+        self.update_counted(id, attempted_at, update, None).await
+    }
+
+    /// Records the outcome of an attempt and, in the same commit, what LINE counted for it.
+    pub async fn update_counted(&self, id: JobId, attempted_at: i64, update: Update, usage: Option<Usage>) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Command::Update { id, attempted_at, update, done })
+            .send(Command::Update { id, attempted_at, update, usage, done })
             .map_err(|_| StoreError("spool writer stopped".into()))?;
+        wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
+    }
+
+    /// Seals the held requests of `chat` into new pending requests (packed by `packer`), in one
+    /// commit: the held rows go and the sealed ones, each with its retry key, come. From then on
+    /// a sealed request never changes, so every attempt sends the same body under the same key.
+    /// Returns the sealed jobs (none if nothing was held).
+    pub async fn seal(&self, chat: &str, packer: std::sync::Arc<dyn Packer>) -> Result<Vec<Job>, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Command::Seal { chat: chat.to_owned(), packer, done })
+            .map_err(|_| StoreError("spool writer stopped".into()))?;
+        wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
+    }
+
+    /// Records LINE's quota as just read.
+    pub async fn set_quota(&self, row: QuotaRow) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Command::SetQuota(row, done)).map_err(|_| StoreError("spool writer stopped".into()))?;
         wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
     }
 
@@ -260,6 +390,9 @@ impl Store {
 /// directly, and the scan must not hand it out a second time while it waits for a rate slot.
 pub const LEASE_MS: i64 = 10 * 60 * 1000;
 
+/// How long a delivered request's retry key is remembered: as long as LINE remembers it.
+const SENT_KEY_MS: i64 = 24 * 3600 * 1000;
+
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -273,9 +406,18 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
         for (cmd, res) in batch.into_iter().zip(result) {
             match cmd {
                 Command::Insert(_, done) => {
-                    let _ = done.send(res.map(|r| r.unwrap_or_default()));
+                    let _ = done.send(res.map(|r| match r {
+                        Out::Ids(ids) => ids,
+                        _ => Vec::new(),
+                    }));
                 }
-                Command::Update { done, .. } | Command::Probe(done) => {
+                Command::Seal { done, .. } => {
+                    let _ = done.send(res.map(|r| match r {
+                        Out::Jobs(jobs) => jobs,
+                        _ => Vec::new(),
+                    }));
+                }
+                Command::Update { done, .. } | Command::Probe(done) | Command::SetQuota(_, done) => {
                     let _ = done.send(res.map(|_| ()));
                 }
             }
@@ -283,15 +425,23 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
     }
 }
 
+/// What one command of a batch produced.
+enum Out {
+    Ids(Vec<JobId>),
+    Jobs(Vec<Job>),
+    Unit,
+}
+
 /// Applies a batch in one transaction. If the transaction fails, every command fails: a mail
 /// whose insert did not commit must not be answered 250.
-fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Option<Vec<JobId>>, StoreError>> {
-    let run = |conn: &mut Connection| -> Result<Vec<Option<Vec<JobId>>>, StoreError> {
+fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError>> {
+    let run = |conn: &mut Connection| -> Result<Vec<Out>, StoreError> {
         let tx = conn.transaction()?;
         let mut out = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at, state, chat, recipients) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let now = now_ms();
             for cmd in batch {
@@ -299,18 +449,34 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Option<Vec<JobI
                     Command::Insert(jobs, _) => {
                         let mut ids = Vec::with_capacity(jobs.len());
                         for j in jobs {
-                            insert.execute(params![j.mail_id, j.path, j.body, j.retry_key, j.target, j.sender, now, now + LEASE_MS])?;
+                            let (state, next_at) = match j.hold_until {
+                                Some(at) => (State::Held, at),
+                                None => (State::Pending, now + LEASE_MS),
+                            };
+                            insert.execute(params![
+                                j.mail_id, j.path, j.body, j.retry_key, j.target, j.sender, now, next_at, state.as_str(), j.chat, j.recipients
+                            ])?;
                             ids.push(tx.last_insert_rowid());
                         }
-                        out.push(Some(ids));
+                        count_mail(&tx, jobs, now)?;
+                        out.push(Out::Ids(ids));
                     }
-                    Command::Update { id, attempted_at, update, .. } => {
+                    Command::Update { id, attempted_at, update, usage, .. } => {
                         apply_update(&tx, *id, *attempted_at, update)?;
-                        out.push(None);
+                        if let Some(u) = usage {
+                            count_usage(&tx, u)?;
+                        }
+                        out.push(Out::Unit);
                     }
                     Command::Probe(_) => {
                         tx.prepare_cached("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)")?.execute(params![now])?;
-                        out.push(None);
+                        out.push(Out::Unit);
+                    }
+                    Command::Seal { chat, packer, .. } => out.push(Out::Jobs(seal(&tx, &mut insert, chat, packer.as_ref(), now)?)),
+                    Command::SetQuota(row, _) => {
+                        tx.prepare_cached("INSERT OR REPLACE INTO quota (id, month, lim, used, probed_at) VALUES (1, ?1, ?2, ?3, ?4)")?
+                            .execute(params![row.month, row.limit.map(|l| l as i64), row.used as i64, row.probed_at])?;
+                        out.push(Out::Unit);
                     }
                 }
             }
@@ -324,9 +490,160 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Option<Vec<JobI
     }
 }
 
+/// Counts one accepted mail (its jobs) for `mail2line quota`: once for its sender, once for each
+/// chat it goes to.
+fn count_mail(tx: &rusqlite::Transaction<'_>, jobs: &[NewJob], now: i64) -> Result<(), StoreError> {
+    let Some(first) = jobs.first() else { return Ok(()) };
+    let month = super::coalesce::month_bounds(now).0;
+    let mut add = tx.prepare_cached(
+        "INSERT INTO usage (month, kind, key, mails) VALUES (?1, ?2, ?3, 1) ON CONFLICT (month, kind, key) DO UPDATE SET mails = mails + 1",
+    )?;
+    add.execute(params![month, "sender", sender_key(&first.sender)])?;
+    let mut seen: Vec<&str> = Vec::new();
+    for j in jobs {
+        if !seen.contains(&j.target.as_str()) {
+            seen.push(&j.target);
+            add.execute(params![month, "target", j.target])?;
+        }
+    }
+    Ok(())
+}
+
+/// The null sender `<>` is shown as such, not as an empty name.
+fn sender_key(sender: &str) -> &str {
+    if sender.is_empty() { "<>" } else { sender }
+}
+
+fn count_usage(tx: &rusqlite::Transaction<'_>, u: &Usage) -> Result<(), StoreError> {
+    let mut add = tx.prepare_cached(
+        "INSERT INTO usage (month, kind, key, messages, solo) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (month, kind, key) DO UPDATE SET messages = messages + excluded.messages, solo = solo + excluded.solo",
+    )?;
+    add.execute(params![u.month, "target", u.target, u.messages as i64, u.solo as i64])?;
+    add.execute(params![u.month, "sender", sender_key(&u.sender), u.messages as i64, u.solo as i64])?;
+    // The month's use as LINE counts it: LINE's last figure plus what was sent since. A new
+    // month starts from zero until the next probe says otherwise.
+    tx.prepare_cached(
+        "INSERT INTO quota (id, month, lim, used, probed_at) VALUES (1, ?1, NULL, ?2, 0) ON CONFLICT (id) DO UPDATE SET \
+         used = CASE WHEN month = excluded.month THEN used + excluded.used ELSE excluded.used END, month = excluded.month",
+    )?
+    .execute(params![u.month, u.messages as i64])?;
+    Ok(())
+}
+
+/// Seals `chat`'s held rows (see [`Store::seal`]). If the packer cannot read them (it always
+/// can: the bodies are ours), each held request goes out as it is, under its own key.
+fn seal(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    chat: &str,
+    packer: &dyn Packer,
+    now: i64,
+) -> Result<Vec<Job>, StoreError> {
+    let held: Vec<Job> = tx
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM jobs WHERE state = 'held' AND chat = ?1 ORDER BY id"))?
+        .query_map(params![chat], row_to_job)?
+        .collect::<Result<_, _>>()?;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut delete = tx.prepare_cached("DELETE FROM jobs WHERE id = ?1 AND state = 'held'")?;
+    // A mail sent again (its sender missed our 250) has the same retry keys as the first time;
+    // if that one was delivered, is still pending, or is held here too, this copy goes nowhere.
+    let mut seen = std::collections::HashSet::new();
+    let mut known = tx.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM sent_keys WHERE retry_key = ?1) OR EXISTS (SELECT 1 FROM jobs WHERE retry_key = ?1 AND state = 'pending')",
+    )?;
+    let mut unique = Vec::with_capacity(held.len());
+    for j in held {
+        if !seen.insert(j.retry_key.clone()) || known.query_row(params![j.retry_key], |r| r.get::<_, bool>(0))? {
+            tracing::info!(mail = %j.mail_id, job = j.id, "held request already taken (the same mail was sent again); not sent twice");
+            delete.execute(params![j.id])?;
+            continue;
+        }
+        unique.push(j);
+    }
+    let held = unique;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    if held.len() == 1 {
+        // One mail held: it goes as it was composed, under its own key.
+        let j = &held[0];
+        tx.prepare_cached("UPDATE jobs SET state = 'pending', next_at = ?2 WHERE id = ?1")?.execute(params![j.id, now + LEASE_MS])?;
+        let mut job = j.clone();
+        job.state = State::Pending;
+        job.next_at = now;
+        return Ok(vec![job]);
+    }
+    let bodies: Vec<&str> = held.iter().map(|j| j.body.as_str()).collect();
+    let sealed = match packer.pack(&bodies) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) | Err(_) => {
+            tracing::warn!(chat, "cannot pack held requests; each goes out on its own");
+            held.iter().enumerate().map(|(i, j)| Sealed { body: j.body.clone(), parts: vec![i] }).collect()
+        }
+    };
+    let mut out = Vec::with_capacity(sealed.len());
+    let mut set_mails = tx.prepare_cached("UPDATE jobs SET mails = ?2 WHERE id = ?1")?;
+    for s in sealed {
+        let parts: Vec<&Job> = s.parts.iter().filter_map(|&i| held.get(i)).collect();
+        let Some(first) = parts.first() else { continue };
+        let mut mail_ids: Vec<&str> = Vec::new();
+        for p in &parts {
+            for m in p.mail_id.split(',') {
+                if !mail_ids.contains(&m) {
+                    mail_ids.push(m);
+                }
+            }
+        }
+        let new = NewJob {
+            mail_id: mail_ids.join(","),
+            path: first.path.clone(),
+            body: s.body,
+            retry_key: uuid::Uuid::new_v4().to_string(),
+            target: first.target.clone(),
+            sender: main_sender(&parts),
+            chat: chat.to_owned(),
+            recipients: first.recipients,
+            hold_until: None,
+        };
+        insert.execute(params![
+            new.mail_id, new.path, new.body, new.retry_key, new.target, new.sender, now, now + LEASE_MS,
+            State::Pending.as_str(), new.chat, new.recipients
+        ])?;
+        let id = tx.last_insert_rowid();
+        set_mails.execute(params![id, mail_ids.len() as i64])?;
+        let mut job = Job::fresh(id, new, now);
+        job.created_at = parts.iter().map(|p| p.created_at).min().unwrap_or(now);
+        job.mails = mail_ids.len() as u32;
+        out.push(job);
+    }
+    for j in &held {
+        delete.execute(params![j.id])?;
+    }
+    Ok(out)
+}
+
+/// The sender a coalesced request is listed and counted under: the one with most mails in it
+/// (the first of them on a tie).
+fn main_sender(parts: &[&Job]) -> String {
+    let mut tally: Vec<(&str, usize)> = Vec::new();
+    for p in parts {
+        match tally.iter_mut().find(|(s, _)| *s == p.sender) {
+            Some(t) => t.1 += 1,
+            None => tally.push((&p.sender, 1)),
+        }
+    }
+    let best = tally.iter().map(|t| t.1).max().unwrap_or(0);
+    tally.into_iter().find(|t| t.1 == best).map(|t| t.0.to_owned()).unwrap_or_default()
+}
+
 fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Update) -> Result<(), StoreError> {
     match update {
         Update::Done => {
+            tx.prepare_cached("INSERT OR IGNORE INTO sent_keys (retry_key, at) SELECT retry_key, ?2 FROM jobs WHERE id = ?1")?
+                .execute(params![id, at])?;
             tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
         }
         Update::Retry { next_at, error, ambiguous } => {
@@ -347,7 +664,7 @@ fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Upd
     Ok(())
 }
 
-const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error";
+const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error, chat, recipients, mails";
 
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
@@ -365,6 +682,9 @@ fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         next_at: r.get(11)?,
         ambiguous: r.get::<_, i64>(12)? != 0,
         last_error: r.get(13)?,
+        chat: r.get(14)?,
+        recipients: r.get(15)?,
+        mails: r.get(16)?,
     })
 }
 
@@ -403,6 +723,8 @@ pub fn list(conn: &Connection, state: Option<State>) -> Result<Vec<Job>, StoreEr
 
 /// Deletes dead letters that died before `before` (unix ms); returns how many.
 pub fn purge_dead(conn: &Connection, before: i64) -> Result<usize, StoreError> {
+    // LINE forgets a retry key after 24 hours; so can we.
+    conn.execute("DELETE FROM sent_keys WHERE at < ?1", params![now_ms() - SENT_KEY_MS])?;
     Ok(conn.execute("DELETE FROM jobs WHERE state = 'dead' AND next_at < ?1", params![before])?)
 }
 
@@ -413,11 +735,57 @@ pub fn counts(conn: &Connection) -> Result<(i64, i64), StoreError> {
     let (mut pending, mut dead) = (0, 0);
     while let Some(row) = rows.next()? {
         match State::parse(&row.get::<_, String>(0)?) {
-            State::Pending => pending += row.get::<_, i64>(1)?,
+            State::Pending | State::Held => pending += row.get::<_, i64>(1)?,
             State::Dead => dead += row.get::<_, i64>(1)?,
         }
     }
     Ok((pending, dead))
+}
+
+/// Chats with held requests, and when the earliest of them was to be sealed.
+pub fn held_chats(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT chat, MIN(next_at) FROM jobs WHERE state = 'held' GROUP BY chat")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// LINE's quota as last read and counted on, if it ever was.
+pub fn quota(conn: &Connection) -> Result<Option<QuotaRow>, StoreError> {
+    Ok(conn
+        .query_row("SELECT month, lim, used, probed_at FROM quota WHERE id = 1", [], |r| {
+            Ok(QuotaRow {
+                month: r.get(0)?,
+                limit: r.get::<_, Option<i64>>(1)?.map(|l| l.max(0) as u64),
+                used: r.get::<_, i64>(2)?.max(0) as u64,
+                probed_at: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// One line of `mail2line quota`'s tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageRow {
+    pub key: String,
+    pub mails: u64,
+    pub messages: u64,
+    pub solo: u64,
+}
+
+/// The month's usage by `kind` (`target` or `sender`), most LINE messages first.
+pub fn usage(conn: &Connection, month: i64, kind: &str) -> Result<Vec<UsageRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, mails, messages, solo FROM usage WHERE month = ?1 AND kind = ?2 ORDER BY messages DESC, mails DESC, key",
+    )?;
+    let rows = stmt.query_map(params![month, kind], |r| {
+        Ok(UsageRow {
+            key: r.get(0)?,
+            mails: r.get::<_, i64>(1)?.max(0) as u64,
+            messages: r.get::<_, i64>(2)?.max(0) as u64,
+            solo: r.get::<_, i64>(3)?.max(0) as u64,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 pub fn get(conn: &Connection, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -458,6 +826,7 @@ mod tests {
             retry_key: format!("00000000-0000-4000-8000-{n:012}"),
             target: "U1".into(),
             sender: "a@b".into(),
+            ..NewJob::default()
         }
     }
 

@@ -419,6 +419,11 @@ fn member_count_id(path: &str, route: Route) -> Option<&str> {
 }
 
 /// Paths described by `channel-access-token.yml` rather than `messaging-api.yml`.
+/// The gateway's background reads (see [`StandIn::requests`]).
+fn is_quota_read(path: &str) -> bool {
+    path.starts_with("/v2/bot/message/quota") || (path.ends_with("/members/count") && (path.starts_with("/v2/bot/group/") || path.starts_with("/v2/bot/room/")))
+}
+
 fn is_oauth_path(path: &str) -> bool {
     path.starts_with("/oauth2/") || path.starts_with("/v2/oauth/")
 }
@@ -571,14 +576,33 @@ impl StandIn {
         self.shared.lock().faults.as_ref().map(|d| (d.draws, d.drawn.clone())).unwrap_or_default()
     }
 
-    /// All requests so far, in the order they were answered.
+    /// All requests so far, in the order they were answered, except the gateway's reads of its
+    /// quota and of member counts (see [`StandIn::quota_reads`]): a spooling gateway makes
+    /// them in the background, at start and on a timer, and tests about deliveries count and
+    /// order requests without them.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.lock().requests.clone()
+        self.shared.lock().requests.iter().filter(|r| !is_quota_read(&r.path)).cloned().collect()
     }
 
-    /// Requests whose path (query string excluded) equals `path`.
+    /// The quota and member-count reads (`GET /v2/bot/message/quota[/consumption]`,
+    /// `GET /v2/bot/{group,room}/{id}/members/count`), in order.
+    pub fn quota_reads(&self) -> Vec<Recorded> {
+        self.shared.lock().requests.iter().filter(|r| is_quota_read(&r.path)).cloned().collect()
+    }
+
+    /// Waits until the gateway has read the quota (`GET /v2/bot/message/quota/consumption`)
+    /// `n` times; a spooling gateway does so at start. Panics after `timeout`.
+    pub async fn wait_for_quota_reads(&self, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.requests_to("/v2/bot/message/quota/consumption").len() < n {
+            assert!(tokio::time::Instant::now() < deadline, "stand-in LINE API: the gateway did not read its quota {n} time(s) within {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Requests whose path (query string excluded) equals `path` (quota reads included).
     pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.shared.lock().requests.iter().filter(|r| r.path == path).cloned().collect()
     }
 
     /// Requests LINE would have accepted (2xx, including accepted-then-dropped).
@@ -612,7 +636,9 @@ impl StandIn {
     /// Panics listing every violation seen so far (spec, auth, retry key).
     pub fn assert_all_valid(&self) {
         let problems: Vec<String> = self
-            .requests()
+            .shared
+            .lock()
+            .requests
             .iter()
             .flat_map(|r| r.spec_errors.iter().map(move |e| format!("{} {}: {e}", r.method, r.path)))
             .collect();
