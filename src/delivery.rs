@@ -430,9 +430,7 @@ impl Packer for HeldPacker {
             mails.push(held.messages);
         }
         let Some(endpoint) = endpoint else { return Ok(Vec::new()) };
-        let packed = crate::compose::pack::pack(&mails);
-        Ok(packed
-            .requests
+        Ok(crate::compose::pack(&mails)
             .into_iter()
             .map(|r| Sealed { body: Body::of(&Request { endpoint: endpoint.clone(), messages: r.messages }).to_json(), parts: r.mails })
             .collect())

@@ -1,6 +1,7 @@
 //! Notice → LINE messages: template, `[emoji:…]` and `[sticker:…]` tokens, splitting within
-//! LINE's limits, the attachment list, the request batches of one mail and the requests
-//! that carry them to each recipient. Pure functions, no I/O.
+//! LINE's limits, the attachment list, the request batches of one mail, the requests that
+//! carry them to each recipient, and held mails packed into shared requests. Pure functions,
+//! no I/O.
 
 pub mod attachments;
 pub mod batch;
@@ -20,5 +21,6 @@ pub use attachments::{attachment_list, human_size, with_attachment_list};
 pub use batch::batches;
 pub use body::{body_messages, body_messages_with_list};
 pub use message::{Emoji, ImageMessage, Message, StickerMessage, TextMessage};
+pub use pack::{pack, PackedRequest};
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};
