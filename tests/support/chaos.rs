@@ -33,8 +33,10 @@ use super::gateway::{GatewayProcess, Options, DOMAIN};
 use super::standin::{Fault, Faults, Recorded, StandIn};
 
 /// The gateway's `[delivery]` for the campaign: the spool, with fast retries so a run takes
-/// seconds, not hours.
-pub const DELIVERY_CONFIG: &str = "[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\n";
+/// seconds, not hours, and coalescing on (issue #17) with a short window: every session mails
+/// its own chat, so mail is held, sealed into shared requests, and `kill -9`'d while held.
+pub const DELIVERY_CONFIG: &str =
+    "[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\ncoalesce_secs = 1\n\n[quota]\nmax_coalesce_secs = 4\n";
 /// The load comes from one address: per-address limits would refuse it.
 pub const SMTP_CONFIG: &str = "max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n";
 /// The gateway's LINE timeout in [`GatewayProcess`]'s config (`[line] timeout_secs`).
@@ -117,18 +119,36 @@ pub struct Transaction {
 
 /// `(seq, attempt)` named by a pushed text (`"… seq=12 try=2 …"`).
 pub fn transaction_in(text: &str) -> Option<(u64, u32)> {
-    let num = |key: &str| -> Option<u64> {
-        let at = text.find(key)? + key.len();
-        let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    transactions_in(text).into_iter().next()
+}
+
+/// Every transaction in a pushed text, in order: a coalesced request carries several mails,
+/// each starting with its own subject line.
+pub fn transactions_in(text: &str) -> Vec<(u64, u32)> {
+    let num = |rest: &str| -> Option<u64> {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
         digits.parse().ok()
     };
-    Some((num("seq=")?, u32::try_from(num("try=")?).ok()?))
+    let mut out = Vec::new();
+    for (at, _) in text.match_indices("seq=") {
+        let rest = &text[at + 4..];
+        let Some(seq) = num(rest) else { continue };
+        let Some(t) = rest.find(" try=").filter(|&t| rest[..t].chars().all(|c| c.is_ascii_digit())) else { continue };
+        if let Some(attempt) = num(&rest[t + 5..]).and_then(|a| u32::try_from(a).ok()) {
+            out.push((seq, attempt));
+        }
+    }
+    out
 }
 
 /// The counts of a campaign; see the module docs for the rules.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub transactions: usize,
+    /// Accepted requests that carried more than one mail (coalescing).
+    pub coalesced_requests: usize,
+    /// Accepted requests that carried at least one known mail.
+    pub accepted_requests: HashSet<String>,
     /// Distinct mails with a transaction answered 250.
     pub mails_answered_250: usize,
     pub answered_250: usize,
@@ -179,19 +199,29 @@ pub fn tally(transactions: &[Transaction], requests: &[Recorded]) -> Tally {
         if r.status == 409 {
             t.conflicts_409 += 1;
         }
-        let text = r.body["messages"][0]["text"].as_str().unwrap_or("");
-        let id = transaction_in(text).filter(|id| known.contains_key(id));
-        match id {
-            Some(id) => {
-                if let Some(key) = r.header("x-line-retry-key") {
-                    keys.entry(id).or_default().insert(key.to_owned());
-                }
-                if r.is_accepted() {
-                    *accepted.entry(id).or_default() += 1;
+        // Counted per mail, not per request: a coalesced request carries several.
+        let mut ids: Vec<(u64, u32)> = Vec::new();
+        for m in r.body["messages"].as_array().into_iter().flatten() {
+            for id in transactions_in(m["text"].as_str().unwrap_or("")) {
+                if known.contains_key(&id) && !ids.contains(&id) {
+                    ids.push(id);
                 }
             }
-            None if r.is_accepted() => t.unattributed += 1,
-            None => {}
+        }
+        if ids.len() > 1 && r.is_accepted() {
+            t.coalesced_requests += 1;
+        }
+        if ids.is_empty() && r.is_accepted() {
+            t.unattributed += 1;
+        }
+        for id in ids {
+            if let Some(key) = r.header("x-line-retry-key") {
+                keys.entry(id).or_default().insert(key.to_owned());
+            }
+            if r.is_accepted() {
+                *accepted.entry(id).or_default() += 1;
+                t.accepted_requests.insert(r.request_id.clone());
+            }
         }
     }
     let mut answered_mails = HashSet::new();
@@ -298,7 +328,7 @@ impl Report {
         };
         line(format!("mail2line fault campaign: {}", s.describe()));
         line(format!(
-            "  gateway: [delivery] mode=spool retry_base_ms=50 retry_max_secs=1 scan_interval_ms=50; [line] timeout_secs={}",
+            "  gateway: [delivery] mode=spool retry_base_ms=50 retry_max_secs=1 scan_interval_ms=50 coalesce_secs=1; [quota] max_coalesce_secs=4; [line] timeout_secs={}",
             CLIENT_TIMEOUT.as_secs()
         ));
         line(format!(
@@ -308,6 +338,11 @@ impl Report {
             t.accepted_once,
             t.duplicated.len(),
             t.lost.len()
+        ));
+        line(format!(
+            "  counted per mail: LINE accepted {} requests for them, {} of those carried several mails (coalesced)",
+            t.accepted_requests.len(),
+            t.coalesced_requests
         ));
         line(format!(
             "  smtp transactions: {}  answered 250: {}  refused 4xx: {}  refused 5xx: {}  cut before end of DATA: {}  cut after end of DATA (answer lost): {}",
