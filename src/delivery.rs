@@ -366,9 +366,6 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
     if spool.quota_paused() {
         return Err(quota_refusal());
     }
-    if let Some(refused) = budget_refusal(spool.admit(urgent)) {
-        return Err(refused);
-    }
     let mut jobs = Vec::with_capacity(composed.requests.len());
     for (i, req) in composed.requests.iter().enumerate() {
         let body = Body::of(req).to_json();
@@ -392,6 +389,9 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
             recipients: recipients(&req.endpoint),
             hold_until: None,
         });
+    }
+    if let Some(refused) = budget_refusal(spool.admit(&jobs, urgent)) {
+        return Err(refused);
     }
     match spool.accept(jobs, urgent).await {
         Ok(job_ids) => Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: queued as {id}")), requests: job_ids.len() }),

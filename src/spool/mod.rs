@@ -56,6 +56,8 @@ struct ChatState {
     chat: coalesce::Chat,
     /// When the held mail is sealed and sent.
     release_at: i64,
+    /// What LINE will count for the sealed request: the chat's recipients.
+    recipients: u64,
 }
 
 /// The month's quota as this gateway knows it: LINE's last reading plus what was sent since.
@@ -202,14 +204,28 @@ impl Spool {
         self.inner.store.probe().await.map_err(|e| e.to_string())
     }
 
-    /// Whether a mail may be taken now, given the month's quota (see `coalesce::admit`).
-    pub fn admit(&self, urgent: bool) -> coalesce::Admission {
-        let q = self.inner.quota_now(store::now_ms());
+    /// Whether a mail of these `jobs` may be taken now, given the month's quota (see
+    /// `coalesce::admit`): what is used, what held mail will cost, and what this mail adds
+    /// (nothing for a chat it would join held mail in).
+    pub fn admit(&self, jobs: &[NewJob], urgent: bool) -> coalesce::Admission {
+        let now = store::now_ms();
+        let q = self.inner.quota_now(now);
         if !q.known {
             return coalesce::Admission::Accept;
         }
-        let held = self.inner.chats.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|c| c.chat.held).count() as u64;
-        coalesce::admit(self.inner.planner_quota(&q, held), &self.inner.settings.coalesce, urgent, store::now_ms())
+        let mut quota = self.inner.planner_quota(&q);
+        let chats = self.inner.chats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counted: Vec<&str> = Vec::new();
+        for j in jobs {
+            let joins = !j.chat.is_empty() && chats.get(&j.chat).is_some_and(|c| c.chat.held);
+            if joins || counted.contains(&j.chat.as_str()) {
+                continue;
+            }
+            counted.push(&j.chat);
+            quota.committed = quota.committed.saturating_add(self.inner.known_cost(j));
+        }
+        drop(chats);
+        coalesce::admit(quota, &self.inner.settings.coalesce, urgent, now)
     }
 
     /// Stores a mail's jobs durably, then hands them to the workers. Jobs to a chat that had a
@@ -321,6 +337,7 @@ impl Inner {
                     Some(t) if !urgent && now < t.saturating_add(window.as_millis() as i64) => {
                         st.chat.held = true;
                         st.release_at = t.saturating_add(window.as_millis() as i64);
+                        st.recipients = self.known_cost(job);
                         Some(st.release_at)
                     }
                     // Quiet for a window (or urgent): it goes at once.
@@ -343,11 +360,11 @@ impl Inner {
         if !q.known {
             return s.coalesce;
         }
-        let held = self.chats.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|c| c.chat.held).count() as u64;
-        let w = coalesce::window(s, self.planner_quota(&q, held), now);
+        let quota = self.planner_quota(&q);
+        let w = coalesce::window(s, quota, now);
         let stretched = w > s.coalesce;
         if stretched != self.pacing.swap(stretched, Ordering::AcqRel) {
-            let budget = self.planner_quota(&q, held).budget(s);
+            let budget = quota.budget(s);
             if stretched {
                 info!(
                     used = q.used,
@@ -374,10 +391,22 @@ impl Inner {
         *q
     }
 
-    /// The planner's view of the quota: what is used, and what held mail will still cost (one
-    /// request per chat with mail held).
-    fn planner_quota(&self, q: &QuotaView, held_chats: u64) -> coalesce::Quota {
-        coalesce::Quota { limit: q.limit, used: q.used.saturating_add(held_chats) }
+    /// The planner's view of the quota: what is used, and what held mail will still cost (a
+    /// request to each chat with mail held, counted by its recipients).
+    fn planner_quota(&self, q: &QuotaView) -> coalesce::Quota {
+        let chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
+        let committed = chats.values().filter(|c| c.chat.held).map(|c| c.recipients.max(1)).sum();
+        coalesce::Quota { limit: q.limit, used: q.used, committed }
+    }
+
+    /// What LINE will count for one request of `job`, as far as known without asking: a group
+    /// or room by its last known member count (1 before it was ever asked).
+    fn known_cost(&self, job: &NewJob) -> u64 {
+        if job.recipients > 0 {
+            return u64::from(job.recipients);
+        }
+        let id = job.chat.strip_prefix("push:").unwrap_or(&job.target);
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).get(id).map_or(1, |(n, _)| *n)
     }
 
     /// Seals `chat`'s held mail into requests and hands them to the workers.
