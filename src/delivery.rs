@@ -677,6 +677,40 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
     }
 
     #[test]
+    fn held_bodies_are_packed_into_one_request_to_the_same_recipients() {
+        let text = |t: &str| Message::Text(crate::compose::TextMessage { text: t.into(), emojis: Vec::new() });
+        let body = |endpoint: Endpoint, t: &str| Body::of(&Request { endpoint, messages: vec![text(t)] }).to_json();
+        let users = vec![format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32))];
+        let multi = |t| body(Endpoint::Multicast { to: users.clone() }, t);
+        let held = [multi("Disk full\n\nweb-1"), multi("Disk full\n\nweb-2")];
+        let sealed = HeldPacker.pack(&[&held[0], &held[1]]).unwrap();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!(sealed[0].parts, [0, 1]);
+        let v: serde_json::Value = serde_json::from_str(&sealed[0].body).unwrap();
+        assert_eq!(v["to"], serde_json::json!(users));
+        let bubble = v["messages"][0]["text"].as_str().unwrap();
+        assert_eq!(bubble, format!("Disk full\n\nweb-1{}Disk full\n\nweb-2", crate::compose::pack::DIVIDER));
+        // A push stays a push.
+        let to = users[0].clone();
+        let push = body(Endpoint::Push { to: to.clone() }, "x");
+        let v: serde_json::Value = serde_json::from_str(&HeldPacker.pack(&[&push]).unwrap()[0].body).unwrap();
+        assert_eq!(v["to"], serde_json::json!(to));
+        assert!(HeldPacker.pack(&["not json"]).is_err());
+    }
+
+    #[test]
+    fn the_same_recipients_are_the_same_chat_in_any_order() {
+        let (a, b) = (format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32)));
+        let key = |to: Vec<String>| chat_key(&Endpoint::Multicast { to });
+        assert_eq!(key(vec![a.clone(), b.clone()]), key(vec![b.clone(), a.clone()]));
+        assert_ne!(key(vec![a.clone(), b.clone()]), key(vec![a.clone()]));
+        assert_eq!(chat_key(&Endpoint::Push { to: a.clone() }), format!("push:{a}"));
+        assert_eq!(recipients(&Endpoint::Push { to: a.clone() }), 1);
+        assert_eq!(recipients(&Endpoint::Push { to: format!("C{}", "c".repeat(32)) }), 0, "a group: its members, asked");
+        assert_eq!(recipients(&Endpoint::Multicast { to: vec![a, b] }), 2);
+    }
+
+    #[test]
     fn message_id_is_read_from_headers() {
         let rcpts = [Recipient::User(format!("U{}", "a".repeat(32)))];
         let composed = |raw: &[u8]| compose_without_media(&Template::default(), raw, &rcpts);

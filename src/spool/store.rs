@@ -946,6 +946,91 @@ mod tests {
         assert!(!retry_now(&conn, 999, "x").unwrap());
     }
 
+    /// Joins the held bodies with "+" into one request naming every part.
+    struct Joiner;
+
+    impl Packer for Joiner {
+        fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String> {
+            Ok(vec![Sealed { body: bodies.join("+"), parts: (0..bodies.len()).collect() }])
+        }
+    }
+
+    fn held(n: u32, chat: &str, until: i64) -> NewJob {
+        NewJob { chat: chat.into(), hold_until: Some(until), ..job(n) }
+    }
+
+    #[tokio::test]
+    async fn held_requests_are_sealed_per_chat_into_one_with_a_key_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert(vec![held(1, "push:U1", 5000)]).await.unwrap();
+        store.insert(vec![held(2, "push:U1", 5000)]).await.unwrap();
+        store.insert(vec![held(3, "push:U2", 7000)]).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        assert_eq!(counts(&conn).unwrap(), (3, 0), "held mail counts as pending");
+        assert!(due(&conn, i64::MAX, 10).unwrap().is_empty(), "held requests are never due on their own");
+        let mut chats = held_chats(&conn).unwrap();
+        chats.sort();
+        assert_eq!(chats, [("push:U1".to_owned(), 5000), ("push:U2".to_owned(), 7000)]);
+
+        let sealed = store.seal("push:U1", std::sync::Arc::new(Joiner)).await.unwrap();
+        assert_eq!(sealed.len(), 1);
+        let s = &sealed[0];
+        assert_eq!((s.body.as_str(), s.mail_id.as_str(), s.mails, s.state), (r#"{"n":1}+{"n":2}"#, "m1,m2", 2, State::Pending));
+        assert!(![job(1).retry_key, job(2).retry_key].contains(&s.retry_key), "a key of its own");
+        assert_eq!(s.retry_key.len(), 36);
+        // On disk: the sealed request replaced the held ones, with the same key and body.
+        let stored = get(&conn, s.id).unwrap().unwrap();
+        assert_eq!((stored.body, stored.retry_key, stored.mails), (s.body.clone(), s.retry_key.clone(), 2));
+        assert_eq!(list(&conn, Some(State::Held)).unwrap().len(), 1, "only U2's is still held");
+        assert!(store.seal("push:U1", std::sync::Arc::new(Joiner)).await.unwrap().is_empty(), "sealed once");
+    }
+
+    #[tokio::test]
+    async fn one_held_mail_goes_as_it_was_and_a_mail_sent_again_goes_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Alone: its own body and key.
+        let ids = store.insert(vec![held(1, "push:U1", 0)]).await.unwrap();
+        let sealed = store.seal("push:U1", std::sync::Arc::new(Joiner)).await.unwrap();
+        assert_eq!((sealed[0].id, sealed[0].retry_key.as_str(), sealed[0].body.as_str()), (ids[0], job(1).retry_key.as_str(), r#"{"n":1}"#));
+        // Delivered; the same mail comes again (same retry key) and is held with a new one: only
+        // the new one goes.
+        store.update(ids[0], 1, Update::Done).await.unwrap();
+        store.insert(vec![held(1, "push:U1", 0)]).await.unwrap();
+        store.insert(vec![held(2, "push:U1", 0)]).await.unwrap();
+        store.insert(vec![held(2, "push:U1", 0)]).await.unwrap();
+        let sealed = store.seal("push:U1", std::sync::Arc::new(Joiner)).await.unwrap();
+        assert_eq!(sealed.len(), 1);
+        assert_eq!((sealed[0].body.as_str(), sealed[0].retry_key.as_str()), (r#"{"n":2}"#, job(2).retry_key.as_str()));
+        let conn = open_existing(dir.path(), false).unwrap();
+        assert_eq!(counts(&conn).unwrap(), (1, 0), "the copies are gone");
+    }
+
+    #[tokio::test]
+    async fn what_line_counted_is_recorded_with_the_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let month = crate::spool::coalesce::month_bounds(now_ms()).0;
+        let ids = store.insert(vec![NewJob { target: "C1".into(), ..job(1) }]).await.unwrap();
+        store.insert(vec![job(2)]).await.unwrap();
+        store.set_quota(QuotaRow { month, limit: Some(200), used: 50, probed_at: 7 }).await.unwrap();
+        let counted = Usage { month, target: "C1".into(), sender: "a@b".into(), messages: 4, solo: 8 };
+        store.update_counted(ids[0], 1, Update::Done, Some(counted)).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        assert_eq!(quota(&conn).unwrap(), Some(QuotaRow { month, limit: Some(200), used: 54, probed_at: 7 }));
+        let by_target = usage(&conn, month, "target").unwrap();
+        assert_eq!(by_target[0], UsageRow { key: "C1".into(), mails: 1, messages: 4, solo: 8 });
+        assert_eq!(by_target[1], UsageRow { key: "U1".into(), mails: 1, messages: 0, solo: 0 });
+        assert_eq!(usage(&conn, month, "sender").unwrap(), [UsageRow { key: "a@b".into(), mails: 2, messages: 4, solo: 8 }]);
+        // A new month starts the count from what was sent in it.
+        let next = crate::spool::coalesce::month_bounds(month + 40 * 86_400_000).0;
+        let ids = store.insert(vec![job(3)]).await.unwrap();
+        let counted = Usage { month: next, target: "U1".into(), sender: "a@b".into(), messages: 1, solo: 1 };
+        store.update_counted(ids[0], 2, Update::Done, Some(counted)).await.unwrap();
+        assert_eq!(quota(&conn).unwrap().map(|q| (q.month, q.used)), Some((next, 1)));
+    }
+
     #[tokio::test]
     async fn many_concurrent_inserts_share_commits() {
         let dir = tempfile::tempdir().unwrap();

@@ -83,7 +83,13 @@ pub fn main(args: SendArgs) -> u8 {
 /// `--to`'s value as an address at `smtp.domain`: a LINE id, an alias, or the followers address.
 pub fn target(to: &str, cfg: &Config) -> Result<Address, String> {
     let to = to.trim();
-    let known = Recipient::from_line_id(to).is_some() || cfg.aliases.contains_key(to) || to == cfg.routing.followers_address;
+    // `<id>+urgent` marks the mail urgent (never held for coalescing; may use the month's
+    // reserve); the gateway strips it, any id, alias or followers may carry it.
+    let base = match to.len().checked_sub("+urgent".len()) {
+        Some(at) if to.is_char_boundary(at) && to[at..].eq_ignore_ascii_case("+urgent") => &to[..at],
+        _ => to,
+    };
+    let known = Recipient::from_line_id(base).is_some() || cfg.aliases.contains_key(base) || base == cfg.routing.followers_address;
     if !known {
         let aliases: Vec<&str> = cfg.aliases.keys().map(String::as_str).collect();
         let listed = if aliases.is_empty() { "none".to_owned() } else { aliases.join(", ") };
@@ -129,6 +135,10 @@ mod tests {
         let e = target("root", &c).unwrap_err();
         assert!(e.contains("\"root\": not a LINE id") && e.contains("[aliases] (ops)"), "{e}");
         assert!(target("U0123", &c).is_err());
+        assert_eq!(target("ops+urgent", &c).unwrap().to_string(), "ops+urgent@text.line.example.com");
+        assert_eq!(target(&format!("{id}+URGENT"), &c).unwrap().to_string(), format!("{id}+URGENT@text.line.example.com"));
+        assert!(target("+urgent", &c).is_err());
+        assert!(target("ops+other", &c).is_err());
         assert!(target("ops@text.line.example.com", &c).is_err());
     }
 
