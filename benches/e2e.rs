@@ -288,20 +288,36 @@ impl Gateway {
              [storage]\ndir = \"{}\"\n",
             dir.path().join("data").display()
         );
-        if args.mode.is_some() || args.coalesce_secs.is_some() {
-            config.push_str("\n[delivery]\n");
+        // Our `[delivery]` keys; merged into the extra config's own `[delivery]` if it has one
+        // (TOML allows a table once), where its keys win.
+        let extra = match &args.extra_config {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--extra-config {}: {e}", path.display()))?,
+            None => String::new(),
+        };
+        let mut delivery = String::new();
+        if let Some(mode) = args.mode.as_ref().filter(|_| !extra.contains("mode =")) {
+            delivery.push_str(&format!("mode = \"{mode}\"\n"));
         }
-        if let Some(mode) = &args.mode {
-            config.push_str(&format!("mode = \"{mode}\"\n"));
+        if let Some(secs) = args.coalesce_secs.filter(|_| !extra.contains("coalesce_secs")) {
+            delivery.push_str(&format!("coalesce_secs = {secs}\n"));
         }
-        if let Some(secs) = args.coalesce_secs {
-            config.push_str(&format!("coalesce_secs = {secs}\n"));
-        }
-        if let Some(path) = &args.extra_config {
-            let extra = std::fs::read_to_string(path).map_err(|e| format!("--extra-config {}: {e}", path.display()))?;
-            config.push('\n');
-            config.push_str(&extra);
-            config.push('\n');
+        let header = extra.lines().position(|l| l.trim() == "[delivery]");
+        match header {
+            Some(at) => {
+                let mut lines: Vec<&str> = extra.lines().collect();
+                lines.insert(at + 1, delivery.trim_end());
+                config.push('\n');
+                config.push_str(&lines.join("\n"));
+                config.push('\n');
+            }
+            None => {
+                if !delivery.is_empty() {
+                    config.push_str(&format!("\n[delivery]\n{delivery}"));
+                }
+                config.push('\n');
+                config.push_str(&extra);
+                config.push('\n');
+            }
         }
         let config_path = dir.path().join("config.toml");
         std::fs::write(&config_path, &config).map_err(|e| format!("write config: {e}"))?;

@@ -77,16 +77,24 @@ async fn wait_until(line: &StandIn, what: &str, ok: impl Fn(&[Recorded]) -> bool
     }
 }
 
-/// `mail2line quota --json` against the gateway's config, parsed.
-fn quota_json(config: &Path) -> Value {
+/// `mail2line quota [args]` against the gateway's config: its standard output.
+fn quota_cmd(config: &Path, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["quota", "--json", "--config"])
+        .arg("quota")
+        .args(args)
+        .arg("--config")
         .arg(config)
         .env_remove("MAIL2LINE_CONFIG")
         .output()
         .expect("run mail2line quota");
-    assert!(out.status.success(), "quota --json failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("quota --json is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    assert!(out.status.success(), "quota {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// `mail2line quota --json`, parsed.
+fn quota_json(config: &Path) -> Value {
+    let out = quota_cmd(config, &["--json"]);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("quota --json is not JSON ({e}): {out}"))
 }
 
 /// One sample of `/metrics` (no labels).
@@ -176,6 +184,14 @@ async fn quota_json_and_metrics_equal_the_count_of_line() {
     assert_eq!(q["mails"], 8, "{q:#}");
     assert_eq!(q["messages"].as_u64(), Some(counted), "{q:#}");
     assert_eq!(q["top_recipients"][0]["id"], group, "the group costs most: {q:#}");
+    // Without coalescing, user 1's six mails would have cost six.
+    assert_eq!(q["messages_without_coalescing"].as_u64(), Some(counted + 4), "{q:#}");
+    let text = quota_cmd(&gw.config_path, &[]);
+    let remaining = text.lines().find(|l| l.trim_start().starts_with("remaining")).unwrap_or_default();
+    assert!(remaining.trim_end().ends_with(&(5000 - 100 - counted).to_string()), "{text}");
+    for needle in ["plan limit", "5000", "cron@example.com", &group] {
+        assert!(text.contains(needle), "{needle:?} in:\n{text}");
+    }
     assert_eq!(metric(&gw, "mail2line_line_messages_total").await as u64, counted);
     assert_eq!(metric(&gw, "mail2line_quota_used").await as u64, 100 + counted);
     assert_eq!(metric(&gw, "mail2line_quota_limit").await, 5000.0);
