@@ -248,3 +248,25 @@ async fn kill_9_while_mail_is_held_loses_and_doubles_nothing() {
     assert_eq!(got.len(), 12, "{got:?}");
     line.assert_all_valid();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_and_multicast_sets_coalesce_too() {
+    let line = StandIn::start().await;
+    let group = format!("C{}", "5".repeat(32));
+    let extra = format!("coalesce_secs = 2\n\n[aliases]\nops = [\"{}\", \"{}\"]\n", user(2), user(3));
+    let gw = start(&line, &extra);
+    let ops = format!("ops@{}", addr(&user(1)).split('@').nth(1).unwrap());
+    burst(&gw, &ops, 1..=5);
+    burst(&gw, &addr(&group), 6..=10);
+    wait_until(&line, "all 10 mails", |_| seqs_delivered(&line).len() >= 10).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = seqs_delivered(&line);
+    got.sort_unstable();
+    assert_eq!(got, (1..=10).collect::<Vec<_>>(), "each mail once");
+    let multicasts = line.accepted().into_iter().filter(|r| r.path == "/v2/bot/message/multicast").count();
+    let group_pushes = line.accepted().into_iter().filter(|r| r.path == "/v2/bot/message/push" && r.body["to"] == group.as_str()).count();
+    assert_eq!((multicasts, group_pushes), (2, 2), "the first at once, the other four together, for each");
+    // LINE counted 2 × 2 for the alias and 2 × 3 (the default member count) for the group.
+    assert_eq!(line.messages_counted(), 10);
+    line.assert_all_valid();
+}
