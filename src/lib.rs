@@ -2,8 +2,8 @@
 //!
 //! The modules follow the path of a mail:
 //! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
-//! (notice → LINE messages and requests) → `delivery` (direct today, spool next) → `line`
-//! (HTTP client). `submit` is the other side: the `sendmail` and `send` commands that hand
+//! (notice → LINE messages and requests) → `delivery` (spool, direct or dry run) → `spool`
+//! (durable queue, coalescing, the month's quota) → `line` (HTTP client). `submit` is the other side: the `sendmail` and `send` commands that hand
 //! mail to the gateway. `config` loads and validates the one typed configuration; `check` is
 //! `check-config`; `credentials` and `notify` are the gateway's side of systemd; `logging` and
 //! `metrics` own the log output and the Prometheus series (`http::monitor` serves them);
