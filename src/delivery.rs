@@ -315,6 +315,10 @@ fn budget_refusal(admission: Admission) -> Option<Refused> {
             until_ms,
         ),
         Admission::Spent { until_ms } => ("The LINE message budget of this month is used up ([quota] monthly_budget)", until_ms),
+        Admission::Rationed { until_ms } => (
+            "This month's LINE messages are being used too fast and today's share is used up ([quota] daily_share); routine mail is deferred",
+            until_ms,
+        ),
     };
     Some(Refused::new(Reason::Quota, Reply::new(452, "4.2.2", format!("{text} until {}; try again later", jst(until_ms)))))
 }

@@ -17,6 +17,19 @@
 //! the month are kept for it, and held routine mail counts against the budget from the moment
 //! it is taken, so it cannot spend the reserve when it goes out later.
 //!
+//! Why a daily share: pacing alone cannot make every month last (an hourly cron needs at least
+//! one request an hour, 744 in December, against the free plan's 200). Without a share, routine
+//! mail runs until only the reserve is left, a week into the month, and is then refused with
+//! `452` until the 1st; the sending MTA retries, but Postfix gives up after 5 days
+//! (`maximal_queue_lifetime`) and bounces it. So while pacing is on, routine mail gets only
+//! today's share of what is left ([`todays_share`]); past it, `452` until tomorrow. A refusal
+//! of a day is one the MTA rides out, and its retries arrive together after midnight, where
+//! they coalesce into a few requests. Its known limit: the share is first come, first served
+//! across chats. On the free plan a request to a 5-member group costs most of a day's share
+//! (about 6), and a chat that has mail every hour takes the share first after midnight, so in
+//! `benches/month.rs` the group's flap alerts are refused day after day until the MTA bounces
+//! them (BENCHMARKS.md, "A month of mail").
+//!
 //! Not wired into the spool yet: that (held mails and sealed batches as rows, the `[quota]`
 //! keys, the probe, `mail2line quota`) is the rest of issue #17.
 
@@ -37,6 +50,9 @@ pub struct Settings {
     pub reserve: u64,
     /// A cap below LINE's own limit (other tools share the channel); 0: LINE's limit.
     pub monthly_budget: u64,
+    /// While the month is used faster than the budget allows, routine mail beyond today's
+    /// share of what is left gets `452` until tomorrow ([`admit`], [`todays_share`]).
+    pub daily_share: bool,
 }
 
 impl Default for Settings {
@@ -47,6 +63,7 @@ impl Default for Settings {
             max_coalesce: Duration::from_secs(3600),
             reserve: 10,
             monthly_budget: 0,
+            daily_share: true,
         }
     }
 }
@@ -65,6 +82,10 @@ pub struct Quota {
     /// (then it rides in that request). [`admit`] assumes at least 1 (the mail asked about
     /// costs something), so `0` means "nothing held, a 1-recipient mail".
     pub committed: u64,
+    /// The month's use (`used`) at 00:00 Japan time today: what today's use is counted from
+    /// against [`todays_share`]. The spool takes it at its first call of each Japan-time day
+    /// (after a restart mid-day, at the restart: today's use before it is then not counted).
+    pub used_at_day_start: u64,
 }
 
 impl Quota {
@@ -88,6 +109,9 @@ pub enum Admission {
     Reserved { until_ms: i64 },
     /// Nothing is left, not even for urgent mail.
     Spent { until_ms: i64 },
+    /// The month is being used faster than the budget allows and today's share of it is
+    /// spent: routine mail gets `452 4.2.2` until `until_ms` (the next 00:00 Japan time).
+    Rationed { until_ms: i64 },
 }
 
 /// Whether a mail (urgent or not) may be taken at `now_ms`.
@@ -96,27 +120,66 @@ pub enum Admission {
 /// is refused as soon as the held mail's cost would eat into the reserve. Routine mail is taken
 /// only while, after it and everything held has gone out, at least `reserve` messages are
 /// left; urgent mail while it (and what is held) still fits in the budget.
+///
+/// With `daily_share`, while the month is being used faster than the budget allows
+/// ([`over_pace`], what turns pacing on), routine mail is also held to today's share
+/// ([`todays_share`]): it is refused ([`Admission::Rationed`], until the next 00:00 JST) once
+/// today's use, counted from `used_at_day_start`, with what is held and what this mail adds,
+/// would pass the share (the pace is judged with this mail counted, as the window is judged
+/// with it held). Urgent mail ignores the share. A mail that joins held mail adds
+/// nothing, so it is still taken while the held request fits in today's share. `Spent` and
+/// `Reserved` come first: they say when the quota really comes back.
 pub fn admit(quota: Quota, s: &Settings, urgent: bool, now_ms: i64) -> Admission {
     let Some(budget) = quota.budget(s) else { return Admission::Accept };
     let until_ms = month_bounds(now_ms).1;
     let after = quota.used.saturating_add(quota.committed.max(1));
     if quota.used >= budget || (urgent && after > budget) {
         Admission::Spent { until_ms }
-    } else if !urgent && after.saturating_add(s.reserve) > budget {
+    } else if urgent {
+        Admission::Accept
+    } else if after.saturating_add(s.reserve) > budget {
         Admission::Reserved { until_ms }
+    } else if s.daily_share
+        && over_pace(s, Quota { committed: quota.committed.max(1), ..quota }, now_ms)
+        && todays_share(s, quota, now_ms).is_some_and(|share| after.saturating_sub(quota.used_at_day_start) > share)
+    {
+        Admission::Rationed { until_ms: day_bounds(now_ms).1 }
     } else {
         Admission::Accept
     }
 }
 
+/// Today's share of the month: what was left of the budget less the reserve at the start of
+/// today (the month's use then being `used_at_day_start`), over the days left in the month,
+/// today included (rounded down: the remainder stays for the days after, and the last day's
+/// share is all that is left). `None` without a budget. [`admit`] applies it only while
+/// [`over_pace`]: a busy day in a quiet month is not refused.
+pub fn todays_share(s: &Settings, quota: Quota, now_ms: i64) -> Option<u64> {
+    let budget = quota.budget(s)?;
+    let day_start = day_bounds(now_ms).0;
+    let days_left = ((month_bounds(now_ms).1 - day_start) / DAY_MS).max(1) as u64;
+    Some(budget.saturating_sub(s.reserve).saturating_sub(quota.used_at_day_start) / days_left)
+}
+
+/// Whether the month is being used faster than the budget allows: the month's use so far (sent
+/// and committed), carried on to month end at the rate it was used (taken over at least a day,
+/// so that the month's first burst is not mistaken for its pace), spends more than the budget
+/// less the reserve. (The same test, rearranged: is more used than an even spread of the budget
+/// over the month gone by?) This turns pacing on ([`window`]) and the daily share ([`admit`]);
+/// `false` without a budget. It does not look at `pacing` or `daily_share`.
+pub fn over_pace(s: &Settings, quota: Quota, now_ms: i64) -> bool {
+    let Some(budget) = quota.budget(s) else { return false };
+    let (start, end) = month_bounds(now_ms);
+    let elapsed = (now_ms - start).max(0) as f64;
+    let remaining = (end - now_ms).max(0) as f64;
+    let spent = quota.used.saturating_add(quota.committed) as f64;
+    let allowed_more = budget.saturating_sub(s.reserve) as f64 - spent;
+    let forecast_more = spent * remaining / elapsed.max(DAY_MS as f64);
+    forecast_more > allowed_more
+}
+
 /// The coalescing window at `now_ms`: the base window, or `max_coalesce` while the month is
-/// being used faster than the budget allows.
-///
-/// The forecast is the month's use so far (sent and committed) carried on to month end at the
-/// rate it was used, the rate taken over at least a day so that the month's first burst is not
-/// mistaken for its pace. If the forecast spends more than the budget less the reserve, the
-/// window is `max_coalesce`; otherwise the base window. (The same test, rearranged: is more
-/// used than an even spread of the budget over the month gone by?) It is asked again with every
+/// being used faster than the budget allows ([`over_pace`]). It is asked again with every
 /// mail, so pacing stops by itself as soon as the month is back on course.
 ///
 /// Why all the way to `max_coalesce` rather than in proportion to the overrun: the cost of
@@ -129,23 +192,13 @@ pub fn admit(quota: Quota, s: &Settings, urgent: bool, now_ms: i64) -> Admission
 ///
 /// When even `max_coalesce` cannot make the budget last (an hourly cron needs at least one
 /// request an hour, 744 in December, against the free plan's 200), the window stays at
-/// `max_coalesce` and routine mail gets 452 once only the reserve is left ([`admit`]).
+/// `max_coalesce`, and the daily share ([`admit`]) keeps the month's budget spread over its
+/// days: routine mail past today's share waits (in the sending MTA) for tomorrow.
 pub fn window(s: &Settings, quota: Quota, now_ms: i64) -> Duration {
-    if s.coalesce.is_zero() || !s.pacing {
+    if s.coalesce.is_zero() || !s.pacing || !over_pace(s, quota, now_ms) {
         return s.coalesce;
     }
-    let Some(budget) = quota.budget(s) else { return s.coalesce };
-    let cap = s.max_coalesce.max(s.coalesce);
-    let (start, end) = month_bounds(now_ms);
-    let elapsed = (now_ms - start).max(0) as f64;
-    let remaining = (end - now_ms).max(0) as f64;
-    let spent = quota.used.saturating_add(quota.committed) as f64;
-    let allowed_more = budget.saturating_sub(s.reserve) as f64 - spent;
-    let forecast_more = spent * remaining / elapsed.max(DAY_MS as f64);
-    if forecast_more <= allowed_more {
-        return s.coalesce;
-    }
-    cap
+    s.max_coalesce.max(s.coalesce)
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
@@ -210,12 +263,25 @@ const JST: UtcOffset = match UtcOffset::from_hms(9, 0, 0) {
     Err(_) => UtcOffset::UTC,
 };
 
+/// `now_ms` as a date and time in Japan.
+fn jst(now_ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(JST)
+}
+
+/// The day (Japan time) holding `now_ms`: its 00:00 and the next day's, in unix milliseconds.
+pub fn day_bounds(now_ms: i64) -> (i64, i64) {
+    let midnight = PrimitiveDateTime::new(jst(now_ms).date(), Time::MIDNIGHT).assume_offset(JST);
+    let start = (midnight.unix_timestamp_nanos() / 1_000_000) as i64;
+    // Japan keeps no daylight saving time: every day is 24 hours long.
+    (start, start + DAY_MS)
+}
+
 /// The calendar month (Japan time) holding `now_ms`: its start and the start of the next, in
 /// unix milliseconds.
 pub fn month_bounds(now_ms: i64) -> (i64, i64) {
-    let now = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .to_offset(JST);
+    let now = jst(now_ms);
     let first = |year: i32, month: Month| {
         let date = Date::from_calendar_date(year, month, 1).unwrap_or(Date::MIN);
         let at = PrimitiveDateTime::new(date, Time::MIDNIGHT).assume_offset(JST);
@@ -236,6 +302,13 @@ mod tests {
 
     fn s() -> Settings {
         Settings::default()
+    }
+
+    /// The defaults without the daily share: the reserve and the budget alone. (On Dec 10 a
+    /// month with 150 or more of 200 used is far past its pace, and today's share would refuse
+    /// routine mail before the reserve does.)
+    fn reserve_only() -> Settings {
+        Settings { daily_share: false, ..s() }
     }
 
     #[test]
@@ -289,19 +362,19 @@ mod tests {
 
     #[test]
     fn the_reserve_is_for_urgent_mail_and_a_spent_month_refuses_all() {
-        let free = Quota { limit: Some(200), used: 150, committed: 0 };
+        let free = Quota { limit: Some(200), used: 150, committed: 0, used_at_day_start: 0 };
         let next_month = month_bounds(T0).1;
-        assert_eq!(admit(free, &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(free, &reserve_only(), false, T0), Admission::Accept);
         // 189 used: a 1-recipient mail leaves 10, the reserve: still taken. At 190 it would not.
-        assert_eq!(admit(Quota { used: 189, ..free }, &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(Quota { used: 189, ..free }, &reserve_only(), false, T0), Admission::Accept);
         let low = Quota { used: 190, ..free };
-        assert_eq!(admit(low, &s(), false, T0), Admission::Reserved { until_ms: next_month });
-        assert_eq!(admit(low, &s(), true, T0), Admission::Accept);
+        assert_eq!(admit(low, &reserve_only(), false, T0), Admission::Reserved { until_ms: next_month });
+        assert_eq!(admit(low, &reserve_only(), true, T0), Admission::Accept);
         let spent = Quota { used: 200, ..free };
-        assert_eq!(admit(spent, &s(), true, T0), Admission::Spent { until_ms: next_month });
-        assert_eq!(admit(spent, &s(), false, T0), Admission::Spent { until_ms: next_month });
+        assert_eq!(admit(spent, &reserve_only(), true, T0), Admission::Spent { until_ms: next_month });
+        assert_eq!(admit(spent, &reserve_only(), false, T0), Admission::Spent { until_ms: next_month });
         // No limit at LINE, no budget: always taken. A budget below LINE's limit counts.
-        assert_eq!(admit(Quota { limit: None, used: 1_000_000, committed: 50 }, &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(Quota { limit: None, used: 1_000_000, committed: 50, used_at_day_start: 0 }, &reserve_only(), false, T0), Admission::Accept);
         let capped = Settings { monthly_budget: 100, ..s() };
         assert_eq!(admit(free, &capped, true, T0), Admission::Spent { until_ms: next_month });
         assert_eq!(Quota { limit: None, ..Quota::default() }.budget(&capped), Some(100));
@@ -314,17 +387,17 @@ mod tests {
         // 186 used; a flap's mail is held for a 5-member group (it will cost 5), and a mail
         // to a 1-member chat comes in: 186 + 5 + 1 = 192 would leave 8 < 10 after it all goes
         // out. Refused, although 14 are left today.
-        let q = Quota { limit: Some(200), used: 186, committed: 5 + 1 };
-        assert_eq!(admit(q, &s(), false, T0), reserved);
+        let q = Quota { limit: Some(200), used: 186, committed: 5 + 1, used_at_day_start: 0 };
+        assert_eq!(admit(q, &reserve_only(), false, T0), reserved);
         // Counting only what was sent, it would have been taken, and once it and the held
         // request had gone out, 192 used would leave 8 of the reserve's 10.
-        assert_eq!(admit(Quota { committed: 0, ..q }, &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(Quota { committed: 0, ..q }, &reserve_only(), false, T0), Admission::Accept);
         // Another mail for the group joins the held request: it adds nothing and is taken.
-        assert_eq!(admit(Quota { limit: Some(200), used: 185, committed: 5 }, &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(Quota { limit: Some(200), used: 185, committed: 5, used_at_day_start: 0 }, &reserve_only(), false, T0), Admission::Accept);
         // Urgent mail passes while it (and what is held) fits in the whole budget: joining the
         // held request at 195 + 5, yes; a new request to the group at 196 + 5, no.
-        assert_eq!(admit(Quota { limit: Some(200), used: 195, committed: 5 }, &s(), true, T0), Admission::Accept);
-        assert_eq!(admit(Quota { limit: Some(200), used: 196, committed: 5 }, &s(), true, T0), Admission::Spent { until_ms: next_month });
+        assert_eq!(admit(Quota { limit: Some(200), used: 195, committed: 5, used_at_day_start: 0 }, &reserve_only(), true, T0), Admission::Accept);
+        assert_eq!(admit(Quota { limit: Some(200), used: 196, committed: 5, used_at_day_start: 0 }, &reserve_only(), true, T0), Admission::Spent { until_ms: next_month });
 
         // A month's end played through: routine mail to a 5-member group (held until its
         // window ends) and to the admin (sent at once), with every admission asked as the spool will
@@ -337,8 +410,8 @@ mod tests {
             let to_group = i % 3 != 0;
             let adds = if to_group && held_group { 0 } else { members[usize::from(to_group)] };
             let committed = if held_group { 5 } else { 0 };
-            let q = Quota { limit, used, committed: committed + adds };
-            if admit(q, &s(), false, T0) != Admission::Accept {
+            let q = Quota { limit, used, committed: committed + adds, used_at_day_start: 0 };
+            if admit(q, &reserve_only(), false, T0) != Admission::Accept {
                 continue;
             }
             taken += 1;
@@ -357,11 +430,171 @@ mod tests {
         for _ in 0..2 {
             let committed = if held_group { 5 } else { 0 };
             let adds = if held_group { 0 } else { 5 };
-            assert_eq!(admit(Quota { limit, used, committed: committed + adds }, &s(), true, T0), Admission::Accept);
+            assert_eq!(admit(Quota { limit, used, committed: committed + adds, used_at_day_start: 0 }, &reserve_only(), true, T0), Admission::Accept);
             used += 5; // the alert goes at once, taking the held mail along
             held_group = false;
         }
         assert!(used <= 200);
+    }
+
+    const DAY: i64 = 24 * 3600 * SEC;
+    /// 00:00 JST on these days of December 2026 (computed apart from `day_bounds`).
+    const DEC_1: i64 = 1_796_050_800_000;
+    const DEC_10: i64 = 1_796_828_400_000;
+    const DEC_17: i64 = 1_797_433_200_000;
+    const DEC_31: i64 = 1_798_642_800_000;
+    const JAN_1: i64 = 1_798_729_200_000;
+    /// 2026-11-01 00:00 JST.
+    const NOV_1: i64 = 1_793_458_800_000;
+
+    fn free(used: u64, committed: u64, used_at_day_start: u64) -> Quota {
+        Quota { limit: Some(200), used, committed, used_at_day_start }
+    }
+
+    #[test]
+    fn days_are_calendar_days_in_japan_time() {
+        // 00:00 JST is 15:00 UTC the day before.
+        assert_eq!(day_bounds(DEC_10), (DEC_10, DEC_10 + DAY));
+        assert_eq!(day_bounds(DEC_10 - 1), (DEC_10 - DAY, DEC_10));
+        assert_eq!(day_bounds(DEC_10 + DAY - 1), (DEC_10, DEC_10 + DAY));
+        assert_eq!(day_bounds(T0), (DEC_10, DEC_10 + DAY), "12:00 JST");
+        // 2026-12-10 00:00 UTC is 09:00 JST, the middle of Dec 10 in Japan.
+        assert_eq!(day_bounds(1_796_860_800_000), (DEC_10, DEC_10 + DAY));
+        // The month's first and last days, and the turn of the year.
+        assert_eq!(day_bounds(DEC_1), (DEC_1, DEC_1 + DAY));
+        assert_eq!(day_bounds(JAN_1 - 1), (DEC_31, JAN_1));
+        assert_eq!(day_bounds(JAN_1), (JAN_1, JAN_1 + DAY));
+        assert_eq!(month_bounds(JAN_1 - 1).1, day_bounds(JAN_1 - 1).1);
+    }
+
+    #[test]
+    fn todays_share_is_what_was_left_at_midnight_over_the_days_left() {
+        // 200 less the reserve of 10 is 190 for routine mail.
+        // Dec 1: 190 over 31 days is 6.13, so 6, at any hour of the day.
+        assert_eq!(todays_share(&s(), free(0, 0, 0), DEC_1), Some(6));
+        assert_eq!(todays_share(&s(), free(40, 3, 0), DEC_1 + DAY - 1), Some(6), "only the use at midnight counts");
+        // Dec 10, 12:00: 22 days left with today; 150 used at midnight leaves 40: 1.8, so 1.
+        assert_eq!(todays_share(&s(), free(150, 0, 150), T0), Some(1));
+        // Dec 16, mid-month: 16 days left; 100 used at midnight leaves 90: 5.6, so 5.
+        let dec_16_noon = DEC_17 - DAY / 2;
+        assert_eq!(todays_share(&s(), free(100, 0, 100), dec_16_noon), Some(5));
+        // Dec 31: the last day's share is all that is left of the 190.
+        assert_eq!(todays_share(&s(), free(180, 0, 180), DEC_31), Some(10));
+        assert_eq!(todays_share(&s(), free(180, 0, 180), JAN_1 - 1), Some(10));
+        // Nothing left outside the reserve, or more used than that: 0.
+        assert_eq!(todays_share(&s(), free(195, 0, 195), T0), Some(0));
+        // The month's length counts: on Light (5,000) Dec 1 gets 4,990 / 31 = 160.97, Nov 1
+        // 4,990 / 30 = 166.3.
+        let light = Quota { limit: Some(5000), ..Quota::default() };
+        assert_eq!(todays_share(&s(), light, DEC_1), Some(160));
+        assert_eq!(todays_share(&s(), light, NOV_1), Some(166));
+        // A budget below LINE's limit is the budget: (100 - 10) / 31 = 2.9.
+        let capped = Settings { monthly_budget: 100, ..s() };
+        assert_eq!(todays_share(&capped, light, DEC_1), Some(2));
+        // No limit, no budget: no share.
+        assert_eq!(todays_share(&s(), Quota::default(), DEC_1), None);
+    }
+
+    #[test]
+    fn the_share_applies_only_while_the_month_is_used_too_fast() {
+        let dec_16_noon = DEC_17 - DAY / 2;
+        let tomorrow = Admission::Rationed { until_ms: DEC_17 };
+        // Half the month gone, the even spread of 190 is 95. 94 used, 60 of them before today:
+        // today's 34 (35 with this mail) are far past today's share of (190 - 60) / 16 = 8,
+        // but the month is on course, so a busy day is not refused.
+        assert!(!over_pace(&s(), free(95, 0, 60), dec_16_noon));
+        assert_eq!(admit(free(94, 0, 60), &s(), false, dec_16_noon), Admission::Accept);
+        // One more and the month is past its pace (96 with this mail): today's share applies.
+        assert_eq!(admit(free(95, 0, 60), &s(), false, dec_16_noon), tomorrow);
+        // At 90 used at midnight the share is (190 - 90) / 16 = 6.25: 6 today (with this mail)
+        // is within it, 7 is not. At 88, 6.4, and 8 today is past it.
+        assert_eq!(admit(free(95, 0, 90), &s(), false, dec_16_noon), Admission::Accept);
+        assert_eq!(admit(free(95, 0, 89), &s(), false, dec_16_noon), tomorrow);
+        assert_eq!(admit(free(95, 0, 88), &s(), false, dec_16_noon), tomorrow);
+        // Off with daily_share = false; on with pacing = false (the share follows the month's
+        // pace, not the window's setting).
+        assert_eq!(admit(free(95, 0, 60), &Settings { daily_share: false, ..s() }, false, dec_16_noon), Admission::Accept);
+        assert_eq!(admit(free(95, 0, 60), &Settings { pacing: false, ..s() }, false, dec_16_noon), tomorrow);
+        // No limit: nothing to share.
+        assert_eq!(admit(Quota { limit: None, ..free(95, 0, 0) }, &s(), false, dec_16_noon), Admission::Accept);
+
+        // Dec 10, 12:00: the even spread is 190 × 9.5 / 31 = 58.2, so 60 is past it; the share
+        // from 58 at midnight is (190 - 58) / 22 = 6. Held mail counts: a mail that joins a
+        // request held for the 5-member group adds nothing and is taken (58 + 5 = 63, 5 today);
+        // one that needs a new request to the group would make 10 today, and waits.
+        let next_day = Admission::Rationed { until_ms: DEC_10 + DAY };
+        assert!(over_pace(&s(), free(58, 5, 58), T0));
+        assert_eq!(admit(free(58, 5, 58), &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(free(58, 5 + 5, 58), &s(), false, T0), next_day);
+        assert_eq!(admit(free(60, 1, 58), &s(), false, T0), Admission::Accept);
+        assert_eq!(admit(free(62, 0, 58), &s(), false, T0), Admission::Accept, "committed 0: the mail costs 1, 5 today");
+        assert_eq!(admit(free(63, 1, 58), &s(), false, T0), Admission::Accept, "6 today: the whole share");
+        assert_eq!(admit(free(64, 1, 58), &s(), false, T0), next_day);
+    }
+
+    #[test]
+    fn urgent_mail_ignores_the_share_and_the_reserve_and_budget_come_first() {
+        let next_month = month_bounds(T0).1;
+        // Past the pace and past today's share: routine mail waits for tomorrow, urgent goes.
+        let q = free(80, 5, 60);
+        assert_eq!(admit(q, &s(), false, T0), Admission::Rationed { until_ms: DEC_10 + DAY });
+        assert_eq!(admit(q, &s(), true, T0), Admission::Accept);
+        // Urgent mail is still bound by the whole budget.
+        assert_eq!(admit(free(196, 5, 180), &s(), true, T0), Admission::Spent { until_ms: next_month });
+        assert_eq!(admit(free(195, 5, 180), &s(), true, T0), Admission::Accept);
+        // Only the reserve left: `Reserved` (until the month turns), not `Rationed` (until
+        // tomorrow, when it would be refused again); nothing left: `Spent`.
+        assert_eq!(admit(free(190, 0, 190), &s(), false, T0), Admission::Reserved { until_ms: next_month });
+        assert_eq!(admit(free(186, 5, 150), &s(), false, T0), Admission::Reserved { until_ms: next_month });
+        assert_eq!(admit(free(200, 0, 190), &s(), false, T0), Admission::Spent { until_ms: next_month });
+        // Just outside the reserve, past the pace, with a share of (190 - 185) / 22 = 0.
+        assert_eq!(admit(free(185, 0, 185), &s(), false, T0), Admission::Rationed { until_ms: DEC_10 + DAY });
+    }
+
+    #[test]
+    fn the_share_starts_over_each_day_in_japan_time() {
+        // Dec 16, 23:59:59: 105 used at midnight, a share of (190 - 105) / 16 = 5.3; 110 used
+        // now, so a sixth message today waits until 00:00 JST.
+        let last_second = DEC_17 - SEC;
+        assert!(over_pace(&s(), free(111, 0, 105), last_second));
+        assert_eq!(admit(free(110, 0, 105), &s(), false, last_second), Admission::Rationed { until_ms: DEC_17 });
+        // Dec 17, 00:00: still past the pace (the spread is 190 × 16 / 31 = 98), but a new day.
+        // Until the spool takes the new day's snapshot, the old count would still refuse; with
+        // it (110 used at midnight, a share of 80 / 15 = 5.3), the mail is taken.
+        assert!(over_pace(&s(), free(111, 0, 110), DEC_17));
+        assert_eq!(admit(free(110, 0, 105), &s(), false, DEC_17), Admission::Rationed { until_ms: DEC_17 + DAY });
+        assert_eq!(admit(free(110, 0, 110), &s(), false, DEC_17), Admission::Accept);
+        // Five more sent on Dec 17: the sixth waits for Dec 18.
+        assert_eq!(admit(free(114, 0, 110), &s(), false, DEC_17 + 3600 * SEC), Admission::Accept);
+        assert_eq!(admit(free(115, 0, 110), &s(), false, DEC_17 + 3600 * SEC), Admission::Rationed { until_ms: DEC_17 + DAY });
+
+        // A month in which routine mail would need 24 messages a day, each asked for as the
+        // spool asks (the snapshot taken at the first call of each day): the share lets mail
+        // through on every day of the month, reaches the reserve on the last day at the
+        // earliest, and leaves at most a few of the 190 unused.
+        let mut used = 0;
+        let mut day_start = (i64::MIN, 0);
+        let mut per_day = Vec::new();
+        for hour in 0..31 * 24 {
+            let now = DEC_1 + hour * 3600 * SEC + 60 * SEC;
+            if day_bounds(now).0 != day_start.0 {
+                day_start = (day_bounds(now).0, used);
+                per_day.push(0);
+            }
+            match admit(free(used, 0, day_start.1), &s(), false, now) {
+                Admission::Accept => {
+                    used += 1;
+                    *per_day.last_mut().unwrap() += 1;
+                }
+                Admission::Rationed { until_ms } => assert_eq!(until_ms, day_bounds(now).1),
+                // The last day may use all that is left; only then is the reserve reached.
+                Admission::Reserved { .. } => assert_eq!(day_bounds(now).0, DEC_31, "hour {hour}"),
+                other => panic!("hour {hour}: {other:?}"),
+            }
+        }
+        assert_eq!(per_day.len(), 31);
+        assert!(per_day.iter().all(|&n| (5..=7).contains(&n)), "{per_day:?}");
+        assert!((185..=190).contains(&used), "{used} of 190");
     }
 
     /// Requests a chat gets from `hours` hourly bursts of 5 mails within 5 s, with `base` as
@@ -402,7 +635,7 @@ mod tests {
         let (start, end) = month_bounds(T0);
         let base = Duration::from_secs(10);
         let max = Duration::from_secs(3600);
-        let free = |used, committed| Quota { limit: Some(200), used, committed };
+        let free = |used, committed| Quota { limit: Some(200), used, committed, used_at_day_start: 0 };
         // Half the month gone: on course while no more than half of the 190 (200 less the
         // reserve) is used; past that, the window is max_coalesce.
         let mid = start + (end - start) / 2;
@@ -423,7 +656,7 @@ mod tests {
         assert_eq!(window(&s(), free(5, 0), hour_in), base);
         assert_eq!(window(&s(), free(6, 0), hour_in), max);
         // On the Light plan 20 messages in the first ten minutes are nothing to pace.
-        assert_eq!(window(&s(), Quota { limit: Some(5000), used: 20, committed: 0 }, start + 600 * SEC), base);
+        assert_eq!(window(&s(), Quota { limit: Some(5000), used: 20, committed: 0, used_at_day_start: 0 }, start + 600 * SEC), base);
         // Only the reserve left (or less): max_coalesce, up to the last minute of the month.
         assert_eq!(window(&s(), free(190, 0), end - 60 * SEC), max);
         assert_eq!(window(&s(), free(200, 0), mid), max);
@@ -434,7 +667,7 @@ mod tests {
         assert_eq!(window(&tight, free(150, 0), mid), base);
         // Off: pacing = false, no limit, or coalescing off.
         assert_eq!(window(&Settings { pacing: false, ..s() }, free(150, 0), mid), base);
-        assert_eq!(window(&s(), Quota { limit: None, used: 150, committed: 0 }, mid), base);
+        assert_eq!(window(&s(), Quota { limit: None, used: 150, committed: 0, used_at_day_start: 0 }, mid), base);
         let off = Settings { coalesce: Duration::ZERO, ..s() };
         assert_eq!(window(&off, free(150, 0), mid), Duration::ZERO);
     }

@@ -396,7 +396,8 @@ impl Inner {
     fn planner_quota(&self, q: &QuotaView) -> coalesce::Quota {
         let chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
         let committed = chats.values().filter(|c| c.chat.held).map(|c| c.recipients.max(1)).sum();
-        coalesce::Quota { limit: q.limit, used: q.used, committed }
+        // `used_at_day_start` is not kept yet; `daily_share` stays off until it is (main.rs).
+        coalesce::Quota { limit: q.limit, used: q.used, committed, used_at_day_start: 0 }
     }
 
     /// What LINE will count for one request of `job`, as far as known without asking: a group
