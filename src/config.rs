@@ -435,11 +435,14 @@ pub struct QuotaSection {
     pub pacing: bool,
     /// How far pacing may stretch the window, in seconds.
     pub max_coalesce_secs: u64,
+    /// While the month runs over its pace, routine mail beyond today's share of what is left
+    /// gets 452 until 00:00 JST.
+    pub daily_share: bool,
 }
 
 impl Default for QuotaSection {
     fn default() -> Self {
-        QuotaSection { monthly_budget: 0, reserve: 10, pacing: true, max_coalesce_secs: 3600 }
+        QuotaSection { monthly_budget: 0, reserve: 10, pacing: true, max_coalesce_secs: 3600, daily_share: true }
     }
 }
 

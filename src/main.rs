@@ -365,10 +365,7 @@ fn spool_settings(cfg: &Config) -> Result<SpoolSettings, String> {
             max_coalesce: Duration::from_secs(cfg.quota.max_coalesce_secs),
             reserve: cfg.quota.reserve,
             monthly_budget: cfg.quota.monthly_budget,
-            // Off until the spool keeps `Quota.used_at_day_start` (the month's use at 00:00
-            // JST) and `[quota] daily_share` maps here: with a start of 0, the whole month's
-            // use would count as today's.
-            daily_share: false,
+            daily_share: cfg.quota.daily_share,
         },
     })
 }

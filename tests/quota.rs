@@ -270,3 +270,33 @@ async fn groups_and_multicast_sets_coalesce_too() {
     assert_eq!(line.messages_counted(), 10);
     line.assert_all_valid();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_its_pace_the_month_gives_each_day_its_share() {
+    let line = StandIn::start().await;
+    // 250 of 300 used already, whatever the day of the month: far over pace. What is left less
+    // the reserve (40) over the days left (at least 1) is today's share; the first mail takes
+    // what is left of a share of 40 at most, so send until refused.
+    line.set_quota(Some(300), 250);
+    let gw = start(&line, "coalesce_secs = 0\n");
+    line.wait_for_quota_reads(1, PATIENCE).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = None;
+    for n in 1..=41u32 {
+        match block_in_place(|| gw.send_raw("cron@example.com", &[&addr(&user(n))], &mail(n as usize, ""))) {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some((n, e));
+                break;
+            }
+        }
+    }
+    let (n, err) = refused.expect("routine mail past today's share is refused");
+    assert_eq!(code(&err), Some(452), "{err}");
+    assert!(err.to_string().contains("today's share") && err.to_string().contains("00:00 JST"), "{err}");
+    assert!(n >= 2, "the day's share lets the first mail through");
+    // Urgent mail ignores the share.
+    block_in_place(|| gw.send_raw("nagios@example.com", &[&addr(&user(99))], &mail(99, "Priority: urgent\r\n"))).unwrap();
+    wait_until(&line, "the urgent mail", |_| seqs_delivered(&line).contains(&99)).await;
+    line.assert_all_valid();
+}

@@ -67,6 +67,11 @@ struct QuotaView {
     month: i64,
     limit: Option<u64>,
     used: u64,
+    /// The Japan-time day `used_at_day_start` belongs to (its 00:00, unix ms).
+    day: i64,
+    /// The month's use when that day began (or when the gateway started, if later): today's
+    /// share (`coalesce::admit`) is counted from it.
+    used_at_day_start: u64,
 }
 
 /// Shared "monthly quota spent" state: workers hold, SMTP answers 452 4.2.2.
@@ -120,6 +125,10 @@ struct Inner {
     /// Whether pacing stretches the window right now (logged when it starts and stops).
     pacing: AtomicBool,
     members: Mutex<HashMap<String, (u64, Instant)>>,
+    /// What requests handed to the workers and not settled yet will cost, by job: counted as
+    /// committed, so a burst to many quiet chats cannot run past the reserve before the first
+    /// deliveries are counted. (Jobs pending from before a restart are not in it.)
+    unsettled: Mutex<HashMap<JobId, u64>>,
 }
 
 /// How long a mail the store refused keeps `/readyz` failing (unless a mail is stored sooner).
@@ -164,6 +173,7 @@ impl Spool {
             quota_view: Mutex::new(QuotaView::default()),
             pacing: AtomicBool::new(false),
             members: Mutex::new(HashMap::new()),
+            unsettled: Mutex::new(HashMap::new()),
         });
         let spool = Spool { inner };
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -297,6 +307,13 @@ impl Inner {
     /// Hands fresh jobs to the workers: the first request per mail and target now, the rest
     /// behind it (see [`chains`]).
     fn dispatch(&self, jobs: Vec<Job>) {
+        if self.settings.coalesce.monthly_budget > 0 || self.quota_view.lock().unwrap_or_else(|e| e.into_inner()).limit.is_some() {
+            let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+            for j in &jobs {
+                let cost = if j.recipients > 0 { u64::from(j.recipients) } else { self.member_count_known(&j.target) };
+                unsettled.insert(j.id, cost);
+            }
+        }
         let (first, follow) = chains(jobs);
         self.held.lock().unwrap_or_else(|e| e.into_inner()).extend(follow);
         let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
@@ -380,14 +397,11 @@ impl Inner {
         w
     }
 
-    /// The quota view, reset to zero use when a new month has begun since it was read.
+    /// The quota view, reset to zero use when a new month has begun since it was read, and with
+    /// the day's starting point moved on when a new day has.
     fn quota_now(&self, now: i64) -> QuotaView {
         let mut q = self.quota_view.lock().unwrap_or_else(|e| e.into_inner());
-        let month = coalesce::month_bounds(now).0;
-        if q.known && q.month != month {
-            q.month = month;
-            q.used = 0;
-        }
+        roll(&mut q, now);
         *q
     }
 
@@ -395,9 +409,9 @@ impl Inner {
     /// request to each chat with mail held, counted by its recipients).
     fn planner_quota(&self, q: &QuotaView) -> coalesce::Quota {
         let chats = self.chats.lock().unwrap_or_else(|e| e.into_inner());
-        let committed = chats.values().filter(|c| c.chat.held).map(|c| c.recipients.max(1)).sum();
-        // `used_at_day_start` is not kept yet; `daily_share` stays off until it is (main.rs).
-        coalesce::Quota { limit: q.limit, used: q.used, committed, used_at_day_start: 0 }
+        let held: u64 = chats.values().filter(|c| c.chat.held).map(|c| c.recipients.max(1)).sum();
+        let committed = held.saturating_add(self.unsettled.lock().unwrap_or_else(|e| e.into_inner()).values().sum::<u64>());
+        coalesce::Quota { limit: q.limit, used: q.used, committed, used_at_day_start: q.used_at_day_start }
     }
 
     /// What LINE will count for one request of `job`, as far as known without asking: a group
@@ -406,7 +420,11 @@ impl Inner {
         if job.recipients > 0 {
             return u64::from(job.recipients);
         }
-        let id = job.chat.strip_prefix("push:").unwrap_or(&job.target);
+        self.member_count_known(job.chat.strip_prefix("push:").unwrap_or(&job.target))
+    }
+
+    /// A group's or room's last known member count; 1 before it was ever asked.
+    fn member_count_known(&self, id: &str) -> u64 {
         self.members.lock().unwrap_or_else(|e| e.into_inner()).get(id).map_or(1, |(n, _)| *n)
     }
 
@@ -471,10 +489,7 @@ impl Inner {
         let month = coalesce::month_bounds(now).0;
         {
             let mut q = self.quota_view.lock().unwrap_or_else(|e| e.into_inner());
-            if q.month != month {
-                q.month = month;
-                q.used = 0;
-            }
+            roll(&mut q, now);
             q.used = q.used.saturating_add(messages);
             self.metrics.quota(q.limit, q.used);
         }
@@ -618,7 +633,10 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
         _ => None,
     };
     match inner.store.update_counted(job.id, started, update, usage).await {
-        Ok(()) if settled => inner.release_after(job.id),
+        Ok(()) if settled => {
+            inner.unsettled.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+            inner.release_after(job.id)
+        }
         Ok(()) => {}
         // The job stays pending as it was: it will be tried again (same retry key), which is
         // safe; losing it would not be. Its chain waits for it.
@@ -688,6 +706,22 @@ async fn sealer(inner: Arc<Inner>) {
     }
 }
 
+/// Moves `q` on to the month and day holding `now`: a new month starts from zero use, a new day
+/// from the use so far.
+fn roll(q: &mut QuotaView, now: i64) {
+    let month = coalesce::month_bounds(now).0;
+    if q.month != month {
+        q.month = month;
+        q.used = 0;
+        q.used_at_day_start = 0;
+    }
+    let day = coalesce::day_bounds(now).0;
+    if q.day != day {
+        q.day = day;
+        q.used_at_day_start = q.used;
+    }
+}
+
 /// Reads LINE's quota at start and every `quota_probe`, for pacing, admission, `/metrics` and
 /// `mail2line quota`. Between reads the spool counts what it sends (see `Inner::counted`).
 async fn quota_watch(inner: Arc<Inner>) {
@@ -698,7 +732,11 @@ async fn quota_watch(inner: Arc<Inner>) {
                 let month = coalesce::month_bounds(now).0;
                 {
                     let mut q = inner.quota_view.lock().unwrap_or_else(|e| e.into_inner());
-                    *q = QuotaView { known: true, month, limit: r.limit, used: r.used };
+                    let day = coalesce::day_bounds(now).0;
+                    // The day's starting point survives later readings of the same day; the first
+                    // reading (at start) begins it.
+                    let used_at_day_start = if q.known && q.day == day && q.month == month { q.used_at_day_start.min(r.used) } else { r.used };
+                    *q = QuotaView { known: true, month, limit: r.limit, used: r.used, day, used_at_day_start };
                 }
                 inner.metrics.quota(r.limit, r.used);
                 if let Err(e) = inner.store.set_quota(QuotaRow { month, limit: r.limit, used: r.used, probed_at: now }).await {
