@@ -447,6 +447,7 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
             // What LINE counted, summed over the batch: under load a batch holds thousands of
             // outcomes, mostly for a few chats and senders, and one upsert each beats thousands.
             let mut counted: std::collections::HashMap<(i64, &str, &str), Usage> = std::collections::HashMap::new();
+            let mut mails_counted: std::collections::HashMap<(&str, &str), i64> = std::collections::HashMap::new();
             for cmd in batch {
                 match cmd {
                     Command::Insert(jobs, _) => {
@@ -461,7 +462,7 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
                             ])?;
                             ids.push(tx.last_insert_rowid());
                         }
-                        count_mail(&tx, jobs, now)?;
+                        count_mail(&mut mails_counted, jobs);
                         out.push(Out::Ids(ids));
                     }
                     Command::Update { id, attempted_at, update, usage, .. } => {
@@ -488,6 +489,16 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
             for u in counted.values() {
                 count_usage(&tx, u)?;
             }
+            if !mails_counted.is_empty() {
+                let month = super::coalesce::month_bounds(now).0;
+                let mut add = tx.prepare_cached(
+                    "INSERT INTO usage (month, kind, key, mails) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (month, kind, key) DO UPDATE SET mails = mails + excluded.mails",
+                )?;
+                for ((kind, key), n) in &mails_counted {
+                    add.execute(params![month, kind, key, n])?;
+                }
+            }
         }
         tx.commit()?;
         Ok(out)
@@ -499,22 +510,17 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
 }
 
 /// Counts one accepted mail (its jobs) for `mail2line quota`: once for its sender, once for each
-/// chat it goes to.
-fn count_mail(tx: &rusqlite::Transaction<'_>, jobs: &[NewJob], now: i64) -> Result<(), StoreError> {
-    let Some(first) = jobs.first() else { return Ok(()) };
-    let month = super::coalesce::month_bounds(now).0;
-    let mut add = tx.prepare_cached(
-        "INSERT INTO usage (month, kind, key, mails) VALUES (?1, ?2, ?3, 1) ON CONFLICT (month, kind, key) DO UPDATE SET mails = mails + 1",
-    )?;
-    add.execute(params![month, "sender", sender_key(&first.sender)])?;
+/// chat it goes to. Summed over the batch, written once per key (see `apply`).
+fn count_mail<'a>(tally: &mut std::collections::HashMap<(&'static str, &'a str), i64>, jobs: &'a [NewJob]) {
+    let Some(first) = jobs.first() else { return };
+    *tally.entry(("sender", sender_key(&first.sender))).or_default() += 1;
     let mut seen: Vec<&str> = Vec::new();
     for j in jobs {
         if !seen.contains(&j.target.as_str()) {
             seen.push(&j.target);
-            add.execute(params![month, "target", j.target])?;
+            *tally.entry(("target", &j.target)).or_default() += 1;
         }
     }
-    Ok(())
 }
 
 /// The null sender `<>` is shown as such, not as an empty name.
