@@ -27,7 +27,7 @@ use std::time::Duration;
 use support::chaos::{clock_seed, run, Settings};
 
 const USAGE: &str = "usage: cargo bench --bench chaos -- [--mails N] [--sessions S] [--rate R] [--seed N] \
-[--fault-rate F] [--kill-min-ms MS] [--kill-max-ms MS] [--drain-timeout SECS] [--rust-log FILTER]";
+[--fault-rate F] [--kill-min-ms MS] [--kill-max-ms MS] [--drain-timeout SECS] [--rust-log FILTER] [--coalesce on|off]";
 
 fn parse_args() -> Result<Settings, String> {
     let mut kv = args::key_values(USAGE)?;
@@ -46,6 +46,11 @@ fn parse_args() -> Result<Settings, String> {
     let kill_max = num(&mut kv, "kill-max-ms", 3000u64)?;
     let drain = num(&mut kv, "drain-timeout", 300u64)?;
     let rust_log = kv.remove("rust-log").unwrap_or_else(|| "info".into());
+    let coalesce = match kv.remove("coalesce").as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(v) => return Err(format!("--coalesce must be on or off, not {v:?}")),
+    };
     if let Some(k) = kv.keys().next() {
         return Err(format!("unknown option --{k}\n{USAGE}"));
     }
@@ -71,6 +76,7 @@ fn parse_args() -> Result<Settings, String> {
         min_kills: 0,
         drain_timeout: Duration::from_secs(drain),
         rust_log: Some(rust_log),
+        coalesce,
     })
 }
 

@@ -33,10 +33,17 @@ use super::gateway::{GatewayProcess, Options, DOMAIN};
 use super::standin::{Fault, Faults, Recorded, StandIn};
 
 /// The gateway's `[delivery]` for the campaign: the spool, with fast retries so a run takes
-/// seconds, not hours, and coalescing on (issue #17) with a short window: every session mails
-/// its own chat, so mail is held, sealed into shared requests, and `kill -9`'d while held.
-pub const DELIVERY_CONFIG: &str =
-    "[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\ncoalesce_secs = 1\n\n[quota]\nmax_coalesce_secs = 4\n";
+/// seconds, not hours. With [`Settings::coalesce`] a short window is added (issue #17): every
+/// session mails its own chat, so mail is held, sealed into shared requests, and `kill -9`'d
+/// while held; without it every mail is its own request, which draws many more faults.
+pub fn delivery_config(coalesce: bool) -> String {
+    let base = "[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\n";
+    if coalesce {
+        format!("{base}coalesce_secs = 1\n\n[quota]\nmax_coalesce_secs = 4\n")
+    } else {
+        format!("{base}coalesce_secs = 0\n")
+    }
+}
 /// The load comes from one address: per-address limits would refuse it.
 pub const SMTP_CONFIG: &str = "max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n";
 /// The gateway's LINE timeout in [`GatewayProcess`]'s config (`[line] timeout_secs`).
@@ -70,6 +77,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// `RUST_LOG` for the gateway (`None`: [`GatewayProcess`]'s default, `debug`).
     pub rust_log: Option<String>,
+    /// Coalescing on (a 1 s window, stretched to at most 4 s) or off (see [`delivery_config`]).
+    pub coalesce: bool,
 }
 
 impl Settings {
@@ -77,13 +86,14 @@ impl Settings {
         let rate = self.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into());
         let at_least = if self.min_kills > 0 { format!(" (at least {})", self.min_kills) } else { String::new() };
         format!(
-            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s{at_least}",
+            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s{at_least} coalescing={}",
             self.mails,
             self.sessions,
             self.seed,
             self.fault_rate,
             self.kill_every.0.as_secs_f64(),
-            self.kill_every.1.as_secs_f64()
+            self.kill_every.1.as_secs_f64(),
+            if self.coalesce { "on" } else { "off" }
         )
     }
 }
@@ -328,7 +338,8 @@ impl Report {
         };
         line(format!("mail2line fault campaign: {}", s.describe()));
         line(format!(
-            "  gateway: [delivery] mode=spool retry_base_ms=50 retry_max_secs=1 scan_interval_ms=50 coalesce_secs=1; [quota] max_coalesce_secs=4; [line] timeout_secs={}",
+            "  gateway: [delivery] mode=spool retry_base_ms=50 retry_max_secs=1 scan_interval_ms=50 {}; [line] timeout_secs={}",
+            if s.coalesce { "coalesce_secs=1; [quota] max_coalesce_secs=4" } else { "coalesce_secs=0" },
             CLIENT_TIMEOUT.as_secs()
         ));
         line(format!(
@@ -464,9 +475,10 @@ pub async fn run(settings: Settings) -> Report {
     line.set_faults(Some(Faults { rate: settings.fault_rate, seed: settings.seed, slow: SLOW, late: LATE }));
     let url = line.base_url();
     let rust_log = settings.rust_log.clone();
+    let extra = delivery_config(settings.coalesce);
     let gw = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = rust_log.as_deref().map(|l| vec![("RUST_LOG", l)]).unwrap_or_default();
-        GatewayProcess::start(Options { api_base_url: &url, smtp_extra: SMTP_CONFIG, extra: DELIVERY_CONFIG, env: &env, ..Default::default() })
+        GatewayProcess::start(Options { api_base_url: &url, smtp_extra: SMTP_CONFIG, extra: &extra, env: &env, ..Default::default() })
     })
     .await
     .expect("gateway start task");
