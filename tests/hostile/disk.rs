@@ -105,7 +105,8 @@ async fn a_full_disk_leaves_no_half_written_file_and_loses_no_accepted_mail() {
     // Every write past 1 MiB fails (EFBIG) like a full disk. LINE is slow (one worker, 1.5 s a
     // push, within the gateway's 2 s timeout) and each mail is five pushes of ~25 KB, so the
     // spool fills in a few mails however slowly a loaded machine runs this test.
-    let extra = "\n[delivery]\nscan_interval_ms = 100\nworkers = 1\n\n[media]\npublic_base_url = \"https://media.example.test\"\n";
+    // Coalescing off: each mail must fill the spool with its own five requests.
+    let extra = "\n[delivery]\nscan_interval_ms = 100\nworkers = 1\ncoalesce_secs = 0\n\n[media]\npublic_base_url = \"https://media.example.test\"\n";
     let (line, gw) = start(extra, Some(1024)).await;
     line.set_default(Behaviour::Delay(Duration::from_millis(1500)));
     let rcpts: Vec<String> = (4..9).map(|n| addr(&user(n))).collect();

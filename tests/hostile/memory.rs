@@ -90,6 +90,8 @@ async fn many_big_mails_at_once_stay_within_the_memory_budget() {
         GatewayProcess::start(Options {
             api_base_url: &url,
             smtp_extra: "max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0",
+            // One request per mail: the test counts them (coalescing has its own tests).
+            extra: "[delivery]\ncoalesce_secs = 0\n",
             env: &[("RUST_LOG", "info")],
             ..Default::default()
         })
