@@ -150,10 +150,14 @@ fn mostly_not_utf8(bytes: &[u8]) -> bool {
     invalid > valid
 }
 
-/// The charset chardetng guesses for bytes that are not UTF-8 (never UTF-8 itself).
+/// How much of a text chardetng reads: enough to tell, and a bound on the work.
+const DETECT_LIMIT: usize = 64 * 1024;
+
+/// The charset chardetng guesses for bytes that are not UTF-8 (never UTF-8 itself), from
+/// their first [`DETECT_LIMIT`] bytes.
 pub fn detect(bytes: &[u8]) -> Charset {
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Allow);
-    detector.feed(bytes, true);
+    detector.feed(&bytes[..bytes.len().min(DETECT_LIMIT)], true);
     charset_of(detector.guess(None, Utf8Detection::Deny))
 }
 

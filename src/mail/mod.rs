@@ -12,6 +12,8 @@ mod flowed;
 mod html;
 pub mod lenient;
 pub mod priority;
+#[cfg(test)]
+mod sender_tests;
 mod sloppy;
 
 use std::borrow::Cow;
