@@ -373,8 +373,10 @@ fn body_piece(part: &MessagePart<'_>) -> Option<String> {
 }
 
 /// The text of a text or HTML part in UTF-8: transfer-decoded, then converted from the
-/// charset its Content-Type declares (UTF-8 when none or unknown; invalid sequences become
-/// U+FFFD). Borrowed when the body needs no conversion; empty for a part that is not text.
+/// charset [`lenient::body_charset`] picks: the one its Content-Type declares, UTF-8 when its
+/// bytes are UTF-8 under an 8-bit label, chardetng's guess for unlabelled text that is not
+/// UTF-8 (invalid sequences become U+FFFD). Borrowed when the body needs no conversion; empty
+/// for a part that is not text.
 ///
 /// The one place where a part's bytes become text, body and text attachments alike, and so
 /// where the Japanese fast path (`charset.rs`) plugs in.
