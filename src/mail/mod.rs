@@ -10,7 +10,11 @@
 pub mod charset;
 mod flowed;
 mod html;
+pub mod lenient;
 pub mod priority;
+#[cfg(test)]
+mod sender_tests;
+mod sloppy;
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -88,6 +92,10 @@ pub fn parse(raw: &[u8]) -> Notice {
 }
 
 fn parse_message(raw: &[u8]) -> Notice {
+    // Sloppy senders' header/body split made what mail-parser expects (a no-op on mail whose
+    // headers end with an empty line).
+    let repaired = sloppy::repair(raw);
+    let raw = &*repaired;
     if !starts_with_header_section(raw) {
         return fallback(raw);
     }
@@ -227,7 +235,7 @@ fn clean_line(text: &str) -> String {
 /// The subject for display.
 fn subject(message: &Message<'_>) -> String {
     let subject = message.subject().unwrap_or_default();
-    if let Some(value) = iso_2022_jp_words_apart(message, HeaderName::Subject, subject) {
+    if let Some(value) = value_to_parse_again(message, HeaderName::Subject, subject) {
         return clean_line(HeaderForm::Text.parse(&value).value().as_text().unwrap_or_default());
     }
     clean_line(subject)
@@ -239,7 +247,7 @@ fn addresses(message: &Message<'_>, name: HeaderName<'static>) -> String {
         return String::new();
     };
     let shown = header.value().as_address().map(display_addresses).unwrap_or_default();
-    match iso_2022_jp_words_apart(message, name, &shown) {
+    match value_to_parse_again(message, name, &shown) {
         Some(value) => HeaderForm::Addresses
             .parse(&value)
             .value()
@@ -250,9 +258,35 @@ fn addresses(message: &Message<'_>, name: HeaderName<'static>) -> String {
     }
 }
 
-/// The raw value of header `name` with its ISO-2022-JP encoded words kept apart, when its
-/// decoded form `decoded` may hold a U+FFFD made by joining them; `None` when there is
-/// nothing to undo (almost always: the decoded text has no U+FFFD).
+/// The raw value of header `name` made ready to be parsed again, when mail-parser's decoded
+/// form `decoded` is not what the mail means; `None` when there is nothing to redo (almost
+/// always). Two things are redone:
+/// - what [`lenient::header_value`] repairs: raw 8-bit bytes that are not UTF-8 (read in the
+///   charset of the body text, or as chardetng guesses) and encoded words whose charset label
+///   only the lenient table knows (`=?cp932?B?...?=`);
+/// - ISO-2022-JP encoded words that mail-parser joined ([`iso_2022_jp_words_apart`]), when
+///   the decoded text has a U+FFFD or the first step gave a new value.
+fn value_to_parse_again(message: &Message<'_>, name: HeaderName<'static>, decoded: &str) -> Option<Vec<u8>> {
+    let raw = message.headers().get(name)?.raw_value();
+    let repaired = lenient::header_value(raw, || body_charset(message));
+    if repaired.is_none() && !decoded.contains('\u{FFFD}') {
+        return None;
+    }
+    let mut value = repaired.unwrap_or_else(|| raw.to_vec());
+    iso_2022_jp_words_apart(&mut value);
+    Some(value)
+}
+
+/// The charset the (first) body text is read in: what raw 8-bit headers are most likely in.
+fn body_charset(message: &Message<'_>) -> Charset {
+    message
+        .text_body()
+        .next()
+        .map(|part| lenient::body_charset(charset_label(&part), &part.decoded()))
+        .unwrap_or_default()
+}
+
+/// A raw header value with its ISO-2022-JP encoded words kept apart.
 ///
 /// mail-parser 1.0 joins adjacent encoded words of one charset label before converting them
 /// (so that a UTF-8 character split across two words decodes). ISO-2022-JP words each end
@@ -262,27 +296,19 @@ fn addresses(message: &Message<'_>, name: HeaderName<'static>) -> String {
 /// ISO-2022-JP word gets the other WHATWG label of that charset, `csISO2022JP`, of the same
 /// length; parsed again, each word is decoded alone, and everything else (whitespace rules,
 /// other charsets) stays as mail-parser does it.
-fn iso_2022_jp_words_apart(message: &Message<'_>, name: HeaderName<'static>, decoded: &str) -> Option<Vec<u8>> {
+fn iso_2022_jp_words_apart(value: &mut [u8]) {
     const LABEL: &[u8] = b"iso-2022-jp";
     const OTHER_LABEL: &[u8] = b"csISO2022JP";
-    if !decoded.contains('\u{FFFD}') {
-        return None;
-    }
-    let mut value = message.headers().get(name)?.raw_value().to_vec();
     // `=?label?` or `=?label*language?` (RFC 2231 §5).
-    let starts: Vec<usize> = memchr::memmem::find_iter(&value, b"=?")
+    let starts: Vec<usize> = memchr::memmem::find_iter(value, b"=?")
         .filter(|&i| {
             value.get(i + 2..i + 2 + LABEL.len()).is_some_and(|l| l.eq_ignore_ascii_case(LABEL))
                 && matches!(value.get(i + 2 + LABEL.len()), Some(b'?' | b'*'))
         })
         .collect();
-    if starts.len() < 2 {
-        return None;
-    }
     for &i in starts.iter().skip(1).step_by(2) {
         value[i + 2..i + 2 + LABEL.len()].copy_from_slice(OTHER_LABEL);
     }
-    Some(value)
 }
 
 /// An address header for display: `Name <addr>` or `addr`, joined with ", ". Group
@@ -347,8 +373,10 @@ fn body_piece(part: &MessagePart<'_>) -> Option<String> {
 }
 
 /// The text of a text or HTML part in UTF-8: transfer-decoded, then converted from the
-/// charset its Content-Type declares (UTF-8 when none or unknown; invalid sequences become
-/// U+FFFD). Borrowed when the body needs no conversion; empty for a part that is not text.
+/// charset [`lenient::body_charset`] picks: the one its Content-Type declares, UTF-8 when its
+/// bytes are UTF-8 under an 8-bit label, chardetng's guess for unlabelled text that is not
+/// UTF-8 (invalid sequences become U+FFFD). Borrowed when the body needs no conversion; empty
+/// for a part that is not text.
 ///
 /// The one place where a part's bytes become text, body and text attachments alike, and so
 /// where the Japanese fast path (`charset.rs`) plugs in.
@@ -356,11 +384,12 @@ fn part_text<'m>(part: &MessagePart<'m>) -> Cow<'m, str> {
     if !part.is_text() {
         return Cow::Borrowed("");
     }
-    // The charset mail-parser would pick: the label's, UTF-8 when none or unknown.
-    let label = part.content_type().and_then(|ct| ct.attribute("charset"));
-    let charset = label.and_then(|l| Charset::from_label(l.as_bytes())).unwrap_or_default();
+    // The charset the label names (lenient: vendor names, quotes, any case), unless the bytes
+    // say otherwise: valid UTF-8 under an 8-bit label, unlabelled legacy text (`lenient`).
+    let bytes = part.decoded();
+    let charset = lenient::body_charset(charset_label(part), &bytes);
     if charset == Charset::Utf8 {
-        return match part.decoded() {
+        return match bytes {
             Cow::Borrowed(bytes) => Charset::Utf8.decode(bytes),
             // mail-parser checks a transfer-decoded body under 4 KiB with std's scalar
             // UTF-8 check, several instructions a byte on non-ASCII text (emoji, Japanese);
@@ -381,11 +410,19 @@ fn part_text<'m>(part: &MessagePart<'m>) -> Cow<'m, str> {
         _ => None,
     };
     if let Some(encoding) = japanese {
-        if let Some(text) = charset::decode_encoding(encoding, &part.decoded()) {
+        if let Some(text) = charset::decode_encoding(encoding, &bytes) {
             return Cow::Owned(text);
         }
     }
-    part.text().unwrap_or_default()
+    match bytes {
+        Cow::Borrowed(bytes) => charset.decode(bytes),
+        Cow::Owned(bytes) => Cow::Owned(charset.decode_owned(bytes)),
+    }
+}
+
+/// The charset parameter of a part's Content-Type, as written.
+fn charset_label<'p>(part: &'p MessagePart<'_>) -> Option<&'p str> {
+    part.content_type().and_then(|ct| ct.attribute("charset"))
 }
 
 fn plain_text(part: &MessagePart<'_>, text: &str) -> String {
