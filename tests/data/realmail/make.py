@@ -21,8 +21,9 @@ outlook.eml        Outlook: [cid:image001.png@…] in the plain part, MsoNormal 
 calendar.eml       Google Calendar invitation: text/plain, text/html, text/calendar alternative,
                    and invite.ics; the place is only in the calendar
 synology.eml       Synology DSM: Japanese, plain + HTML, UTF-8 base64
-scanner.eml        Multifunction scanner: PDF with an RFC 2231 name folded over two lines and
-                   an RFC 2047 name split over two encoded words mid-character
+scanner.eml        Multifunction scanner: three PDFs, named by an RFC 2231 filename folded over
+                   two lines (and an RFC 2047 name), by an RFC 2047 B name split over two folded
+                   encoded words mid-character, and by an RFC 2047 Q name split after "ś"
 php-cms.eml        PHP contact form: charset=cp932 (NEC special characters ① ㈱ Ⅱ), 8bit
 script-no-blank.eml  Shell script: no blank line after the headers
 script-spaces.eml  Shell script: the header/body separator line holds two spaces
@@ -433,6 +434,9 @@ name = "スキャン_見積書.pdf".encode()
 # RFC 2047 split after 7 bytes: the second character's UTF-8 bytes straddle the two words.
 name_2047 = (f"=?UTF-8?B?{base64.b64encode(name[:7]).decode()}?=\r\n"
              f" =?UTF-8?B?{base64.b64encode(name[7:]).decode()}?=")
+name2 = "ページ2_請求書.pdf".encode()
+name2_2047 = (f"=?UTF-8?B?{base64.b64encode(name2[:8]).decode()}?=\r\n"
+              f" =?UTF-8?B?{base64.b64encode(name2[8:]).decode()}?=")
 pct = "".join(f"%{b:02X}" for b in name)
 # RFC 2231 continuations, split inside the percent-encoded bytes of one character.
 name_2231 = f"filename*0*=UTF-8''{pct[:30]};\r\n filename*1*={pct[30:]}"
@@ -454,7 +458,14 @@ write("scanner.eml", head([
     "--scan-boundary-0042",
 ]) + f"Content-Type: application/pdf;\r\n name=\"{name_2047}\"\r\n"
      f"Content-Disposition: attachment;\r\n {name_2231}\r\n"
-     "Content-Transfer-Encoding: base64\r\n\r\n" + b64(PDF) + "--scan-boundary-0042--\r\n")
+     "Content-Transfer-Encoding: base64\r\n\r\n" + b64(PDF) + "--scan-boundary-0042\r\n"
+     # Only a Content-Type name, RFC 2047 split over two folded words mid-character.
+     f"Content-Type: application/pdf;\r\n name=\"{name2_2047}\"\r\n"
+     "Content-Transfer-Encoding: base64\r\n\r\n" + b64(PDF[:200]) + "--scan-boundary-0042\r\n"
+     # Q encoding, split after the ś: the words are joined without the folding space.
+     "Content-Type: application/pdf;\r\n name=\"=?UTF-8?Q?Raport=5FSolidarno=C5=9B?=\r\n =?UTF-8?Q?=C4=87.pdf?=\"\r\n"
+     "Content-Disposition: attachment\r\n"
+     "Content-Transfer-Encoding: base64\r\n\r\n" + b64(PDF[:100]) + "--scan-boundary-0042--\r\n")
 
 # ---------------------------------------------------------------- PHP CMS, charset=cp932
 PHP = """ウェブサイトのお問い合わせフォームから送信がありました。
