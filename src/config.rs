@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::compose::quoting::{Quoted, Rules, Signature};
 use crate::compose::template::Template;
 use crate::credentials;
 use crate::secret::Secret;
@@ -668,11 +669,26 @@ impl Default for Line {
 #[serde(deny_unknown_fields, default)]
 pub struct MessageSection {
     pub template: String,
+    /// `"collapse"` (default): a run of more than 3 quoted (`>`) lines becomes `(N quoted lines)`.
+    pub quoted: Quoted,
+    /// `"drop"`: the body ends at its `-- ` signature separator (default `"keep"`).
+    pub signature: Signature,
+}
+
+impl MessageSection {
+    /// The body rules for [`Template::with_rules`].
+    pub fn rules(&self) -> Rules {
+        Rules { quoted: self.quoted, signature: self.signature }
+    }
 }
 
 impl Default for MessageSection {
     fn default() -> Self {
-        MessageSection { template: crate::compose::template::DEFAULT_TEMPLATE.into() }
+        MessageSection {
+            template: crate::compose::template::DEFAULT_TEMPLATE.into(),
+            quoted: Quoted::default(),
+            signature: Signature::default(),
+        }
     }
 }
 
@@ -1848,6 +1864,22 @@ channel_access_token = "tok"
         assert!(all.contains("subjekt"), "{all}");
         assert!(!all.contains("s3cret-value"));
         assert_eq!(e.problems.len(), 5, "{all}");
+    }
+
+    #[test]
+    fn message_quoted_and_signature() {
+        let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!((c.message.quoted, c.message.signature), (Quoted::Collapse, Signature::Keep));
+        let text = format!("{GOOD}\n[message]\nquoted = \"keep\"\nsignature = \"drop\"\n");
+        let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+        assert_eq!(c.message.rules(), Rules { quoted: Quoted::Keep, signature: Signature::Drop });
+        // A wrong word names the key and the words allowed.
+        let text = format!("{GOOD}\n[message]\nquoted = \"hide\"\n");
+        let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("message.quoted: unknown variant `hide`, expected `keep` or `collapse`"), "{e}");
+        let text = format!("{GOOD}\n[message]\nsignature = true\n");
+        let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+        assert!(e.contains("message.signature:"), "{e}");
     }
 
     #[test]

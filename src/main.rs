@@ -121,7 +121,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         warn!("{e}");
         Notifier::default()
     });
-    let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?;
+    let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?.with_rules(cfg.message.rules());
     let mut runner = None;
     let metrics = Arc::new(Metrics::new());
     // The webhook replies through the same client; none in a dry run.

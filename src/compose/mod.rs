@@ -9,6 +9,7 @@ pub mod body;
 mod emoji;
 pub mod message;
 pub mod pack;
+pub mod quoting;
 #[cfg(test)]
 mod reference;
 pub mod route;

@@ -10,9 +10,15 @@
 //! result are removed, so the default `"{subject}\n\n{body}"` renders just the body instead
 //! of a message that opens with two empty lines. Trailing whitespace of the result is always
 //! trimmed (LINE shows it as dead space, and a body often ends with blank lines).
+//!
+//! The body goes through `[message] quoted` and `signature` ([`quoting::tidy_body`]) before it
+//! is inserted, and a run of blank lines in the result is always one blank line
+//! ([`quoting::squeeze_blank_lines`]).
 
 use std::fmt;
 use std::str::FromStr;
+
+use super::quoting::{self, Rules};
 
 /// The template used when the configuration does not set one.
 pub const DEFAULT_TEMPLATE: &str = "{subject}\n\n{body}";
@@ -59,6 +65,8 @@ struct Line {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     lines: Vec<Line>,
+    /// What happens to the body's quoted chains and signature.
+    rules: Rules,
 }
 
 /// Why a template was rejected. `line` and `column` are 1-based, column counted in chars,
@@ -113,12 +121,20 @@ impl Template {
             .enumerate()
             .map(|(i, src)| parse_line(src, i + 1))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Template { lines })
+        Ok(Template { lines, rules: Rules::default() })
+    }
+
+    /// The same template with `[message] quoted` and `signature` set to `rules`.
+    pub fn with_rules(mut self, rules: Rules) -> Template {
+        self.rules = rules;
+        self
     }
 
     /// Renders the template with the given values (inserted verbatim, never re-parsed, so a
     /// `{body}` inside a mail stays text).
     pub fn render(&self, subject: &str, body: &str, from: &str, to: &str) -> String {
+        let body = quoting::tidy_body(body, self.rules);
+        let body = body.as_str();
         let drop_subject = subject.trim().is_empty();
         let mut out = String::new();
         let mut first = true;
@@ -151,6 +167,7 @@ impl Template {
             }
             out.drain(..start);
         }
+        let mut out = quoting::squeeze_blank_lines(&out);
         out.truncate(out.trim_end().len());
         out
     }
@@ -159,7 +176,7 @@ impl Template {
 impl Default for Template {
     fn default() -> Template {
         // DEFAULT_TEMPLATE is valid (a test says so); the fallback only avoids a panic path.
-        Template::parse(DEFAULT_TEMPLATE).unwrap_or(Template { lines: Vec::new() })
+        Template::parse(DEFAULT_TEMPLATE).unwrap_or(Template { lines: Vec::new(), rules: Rules::default() })
     }
 }
 
@@ -373,6 +390,26 @@ mod tests {
             "unmatched `}` at line 1, column 3; allowed placeholders are \
              {subject}, {body}, {from}, {to} (write `}}` for a literal `}`)"
         );
+    }
+
+    #[test]
+    fn body_rules_and_blank_runs() {
+        use super::quoting::{Quoted, Signature};
+        let body = "Done.\n\n\n\nOn Mon, Alice wrote:\n> a\n> b\n> c\n> d\n\n-- \nBob";
+        // Defaults: quotes collapse, the signature stays, blank runs become one.
+        assert_eq!(
+            render(DEFAULT_TEMPLATE, "Re: x", body),
+            "Re: x\n\nDone.\n\nOn Mon, Alice wrote:\n(4 quoted lines)\n\n-- \nBob"
+        );
+        let t = Template::parse("{subject}\n\n\n{body}\n\n\n{from}").unwrap();
+        let keep = t.clone().with_rules(Rules { quoted: Quoted::Keep, signature: Signature::Drop });
+        assert_eq!(
+            keep.render("S", body, "a@example.com", ""),
+            "S\n\nDone.\n\nOn Mon, Alice wrote:\n> a\n> b\n> c\n> d\n\na@example.com"
+        );
+        // The signature rule applies to the body only, never to the template's own lines.
+        let t = Template::parse("{body}\n-- \n{from}").unwrap().with_rules(Rules { quoted: Quoted::Keep, signature: Signature::Drop });
+        assert_eq!(t.render("", "hi", "a@example.com", ""), "hi\n-- \na@example.com");
     }
 
     #[test]
