@@ -218,6 +218,10 @@ impl Converter<'_> {
                 return Some(end);
             }
             if let Some(after) = self.skip_element(end, name) {
+                // A hidden block still keeps the words around it apart.
+                if !matches!(element, Element::Inline | Element::Anchor | Element::Image) {
+                    self.out.space();
+                }
                 return Some(after);
             }
         }
@@ -967,6 +971,10 @@ impl Writer {
         self.newlines = self.newlines.max(2);
     }
 
+    fn space(&mut self) {
+        self.space = true;
+    }
+
     fn cell(&mut self) {
         self.space = true;
         self.cell_break = true;
@@ -1237,5 +1245,345 @@ mod tests {
             let _ = html_to_text(html);
         }
         assert_eq!(html_to_text("text<script>never closed"), "text");
+    }
+
+    // ------------------------------------------------------------ links, hidden, Outlook
+
+    fn body(raw: &[u8]) -> String {
+        crate::mail::parse(raw).text
+    }
+
+    fn assert_absent(text: &str, absent: &[&str]) {
+        for a in absent {
+            assert!(!text.contains(a), "{a:?} should not be in {text:?}");
+        }
+    }
+
+    #[test]
+    fn grafana_alert_buttons_keep_their_urls() {
+        let raw = b"From: Grafana <alerts@grafana.example.net>\r\n\
+            Subject: [FIRING:1] DiskFull prod-db-02\r\n\
+            Content-Type: text/html; charset=utf-8\r\n\r\n\
+            <html><body>\r\n\
+            <table class=\"main\"><tr><td>\r\n\
+            <h2><a href=\"https://grafana.example.net/alerting/grafana/aBc123/view\" style=\"color:#fff\">[FIRING:1] DiskFull prod-db-02</a></h2>\r\n\
+            <p>Value: B=97.2</p>\r\n\
+            <p>Labels:</p>\r\n\
+            <ul><li>alertname = DiskFull</li><li>instance = prod-db-02:9100</li></ul>\r\n\
+            <table><tr>\r\n\
+            <td><a href=\"https://grafana.example.net/alerting/grafana/aBc123/view?orgId=1\" class=\"btn btn-primary\">View alert</a></td>\r\n\
+            <td><a href=\"https://grafana.example.net/alerting/silence/new?alertmanager=grafana&amp;matcher=alertname%3DDiskFull\" class=\"btn\">Silence</a></td>\r\n\
+            <td><a href=\"https://grafana.example.net/d/node01?orgId=1\" style=\"display:inline-block;padding:8px 16px;background:#3274d9\">Go to dashboard</a></td>\r\n\
+            </tr></table>\r\n\
+            </td></tr></table>\r\n\
+            <img src=\"https://grafana.example.net/pixel.gif\" width=\"1\" height=\"1\">\r\n\
+            </body></html>\r\n";
+        let text = body(raw);
+        assert_eq!(
+            text,
+            "[FIRING:1] DiskFull prod-db-02\n\
+             https://grafana.example.net/alerting/grafana/aBc123/view\n\n\
+             Value: B=97.2\n\n\
+             Labels:\n\n\
+             • alertname = DiskFull\n\
+             • instance = prod-db-02:9100\n\
+             View alert\n\
+             https://grafana.example.net/alerting/grafana/aBc123/view?orgId=1\n\
+             Silence\n\
+             https://grafana.example.net/alerting/silence/new?alertmanager=grafana&matcher=alertname%3DDiskFull\n\
+             Go to dashboard\n\
+             https://grafana.example.net/d/node01?orgId=1"
+        );
+        assert_absent(&text, &["&amp;", "pixel.gif", "View alert (", "Silence ("]);
+    }
+
+    #[test]
+    fn alertmanager_links_inline_in_a_row_and_a_button_paragraph() {
+        let html = "<table>\
+            <tr><td>Summary</td><td>Disk almost full</td></tr>\
+            <tr><td>Source</td><td><a href=\"http://prometheus.example.net:9090/graph?g0.expr=node_filesystem_avail_bytes%3C1e9\">node_filesystem_avail_bytes</a></td></tr>\
+            </table>\
+            <p><a href=\"http://alertmanager.example.net:9093/#/alerts?receiver=line\">View in Alertmanager</a></p>";
+        assert_eq!(
+            html_to_text(html),
+            "Summary Disk almost full\n\
+             Source node_filesystem_avail_bytes (http://prometheus.example.net:9090/graph?g0.expr=node_filesystem_avail_bytes%3C1e9)\n\n\
+             View in Alertmanager\n\
+             http://alertmanager.example.net:9093/#/alerts?receiver=line"
+        );
+    }
+
+    #[test]
+    fn github_footer_links_and_hidden_message_id() {
+        let raw = "From: octo-dev <notifications@github.com>\r\n\
+            Subject: Re: [acme/api] Retry uploads on 503 (PR #42)\r\n\
+            Content-Type: text/html; charset=UTF-8\r\n\
+            Content-Transfer-Encoding: 8bit\r\n\r\n\
+            <p>@octo-dev approved this pull request.</p>\r\n\
+            <p>LGTM, thanks!</p>\r\n\
+            <hr>\r\n\
+            <p style=\"font-size:small;color:#666\">&mdash;<br>Reply to this email directly, \
+            <a href=\"https://github.com/acme/api/pull/42#pullrequestreview-1234\">view it on GitHub</a>, or \
+            <a href=\"https://github.com/notifications/unsubscribe-auth/AAB7?token=x\">unsubscribe</a>.<br>\
+            You are receiving this because you were mentioned.\
+            <img src=\"https://github.com/notifications/beacon/AAB7.gif\" height=\"1\" width=\"1\" alt=\"\" />\
+            <span style=\"color: transparent; font-size: 0; display: none; visibility: hidden; overflow: hidden; \
+            opacity: 0; width: 0; height: 0; max-width: 0; max-height: 0; mso-hide: all\">\
+            Message ID: &lt;acme/api/pull/42/review/1234@github.com&gt;</span></p>\r\n";
+        let text = body(raw.as_bytes());
+        assert_eq!(
+            text,
+            "@octo-dev approved this pull request.\n\n\
+             LGTM, thanks!\n\n\
+             —\n\
+             Reply to this email directly, view it on GitHub (https://github.com/acme/api/pull/42#pullrequestreview-1234), \
+             or unsubscribe (https://github.com/notifications/unsubscribe-auth/AAB7?token=x).\n\
+             You are receiving this because you were mentioned."
+        );
+        assert_absent(&text, &["Message ID", "beacon", "review/1234@"]);
+    }
+
+    #[test]
+    fn outlook_msonormal_paragraphs_are_single_lines() {
+        let raw = "From: =?UTF-8?B?6Yi05pyo?= <suzuki@contoso.co.jp>\r\n\
+            Subject: =?UTF-8?B?5Lya6K2w6LOH5paZ?=\r\n\
+            Content-Type: text/html; charset=utf-8\r\n\r\n\
+            <html xmlns:o=\"urn:schemas-microsoft-com:office:office\"><head>\
+            <style>p.MsoNormal{margin:0cm;font-size:11.0pt;}</style></head>\r\n\
+            <body lang=JA link=\"#0563C1\"><div class=WordSection1>\r\n\
+            <p class=MsoNormal>田中様<o:p></o:p></p>\r\n\
+            <p class=MsoNormal><o:p>&nbsp;</o:p></p>\r\n\
+            <p class=MsoNormal>お疲れ様です。<o:p></o:p></p>\r\n\
+            <p class=MsoNormal>明日の会議資料を共有します。<o:p></o:p></p>\r\n\
+            <p class=MsoNormal><a href=\"https://contoso.sharepoint.com/sites/team/Shared%20Documents/agenda.docx\">agenda.docx</a><o:p></o:p></p>\r\n\
+            <p class=MsoNormal><o:p>&nbsp;</o:p></p>\r\n\
+            <p class=MsoNormal>鈴木<o:p></o:p></p>\r\n\
+            <p class=MsoNormal>TEL: <a href=\"tel:03-1234-5678\">03-1234-5678</a> / Mail: \
+            <a href=\"mailto:suzuki@contoso.co.jp\">suzuki@contoso.co.jp</a><o:p></o:p></p>\r\n\
+            </div></body></html>\r\n";
+        let text = body(raw.as_bytes());
+        assert_eq!(
+            text,
+            "田中様\n\n\
+             お疲れ様です。\n\
+             明日の会議資料を共有します。\n\
+             agenda.docx\n\
+             https://contoso.sharepoint.com/sites/team/Shared%20Documents/agenda.docx\n\n\
+             鈴木\n\
+             TEL: 03-1234-5678 / Mail: suzuki@contoso.co.jp"
+        );
+        assert_absent(&text, &["。\n\n明日", "\n\n\n", "mailto:", "tel:", "(03-1234-5678)", "MsoNormal"]);
+    }
+
+    #[test]
+    fn outlook_web_classes_and_ordinary_paragraphs() {
+        let html = "<p class=\"x_MsoNormal\">One</p><p class=\"x_MsoNormal\">Two</p>\
+                    <p class=MsoPlainText>Three</p><p>Four</p><p>Five</p>";
+        assert_eq!(html_to_text(html), "One\nTwo\nThree\n\nFour\n\nFive");
+    }
+
+    #[test]
+    fn newsletter_preheader_pixels_and_bulletproof_button() {
+        let raw = "From: Example Shop <news@shop.example.com>\r\n\
+            Subject: Spring Sale\r\n\
+            MIME-Version: 1.0\r\n\
+            Content-Type: text/html; charset=utf-8\r\n\r\n\
+            <body>\r\n\
+            <div style=\"display:none;font-size:1px;color:#ffffff;line-height:1px;max-height:0px;max-width:0px;opacity:0;overflow:hidden;mso-hide:all;\">\
+            Last chance: 30% off ends tonight &#847;&zwnj;&nbsp;&#847;&zwnj;&nbsp;&#847;&zwnj;&nbsp;</div>\r\n\
+            <div style=\"max-height:0;overflow:hidden\">Hidden teaser <div>nested</div> still hidden</div>\r\n\
+            <span hidden>attribute hidden</span>\r\n\
+            <table width=\"100%\"><tr><td align=\"center\">\r\n\
+            <a href=\"https://shop.example.com/?utm_source=nl\"><img src=\"https://cdn.example.com/logo.png\" alt=\"Example Shop\" width=\"120\"></a>\r\n\
+            </td></tr>\r\n\
+            <tr><td><h1>Spring Sale</h1><p>Everything in the garden range is 30% off until Sunday.</p></td></tr>\r\n\
+            <tr><td><!--[if mso]><v:roundrect href=\"https://shop.example.com/sale\"><center>Shop now</center></v:roundrect><![endif]-->\
+            <a href=\"https://shop.example.com/sale\" style=\"background-color:#2e7d32;color:#ffffff;padding:12px 24px;text-decoration:none;mso-hide:all;\">Shop now</a></td></tr>\r\n\
+            <tr><td style=\"font-size:11px\">Don't want these? <a href=\"https://shop.example.com/unsub?u=42\">Unsubscribe</a> | \
+            <a href=\"javascript:void(0)\">Print</a> | <a href=\"#top\">Top</a></td></tr>\r\n\
+            </table>\r\n\
+            <img src=\"https://track.example.com/open.gif?u=42\" width=\"1\" height=\"1\" style=\"display:block\" alt=\"\">\r\n\
+            <a href=\"https://track.example.com/c?u=42\"><img src=\"https://track.example.com/px.gif\" width=\"1\" height=\"1\" alt=\"pixel\"></a>\r\n\
+            </body>\r\n";
+        let text = body(raw.as_bytes());
+        assert_eq!(
+            text,
+            "Example Shop\n\
+             https://shop.example.com/?utm_source=nl\n\n\
+             Spring Sale\n\n\
+             Everything in the garden range is 30% off until Sunday.\n\n\
+             Shop now\n\
+             https://shop.example.com/sale\n\
+             Don't want these? Unsubscribe (https://shop.example.com/unsub?u=42) | Print | Top"
+        );
+        assert_absent(
+            &text,
+            &["Last chance", "teaser", "nested", "still hidden", "attribute hidden", "track.example.com", "pixel", "javascript", "#top", "\u{34F}", "\u{200C}"],
+        );
+    }
+
+    #[test]
+    fn ways_of_hiding() {
+        let html = "<p>A<span style=\"visibility:hidden\">x</span>B<span style=\"DISPLAY : NONE !important\">y</span>C\
+                    <span style=\"mso-hide:all;font-size:0\">z</span>D<span style=\"mso-hide:all\">E</span>\
+                    <div style=\"height:0px;overflow:hidden\"><p>gone</p></div><br hidden>F</p>";
+        assert_eq!(html_to_text(html), "ABCDE F");
+        // An element of the same name inside a hidden one does not end it early.
+        assert_eq!(html_to_text("<div hidden><div>in</div>still</div>shown"), "shown");
+        // Without an end tag, nothing is hidden rather than the rest of the mail.
+        assert_eq!(html_to_text("<p>Hello <span style=\"display:none\">never closed</p>"), "Hello never closed");
+    }
+
+    #[test]
+    fn link_text_then_url_in_parentheses() {
+        let html = "<p>See the <a href=\"https://docs.example.org/setup\">setup guide</a> first.</p>";
+        assert_eq!(html_to_text(html), "See the setup guide (https://docs.example.org/setup) first.");
+    }
+
+    #[test]
+    fn a_url_as_link_text_stands_apart() {
+        let html = "<p>詳細は<a href=\"https://example.jp/news/1\">https://example.jp/news/1</a>をご覧ください。</p>";
+        assert_eq!(html_to_text(html), "詳細は https://example.jp/news/1 をご覧ください。");
+        // A tracking link whose text is the real destination: the text is the link.
+        let html = "<p>Go to<a href=\"https://t.example.net/c/9f8e\">https://example.org/report</a>.</p>";
+        assert_eq!(html_to_text(html), "Go to https://example.org/report .");
+    }
+
+    #[test]
+    fn a_url_written_short_becomes_the_url() {
+        let html = "<p>Repo: <a href=\"https://github.com/acme/api/\">github.com/acme/api</a></p>\
+                    <p>PR: <a href=\"https://github.com/acme/api/pull/1234/files\">github.com/acme/api/pull/12…</a> merged</p>";
+        assert_eq!(
+            html_to_text(html),
+            "Repo: https://github.com/acme/api/\n\nPR: https://github.com/acme/api/pull/1234/files merged"
+        );
+    }
+
+    #[test]
+    fn a_url_is_not_repeated_in_its_block() {
+        let u = "https://status.example.com/i/77";
+        let html = format!("<p>Open {u} or <a href=\"{u}\">click here</a>.</p>");
+        assert_eq!(html_to_text(&html), format!("Open {u} or click here."));
+        let html = format!("<p><a href=\"{u}\">Issue 77</a> was updated: <a href=\"{u}\">view</a></p><p><a href=\"{u}\">again</a> here</p>");
+        assert_eq!(html_to_text(&html), format!("Issue 77 ({u}) was updated: view\n\nagain ({u}) here"));
+        // A longer URL on the line is another URL.
+        let html = format!("<p>{u}/comments and <a href=\"{u}\">the issue</a></p>");
+        assert_eq!(html_to_text(&html), format!("{u}/comments and the issue ({u})"));
+    }
+
+    #[test]
+    fn mailto_and_tel_show_address_and_number() {
+        let html = "<p>Questions? <a href=\"mailto:help%40example.com?subject=Order%20123\">Contact support</a></p>\
+                    <p>受付: <a href=\"tel:0120-000-111\">お電話はこちら</a> (平日)</p>\
+                    <p>Call <a href=\"tel:+81%203%201234%205678\">+81 3 1234 5678</a>now</p>\
+                    <p><a href=\"MAILTO:info@example.jp\">mailto:info@example.jp</a></p>\
+                    <p>Empty: <a href=\"mailto:\">nobody</a></p>";
+        assert_eq!(
+            html_to_text(html),
+            "Questions? Contact support (help@example.com)\n\n\
+             受付: お電話はこちら (0120-000-111) (平日)\n\n\
+             Call +81 3 1234 5678 now\n\n\
+             mailto:info@example.jp\n\n\
+             Empty: nobody"
+        );
+    }
+
+    #[test]
+    fn unusable_targets_keep_only_their_text() {
+        let html = "<p><a href=\"javascript:window.print()\">Print this page</a> now, \
+                    <a href=\"/account\">account</a>, <a href=\"#top\">top</a>, <a href=\"cid:logo@x\">logo</a>, \
+                    <a name=\"anchor\">named</a>, <a href=\"\">empty</a></p>";
+        assert_eq!(html_to_text(html), "Print this page now, account, top, logo, named, empty");
+    }
+
+    #[test]
+    fn buttons_by_block_and_by_role() {
+        let html = "<div><a href=\"https://id.example.com/reset?t=abc\">Reset your password</a></div>\
+                    <div>This link expires in 24 hours.</div>\
+                    <p>Ready? <a role=\"button\" href=\"https://id.example.com/ok\">Confirm</a> or ignore this mail.</p>\
+                    <p><a href=\"https://id.example.com/help\">Help</a><br>Support team</p>";
+        assert_eq!(
+            html_to_text(html),
+            "Reset your password\nhttps://id.example.com/reset?t=abc\n\
+             This link expires in 24 hours.\n\n\
+             Ready? Confirm\nhttps://id.example.com/ok\nor ignore this mail.\n\n\
+             Help\nhttps://id.example.com/help\nSupport team"
+        );
+    }
+
+    #[test]
+    fn links_side_by_side_and_in_lists_are_inline() {
+        let html = "<table><tr><td><a href=\"https://a.example/docs\">Docs</a><a href=\"https://a.example/api\">API</a></td></tr></table>\
+                    <ul><li><a href=\"https://a.example/changelog\">Changelog</a></li><li><a href=\"https://a.example/faq\">FAQ</a></li></ul>";
+        assert_eq!(
+            html_to_text(html),
+            "Docs (https://a.example/docs) API (https://a.example/api)\n\
+             • Changelog (https://a.example/changelog)\n\
+             • FAQ (https://a.example/faq)"
+        );
+    }
+
+    #[test]
+    fn href_forms() {
+        // Unquoted with a reference, protocol-relative, spaces and line breaks inside.
+        let html = "<p>a <a href=https://example.com/?a=1&amp;b=2>one</a> \
+                    <a href=\"//cdn.example.com/f.pdf\">two</a> \
+                    <a HREF=' https://example.com/a b\n/c '>three</a></p>";
+        assert_eq!(
+            html_to_text(html),
+            "a one (https://example.com/?a=1&b=2) two (https://cdn.example.com/f.pdf) three (https://example.com/a%20b/c)"
+        );
+    }
+
+    #[test]
+    fn nested_and_stray_anchors() {
+        let html = "<a href=\"https://x.example/1\">outer <a href=\"https://x.example/2\">inner</a> tail</a></a>";
+        assert_eq!(html_to_text(html), "outer (https://x.example/1) inner (https://x.example/2) tail");
+        assert_eq!(html_to_text("<p>a<a href=\"https://x.example/\"> </a>b</p>"), "a b");
+    }
+
+    #[test]
+    fn image_links_use_alt_and_pixels_give_nothing() {
+        let html = "<p>Follow us: <a href=\"https://social.example/shop\"><img src=\"x.png\" alt=\"Social\"></a> \
+                    <a href=\"https://social.example/none\"><img src=\"y.png\"></a>\
+                    <a href=\"https://t.example/o\"><img src=\"p.gif\" style=\"width:1px;height:1px\" alt=\"open\"></a>\
+                    <a href=\"https://t.example/h\"><img src=\"h.gif\" style=\"display:none\" alt=\"hidden\"></a></p>";
+        assert_eq!(html_to_text(html), "Follow us: Social (https://social.example/shop)");
+    }
+
+    #[test]
+    fn jenkins_html_console_loses_its_colour_codes() {
+        let raw = b"Subject: Build #88 fixed\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+            <p>Build <a href=\"https://ci.example.jp/job/web/88/\">#88</a> fixed.</p>\
+            <pre>\x1b[1m[INFO]\x1b[0m Tests run: 12, Failures: 0\n\x1b[32mBUILD SUCCESS\x1b[0m</pre>";
+        assert_eq!(
+            body(raw),
+            "Build #88 (https://ci.example.jp/job/web/88/) fixed.\n\n[INFO] Tests run: 12, Failures: 0\nBUILD SUCCESS"
+        );
+    }
+
+    #[test]
+    fn odd_html_does_not_panic() {
+        let huge = "x".repeat(100_000);
+        let mut inputs: Vec<String> = [
+            "<a href", "<a href=", "<a href='x", "<a href=\"javascript:", "<a href=mailto:>m</a>", "<a href=tel:>t</a>",
+            "<a href=https://x>", "<a><a><a>", "</a></a>", "<div style=\"display:none\">", "<span hidden", "<p class=MsoNormal>",
+            "<img alt=", "<a href=\"https://x\"><img alt='a", "<a href=\"%\">p</a>", "<a href='tel:%E3'>t</a>", "<a href=mailto:é>x</a>",
+            "<a href=\"https://例え.jp/パス\">リンク</a>", "<a href=\"http://\">http://</a>", "<a = = href = = x>y</a>",
+            "<p class=>a</p><p class>b</p>", "<a href=\"https://x\">…</a>", "<a href=\"https://x.example/abcdefgh\">x.example/abcdefgh...</a>",
+            "<div hidden><div hidden><div hidden>", "<a href='https://a'><div>block</div></a>tail", "<td><a href=https://a>a</a></td><td>",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        inputs.push(format!("<a href=\"{huge}\">t</a>"));
+        inputs.push(format!("<a href=\"https://x\" title=\"{}\">t</a>", ">".repeat(1000)));
+        inputs.push(format!("<p style=\"{huge}none\">t</p>"));
+        for html in &inputs {
+            let _ = html_to_text(html);
+        }
+        // Many unclosed hidden elements, and many links on one line, stay fast (linear).
+        let _ = html_to_text(&"<span style=\"display:none\">x".repeat(20_000));
+        let _ = html_to_text(&"<a href=\"https://x.example/same\">link</a> ".repeat(20_000));
     }
 }
