@@ -61,25 +61,36 @@ pub fn clean(text: String) -> String {
     out
 }
 
-/// Whether `bytes` may hold something [`clean`] removes: an ESC, a `[`, or the first byte of
-/// one of the invisible characters (checked in full, so Japanese text with "…" or "→", which
-/// share a lead byte with them, takes the fast path).
+/// Whether `bytes` may hold something [`clean`] removes: an ESC, a `[` that may start a
+/// code or a placeholder (`[0m`, `[K`, `[cid:`), or an invisible character. `[FIRING:1]`
+/// and `[Pipeline]` do not count, so most alert text takes the fast path.
 fn has_candidate(bytes: &[u8]) -> bool {
     bytes.iter().enumerate().any(|(i, &b)| match b {
-        0x1b | b'[' => true,
+        0x1b => true,
+        b'[' => matches!(bytes.get(i + 1), Some(b'0'..=b'9' | b';' | b'm' | b'K' | b'c' | b'C')),
+        _ => invisible_at(bytes, i),
+    })
+}
+
+/// Whether an invisible character starts at `i`: checked in full, so Japanese text with "…"
+/// or "→", which share a first byte with them, is not taken for one.
+fn invisible_at(bytes: &[u8], i: usize) -> bool {
+    match bytes[i] {
         0xcd => bytes.get(i + 1) == Some(&0x8f),
         0xc2 => bytes.get(i + 1) == Some(&0xad),
         0xef => bytes.get(i + 1..i + 3) == Some(&[0xbb, 0xbf]),
         0xe2 => matches!(bytes.get(i + 1..i + 3), Some([0x80, 0x87 | 0x8b..=0x8d]) | Some([0x81, 0xa0])),
         _ => false,
-    })
+    }
 }
 
 /// One line with its noise removed, or `None` when there was nothing to remove.
 fn clean_line(line: &str, codes: bool) -> Option<String> {
     let a = strip_ansi(line, codes);
     let b = strip_cid(a.as_deref().unwrap_or(line));
-    let c = strip_invisible(b.as_deref().or(a.as_deref()).unwrap_or(line));
+    let current = b.as_deref().or(a.as_deref()).unwrap_or(line);
+    let invisible = (0..current.len()).any(|i| invisible_at(current.as_bytes(), i));
+    let c = if invisible { strip_invisible(current) } else { None };
     c.or(b).or(a)
 }
 
