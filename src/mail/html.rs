@@ -341,7 +341,7 @@ impl Converter<'_> {
 
     fn open_anchor(&mut self, attrs: &str) {
         self.close_anchor();
-        let href = attr(attrs, "href").map(|h| decode_references(&h));
+        let href = attr(attrs, "href").map(decode_references);
         self.anchor = Some(Anchor {
             target: href.as_deref().and_then(Target::of),
             button: is_button(attrs),
@@ -357,7 +357,7 @@ impl Converter<'_> {
         if anchor.alt.is_some() || is_pixel(attrs) {
             return;
         }
-        anchor.alt = attr(attrs, "alt").map(|a| decode_references(&a)).filter(|a| !a.trim().is_empty());
+        anchor.alt = attr(attrs, "alt").map(decode_references).filter(|a| !a.trim().is_empty());
     }
 
     /// Shows the target of the link that ends here (see the module doc for the forms).
