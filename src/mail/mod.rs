@@ -11,6 +11,7 @@ pub mod charset;
 mod flowed;
 mod html;
 pub mod lenient;
+mod noise;
 pub mod priority;
 #[cfg(test)]
 mod sender_tests;
@@ -478,7 +479,9 @@ fn has_control_besides_lf_and_tab(text: &str) -> bool {
 
 /// Drops control characters other than `\n` and `\t` (LINE shows them as boxes) and the
 /// whitespace at the very end. Nothing else is removed: signatures and quotes stay.
-fn finish_text(mut text: String) -> String {
+fn finish_text(text: String) -> String {
+    // Terminal codes first: their ESC is a control character dropped below.
+    let mut text = noise::clean(text);
     let dropped = |c: char| c.is_control() && c != '\n' && c != '\t';
     // Most texts have no control character to drop: then the text is kept as it is, not
     // rebuilt char by char (this runs for every mail).
