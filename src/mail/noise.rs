@@ -197,7 +197,12 @@ fn strip_ansi(line: &str, codes: bool) -> Option<String> {
         }
         changed = true;
         concealed = code.conceal;
-        i = code.end;
+        // A malformed sequence may end inside a multi-byte character (its bytes taken for
+        // parameters); resume at the next character, never in the middle of one.
+        i = code.end.min(line.len());
+        while !line.is_char_boundary(i) {
+            i += 1;
+        }
         copied = i;
     }
     if !changed {
