@@ -1,11 +1,13 @@
 //! MIME → [`Notice`]: what a mail says, independent of LINE. Pure functions, no I/O.
 //!
 //! mail-parser does the MIME work: header decoding (RFC 2047/2231), multipart structure,
-//! transfer encodings and charsets, and the choice of body parts. This module owns what
+//! transfer encodings and charsets, and a first choice of body parts. This module owns what
 //! the gateway adds on top: display forms of subject and addresses, the body text as LINE
 //! should show it (flowed text joined by [`flowed`], HTML made readable by [`html`], line
 //! ends and control characters cleaned), and the attachments with their decoded bytes, so
-//! later steps can host images and files without parsing the mail again.
+//! later steps can host images and files without parsing the mail again. Which parts make
+//! the text and which are listed is [`parts`]' walk (attached messages shown in the text,
+//! stub text alternatives, [`calendar`] summaries); encoded file names are read by [`names`].
 
 mod calendar;
 pub mod charset;
@@ -33,7 +35,8 @@ pub struct Notice {
     pub to: String,
     /// Readable body text (text/plain preferred, else text from HTML), `\n` line ends.
     pub text: String,
-    /// Parts that are not the body text.
+    /// Parts that are not the body text, with those of attached messages shown in the text;
+    /// not the nameless images an HTML body shows by `cid:`, nor summarised nameless calendars.
     pub attachments: Vec<Attachment>,
     /// The Message-ID without its angle brackets, empty if absent: what makes a resent mail
     /// recognisable as the same mail (the retry keys of its LINE requests derive from it).
