@@ -1,17 +1,22 @@
 //! MIME → [`Notice`]: what a mail says, independent of LINE. Pure functions, no I/O.
 //!
 //! mail-parser does the MIME work: header decoding (RFC 2047/2231), multipart structure,
-//! transfer encodings and charsets, and the choice of body parts. This module owns what
+//! transfer encodings and charsets, and a first choice of body parts. This module owns what
 //! the gateway adds on top: display forms of subject and addresses, the body text as LINE
 //! should show it (flowed text joined by [`flowed`], HTML made readable by [`html`], line
 //! ends and control characters cleaned), and the attachments with their decoded bytes, so
-//! later steps can host images and files without parsing the mail again.
+//! later steps can host images and files without parsing the mail again. Which parts make
+//! the text and which are listed is [`parts`]' walk (attached messages shown in the text,
+//! stub text alternatives, [`calendar`] summaries); encoded file names are read by [`names`].
 
+mod calendar;
 pub mod charset;
 mod flowed;
 mod html;
 pub mod lenient;
+mod names;
 mod noise;
+mod parts;
 pub mod priority;
 #[cfg(test)]
 mod sender_tests;
@@ -22,7 +27,6 @@ use std::sync::LazyLock;
 
 use mail_parser::{
     AddressList, Charset, HeaderForm, HeaderName, Mailbox, Message, MessageParser, MessagePart, PartKind,
-    PartRole,
 };
 
 /// What a mail says, decoded to Unicode.
@@ -36,7 +40,8 @@ pub struct Notice {
     pub to: String,
     /// Readable body text (text/plain preferred, else text from HTML), `\n` line ends.
     pub text: String,
-    /// Parts that are not the body text.
+    /// Parts that are not the body text, with those of attached messages shown in the text;
+    /// not the nameless images an HTML body shows by `cid:`, nor summarised nameless calendars.
     pub attachments: Vec<Attachment>,
     /// The Message-ID without its angle brackets, empty if absent: what makes a resent mail
     /// recognisable as the same mail (the retry keys of its LINE requests derive from it).
@@ -103,7 +108,7 @@ fn parse_message(raw: &[u8]) -> Notice {
     // A last header line without a line end (a mail not handed over by SMTP) is read as a
     // header by mail-parser 1.0; 0.11 dropped it, and this module appended a CRLF.
     match PARSER.parse(raw) {
-        Some(message) => notice_from(&message),
+        Some(message) => notice_from(&message, 0),
         None => fallback(raw),
     }
 }
@@ -180,21 +185,20 @@ fn fallback(raw: &[u8]) -> Notice {
     }
 }
 
-fn notice_from(message: &Message<'_>) -> Notice {
-    let root = message.root();
+/// The notice of a mail, or of a mail attached `depth` levels deep inside one ([`parts`]
+/// shows attached messages in the text by calling this again).
+fn notice_from(message: &Message<'_>, depth: usize) -> Notice {
+    // The text and the parts that are not text, in the order of the mail: the structure walk
+    // is `parts`. mail-parser's own `attachments()` (RFC 8621) leaves out inline images shown
+    // in the body; for LINE they are attachments like any other, since the text carries no
+    // image.
+    let (text, attachments) = parts::text_and_attachments(message, depth);
     Notice {
         subject: subject(message),
         from: addresses(message, HeaderName::From),
         to: addresses(message, HeaderName::To),
-        text: body_text(message),
-        // Every part that is not body text, in the order of the mail. mail-parser's own
-        // `attachments()` (RFC 8621) leaves out inline images shown in the body; for LINE they
-        // are attachments like any other, since the text carries no image.
-        attachments: root
-            .parts()
-            .filter(|part| matches!(part.role(), PartRole::Attachment | PartRole::MediaBody))
-            .map(|part| attachment(&part))
-            .collect(),
+        text,
+        attachments,
         message_id: message.message_id().map(str::to_owned).unwrap_or_default(),
         // Raw values: X-Priority and X-MSMail-Priority are vendor names PARSER skips, and a
         // skipped field still keeps its bytes; Importance and Priority are read the same way.
@@ -340,31 +344,8 @@ fn display_mailbox(mailbox: Mailbox<'_>) -> Option<String> {
 
 // ---------------------------------------------------------------- body
 
-/// The body as LINE should show it. mail-parser already chose the parts (RFC 8621 text
-/// body): text/plain over HTML in multipart/alternative, the HTML part when there is no plain
-/// one, and every inline text part of a multipart/mixed in order (those are joined with a
-/// blank line). Images in that list are attachments here, not text.
-fn body_text(message: &Message<'_>) -> String {
-    let mut text = String::new();
-    for part in message.text_body() {
-        let Some(mut piece) = body_piece(&part) else {
-            continue;
-        };
-        piece.truncate(piece.trim_end().len());
-        if piece.is_empty() {
-            continue;
-        }
-        if text.is_empty() {
-            // Most mails have one piece: it becomes the text without a copy.
-            text = piece;
-        } else {
-            text.push_str("\n\n");
-            text.push_str(&piece);
-        }
-    }
-    finish_text(text)
-}
-
+/// The text of a part of the text body: text/plain with format=flowed joined, HTML made
+/// readable; `None` for media. Which parts are text body is `parts`' walk.
 fn body_piece(part: &MessagePart<'_>) -> Option<String> {
     match part.kind() {
         PartKind::Text => Some(plain_text(part, &part_text(part))),
@@ -498,7 +479,7 @@ fn finish_text(text: String) -> String {
 /// text parts that are not body text, images of a multipart/related) or an inline image or
 /// other media shown in the body.
 fn attachment(part: &MessagePart<'_>) -> Attachment {
-    let name = part.attachment_name().map(clean_line).unwrap_or_default();
+    let name = named(part);
     let content_id = part.content_id().and_then(clean_content_id);
     let inline = match part.content_disposition() {
         Some(disposition) => disposition.is_inline(),
@@ -515,6 +496,15 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         inline,
         content_id,
         data: decoded_bytes(part),
+    }
+}
+
+/// The part's file name for display, empty when it has none. An RFC 2047 or RFC 2231 encoded
+/// name is read by [`names`] (mail-parser leaves stray spaces in folded ones).
+fn named(part: &MessagePart<'_>) -> String {
+    match names::encoded_attachment_name(part) {
+        Some(name) => clean_line(&name),
+        None => part.attachment_name().map(clean_line).unwrap_or_default(),
     }
 }
 
@@ -631,9 +621,11 @@ mod tests {
     /// builds with debug assertions (tests, fuzzing), which `parse` turned into the fallback to
     /// the raw bytes. mail-parser 1.0 parses it without panicking (its changelog lists this
     /// input's shape as fixed), so `parse_message` is called directly, outside the
-    /// `catch_unwind`: the headers are read, and the attached message is an attachment.
+    /// `catch_unwind`: the headers are read, and the attached message is shown in the text
+    /// (with the message attached inside it, its Subject field cut by a NUL byte, and that
+    /// one's broken multipart listed as an attachment).
     /// "see below" follows a broken delimiter (`-\xd5outer`), so it is the multipart's
-    /// preamble, which RFC 2046 §5.1.1 says to ignore: the mail has no body text.
+    /// preamble, which RFC 2046 §5.1.1 says to ignore.
     #[test]
     fn a_mail_parser_panic_input_parses_as_a_mail() {
         let input = include_bytes!("../../fuzz/regressions/mime/mail_parser_panic_nested_multipart.eml");
@@ -642,11 +634,14 @@ mod tests {
         assert_eq!(notice, parse(raw));
         assert_eq!(notice.subject, "Fwd: original");
         assert_eq!(notice.from, "fwd@example.com");
-        assert_eq!(notice.text, "");
-        assert_eq!(listed(&notice), vec![("attachment", "message/rfc822", 322)]);
-        let attached = &notice.attachments[0].data;
-        assert!(attached.starts_with(b"From: orig@exouter\r\nContent-Type: message/rfc822\r\n"), "{attached:?}");
-        assert!(attached.ends_with(b"original bodyicatio"), "{attached:?}");
+        assert_eq!(
+            notice.text,
+            "---------- Forwarded message ----------\nFrom: orig@exouter\n\n\
+             ---------- Forwarded message ----------\nFrom: orig@example.com\nSubject: original Subject: u"
+        );
+        assert!(!notice.text.contains("see below"));
+        // The innermost message's broken multipart, listed as its attachment.
+        assert_eq!(listed(&notice), vec![("attachment", "application/oun\"=adyrq", 94)]);
     }
 
     #[test]
@@ -940,15 +935,9 @@ mod tests {
               --m--\n",
         );
         let notice = parse(&raw);
-        assert_eq!(notice.text, "see attached");
-        // The inner message is "Subject: inner\r\n\r\nhello": 16 + 2 + 5 bytes.
-        assert_eq!(
-            listed(&notice),
-            vec![
-                ("attachment", "application/octet-stream", 4),
-                ("attachment", "message/rfc822", 23)
-            ]
-        );
+        // The attached message is shown in the text, not listed.
+        assert_eq!(notice.text, "see attached\n\n---------- Forwarded message ----------\nSubject: inner\n\nhello");
+        assert_eq!(listed(&notice), vec![("attachment", "application/octet-stream", 4)]);
     }
 
     #[test]
@@ -1333,7 +1322,7 @@ mod tests {
               --m--\n",
         );
         let notice = parse(&raw);
-        assert_eq!(notice.text, "see attached");
+        assert_eq!(notice.text, "see attached\n\n---------- Forwarded message ----------\nSubject: inner\n\nhello");
         assert!(!notice.urgent);
     }
 
