@@ -13,7 +13,8 @@
 //!   says button): "View alert / Silence / Go to dashboard" stay tappable. `mailto:` and
 //!   `tel:` show the address and number; `javascript:`, relative and `cid:` targets only
 //!   their text. A URL is never glued to other text (LINE links only a URL that stands
-//!   apart) and is not repeated on a line that already shows it.
+//!   apart) and is shown once in the mail: not again for a later link, nor on a line that
+//!   already shows it as text.
 //! - **Hidden elements** (`display:none`, `visibility:hidden`, `max-height:0` with
 //!   `overflow:hidden`: newsletter preheaders) are skipped, and so are tracking pixels.
 //! - **Outlook paragraphs** (`<p class=MsoNormal>`, margins of zero in Outlook) are lines,
@@ -379,21 +380,26 @@ impl Converter<'_> {
             if looks_like_url(&text) {
                 // The text is a URL already (often the real destination of a tracking link).
                 self.out.stand_apart(start);
+                self.out.urls.insert(shown.to_owned());
                 return;
             }
-            if self.out.shown_in_line(shown) {
+            if self.out.shown_in_line(shown) || self.out.urls.contains(shown) {
                 return;
             }
             if text_is_url(&text, url) {
                 self.out.replace_with_url(start, url);
+                self.out.urls.insert(shown.to_owned());
                 return;
             }
         } else if target.is_text(&text) {
             self.out.stand_apart(start);
             return;
-        } else if self.out.shown_in_line(shown) {
+        } else if self.out.shown_in_line(shown) || self.out.urls.contains(shown) {
             return;
         }
+        // Shown once in the whole mail: a logo link at the top and "Sent by … (same URL)" at
+        // the bottom need it only once.
+        self.out.urls.insert(shown.to_owned());
         if anchor.button {
             self.out.button_link(shown);
         } else if anchor.at_line_start {
@@ -845,6 +851,8 @@ struct Writer {
     guard: Guard,
     /// Where the text of the open link starts: `Waiting` until its first character.
     mark: Mark,
+    /// Link targets already shown anywhere in the mail: each is shown once.
+    urls: std::collections::HashSet<String>,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -1460,12 +1468,12 @@ mod tests {
     }
 
     #[test]
-    fn a_url_is_not_repeated_in_its_block() {
+    fn a_url_is_shown_once_in_the_mail() {
         let u = "https://status.example.com/i/77";
         let html = format!("<p>Open {u} or <a href=\"{u}\">click here</a>.</p>");
         assert_eq!(html_to_text(&html), format!("Open {u} or click here."));
         let html = format!("<p><a href=\"{u}\">Issue 77</a> was updated: <a href=\"{u}\">view</a></p><p><a href=\"{u}\">again</a> here</p>");
-        assert_eq!(html_to_text(&html), format!("Issue 77 ({u}) was updated: view\n\nagain ({u}) here"));
+        assert_eq!(html_to_text(&html), format!("Issue 77 ({u}) was updated: view\n\nagain here"));
         // A longer URL on the line is another URL.
         let html = format!("<p>{u}/comments and <a href=\"{u}\">the issue</a></p>");
         assert_eq!(html_to_text(&html), format!("{u}/comments and the issue ({u})"));
