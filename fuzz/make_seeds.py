@@ -301,33 +301,3 @@ webhook("empty_body.json", 0, 0, b"")
 webhook("empty_body_unsigned.json", 2, 3, b"")
 webhook("big_text.json", 0, 0, body(event("message", user, "01JD000000000000000000000N", replyToken="r",
                                           message={"id": "9", "type": "text", "text": "address " + "あ" * 6000})))
-
-
-# ---------------------------------------------------------------- charset: 1 selector byte
-# (mod 3: ISO-2022-JP, Shift_JIS, EUC-JP) + the text (src/fuzzing.rs check_charset).
-BENCH_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches", "data")
-
-
-def bench_body(name):
-    with open(os.path.join(BENCH_DATA, name), "rb") as f:
-        raw = f.read()
-    return raw[raw.index(b"\r\n\r\n") + 4:]
-
-
-def charset(name, sel, data):
-    write("charset", name, bytes([sel]) + data)
-
-
-JA = "お世話になっております。【警告】ストレージ使用率（内線 1234）髙橋①≒ｶﾀｶﾅ\r\n"
-charset("iso2022jp_body.txt", 0, bench_body("iso2022jp.eml"))
-charset("sjis_body.txt", 1, bench_body("sjis.eml"))
-charset("eucjp_text.txt", 2, JA.replace("①", "").replace("髙", "高").encode("euc_jp"))
-charset("iso2022jp_text.txt", 0, JA.replace("ｶﾀｶﾅ", "カタカナ").encode("iso2022_jp_ext", "replace"))
-charset("iso2022jp_katakana_roman.txt", 0, b"a\x1b(I1^\x1b(J\\~\x1b$@%O\x1b(Bz")
-charset("iso2022jp_escape_after_escape.txt", 0, b"\x1b(B\x1b$B%O\x1b(B")
-charset("iso2022jp_unknown_escape.txt", 0, b"\x1b$A%O\x1b$(D%O\x1b(B")
-charset("iso2022jp_subject_word.txt", 0, base64.b64decode("GyRCIVo3WTlwIVslOSVIJWwhPCU4O0hNUU4oJCxvZ0NNJHJENiQoJF4bKEI="))
-charset("sjis_halfwidth_and_cut.txt", 1, "ｱｲｳ表示ソ\x80".encode("cp932", "replace")[:-1] + b"\x83")
-charset("sjis_bom.txt", 1, b"\xef\xbb\xbf" + "ハロー".encode("shift_jis"))
-charset("eucjp_jis0212_kana.txt", 2, b"\x8f\xb0\xa1\x8e\xb1\xa4\xa2")
-charset("eucjp_bom_or_kanji.txt", 2, b"\xef\xbb\xbf\xb0\xa1\xb0")

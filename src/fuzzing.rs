@@ -1,5 +1,5 @@
-//! The invariants the fuzz targets in `fuzz/` check: [`check_mime`], [`check_smtp`],
-//! [`check_webhook`] and [`check_charset`] each take one raw fuzzer input, drive the library
+//! The invariants the fuzz targets in `fuzz/` check: [`check_mime`], [`check_smtp`]
+//! and [`check_webhook`] each take one raw fuzzer input, drive the library
 //! the way the gateway does, and panic when an invariant is violated.
 //!
 //! They are in the library rather than in `fuzz/` so that one copy serves both libFuzzer
@@ -709,36 +709,6 @@ fn sign(secret: &[u8], body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-// ------------------------------------------------------------------ Japanese charsets
-
-/// Input: a charset byte (mod 3: ISO-2022-JP, Shift_JIS, EUC-JP), then the text.
-///
-/// Invariants of the fast path ([`crate::mail::charset::decode`], by the charset's label): it
-/// never panics; when it answers, the text is exactly encoding_rs's (`Encoding::decode`, as
-/// mail-parser 1.0.1 asks for it); and it declines only what it is documented to decline:
-/// input encoding_rs itself finds malformed, a byte order mark, or EUC-JP's JIS X 0212
-/// (`0x8F`). The last one keeps the fast path from silently becoming a no-op.
-pub fn check_charset(data: &[u8]) {
-    let Some((&selector, text)) = data.split_first() else {
-        return;
-    };
-    let encoding = [encoding_rs::ISO_2022_JP, encoding_rs::SHIFT_JIS, encoding_rs::EUC_JP]
-        [usize::from(selector % 3)];
-    let (expected, _, malformed) = encoding.decode(text);
-    match crate::mail::charset::decode(encoding.name(), text) {
-        Some(fast) => {
-            assert_eq!(fast, expected, "{}: the fast path differs from encoding_rs", encoding.name())
-        }
-        None => assert!(
-            malformed
-                || encoding_rs::Encoding::for_bom(text).is_some()
-                || (encoding == encoding_rs::EUC_JP && text.contains(&0x8F)),
-            "{}: the fast path declined well-formed text {expected:?}",
-            encoding.name()
-        ),
-    }
 }
 
 #[cfg(test)]

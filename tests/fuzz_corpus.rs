@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mail2line::fuzzing::{check_charset, check_mime, check_smtp, WebhookTarget};
+use mail2line::fuzzing::{check_mime, check_smtp, WebhookTarget};
 
 /// The files of `fuzz/<kind>/<target>/`, sorted; `required` makes an empty or missing
 /// directory a failure (the seeds must not silently disappear).
@@ -47,9 +47,4 @@ fn webhook_seeds_and_regressions_hold() {
     let dir = tempfile::tempdir().unwrap();
     let mut target = WebhookTarget::new(dir.path());
     replay("webhook", |data| target.check(data));
-}
-
-#[test]
-fn charset_seeds_and_regressions_hold() {
-    replay("charset", check_charset);
 }

@@ -22,8 +22,8 @@ use crate::secret::Secret;
 use super::outcome::{classify, Outcome, RetryReason};
 use super::token::{Credentials, TokenSource};
 
-/// The JSON body LINE expects for a request, borrowed from the planned [`Request`]. Written
-/// by [`Body::to_json`] (`json.rs`); the serde derive is the reference it is tested against.
+/// The JSON body LINE expects for a request, borrowed from the planned [`Request`]; written
+/// by [`Body::to_json`].
 #[derive(Serialize)]
 #[serde(untagged)]
 pub enum Body<'a> {
@@ -37,6 +37,11 @@ impl<'a> Body<'a> {
             Endpoint::Push { to } => Body::Push { to, messages: &req.messages },
             Endpoint::Multicast { to } => Body::Multicast { to, messages: &req.messages },
         }
+    }
+
+    /// The body as LINE gets it (and as the spool and the dry-run log keep it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a request body is strings, arrays and objects with string keys")
     }
 }
 

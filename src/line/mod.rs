@@ -2,7 +2,6 @@
 //! codes and token kinds. It turns HTTP outcomes into [`Outcome`]s the delivery layer decides on.
 
 pub mod client;
-mod json;
 pub mod outcome;
 pub mod token;
 

@@ -10,7 +10,6 @@
 //! stub text alternatives, [`calendar`] summaries); encoded file names are read by [`names`].
 
 mod calendar;
-pub mod charset;
 mod flowed;
 mod html;
 pub mod lenient;
@@ -360,8 +359,7 @@ fn body_piece(part: &MessagePart<'_>) -> Option<String> {
 /// UTF-8 (invalid sequences become U+FFFD). Borrowed when the body needs no conversion; empty
 /// for a part that is not text.
 ///
-/// The one place where a part's bytes become text, body and text attachments alike, and so
-/// where the Japanese fast path (`charset.rs`) plugs in.
+/// The one place where a part's bytes become text, body and text attachments alike.
 fn part_text<'m>(part: &MessagePart<'m>) -> Cow<'m, str> {
     if !part.is_text() {
         return Cow::Borrowed("");
@@ -383,19 +381,9 @@ fn part_text<'m>(part: &MessagePart<'m>) -> Cow<'m, str> {
             }),
         };
     }
-    // Japanese mail is everyday: its charsets go through the fast path first, which gives
-    // exactly what mail-parser's encoding_rs would, or declines (then mail-parser decodes).
-    let japanese = match charset {
-        Charset::Iso2022Jp => Some(encoding_rs::ISO_2022_JP),
-        Charset::ShiftJis => Some(encoding_rs::SHIFT_JIS),
-        Charset::EucJp => Some(encoding_rs::EUC_JP),
-        _ => None,
-    };
-    if let Some(encoding) = japanese {
-        if let Some(text) = charset::decode_encoding(encoding, &bytes) {
-            return Cow::Owned(text);
-        }
-    }
+    // Everything else, the Japanese charsets included, through mail-parser's encoding_rs
+    // decoders (WHATWG: CP932 and NEC extensions, half-width katakana, U+FFFD for invalid
+    // bytes).
     match bytes {
         Cow::Borrowed(bytes) => charset.decode(bytes),
         Cow::Owned(bytes) => Cow::Owned(charset.decode_owned(bytes)),
@@ -719,6 +707,42 @@ mod tests {
         let notice = parse(&raw);
         assert_eq!(notice.subject, "天気予報");
         assert_eq!(notice.text, "東京の天気は晴れです。");
+    }
+
+    /// The Japanese charsets decode as encoding_rs (WHATWG) decodes them, which is what mail
+    /// from Japanese systems needs: the NEC special characters (row 13: ①, ㈱, ㍉) and the
+    /// CP932 extensions (髙, 﨑), half-width katakana in each charset's own way, and U+FFFD for
+    /// an invalid or truncated sequence, never a lost line. (These once went through a fast path
+    /// of our own, `charset.rs`, held to encoding_rs's output; issue #18 removed it.)
+    #[test]
+    fn japanese_charsets_decode_nec_cp932_and_half_width_katakana_and_mark_bad_bytes() {
+        let body = |label: &str, bytes: &[u8]| {
+            let raw = [
+                format!("Subject: x\r\nContent-Type: text/plain; charset={label}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
+                    .as_bytes(),
+                bytes,
+            ]
+            .concat();
+            parse(&raw).text
+        };
+        // Shift_JIS, and its Microsoft label (CP932 is what Windows and most Japanese systems
+        // send under either).
+        let sjis = b"\x87\x40\x87\x8a\x87\x5f \xb6\xc0\xb6\xc5 \xfb\xfc\xed\x95 \x82\xa0";
+        for label in ["Shift_JIS", "windows-31j", "cp932", "\"x-sjis\""] {
+            assert_eq!(body(label, sjis), "①㈱㍉ ｶﾀｶﾅ 髙﨑 あ", "{label}");
+        }
+        // A byte no code starts with, and a pair cut short at the end.
+        assert_eq!(body("Shift_JIS", b"a\xa0b \x82"), "a\u{FFFD}b \u{FFFD}");
+        // ISO-2022-JP: row 13 through ESC $ B, half-width katakana through ESC ( I, JIS X 0201
+        // Roman through ESC ( J; then a pair cut short by the escape back to ASCII.
+        assert_eq!(
+            body("ISO-2022-JP", b"\x1b$B-!-j\x1b(B \x1b(I6@6E\x1b(B \x1b(Jabc\x1b(B \x1b$B$\"\x1b(B"),
+            "①㈱ ｶﾀｶﾅ abc あ"
+        );
+        assert_eq!(body("ISO-2022-JP", b"a\x1b$B%\x1b(Bb"), "a\u{FFFD}b");
+        // EUC-JP: row 13, half-width katakana after 0x8E, a truncated pair.
+        assert_eq!(body("EUC-JP", b"\xad\xa1\xad\xea \x8e\xb6\x8e\xc0 \xa4\xa2"), "①㈱ ｶﾀ あ");
+        assert_eq!(body("EUC-JP", b"a \xa4"), "a \u{FFFD}");
     }
 
     #[test]
