@@ -195,6 +195,9 @@ async fn a_401_renews_the_token_once_and_the_mail_is_delivered() {
     let gw = start(&line, &v21(&jwk, Some(KID)), SPOOL_FAST);
     assert_eq!(mail(&gw, 1), 250, "{}", gw.logs());
     line.wait_for(2, Duration::from_secs(30)).await;
+    // The spool reads the quota at start with the same token; let that be over, or its 401
+    // would renew the token before the push meets one.
+    line.wait_for_quota_reads(1, Duration::from_secs(30)).await;
     // LINE revokes the token (as an admin might in the console): the next push gets 401.
     line.revoke_tokens();
     assert_eq!(mail(&gw, 2), 250);

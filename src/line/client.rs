@@ -204,8 +204,8 @@ impl LineClient {
             #[serde(rename = "totalUsage")]
             total_usage: i64,
         }
-        let quota: Quota = self.get_json("/v2/bot/message/quota").await?;
-        let used: Consumption = self.get_json("/v2/bot/message/quota/consumption").await?;
+        let quota: Quota = self.get_json_passive("/v2/bot/message/quota").await?;
+        let used: Consumption = self.get_json_passive("/v2/bot/message/quota/consumption").await?;
         let limit = if quota.kind == "none" { None } else { quota.value.map(|v| v.max(0) as u64) };
         Ok(QuotaReading { limit, used: used.total_usage.max(0) as u64 })
     }
@@ -287,6 +287,20 @@ impl LineClient {
             .send()
             .await
             .map_err(|e| ProbeError::Transport(describe_transport(&e)))
+    }
+
+    /// A GET with the token at hand only: no token is issued for it and a 401 renews nothing.
+    /// The quota is read in the background, and with v2.1 and stateless tokens a read that
+    /// issued or renewed the token would race the deliveries that own that (a push that meets
+    /// a revoked token must be the one to renew it, and retry with the same key).
+    async fn get_json_passive<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
+        let token = self.tokens.current().await.ok_or_else(|| format!("GET {api_path}: no channel access token yet (the first push gets one)"))?;
+        let response = self.get(api_path, &token).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {api_path}: LINE answered {}", status.as_u16()));
+        }
+        response.json::<T>().await.map_err(|e| format!("GET {api_path}: unexpected answer: {e}"))
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {

@@ -433,6 +433,20 @@ impl TokenSource {
         self.refresh(&mut state).await
     }
 
+    /// The token at hand, if any, without issuing one: for background reads (the quota) that
+    /// must not take part in issuing or renewing, which the deliveries drive.
+    pub async fn current(&self) -> Option<Secret> {
+        if let Credentials::LongLived(token) = &self.credentials {
+            return Some(token.clone());
+        }
+        let mut state = self.state.lock().await;
+        if !state.store_read {
+            state.store_read = true;
+            state.current = self.load();
+        }
+        state.current.as_ref().filter(|c| now_ms() < c.renew_at_ms).map(|c| c.token.clone())
+    }
+
     /// LINE answered 401 to `refused`: replaces it, once however many requests saw the 401. A
     /// caller that finds the token already replaced gets the new one without another issue.
     /// For a long-lived token there is nothing to renew; it is handed back as it is.

@@ -744,7 +744,20 @@ async fn quota_watch(inner: Arc<Inner>) {
                 }
                 debug!(limit = ?r.limit, used = r.used, "LINE quota read");
             }
-            Err(e) => warn!("cannot read LINE's message quota: {e}"),
+            Err(e) => {
+                if inner.quota_view.lock().unwrap_or_else(|e| e.into_inner()).known {
+                    warn!("cannot read LINE's message quota: {e}");
+                } else {
+                    // Before the first reading (e.g. no v2.1 token until the first push), ask
+                    // again soon rather than a probe interval later.
+                    debug!("cannot read LINE's message quota yet: {e}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(inner.settings.retry.quota_probe.min(Duration::from_secs(5))) => {}
+                        _ = inner.stopped() => return,
+                    }
+                    continue;
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(inner.settings.retry.quota_probe) => {}
