@@ -302,6 +302,8 @@ async fn empty_channel_secret_refuses_every_webhook() {
         assert!(text.contains("line.channel_secret"), "{text}");
     }
     assert!(registry(&gw).list(true).unwrap().is_empty());
+    // The log is read from the process's output by a thread of its own: it may trail the 503.
+    assert!(block_in_place(|| gw.wait_for_log("line.channel_secret is empty", Duration::from_secs(10))), "{}", gw.logs());
     assert_eq!(gw.logs().matches("line.channel_secret is empty").count(), 1, "logged once:\n{}", gw.logs());
     assert!(line.requests().is_empty());
 }
