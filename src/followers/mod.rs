@@ -123,7 +123,7 @@ impl Registry {
 
     /// Commits a one-row write: `Ok` means the registry (and so storage.dir) takes writes now.
     pub fn probe(&self) -> Result<(), RegistryError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now = crate::clock::now_ms();
         self.conn().execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)", params![now])?;
         Ok(())
     }
