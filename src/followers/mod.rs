@@ -56,20 +56,8 @@ pub struct Follower {
     pub unfollowed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryError(pub String);
-
-impl std::fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<rusqlite::Error> for RegistryError {
-    fn from(e: rusqlite::Error) -> Self {
-        RegistryError(e.to_string())
-    }
-}
+/// Why the registry could not do what was asked: the one database error of `storage.dir`.
+pub use crate::storage::DbError as RegistryError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS followers (

@@ -123,21 +123,8 @@ impl State {
     }
 }
 
-/// Why the store could not do what was asked. The text is for logs; it never holds mail content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
-    }
-}
+/// Why the store could not do what was asked: the one database error of `storage.dir`.
+pub use crate::storage::DbError as StoreError;
 
 /// What happened to an attempt, to be recorded.
 #[derive(Debug, Clone)]
