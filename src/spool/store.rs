@@ -872,6 +872,15 @@ mod tests {
         assert_eq!(due_ids(&conn), [ids[3], ids[1], ids[4]]);
     }
 
+    /// Runs [`make_quota_jobs_due`]: `refused` (refused for the quota) is due now, `other` (an
+    /// ordinary retry) still waits until `far`.
+    fn assert_only_the_quota_refused_made_due(w: &Connection, refused: JobId, other: JobId, far: i64) {
+        make_quota_jobs_due(w).unwrap();
+        let next = |id| get(w, id).unwrap().unwrap().next_at;
+        assert!(next(refused) <= now_ms(), "the quota-refused job is due now");
+        assert_eq!(next(other), far, "another retry keeps its back-off");
+    }
+
     #[tokio::test]
     async fn only_jobs_refused_for_the_quota_are_made_due_when_it_has_room() {
         let dir = tempfile::tempdir().unwrap();
@@ -882,10 +891,7 @@ mod tests {
         store.update(ids[0], 1000, retry(true)).await.unwrap();
         store.update(ids[1], 1000, retry(false)).await.unwrap();
         let w = open_existing(dir.path(), true).unwrap();
-        make_quota_jobs_due(&w).unwrap();
-        let next = |id| get(&w, id).unwrap().unwrap().next_at;
-        assert!(next(ids[0]) <= now_ms(), "the quota-refused job is due now");
-        assert_eq!(next(ids[1]), far, "another retry keeps its back-off");
+        assert_only_the_quota_refused_made_due(&w, ids[0], ids[1], far);
     }
 
     #[tokio::test]
@@ -903,10 +909,7 @@ mod tests {
         set(ids[0], "429: You have reached your monthly limit.");
         set(ids[1], "500");
         migrate(&w).unwrap();
-        make_quota_jobs_due(&w).unwrap();
-        let next = |id| get(&w, id).unwrap().unwrap().next_at;
-        assert!(next(ids[0]) <= now_ms(), "the quota-refused job is due now");
-        assert_eq!(next(ids[1]), far, "another retry keeps its back-off");
+        assert_only_the_quota_refused_made_due(&w, ids[0], ids[1], far);
     }
 
     #[tokio::test]
