@@ -23,7 +23,7 @@ use crate::line::{Credentials, LineClient};
 /// The real API, the default `line.api_base_url`.
 const LINE_API: &str = "https://api.line.me";
 
-pub const EX_CONFIG: u8 = 78;
+pub use crate::config::EX_CONFIG;
 pub const EX_UNAVAILABLE: u8 = 69;
 pub const EX_PROTOCOL: u8 = 76;
 

@@ -848,7 +848,7 @@ mod tests {
         let mut t = WebhookTarget::new(dir.path());
         let newcomer = format!("U{:032x}", 0xabc);
         // A recent event: one older than the event-id memory would be refused as a replay.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+        let now = crate::clock::now_ms();
         let body = format!(
             r#"{{"destination":"U1","events":[{{"type":"follow","timestamp":{now},"replyToken":"r","webhookEventId":"01JDNEW","source":{{"type":"user","userId":"{newcomer}"}}}}]}}"#
         );

@@ -17,6 +17,7 @@ pub mod mail;
 pub mod queue;
 pub mod quota;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod delivery;

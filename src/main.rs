@@ -54,7 +54,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("mail2line: configuration errors (nothing started):\n{e}");
-                    return ExitCode::from(78); // EX_CONFIG
+                    return ExitCode::from(config::EX_CONFIG);
                 }
             };
             mail2line::logging::init(&cfg.log);

@@ -38,7 +38,7 @@ pub enum RetryWhich {
 }
 
 /// Exit status for a configuration problem (EX_CONFIG), as `check-config` uses.
-pub const EXIT_CONFIG: u8 = 78;
+pub use crate::config::EX_CONFIG as EXIT_CONFIG;
 /// Exit status when the job or the spool does not exist, or the store fails.
 pub const EXIT_FAILURE: u8 = 1;
 
@@ -58,13 +58,9 @@ impl Failure {
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`),
 /// runs `action`, prints the result, and returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let (_path, loaded) = config::load_for_command(config_flag.as_deref(), Purpose::DryRun);
-    let cfg = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mail2line: configuration errors:\n{e}");
-            return EXIT_CONFIG;
-        }
+    let cfg = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+        Ok((_path, cfg)) => cfg,
+        Err(status) => return status,
     };
     match run(&cfg, &action, store::now_ms()) {
         Ok(out) => {

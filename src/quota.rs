@@ -16,7 +16,7 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use crate::config::{self, Config, Purpose};
-use crate::queue::{rfc3339, table, EXIT_CONFIG, EXIT_FAILURE};
+use crate::queue::{rfc3339, table, EXIT_FAILURE};
 use crate::spool::coalesce::month_bounds;
 use crate::spool::store::{self, UsageRow};
 
@@ -25,13 +25,9 @@ const TOP: usize = 10;
 
 /// Entry point for `main.rs`; returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, json: bool) -> u8 {
-    let (_path, loaded) = config::load_for_command(config_flag.as_deref(), Purpose::DryRun);
-    let cfg = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mail2line: configuration errors:\n{e}");
-            return EXIT_CONFIG;
-        }
+    let cfg = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+        Ok((_path, cfg)) => cfg,
+        Err(status) => return status,
     };
     match run(&cfg, json, store::now_ms()) {
         Ok(out) => {

@@ -10,6 +10,25 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Why one of the SQLite files in `storage.dir` (the spool, the follower registry) could not do
+/// what was asked. Both stores share it (as `spool::store::StoreError` and
+/// `followers::RegistryError`), since they fail the same way. The text is for logs; it never
+/// holds mail content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError(pub String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError(e.to_string())
+    }
+}
+
 /// How long one reading of free and used space is trusted.
 pub const CACHE_FOR: Duration = Duration::from_secs(1);
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::{self, Config, Purpose};
 use crate::followers::{Follower, Registry, FILE_NAME};
-use crate::queue::{one_line, printable, rfc3339, table, truncate, Failure, EXIT_CONFIG, EXIT_FAILURE};
+use crate::queue::{one_line, printable, rfc3339, table, truncate, Failure, EXIT_FAILURE};
 
 /// What to do, as parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +41,9 @@ const NAME_COLUMN_MAX: usize = 40;
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`,
 /// then `./config.toml`), runs `action`, prints the result, and returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let (path, loaded) = config::load_for_command(config_flag.as_deref(), Purpose::DryRun);
-    let cfg = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mail2line: configuration errors:\n{e}");
-            return EXIT_CONFIG;
-        }
+    let (path, cfg) = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
     };
     let out = match run(&cfg, &path, &action) {
         Ok(out) => out,

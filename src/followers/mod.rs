@@ -56,20 +56,8 @@ pub struct Follower {
     pub unfollowed_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryError(pub String);
-
-impl std::fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<rusqlite::Error> for RegistryError {
-    fn from(e: rusqlite::Error) -> Self {
-        RegistryError(e.to_string())
-    }
-}
+/// Why the registry could not do what was asked: the one database error of `storage.dir`.
+pub use crate::storage::DbError as RegistryError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS followers (
@@ -123,7 +111,7 @@ impl Registry {
 
     /// Commits a one-row write: `Ok` means the registry (and so storage.dir) takes writes now.
     pub fn probe(&self) -> Result<(), RegistryError> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let now = crate::clock::now_ms();
         self.conn().execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)", params![now])?;
         Ok(())
     }

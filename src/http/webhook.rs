@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::{debug, error, info, warn};
 
+use crate::clock::now_ms;
 use crate::compose::message::{Message, TextMessage};
 use crate::config::Config;
 use crate::followers::{Kind, Registry};
@@ -377,13 +378,6 @@ fn prune(hook: &Webhook, now: i64) {
 /// Future timestamps (LINE's clock a little ahead of ours) are not refused.
 pub fn too_old(timestamp: i64, now: i64) -> bool {
     now.saturating_sub(timestamp) > EVENT_ID_RETENTION_MS
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

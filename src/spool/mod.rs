@@ -547,12 +547,7 @@ impl Inner {
 }
 
 fn make_quota_jobs_due(dir: &Path) -> Result<(), StoreError> {
-    let conn = store::open_existing(dir, true)?;
-    conn.execute(
-        "UPDATE jobs SET next_at = ?1 WHERE state = 'pending' AND last_error LIKE '%monthly limit%'",
-        rusqlite::params![store::now_ms()],
-    )?;
-    Ok(())
+    store::make_quota_jobs_due(&store::open_existing(dir, true)?)
 }
 
 async fn worker(inner: Arc<Inner>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {

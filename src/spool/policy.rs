@@ -55,7 +55,8 @@ pub fn decide(job: &Job, outcome: &Outcome, now: i64, jitter: f64, p: &RetryPoli
                     jittered.max(after.unwrap_or_default())
                 }
             };
-            Update::Retry { next_at: now + wait.as_millis() as i64, error: detail.clone(), ambiguous }
+            let quota_exhausted = matches!(reason, RetryReason::QuotaExhausted);
+            Update::Retry { next_at: now + wait.as_millis() as i64, error: detail.clone(), ambiguous, quota_exhausted }
         }
     }
 }

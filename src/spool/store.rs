@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
@@ -123,29 +123,18 @@ impl State {
     }
 }
 
-/// Why the store could not do what was asked. The text is for logs; it never holds mail content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreError(pub String);
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
-    }
-}
+/// Why the store could not do what was asked: the one database error of `storage.dir`.
+pub use crate::storage::DbError as StoreError;
 
 /// What happened to an attempt, to be recorded.
 #[derive(Debug, Clone)]
 pub enum Update {
     /// Delivered: the job is removed.
     Done,
-    /// Try again at `next_at` (unix ms).
-    Retry { next_at: i64, error: String, ambiguous: bool },
+    /// Try again at `next_at` (unix ms). `quota_exhausted`: LINE refused for the month's quota
+    /// ([`RetryReason::QuotaExhausted`](crate::line::outcome::RetryReason::QuotaExhausted)), so
+    /// the job is due again as soon as the quota is known to have room ([`make_quota_jobs_due`]).
+    Retry { next_at: i64, error: String, ambiguous: bool, quota_exhausted: bool },
     /// Give up: kept as dead with the reason.
     Dead { error: String },
 }
@@ -201,9 +190,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -260,10 +247,12 @@ CREATE TABLE IF NOT EXISTS health (
 
 /// Columns added after the first release, with their defaults: a spool written by an older
 /// version opens as it was, its jobs neither held nor coalesced.
-const ADDED_COLUMNS: [(&str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str); 4] = [
     ("chat", "TEXT NOT NULL DEFAULT ''"),
     ("recipients", "INTEGER NOT NULL DEFAULT 1"),
     ("mails", "INTEGER NOT NULL DEFAULT 1"),
+    // 1 while the last attempt was refused for the month's quota (`Update::Retry`).
+    ("quota_exhausted", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
@@ -272,6 +261,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     for (name, decl) in ADDED_COLUMNS {
         if !have.iter().any(|h| h == name) {
             conn.execute_batch(&format!("ALTER TABLE jobs ADD COLUMN {name} {decl}"))?;
+            if name == "quota_exhausted" {
+                // A spool from before the column told a quota refusal only by LINE's text in
+                // `last_error`; that text is read here once, and never after.
+                conn.execute_batch("UPDATE jobs SET quota_exhausted = 1 WHERE state = 'pending' AND last_error LIKE '%monthly limit%'")?;
+            }
         }
     }
     // Held requests are sealed per chat.
@@ -660,17 +654,17 @@ fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Upd
                 .execute(params![id, at])?;
             tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
         }
-        Update::Retry { next_at, error, ambiguous } => {
+        Update::Retry { next_at, error, ambiguous, quota_exhausted } => {
             tx.prepare_cached(
-                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), next_at = ?3, last_error = ?4, ambiguous = MAX(ambiguous, ?5) WHERE id = ?1",
+                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), next_at = ?3, last_error = ?4, ambiguous = MAX(ambiguous, ?5), quota_exhausted = ?6 WHERE id = ?1",
             )?
-            .execute(params![id, at, next_at, error, *ambiguous as i64])?;
+            .execute(params![id, at, next_at, error, *ambiguous as i64, *quota_exhausted as i64])?;
         }
         Update::Dead { error } => {
             tx.prepare_cached(
                 // `next_at` means nothing for a dead job; it keeps when it died, which
                 // `purge_dead` (`[delivery] dead_retention`) counts from.
-                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), state = 'dead', last_error = ?3, next_at = ?2 WHERE id = ?1",
+                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, ?2), state = 'dead', last_error = ?3, next_at = ?2, quota_exhausted = 0 WHERE id = ?1",
             )?
             .execute(params![id, at, error])?;
         }
@@ -808,13 +802,20 @@ pub fn get(conn: &Connection, id: JobId) -> Result<Option<Job>, StoreError> {
         .optional()?)
 }
 
+/// Makes every pending job that was refused for the month's quota due now: the quota has room
+/// again. Jobs refused for any other reason keep their back-off.
+pub fn make_quota_jobs_due(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute("UPDATE jobs SET next_at = ?1 WHERE state = 'pending' AND quota_exhausted = 1", params![now_ms()])?;
+    Ok(())
+}
+
 /// Makes a job pending and due now. A dead job gets a fresh retry key when LINE may already
 /// have forgotten the old one (older than 24 h); `new_key` is used then.
 pub fn retry_now(conn: &Connection, id: JobId, new_key: &str) -> Result<bool, StoreError> {
     let now = now_ms();
     let stale = now - 24 * 3600 * 1000;
     let n = conn.execute(
-        "UPDATE jobs SET state = 'pending', next_at = ?2, last_error = '',
+        "UPDATE jobs SET state = 'pending', next_at = ?2, last_error = '', quota_exhausted = 0,
              retry_key = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < ?3 THEN ?4 ELSE retry_key END,
              first_attempt_at = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < ?3 THEN NULL ELSE first_attempt_at END,
              ambiguous = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < ?3 THEN 0 ELSE ambiguous END
@@ -856,7 +857,7 @@ mod tests {
         // The first of each chain (m1→U1, m1→U2) and the other mail.
         assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]]);
         // Retrying does not let the next one pass; dead or done does.
-        store.update(ids[0], 1000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false }).await.unwrap();
+        store.update(ids[0], 1000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false, quota_exhausted: false }).await.unwrap();
         assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]]);
         store.update(ids[0], 2000, Update::Dead { error: "400".into() }).await.unwrap();
         assert_eq!(due_ids(&conn), [ids[1], ids[2], ids[4]]);
@@ -864,11 +865,51 @@ mod tests {
         assert_eq!(due_ids(&conn), [ids[1], ids[3], ids[4]]);
         // A predecessor dropped from the CLI releases its chain too.
         let w = open_existing(dir.path(), true).unwrap();
-        store.update(ids[3], 4000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false }).await.unwrap();
+        store.update(ids[3], 4000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: false, quota_exhausted: false }).await.unwrap();
         assert!(retry_now(&w, ids[0], "00000000-0000-4000-8000-000000000099").unwrap(), "revive the dead head");
         assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]], "a revived earlier job holds the chain again");
         assert!(drop_job(&w, ids[0]).unwrap());
         assert_eq!(due_ids(&conn), [ids[3], ids[1], ids[4]]);
+    }
+
+    /// Runs [`make_quota_jobs_due`]: `refused` (refused for the quota) is due now, `other` (an
+    /// ordinary retry) still waits until `far`.
+    fn assert_only_the_quota_refused_made_due(w: &Connection, refused: JobId, other: JobId, far: i64) {
+        make_quota_jobs_due(w).unwrap();
+        let next = |id| get(w, id).unwrap().unwrap().next_at;
+        assert!(next(refused) <= now_ms(), "the quota-refused job is due now");
+        assert_eq!(next(other), far, "another retry keeps its back-off");
+    }
+
+    #[tokio::test]
+    async fn only_jobs_refused_for_the_quota_are_made_due_when_it_has_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store.insert(vec![job(1), job(2)]).await.unwrap();
+        let far = now_ms() + 3_600_000;
+        let retry = |quota_exhausted| Update::Retry { next_at: far, error: "429".into(), ambiguous: false, quota_exhausted };
+        store.update(ids[0], 1000, retry(true)).await.unwrap();
+        store.update(ids[1], 1000, retry(false)).await.unwrap();
+        let w = open_existing(dir.path(), true).unwrap();
+        assert_only_the_quota_refused_made_due(&w, ids[0], ids[1], far);
+    }
+
+    #[tokio::test]
+    async fn a_spool_from_before_the_quota_column_keeps_its_quota_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let far = now_ms() + 3_600_000;
+        let ids = {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert(vec![job(1), job(2)]).await.unwrap()
+        };
+        // As an older version left it: no column, the refusal only in LINE's text.
+        let w = open_existing(dir.path(), true).unwrap();
+        w.execute_batch("ALTER TABLE jobs DROP COLUMN quota_exhausted").unwrap();
+        let set = |id, error: &str| w.execute("UPDATE jobs SET next_at = ?2, last_error = ?3 WHERE id = ?1", params![id, far, error]).unwrap();
+        set(ids[0], "429: You have reached your monthly limit.");
+        set(ids[1], "500");
+        migrate(&w).unwrap();
+        assert_only_the_quota_refused_made_due(&w, ids[0], ids[1], far);
     }
 
     #[tokio::test]
@@ -882,10 +923,10 @@ mod tests {
         assert!(due(&conn, now_ms(), 10).unwrap().is_empty());
         assert_eq!(due(&conn, now_ms() + LEASE_MS + 1, 10).unwrap().len(), 2);
 
-        store.update(ids[0], 1000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: true }).await.unwrap();
+        store.update(ids[0], 1000, Update::Retry { next_at: 5, error: "500".into(), ambiguous: true, quota_exhausted: false }).await.unwrap();
         let j = get(&conn, ids[0]).unwrap().unwrap();
         assert_eq!((j.attempts, j.first_attempt_at, j.next_at, j.ambiguous, j.last_error.as_str()), (1, Some(1000), 5, true, "500"));
-        store.update(ids[0], 2000, Update::Retry { next_at: 6, error: "429".into(), ambiguous: false }).await.unwrap();
+        store.update(ids[0], 2000, Update::Retry { next_at: 6, error: "429".into(), ambiguous: false, quota_exhausted: false }).await.unwrap();
         let j = get(&conn, ids[0]).unwrap().unwrap();
         assert_eq!((j.attempts, j.first_attempt_at, j.ambiguous), (2, Some(1000), true), "first attempt and ambiguity stick");
 
@@ -905,7 +946,7 @@ mod tests {
         let ids = store.insert(vec![job(1), job(2), job(3)]).await.unwrap();
         store.update(ids[0], 1000, Update::Dead { error: "400".into() }).await.unwrap();
         store.update(ids[1], 5000, Update::Dead { error: "400".into() }).await.unwrap();
-        store.update(ids[2], 500, Update::Retry { next_at: 600, error: "500".into(), ambiguous: false }).await.unwrap();
+        store.update(ids[2], 500, Update::Retry { next_at: 600, error: "500".into(), ambiguous: false, quota_exhausted: false }).await.unwrap();
         let w = open_existing(dir.path(), true).unwrap();
         assert_eq!(purge_dead(&w, 1000).unwrap(), 0, "died exactly at the cut-off: kept");
         assert_eq!(purge_dead(&w, 1001).unwrap(), 1);

@@ -32,7 +32,7 @@ pub const EX_NOUSER: u8 = 67;
 pub const EX_IOERR: u8 = 74;
 pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_NOPERM: u8 = 77;
-pub const EX_CONFIG: u8 = 78;
+pub use crate::config::EX_CONFIG;
 
 /// Where and how to reach the gateway, from `[sendmail]` and `[smtp] listen`.
 #[derive(Debug, Clone)]

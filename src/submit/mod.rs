@@ -91,14 +91,7 @@ pub fn sendmail_main(raw: Vec<OsString>) -> u8 {
 
 /// Loads the configuration for a client command; on failure prints why and returns EX_CONFIG.
 fn load(flag: Option<&Path>, prog: &str) -> Result<(Config, Server), u8> {
-    let (path, loaded) = config::load_for_command(flag, Purpose::Client);
-    let cfg = match loaded {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{prog}: configuration errors:\n{e}");
-            return Err(EX_CONFIG);
-        }
-    };
+    let (path, cfg) = config::load_or_exit(flag, Purpose::Client, prog)?;
     match Server::from_config(&cfg) {
         Ok(s) => Ok((cfg, s)),
         Err(e) => {
