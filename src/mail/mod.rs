@@ -534,7 +534,7 @@ fn decoded_bytes(part: &MessagePart<'_>) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -583,8 +583,9 @@ mod tests {
         assert_eq!(normalize_line_ends(""), "");
     }
 
-    /// Test mails are written with LF for legibility; real SMTP input has CRLF.
-    fn crlf(lf: &[u8]) -> Vec<u8> {
+    /// Test mails are written with LF for legibility; real SMTP input has CRLF. (Shared with
+    /// the other test modules of `mail`.)
+    pub(crate) fn crlf(lf: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(lf.len() + lf.len() / 16);
         for &b in lf {
             if b == b'\n' {
@@ -596,7 +597,7 @@ mod tests {
     }
 
     /// Name, content type and size of each attachment, for tests about the listing.
-    fn listed(notice: &Notice) -> Vec<(&str, &str, usize)> {
+    pub(crate) fn listed(notice: &Notice) -> Vec<(&str, &str, usize)> {
         notice
             .attachments
             .iter()

@@ -385,23 +385,9 @@ fn cid_references(html: &str, out: &mut Vec<String>) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parse, parse_message, Notice};
+    use super::super::{parse, parse_message};
 
-    /// Test mails are written with LF for legibility; real SMTP input has CRLF.
-    fn crlf(lf: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(lf.len() + lf.len() / 16);
-        for &b in lf {
-            if b == b'\n' {
-                out.push(b'\r');
-            }
-            out.push(b);
-        }
-        out
-    }
-
-    fn listed(notice: &Notice) -> Vec<(&str, &str, usize)> {
-        notice.attachments.iter().map(|a| (a.name.as_str(), a.content_type.as_str(), a.size())).collect()
-    }
+    use crate::mail::tests::{crlf, listed};
 
     // ------------------------------------------------------------ forwards and digests
 
