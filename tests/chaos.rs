@@ -11,8 +11,9 @@ use serde_json::json;
 use support::chaos::{clock_seed, run, tally, Ending, Settings, Transaction};
 use support::standin::{Fault, Recorded};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_short_fault_campaign_loses_and_duplicates_nothing() {
+/// A short campaign (500 mails, 5 sessions, 100/s, a kill every 0.3–1.2 s), checked for what
+/// every campaign must show; returns the report for the checks particular to a test.
+async fn short_campaign(fault_rate: f64, coalesce: bool) -> (support::chaos::Report, String) {
     let seed = std::env::var("MAIL2LINE_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock_seed);
     let settings = Settings {
         mails: 500,
@@ -21,24 +22,30 @@ async fn a_short_fault_campaign_loses_and_duplicates_nothing() {
         // goes on into the drain if a slow machine made fewer than `min_kills`).
         rate: Some(100.0),
         seed,
-        fault_rate: 0.2,
+        fault_rate,
         kill_every: (Duration::from_millis(300), Duration::from_millis(1200)),
         min_kills: 3,
         drain_timeout: Duration::from_secs(60),
         rust_log: None,
-        // One request per mail: many requests, so faults of every kind are drawn.
-        coalesce: false,
+        coalesce,
     };
     let report = run(settings).await;
     let summary = report.summary();
     eprintln!("{summary}");
     assert!(report.kills >= 3, "the campaign must kill the gateway several times:\n{summary}");
     let t = &report.tally;
-    assert!(report.faults_injected.len() >= 3, "the stand-in must inject faults of several kinds:\n{summary}");
     assert_eq!(t.mails_answered_250, 500, "every mail is answered 250 in the end:\n{summary}");
     assert!(t.lost.is_empty() && t.duplicated.is_empty(), "0 lost, 0 duplicated:\n{summary}");
     assert!(t.spec_errors.is_empty(), "every request body is valid against LINE's spec:\n{summary}");
     assert!(report.passed(), "{summary}");
+    (report, summary)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_fault_campaign_loses_and_duplicates_nothing() {
+    // One request per mail: many requests, so faults of every kind are drawn.
+    let (report, summary) = short_campaign(0.2, false).await;
+    assert!(report.faults_injected.len() >= 3, "the stand-in must inject faults of several kinds:\n{summary}");
 }
 
 /// The same with coalescing on: nearly all mail is held and `kill -9`'d while held, and is
@@ -46,29 +53,8 @@ async fn a_short_fault_campaign_loses_and_duplicates_nothing() {
 /// faults are not asserted here (the campaign above covers them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_fault_campaign_with_coalescing_loses_and_duplicates_nothing() {
-    let seed = std::env::var("MAIL2LINE_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(clock_seed);
-    let settings = Settings {
-        mails: 500,
-        sessions: 5,
-        rate: Some(100.0),
-        seed,
-        fault_rate: 0.3,
-        kill_every: (Duration::from_millis(300), Duration::from_millis(1200)),
-        min_kills: 3,
-        drain_timeout: Duration::from_secs(60),
-        rust_log: None,
-        coalesce: true,
-    };
-    let report = run(settings).await;
-    let summary = report.summary();
-    eprintln!("{summary}");
-    assert!(report.kills >= 3, "the campaign must kill the gateway several times:\n{summary}");
-    let t = &report.tally;
-    assert_eq!(t.mails_answered_250, 500, "every mail is answered 250 in the end:\n{summary}");
-    assert!(t.coalesced_requests > 0, "mail was coalesced:\n{summary}");
-    assert!(t.lost.is_empty() && t.duplicated.is_empty(), "0 lost, 0 duplicated:\n{summary}");
-    assert!(t.spec_errors.is_empty(), "every request body is valid against LINE's spec:\n{summary}");
-    assert!(report.passed(), "{summary}");
+    let (report, summary) = short_campaign(0.3, true).await;
+    assert!(report.tally.coalesced_requests > 0, "mail was coalesced:\n{summary}");
 }
 
 /// A delivery request as the stand-in records it, for the accounting tests.

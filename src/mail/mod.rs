@@ -1233,17 +1233,23 @@ pub(crate) mod tests {
             let _ = parse_message(&RICH[..end]);
         }
         // Bytes that mean something to a MIME parser, so the noise reaches deep code paths.
-        const ALPHABET: &[u8] = b"\r\n:=?-<>\"; abBQ\x1b\xff";
-        let mut state: u32 = 0x1234_5678;
-        for len in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    ALPHABET[(state >> 16) as usize % ALPHABET.len()]
-                })
-                .collect();
+        for bytes in noise(b"\r\n:=?-<>\"; abBQ\x1b\xff", 0x1234_5678, 300) {
             let _ = parse_message(&bytes);
         }
+    }
+
+    /// Deterministic strings of `alphabet`'s bytes, one of each length below `lengths`
+    /// (a linear congruential generator from `seed`), for no-panic tests.
+    pub(crate) fn noise(alphabet: &'static [u8], seed: u32, lengths: usize) -> impl Iterator<Item = Vec<u8>> {
+        let mut state = seed;
+        (0..lengths).map(move |len| {
+            (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    alphabet[(state >> 16) as usize % alphabet.len()]
+                })
+                .collect()
+        })
     }
 
     #[test]

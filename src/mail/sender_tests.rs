@@ -272,15 +272,7 @@ fn odd_bytes_in_charset_paths_do_not_panic() {
         let _ = parse_message(sample);
     }
     // Random bytes that mean something to these paths.
-    const ALPHABET: &[u8] = b"\r\n:=?- \tFrom BQcp932\x1b$(\x82\xa0\xe3\xff";
-    let mut state: u32 = 0x9e37_79b9;
-    for len in 0..400 {
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                ALPHABET[(state >> 16) as usize % ALPHABET.len()]
-            })
-            .collect();
+    for bytes in crate::mail::tests::noise(b"\r\n:=?- \tFrom BQcp932\x1b$(\x82\xa0\xe3\xff", 0x9e37_79b9, 400) {
         let _ = parse_message(&bytes);
     }
 }

@@ -466,8 +466,7 @@ impl Inner {
             return u64::from(job.recipients);
         }
         let cached = self.members.lock().unwrap_or_else(|e| e.into_inner()).get(&job.target).copied();
-        if let Some((n, at)) = cached.filter(|(_, at)| at.elapsed() < MEMBER_COUNT_TTL) {
-            let _ = at;
+        if let Some((n, _)) = cached.filter(|(_, at)| at.elapsed() < MEMBER_COUNT_TTL) {
             return n;
         }
         match self.client.member_count(&job.target).await {
