@@ -80,8 +80,7 @@ const CORPUS: &[Case] = &[
     Case { file: "outlook.eml", classes: "2 forward, 6 cid + MsoNormal", show: &[
         Start("FW: Quote 2025-118 for the server replacement\n\nHello Taro,\n\nPlease see the vendor's quote below (attached as the original mail).\nCan you approve it by Friday?"),
         T("Hanako Suzuki | IT Operations"),
-        T("From: Vendor Support <support@vendor.example>"),
-        T("Subject: Quote 2025-118 for the server replacement"),
+        T("From: Vendor Support <support@vendor.example>"), T("Subject: Quote 2025-118 for the server replacement"),
         T("Dear customer,"),
         T("The total for the replacement is 1,280,000 JPY (tax included).\nDelivery: two weeks after your order."),
       ], hide: &["📎 attachment ("] },
@@ -127,19 +126,16 @@ const CORPUS: &[Case] = &[
       ], hide: &[] },
     Case { file: "digest.eml", classes: "2 digest", show: &[
         Start("ops Digest, Vol 12, Issue 7\n\n"),
-        T("From: Kenji Ito <kenji@example.org>"),
-        T("Subject: Printer on 3F jammed again"),
+        T("From: Kenji Ito <kenji@example.org>"), T("Subject: Printer on 3F jammed again"),
         T("The printer on 3F shows paper jam in tray 2 again.\nHas anyone called the service company?"),
-        T("From: Mika Mori <mika@example.org>"),
-        T("Subject: Re: Printer on 3F jammed again"),
+        T("From: Mika Mori <mika@example.org>"), T("Subject: Re: Printer on 3F jammed again"),
         T("Called them: a technician comes Tuesday at 10:00."),
         T("ops mailing list: https://lists.example.org/mailman/listinfo/ops"),
       ], hide: &["📎 attachment ("] },
     Case { file: "bounce.eml", classes: "2 message/rfc822", show: &[
         Start("Undelivered Mail Returned to Sender\n\nThis is the mail system at host mx1.example.com."),
         T("Recipient address rejected: User unknown"),
-        T("From: Billing <billing@example.com>"),
-        T("Subject: Invoice 2025-11 is ready"),
+        T("From: Billing <billing@example.com>"), T("Subject: Invoice 2025-11 is ready"),
         T("Your invoice for November 2025 is ready: 12,400 JPY, due 2025-12-10."),
       ], hide: &[] },
     Case { file: "newsletter.eml", classes: "1 links, 3 stub, 6 preheader + pixel + nameless inline", show: &[

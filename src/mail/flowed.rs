@@ -83,53 +83,24 @@ pub fn unflow(text: &str, delsp: bool) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn soft_breaks_join_and_keep_the_space() {
-        let text = "This is a long \nparagraph that was \nwrapped.\nNext line.";
-        assert_eq!(
-            unflow(text, false),
-            "This is a long paragraph that was wrapped.\nNext line."
-        );
+    /// One test per name: `unflow(text, delsp)` must give `expected`, for each case.
+    macro_rules! unflows {
+        ($($name:ident: [$(($text:expr, $delsp:expr) => $expected:expr),+ $(,)?],)+) => {$(
+            #[test]
+            fn $name() {
+                $(assert_eq!(unflow($text, $delsp), $expected, "{:?} delsp={}", $text, $delsp);)+
+            }
+        )+};
     }
 
-    #[test]
-    fn delsp_removes_the_marking_space() {
+    unflows! {
+        soft_breaks_join_and_keep_the_space: [("This is a long \nparagraph that was \nwrapped.\nNext line.", false) => "This is a long paragraph that was wrapped.\nNext line."],
         // Japanese has no spaces between words: DelSp=yes lets the sender wrap anywhere.
-        let text = "こんにち \nは、世界 \nです。\n二行目";
-        assert_eq!(unflow(text, true), "こんにちは、世界です。\n二行目");
-    }
-
-    #[test]
-    fn without_delsp_the_space_stays() {
-        assert_eq!(unflow("foo \nbar", false), "foo bar");
-        assert_eq!(unflow("foo \nbar", true), "foobar");
-    }
-
-    #[test]
-    fn space_stuffing_is_removed() {
-        let text = " From the start\n >not a quote";
-        assert_eq!(unflow(text, false), "From the start\n>not a quote");
-    }
-
-    #[test]
-    fn quoted_lines_join_only_at_equal_depth() {
-        let text = "> quoted and \n> continued\n>> deeper \nplain";
-        assert_eq!(
-            unflow(text, false),
-            "> quoted and continued\n>> deeper \nplain"
-        );
-    }
-
-    #[test]
-    fn signature_separator_is_a_hard_break() {
-        let text = "Bye\n-- \nAlice";
-        assert_eq!(unflow(text, false), "Bye\n-- \nAlice");
-    }
-
-    #[test]
-    fn empty_lines_and_empty_input_survive() {
-        assert_eq!(unflow("", false), "");
-        assert_eq!(unflow("a\n\nb", true), "a\n\nb");
-        assert_eq!(unflow(">\n> x", false), ">\n> x");
+        delsp_removes_the_marking_space: [("こんにち \nは、世界 \nです。\n二行目", true) => "こんにちは、世界です。\n二行目"],
+        without_delsp_the_space_stays: [("foo \nbar", false) => "foo bar", ("foo \nbar", true) => "foobar"],
+        space_stuffing_is_removed: [(" From the start\n >not a quote", false) => "From the start\n>not a quote"],
+        quoted_lines_join_only_at_equal_depth: [("> quoted and \n> continued\n>> deeper \nplain", false) => "> quoted and continued\n>> deeper \nplain"],
+        signature_separator_is_a_hard_break: [("Bye\n-- \nAlice", false) => "Bye\n-- \nAlice"],
+        empty_lines_and_empty_input_survive: [("", false) => "", ("a\n\nb", true) => "a\n\nb", (">\n> x", false) => ">\n> x"],
     }
 }

@@ -605,6 +605,40 @@ pub(crate) mod tests {
             .collect()
     }
 
+    /// Parses `raw` and checks the notice's subject, sender and text.
+    pub(crate) fn assert_parsed(raw: &[u8], subject: &str, from: &str, text: &str) {
+        let notice = parse(raw);
+        assert_eq!(notice.subject, subject);
+        assert_eq!(notice.from, from);
+        assert_eq!(notice.text, text);
+    }
+
+    /// A `multipart/mixed` mail (boundary `m`) of `parts`, each its headers, a blank line and
+    /// its body, with CRLF line ends.
+    fn mixed(parts: &[&str]) -> Vec<u8> {
+        let mut lf = String::from("Content-Type: multipart/mixed; boundary=m\n\n");
+        for part in parts {
+            lf.push_str("--m\n");
+            lf.push_str(part);
+        }
+        lf.push_str("--m--\n");
+        crlf(lf.as_bytes())
+    }
+
+    /// Parses `raw` and checks the notice's subject and text.
+    pub(crate) fn assert_subject_and_text(raw: &[u8], subject: &str, text: &str) {
+        let notice = parse(raw);
+        assert_eq!(notice.subject, subject);
+        assert_eq!(notice.text, text);
+    }
+
+    /// Parses `raw` and checks the notice's text and the attachments it lists.
+    fn assert_text_and_listed(raw: &[u8], text: &str, attachments: &[(&str, &str, usize)]) {
+        let notice = parse(raw);
+        assert_eq!(notice.text, text);
+        assert_eq!(listed(&notice), attachments);
+    }
+
     /// Found by the `mime` fuzz target: on this broken nested multipart mail-parser 0.11.9
     /// hit `debug_assert!(false, "Invalid part ID, could not find multipart.")`, a panic in
     /// builds with debug assertions (tests, fuzzing), which `parse` turned into the fallback to
@@ -939,77 +973,37 @@ pub(crate) mod tests {
 
     #[test]
     fn attachment_without_name_and_attached_message() {
-        let raw = crlf(
-            b"Content-Type: multipart/mixed; boundary=m\n\
-              \n\
-              --m\n\
-              Content-Type: text/plain\n\
-              \n\
-              see attached\n\
-              --m\n\
-              Content-Type: APPLICATION/Octet-Stream\n\
-              Content-Transfer-Encoding: base64\n\
-              \n\
-              AAECAw==\n\
-              --m\n\
-              Content-Type: message/rfc822\n\
-              \n\
-              Subject: inner\n\
-              \n\
-              hello\n\
-              --m--\n",
-        );
-        let notice = parse(&raw);
+        let raw = mixed(&[
+            "Content-Type: text/plain\n\nsee attached\n",
+            "Content-Type: APPLICATION/Octet-Stream\nContent-Transfer-Encoding: base64\n\nAAECAw==\n",
+            "Content-Type: message/rfc822\n\nSubject: inner\n\nhello\n",
+        ]);
         // The attached message is shown in the text, not listed.
-        assert_eq!(notice.text, "see attached\n\n---------- Forwarded message ----------\nSubject: inner\n\nhello");
-        assert_eq!(listed(&notice), vec![("attachment", "application/octet-stream", 4)]);
+        assert_text_and_listed(
+            &raw,
+            "see attached\n\n---------- Forwarded message ----------\nSubject: inner\n\nhello",
+            &[("attachment", "application/octet-stream", 4)],
+        );
     }
 
     #[test]
     fn text_attachment_is_not_body() {
-        let raw = crlf(
-            b"Content-Type: multipart/mixed; boundary=m\n\
-              \n\
-              --m\n\
-              Content-Type: text/plain\n\
-              \n\
-              body\n\
-              --m\n\
-              Content-Type: text/csv; name=data.csv\n\
-              Content-Disposition: attachment; filename=data.csv\n\
-              \n\
-              a,b\n\
-              --m--\n",
-        );
-        let notice = parse(&raw);
-        assert_eq!(notice.text, "body");
-        assert_eq!(listed(&notice), vec![("data.csv", "text/csv", 3)]);
+        let raw = mixed(&[
+            "Content-Type: text/plain\n\nbody\n",
+            "Content-Type: text/csv; name=data.csv\nContent-Disposition: attachment; filename=data.csv\n\na,b\n",
+        ]);
+        assert_text_and_listed(&raw, "body", &[("data.csv", "text/csv", 3)]);
     }
 
     #[test]
     fn mixed_inline_texts_join_and_inline_image_is_listed() {
-        let raw = crlf(
-            b"Content-Type: multipart/mixed; boundary=m\n\
-              \n\
-              --m\n\
-              Content-Type: text/plain\n\
-              \n\
-              before\n\
-              --m\n\
-              Content-Type: image/jpeg\n\
-              Content-Disposition: inline; filename=photo.jpg\n\
-              Content-Transfer-Encoding: base64\n\
-              \n\
-              /9j/\n\
-              --m\n\
-              Content-Type: text/plain\n\
-              \n\
-              after\n\
-              --m--\n",
-        );
-        let notice = parse(&raw);
-        assert_eq!(notice.text, "before\n\nafter");
-        assert_eq!(listed(&notice), vec![("photo.jpg", "image/jpeg", 3)]);
+        let raw = mixed(&[
+            "Content-Type: text/plain\n\nbefore\n",
+            "Content-Type: image/jpeg\nContent-Disposition: inline; filename=photo.jpg\n\
+             Content-Transfer-Encoding: base64\n\n/9j/\n",
+            "Content-Type: text/plain\n\nafter\n",
+        ]);
+        assert_text_and_listed(&raw, "before\n\nafter", &[("photo.jpg", "image/jpeg", 3)]);
     }
 
     /// A mail built by Python's `email` package the way desktop clients build one (see
@@ -1168,10 +1162,7 @@ pub(crate) mod tests {
     #[test]
     fn missing_subject_is_empty() {
         let raw = crlf(b"From: a@example.com\nTo: b@example.com\n\nHello\n");
-        let notice = parse(&raw);
-        assert_eq!(notice.subject, "");
-        assert_eq!(notice.from, "a@example.com");
-        assert_eq!(notice.text, "Hello");
+        assert_parsed(&raw, "", "a@example.com", "Hello");
     }
 
     #[test]
@@ -1194,18 +1185,13 @@ pub(crate) mod tests {
     #[test]
     fn bare_lf_input() {
         let raw = b"Subject: bare\nFrom: Al <al@example.com>\n\nfirst\nsecond\n\nthird\n";
-        let notice = parse(raw);
-        assert_eq!(notice.subject, "bare");
-        assert_eq!(notice.from, "Al <al@example.com>");
-        assert_eq!(notice.text, "first\nsecond\n\nthird");
+        assert_parsed(raw, "bare", "Al <al@example.com>", "first\nsecond\n\nthird");
     }
 
     #[test]
     fn control_characters_and_trailing_whitespace_are_dropped() {
         let raw = b"Subject: a\x07b\x1bc\r\n\r\n  indented\tkept\x00\x08\r\nbell\x07\rlone cr\r\n \t \r\n\r\n";
-        let notice = parse(raw);
-        assert_eq!(notice.subject, "abc");
-        assert_eq!(notice.text, "  indented\tkept\nbell\nlone cr");
+        assert_subject_and_text(raw, "abc", "  indented\tkept\nbell\nlone cr");
     }
 
     #[test]
@@ -1275,10 +1261,7 @@ pub(crate) mod tests {
 
     #[test]
     fn last_header_without_a_line_end_is_read() {
-        let notice = parse(b"Subject: x\r\nFrom: a@example.com");
-        assert_eq!(notice.subject, "x");
-        assert_eq!(notice.from, "a@example.com");
-        assert_eq!(notice.text, "");
+        assert_parsed(b"Subject: x\r\nFrom: a@example.com", "x", "a@example.com", "");
     }
 
     #[test]

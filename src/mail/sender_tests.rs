@@ -8,6 +8,7 @@ use base64::Engine;
 use encoding_rs::{Encoding, EUC_JP, ISO_2022_JP, SHIFT_JIS};
 use mail_parser::{Charset, HeaderName, MessageParser};
 
+use super::tests::{assert_parsed, assert_subject_and_text};
 use super::{lenient, parse, parse_message, sloppy, Notice};
 
 /// `text` in `encoding`, as bytes.
@@ -50,10 +51,7 @@ fn php_mail_with_cp932_labels() {
         b"",
         &body,
     ]);
-    let notice = parse(&raw);
-    assert_eq!(notice.subject, "【受注】①番 ㈱サンプル様");
-    assert_eq!(notice.from, "通販ショップ <shop@example.jp>");
-    assert_eq!(notice.text, "ご注文ありがとうございます。\n合計：１，２８０円");
+    assert_parsed(&raw, "【受注】①番 ㈱サンプル様", "通販ショップ <shop@example.jp>", "ご注文ありがとうございます。\n合計：１，２８０円");
 }
 
 #[test]
@@ -214,19 +212,13 @@ fn shell_script_without_the_blank_line() {
 #[test]
 fn whitespace_only_separator() {
     let raw = b"Subject: nightly\r\nFrom: cron@example.com\r\n \t \r\nAll jobs done.\r\nStatus: ok\r\n";
-    let notice = parse(raw);
-    assert_eq!(notice.subject, "nightly");
-    assert_eq!(notice.from, "cron@example.com");
-    assert_eq!(notice.text, "All jobs done.\nStatus: ok");
+    assert_parsed(raw, "nightly", "cron@example.com", "All jobs done.\nStatus: ok");
 }
 
 #[test]
 fn leading_mbox_from_line() {
     let raw = b"From root@host.example.com Mon Jan  1 00:00:00 2024\nSubject: from an mbox\nFrom: root@host.example.com\n\nhello\n";
-    let notice = parse(raw);
-    assert_eq!(notice.subject, "from an mbox");
-    assert_eq!(notice.from, "root@host.example.com");
-    assert_eq!(notice.text, "hello");
+    assert_parsed(raw, "from an mbox", "root@host.example.com", "hello");
     // Plain text that happens to start with "From " is still plain text.
     assert_eq!(parse(b"From now on, backups run at 3.\n").text, "From now on, backups run at 3.");
 }
@@ -242,9 +234,7 @@ fn sloppy_and_unlabelled_together() {
         b"\n",
     ]
     .concat();
-    let notice = parse(&raw);
-    assert_eq!(notice.subject, "夜間処理完了のお知らせ");
-    assert_eq!(notice.text, "全ジョブが正常に終了しました。本日の処理件数は千二百件です。");
+    assert_subject_and_text(&raw, "夜間処理完了のお知らせ", "全ジョブが正常に終了しました。本日の処理件数は千二百件です。");
 }
 
 // ------------------------------------------------------------------ never panics
