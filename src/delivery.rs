@@ -34,7 +34,7 @@ use crate::mail;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
 use crate::smtp::{Mail, Reply};
-use crate::spool::store::{NewJob, Packer, Sealed};
+use crate::spool::store::{NewJob, PackError, Packer, Sealed};
 use crate::spool::Spool;
 
 pub enum Mode {
@@ -412,7 +412,7 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
 pub struct HeldPacker;
 
 impl Packer for HeldPacker {
-    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String> {
+    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, PackError> {
         #[derive(serde::Deserialize)]
         struct Held {
             to: serde_json::Value,
@@ -428,7 +428,7 @@ impl Packer for HeldPacker {
                     serde_json::Value::Array(ids) => {
                         Endpoint::Multicast { to: ids.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect() }
                     }
-                    _ => return Err("held request without a recipient".into()),
+                    _ => return Err(PackError("held request without a recipient".into())),
                 });
             }
             mails.push(held.messages);

@@ -252,10 +252,10 @@ const AUTH_PASSWORD: &str = "wonderland";
 struct FuzzDirectory;
 
 impl Directory for FuzzDirectory {
-    fn is_active_follower(&self, id: &str) -> Result<bool, String> {
+    fn is_active_follower(&self, id: &str) -> Result<bool, crate::smtp::session::DirectoryError> {
         Ok(id == FOLLOWER)
     }
-    fn active_follower_count(&self) -> Result<usize, String> {
+    fn active_follower_count(&self) -> Result<usize, crate::smtp::session::DirectoryError> {
         Ok(1)
     }
 }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
+use crate::smtp::session::DirectoryError;
+
 pub mod cli;
 
 /// The registry's file inside `storage.dir`.
@@ -209,15 +211,15 @@ impl Registry {
 }
 
 impl crate::smtp::Directory for Registry {
-    fn is_active_follower(&self, id: &str) -> Result<bool, String> {
-        self.is_active(id).map_err(|e| e.0)
+    fn is_active_follower(&self, id: &str) -> Result<bool, DirectoryError> {
+        self.is_active(id).map_err(|e| DirectoryError(e.0))
     }
 
-    fn active_follower_count(&self) -> Result<usize, String> {
+    fn active_follower_count(&self) -> Result<usize, DirectoryError> {
         let n: i64 = self
             .conn()
             .query_row("SELECT COUNT(*) FROM followers WHERE active = 1 AND kind = 'user'", [], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| DirectoryError(e.to_string()))?;
         Ok(n as usize)
     }
 }

@@ -163,7 +163,19 @@ pub struct Sealed {
 /// limits allow. The spool does not know LINE's message objects; the composer does, and the
 /// gateway hands it in (see `delivery`).
 pub trait Packer: Send + Sync {
-    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String>;
+    fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, PackError>;
+}
+
+/// Held requests a [`Packer`] could not read back. The spool then sends each of them on its own,
+/// as it was composed, so no mail waits on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot pack the held requests of one chat: {0}; each is sent on its own, so nothing is lost (a held request the gateway cannot read back is a bug: please report it)")]
+pub struct PackError(pub String);
+
+impl From<String> for PackError {
+    fn from(text: String) -> Self {
+        PackError(text)
+    }
 }
 
 /// LINE's monthly quota as last read: `limit` None when LINE reports `type: none`.
@@ -1005,7 +1017,7 @@ mod tests {
     struct Joiner;
 
     impl Packer for Joiner {
-        fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, String> {
+        fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, PackError> {
             Ok(vec![Sealed { body: bodies.join("+"), parts: (0..bodies.len()).collect() }])
         }
     }
