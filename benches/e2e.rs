@@ -1,8 +1,10 @@
 //! End-to-end benchmark of the real `mail2line` binary: SMTP in, LINE push out.
 //!
-//! This file owns the whole measurement: an in-process LINE stand-in (the "sink") that answers
-//! push/multicast 200 and timestamps every request, the gateway process (spawned from the binary
-//! cargo built, configured in a tempdir), a raw-socket SMTP load generator, and the RSS probe.
+//! This file owns the measurement: the gateway's config, the load (sessions, pacing, the mails),
+//! the RSS probe and the report. Its parts come from the one test harness, `tests/support`: the
+//! in-process LINE stand-in that answers push/multicast 200 and timestamps every request
+//! (`fastline`, the "sink"), the gateway launcher (`gateway`, here with the binary cargo built
+//! for the bench, configured in a tempdir) and the pipelining SMTP client (`load`).
 //! `bench/e2e.sh` runs the standard scenarios; `bench/README.md` explains the numbers.
 //!
 //! Usage (after `--`, simple `--key value` pairs; `cargo bench` adds `--bench`, which we skip):
@@ -26,25 +28,21 @@
 //! be set up (gateway did not start, bad arguments) and 3 when a mail answered 250 never reached
 //! the sink, because a lost mail makes every other number meaningless.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
 #[path = "cli/args.rs"]
 mod args;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::post;
-use axum::Router;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use support::gateway::{GatewayProcess, Options};
+use support::load::Smtp;
 
 const DOMAIN: &str = "text.line.example.com";
 const TOKEN: &str = "bench-token";
@@ -139,286 +137,67 @@ fn parse_args() -> Result<Args, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// LINE sink
-
-/// What the sink saw. One lock per request is cheap next to an HTTP round trip, and keeping the
-/// first receipt per seq here (rather than a raw log) makes duplicates a by-product.
-#[derive(Default)]
-struct SinkLog {
-    /// seq → when its first request arrived.
-    first: HashMap<u64, Instant>,
-    requests: u64,
-    duplicates: u64,
-    /// Requests whose text had no `seq=` (should be 0; counted so a template change is visible).
-    unparsed: u64,
-    /// Requests to paths other than push/multicast, or with the wrong token.
-    unexpected: u64,
-}
-
-type Sink = Arc<Mutex<SinkLog>>;
-
-/// Every `seq=<n>` in the request's message texts (a multicast or a split text still names one
-/// mail; we take each distinct seq in the request once).
-fn seqs_in(body: &[u8]) -> Vec<u64> {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return Vec::new() };
-    let mut out = Vec::new();
-    for m in v["messages"].as_array().into_iter().flatten() {
-        let Some(text) = m["text"].as_str() else { continue };
-        // A coalesced request carries several mails, each with its own subject line.
-        for (pos, _) in text.match_indices("seq=") {
-            let digits: String = text[pos + 4..].chars().take_while(|c| c.is_ascii_digit()).collect();
-            if let Ok(n) = digits.parse() {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
-            }
-        }
-    }
-    out
-}
-
-fn record(sink: &Sink, headers: &axum::http::HeaderMap, body: &[u8]) -> usize {
-    // Take the time first: the lock and the JSON parse are the sink's cost, not the gateway's.
-    let now = Instant::now();
-    let seqs = seqs_in(body);
-    let messages = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["messages"].as_array().map(|a| a.len()))
-        .unwrap_or(1);
-    let authorized =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"));
-    let mut log = sink.lock().unwrap();
-    log.requests += 1;
-    if !authorized {
-        log.unexpected += 1;
-    }
-    if seqs.is_empty() {
-        log.unparsed += 1;
-    }
-    for s in seqs {
-        match log.first.entry(s) {
-            std::collections::hash_map::Entry::Occupied(_) => log.duplicates += 1,
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(now);
-            }
-        }
-    }
-    messages
-}
-
-async fn push(State(sink): State<Sink>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
-    let n = record(&sink, &headers, &body);
-    // LINE answers one sentMessages entry per message sent.
-    let ids: Vec<String> = (1..=n).map(|i| format!("{{\"id\":\"{i}\",\"quoteToken\":\"q\"}}")).collect();
-    (
-        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-line-request-id"), "bench")],
-        format!("{{\"sentMessages\":[{}]}}", ids.join(",")),
-    )
-}
-
-async fn multicast(State(sink): State<Sink>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
-    record(&sink, &headers, &body);
-    (
-        [(header::CONTENT_TYPE, "application/json"), (header::HeaderName::from_static("x-line-request-id"), "bench")],
-        "{}",
-    )
-}
-
-async fn unexpected(State(sink): State<Sink>) -> impl IntoResponse {
-    sink.lock().unwrap().unexpected += 1;
-    (StatusCode::NOT_FOUND, "{\"message\":\"Not found\"}")
-}
-
-/// Starts the sink on its own runtime thread so its timestamps are not delayed behind the load
-/// generator's tasks (on a 2-core machine the OS still shares the cores, but a busy tokio worker
-/// of the load generator cannot hold a sink request in its queue).
-fn start_sink() -> Result<(Sink, u16, tokio::runtime::Runtime), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("line-sink")
-        .enable_all()
-        .build()
-        .map_err(|e| format!("sink runtime: {e}"))?;
-    let sink: Sink = Arc::default();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).map_err(|e| format!("sink bind: {e}"))?;
-    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let app = Router::new()
-        .route("/v2/bot/message/push", post(push))
-        .route("/v2/bot/message/multicast", post(multicast))
-        .fallback(unexpected)
-        .with_state(sink.clone());
-    rt.spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("e2e: LINE sink stopped: {e}");
-        }
-    });
-    Ok((sink, port, rt))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Gateway process
 
-/// The gateway child; killed on drop so a panicking bench never leaves it running.
-struct Gateway {
-    child: Child,
-    smtp_port: u16,
-    log: Arc<Mutex<GatewayLog>>,
-    _dir: tempfile::TempDir,
-}
-
-#[derive(Default)]
-struct GatewayLog {
-    lines: u64,
-    /// The first WARN/ERROR lines, shown in the summary: a warning during a benchmark usually
-    /// explains a bad number.
-    warnings: Vec<String>,
-    warning_count: u64,
-    /// The last lines, shown when the gateway does not start.
-    tail: std::collections::VecDeque<String>,
-}
-
-impl Gateway {
-    fn start(args: &Args, sink_port: u16) -> Result<Gateway, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-        let mut config = format!(
-            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nmax_sessions = 5000\n\
-             # The load comes from one address: per-address limits would measure themselves.\n\
-             max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n\n\
-             [line]\napi_base_url = \"http://127.0.0.1:{sink_port}\"\nchannel_access_token = \"{TOKEN}\"\n\n\
-             [storage]\ndir = \"{}\"\n",
-            dir.path().join("data").display()
-        );
-        // Our `[delivery]` keys; merged into the extra config's own `[delivery]` if it has one
-        // (TOML allows a table once), where its keys win.
-        let extra = match &args.extra_config {
-            Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--extra-config {}: {e}", path.display()))?,
-            None => String::new(),
-        };
-        let mut delivery = String::new();
-        if let Some(mode) = args.mode.as_ref().filter(|_| !extra.contains("mode =")) {
-            delivery.push_str(&format!("mode = \"{mode}\"\n"));
-        }
-        if let Some(secs) = args.coalesce_secs.filter(|_| !extra.contains("coalesce_secs")) {
-            delivery.push_str(&format!("coalesce_secs = {secs}\n"));
-        }
-        let header = extra.lines().position(|l| l.trim() == "[delivery]");
-        match header {
-            Some(at) => {
-                let mut lines: Vec<&str> = extra.lines().collect();
-                lines.insert(at + 1, delivery.trim_end());
-                config.push('\n');
-                config.push_str(&lines.join("\n"));
-                config.push('\n');
-            }
-            None => {
-                if !delivery.is_empty() {
-                    config.push_str(&format!("\n[delivery]\n{delivery}"));
-                }
-                config.push('\n');
-                config.push_str(&extra);
-                config.push('\n');
-            }
-        }
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, &config).map_err(|e| format!("write config: {e}"))?;
-
-        let mut child = Command::new(&args.gateway_bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
-            .env_remove("LINE_CHANNEL_SECRET")
-            .env_remove("MAIL2LINE_CONFIG")
-            .env("RUST_LOG", &args.rust_log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn {}: {e}", args.gateway_bin.display()))?;
-        let log = Arc::new(Mutex::new(GatewayLog::default()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        let thread_log = log.clone();
-        // Keep draining after startup: a full pipe would block the gateway's logging, and with it
-        // the gateway.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("SMTP listening on ").nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or("");
-                    if let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
-                        let _ = tx.send(port);
-                    }
-                }
-                let mut l = thread_log.lock().unwrap();
-                l.lines += 1;
-                if line.contains("WARN") || line.contains("ERROR") {
-                    l.warning_count += 1;
-                    if l.warnings.len() < 5 {
-                        l.warnings.push(line.clone());
-                    }
-                }
-                l.tail.push_back(line);
-                if l.tail.len() > 30 {
-                    l.tail.pop_front();
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let smtp_port = loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(p) => break p,
-                Err(_) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    return Err(format!(
-                        "gateway did not log its SMTP port within 30 s; last log lines:\n{}",
-                        tail(&log)
-                    ));
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        std::thread::sleep(Duration::from_millis(100)); // let the reader catch up
-                        return Err(format!(
-                            "gateway exited at startup ({status}); config:\n{config}\nlog:\n{}",
-                            tail(&log)
-                        ));
-                    }
-                }
-            }
-        };
-        Ok(Gateway { child, smtp_port, log, _dir: dir })
+/// The gateway's config: the sink as LINE, no per-address limits, `args`' `[delivery]` keys
+/// merged with `--extra-config`.
+fn config(args: &Args, sink_port: u16, dir: &std::path::Path) -> Result<String, String> {
+    let mut config = format!(
+        "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nmax_sessions = 5000\n\
+         # The load comes from one address: per-address limits would measure themselves.\n\
+         max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n\n\
+         [line]\napi_base_url = \"http://127.0.0.1:{sink_port}\"\nchannel_access_token = \"{TOKEN}\"\n\n\
+         [storage]\ndir = \"{}\"\n",
+        dir.join("data").display()
+    );
+    // Our `[delivery]` keys; merged into the extra config's own `[delivery]` if it has one
+    // (TOML allows a table once), where its keys win.
+    let extra = match &args.extra_config {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--extra-config {}: {e}", path.display()))?,
+        None => String::new(),
+    };
+    let mut delivery = String::new();
+    if let Some(mode) = args.mode.as_ref().filter(|_| !extra.contains("mode =")) {
+        delivery.push_str(&format!("mode = \"{mode}\"\n"));
     }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
+    if let Some(secs) = args.coalesce_secs.filter(|_| !extra.contains("coalesce_secs")) {
+        delivery.push_str(&format!("coalesce_secs = {secs}\n"));
     }
-
-    /// SIGTERM (a graceful stop, so a spool gets to close its files), then SIGKILL after 10 s.
-    fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    let header = extra.lines().position(|l| l.trim() == "[delivery]");
+    match header {
+        Some(at) => {
+            let mut lines: Vec<&str> = extra.lines().collect();
+            lines.insert(at + 1, delivery.trim_end());
+            config.push('\n');
+            config.push_str(&lines.join("\n"));
+            config.push('\n');
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        None => {
+            if !delivery.is_empty() {
+                config.push_str(&format!("\n[delivery]\n{delivery}"));
+            }
+            config.push('\n');
+            config.push_str(&extra);
+            config.push('\n');
         }
     }
+    Ok(config)
 }
 
-fn tail(log: &Arc<Mutex<GatewayLog>>) -> String {
-    let l = log.lock().unwrap();
-    l.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+/// Starts the gateway (killed on drop, so a panicking bench never leaves it running).
+fn start_gateway(args: &Args, sink_port: u16) -> Result<GatewayProcess, String> {
+    let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+    let config = config(args, sink_port, dir.path())?;
+    let env = [("RUST_LOG", args.rust_log.as_str())];
+    let opts = Options { env: &env, bin: Some(&args.gateway_bin), ..Default::default() };
+    GatewayProcess::launch(dir, &config, &opts).map_err(|e| format!("{e}\nconfig:\n{config}"))
+}
+
+/// What the gateway logged: its line count and its WARN/ERROR lines (a warning during a
+/// benchmark usually explains a bad number).
+fn warnings(logs: &str) -> (usize, Vec<&str>) {
+    let warnings = logs.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+    (logs.lines().count(), warnings)
 }
 
 /// (VmHWM, VmRSS) in KiB from /proc/<pid>/status.
@@ -453,54 +232,6 @@ fn start_rss_sampler(pid: u32) -> (Arc<AtomicBool>, Arc<AtomicU64>, std::thread:
 // ---------------------------------------------------------------------------------------------
 // SMTP load generator
 
-/// One SMTP connection with a buffered reader, so multi-line replies and pipelined replies that
-/// arrive in one segment are read correctly.
-struct Smtp {
-    rd: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
-    wr: tokio::net::tcp::OwnedWriteHalf,
-    line: String,
-}
-
-impl Smtp {
-    async fn connect(port: u16) -> std::io::Result<Smtp> {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        // Without this, Nagle holds back the small pipelined command batches behind the ACK of
-        // the previous segment and delayed ACK turns that into 40 ms of fake latency.
-        stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
-        Ok(Smtp { rd: tokio::io::BufReader::with_capacity(4096, r), wr: w, line: String::new() })
-    }
-
-    /// Reads one (possibly multi-line) reply and returns its code.
-    async fn reply(&mut self) -> std::io::Result<u16> {
-        loop {
-            self.line.clear();
-            let n = tokio::time::timeout(REPLY_TIMEOUT, self.rd.read_line(&mut self.line))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SMTP reply within 120 s"))??;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-            }
-            let b = self.line.as_bytes();
-            let code = std::str::from_utf8(b.get(..3).unwrap_or(b"")).ok().and_then(|c| c.parse::<u16>().ok());
-            let Some(code) = code else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("bad reply line {:?}", self.line),
-                ));
-            };
-            // "250-…" continues, "250 …" (or a bare "250") ends the reply.
-            if b.get(3) != Some(&b'-') {
-                return Ok(code);
-            }
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.wr.write_all(bytes).await
-    }
-}
-
 /// What happened to one mail, by seq.
 #[derive(Debug, Clone)]
 struct MailRecord {
@@ -524,7 +255,7 @@ struct SessionResult {
 }
 
 struct Load {
-    port: u16,
+    at: SocketAddr,
     next: AtomicU64,
     mails: u64,
     rate: Option<f64>,
@@ -574,17 +305,7 @@ async fn session(
 ) -> SessionResult {
     let mut res = SessionResult::default();
     let rcpt = format!("U{:032x}@{DOMAIN}", 0xbe_0000_u64 + index as u64);
-    let ready = async {
-        let mut c = Smtp::connect(load.port).await?;
-        let greeting = c.reply().await?;
-        c.send(b"EHLO bench.example\r\n").await?;
-        let ehlo = c.reply().await?;
-        if greeting != 220 || ehlo != 250 {
-            return Err(std::io::Error::other(format!("greeting {greeting}, EHLO {ehlo}")));
-        }
-        Ok(c)
-    }
-    .await;
+    let ready = Smtp::open(load.at, REPLY_TIMEOUT, "bench.example").await;
     // Every session waits here, even a failed one, so the barrier cannot deadlock.
     start.wait().await;
     let mut c = match ready {
@@ -615,10 +336,7 @@ async fn session(
         let mut rec = MailRecord { seq, started: Instant::now(), lag, data_end: None, replied: None, code: None };
         let outcome: std::io::Result<bool> = async {
             // PIPELINING is advertised: the whole envelope goes out in one segment.
-            c.send(envelope.as_bytes()).await?;
-            let mail = c.reply().await?;
-            let rcpt_code = c.reply().await?;
-            let data_code = c.reply().await?;
+            let [mail, rcpt_code, data_code] = c.envelope(envelope.as_bytes()).await?;
             if data_code != 354 {
                 rec.replied = Some(Instant::now());
                 rec.code = Some(if mail != 250 {
@@ -665,14 +383,14 @@ async fn session(
 
 /// Opens `n` sessions that read the greeting and then sit idle. Connects at most 64 at a time so
 /// the gateway's accept backlog is not what we measure.
-async fn open_idle(port: u16, n: usize) -> (Vec<Smtp>, Vec<String>) {
+async fn open_idle(at: SocketAddr, n: usize) -> (Vec<Smtp>, Vec<String>) {
     let gate = Arc::new(tokio::sync::Semaphore::new(64));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n {
         let gate = gate.clone();
         tasks.spawn(async move {
             let _permit = gate.acquire().await;
-            let mut c = Smtp::connect(port).await.map_err(|e| format!("connect: {e}"))?;
+            let mut c = Smtp::connect(at, REPLY_TIMEOUT).await.map_err(|e| format!("connect: {e}"))?;
             match c.reply().await {
                 Ok(220) => Ok(c),
                 Ok(code) => Err(format!("greeting {code}")),
@@ -748,8 +466,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<ExitCode, String> {
-    let (sink, sink_port, sink_rt) = start_sink()?;
-    let mut gw = Gateway::start(&args, sink_port)?;
+    let (sink, sink_port, sink_rt) = support::fastline::start(TOKEN)?;
+    let mut gw = start_gateway(&args, sink_port)?;
     let pid = gw.pid();
     let rss_start = proc_mem(pid).map(|(_, rss)| rss);
     let (stop_sampler, max_rss, sampler) = start_rss_sampler(pid);
@@ -762,7 +480,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
         .map_err(|e| format!("load runtime: {e}"))?;
 
     let load = Arc::new(Load {
-        port: gw.smtp_port,
+        at: gw.smtp,
         next: AtomicU64::new(0),
         mails: args.mails,
         rate: args.rate,
@@ -775,7 +493,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     });
 
     let (idle, idle_failed, rss_idle) = if args.idle_sessions > 0 {
-        let (idle, failed) = rt.block_on(open_idle(gw.smtp_port, args.idle_sessions));
+        let (idle, failed) = rt.block_on(open_idle(gw.smtp, args.idle_sessions));
         // Give the gateway a moment to settle the accepted sessions before reading its RSS.
         std::thread::sleep(Duration::from_millis(300));
         (idle, failed, proc_mem(pid).map(|(_, rss)| rss))
@@ -831,7 +549,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let _ = sampler.join();
     let idle_open = idle.len();
     drop(idle);
-    gw.stop();
+    gw.stop(Duration::from_secs(10));
     drop(sink_rt);
 
     // ---- numbers
@@ -933,9 +651,10 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if !session_errors.is_empty() {
         println!("  session errors: {} (first: {})", session_errors.len(), session_errors[0]);
     }
-    let gl = gw.log.lock().unwrap();
-    println!("  gateway log: {} lines, {} WARN/ERROR", gl.lines, gl.warning_count);
-    for w in &gl.warnings {
+    let logs = gw.logs();
+    let (lines, warnings) = warnings(&logs);
+    println!("  gateway log: {lines} lines, {} WARN/ERROR", warnings.len());
+    for w in warnings.iter().take(5) {
         println!("    {w}");
     }
     Ok(if missing > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })

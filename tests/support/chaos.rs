@@ -3,8 +3,8 @@
 //! the deliveries (500, 429, slow, late past the client's timeout, accepted-then-dropped).
 //! At the end every SMTP transaction is matched with what the stand-in accepted.
 //!
-//! Owns the campaign: its [`Settings`], the SMTP load (raw sockets, several sessions, resending
-//! like an MTA), the killer, the drain, the accounting ([`tally`], pure) and the [`Report`].
+//! Owns the campaign: its [`Settings`], the SMTP load (several sessions of [`super::load`]'s
+//! client, resending like an MTA), the killer, the drain, the accounting ([`tally`], pure) and the [`Report`].
 //! `benches/chaos.rs` (`bench/chaos.sh`, 10,000 mails, release build) and `tests/chaos.rs`
 //! (a few hundred mails, debug build) both call [`run`], so the short test runs the same code.
 //!
@@ -27,9 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-
 use super::gateway::{GatewayProcess, Options, DOMAIN};
+use super::load::Smtp;
 use super::standin::{Fault, Faults, Recorded, StandIn};
 
 /// The gateway's `[delivery]` for the campaign: the spool, with fast retries so a run takes
@@ -582,9 +581,8 @@ fn killer(
         gw.kill9();
         kills += 1;
         let down = Instant::now();
-        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gw.restart())) {
+        if let Err(e) = gw.try_restart() {
             shared.abort.store(true, Ordering::SeqCst);
-            let e = e.downcast_ref::<String>().cloned().unwrap_or_else(|| "restart panicked".into());
             return (gw, kills, restarts, Some(format!("the gateway did not restart after kill {kills}: {e}")));
         }
         restarts.push(down.elapsed());
@@ -592,68 +590,13 @@ fn killer(
     }
 }
 
-/// One SMTP connection with a buffered reader.
-struct Smtp {
-    rd: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
-    wr: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Smtp {
-    /// Connects, reads the 220 greeting and says EHLO.
-    async fn open(at: SocketAddr) -> std::io::Result<Smtp> {
-        let stream = tokio::time::timeout(REPLY_TIMEOUT, tokio::net::TcpStream::connect(at)).await??;
-        stream.set_nodelay(true)?;
-        let (r, w) = stream.into_split();
-        let mut c = Smtp { rd: tokio::io::BufReader::new(r), wr: w };
-        let greeting = c.reply().await?;
-        c.send(b"EHLO chaos.example\r\n").await?;
-        let ehlo = c.reply().await?;
-        if greeting != 220 || ehlo != 250 {
-            return Err(std::io::Error::other(format!("greeting {greeting}, EHLO {ehlo}")));
-        }
-        Ok(c)
-    }
-
-    /// One (possibly multi-line) reply's code.
-    async fn reply(&mut self) -> std::io::Result<u16> {
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = tokio::time::timeout(REPLY_TIMEOUT, self.rd.read_line(&mut line))
-                .await
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no SMTP reply"))??;
-            if n == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-            }
-            let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
-            let Some(code) = code else {
-                return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply {line:?}")));
-            };
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok(code);
-            }
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.wr.write_all(bytes).await
-    }
-}
-
 /// One transaction; returns how it ended and whether the connection is still usable.
 async fn transaction(c: &mut Smtp, rcpt: &str, message: &[u8]) -> (Ending, bool) {
     // PIPELINING: the envelope in one write, then three replies.
     let envelope = format!("MAIL FROM:<chaos@sender.example>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n");
-    if c.send(envelope.as_bytes()).await.is_err() {
+    let Ok(codes) = c.envelope(envelope.as_bytes()).await else {
         return (Ending::CutBeforeEnd, false);
-    }
-    let mut codes = [0u16; 3];
-    for code in codes.iter_mut() {
-        match c.reply().await {
-            Ok(v) => *code = v,
-            Err(_) => return (Ending::CutBeforeEnd, false),
-        }
-    }
+    };
     if codes[2] != 354 {
         let refused = codes.into_iter().find(|&x| x != 250).unwrap_or(codes[2]);
         let usable = refused != 421 && c.send(b"RSET\r\n").await.is_ok() && c.reply().await.is_ok();
@@ -708,7 +651,7 @@ async fn session(shared: Arc<Shared>, index: usize, mails: u64, rate: Option<f64
                 Some(c) => c,
                 None => {
                     let at = *shared.smtp.lock().unwrap();
-                    match Smtp::open(at).await {
+                    match Smtp::open(at, REPLY_TIMEOUT, "chaos.example").await {
                         Ok(c) => conn.insert(c),
                         Err(_) => {
                             // Down (killed, not yet restarted): try again soon, like an MTA's queue.

@@ -1,10 +1,12 @@
-//! Runs the real `mail2line` binary for a test: writes a config into a temporary directory,
-//! starts `mail2line serve` on ephemeral SMTP and HTTP ports, and collects its log output so tests can
-//! assert on it (and grep it for secrets).
+//! The gateway launcher: runs the real `mail2line` binary for a test, a benchmark or the fault
+//! campaign. [`GatewayProcess::start`] writes the tests' config into a temporary directory;
+//! [`GatewayProcess::launch`] takes a config of the caller's own (the e2e benchmark's). Either
+//! way it starts `mail2line serve` on ephemeral ports, learns them from the log, collects the log
+//! output so callers can assert on it (and grep it for secrets), and kills the process on drop.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ pub struct GatewayProcess {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     logs: Arc<Mutex<String>>,
+    bin: PathBuf,
     dry_run: bool,
     fsize_limit_kib: Option<u64>,
     env: Vec<(String, String)>,
@@ -51,11 +54,13 @@ pub struct Options<'a> {
     /// Environment variables for the process (e.g. `CREDENTIALS_DIRECTORY`, `NOTIFY_SOCKET`,
     /// or `RUST_LOG` instead of the default `debug`).
     pub env: &'a [(&'a str, &'a str)],
+    /// The binary to run instead of the one cargo built with this crate.
+    pub bin: Option<&'a Path>,
 }
 
 impl Default for Options<'_> {
     fn default() -> Self {
-        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", line_extra: "", extra: "", fsize_limit_kib: None, env: &[] }
+        Options { api_base_url: "http://127.0.0.1:9", dry_run: false, token: Some(TOKEN), smtp_extra: "", line_extra: "", extra: "", fsize_limit_kib: None, env: &[], bin: None }
     }
 }
 
@@ -74,12 +79,32 @@ impl GatewayProcess {
             dir.path().join("data").display(),
             opts.extra
         );
+        GatewayProcess::launch(dir, &config, &opts).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Writes `config` to `dir/config.toml` and starts the binary on it with `opts`' binary,
+    /// environment and limits (its config fields are not used). `dir` lives as long as the
+    /// process. An error (the binary would not start, or logged no SMTP address) carries the log.
+    pub fn launch(dir: tempfile::TempDir, config: &str, opts: &Options<'_>) -> Result<GatewayProcess, String> {
         let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config).expect("write config");
+        std::fs::write(&config_path, config).map_err(|e| format!("write config: {e}"))?;
         let logs = Arc::new(Mutex::new(String::new()));
         let env: Vec<(String, String)> = opts.env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let (child, smtp, http, smtps) = spawn(&config_path, opts.dry_run, opts.fsize_limit_kib, &env, &logs);
-        GatewayProcess { child, smtp, http, smtps, dir, config_path, logs, dry_run: opts.dry_run, fsize_limit_kib: opts.fsize_limit_kib, env }
+        let bin = opts.bin.map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mail2line")), Path::to_path_buf);
+        let (child, smtp, http, smtps) = spawn(&bin, &config_path, opts.dry_run, opts.fsize_limit_kib, &env, &logs)?;
+        Ok(GatewayProcess {
+            child,
+            smtp,
+            http,
+            smtps,
+            dir,
+            config_path,
+            logs,
+            bin,
+            dry_run: opts.dry_run,
+            fsize_limit_kib: opts.fsize_limit_kib,
+            env,
+        })
     }
 
     /// `kill -9`: no shutdown, no flush, exactly like a crash or the OOM killer.
@@ -91,14 +116,20 @@ impl GatewayProcess {
     /// Starts the binary again on the same config and storage (after `kill9` or `terminate`).
     /// The SMTP and HTTP ports are new (the config asks for port 0).
     pub fn restart(&mut self) {
+        self.try_restart().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`Self::restart`], with the error (and the log) returned instead of a panic.
+    pub fn try_restart(&mut self) -> Result<(), String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.logs.lock().unwrap().push_str("---- restart ----\n");
-        let (child, smtp, http, smtps) = spawn(&self.config_path, self.dry_run, self.fsize_limit_kib, &self.env, &self.logs);
+        let (child, smtp, http, smtps) = spawn(&self.bin, &self.config_path, self.dry_run, self.fsize_limit_kib, &self.env, &self.logs)?;
         self.child = child;
         self.smtp = smtp;
         self.http = http;
         self.smtps = smtps;
+        Ok(())
     }
 
     pub fn pid(&self) -> u32 {
@@ -140,15 +171,23 @@ impl GatewayProcess {
 
     /// Sends SIGTERM and waits for the process to exit; returns its exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.stop(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("gateway did not stop within 30 s of SIGTERM; logs:\n{}", self.logs()))
+    }
+
+    /// SIGTERM (a graceful stop, so a spool gets to close its files), then SIGKILL when the
+    /// process has not exited within `grace`; the exit status, or None when it had to be killed.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
+                return Some(status);
             }
-            if start.elapsed() > Duration::from_secs(30) {
+            if start.elapsed() > grace {
                 let _ = self.child.kill();
-                panic!("gateway did not stop within 30 s of SIGTERM; logs:\n{}", self.logs());
+                let _ = self.child.wait();
+                return None;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -165,13 +204,13 @@ impl Drop for GatewayProcess {
 /// Spawns `mail2line serve` and waits for its "SMTP listening on" line; the "HTTP listening on"
 /// and "SMTP implicit TLS listening on" lines, logged before it, give the other addresses.
 fn spawn(
-    config_path: &std::path::Path,
+    bin: &Path,
+    config_path: &Path,
     dry_run: bool,
     fsize_limit_kib: Option<u64>,
     env: &[(String, String)],
     logs: &Arc<Mutex<String>>,
-) -> (Child, SocketAddr, Option<SocketAddr>, Option<SocketAddr>) {
-    let bin = env!("CARGO_BIN_EXE_mail2line");
+) -> Result<(Child, SocketAddr, Option<SocketAddr>, Option<SocketAddr>), String> {
     let mut cmd = match fsize_limit_kib {
         Some(kib) => {
             // An ignored signal stays ignored across exec, so writes past the limit fail with
@@ -201,7 +240,7 @@ fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn mail2line");
+    let mut child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", bin.display()))?;
     let (tx, rx) = std::sync::mpsc::channel();
     for stream in [Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>, Box::new(child.stdout.take().unwrap())] {
         let logs = logs.clone();
@@ -226,23 +265,32 @@ fn spawn(
     }
     // Only the log readers hold senders now: if the process exits early, `recv` ends at once.
     drop(tx);
+    match listening(&rx) {
+        Ok((smtp, http, smtps)) => Ok((child, smtp, http, smtps)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(200));
+            Err(format!("{e}; logs:\n{}", logs.lock().unwrap()))
+        }
+    }
+}
+
+/// The SMTP, HTTP and implicit-TLS addresses from the log readers, up to the SMTP one.
+fn listening(rx: &std::sync::mpsc::Receiver<(&'static str, String)>) -> Result<(SocketAddr, Option<SocketAddr>, Option<SocketAddr>), String> {
     let (mut http, mut smtps) = (None, None);
     // Generous: on a loaded 2-core machine (parallel test binaries) start-up can be slow.
     let deadline = Instant::now() + Duration::from_secs(90);
     let addr = loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
             Ok(("smtp", a)) => break a,
-            Ok(("smtps", a)) => smtps = Some(a.parse().unwrap_or_else(|_| panic!("bad TLS listen address {a:?}"))),
-            Ok((_, a)) => http = Some(a.parse().unwrap_or_else(|_| panic!("bad HTTP listen address {a:?}"))),
-            Err(_) => {
-                let _ = child.kill();
-                std::thread::sleep(Duration::from_millis(200));
-                panic!("gateway did not start; logs:\n{}", logs.lock().unwrap());
-            }
+            Ok(("smtps", a)) => smtps = Some(a.parse().map_err(|_| format!("bad TLS listen address {a:?}"))?),
+            Ok((_, a)) => http = Some(a.parse().map_err(|_| format!("bad HTTP listen address {a:?}"))?),
+            Err(_) => return Err("gateway did not start".into()),
         }
     };
-    let smtp = addr.parse().unwrap_or_else(|_| panic!("bad listen address {addr:?}"));
-    (child, smtp, http, smtps)
+    let smtp = addr.parse().map_err(|_| format!("bad listen address {addr:?}"))?;
+    Ok((smtp, http, smtps))
 }
 
 /// `<id>@DOMAIN`.
