@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::gateway::{addr, code, user, GatewayProcess, Options, DOMAIN, TOKEN};
+use support::raw::Raw;
 use support::standin::{Behaviour, StandIn};
 use tokio::task::block_in_place;
 
@@ -222,34 +223,22 @@ async fn dry_run_logs_the_json_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_mail_in_progress_finish() {
-    use std::io::{BufRead, BufReader, Write};
     let (line, mut gw) = setup().await;
     let id = user(8);
-    let stream = std::net::TcpStream::connect(gw.smtp).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut w = stream;
-    let mut line_buf = String::new();
-    let mut read_reply = |reader: &mut BufReader<std::net::TcpStream>| loop {
-        line_buf.clear();
-        reader.read_line(&mut line_buf).unwrap();
-        if line_buf.len() < 4 || line_buf.as_bytes()[3] == b' ' {
-            return line_buf.clone();
-        }
-    };
-    assert!(read_reply(&mut reader).starts_with("220"));
-    write!(w, "EHLO t\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<{}>\r\nDATA\r\n", addr(&id)).unwrap();
+    let mut c = Raw::connect(gw.smtp);
+    assert!(c.reply().starts_with("220"));
+    c.send(format!("EHLO t\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<{}>\r\nDATA\r\n", addr(&id)).as_bytes());
     for _ in 0..3 {
-        assert!(read_reply(&mut reader).starts_with("250"));
+        assert!(c.reply().starts_with("250"));
     }
-    assert!(read_reply(&mut reader).starts_with("354"));
-    w.write_all(b"Subject: in flight\r\n\r\nhalf").unwrap();
+    assert!(c.reply().starts_with("354"));
+    c.send(b"Subject: in flight\r\n\r\nhalf");
     // SIGTERM in the middle of DATA: the listener closes, this session finishes.
     let _ = std::process::Command::new("kill").arg("-TERM").arg(gw_pid(&gw)).status();
     assert!(gw.wait_for_log("shutting down", Duration::from_secs(5)));
     assert!(std::net::TcpStream::connect(gw.smtp).is_err() || gw.wait_for_log("listener closed", Duration::from_secs(5)));
-    w.write_all(b" done\r\n.\r\n").unwrap();
-    assert!(read_reply(&mut reader).starts_with("250"));
+    c.send(b" done\r\n.\r\n");
+    assert!(c.reply().starts_with("250"));
     let status = gw.terminate();
     assert!(status.success(), "{status:?}");
     assert_eq!(texts(&line.requests_to("/v2/bot/message/push")[0].body), vec!["in flight\n\nhalf done"]);

@@ -9,15 +9,15 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio::task::block_in_place;
 
 use crate::common::{peak_rss, report, scale};
 use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
+use crate::support::load::Smtp;
 use crate::support::standin::StandIn;
 use crate::support::tls::hash_password;
 
@@ -25,32 +25,30 @@ const PASSWORD: &str = "correct-horse-0a6e-battery";
 /// The stated budget for the burst. Unbounded, 200 concurrent checks would need ~3.8 GiB.
 const BUDGET: u64 = 256 * 1024 * 1024;
 
+/// How long one reply may take: far longer than any argon2 check, so only a hung gateway
+/// reaches it (and its sessions count as closed).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// One reply's last line (the one with the code and a space), or "closed".
-async fn reply(r: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> String {
-    loop {
-        let mut line = String::new();
-        match r.read_line(&mut line).await {
-            Ok(0) | Err(_) => return "closed".into(),
-            Ok(_) if line.len() < 4 || line.as_bytes()[3] == b' ' => return line.trim_end().to_owned(),
-            Ok(_) => {}
-        }
+async fn reply(c: &mut Smtp) -> String {
+    match c.reply().await {
+        Ok(_) => c.last_line().to_owned(),
+        Err(_) => "closed".into(),
     }
 }
 
 /// Opens a session, says EHLO, waits for everyone, then sends one AUTH PLAIN; returns its reply.
 async fn guess(at: SocketAddr, user: &str, password: &str, start: Arc<Barrier>) -> String {
-    let stream = TcpStream::connect(at).await.expect("connect");
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    assert!(reply(&mut r).await.starts_with("220"));
-    w.write_all(b"EHLO burst.example\r\n").await.unwrap();
-    let ehlo = reply(&mut r).await;
+    let mut c = Smtp::connect(at, REPLY_TIMEOUT).await.expect("connect");
+    assert!(reply(&mut c).await.starts_with("220"));
+    c.send(b"EHLO burst.example\r\n").await.unwrap();
+    let ehlo = reply(&mut c).await;
     assert!(ehlo.starts_with("250"), "{ehlo}");
     start.wait().await;
     let response = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
-    w.write_all(format!("AUTH PLAIN {response}\r\n").as_bytes()).await.unwrap();
-    let answer = reply(&mut r).await;
-    let _ = w.write_all(b"QUIT\r\n").await;
+    c.send(format!("AUTH PLAIN {response}\r\n").as_bytes()).await.unwrap();
+    let answer = reply(&mut c).await;
+    let _ = c.send(b"QUIT\r\n").await;
     answer
 }
 

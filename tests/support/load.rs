@@ -2,8 +2,8 @@
 //! multi-line replies and pipelined replies that arrive in one segment are read correctly), a
 //! timeout on every reply, and the envelope pipelined in one write (the gateway advertises
 //! PIPELINING). The end-to-end benchmark (`benches/e2e.rs`) and the fault campaign
-//! ([`super::chaos`]) both send their mail with it; `raw` is the blocking client for tests that
-//! look at reply texts.
+//! ([`super::chaos`]) both send their mail with it, and so do tests that need many sessions at
+//! once; `raw` is the blocking client for tests that talk to one session at a time.
 
 use std::io::{Error, ErrorKind, Result};
 use std::net::SocketAddr;
@@ -67,6 +67,12 @@ impl Smtp {
                 return Ok(code);
             }
         }
+    }
+
+    /// The last line of the reply [`Self::reply`] read last (the one with the code and a space),
+    /// without its line end.
+    pub fn last_line(&self) -> &str {
+        self.line.trim_end()
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
