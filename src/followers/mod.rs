@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-pub mod cli;
-
 /// The registry's file inside `storage.dir`.
 pub const FILE_NAME: &str = "followers.sqlite3";
 
