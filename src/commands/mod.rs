@@ -74,7 +74,7 @@ impl Error {
     /// read, 1 for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Stdin { .. } => crate::submit::client::EX_IOERR,
+            Error::Stdin { .. } => output::EX_IOERR,
             Error::NotUtf8 | Error::TooLarge { .. } => output::EX_DATAERR,
             _ => output::EX_FAILURE,
         }

@@ -16,8 +16,9 @@ pub use crate::config::EX_CONFIG;
 /// The job, the spool or the registry does not exist, the store fails, or `serve` stopped on an
 /// error.
 pub const EX_FAILURE: u8 = 1;
-/// The input was not usable (sysexits' EX_DATAERR).
-pub const EX_DATAERR: u8 = 65;
+/// sysexits' statuses as `sendmail` uses them (defined where its client maps the gateway's
+/// replies to them): unusable input, unreadable stdin.
+pub use crate::submit::client::{EX_DATAERR, EX_IOERR};
 /// LINE could not be reached, or is rate-limiting or in trouble (sysexits' EX_UNAVAILABLE).
 pub const EX_UNAVAILABLE: u8 = 69;
 /// Something answered that is not the LINE Messaging API (sysexits' EX_PROTOCOL).
