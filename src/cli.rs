@@ -1,11 +1,12 @@
-//! Command-line interface (clap): subcommands and their flags. Parsing only; `main.rs` acts.
+//! Command-line interface (clap): subcommands and their flags. Parsing only; `main.rs` hands
+//! the result to `commands/`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use mail2line::followers::cli::Action as FollowersAction;
-use mail2line::queue::{Action, RetryWhich};
+use mail2line::commands::followers::Action as FollowersAction;
+use mail2line::commands::queue::{Action, RetryWhich};
 use mail2line::spool::store::{JobId, State};
 
 #[derive(Debug, Parser)]

@@ -15,8 +15,6 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::smtp::session::DirectoryError;
 
-pub mod cli;
-
 /// The registry's file inside `storage.dir`.
 pub const FILE_NAME: &str = "followers.sqlite3";
 

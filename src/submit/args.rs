@@ -20,6 +20,8 @@
 
 use std::path::PathBuf;
 
+use super::Error;
+
 /// What one `sendmail` run should do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Invocation {
@@ -74,7 +76,7 @@ stdin; 75 try again later (gateway down or answered 4xx); 77 gateway refused us 
 ";
 
 /// Parses the arguments after the program name.
-pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, String> {
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, Error> {
     let mut inv = Invocation::default();
     let mut i = 0;
     let mut only_recipients = false;
@@ -93,12 +95,12 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, String> {
             match long.split_once('=') {
                 Some(("config", path)) => inv.config = Some(nonempty_path(path, "--config")?),
                 None if long == "config" => {
-                    let path = args.get(i).map(AsRef::as_ref).ok_or("--config needs a file name")?;
+                    let path = args.get(i).map(AsRef::as_ref).ok_or(Error::NeedsFileName("--config"))?;
                     i += 1;
                     inv.config = Some(nonempty_path(path, "--config")?);
                 }
                 None if long == "help" => return Ok(Parsed::Help),
-                _ => return Err(format!("unknown option {arg}")),
+                _ => return Err(Error::UnknownOption(arg.to_owned())),
             }
             continue;
         }
@@ -114,7 +116,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<Parsed, String> {
             let value = if !attached.is_empty() {
                 attached.to_owned()
             } else {
-                let v = args.get(i).map(|s| s.as_ref().to_owned()).ok_or_else(|| format!("-{letter} needs a value"))?;
+                let v = args.get(i).map(|s| s.as_ref().to_owned()).ok_or(Error::NeedsValue(letter))?;
                 i += 1;
                 v
             };
@@ -129,21 +131,25 @@ fn takes_value(letter: char) -> bool {
     "ABCFLNORVXbdefhopr".contains(letter)
 }
 
-fn flag(inv: &mut Invocation, letter: char) -> Result<(), String> {
+fn flag(inv: &mut Invocation, letter: char) -> Result<(), Error> {
     match letter {
         't' => inv.from_headers = true,
         'i' => inv.ignore_dots = true,
         'v' => inv.verbose = true,
         // metoo, no aliasing, gateway/initial submission: MTA tuning with nothing to tune here.
         'm' | 'n' | 'G' | 'U' => {}
-        'q' => return Err("-q is not supported: mail2line has no queue; the gateway's spool is `mail2line queue`".into()),
-        'I' => return Err("-I (newaliases) is not supported: mail2line has no alias database; aliases are in [aliases] of the configuration".into()),
-        other => return Err(format!("unknown option -{other}")),
+        'q' => return Err(Error::Unsupported("-q is not supported: mail2line has no queue; the gateway's spool is `mail2line queue`".into())),
+        'I' => {
+            return Err(Error::Unsupported(
+                "-I (newaliases) is not supported: mail2line has no alias database; aliases are in [aliases] of the configuration".into(),
+            ))
+        }
+        other => return Err(Error::UnknownOption(format!("-{other}"))),
     }
     Ok(())
 }
 
-fn option(inv: &mut Invocation, letter: char, value: &str) -> Result<(), String> {
+fn option(inv: &mut Invocation, letter: char, value: &str) -> Result<(), Error> {
     match letter {
         'f' | 'r' => {
             let v = value.trim();
@@ -153,9 +159,9 @@ fn option(inv: &mut Invocation, letter: char, value: &str) -> Result<(), String>
         'C' => inv.config = Some(nonempty_path(value, "-C")?),
         'b' => {
             if value != "m" {
-                return Err(format!(
+                return Err(Error::Unsupported(format!(
                     "-b{value} is not supported: mail2line only submits one mail read from stdin (-bm); it has no queue, alias database, daemon or SMTP-on-stdin mode (for Symfony Mailer or Laravel, use the command \"sendmail -t -i\")"
-                ));
+                )));
             }
         }
         'o' => match value {
@@ -163,21 +169,21 @@ fn option(inv: &mut Invocation, letter: char, value: &str) -> Result<(), String>
             // Error reporting (-oem, -oep, ...), delivery mode (-odi, -odb, ...), metoo, old
             // headers, save empty: mail2line always delivers at once and reports on stderr.
             v if v.starts_with('e') || v.starts_with('d') || matches!(v, "m" | "o" | "s") => {}
-            v => return Err(format!("unknown option -o{v}")),
+            v => return Err(Error::UnknownOption(format!("-o{v}"))),
         },
         // Body type (lettre declares 8BITMIME when the mail needs it), error mode, syslog tag,
         // DSN options, envelope id, MTA options, submit/MTA config choice, hop count, protocol.
         'B' | 'e' | 'L' | 'N' | 'R' | 'V' | 'O' | 'A' | 'h' | 'p' => {}
-        'd' => return Err("-d (debugging) is not supported; use -v to see the gateway's replies".into()),
-        'X' => return Err("-X (traffic log) is not supported; use -v to see the gateway's replies".into()),
-        other => return Err(format!("unknown option -{other}")),
+        'd' => return Err(Error::Unsupported("-d (debugging) is not supported; use -v to see the gateway's replies".into())),
+        'X' => return Err(Error::Unsupported("-X (traffic log) is not supported; use -v to see the gateway's replies".into())),
+        other => return Err(Error::UnknownOption(format!("-{other}"))),
     }
     Ok(())
 }
 
-fn nonempty_path(value: &str, option: &str) -> Result<PathBuf, String> {
+fn nonempty_path(value: &str, option: &'static str) -> Result<PathBuf, Error> {
     if value.is_empty() {
-        return Err(format!("{option} needs a file name"));
+        return Err(Error::NeedsFileName(option));
     }
     Ok(PathBuf::from(value))
 }
@@ -194,7 +200,7 @@ mod tests {
     }
 
     fn refused(args: &[&str]) -> String {
-        parse(args).expect_err(&format!("{args:?} should be refused"))
+        parse(args).expect_err(&format!("{args:?} should be refused")).to_string()
     }
 
     #[test]

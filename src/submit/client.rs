@@ -23,6 +23,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use lettre::Address;
 
+use super::Error;
 use crate::config::{split_host_port, ClientTls, Config};
 use crate::secret::Secret;
 
@@ -50,19 +51,17 @@ pub struct Server {
 impl Server {
     /// `[sendmail] server`, else `smtp.listen` with an unspecified address (0.0.0.0, [::]) read as
     /// loopback: the gateway listens on every address, this one always works.
-    pub fn from_config(cfg: &Config) -> Result<Server, String> {
+    pub fn from_config(cfg: &Config) -> Result<Server, Error> {
         let s = &cfg.sendmail;
         let (host, port, local) = match &s.server {
             Some(server) => {
-                let (h, p) = split_host_port(server).map_err(|e| format!("sendmail.server: {e}"))?;
+                let (h, p) = split_host_port(server).map_err(Error::ServerAddress)?;
                 (h, p, false)
             }
             None => {
                 let listen = cfg.smtp.listen;
                 if listen.port() == 0 {
-                    return Err(format!(
-                        "smtp.listen is {listen}: a port chosen at start, so there is no fixed address to submit to; set [sendmail] server = \"host:port\""
-                    ));
+                    return Err(Error::NoFixedPort(listen));
                 }
                 let ip = match listen.ip() {
                     std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
@@ -306,7 +305,7 @@ fn open(server: &Server, report: &mut Report) -> Result<SmtpConnection, Failure>
     let whole = |stage, text: String, exit| Failure { recipient: None, stage, text, exit };
     let tls = match server.tls {
         ClientTls::Off => None,
-        ClientTls::Starttls | ClientTls::Tls => Some(tls_parameters(server).map_err(|t| whole(Stage::Tls, t, EX_CONFIG))?),
+        ClientTls::Starttls | ClientTls::Tls => Some(tls_parameters(server).map_err(|e| whole(Stage::Tls, e.to_string(), EX_CONFIG))?),
     };
     let implicit = if server.tls == ClientTls::Tls { tls.as_ref() } else { None };
     let mut conn = SmtpConnection::connect((server.host.as_str(), server.port), Some(server.timeout), &hello, implicit, None).map_err(|e| {
@@ -373,14 +372,14 @@ fn connect_failure(server: &Server, cause: &str) -> String {
 }
 
 /// Trust `tls_ca_file` only when given (a self-signed gateway), else the public web roots.
-fn tls_parameters(server: &Server) -> Result<TlsParameters, String> {
+fn tls_parameters(server: &Server) -> Result<TlsParameters, Error> {
     let mut b = TlsParameters::builder(server.host.clone());
     if let Some(file) = &server.tls_ca_file {
-        let pem = std::fs::read(file).map_err(|e| format!("sendmail.tls_ca_file: cannot read {}: {e}", file.display()))?;
-        let cert = Certificate::from_pem(&pem).map_err(|e| format!("sendmail.tls_ca_file: {}: {}", file.display(), cause(&e)))?;
+        let pem = std::fs::read(file).map_err(|e| Error::CaFileUnreadable { file: file.clone(), reason: e.to_string() })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| Error::CaFileInvalid { file: file.clone(), reason: cause(&e) })?;
         b = b.certificate_store(CertificateStore::None).add_root_certificate(cert);
     }
-    b.build_rustls().map_err(|e| format!("cannot set up TLS: {}", cause(&e)))
+    b.build_rustls().map_err(|e| Error::Tls(cause(&e)))
 }
 
 #[cfg(test)]
@@ -427,7 +426,7 @@ mod tests {
         .unwrap();
         assert_eq!((s.address(), s.local, s.tls), ("mx.example.com:587".to_owned(), false, ClientTls::Starttls));
         assert_eq!(s.login.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("cms", "pw")));
-        let e = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"127.0.0.1:0\"\n")).unwrap_err();
+        let e = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"127.0.0.1:0\"\n")).unwrap_err().to_string();
         assert!(e.contains("set [sendmail] server"), "{e}");
     }
 }

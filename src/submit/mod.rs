@@ -1,136 +1,31 @@
-//! The mail-side entry points: `mail2line sendmail` (also run as `sendmail` through a symlink)
-//! and `mail2line send`. Both submit a mail to the running gateway over SMTP, so what they test
-//! is the whole path: SMTP, the spool and LINE.
+//! The client side of the gateway, behind `mail2line sendmail` (also run as `sendmail` through a
+//! symlink) and `mail2line send` (`commands/send.rs`): both submit a mail to the running gateway
+//! over SMTP, so what they test is the whole path: SMTP, the spool and LINE.
 //!
 //! `args` parses sendmail's command line, `message` prepares the mail (pure), `client` talks SMTP
-//! and maps failures to exit statuses, `send` builds a mail from a text for `send`. This file
-//! wires them to the configuration, stdin and the local identity (user and host name).
+//! and maps failures to exit statuses, `send` builds a mail from a text for `send`, `error` is
+//! why the client refuses before it talks to the gateway. This file knows the local identity
+//! (user and host name) a mail is sent as.
 
 pub mod args;
 pub mod client;
+mod error;
 pub mod message;
 pub mod send;
 
-use std::ffi::OsString;
-use std::io::Read;
 use std::path::Path;
 
-use crate::config::{self, Config, Purpose};
-use client::{Report, Server, EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOUSER, EX_USAGE};
+pub use error::Error;
+
+use crate::config::Config;
 
 /// Whether the program was started under the name `sendmail` (a symlink to mail2line).
 pub fn invoked_as_sendmail(argv0: &std::ffi::OsStr) -> bool {
     Path::new(argv0).file_name().is_some_and(|n| n == "sendmail")
 }
 
-/// `mail2line sendmail ARGS` or `sendmail ARGS`: reads the mail on stdin and submits it.
-/// Returns the exit status.
-pub fn sendmail_main(raw: Vec<OsString>) -> u8 {
-    let prog = "mail2line sendmail";
-    let mut args = Vec::with_capacity(raw.len());
-    for a in raw {
-        match a.into_string() {
-            Ok(s) => args.push(s),
-            Err(a) => {
-                eprintln!("{prog}: argument {a:?} is not UTF-8");
-                return EX_USAGE;
-            }
-        }
-    }
-    let inv = match args::parse(&args) {
-        Ok(args::Parsed::Run(inv)) => inv,
-        Ok(args::Parsed::Help) => {
-            print!("{}", args::USAGE);
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("{prog}: {e} (see: mail2line sendmail --help)");
-            return EX_USAGE;
-        }
-    };
-    let (cfg, server) = match load(inv.config.as_deref(), prog) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let input = match read_stdin(&cfg) {
-        Ok(i) => i,
-        Err((code, e)) => {
-            eprintln!("{prog}: {e}");
-            return code;
-        }
-    };
-    let ctx = context(&cfg);
-    let prepared = match message::prepare(&input, &inv, &ctx) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{prog}: {e}");
-            return EX_USAGE;
-        }
-    };
-    let mut report = if prepared.recipients.is_empty() {
-        Report::default()
-    } else {
-        client::submit(&server, prepared.sender.as_ref(), &prepared.recipients, &prepared.data)
-    };
-    for bad in prepared.malformed {
-        report.failures.push(client::Failure {
-            recipient: Some(bad),
-            stage: client::Stage::Rcpt,
-            text: "not a mail address; nothing sent to it".into(),
-            exit: EX_NOUSER,
-        });
-    }
-    if inv.verbose {
-        for line in &report.transcript {
-            eprintln!("{prog}: {line}");
-        }
-    }
-    print_failures(prog, &report);
-    report.exit_code()
-}
-
-/// Loads the configuration for a client command; on failure prints why and returns EX_CONFIG.
-fn load(flag: Option<&Path>, prog: &str) -> Result<(Config, Server), u8> {
-    let (path, cfg) = config::load_or_exit(flag, Purpose::Client, prog)?;
-    match Server::from_config(&cfg) {
-        Ok(s) => Ok((cfg, s)),
-        Err(e) => {
-            eprintln!("{prog}: {}: {e}", path.display());
-            Err(EX_CONFIG)
-        }
-    }
-}
-
-/// All of stdin, refusing more than the gateway takes (`smtp.max_message_bytes`, plus room for
-/// the headers mail2line may add): no reason to hold gigabytes in memory for a certain refusal.
-fn read_stdin(cfg: &Config) -> Result<Vec<u8>, (u8, String)> {
-    let limit = cfg.smtp.max_message_bytes;
-    let mut input = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut input)
-        .map_err(|e| (EX_IOERR, format!("cannot read the mail from stdin: {e}")))?;
-    if input.len() > limit {
-        return Err((
-            EX_DATAERR,
-            format!("the mail is larger than smtp.max_message_bytes ({limit} bytes), so the gateway would refuse it; nothing was sent"),
-        ));
-    }
-    Ok(input)
-}
-
-fn print_failures(prog: &str, report: &Report) {
-    for f in &report.failures {
-        match &f.recipient {
-            Some(r) => eprintln!("{prog}: {r}: {}", f.text),
-            None => eprintln!("{prog}: {}", f.text),
-        }
-    }
-}
-
 /// The domain from the configuration, and who and where we are.
-fn context(cfg: &Config) -> message::Context {
+pub fn context(cfg: &Config) -> message::Context {
     let hostname = hostname();
     let default_sender = login_name()
         .map(|user| format!("{user}@{hostname}"))

@@ -1,87 +1,20 @@
-//! `mail2line send --to <id|alias> [--subject S] TEXT|-`: a text message to a LINE id or alias,
-//! from the shell, through the running gateway (so it tests SMTP, the spool and LINE together).
+//! The mail of `mail2line send --to <id|alias> [--subject S] TEXT|-`: a text message to a LINE
+//! id or alias, through the running gateway (so it tests SMTP, the spool and LINE together).
 //!
-//! The mail is built with lettre's builder (UTF-8 text/plain, encoded as needed, with Date and
-//! Message-ID) and submitted by the same code as `sendmail`, with the same exit statuses.
-
-use std::io::Read;
-use std::path::PathBuf;
+//! [`target`] checks each `--to` against the configuration, [`build`] makes the mail with
+//! lettre's builder (UTF-8 text/plain, encoded as needed, with Date and Message-ID). The command
+//! (`commands/send.rs`) submits it by the same code as `sendmail`, with the same exit statuses.
 
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{Address, Message};
 
-use super::client::{self, EX_DATAERR, EX_IOERR, EX_USAGE};
+use super::Error;
 use crate::config::Config;
 use crate::envelope::Recipient;
 
-/// The command line of `send`.
-#[derive(Debug, Clone)]
-pub struct SendArgs {
-    pub config: Option<PathBuf>,
-    pub to: Vec<String>,
-    pub subject: Option<String>,
-    /// The text, or `-` for stdin.
-    pub text: String,
-}
-
-/// Runs `send`; returns the exit status.
-pub fn main(args: SendArgs) -> u8 {
-    let prog = "mail2line send";
-    let (cfg, server) = match super::load(args.config.as_deref(), prog) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let mut recipients = Vec::new();
-    for to in &args.to {
-        match target(to, &cfg) {
-            Ok(a) => recipients.push(a),
-            Err(e) => {
-                eprintln!("{prog}: --to {e}");
-                return EX_USAGE;
-            }
-        }
-    }
-    let text = if args.text == "-" {
-        let mut raw = Vec::new();
-        if let Err(e) = std::io::stdin().lock().read_to_end(&mut raw) {
-            eprintln!("{prog}: cannot read the text from stdin: {e}");
-            return EX_IOERR;
-        }
-        match String::from_utf8(raw) {
-            Ok(t) => t,
-            Err(_) => {
-                eprintln!("{prog}: the text on stdin is not UTF-8");
-                return EX_DATAERR;
-            }
-        }
-    } else {
-        args.text.clone()
-    };
-    let ctx = super::context(&cfg);
-    let sender: Address = ctx
-        .default_sender
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .or_else(|| format!("mail2line@{}", ctx.hostname).parse().ok())
-        .unwrap_or_else(|| Address::new("mail2line", "localhost").expect("a valid literal address"));
-    let data = match build(&sender, &recipients, args.subject.as_deref(), text) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("{prog}: {e}");
-            return EX_DATAERR;
-        }
-    };
-    let report = client::submit(&server, Some(&sender), &recipients, &data);
-    for (to, reply) in &report.delivered {
-        println!("sent to {}: {reply}", to.join(", "));
-    }
-    super::print_failures(prog, &report);
-    report.exit_code()
-}
-
 /// `--to`'s value as an address at `smtp.domain`: a LINE id, an alias, or the followers address.
-pub fn target(to: &str, cfg: &Config) -> Result<Address, String> {
+pub fn target(to: &str, cfg: &Config) -> Result<Address, Error> {
     let to = to.trim();
     // `<id>+urgent` marks the mail urgent (never held for coalescing; may use the month's
     // reserve); the gateway strips it, any id, alias or followers may carry it.
@@ -93,16 +26,13 @@ pub fn target(to: &str, cfg: &Config) -> Result<Address, String> {
     if !known {
         let aliases: Vec<&str> = cfg.aliases.keys().map(String::as_str).collect();
         let listed = if aliases.is_empty() { "none".to_owned() } else { aliases.join(", ") };
-        return Err(format!(
-            "{to:?}: not a LINE id (U, C or R + 32 lowercase hex), an alias from [aliases] ({listed}), nor {:?} (every follower)",
-            cfg.routing.followers_address
-        ));
+        return Err(Error::UnknownTarget { to: to.to_owned(), aliases: listed, followers: cfg.routing.followers_address.clone() });
     }
-    Address::new(to, &cfg.smtp.domain).map_err(|e| format!("{to:?}@{}: {e}", cfg.smtp.domain))
+    Address::new(to, &cfg.smtp.domain).map_err(|e| Error::BadAddress { to: to.to_owned(), domain: cfg.smtp.domain.clone(), reason: e.to_string() })
 }
 
 /// The mail: From the sender, To the recipients, the subject, the text as UTF-8 text/plain.
-pub fn build(sender: &Address, recipients: &[Address], subject: Option<&str>, text: String) -> Result<Vec<u8>, String> {
+pub fn build(sender: &Address, recipients: &[Address], subject: Option<&str>, text: String) -> Result<Vec<u8>, Error> {
     // A Message-ID gives the gateway its LINE retry key for this mail.
     let mut b = Message::builder().from(Mailbox::new(None, sender.clone())).message_id(None);
     for r in recipients {
@@ -111,7 +41,7 @@ pub fn build(sender: &Address, recipients: &[Address], subject: Option<&str>, te
     if let Some(s) = subject {
         b = b.subject(s);
     }
-    let message = b.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| format!("cannot build the mail: {e}"))?;
+    let message = b.header(ContentType::TEXT_PLAIN).body(text).map_err(|e| Error::Build(e.to_string()))?;
     Ok(message.formatted())
 }
 
@@ -132,7 +62,7 @@ mod tests {
         assert_eq!(target(id, &c).unwrap().to_string(), format!("{id}@text.line.example.com"));
         assert_eq!(target("ops", &c).unwrap().to_string(), "ops@text.line.example.com");
         assert_eq!(target("followers", &c).unwrap().to_string(), "followers@text.line.example.com");
-        let e = target("root", &c).unwrap_err();
+        let e = target("root", &c).unwrap_err().to_string();
         assert!(e.contains("\"root\": not a LINE id") && e.contains("[aliases] (ops)"), "{e}");
         assert!(target("U0123", &c).is_err());
         assert_eq!(target("ops+urgent", &c).unwrap().to_string(), "ops+urgent@text.line.example.com");

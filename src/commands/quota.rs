@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use crate::config::{self, Config, Purpose};
-use crate::queue::{rfc3339, table, EXIT_FAILURE};
+use super::output::{self, printable, rfc3339, table};
+use super::Error;
+use crate::config::{Config, Purpose};
 use crate::spool::coalesce::month_bounds;
 use crate::spool::store::{self, UsageRow};
 
@@ -25,18 +26,15 @@ const TOP: usize = 10;
 
 /// Entry point for `main.rs`; returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, json: bool) -> u8 {
-    let cfg = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+    let cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok((_path, cfg)) => cfg,
         Err(status) => return status,
     };
     match run(&cfg, json, store::now_ms()) {
-        Ok(out) => {
-            print!("{out}");
-            0
-        }
+        Ok(out) => output::print("mail2line quota", &out),
         Err(e) => {
             eprintln!("mail2line quota: {e}");
-            EXIT_FAILURE
+            e.exit_code()
         }
     }
 }
@@ -67,9 +65,9 @@ impl Report {
 }
 
 /// Reads the month holding `now` (unix ms) from the spool of `cfg`.
-pub fn report(conn: &Connection, cfg: &Config, now: i64) -> Result<Report, String> {
+pub fn report(conn: &Connection, cfg: &Config, now: i64) -> Result<Report, Error> {
     let (start, end) = month_bounds(now);
-    let err = |e: store::StoreError| format!("the spool could not be read: {e}");
+    let err = |reason: store::StoreError| Error::Store { what: "spool", done: "read", reason };
     let recipients = store::usage(conn, start, "target").map_err(err)?;
     let senders = store::usage(conn, start, "sender").map_err(err)?;
     let messages: u64 = recipients.iter().map(|r| r.messages).sum();
@@ -110,8 +108,9 @@ pub fn report(conn: &Connection, cfg: &Config, now: i64) -> Result<Report, Strin
     })
 }
 
-pub fn run(cfg: &Config, json: bool, now: i64) -> Result<String, String> {
-    let conn = store::open_existing(&cfg.storage.dir, false).map_err(|e| e.to_string())?;
+/// The report on the spool of `cfg` as text or JSON; `now` is unix ms.
+pub fn run(cfg: &Config, json: bool, now: i64) -> Result<String, Error> {
+    let conn = store::open_existing(&cfg.storage.dir, false).map_err(|e| Error::NoStore(e.to_string()))?;
     let r = report(&conn, cfg, now)?;
     Ok(if json { to_json(&r) } else { to_text(&r, now) })
 }
@@ -137,7 +136,7 @@ pub fn to_json(r: &Report) -> String {
         "top_recipients": rows_json(&r.recipients, "id"),
         "top_senders": rows_json(&r.senders, "sender"),
     });
-    format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+    output::json(&v)
 }
 
 fn to_text(r: &Report, now: i64) -> String {
@@ -175,7 +174,7 @@ fn to_text(r: &Report, now: i64) -> String {
             out.push_str("  none yet\n");
             continue;
         }
-        let t: Vec<[String; 3]> = rows.iter().map(|u| [crate::queue::printable(&u.key), u.messages.to_string(), u.mails.to_string()]).collect();
+        let t: Vec<[String; 3]> = rows.iter().map(|u| [printable(&u.key), u.messages.to_string(), u.mails.to_string()]).collect();
         out.push_str(&table(&[head, "LINE MESSAGES", "MAILS"], &t));
     }
     out

@@ -1,5 +1,5 @@
 //! `mail2line check-config [--online]`: loads the configuration exactly as `serve` would,
-//! reports every problem (each with its file line and key, see `config.rs`) and every risky
+//! reports every problem (each with its file line and key, see `config`) and every risky
 //! but valid setting, says where each secret comes from, and with `--online` proves that the
 //! credentials and `line.api_base_url` work by asking LINE who the bot is (`GET /v2/bot/info`).
 //!
@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use super::output::{EX_CONFIG, EX_PROTOCOL, EX_UNAVAILABLE};
 use crate::config::{self, Config, Purpose, SecretSource, TokenKind};
 use crate::line::client::{BotInfo, ProbeError};
 use crate::line::outcome::RetryReason;
@@ -22,10 +23,6 @@ use crate::line::{Credentials, LineClient};
 
 /// The real API, the default `line.api_base_url`.
 const LINE_API: &str = "https://api.line.me";
-
-pub use crate::config::EX_CONFIG;
-pub const EX_UNAVAILABLE: u8 = 69;
-pub const EX_PROTOCOL: u8 = 76;
 
 /// Runs the command; returns the exit status.
 pub fn main(flag: Option<&Path>, online: bool) -> u8 {

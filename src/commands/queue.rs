@@ -7,7 +7,8 @@
 //! runs, and the server's scanner picks up a job made due here within `scan_interval_ms`.
 //!
 //! Exit codes: 0 done, 1 no such job / no spool / store error, 78 configuration errors (like
-//! `check-config`).
+//! `check-config`). Tables, JSON and RFC 3339 times come from `output.rs`, shared with `quota`
+//! and `followers`.
 //!
 //! `list --json` prints every field except the request body (it holds the mail's text, and can be
 //! large); `show ID --json` includes it, parsed. Times in JSON are RFC 3339 UTC strings with
@@ -18,7 +19,9 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use serde_json::{json, Value};
 
-use crate::config::{self, Config, DeliveryMode, Purpose};
+use super::output::{self, one_line, printable, rfc3339, table, truncate};
+use super::Error;
+use crate::config::{Config, DeliveryMode, Purpose};
 use crate::spool::store::{self, Job, JobId, State};
 
 /// What to do, as parsed from the command line.
@@ -37,46 +40,25 @@ pub enum RetryWhich {
     AllDead,
 }
 
-/// Exit status for a configuration problem (EX_CONFIG), as `check-config` uses.
-pub use crate::config::EX_CONFIG as EXIT_CONFIG;
-/// Exit status when the job or the spool does not exist, or the store fails.
-pub const EXIT_FAILURE: u8 = 1;
-
-/// A failed command: what to tell the user, and the exit status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    fn new(message: impl Into<String>) -> Failure {
-        Failure { code: EXIT_FAILURE, message: message.into() }
-    }
-}
-
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`),
 /// runs `action`, prints the result, and returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let cfg = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+    let cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok((_path, cfg)) => cfg,
         Err(status) => return status,
     };
     match run(&cfg, &action, store::now_ms()) {
-        Ok(out) => {
-            print!("{out}");
-            0
-        }
-        Err(f) => {
-            eprintln!("mail2line queue: {}", f.message);
-            f.code
+        Ok(out) => output::print("mail2line queue", &out),
+        Err(e) => {
+            eprintln!("mail2line queue: {e}");
+            e.exit_code()
         }
     }
 }
 
 /// Runs `action` against the spool of `cfg` and returns what to print; `now` is unix ms (a
 /// parameter so that relative times can be tested).
-pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Failure> {
+pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Error> {
     let write = matches!(action, Action::Retry(_) | Action::Drop { .. });
     let conn = open(cfg, write)?;
     match action {
@@ -88,14 +70,14 @@ pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Failure> {
     }
 }
 
-fn open(cfg: &Config, write: bool) -> Result<Connection, Failure> {
+fn open(cfg: &Config, write: bool) -> Result<Connection, Error> {
     store::open_existing(&cfg.storage.dir, write).map_err(|e| {
         let file = cfg.storage.dir.join(store::FILE_NAME);
         if file.exists() {
             // The file is there but SQLite refused it: most often permissions (WAL needs the
             // directory writable for its -shm/-wal files, retry/drop need the file writable).
             let need = if write { "read and write" } else { "read" };
-            return Failure::new(format!(
+            return Error::NoStore(format!(
                 "cannot open the spool {}: {e}; check that it is mail2line's spool, that this user can {need} it, and that {} is writable",
                 file.display(),
                 cfg.storage.dir.display()
@@ -106,35 +88,32 @@ fn open(cfg: &Config, write: bool) -> Result<Connection, Failure> {
             // The likeliest reason for a missing spool: this configuration never uses one.
             msg.push_str("; note: delivery.mode is \"direct\", which sends while the SMTP client waits and spools nothing");
         }
-        Failure::new(msg)
+        Error::NoStore(msg)
     })
 }
 
-fn store_err(e: store::StoreError) -> Failure {
-    Failure::new(format!("the spool could not be read or changed: {e}"))
+fn store_err(reason: store::StoreError) -> Error {
+    Error::Store { what: "spool", done: "read or changed", reason }
 }
 
-fn not_found(cfg: &Config, id: JobId) -> Failure {
-    Failure::new(format!(
-        "no job {id} in the spool at {} (delivered, dropped, or never existed); `mail2line queue list` shows the jobs there are",
-        cfg.storage.dir.join(store::FILE_NAME).display()
-    ))
+fn not_found(cfg: &Config, id: JobId) -> Error {
+    Error::NoSuchJob { id, file: cfg.storage.dir.join(store::FILE_NAME) }
 }
 
-fn get(conn: &Connection, cfg: &Config, id: JobId) -> Result<Job, Failure> {
+fn get(conn: &Connection, cfg: &Config, id: JobId) -> Result<Job, Error> {
     store::get(conn, id).map_err(store_err)?.ok_or_else(|| not_found(cfg, id))
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
 
-fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Result<String, Failure> {
+fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Result<String, Error> {
     // Read everything once: the footer counts the whole spool even when a filter hides part of it.
     let all = store::list(conn, None).map_err(store_err)?;
     let shown: Vec<&Job> = all.iter().filter(|j| state.is_none_or(|s| j.state == s)).collect();
     if as_json {
         let arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&Value::Array(arr)).unwrap_or_default()));
+        return Ok(output::json(&arr));
     }
     let pending = all.iter().filter(|j| j.state != State::Dead).count();
     let dead = all.len() - pending;
@@ -167,60 +146,6 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
     }
     out.push_str(&format!("{pending} pending, {dead} dead\n"));
     Ok(out)
-}
-
-/// Left-aligned columns two spaces apart, header first; no padding after the last column, so
-/// lines carry no trailing spaces. Shared with `followers list`, whose names are often Japanese:
-/// widths are terminal columns ([`display_width`]), not chars, so wide text keeps columns aligned.
-pub(crate) fn table<R: AsRef<[String]>>(header: &[&str], rows: &[R]) -> String {
-    // Cells come from senders and LINE: each is made printable here, once for every table.
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.as_ref().iter().map(|c| printable(c)).collect()).collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| display_width(h)).collect();
-    for r in &rows {
-        for (w, cell) in widths.iter_mut().zip(r) {
-            *w = (*w).max(display_width(cell));
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut l = String::new();
-        for (cell, w) in cells.zip(&widths) {
-            l.push_str(cell);
-            l.push_str(&" ".repeat(w - display_width(cell) + 2));
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&mut header.iter().copied());
-    for r in &rows {
-        line(&mut r.iter().map(String::as_str));
-    }
-    out
-}
-
-/// Terminal columns `s` takes: 2 for East Asian wide and fullwidth characters (CJK, kana, Hangul,
-/// fullwidth forms, most emoji), 1 otherwise. An approximation of UAX #11 without a dependency;
-/// it only has to keep a table readable.
-pub(crate) fn display_width(s: &str) -> usize {
-    s.chars()
-        .map(|c| match c as u32 {
-            0x1100..=0x115F
-            | 0x2E80..=0x303E
-            | 0x3041..=0x33FF
-            | 0x3400..=0x4DBF
-            | 0x4E00..=0x9FFF
-            | 0xA000..=0xA4CF
-            | 0xAC00..=0xD7A3
-            | 0xF900..=0xFAFF
-            | 0xFE30..=0xFE4F
-            | 0xFF00..=0xFF60
-            | 0xFFE0..=0xFFE6
-            | 0x1F300..=0x1F64F
-            | 0x1F900..=0x1F9FF
-            | 0x20000..=0x3FFFD => 2,
-            _ => 1,
-        })
-        .sum()
 }
 
 fn state_str(s: State) -> &'static str {
@@ -265,41 +190,13 @@ fn target_str(j: &Job) -> String {
     }
 }
 
-/// Text from outside (senders, subjects, LINE's error texts, display names) made safe for an
-/// operator's terminal: control characters (C0 such as ESC, DEL, C1 such as CSI, and line
-/// breaks) and bidi overrides become U+FFFD, so an ANSI sequence cannot clear the screen or
-/// restyle it, and a line break cannot forge an output line. Every human-readable output of
-/// `queue` and `followers` goes through this one function.
-pub(crate) fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            c if c.is_control() => '\u{FFFD}',
-            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => '\u{FFFD}',
-            c => c,
-        })
-        .collect()
-}
-
-pub(crate) fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let mut t: String = s.chars().take(max - 1).collect();
-    t.push('…');
-    t
-}
-
 // ---------------------------------------------------------------------------------------------
 // show
 
-fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> Result<String, Failure> {
+fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> Result<String, Error> {
     let j = get(conn, cfg, id)?;
     if as_json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&job_json(&j, true)).unwrap_or_default()));
+        return Ok(output::json(&job_json(&j, true)));
     }
     let when = |ms: i64| format!("{} ({})", rfc3339(ms), relative(ms, now));
     let mut out = String::new();
@@ -427,14 +324,14 @@ fn job_json(j: &Job, with_body: bool) -> Value {
 // ---------------------------------------------------------------------------------------------
 // retry / drop
 
-fn retry_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failure> {
+fn retry_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Error> {
     let before = get(conn, cfg, id)?;
     let mut out = retry_job(conn, cfg, &before)?;
     out.push_str(&pickup_note(cfg));
     Ok(out)
 }
 
-fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Failure> {
+fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Error> {
     let dead = store::list(conn, Some(State::Dead)).map_err(store_err)?;
     if dead.is_empty() {
         return Ok("No dead jobs to retry.\n".into());
@@ -449,7 +346,7 @@ fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Failure> {
 }
 
 /// Makes one job pending and due now, and says what changed.
-fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Failure> {
+fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Error> {
     let new_key = uuid::Uuid::new_v4().to_string();
     if !store::retry_now(conn, before.id, &new_key).map_err(store_err)? {
         // Delivered or dropped between our read and the update.
@@ -485,7 +382,7 @@ fn pickup_note(cfg: &Config) -> String {
     )
 }
 
-fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failure> {
+fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Error> {
     let j = get(conn, cfg, id)?;
     if !store::drop_job(conn, id).map_err(store_err)? {
         return Err(not_found(cfg, id));
@@ -506,32 +403,7 @@ fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Failur
 }
 
 // ---------------------------------------------------------------------------------------------
-// time formatting (no chrono: two small functions are all this needs)
-
-/// Unix milliseconds as RFC 3339 UTC with milliseconds, e.g. `2024-05-01T12:00:00.123Z`.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, sod % 3600 / 60, sod % 60)
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+// relative times
 
 /// A duration in ms as its largest whole unit: `45s`, `3m`, `2h`, `4d`.
 pub fn compact_duration(ms: i64) -> String {
@@ -559,15 +431,6 @@ fn relative(ms: i64, now: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_714_564_800_123), "2024-05-01T12:00:00.123Z");
-        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn durations_and_relative_times() {
@@ -611,26 +474,6 @@ mod tests {
         assert_eq!(next_str(&job(State::Pending, 2, 180_000), 0), "in 3m");
         assert_eq!(target_str(&job(State::Dead, 1, 0)), "U1 (+2 more)");
         assert_eq!(endpoint("/v2/bot/message/multicast"), "multicast");
-        assert_eq!(truncate("abcdef", 4), "abc…");
-        assert_eq!(one_line("a\n  b"), "a b");
-    }
-
-    #[test]
-    fn printable_removes_what_could_drive_a_terminal() {
-        let attack = "x\x1b[2J\x1b[H\rALL JOBS DELIVERED OK\n\u{9b}31m\u{202e}txt.exe\x07\x7f";
-        let clean = printable(attack);
-        assert!(!clean.chars().any(|c| c.is_control() || c == '\u{202e}'), "{clean:?}");
-        assert_eq!(clean, "x\u{FFFD}[2J\u{FFFD}[H\u{FFFD}ALL JOBS DELIVERED OK\u{FFFD}\u{FFFD}31m\u{FFFD}txt.exe\u{FFFD}\u{FFFD}");
-        assert_eq!(printable("山田 太郎 ok"), "山田 太郎 ok");
-        let rows = vec![vec!["a\x1b[2Jb".to_owned()]];
-        assert_eq!(table(&["X"], &rows), "X\na\u{FFFD}[2Jb\n", "tables are escaped cell by cell");
-    }
-
-    #[test]
-    fn table_aligns_wide_text() {
-        assert_eq!((display_width("abc"), display_width("山田 太郎"), display_width("ｱ"), display_width("ＡＢ")), (3, 9, 1, 4));
-        let rows = vec![vec!["山田".to_owned(), "x".to_owned()], vec!["ab".to_owned(), "".to_owned()]];
-        assert_eq!(table(&["NAME", "X"], &rows), "NAME  X\n山田  x\nab\n");
     }
 
     #[test]

@@ -6,20 +6,21 @@
 //! token, opens the registry under `storage.dir` with a connection of its own, and never talks to
 //! the server: SQLite in WAL mode lets it read while `mail2line serve` writes.
 //!
-//! Exit codes (shared with `queue`): 0 done, 1 no registry / store error, 78 configuration errors.
+//! Exit codes (shared with `queue`, see `output.rs`): 0 done, 1 no registry / store error, 78
+//! configuration errors.
 //!
 //! The JSON objects and the CSV columns carry the same fields under the same names, so the two
 //! machine formats agree: `id, kind, active, display_name, followed_at, unfollowed_at, address`.
 //! Times are RFC 3339 UTC with milliseconds; the address is `<id>@<smtp.domain>`, what to mail.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{self, Config, Purpose};
+use super::output::{self, one_line, printable, rfc3339, table, truncate};
+use super::Error;
+use crate::config::{Config, Purpose};
 use crate::followers::{Follower, Registry, FILE_NAME};
-use crate::queue::{one_line, printable, rfc3339, table, truncate, Failure, EXIT_FAILURE};
 
 /// What to do, as parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,45 +42,33 @@ const NAME_COLUMN_MAX: usize = 40;
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`,
 /// then `./config.toml`), runs `action`, prints the result, and returns the exit status.
 pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let (path, cfg) = match config::load_or_exit(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+    let (path, cfg) = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
-    let out = match run(&cfg, &path, &action) {
-        Ok(out) => out,
-        Err(f) => {
-            eprintln!("mail2line followers: {}", f.message);
-            return f.code;
-        }
-    };
-    // Not `print!`: it panics when stdout is closed early (`followers export | head`), and a
-    // reader that has seen enough is not an error.
-    let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush()) {
-        Ok(()) => 0,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+    match run(&cfg, &path, &action) {
+        // `followers export | head`: a reader that has seen enough is not an error.
+        Ok(out) => output::print("mail2line followers", &out),
         Err(e) => {
-            eprintln!("mail2line followers: cannot write the output: {e}");
-            EXIT_FAILURE
+            eprintln!("mail2line followers: {e}");
+            e.exit_code()
         }
     }
 }
 
 /// Runs `action` against the registry of `cfg` (loaded from `config_path`, named in errors) and
 /// returns what to print.
-pub fn run(cfg: &Config, config_path: &Path, action: &Action) -> Result<String, Failure> {
+pub fn run(cfg: &Config, config_path: &Path, action: &Action) -> Result<String, Error> {
     let registry = Registry::open_existing(&cfg.storage.dir).map_err(|e| {
         let mut message = e.to_string();
         if !cfg.storage.dir.join(FILE_NAME).exists() {
             // The likeliest cause is reading another configuration than the server's.
             message.push_str(&format!("; storage.dir comes from {}", config_path.display()));
         }
-        Failure { code: EXIT_FAILURE, message }
+        Error::NoStore(message)
     })?;
     // Always read everyone: the table's footer counts the inactive even when it hides them.
-    let everyone = registry
-        .list(true)
-        .map_err(|e| Failure { code: EXIT_FAILURE, message: format!("the follower registry could not be read: {e}") })?;
+    let everyone = registry.list(true).map_err(|reason| Error::Store { what: "follower registry", done: "read", reason })?;
     let domain = &cfg.smtp.domain;
     Ok(match action {
         Action::List { all, json: false } => list_table(&everyone, *all, domain),
@@ -173,7 +162,7 @@ fn list_json(everyone: &[Follower], all: bool, domain: &str) -> String {
             address: address(f, domain),
         })
         .collect();
-    format!("{}\n", serde_json::to_string_pretty(&shown).unwrap_or_else(|_| "[]".into()))
+    output::json(&shown)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,432 @@
+//! `mail2line serve [--dry-run]`: wires the gateway's parts together from the configuration and
+//! runs them until SIGTERM: the SMTP listeners, the HTTP server (webhook, monitoring, images),
+//! the spool's workers and the LINE client, with SIGHUP reloading the TLS certificate.
+//!
+//! It owns the order of start-up (storage first, the "SMTP listening on" line last: scripts and
+//! tests take it to mean "ready") and of shutdown, and the built-in defaults a first
+//! `serve --dry-run` runs on when there is no configuration file at all ([`BUILT_IN_DEFAULTS`]).
+//! Exit status: 0 stopped, 1 could not start (the reason is logged), 78 configuration errors.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::output::{EX_CONFIG, EX_FAILURE};
+use super::Error;
+use crate::compose::template::Template;
+use crate::config::{self, Config, DeliveryMode, Purpose};
+use crate::delivery::{Gateway, Mode};
+use crate::envelope::Recipient;
+use crate::followers::Registry;
+use crate::http::Monitor;
+use crate::line::{Credentials, LineClient};
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::smtp::access::{ClientList, RecipientAccess, SenderList};
+use crate::smtp::auth::Users;
+use crate::smtp::checks::AuthChecks;
+use crate::smtp::peers::{MailGate, PeerLimits, Peers};
+use crate::smtp::tls::Tls;
+use crate::smtp::{server, Directory, Rules};
+use crate::spool::policy::RetryPolicy;
+use crate::spool::{Settings as SpoolSettings, Spool};
+
+/// The target of this file's log lines: the one they had when they were logged from `main.rs`,
+/// so filters and log searches written for it keep working.
+const LOG_TARGET: &str = "mail2line";
+
+/// What `serve --dry-run` runs on when there is no configuration file anywhere it looks (no
+/// `--config`, no `$MAIL2LINE_CONFIG`, no `./config.toml`, no `/etc/mail2line/config.toml`): a
+/// fresh clone answers `cargo run --release -- serve --dry-run` with a working gateway that logs
+/// what it would push. Parsed like any file, so every other key has its usual default.
+pub const BUILT_IN_DEFAULTS: &str = "[smtp]\nlisten = \"127.0.0.1:2525\"\ndomain = \"text.line.localhost\"\n\n[storage]\ndir = \"./data\"\n";
+
+/// Runs the command; returns the exit status.
+pub fn main(config_flag: Option<PathBuf>, dry_run: bool) -> u8 {
+    let env = std::env::var("MAIL2LINE_CONFIG").ok();
+    let built_in = dry_run && no_config_file(config_flag.as_deref(), env.as_deref());
+    let loaded = if built_in {
+        Config::parse(BUILT_IN_DEFAULTS, "built-in defaults", Purpose::DryRun, &|_| None)
+    } else {
+        let purpose = if dry_run { Purpose::DryRun } else { Purpose::Serve };
+        config::load_for_command(config_flag.as_deref(), purpose).1
+    };
+    let cfg = match loaded {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mail2line: configuration errors (nothing started):\n{e}");
+            return EX_CONFIG;
+        }
+    };
+    crate::logging::init(&cfg.log);
+    if built_in {
+        // The first line a newcomer reads: where the gateway listens, and why there.
+        info!(
+            target: LOG_TARGET,
+            "no config file found: running on built-in defaults ({}, domain {}, {}) in dry-run",
+            cfg.smtp.listen,
+            cfg.smtp.domain,
+            cfg.storage.dir.display()
+        );
+    }
+    bound_allocator_growth();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mail2line: cannot start the async runtime: {e}");
+            return EX_FAILURE;
+        }
+    };
+    match runtime.block_on(serve(cfg, dry_run)) {
+        Ok(()) => 0,
+        Err(e) => {
+            error!(target: LOG_TARGET, "{e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// True when no configuration file was named (`--config`, `$MAIL2LINE_CONFIG`) and none exists
+/// where one is looked for. A file that exists but cannot be read is not "none": it is reported.
+fn no_config_file(flag: Option<&Path>, env: Option<&str>) -> bool {
+    if flag.is_some() || env.is_some_and(|e| !e.is_empty()) {
+        return false;
+    }
+    let missing = |p: &str| matches!(std::fs::metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+    missing(config::DEFAULT_PATH) && missing(config::SYSTEM_PATH)
+}
+
+/// A part that could not start, with its own message.
+fn start(e: impl Display) -> Error {
+    Error::Start(e.to_string())
+}
+
+/// A configuration value the part that uses it refused.
+fn setting(key: impl Into<String>) -> impl FnOnce(String) -> Error {
+    let key = key.into();
+    move |reason| Error::Setting { key, reason }
+}
+
+/// The spool or the registry under `storage.dir`.
+fn storage_dir(cfg: &Config) -> impl FnOnce(String) -> Error + '_ {
+    |reason| Error::StorageDir { reason, dir: cfg.storage.dir.clone() }
+}
+
+async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
+    // Before anything is created: storage.dir and all in it are owner-only whatever the umask
+    // the gateway was started with (only the systemd unit sets one).
+    crate::storage::restrict_umask();
+    crate::storage::secure_dir(&cfg.storage.dir).map_err(start)?;
+    let notifier = Notifier::from_env().unwrap_or_else(|e| {
+        warn!(target: LOG_TARGET, "{e}");
+        Notifier::default()
+    });
+    let template = Template::parse(&cfg.message.template).map_err(|e| setting("message.template")(e.to_string()))?.with_rules(cfg.message.rules());
+    let mut runner = None;
+    let metrics = Arc::new(Metrics::new());
+    // The webhook replies through the same client; none in a dry run.
+    let line = if dry_run {
+        None
+    } else {
+        let credentials = Credentials::from_config(&cfg.line).map_err(start)?;
+        info!(target: LOG_TARGET, "LINE API at {} with {}", cfg.line.api_base_url, credentials.describe());
+        let token_store = Some(cfg.storage.dir.join(crate::line::token::TOKEN_FILE));
+        Some(LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store).map_err(start)?.with_metrics(metrics.clone()))
+    };
+    let mut spool = None;
+    let mode = match line.clone() {
+        None => Mode::DryRun,
+        Some(client) => match cfg.delivery.mode {
+            DeliveryMode::Direct => Mode::Direct(client),
+            DeliveryMode::Spool => {
+                let (s, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?, Arc::new(crate::delivery::HeldPacker), metrics.clone())
+                    .map_err(|e| storage_dir(&cfg)(e.to_string()))?;
+                info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
+                runner = Some(r);
+                spool = Some(s.clone());
+                Mode::Spool(s)
+            }
+        },
+    };
+    let registry = Arc::new(
+        Registry::open(&cfg.storage.dir).map_err(|e| storage_dir(&cfg)(e.to_string()))?,
+    );
+    let media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
+    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    if let Some(media) = &media {
+        info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.dir().display());
+        tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));
+    }
+    let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
+    let http = start_http(&cfg, registry.clone(), line, monitor, media.map(Arc::new), stop_rx.clone()).await?;
+    let security = security(&cfg)?;
+    let tls = security.tls.clone();
+    let mut listeners = Vec::new();
+    let listener = listen(cfg.smtp.listen).await.map_err(|source| Error::Listen { addr: cfg.smtp.listen, key: "smtp.listen", source })?;
+    let addr = listener.local_addr().map_err(|source| Error::System { what: "the SMTP listener's address", source })?;
+    listeners.push(server::Listener { socket: listener, implicit_tls: false });
+    if let Some(tls_listen) = cfg.smtp.tls_listen {
+        let listener = listen(tls_listen).await.map_err(|source| Error::Listen { addr: tls_listen, key: "smtp.tls_listen", source })?;
+        let tls_addr = listener.local_addr().map_err(|source| Error::System { what: "the SMTP TLS listener's address", source })?;
+        info!(target: LOG_TARGET, "SMTP implicit TLS listening on {tls_addr}");
+        listeners.push(server::Listener { socket: listener, implicit_tls: true });
+    }
+    // Handlers before "ready": a SIGHUP or SIGTERM sent the moment after would otherwise meet
+    // the default action, which kills the process.
+    use tokio::signal::unix::{signal, SignalKind};
+    let hup = signal(SignalKind::hangup()).map_err(|source| Error::System { what: "cannot handle SIGHUP", source })?;
+    let term = signal(SignalKind::terminate()).map_err(|source| Error::System { what: "cannot handle SIGTERM", source })?;
+    // Logged last: scripts and tests take this line to mean "ready".
+    info!(target: LOG_TARGET, "SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
+    for warning in cfg.warnings() {
+        warn!(target: LOG_TARGET, "{warning}");
+    }
+    let status = format!("SMTP listening on {addr}{}", if dry_run { " (dry run)" } else { "" });
+    notifier.ready(&status);
+    let rules = Arc::new(Rules {
+        hostname: cfg.hostname().to_owned(),
+        domain: cfg.smtp.domain.clone(),
+        max_message_bytes: cfg.smtp.max_message_bytes,
+        max_recipients: cfg.smtp.max_recipients,
+        aliases: aliases(&cfg),
+        followers_address: cfg.routing.followers_address.clone(),
+        followers_access: RecipientAccess::parse(&cfg.routing.followers_senders, &cfg.routing.followers_users)
+            .map_err(setting("routing.followers_senders"))?,
+        alias_access: alias_access(&cfg)?,
+        require_follower: cfg.smtp.require_follower,
+        directory: Some(registry.clone() as Arc<dyn Directory>),
+        tls_available: tls.is_some(),
+        require_tls: cfg.smtp.require_tls,
+        auth: cfg.smtp.auth,
+        allow_plaintext_auth_on_loopback: cfg.smtp.allow_plaintext_auth_on_loopback,
+        allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(setting("smtp.allowed_senders"))?,
+        max_errors: cfg.smtp.max_failed_commands,
+        max_junk_commands: cfg.smtp.max_junk_commands,
+        mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
+        space_gate: Some(Arc::new(crate::storage::DiskSpace::new(
+            &cfg.storage.dir,
+            crate::storage::Limits { min_free_bytes: cfg.storage.min_free_bytes, max_bytes: cfg.storage.max_bytes },
+        ))),
+    });
+    let incoming = cfg.storage.dir.join(crate::storage::INCOMING_DIR);
+    let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
+        .map_err(|e| start(format!("cannot prepare {} for mail data (storage.dir): {e}", incoming.display())))?;
+    let limits = server::Limits {
+        max_sessions: cfg.smtp.max_sessions,
+        idle_timeout: cfg.idle_timeout(),
+        data_timeout: Duration::from_secs(cfg.smtp.data_timeout_secs),
+        shutdown_grace: std::time::Duration::from_secs(cfg.smtp.shutdown_grace_secs),
+        inflight: Arc::new(inflight),
+    };
+    tokio::spawn(reload_on_sighup(hup, tls, notifier.clone(), status));
+    let grace = limits.shutdown_grace;
+    tokio::spawn(async move {
+        wait_for_signal(term).await;
+        info!(target: LOG_TARGET, "shutting down: no new SMTP sessions");
+        // SMTP sessions, then HTTP requests, then pushes in flight: each may take `grace`.
+        notifier.stopping("shutting down: finishing SMTP sessions and pushes in flight", grace * 3 + Duration::from_secs(5));
+        let _ = stop_tx.send(true);
+    });
+    server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await;
+    // The stop signal already reached the HTTP server; wait for its requests in progress.
+    if tokio::time::timeout(grace, http).await.is_err() {
+        info!(target: LOG_TARGET, "HTTP requests still running after {grace:?}; stopping anyway");
+    }
+    if let Some(runner) = runner {
+        info!(target: LOG_TARGET, "SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
+        runner.shutdown(grace).await;
+    }
+    info!(target: LOG_TARGET, "stopped");
+    Ok(())
+}
+
+/// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
+fn security(cfg: &Config) -> Result<server::Security, Error> {
+    let smtp = &cfg.smtp;
+    let tls = match (&smtp.tls_cert_file, &smtp.tls_key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key).map_err(start)?)),
+        _ => None,
+    };
+    let mut users = Users::new();
+    for (i, u) in smtp.users.iter().enumerate() {
+        users.add(&u.name, &u.password_hash).map_err(setting(format!("smtp.users[{i}].password_hash")))?;
+    }
+    Ok(server::Security {
+        tls,
+        clients: ClientList::parse(&smtp.allowed_clients).map_err(setting("smtp.allowed_clients"))?,
+        auth: smtp.auth,
+        users: Arc::new(users),
+        peers: Peers::new(PeerLimits {
+            sessions: smtp.max_sessions_per_ip,
+            mails_per_minute: smtp.max_mails_per_minute_per_ip,
+            auth_failure_delay: Duration::from_millis(smtp.auth_failure_delay_ms),
+        }),
+        checks: AuthChecks::new(smtp.max_auth_checks, smtp.max_auth_queue),
+    })
+}
+
+/// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad file keeps the old one.
+/// Installed even without TLS: SIGHUP's default action would kill the gateway. systemd hears
+/// RELOADING=1 before and READY=1 after, with the outcome in STATUS=.
+async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<Tls>>, notifier: Notifier, status: String) {
+    while hup.recv().await.is_some() {
+        notifier.reloading();
+        let outcome = match tls.as_ref().map(|t| t.reload()) {
+            Some(Ok(())) => {
+                info!(target: LOG_TARGET, "SIGHUP: TLS certificate reloaded");
+                "TLS certificate reloaded".to_owned()
+            }
+            Some(Err(e)) => {
+                error!(target: LOG_TARGET, "SIGHUP: {e}; still serving the previous certificate");
+                "TLS certificate reload failed, previous one in use (see the log)".to_owned()
+            }
+            None => {
+                info!(target: LOG_TARGET, "SIGHUP: no TLS certificate configured; nothing to reload");
+                "nothing to reload".to_owned()
+            }
+        };
+        notifier.ready(&format!("{status}; last reload: {outcome}"));
+    }
+}
+
+/// `[aliases]` as recipients (the ids were validated when the config was loaded).
+fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
+    cfg.aliases
+        .iter()
+        .map(|(name, alias)| (name.clone(), alias.ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
+        .collect()
+}
+
+/// Who may send to each alias table with `senders` or `users`; the other aliases are open.
+fn alias_access(cfg: &Config) -> Result<HashMap<String, RecipientAccess>, Error> {
+    cfg.aliases
+        .iter()
+        .filter(|(_, alias)| alias.is_protected())
+        .map(|(name, alias)| {
+            let access = RecipientAccess::parse(&alias.senders, &alias.users)
+                .map_err(|e| setting(format!("aliases.{name}"))(format!("senders: {e}")))?;
+            Ok((name.clone(), access))
+        })
+        .collect()
+}
+
+/// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
+/// `HTTP listening on ADDR`.
+async fn start_http(
+    cfg: &Config,
+    registry: Arc<Registry>,
+    line: Option<LineClient>,
+    monitor: Arc<Monitor>,
+    media: Option<Arc<crate::media::Media>>,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let listener = listen(cfg.http.listen).await.map_err(|source| Error::Listen { addr: cfg.http.listen, key: "http.listen", source })?;
+    let addr = listener.local_addr().map_err(|source| Error::System { what: "the HTTP listener's address", source })?;
+    let hook = Arc::new(crate::http::Webhook::new(cfg, registry, line));
+    let app = crate::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
+    let limits = crate::http::limits::Limits {
+        header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),
+        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
+        max_connections: cfg.http.max_connections,
+        max_concurrent_requests: cfg.http.max_concurrent_requests,
+    };
+    info!(target: LOG_TARGET, "LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
+    info!(target: LOG_TARGET, "HTTP listening on {addr}");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::http::serve(listener, app, limits, stop).await {
+            error!(target: LOG_TARGET, "HTTP server stopped: {e}");
+        }
+    }))
+}
+
+/// `[delivery]` and `[quota]` as the spool takes them.
+fn spool_settings(cfg: &Config) -> Result<SpoolSettings, Error> {
+    let d = &cfg.delivery;
+    Ok(SpoolSettings {
+        workers: d.worker_count(),
+        push_per_second: d.max_requests_per_second,
+        multicast_per_second: d.max_multicast_per_second,
+        retry: RetryPolicy {
+            base: Duration::from_millis(d.retry_base_ms),
+            max: Duration::from_secs(d.retry_max_secs),
+            max_age: d.max_age.parse().map_err(setting("delivery.max_age"))?,
+            quota_probe: Duration::from_secs(d.quota_probe_secs),
+        },
+        scan_interval: Duration::from_millis(d.scan_interval_ms),
+        dead_retention: d.dead_retention.parse().map_err(setting("delivery.dead_retention"))?,
+        coalesce: crate::spool::coalesce::Settings {
+            coalesce: Duration::from_secs(d.coalesce_secs),
+            pacing: cfg.quota.pacing,
+            max_coalesce: Duration::from_secs(cfg.quota.max_coalesce_secs),
+            reserve: cfg.quota.reserve,
+            monthly_budget: cfg.quota.monthly_budget,
+            daily_share: cfg.quota.daily_share,
+        },
+    })
+}
+
+/// SIGTERM (systemd's stop) or Ctrl-C.
+async fn wait_for_signal(mut term: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Binds a listening socket with a backlog of [`LISTEN_BACKLOG`] (the kernel caps it at
+/// `net.core.somaxconn`). The default of the standard library and mio is 128: a burst of more
+/// connections than that overflows the accept queue, and Linux then drops the handshake's last
+/// ACK, so the client believes it is connected and waits for a greeting that never comes.
+async fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As `std::net::TcpListener::bind` does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Connections the kernel may hold for us between `accept` calls: a burst of new sessions as
+/// large as `smtp.max_sessions`' default waits there instead of being half-dropped.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// glibc's allocator raises its mmap threshold each time a large block is freed (up to 32 MiB),
+/// so after the first big mail every buffer below that size comes from the heap, and a heap
+/// fragmented by a thousand sessions is never given back: the big-mail attack of
+/// `tests/hostile.rs` left the gateway 100 MiB above its budget that way. A fixed threshold
+/// keeps mail-sized buffers in their own mappings, returned to the system when freed.
+fn bound_allocator_growth() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn built_in_defaults_are_a_valid_dry_run_configuration() {
+        let cfg = Config::parse(BUILT_IN_DEFAULTS, "built-in defaults", Purpose::DryRun, &|_| None).unwrap();
+        assert_eq!(cfg.smtp.listen.to_string(), "127.0.0.1:2525");
+        assert_eq!(cfg.smtp.domain, "text.line.localhost");
+        assert_eq!(cfg.storage.dir, PathBuf::from("./data"));
+        // Not enough to serve for real: that needs a channel access token, from a file.
+        assert!(Config::parse(BUILT_IN_DEFAULTS, "built-in defaults", Purpose::Serve, &|_| None).is_err());
+    }
+
+    #[test]
+    fn a_named_configuration_is_never_replaced_by_the_defaults() {
+        assert!(!no_config_file(Some(Path::new("/nonexistent/config.toml")), None));
+        assert!(!no_config_file(None, Some("/nonexistent/config.toml")));
+    }
+}
