@@ -19,21 +19,21 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::compose::route::{plan, Endpoint, Request};
-use crate::spool::coalesce::Admission;
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
-use crate::compose::{attachment_list, batches, body_messages_with_list, ImageMessage, Message};
-use crate::media::{self, Kind, Media};
-use crate::line::client::{path, Body};
-use crate::line::outcome::RetryReason;
+use crate::compose::{self, Hosted, Outbound};
 use crate::envelope::Recipient;
 use crate::followers::Registry;
+use crate::line::message::{ImageMessage, Message};
+use crate::line::outcome::RetryReason;
+use crate::line::request::{path, Body, Endpoint, Request};
 use crate::line::{LineClient, Outcome};
 use crate::mail;
+use crate::media::{self, Kind, Media};
+use crate::spool::coalesce::Admission;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
-use crate::smtp::{Mail, Reply};
+use crate::smtp::{Deliver, Mail, Reply};
 use crate::spool::store::{NewJob, Packer, Sealed};
 use crate::spool::Spool;
 
@@ -78,16 +78,10 @@ impl Refused {
     }
 }
 
-/// What a mail becomes before it is sent: the requests, and a few facts for logs.
-pub struct Composed {
-    pub requests: Vec<Request>,
-    pub message_id: String,
-    pub truncated: bool,
-    /// Files stored in the media store for this mail's requests.
-    pub media: Vec<String>,
-    /// The headers mark it urgent (`X-Priority: 1`, `Importance: high`, …): never held for
-    /// coalescing, and it may use the month's reserve.
-    pub urgent: bool,
+/// A composed mail, and the files stored in the media store for its requests.
+struct Composed {
+    outbound: Outbound,
+    media: Vec<String>,
 }
 
 impl Gateway {
@@ -142,26 +136,26 @@ impl Gateway {
         Ok(out)
     }
 
-    /// Turns the mail into LINE requests. With `[media]`, its images (and downloadable
-    /// attachments) are stored durably first, so the URLs in the requests work by the time
-    /// the mail is answered.
+    /// Turns the mail into LINE requests: `mail::parse`, then `compose::compose`. With
+    /// `[media]`, its images (and downloadable attachments) are stored durably in between, so
+    /// the URLs in the requests work by the time the mail is answered.
     async fn compose(&self, mail: &Mail) -> Result<Composed, Refused> {
+        let mut notice = mail::parse(&mail.data);
         let Some(m) = &self.media else {
-            return Ok(compose_without_media(&self.template, &mail.data, &mail.rcpts));
+            let outbound = compose::compose(&self.template, notice, &mail.rcpts, None);
+            return Ok(Composed { outbound, media: Vec::new() });
         };
-        let notice = mail::parse(&mail.data);
-        let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let (m, attachments, message_id, urgent) = (m.clone(), notice.attachments, notice.message_id, notice.urgent);
-        let hosted = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
+        let (m, attachments) = (m.clone(), std::mem::take(&mut notice.attachments));
+        let (hosted, stored) = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
             Ok(Ok(hosted)) => hosted,
             Ok(Err(e)) => return Err(media_refusal(e.to_string())),
             Err(e) => return Err(media_refusal(e.to_string())),
         };
-        Ok(Composed { urgent, ..assemble(&text, hosted, &mail.rcpts, message_id) })
+        Ok(Composed { outbound: compose::compose(&self.template, notice, &mail.rcpts, Some(hosted)), media: stored })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
-    pub async fn deliver(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
+    async fn deliver_mail(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
         let id = next_mail_id();
         let arrived = Instant::now();
         let user = mail.user.clone();
@@ -201,25 +195,25 @@ impl Gateway {
             return Err(quota_refusal());
         }
         let composed = self.compose(mail).await?;
-        if composed.truncated {
+        if composed.outbound.truncated {
             self.metrics.text_cut();
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
         }
         match &self.mode {
             Mode::DryRun => {
-                for req in &composed.requests {
+                for req in &composed.outbound.requests {
                     let body = Body::of(req).to_json();
                     // `body` last, so the JSON runs to the end of the log line.
                     info!(mail = %id, endpoint = path(&req.endpoint), body = %body, "dry run, not sent");
                 }
                 let reply = Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"));
-                Ok(Accepted { reply, requests: composed.requests.len() })
+                Ok(Accepted { reply, requests: composed.outbound.requests.len() })
             }
             Mode::Direct(client) => self.push_all(client, id, &composed, arrived).await,
             // Refused here means nothing was stored, so nothing will ever be sent.
             Mode::Spool(spool) => {
                 // By its headers, or sent to `<id>+urgent@…`.
-                let urgent = composed.urgent || mail.urgent;
+                let urgent = composed.outbound.urgent || mail.urgent;
                 enqueue(spool, id, mail, &composed, urgent).await.inspect_err(|_| self.discard_media(&composed))
             }
         }
@@ -227,11 +221,12 @@ impl Gateway {
 
     async fn push_all(&self, client: &LineClient, id: &str, composed: &Composed, arrived: Instant) -> Result<Accepted, Refused> {
         let mut sent = 0;
-        for (i, req) in composed.requests.iter().enumerate() {
+        let requests = &composed.outbound.requests;
+        for (i, req) in requests.iter().enumerate() {
             // With a Message-ID, a sender that retries after a 4xx gets the same retry keys, so
             // LINE answers 409 for the requests that already went out instead of sending twice.
             let body = Body::of(req).to_json();
-            let key = mail_retry_key(&composed.message_id, i, &body);
+            let key = mail_retry_key(&composed.outbound.message_id, i, &body);
             let outcome = client.send_raw(path(&req.endpoint), body, key.as_deref()).await;
             match outcome {
                 Outcome::Delivered { request_id, duplicate } => {
@@ -253,7 +248,7 @@ impl Gateway {
                         self.discard_media(composed);
                     }
                     // The reply carries LINE's answer; the log adds which request it was.
-                    let detail = format!("LINE did not accept request {} of {} ({})", i + 1, composed.requests.len(), path(&req.endpoint));
+                    let detail = format!("LINE did not accept request {} of {} ({})", i + 1, requests.len(), path(&req.endpoint));
                     return Err(Refused { reason: refusal_reason(&other), reply: refusal(&other, sent), detail: Some(detail) });
                 }
             }
@@ -262,39 +257,11 @@ impl Gateway {
     }
 }
 
-/// What a mail becomes when no media host is configured: the whole of [`Gateway::compose`]
-/// then, pure and without I/O (`benches/mime.rs` measures exactly this). Every attachment,
-/// images included, is listed by name and size so the reader knows the mail carried it.
-pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
-    let notice = mail::parse(raw);
-    let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-    let urgent = notice.urgent;
-    Composed { urgent, ..assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, notice.message_id) }
-}
-
-/// The rendered text and the hosted attachments → the mail's requests.
-fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], message_id: String) -> Composed {
-    let (requests, truncated) = requests(text, &hosted.listed, &hosted.links, hosted.images, rcpts);
-    Composed { requests, message_id, truncated, media: hosted.stored, urgent: false }
-}
-
-/// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
-/// their download `links`, by index) and its image messages → the LINE requests for `rcpts`,
-/// and whether the text was cut. Public so the fuzz target (`fuzzing::check_mime`) checks
-/// exactly what the gateway sends, with and without hosted images.
-pub fn requests(
-    text: &str,
-    listed: &[mail::Attachment],
-    links: &[Option<String>],
-    images: Vec<Message>,
-    rcpts: &[Recipient],
-) -> (Vec<Request>, bool) {
-    let list = attachment_list(listed, |i, _| links.get(i).cloned().flatten());
-    let body = body_messages_with_list(text, &list, MAX_MESSAGES_PER_REQUEST);
-    // Text first, then images; more than 5 go on in follow-up requests to the same
-    // recipients, each batch planned like a mail of its own, in order.
-    let requests = batches(body.messages, images).into_iter().flat_map(|batch| plan(rcpts, batch)).collect();
-    (requests, body.truncated)
+/// The SMTP server's hand-over: every mail it accepted comes through here.
+impl Deliver for Gateway {
+    fn deliver(&self, mail: Mail, peer: SocketAddr) -> impl std::future::Future<Output = Reply> + Send {
+        self.deliver_mail(mail, peer)
+    }
 }
 
 /// The transient reply while the spool is paused for the monthly quota.
@@ -370,14 +337,14 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
     if spool.quota_paused() {
         return Err(quota_refusal());
     }
-    let mut jobs = Vec::with_capacity(composed.requests.len());
-    for (i, req) in composed.requests.iter().enumerate() {
+    let mut jobs = Vec::with_capacity(composed.outbound.requests.len());
+    for (i, req) in composed.outbound.requests.iter().enumerate() {
         let body = Body::of(req).to_json();
         // Chosen now and stored with the job, so every attempt, also after a restart, carries
         // the same key and LINE can answer 409 instead of sending twice. From the Message-ID
         // when there is one: a sender that did not see our 250 (a crash between storing the
         // mail and answering) sends the same mail again, and its requests get the same keys.
-        let retry_key = mail_retry_key(&composed.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let retry_key = mail_retry_key(&composed.outbound.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let target = match &req.endpoint {
             Endpoint::Push { to } => to.clone(),
             Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
@@ -441,33 +408,22 @@ impl Packer for HeldPacker {
     }
 }
 
-/// A mail's attachments after the media host took its part.
-#[derive(Default)]
-struct Hosted {
-    /// Image messages for the images, in the mail's order.
-    images: Vec<Message>,
-    /// The attachments still listed in the text …
-    listed: Vec<mail::Attachment>,
-    /// … and, by the same index, a download link for those stored.
-    links: Vec<Option<String>>,
-    /// Every file stored, to delete them if the mail is refused after all.
-    stored: Vec<String>,
-}
-
 /// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
 /// the other attachments up to `max_attachment_bytes`. Blocking (file writes and fsyncs);
-/// an error means some file could not be made durable.
-fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<Hosted> {
+/// an error means some file could not be made durable. Returns what `compose` needs and every
+/// file stored, to delete them if the mail is refused after all.
+fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<(Hosted, Vec<String>)> {
     let mut hosted = Hosted::default();
-    let result = host_into(m, attachments, &mut hosted);
+    let mut stored = Vec::new();
+    let result = host_into(m, attachments, &mut hosted, &mut stored);
     if result.is_err() {
         // The mail gets a 4xx; the files stored before the failure would only linger.
-        m.store.remove(&hosted.stored);
+        m.store.remove(&stored);
     }
-    result.map(|()| hosted)
+    result.map(|()| (hosted, stored))
 }
 
-fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted) -> std::io::Result<()> {
+fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted, stored: &mut Vec<String>) -> std::io::Result<()> {
     let put = |bytes: &[u8], kind: Kind, stored: &mut Vec<String>| {
         let name = m.store.put(bytes, kind)?;
         stored.push(name.clone());
@@ -481,15 +437,12 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted)
             }
         }
         if let Ok(prepared) = prepared {
-            let original = put(&prepared.original.bytes, prepared.original.kind, &mut hosted.stored)?;
+            let original = put(&prepared.original.bytes, prepared.original.kind, stored)?;
             let preview = match &prepared.preview {
-                Some(p) => put(&p.bytes, p.kind, &mut hosted.stored)?,
+                Some(p) => put(&p.bytes, p.kind, stored)?,
                 None => original.clone(),
             };
-            hosted.images.push(Message::Image(ImageMessage {
-                original_content_url: m.url(&original),
-                preview_image_url: m.url(&preview),
-            }));
+            hosted.images.push(ImageMessage { original_content_url: m.url(&original), preview_image_url: m.url(&preview) });
             continue;
         }
         let link = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
@@ -498,7 +451,7 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted)
                 k if k.is_image() => Kind::Binary,
                 k => k,
             };
-            Some(m.url(&put(&a.data, kind, &mut hosted.stored)?))
+            Some(m.url(&put(&a.data, kind, stored)?))
         } else {
             None
         };
@@ -657,32 +610,8 @@ mod tests {
     }
 
     #[test]
-    fn without_media_attachments_are_listed_and_every_recipient_planned() {
-        let raw = b"From: a@example.com\r\nSubject: Report\r\nMessage-ID: <r1@example.com>\r\n\
-MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
---b\r\nContent-Type: text/plain\r\n\r\nSales are up.\r\n\
---b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=chart.png\r\n\
-Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
-        let user = |c: char| Recipient::User(format!("U{}", c.to_string().repeat(32)));
-        let one = compose_without_media(&Template::default(), raw, &[user('a')]);
-        assert_eq!(one.message_id, "r1@example.com");
-        assert!(!one.truncated);
-        assert_eq!(one.requests.len(), 1);
-        assert_eq!(one.requests[0].endpoint, Endpoint::Push { to: user('a').id().to_owned() });
-        // Without a media host the image is not an image message: it is listed in the text.
-        match one.requests[0].messages.as_slice() {
-            [Message::Text(t)] => assert_eq!(t.text, "Report\n\nSales are up.\n\n📎 chart.png (5 B)"),
-            other => panic!("expected one text message, got {other:?}"),
-        }
-        let two = compose_without_media(&Template::default(), raw, &[user('a'), user('b')]);
-        assert_eq!(two.requests.len(), 1);
-        assert!(matches!(&two.requests[0].endpoint, Endpoint::Multicast { to } if to.len() == 2));
-        assert_eq!(two.requests[0].messages, one.requests[0].messages);
-    }
-
-    #[test]
     fn held_bodies_are_packed_into_one_request_to_the_same_recipients() {
-        let text = |t: &str| Message::Text(crate::compose::TextMessage { text: t.into(), emojis: Vec::new() });
+        let text = |t: &str| Message::Text(crate::line::message::TextMessage { text: t.into(), emojis: Vec::new() });
         let body = |endpoint: Endpoint, t: &str| Body::of(&Request { endpoint, messages: vec![text(t)] }).to_json();
         let users = vec![format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32))];
         let multi = |t| body(Endpoint::Multicast { to: users.clone() }, t);
@@ -712,15 +641,5 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
         assert_eq!(recipients(&Endpoint::Push { to: a.clone() }), 1);
         assert_eq!(recipients(&Endpoint::Push { to: format!("C{}", "c".repeat(32)) }), 0, "a group: its members, asked");
         assert_eq!(recipients(&Endpoint::Multicast { to: vec![a, b] }), 2);
-    }
-
-    #[test]
-    fn message_id_is_read_from_headers() {
-        let rcpts = [Recipient::User(format!("U{}", "a".repeat(32)))];
-        let composed = |raw: &[u8]| compose_without_media(&Template::default(), raw, &rcpts);
-        assert_eq!(composed(b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody").message_id, "abc@example.com");
-        assert_eq!(composed(b"Subject: x\r\n\r\nbody").message_id, "");
-        // Not a mail (no header section): shown as text, and it has no Message-ID.
-        assert_eq!(composed(b"Message-ID <abc@example.com>\r\n").message_id, "");
     }
 }

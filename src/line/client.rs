@@ -14,44 +14,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::compose::message::Message;
-use crate::compose::route::{Endpoint, Request};
 use crate::metrics::{Metrics, PushStatus};
 use crate::secret::Secret;
 
+use super::message::Message;
 use super::outcome::{classify, Outcome, RetryReason};
 use super::token::{Credentials, TokenSource};
-
-/// The JSON body LINE expects for a request, borrowed from the planned [`Request`]; written
-/// by [`Body::to_json`].
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum Body<'a> {
-    Push { to: &'a str, messages: &'a [Message] },
-    Multicast { to: &'a [String], messages: &'a [Message] },
-}
-
-impl<'a> Body<'a> {
-    pub fn of(req: &'a Request) -> Body<'a> {
-        match &req.endpoint {
-            Endpoint::Push { to } => Body::Push { to, messages: &req.messages },
-            Endpoint::Multicast { to } => Body::Multicast { to, messages: &req.messages },
-        }
-    }
-
-    /// The body as LINE gets it (and as the spool and the dry-run log keep it).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a request body is strings, arrays and objects with string keys")
-    }
-}
-
-/// The API path of an endpoint.
-pub fn path(endpoint: &Endpoint) -> &'static str {
-    match endpoint {
-        Endpoint::Push { .. } => "/v2/bot/message/push",
-        Endpoint::Multicast { .. } => "/v2/bot/message/multicast",
-    }
-}
 
 #[derive(Clone)]
 pub struct LineClient {
@@ -392,26 +360,4 @@ fn transport_error(e: &reqwest::Error) -> Outcome {
         "the connection to the LINE API failed".to_owned()
     };
     Outcome::Retry { reason, detail, after: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::compose::message::{Emoji, TextMessage};
-
-    #[test]
-    fn bodies_have_line_shape() {
-        let messages = vec![Message::Text(TextMessage {
-            text: "$ hi".into(),
-            emojis: vec![Emoji { index: 0, product_id: "5ac1bfd5040ab15980c9b435".into(), emoji_id: "001".into() }],
-        })];
-        let push = Request { endpoint: Endpoint::Push { to: "Uabc".into() }, messages: messages.clone() };
-        assert_eq!(
-            serde_json::to_value(Body::of(&push)).unwrap(),
-            serde_json::json!({"to":"Uabc","messages":[{"type":"text","text":"$ hi","emojis":[{"index":0,"productId":"5ac1bfd5040ab15980c9b435","emojiId":"001"}]}]})
-        );
-        let multi = Request { endpoint: Endpoint::Multicast { to: vec!["U1".into(), "U2".into()] }, messages };
-        assert_eq!(serde_json::to_value(Body::of(&multi)).unwrap()["to"], serde_json::json!(["U1", "U2"]));
-        assert_eq!(path(&multi.endpoint), "/v2/bot/message/multicast");
-    }
 }
