@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
 use crate::smtp::{Deliver, Mail, Reply};
 use crate::spool::store::{NewJob, Packer, Sealed};
-use crate::spool::Spool;
+use crate::spool::{Delivered, Spool};
 
 pub enum Mode {
     /// Store durably, answer 250, deliver in the background with retries.
@@ -85,7 +85,10 @@ struct Composed {
 }
 
 impl Gateway {
+    /// Also exports every refusal reason's counter at 0 (see [`Metrics::expect_rejections`]):
+    /// the reasons are smtp's, and this is where SMTP meets the metrics before serving.
     pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>, metrics: Arc<Metrics>) -> Gateway {
+        metrics.expect_rejections(Reason::ALL.map(Reason::as_str));
         Gateway { template, mode, followers, metrics, media: None }
     }
 
@@ -179,7 +182,7 @@ impl Gateway {
                 accepted.reply
             }
             Err(refused) => {
-                self.metrics.mail_rejected(refused.reason);
+                self.metrics.mail_rejected(refused.reason.as_str());
                 let reply = refused.reply.to_string();
                 let error = refused.detail.as_deref().unwrap_or("-");
                 warn!(mail = %id, %peer, from = mail.from.as_str(), user, reason = %refused.reason, reply = reply.as_str(), error, mode = %mode, "mail rejected");
@@ -231,17 +234,10 @@ impl Gateway {
             match outcome {
                 Outcome::Delivered { request_id, duplicate } => {
                     sent += 1;
-                    let latency = arrived.elapsed();
-                    self.metrics.delivered(latency);
-                    info!(
-                        mail = %id,
-                        endpoint = path(&req.endpoint),
-                        line_request_id = request_id.as_deref().unwrap_or("-"),
-                        duplicate,
-                        attempts = 1,
-                        latency_ms = latency.as_millis() as u64,
-                        "mail delivered"
-                    );
+                    let endpoint = path(&req.endpoint);
+                    let request_id = request_id.as_deref();
+                    let d = Delivered { mail: id, job: None, endpoint, request_id, duplicate, attempts: 1, latency: arrived.elapsed() };
+                    d.record(&self.metrics);
                 }
                 other => {
                     if sent == 0 && !other.may_have_been_sent() {
@@ -607,6 +603,19 @@ mod tests {
         let expected: Vec<Recipient> =
             [2999, 5].into_iter().chain((0..3000).filter(|i| ![5, 2999].contains(i))).map(|i| Recipient::User(id(i))).collect();
         assert_eq!(out, expected);
+    }
+
+    /// Moved here from `metrics` with the list of reasons: a gateway exports every refusal
+    /// reason's counter at 0 before the first mail.
+    #[test]
+    fn every_refusal_reason_is_exported_from_the_start() {
+        let metrics = Arc::new(Metrics::new());
+        let _gateway = Gateway::new(Template::default(), Mode::DryRun, None, metrics.clone());
+        let text = metrics.render(&Default::default());
+        for r in Reason::ALL {
+            let series = format!("mail2line_mails_rejected_total{{reason=\"{}\"}} 0\n", r.as_str());
+            assert!(text.contains(&series), "{series} missing:\n{text}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod config;
 pub mod credentials;
 pub mod delivery;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod line;
 pub mod notify;

@@ -298,7 +298,7 @@ async fn handshake<D>(
 /// The one log line and count for a refusal the session decided (refusals after DATA are logged
 /// by the delivery layer, which knows the mail id).
 fn note_rejection<D>(shared: &Shared<D>, peer: SocketAddr, r: Rejection, reply: &Reply) {
-    shared.metrics.mail_rejected(r.reason);
+    shared.metrics.mail_rejected(r.reason.as_str());
     let reply = reply.to_string();
     let (from, reason, reply) = (r.from.as_str(), r.reason, reply.as_str());
     match &r.rcpt {
