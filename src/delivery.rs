@@ -1,13 +1,21 @@
 //! From an accepted SMTP transaction to LINE: parse, compose, send, and choose the reply.
 //!
+//! The orchestrator, and the only place that knows the whole path of a mail. [`Gateway`]
+//! implements `smtp::Deliver`, the SMTP server's hand-over, and takes each mail through the
+//! modules once, in order: `followers@` expanded (`followers`), `mail::parse`, the media host
+//! stores images and attachments (`media`; the I/O of composing, off the async threads),
+//! `compose::compose` (pure), then `spool` or straight to `line`. Also here: the SMTP reply for
+//! every outcome, the mail's retry keys, and the spool's packer for held mail ([`HeldPacker`]).
+//!
 //! Three modes: `Spool` (the default) stores the composed requests durably and answers 250 once
 //! they are on disk; workers in `spool/` push them. `Direct` pushes while the client waits and
 //! answers 250 only after LINE's 2xx. `DryRun` only logs the JSON it would send.
 //!
 //! Every mail gets its id here, and one "mail accepted" or "mail rejected" line (and the
 //! matching count in `/metrics`) with that id and the client's address; the id is in the 250
-//! reply ("queued as …"), in the spool's "mail delivered"/"mail dead" lines and in `mail2line
-//! queue list`, so one search follows a mail from SMTP to LINE's request id.
+//! reply ("queued as …"), in the "mail delivered" lines (`spool::Delivered`, in both modes),
+//! the spool's "mail dead" lines and in `mail2line queue list`, so one search follows a mail
+//! from SMTP to LINE's request id.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;

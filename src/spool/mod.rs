@@ -9,6 +9,9 @@
 //! chain: a request waits for the one before it to be done or dead, so the chat shows them in
 //! order. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
 //! it but we never recorded that) is answered 409 by LINE and counts as delivered.
+//!
+//! [`Delivered`] is the one "mail delivered" line and latency metric, here because the spool
+//! writes most of them; direct mode (`delivery`) writes its own through it too.
 
 pub mod coalesce;
 pub mod limiter;
