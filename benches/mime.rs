@@ -1,11 +1,10 @@
 //! MIME → LINE messages, the CPU work the gateway does for each mail, measured with criterion.
 //!
 //! Each iteration takes the raw bytes of one realistic ~4 KiB mail (`benches/data/*.eml`, made by
-//! `benches/data/make_mails.py`) to the JSON bodies of its LINE requests: exactly what
-//! `delivery::Gateway::compose` runs when no media host is configured
-//! ([`compose_without_media`]: `mail::parse` → template → attachment list → `body_messages` →
-//! batches → route plan), then `serde_json` on `line::client::Body` as the spool and the HTTP
-//! client do. No I/O. One mail is one element, so criterion's `thrpt` is mails/s on one core.
+//! `benches/data/make_mails.py`) to the JSON bodies of its LINE requests: exactly what the
+//! gateway runs when no media host is configured (`mail::parse`, then [`compose`]: template →
+//! attachment list → `body_messages` → batches → route plan), then `serde_json` on
+//! `line::request::Body` as the spool and the HTTP client do. No I/O. One mail is one element, so criterion's `thrpt` is mails/s on one core.
 //!
 //! ```text
 //! cargo bench --bench mime                 # every mail type and the mix
@@ -28,10 +27,9 @@ use std::time::Duration;
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{Criterion, Throughput};
-use mail2line::compose::Template;
-use mail2line::delivery::compose_without_media;
+use mail2line::compose::{compose, Template};
 use mail2line::envelope::Recipient;
-use mail2line::line::client::Body;
+use mail2line::line::request::Body;
 
 /// (name, raw mail, a phrase its decoded text must show in the request JSON).
 const MAILS: &[(&str, &[u8], &str)] = &[
@@ -47,7 +45,7 @@ const USER: &str = "U0123456789abcdef0123456789abcdef";
 
 /// The request bodies one mail becomes, as sent to LINE.
 fn mail_to_bodies(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Vec<String> {
-    let composed = compose_without_media(template, raw, rcpts);
+    let composed = compose(template, mail2line::mail::parse(raw), rcpts, None);
     composed
         .requests
         .iter()

@@ -1,13 +1,21 @@
 //! From an accepted SMTP transaction to LINE: parse, compose, send, and choose the reply.
 //!
+//! The orchestrator, and the only place that knows the whole path of a mail. [`Gateway`]
+//! implements `smtp::Deliver`, the SMTP server's hand-over, and takes each mail through the
+//! modules once, in order: `followers@` expanded (`followers`), `mail::parse`, the media host
+//! stores images and attachments (`media`; the I/O of composing, off the async threads),
+//! `compose::compose` (pure), then `spool` or straight to `line`. Also here: the SMTP reply for
+//! every outcome, the mail's retry keys, and the spool's packer for held mail ([`HeldPacker`]).
+//!
 //! Three modes: `Spool` (the default) stores the composed requests durably and answers 250 once
 //! they are on disk; workers in `spool/` push them. `Direct` pushes while the client waits and
 //! answers 250 only after LINE's 2xx. `DryRun` only logs the JSON it would send.
 //!
 //! Every mail gets its id here, and one "mail accepted" or "mail rejected" line (and the
 //! matching count in `/metrics`) with that id and the client's address; the id is in the 250
-//! reply ("queued as …"), in the spool's "mail delivered"/"mail dead" lines and in `mail2line
-//! queue list`, so one search follows a mail from SMTP to LINE's request id.
+//! reply ("queued as …"), in the "mail delivered" lines (`spool::Delivered`, in both modes),
+//! the spool's "mail dead" lines and in `mail2line queue list`, so one search follows a mail
+//! from SMTP to LINE's request id.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -19,23 +27,23 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use crate::compose::route::{plan, Endpoint, Request};
-use crate::spool::coalesce::Admission;
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
-use crate::compose::{attachment_list, batches, body_messages_with_list, ImageMessage, Message};
-use crate::media::{self, Kind, Media};
-use crate::line::client::{path, Body};
-use crate::line::outcome::RetryReason;
+use crate::compose::{self, Hosted, Outbound};
 use crate::envelope::Recipient;
 use crate::followers::Registry;
+use crate::line::message::{ImageMessage, Message};
+use crate::line::outcome::RetryReason;
+use crate::line::request::{path, Body, Endpoint, Request};
 use crate::line::{LineClient, Outcome};
 use crate::mail;
+use crate::media::{self, Kind, Media};
+use crate::spool::coalesce::Admission;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
-use crate::smtp::{Mail, Reply};
+use crate::smtp::{Deliver, Mail, Reply};
 use crate::spool::store::{NewJob, PackError, Packer, Sealed};
-use crate::spool::Spool;
+use crate::spool::{Delivered, Spool};
 
 pub enum Mode {
     /// Store durably, answer 250, deliver in the background with retries.
@@ -78,20 +86,17 @@ impl Refused {
     }
 }
 
-/// What a mail becomes before it is sent: the requests, and a few facts for logs.
-pub struct Composed {
-    pub requests: Vec<Request>,
-    pub message_id: String,
-    pub truncated: bool,
-    /// Files stored in the media store for this mail's requests.
-    pub media: Vec<String>,
-    /// The headers mark it urgent (`X-Priority: 1`, `Importance: high`, …): never held for
-    /// coalescing, and it may use the month's reserve.
-    pub urgent: bool,
+/// A composed mail, and the files stored in the media store for its requests.
+struct Composed {
+    outbound: Outbound,
+    media: Vec<String>,
 }
 
 impl Gateway {
+    /// Also exports every refusal reason's counter at 0 (see [`Metrics::expect_rejections`]):
+    /// the reasons are smtp's, and this is where SMTP meets the metrics before serving.
     pub fn new(template: Template, mode: Mode, followers: Option<Arc<Registry>>, metrics: Arc<Metrics>) -> Gateway {
+        metrics.expect_rejections(Reason::ALL.map(Reason::as_str));
         Gateway { template, mode, followers, metrics, media: None }
     }
 
@@ -142,26 +147,26 @@ impl Gateway {
         Ok(out)
     }
 
-    /// Turns the mail into LINE requests. With `[media]`, its images (and downloadable
-    /// attachments) are stored durably first, so the URLs in the requests work by the time
-    /// the mail is answered.
+    /// Turns the mail into LINE requests: `mail::parse`, then `compose::compose`. With
+    /// `[media]`, its images (and downloadable attachments) are stored durably in between, so
+    /// the URLs in the requests work by the time the mail is answered.
     async fn compose(&self, mail: &Mail) -> Result<Composed, Refused> {
+        let mut notice = mail::parse(&mail.data);
         let Some(m) = &self.media else {
-            return Ok(compose_without_media(&self.template, &mail.data, &mail.rcpts));
+            let outbound = compose::compose(&self.template, notice, &mail.rcpts, None);
+            return Ok(Composed { outbound, media: Vec::new() });
         };
-        let notice = mail::parse(&mail.data);
-        let text = self.template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-        let (m, attachments, message_id, urgent) = (m.clone(), notice.attachments, notice.message_id, notice.urgent);
-        let hosted = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
+        let (m, attachments) = (m.clone(), std::mem::take(&mut notice.attachments));
+        let (hosted, stored) = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
             Ok(Ok(hosted)) => hosted,
             Ok(Err(e)) => return Err(media_refusal(e.to_string())),
             Err(e) => return Err(media_refusal(e.to_string())),
         };
-        Ok(Composed { urgent, ..assemble(&text, hosted, &mail.rcpts, message_id) })
+        Ok(Composed { outbound: compose::compose(&self.template, notice, &mail.rcpts, Some(hosted)), media: stored })
     }
 
     /// Delivers one mail from the client at `peer` and returns the SMTP reply for its DATA.
-    pub async fn deliver(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
+    async fn deliver_mail(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
         let id = next_mail_id();
         let arrived = Instant::now();
         let user = mail.user.clone();
@@ -185,7 +190,7 @@ impl Gateway {
                 accepted.reply
             }
             Err(refused) => {
-                self.metrics.mail_rejected(refused.reason);
+                self.metrics.mail_rejected(refused.reason.as_str());
                 let reply = refused.reply.to_string();
                 let error = refused.detail.as_deref().unwrap_or("-");
                 warn!(mail = %id, %peer, from = mail.from.as_str(), user, reason = %refused.reason, reply = reply.as_str(), error, mode = %mode, "mail rejected");
@@ -201,25 +206,25 @@ impl Gateway {
             return Err(quota_refusal());
         }
         let composed = self.compose(mail).await?;
-        if composed.truncated {
+        if composed.outbound.truncated {
             self.metrics.text_cut();
             warn!(mail = %id, "text longer than {MAX_MESSAGES_PER_REQUEST} LINE messages; the rest was cut");
         }
         match &self.mode {
             Mode::DryRun => {
-                for req in &composed.requests {
+                for req in &composed.outbound.requests {
                     let body = Body::of(req).to_json();
                     // `body` last, so the JSON runs to the end of the log line.
                     info!(mail = %id, endpoint = path(&req.endpoint), body = %body, "dry run, not sent");
                 }
                 let reply = Reply::new(250, "2.0.0", format!("Ok: dry run, logged and not sent (mail {id})"));
-                Ok(Accepted { reply, requests: composed.requests.len() })
+                Ok(Accepted { reply, requests: composed.outbound.requests.len() })
             }
             Mode::Direct(client) => self.push_all(client, id, &composed, arrived).await,
             // Refused here means nothing was stored, so nothing will ever be sent.
             Mode::Spool(spool) => {
                 // By its headers, or sent to `<id>+urgent@…`.
-                let urgent = composed.urgent || mail.urgent;
+                let urgent = composed.outbound.urgent || mail.urgent;
                 enqueue(spool, id, mail, &composed, urgent).await.inspect_err(|_| self.discard_media(&composed))
             }
         }
@@ -227,33 +232,27 @@ impl Gateway {
 
     async fn push_all(&self, client: &LineClient, id: &str, composed: &Composed, arrived: Instant) -> Result<Accepted, Refused> {
         let mut sent = 0;
-        for (i, req) in composed.requests.iter().enumerate() {
+        let requests = &composed.outbound.requests;
+        for (i, req) in requests.iter().enumerate() {
             // With a Message-ID, a sender that retries after a 4xx gets the same retry keys, so
             // LINE answers 409 for the requests that already went out instead of sending twice.
             let body = Body::of(req).to_json();
-            let key = mail_retry_key(&composed.message_id, i, &body);
+            let key = mail_retry_key(&composed.outbound.message_id, i, &body);
             let outcome = client.send_raw(path(&req.endpoint), body, key.as_deref()).await;
             match outcome {
                 Outcome::Delivered { request_id, duplicate } => {
                     sent += 1;
-                    let latency = arrived.elapsed();
-                    self.metrics.delivered(latency);
-                    info!(
-                        mail = %id,
-                        endpoint = path(&req.endpoint),
-                        line_request_id = request_id.as_deref().unwrap_or("-"),
-                        duplicate,
-                        attempts = 1,
-                        latency_ms = latency.as_millis() as u64,
-                        "mail delivered"
-                    );
+                    let endpoint = path(&req.endpoint);
+                    let request_id = request_id.as_deref();
+                    let d = Delivered { mail: id, job: None, endpoint, request_id, duplicate, attempts: 1, latency: arrived.elapsed() };
+                    d.record(&self.metrics);
                 }
                 other => {
                     if sent == 0 && !other.may_have_been_sent() {
                         self.discard_media(composed);
                     }
                     // The reply carries LINE's answer; the log adds which request it was.
-                    let detail = format!("LINE did not accept request {} of {} ({})", i + 1, composed.requests.len(), path(&req.endpoint));
+                    let detail = format!("LINE did not accept request {} of {} ({})", i + 1, requests.len(), path(&req.endpoint));
                     return Err(Refused { reason: refusal_reason(&other), reply: refusal(&other, sent), detail: Some(detail) });
                 }
             }
@@ -262,39 +261,11 @@ impl Gateway {
     }
 }
 
-/// What a mail becomes when no media host is configured: the whole of [`Gateway::compose`]
-/// then, pure and without I/O (`benches/mime.rs` measures exactly this). Every attachment,
-/// images included, is listed by name and size so the reader knows the mail carried it.
-pub fn compose_without_media(template: &Template, raw: &[u8], rcpts: &[Recipient]) -> Composed {
-    let notice = mail::parse(raw);
-    let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
-    let urgent = notice.urgent;
-    Composed { urgent, ..assemble(&text, Hosted { listed: notice.attachments, ..Hosted::default() }, rcpts, notice.message_id) }
-}
-
-/// The rendered text and the hosted attachments → the mail's requests.
-fn assemble(text: &str, hosted: Hosted, rcpts: &[Recipient], message_id: String) -> Composed {
-    let (requests, truncated) = requests(text, &hosted.listed, &hosted.links, hosted.images, rcpts);
-    Composed { requests, message_id, truncated, media: hosted.stored, urgent: false }
-}
-
-/// The pure tail of composing a mail: its rendered `text`, the attachments still `listed` (with
-/// their download `links`, by index) and its image messages → the LINE requests for `rcpts`,
-/// and whether the text was cut. Public so the fuzz target (`fuzzing::check_mime`) checks
-/// exactly what the gateway sends, with and without hosted images.
-pub fn requests(
-    text: &str,
-    listed: &[mail::Attachment],
-    links: &[Option<String>],
-    images: Vec<Message>,
-    rcpts: &[Recipient],
-) -> (Vec<Request>, bool) {
-    let list = attachment_list(listed, |i, _| links.get(i).cloned().flatten());
-    let body = body_messages_with_list(text, &list, MAX_MESSAGES_PER_REQUEST);
-    // Text first, then images; more than 5 go on in follow-up requests to the same
-    // recipients, each batch planned like a mail of its own, in order.
-    let requests = batches(body.messages, images).into_iter().flat_map(|batch| plan(rcpts, batch)).collect();
-    (requests, body.truncated)
+/// The SMTP server's hand-over: every mail it accepted comes through here.
+impl Deliver for Gateway {
+    fn deliver(&self, mail: Mail, peer: SocketAddr) -> impl std::future::Future<Output = Reply> + Send {
+        self.deliver_mail(mail, peer)
+    }
 }
 
 /// The transient reply while the spool is paused for the monthly quota.
@@ -370,14 +341,14 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
     if spool.quota_paused() {
         return Err(quota_refusal());
     }
-    let mut jobs = Vec::with_capacity(composed.requests.len());
-    for (i, req) in composed.requests.iter().enumerate() {
+    let mut jobs = Vec::with_capacity(composed.outbound.requests.len());
+    for (i, req) in composed.outbound.requests.iter().enumerate() {
         let body = Body::of(req).to_json();
         // Chosen now and stored with the job, so every attempt, also after a restart, carries
         // the same key and LINE can answer 409 instead of sending twice. From the Message-ID
         // when there is one: a sender that did not see our 250 (a crash between storing the
         // mail and answering) sends the same mail again, and its requests get the same keys.
-        let retry_key = mail_retry_key(&composed.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let retry_key = mail_retry_key(&composed.outbound.message_id, i, &body).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let target = match &req.endpoint {
             Endpoint::Push { to } => to.clone(),
             Endpoint::Multicast { to } => format!("{} (+{} more)", to[0], to.len() - 1),
@@ -441,33 +412,22 @@ impl Packer for HeldPacker {
     }
 }
 
-/// A mail's attachments after the media host took its part.
-#[derive(Default)]
-struct Hosted {
-    /// Image messages for the images, in the mail's order.
-    images: Vec<Message>,
-    /// The attachments still listed in the text …
-    listed: Vec<mail::Attachment>,
-    /// … and, by the same index, a download link for those stored.
-    links: Vec<Option<String>>,
-    /// Every file stored, to delete them if the mail is refused after all.
-    stored: Vec<String>,
-}
-
 /// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
 /// the other attachments up to `max_attachment_bytes`. Blocking (file writes and fsyncs);
-/// an error means some file could not be made durable.
-fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<Hosted> {
+/// an error means some file could not be made durable. Returns what `compose` needs and every
+/// file stored, to delete them if the mail is refused after all.
+fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<(Hosted, Vec<String>)> {
     let mut hosted = Hosted::default();
-    let result = host_into(m, attachments, &mut hosted);
+    let mut stored = Vec::new();
+    let result = host_into(m, attachments, &mut hosted, &mut stored);
     if result.is_err() {
         // The mail gets a 4xx; the files stored before the failure would only linger.
-        m.store.remove(&hosted.stored);
+        m.store.remove(&stored);
     }
-    result.map(|()| hosted)
+    result.map(|()| (hosted, stored))
 }
 
-fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted) -> std::io::Result<()> {
+fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted, stored: &mut Vec<String>) -> std::io::Result<()> {
     let put = |bytes: &[u8], kind: Kind, stored: &mut Vec<String>| {
         let name = m.store.put(bytes, kind)?;
         stored.push(name.clone());
@@ -481,15 +441,12 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted)
             }
         }
         if let Ok(prepared) = prepared {
-            let original = put(&prepared.original.bytes, prepared.original.kind, &mut hosted.stored)?;
+            let original = put(&prepared.original.bytes, prepared.original.kind, stored)?;
             let preview = match &prepared.preview {
-                Some(p) => put(&p.bytes, p.kind, &mut hosted.stored)?,
+                Some(p) => put(&p.bytes, p.kind, stored)?,
                 None => original.clone(),
             };
-            hosted.images.push(Message::Image(ImageMessage {
-                original_content_url: m.url(&original),
-                preview_image_url: m.url(&preview),
-            }));
+            hosted.images.push(ImageMessage { original_content_url: m.url(&original), preview_image_url: m.url(&preview) });
             continue;
         }
         let link = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
@@ -498,7 +455,7 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted)
                 k if k.is_image() => Kind::Binary,
                 k => k,
             };
-            Some(m.url(&put(&a.data, kind, &mut hosted.stored)?))
+            Some(m.url(&put(&a.data, kind, stored)?))
         } else {
             None
         };
@@ -656,33 +613,22 @@ mod tests {
         assert_eq!(out, expected);
     }
 
+    /// Moved here from `metrics` with the list of reasons: a gateway exports every refusal
+    /// reason's counter at 0 before the first mail.
     #[test]
-    fn without_media_attachments_are_listed_and_every_recipient_planned() {
-        let raw = b"From: a@example.com\r\nSubject: Report\r\nMessage-ID: <r1@example.com>\r\n\
-MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
---b\r\nContent-Type: text/plain\r\n\r\nSales are up.\r\n\
---b\r\nContent-Type: image/png\r\nContent-Disposition: attachment; filename=chart.png\r\n\
-Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
-        let user = |c: char| Recipient::User(format!("U{}", c.to_string().repeat(32)));
-        let one = compose_without_media(&Template::default(), raw, &[user('a')]);
-        assert_eq!(one.message_id, "r1@example.com");
-        assert!(!one.truncated);
-        assert_eq!(one.requests.len(), 1);
-        assert_eq!(one.requests[0].endpoint, Endpoint::Push { to: user('a').id().to_owned() });
-        // Without a media host the image is not an image message: it is listed in the text.
-        match one.requests[0].messages.as_slice() {
-            [Message::Text(t)] => assert_eq!(t.text, "Report\n\nSales are up.\n\n📎 chart.png (5 B)"),
-            other => panic!("expected one text message, got {other:?}"),
+    fn every_refusal_reason_is_exported_from_the_start() {
+        let metrics = Arc::new(Metrics::new());
+        let _gateway = Gateway::new(Template::default(), Mode::DryRun, None, metrics.clone());
+        let text = metrics.render(&Default::default());
+        for r in Reason::ALL {
+            let series = format!("mail2line_mails_rejected_total{{reason=\"{}\"}} 0\n", r.as_str());
+            assert!(text.contains(&series), "{series} missing:\n{text}");
         }
-        let two = compose_without_media(&Template::default(), raw, &[user('a'), user('b')]);
-        assert_eq!(two.requests.len(), 1);
-        assert!(matches!(&two.requests[0].endpoint, Endpoint::Multicast { to } if to.len() == 2));
-        assert_eq!(two.requests[0].messages, one.requests[0].messages);
     }
 
     #[test]
     fn held_bodies_are_packed_into_one_request_to_the_same_recipients() {
-        let text = |t: &str| Message::Text(crate::compose::TextMessage { text: t.into(), emojis: Vec::new() });
+        let text = |t: &str| Message::Text(crate::line::message::TextMessage { text: t.into(), emojis: Vec::new() });
         let body = |endpoint: Endpoint, t: &str| Body::of(&Request { endpoint, messages: vec![text(t)] }).to_json();
         let users = vec![format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32))];
         let multi = |t| body(Endpoint::Multicast { to: users.clone() }, t);
@@ -712,15 +658,5 @@ Content-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--b--\r\n";
         assert_eq!(recipients(&Endpoint::Push { to: a.clone() }), 1);
         assert_eq!(recipients(&Endpoint::Push { to: format!("C{}", "c".repeat(32)) }), 0, "a group: its members, asked");
         assert_eq!(recipients(&Endpoint::Multicast { to: vec![a, b] }), 2);
-    }
-
-    #[test]
-    fn message_id_is_read_from_headers() {
-        let rcpts = [Recipient::User(format!("U{}", "a".repeat(32)))];
-        let composed = |raw: &[u8]| compose_without_media(&Template::default(), raw, &rcpts);
-        assert_eq!(composed(b"Message-ID: <abc@example.com>\r\nSubject: x\r\n\r\nbody").message_id, "abc@example.com");
-        assert_eq!(composed(b"Subject: x\r\n\r\nbody").message_id, "");
-        // Not a mail (no header section): shown as text, and it has no Message-ID.
-        assert_eq!(composed(b"Message-ID <abc@example.com>\r\n").message_id, "");
     }
 }

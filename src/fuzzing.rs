@@ -5,8 +5,11 @@
 //! They are in the library rather than in `fuzz/` so that one copy serves both libFuzzer
 //! (`cargo fuzz`, nightly features) and the stable `cargo test` in `tests/fuzz_corpus.rs`,
 //! which replays every checked-in seed and regression through them; and so that they can use
-//! seams the gateway itself does not need ([`Session::footprint`](crate::smtp::Session::footprint),
-//! [`delivery::requests`](crate::delivery::requests)). Not part of the gateway's interface.
+//! seams the gateway itself does not need ([`Session::footprint`](crate::smtp::Session::footprint)).
+//! The MIME target composes with [`compose::compose`](crate::compose::compose), the one entry
+//! point the gateway uses too. Not part of the gateway's interface: compiled only with the
+//! `fuzzing` cargo feature (which `fuzz/Cargo.toml` and the crate's own dev-dependency on
+//! itself turn on, so `cargo test` has it and a release build does not).
 //!
 //! Each input starts with one or two selector bytes that choose a configuration (template,
 //! recipients, SMTP rules, how the webhook request is signed), so the fuzzer explores those
@@ -21,11 +24,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::compose::message::{ImageMessage, Message};
-use crate::compose::route::Request;
 use crate::compose::template::{Template, DEFAULT_TEMPLATE};
+use crate::compose::{compose, Hosted};
 use crate::envelope::Recipient;
-use crate::line::client::{path, Body};
+use crate::line::message::{ImageMessage, Message};
+use crate::line::request::{path, Body, Request};
 use crate::smtp::access::AuthMode;
 use crate::smtp::session::MAX_COMMAND_LINE;
 use crate::smtp::{Conn, Directory, Mail, Reply, Rules, Session, Step};
@@ -59,7 +62,7 @@ const TEMPLATES: [&str; 4] = [
 /// Selector bits: 0–1 the template; 2–3 the recipients (one user; users, a group and a
 /// duplicate; users and a room — 503 users, so two multicasts, when bits 6 and 7 are both
 /// set; one group); 4 a media host (attachments `media::image::prepare` accepts become image
-/// messages, as `delivery::host` makes them); 5 with the media host, the other attachments get
+/// messages, as `delivery`'s media hosting makes them); 5 with the media host, the other attachments get
 /// download links.
 ///
 /// Invariants: never panics; every request the gateway would send is valid against LINE's
@@ -71,33 +74,29 @@ pub fn check_mime(data: &[u8]) {
     let Some((&sel, raw)) = data.split_first() else {
         return;
     };
-    let notice = crate::mail::parse(raw);
+    let mut notice = crate::mail::parse(raw);
     let template = Template::parse(TEMPLATES[usize::from(sel & 3)]).expect("the built-in templates parse");
-    let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
     let rcpts = mime_recipients((sel >> 2) & 3, sel & 0xc0 == 0xc0);
-    let (images, listed, links) = if sel & 0x10 != 0 {
-        let mut images = Vec::new();
-        let (mut listed, mut links) = (Vec::new(), Vec::new());
+    let hosted = (sel & 0x10 != 0).then(|| {
+        let mut hosted = Hosted::default();
         // The gateway's default pixel cap, so a fuzzed bomb header costs nothing here either.
         let budget = crate::media::image::DecodeBudget::new(40_000_000, 1);
-        for (i, a) in notice.attachments.into_iter().enumerate() {
+        for (i, a) in std::mem::take(&mut notice.attachments).into_iter().enumerate() {
             if crate::media::image::prepare(&a.data, &budget).is_ok() {
-                images.push(Message::Image(ImageMessage {
+                hosted.images.push(ImageMessage {
                     original_content_url: format!("https://gw.example.com/media/{i:032x}.jpg"),
                     preview_image_url: format!("https://gw.example.com/media/{:032x}.jpg", i + 1_000_000),
-                }));
+                });
             } else {
-                links.push((sel & 0x20 != 0).then(|| format!("https://gw.example.com/media/{i:032x}.bin")));
-                listed.push(a);
+                hosted.links.push((sel & 0x20 != 0).then(|| format!("https://gw.example.com/media/{i:032x}.bin")));
+                hosted.listed.push(a);
             }
         }
-        (images, listed, links)
-    } else {
-        (Vec::new(), notice.attachments, Vec::new())
-    };
-    let image_count = images.len();
-    let (requests, _truncated) = crate::delivery::requests(&text, &listed, &links, images, &rcpts);
-    check_requests(&requests, &rcpts, image_count);
+        hosted
+    });
+    let image_count = hosted.as_ref().map_or(0, |h| h.images.len());
+    let outbound = compose(&template, notice, &rcpts, hosted);
+    check_requests(&outbound.requests, &rcpts, image_count);
 }
 
 /// With `crowd`, kind 2 is 503 users; otherwise 3 (one multicast). The crowd is rare on
@@ -714,7 +713,7 @@ fn sign(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::message::{Emoji, TextMessage};
+    use crate::line::message::{Emoji, TextMessage};
     use serde_json::json;
 
     fn fails(f: impl FnOnce()) -> bool {
@@ -785,9 +784,11 @@ mod tests {
             text: "no dollar".into(),
             emojis: vec![Emoji { index: 0, product_id: "5ac1bfd5040ab6b5d9a3b0fc".into(), emoji_id: "001".into() }],
         });
-        let req = Request { endpoint: crate::compose::route::Endpoint::Push { to: rcpt.id().into() }, messages: vec![bad] };
+        let req = Request { endpoint: crate::line::request::Endpoint::Push { to: rcpt.id().into() }, messages: vec![bad] };
         assert!(fails(|| check_requests(&[req], std::slice::from_ref(&rcpt), 0)));
-        let (requests, _) = crate::delivery::requests("hi", &[], &[], Vec::new(), std::slice::from_ref(&rcpt));
+        let body_only = Template::parse("{body}").expect("a template");
+        let notice = crate::mail::Notice { text: "hi".into(), ..Default::default() };
+        let requests = compose(&body_only, notice, std::slice::from_ref(&rcpt), None).requests;
         assert!(!fails(|| check_requests(&requests, std::slice::from_ref(&rcpt), 0)));
         assert!(fails(|| check_requests(&requests, std::slice::from_ref(&rcpt), 1)), "a lost image is noticed");
     }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod credentials;
 pub mod delivery;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod line;
 pub mod notify;

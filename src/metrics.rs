@@ -8,6 +8,10 @@
 //! retry/drop` change the spool from another process, and a mirrored gauge would drift from
 //! what is on disk.
 //!
+//! Labels that name another module's concepts come in as plain `&'static str` values that
+//! module owns (the refusal reasons are `smtp::rejection::Reason::as_str`), so this foundation
+//! module imports no one.
+//!
 //! Why the `prometheus` crate: it has a registry object (so this is an `Arc<Metrics>` passed to
 //! whoever counts, not a process-wide recorder as with `metrics` + exporter), typed counters,
 //! gauges and histograms with mandatory HELP text, and the text encoder; with default features
@@ -16,8 +20,6 @@
 use std::time::Duration;
 
 use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
-
-use crate::smtp::rejection::Reason;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -210,11 +212,6 @@ impl Metrics {
             .expect("valid series");
         info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         reg(&m.registry, info);
-        // Every reason is exported from the start (at 0), so `rate()` and alerts see the first
-        // refusal instead of a series appearing out of nowhere.
-        for r in Reason::ALL {
-            m.mails_rejected.with_label_values(&[r.as_str()]);
-        }
         for r in SessionRefusal::ALL {
             m.smtp_sessions_refused.with_label_values(&[r.as_str()]);
         }
@@ -241,8 +238,18 @@ impl Metrics {
         self.mails_accepted.inc();
     }
 
-    pub fn mail_rejected(&self, reason: Reason) {
-        self.mails_rejected.with_label_values(&[reason.as_str()]).inc();
+    /// Exports `mail2line_mails_rejected_total` for each of these `reason` labels at 0, so
+    /// `rate()` and alerts see the first refusal instead of a series appearing out of nowhere.
+    /// Called once at start with every reason there is (by `delivery::Gateway::new`).
+    pub fn expect_rejections(&self, reasons: impl IntoIterator<Item = &'static str>) {
+        for reason in reasons {
+            self.mails_rejected.with_label_values(&[reason]);
+        }
+    }
+
+    /// A mail or recipient refused; `reason` is the stable label (`Reason::as_str`).
+    pub fn mail_rejected(&self, reason: &'static str) {
+        self.mails_rejected.with_label_values(&[reason]).inc();
     }
 
     /// One request to LINE at `api_path`, and how it ended.
@@ -316,6 +323,7 @@ mod tests {
     #[test]
     fn every_series_has_help_and_starts_at_zero() {
         let m = Metrics::new();
+        m.expect_rejections(["relay_denied", "quota"]);
         let text = m.render(&Snapshot { token_valid: true, ..Snapshot::default() });
         for name in [
             "mail2line_smtp_sessions_total",
@@ -350,8 +358,8 @@ mod tests {
             assert_eq!(sample(&text, "mail2line_smtp_sessions_active"), Some(2.0));
         }
         m.mail_accepted();
-        m.mail_rejected(Reason::Quota);
-        m.mail_rejected(Reason::Quota);
+        m.mail_rejected("quota");
+        m.mail_rejected("quota");
         m.line_request("/v2/bot/message/push", PushStatus::Http(200));
         m.line_request("/v2/bot/message/multicast", PushStatus::NetworkError);
         m.line_request("/v2/bot/message/push", PushStatus::NoToken);

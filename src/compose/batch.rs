@@ -3,7 +3,7 @@
 //! several requests to the same recipients, in order. Each batch then goes through
 //! [`route::plan`](super::route::plan) like a single-request mail.
 
-use super::message::Message;
+use crate::line::message::Message;
 use super::text::MAX_MESSAGES_PER_REQUEST;
 
 /// Splits a mail's messages into request batches of at most 5, keeping their order: the
@@ -25,7 +25,7 @@ pub fn batches(body: Vec<Message>, images: Vec<Message>) -> Vec<Vec<Message>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::message::{ImageMessage, StickerMessage, TextMessage};
+    use crate::line::message::{ImageMessage, StickerMessage, TextMessage};
 
     fn text(i: usize) -> Message {
         Message::Text(TextMessage {

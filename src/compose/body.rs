@@ -7,7 +7,7 @@
 //! something was cut, and a sticker cannot carry that marker.
 
 use super::attachments::with_attachment_list;
-use super::message::{Message, TextMessage};
+use crate::line::message::{Message, TextMessage};
 use super::sticker::{segments, Segment};
 use super::text::{
     to_messages, to_messages_before_more, TextMessages, MAX_MESSAGES_PER_REQUEST, TRUNCATION_MARKER,
@@ -90,7 +90,7 @@ fn without_leading_blank_lines(t: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::message::StickerMessage;
+    use crate::line::message::StickerMessage;
 
     fn text(t: &str) -> Message {
         Message::Text(TextMessage {

@@ -1,13 +1,14 @@
 //! Notice → LINE messages: template, `[emoji:…]` and `[sticker:…]` tokens, splitting within
 //! LINE's limits, the attachment list, the request batches of one mail, the requests that
 //! carry them to each recipient, and held mails packed into shared requests. Pure functions,
-//! no I/O.
+//! no I/O. One entry point for a mail, [`compose`] (`outbound.rs`); it produces `line`'s types
+//! (`line::message`, `line::request`), which the client and the spool send as they are.
 
 pub mod attachments;
 pub mod batch;
 pub mod body;
 mod emoji;
-pub mod message;
+pub mod outbound;
 pub mod pack;
 pub mod quoting;
 #[cfg(test)]
@@ -21,7 +22,7 @@ pub mod text;
 pub use attachments::{attachment_list, human_size, with_attachment_list};
 pub use batch::batches;
 pub use body::{body_messages, body_messages_with_list};
-pub use message::{Emoji, ImageMessage, Message, StickerMessage, TextMessage};
+pub use outbound::{compose, Hosted, Outbound};
 pub use pack::{pack, PackedRequest};
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};

@@ -7,7 +7,7 @@
 //! emoji), with [`DIVIDER`] between them; every other bubble keeps its place, and the bubbles
 //! go out five to a request, in order. Nothing is dropped. Pure, no I/O.
 
-use super::message::{Emoji, Message, TextMessage};
+use crate::line::message::{Emoji, Message, TextMessage};
 use super::split::utf16_len;
 use super::text::{MAX_EMOJI_PER_TEXT, MAX_MESSAGES_PER_REQUEST, MAX_TEXT_UTF16};
 
@@ -106,7 +106,7 @@ fn join(prev: &mut TextMessage, prev_len: usize, next: &TextMessage, next_len: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::message::{ImageMessage, StickerMessage};
+    use crate::line::message::{ImageMessage, StickerMessage};
 
     fn units(s: &str) -> usize {
         s.encode_utf16().count()

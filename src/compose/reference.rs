@@ -6,7 +6,7 @@
 //! shared predicates of `split.rs`, so only the bookkeeping differs between the two.
 
 use super::emoji::{match_token, TOKEN_LEN};
-use super::message::{Emoji, Message, TextMessage};
+use crate::line::message::{Emoji, Message, TextMessage};
 use super::split::{is_break_space, is_extend, is_regional_indicator, ZWJ};
 use super::text::{TextMessages, EMPTY_TEXT, MAX_EMOJI_PER_TEXT, MAX_TEXT_UTF16, TRUNCATION_MARKER};
 

@@ -8,26 +8,8 @@ use std::collections::HashSet;
 
 use crate::envelope::Recipient;
 
-use super::message::Message;
-
-/// LINE's limit on ids in one multicast request.
-pub const MAX_MULTICAST_IDS: usize = 500;
-
-/// Where one request goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    /// `POST /v2/bot/message/push` to one user, group or room.
-    Push { to: String },
-    /// `POST /v2/bot/message/multicast` to up to 500 users.
-    Multicast { to: Vec<String> },
-}
-
-/// One request to LINE: a destination and at most 5 messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub endpoint: Endpoint,
-    pub messages: Vec<Message>,
-}
+use crate::line::message::Message;
+use crate::line::request::{Endpoint, Request, MAX_MULTICAST_IDS};
 
 /// Plans the requests that deliver `messages` to every recipient, in a stable order: users
 /// first (by RCPT order), then groups and rooms. Duplicate recipients get one delivery.
@@ -72,7 +54,7 @@ pub fn plan(rcpts: &[Recipient], messages: Vec<Message>) -> Vec<Request> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compose::message::TextMessage;
+    use crate::line::message::TextMessage;
 
     fn user(i: usize) -> Recipient {
         Recipient::User(format!("U{i:032x}"))

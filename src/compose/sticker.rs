@@ -2,7 +2,7 @@
 //! around it allowed) is a LINE sticker message in that place of the text; anywhere else it
 //! is plain text, because a sticker cannot sit inside a text message.
 
-use super::message::StickerMessage;
+use crate::line::message::StickerMessage;
 
 const PREFIX: &str = "[sticker:";
 

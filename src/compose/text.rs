@@ -5,7 +5,7 @@
 //! Finding tokens lives in `emoji.rs` and break points in `split.rs`; this file owns the policy
 //! (how many messages, what to drop, the empty and truncated cases) and builds the messages.
 
-use super::message::{Emoji, Message, TextMessage};
+use crate::line::message::{Emoji, Message, TextMessage};
 use super::split::{choose_cut, utf16_len, window_end, Units};
 
 /// LINE's limits for text messages in one request.

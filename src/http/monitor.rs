@@ -59,7 +59,7 @@ impl Monitor {
 
     async fn token_check(&self) -> Option<String> {
         let line = self.line.as_ref()?;
-        line.token_ready().await.err()
+        line.token_ready().await.err().map(|e| e.to_string())
     }
 
     fn quota_check(&self) -> Option<String> {

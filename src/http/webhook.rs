@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
-use crate::compose::message::{Message, TextMessage};
+use crate::line::message::{Message, TextMessage};
 use crate::config::Config;
 use crate::followers::{Kind, Registry};
 use crate::line::{LineClient, Outcome};

@@ -14,44 +14,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::compose::message::Message;
-use crate::compose::route::{Endpoint, Request};
 use crate::metrics::{Metrics, PushStatus};
 use crate::secret::Secret;
 
+use super::error::Error;
+use super::message::Message;
 use super::outcome::{classify, Outcome, RetryReason};
 use super::token::{Credentials, TokenSource};
-
-/// The JSON body LINE expects for a request, borrowed from the planned [`Request`]; written
-/// by [`Body::to_json`].
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum Body<'a> {
-    Push { to: &'a str, messages: &'a [Message] },
-    Multicast { to: &'a [String], messages: &'a [Message] },
-}
-
-impl<'a> Body<'a> {
-    pub fn of(req: &'a Request) -> Body<'a> {
-        match &req.endpoint {
-            Endpoint::Push { to } => Body::Push { to, messages: &req.messages },
-            Endpoint::Multicast { to } => Body::Multicast { to, messages: &req.messages },
-        }
-    }
-
-    /// The body as LINE gets it (and as the spool and the dry-run log keep it).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("a request body is strings, arrays and objects with string keys")
-    }
-}
-
-/// The API path of an endpoint.
-pub fn path(endpoint: &Endpoint) -> &'static str {
-    match endpoint {
-        Endpoint::Push { .. } => "/v2/bot/message/push",
-        Endpoint::Multicast { .. } => "/v2/bot/message/multicast",
-    }
-}
 
 #[derive(Clone)]
 pub struct LineClient {
@@ -66,13 +35,13 @@ pub struct LineClient {
 impl LineClient {
     /// `base_url` is e.g. `https://api.line.me` (no trailing slash needed). `token_store` is where
     /// a v2.1 token is kept across restarts (`storage.dir/line-token.json`); see `line::token`.
-    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration, token_store: Option<PathBuf>) -> Result<LineClient, String> {
+    pub fn new(base_url: &str, credentials: Credentials, timeout: Duration, token_store: Option<PathBuf>) -> Result<LineClient, Error> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("mail2line/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| Error::Client(e.to_string()))?;
         let base_url = base_url.trim_end_matches('/').to_owned();
         let tokens = Arc::new(TokenSource::new(credentials, http.clone(), &base_url, token_store));
         Ok(LineClient { http, base_url, tokens, metrics: None, token_trouble: Arc::new(AtomicBool::new(false)) })
@@ -94,15 +63,12 @@ impl LineClient {
     /// sending a message. A long-lived token counts as fine until LINE refuses it; an issued
     /// (v2.1/stateless) one must be current or obtainable now, which may issue one, exactly as
     /// the next mail would.
-    pub async fn token_ready(&self) -> Result<(), String> {
+    pub async fn token_ready(&self) -> Result<(), Error> {
         if !self.token_ok() {
-            return Err(format!(
-                "LINE refused the {} channel access token on the last request (or none could be issued); check the [line] token settings, then restart",
-                self.tokens.credentials().kind().name()
-            ));
+            return Err(Error::TokenRefused { kind: self.tokens.credentials().kind().name() });
         }
         if self.tokens.renewable() {
-            self.tokens.get().await.map_err(|e| format!("cannot get a channel access token: {e}"))?;
+            self.tokens.get().await.map_err(Error::NoToken)?;
         }
         Ok(())
     }
@@ -184,14 +150,14 @@ impl LineClient {
 
     /// Whether the monthly message quota has room again: `GET /v2/bot/message/quota` (limit) and
     /// `/v2/bot/message/quota/consumption` (used so far).
-    pub async fn quota_available(&self) -> Result<bool, String> {
+    pub async fn quota_available(&self) -> Result<bool, Error> {
         let q = self.quota().await?;
         Ok(q.limit.is_none_or(|limit| q.used < limit))
     }
 
     /// The month's quota as LINE reports it: `GET /v2/bot/message/quota` (`type` `none` or
     /// `limited`, `value`) and `/v2/bot/message/quota/consumption` (`totalUsage`).
-    pub async fn quota(&self) -> Result<QuotaReading, String> {
+    pub async fn quota(&self) -> Result<QuotaReading, Error> {
         #[derive(serde::Deserialize)]
         struct Quota {
             #[serde(rename = "type")]
@@ -212,7 +178,7 @@ impl LineClient {
 
     /// The members of a group (`C…`) or room (`R…`): what LINE counts for one push to it.
     /// `GET /v2/bot/group/{groupId}/members/count` or `/v2/bot/room/{roomId}/members/count`.
-    pub async fn member_count(&self, chat: &str) -> Result<u64, String> {
+    pub async fn member_count(&self, chat: &str) -> Result<u64, Error> {
         #[derive(serde::Deserialize)]
         struct Count {
             count: i64,
@@ -246,7 +212,7 @@ impl LineClient {
 
     /// A user's display name: `GET /v2/bot/profile/{userId}`. Works only for users who follow
     /// the bot; the error says why the name is unknown.
-    pub async fn profile(&self, user_id: &str) -> Result<String, String> {
+    pub async fn profile(&self, user_id: &str) -> Result<String, Error> {
         #[derive(serde::Deserialize)]
         struct Profile {
             #[serde(rename = "displayName")]
@@ -254,7 +220,7 @@ impl LineClient {
         }
         // LINE ids are ASCII letters and digits; anything else would change the URL path.
         if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(format!("{user_id:?} is not a LINE user id"));
+            return Err(Error::NotAUserId(user_id.to_owned()));
         }
         let profile: Profile = self.get_json(&format!("/v2/bot/profile/{user_id}")).await?;
         Ok(profile.display_name)
@@ -293,38 +259,40 @@ impl LineClient {
     /// The quota is read in the background, and with v2.1 and stateless tokens a read that
     /// issued or renewed the token would race the deliveries that own that (a push that meets
     /// a revoked token must be the one to renew it, and retry with the same key).
-    async fn get_json_passive<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
-        let token = self.tokens.current().await.ok_or_else(|| format!("GET {api_path}: no channel access token yet (the first push gets one)"))?;
+    async fn get_json_passive<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, Error> {
+        let token = self.tokens.current().await.ok_or_else(|| Error::NoTokenYet { path: api_path.to_owned() })?;
         let response = self.get(api_path, &token).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {api_path}: LINE answered {}", status.as_u16()));
-        }
-        response.json::<T>().await.map_err(|e| format!("GET {api_path}: unexpected answer: {e}"))
+        read_json(api_path, response).await
     }
 
-    async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, String> {
-        let token = self.tokens.get().await.map_err(|e| format!("GET {api_path}: {e}"))?;
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, api_path: &str) -> Result<T, Error> {
+        let no_token = |why| Error::Token { path: api_path.to_owned(), why };
+        let token = self.tokens.get().await.map_err(no_token)?;
         let mut response = self.get(api_path, &token).await?;
         if response.status().as_u16() == 401 && self.tokens.renewable() {
-            let fresh = self.tokens.renew_after_401(&token).await.map_err(|e| format!("GET {api_path}: {e}"))?;
+            let fresh = self.tokens.renew_after_401(&token).await.map_err(no_token)?;
             response = self.get(api_path, &fresh).await?;
         }
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {api_path}: LINE answered {}", status.as_u16()));
-        }
-        response.json::<T>().await.map_err(|e| format!("GET {api_path}: unexpected answer: {e}"))
+        read_json(api_path, response).await
     }
 
-    async fn get(&self, api_path: &str, token: &Secret) -> Result<reqwest::Response, String> {
+    async fn get(&self, api_path: &str, token: &Secret) -> Result<reqwest::Response, Error> {
         self.http
             .get(format!("{}{}", self.base_url, api_path))
             .bearer_auth(token.expose())
             .send()
             .await
-            .map_err(|e| format!("GET {api_path}: {}", if e.is_timeout() { "timed out" } else { "connection failed" }))
+            .map_err(|e| Error::Transport { path: api_path.to_owned(), timed_out: e.is_timeout() })
     }
+}
+
+/// A GET's answer read as JSON: a 2xx that parses, or why not.
+async fn read_json<T: serde::de::DeserializeOwned>(api_path: &str, response: reqwest::Response) -> Result<T, Error> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(Error::Status { path: api_path.to_owned(), status: status.as_u16() });
+    }
+    response.json::<T>().await.map_err(|e| Error::Answer { path: api_path.to_owned(), detail: e.to_string() })
 }
 
 /// The month's quota as LINE reported it.
@@ -392,26 +360,4 @@ fn transport_error(e: &reqwest::Error) -> Outcome {
         "the connection to the LINE API failed".to_owned()
     };
     Outcome::Retry { reason, detail, after: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::compose::message::{Emoji, TextMessage};
-
-    #[test]
-    fn bodies_have_line_shape() {
-        let messages = vec![Message::Text(TextMessage {
-            text: "$ hi".into(),
-            emojis: vec![Emoji { index: 0, product_id: "5ac1bfd5040ab15980c9b435".into(), emoji_id: "001".into() }],
-        })];
-        let push = Request { endpoint: Endpoint::Push { to: "Uabc".into() }, messages: messages.clone() };
-        assert_eq!(
-            serde_json::to_value(Body::of(&push)).unwrap(),
-            serde_json::json!({"to":"Uabc","messages":[{"type":"text","text":"$ hi","emojis":[{"index":0,"productId":"5ac1bfd5040ab15980c9b435","emojiId":"001"}]}]})
-        );
-        let multi = Request { endpoint: Endpoint::Multicast { to: vec!["U1".into(), "U2".into()] }, messages };
-        assert_eq!(serde_json::to_value(Body::of(&multi)).unwrap()["to"], serde_json::json!(["U1", "U2"]));
-        assert_eq!(path(&multi.endpoint), "/v2/bot/message/multicast");
-    }
 }

@@ -1,10 +1,19 @@
-//! The LINE Messaging API client: the only place that knows LINE's URLs, headers, status
-//! codes and token kinds. It turns HTTP outcomes into [`Outcome`]s the delivery layer decides on.
+//! LINE's side of the gateway: the message objects and requests the Messaging API takes
+//! (`message`, `request`: what `compose` produces and the spool stores), the HTTP client
+//! (`client`: the only place that knows LINE's URLs, headers, status codes), what each answer
+//! means (`outcome`: the [`Outcome`]s the delivery layer decides on), the channel access
+//! token (`token`) and why a call other than a message request failed (`error`).
 
 pub mod client;
+pub mod error;
+pub mod message;
 pub mod outcome;
+pub mod request;
 pub mod token;
 
 pub use client::LineClient;
+pub use error::Error;
+pub use message::Message;
 pub use outcome::Outcome;
+pub use request::{Body, Endpoint, Request};
 pub use token::{Credentials, TokenSource};

@@ -2,7 +2,9 @@
 //! send (`access`), SMTP AUTH (`auth`), the bound on password checks (`checks`), per-address
 //! limits (`peers`), TLS (`tls`), replies (`reply`), why a mail was refused (`rejection`), mail
 //! data in flight (`inflight`), session activity for making room at the session cap
-//! (`activity`) and the tokio listener that drives sessions over sockets (`server`).
+//! (`activity`) and the tokio listener that drives sessions over sockets (`server`), which
+//! hands each finished transaction to a [`Deliver`] (the gateway's delivery layer implements
+//! it; `smtp` does not import it).
 
 pub mod access;
 pub mod activity;
@@ -18,4 +20,5 @@ pub mod session;
 pub mod tls;
 
 pub use reply::Reply;
+pub use server::Deliver;
 pub use session::{Conn, Directory, Mail, Rules, Session, Step};

@@ -10,7 +10,11 @@
 //! (`inflight.rs`), and graceful shutdown. It also logs and counts what the
 //! session decided: one "recipient rejected" or "mail rejected" line per refusal, with the
 //! client's address and the reason.
+//!
+//! A finished transaction is handed to a [`Deliver`] (in the gateway, `delivery::Gateway`),
+//! whose reply ends the DATA phase; this module does not know what delivering means.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +24,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, info, warn};
 
-use crate::delivery::Gateway;
 use crate::metrics::{Metrics, SessionRefusal};
 
 use super::access::{admit, Admission, AuthMode, ClientList};
@@ -32,8 +35,16 @@ use super::checks::AuthChecks;
 use super::peers::Peers;
 use super::rejection::Rejection;
 use super::reply::Reply;
-use super::session::{Conn, Rules, Session, Step};
+use super::session::{Conn, Mail, Rules, Session, Step};
 use super::tls::Tls;
+
+/// Where a finished transaction goes: the mail the session accepted (its data in hand), from
+/// the client at `peer`; the answer is the reply to its DATA. Generic rather than a trait
+/// object, so the hand-over costs no allocation on a path that carries thousands of mails a
+/// second.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, mail: Mail, peer: SocketAddr) -> impl Future<Output = Reply> + Send;
+}
 
 /// Socket-level limits.
 #[derive(Debug, Clone)]
@@ -67,11 +78,11 @@ pub struct Listener {
 }
 
 /// Everything a connection needs, shared by all of them.
-struct Shared {
+struct Shared<D> {
     rules: Arc<Rules>,
     limits: Limits,
     security: Security,
-    gateway: Arc<Gateway>,
+    gateway: Arc<D>,
     slots: Arc<Semaphore>,
     activity: Arc<Activity>,
     metrics: Arc<Metrics>,
@@ -80,12 +91,12 @@ struct Shared {
 /// Accepts connections on every listener until `shutdown` turns true, then waits up to
 /// `shutdown_grace` for sessions in the middle of a mail. Idle sessions are told 421 and closed
 /// at once.
-pub async fn serve(
+pub async fn serve<D: Deliver>(
     listeners: Vec<Listener>,
     rules: Arc<Rules>,
     limits: Limits,
     security: Security,
-    gateway: Arc<Gateway>,
+    gateway: Arc<D>,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -107,7 +118,7 @@ pub async fn serve(
     }
 }
 
-async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop<D: Deliver>(listener: Listener, shared: Arc<Shared<D>>, mut shutdown: watch::Receiver<bool>) {
     let mut trouble = AcceptTrouble::default();
     loop {
         let accepted = tokio::select! {
@@ -154,7 +165,7 @@ async fn accept_loop(listener: Listener, shared: Arc<Shared>, mut shutdown: watc
     }
 }
 
-async fn too_many(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
+async fn too_many<D>(stream: TcpStream, peer: SocketAddr, shared: &Shared<D>) {
     shared.metrics.session_refused(SessionRefusal::TooMany);
     info!(%peer, "connection refused: smtp.max_sessions reached");
     refuse(stream, Reply::new(421, "4.3.2", "Too many connections, try again later")).await;
@@ -200,11 +211,11 @@ enum Ended {
     StartTls,
 }
 
-async fn connection(
+async fn connection<D: Deliver>(
     stream: TcpStream,
     peer: SocketAddr,
     implicit_tls: bool,
-    shared: &Shared,
+    shared: &Shared<D>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let sec = &shared.security;
@@ -265,10 +276,10 @@ async fn connection(
 
 /// The server side of a TLS handshake, bounded by the idle timeout. `None` when it failed
 /// (logged: a client that cannot do TLS is worth a line for the admin).
-async fn handshake(
+async fn handshake<D>(
     stream: TcpStream,
     peer: SocketAddr,
-    shared: &Shared,
+    shared: &Shared<D>,
 ) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
     let tls = shared.security.tls.as_ref()?;
     match tokio::time::timeout(shared.limits.idle_timeout, tls.acceptor().accept(stream)).await {
@@ -286,8 +297,8 @@ async fn handshake(
 
 /// The one log line and count for a refusal the session decided (refusals after DATA are logged
 /// by the delivery layer, which knows the mail id).
-fn note_rejection(shared: &Shared, peer: SocketAddr, r: Rejection, reply: &Reply) {
-    shared.metrics.mail_rejected(r.reason);
+fn note_rejection<D>(shared: &Shared<D>, peer: SocketAddr, r: Rejection, reply: &Reply) {
+    shared.metrics.mail_rejected(r.reason.as_str());
     let reply = reply.to_string();
     let (from, reason, reply) = (r.from.as_str(), r.reason, reply.as_str());
     match &r.rcpt {
@@ -307,12 +318,12 @@ async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> std:
 
 /// Runs the session over `stream` until it closes or asks for STARTTLS. `out` holds replies
 /// not yet written (the greeting).
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+async fn run<S: AsyncRead + AsyncWrite + Unpin, D: Deliver>(
     stream: &mut S,
     session: &mut Session,
     mut out: Vec<u8>,
     peer: SocketAddr,
-    shared: &Shared,
+    shared: &Shared<D>,
     tracker: &Tracker,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<Ended> {

@@ -9,6 +9,9 @@
 //! chain: a request waits for the one before it to be done or dead, so the chat shows them in
 //! order. "Exactly once" rests on the retry key: a job re-sent after a crash (LINE accepted
 //! it but we never recorded that) is answered 409 by LINE and counts as delivered.
+//!
+//! [`Delivered`] is the one "mail delivered" line and latency metric, here because the spool
+//! writes most of them; direct mode (`delivery`) writes its own through it too.
 
 pub mod coalesce;
 pub mod limiter;
@@ -30,6 +33,18 @@ use crate::metrics::{Metrics, QueueCounts};
 use limiter::RateLimiter;
 use policy::{decide, RetryPolicy};
 use store::{Job, JobId, NewJob, Packer, QuotaRow, Store, StoreError, Update, Usage};
+
+/// Why the spool cannot take mail now ([`Spool::store_ready`], for `/readyz`, which adds what
+/// to do: free disk space on `storage.dir` or fix its permissions).
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// A mail the store refused, within [`STORE_FAILURE_MEMORY`].
+    #[error("a mail could not be stored {secs} s ago: {error}")]
+    RecentFailure { secs: u64, error: String },
+    /// The probe write failed.
+    #[error("{0}")]
+    Store(StoreError),
+}
 
 /// How the spool runs; built from `[delivery]`.
 #[derive(Debug, Clone)]
@@ -206,12 +221,12 @@ impl Spool {
     /// takes writes; but a nearly full disk still takes a tiny write and refuses a real mail, so
     /// a mail the store refused keeps this failing for [`STORE_FAILURE_MEMORY`], or until a
     /// mail is stored again.
-    pub async fn store_ready(&self) -> Result<(), String> {
+    pub async fn store_ready(&self) -> Result<(), NotReady> {
         let recent = self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some((at, e)) = recent.filter(|(at, _)| at.elapsed() < STORE_FAILURE_MEMORY) {
-            return Err(format!("a mail could not be stored {} s ago: {e}", at.elapsed().as_secs()));
+        if let Some((at, error)) = recent.filter(|(at, _)| at.elapsed() < STORE_FAILURE_MEMORY) {
+            return Err(NotReady::RecentFailure { secs: at.elapsed().as_secs(), error });
         }
-        self.inner.store.probe().await.map_err(|e| e.to_string())
+        self.inner.store.probe().await.map_err(NotReady::Store)
     }
 
     /// Whether a mail of these `jobs` may be taken now, given the month's quota (see
@@ -593,18 +608,10 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     // documented in README's monitoring section; log shippers key on them.
     match (&outcome, &update) {
         (Outcome::Delivered { request_id, duplicate }, _) => {
-            let latency_ms = (store::now_ms() - job.created_at).max(0);
-            inner.metrics.delivered(Duration::from_millis(latency_ms as u64));
-            info!(
-                mail = %job.mail_id,
-                job = job.id,
-                endpoint = %job.path,
-                line_request_id = request_id.as_deref().unwrap_or("-"),
-                duplicate,
-                attempts = job.attempts + 1,
-                latency_ms,
-                "mail delivered"
-            );
+            let latency = Duration::from_millis((store::now_ms() - job.created_at).max(0) as u64);
+            let (mail, endpoint, request_id) = (job.mail_id.as_str(), job.path.as_str(), request_id.as_deref());
+            let d = Delivered { mail, job: Some(job.id), endpoint, request_id, duplicate: *duplicate, attempts: job.attempts + 1, latency };
+            d.record(&inner.metrics);
         }
         (_, Update::Retry { next_at, error, .. }) => {
             inner.metrics.delivery_retried();
@@ -637,6 +644,41 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
         Err(e) => error!(job = job.id, "cannot record the delivery outcome: {e}"),
     }
     inner.finish(job.id);
+}
+
+/// A request of a mail LINE accepted: the one "mail delivered" line and the latency metric,
+/// written by the spool's workers and by direct mode (`delivery`) alike, so both paths log the
+/// same text and fields (README's monitoring section shows the line).
+pub struct Delivered<'a> {
+    /// The mail's id (`delivery` gives every mail one).
+    pub mail: &'a str,
+    /// The spool job; None in direct mode (no field then).
+    pub job: Option<JobId>,
+    /// The API path, e.g. `/v2/bot/message/push`.
+    pub endpoint: &'a str,
+    /// LINE's `X-Line-Request-Id`, if it sent one.
+    pub request_id: Option<&'a str>,
+    /// LINE answered 409: it already had this retry key.
+    pub duplicate: bool,
+    pub attempts: u32,
+    /// Since the mail was accepted.
+    pub latency: Duration,
+}
+
+impl Delivered<'_> {
+    pub fn record(&self, metrics: &Metrics) {
+        metrics.delivered(self.latency);
+        info!(
+            mail = %self.mail,
+            job = self.job,
+            endpoint = %self.endpoint,
+            line_request_id = self.request_id.unwrap_or("-"),
+            duplicate = self.duplicate,
+            attempts = self.attempts,
+            latency_ms = self.latency.as_millis() as u64,
+            "mail delivered"
+        );
+    }
 }
 
 /// Splits a mail's fresh jobs into those that may go now (the first per target) and the rest,
