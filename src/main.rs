@@ -328,7 +328,7 @@ async fn start_http(
         .await
         .map_err(|e| format!("cannot listen on {} (http.listen): {e}", cfg.http.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let hook = Arc::new(mail2line::http::Webhook::new(cfg, registry, line));
+    let hook = Arc::new(mail2line::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line));
     let app = mail2line::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
     let limits = mail2line::http::limits::Limits {
         header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),

@@ -4,7 +4,9 @@
 pub mod client;
 pub mod outcome;
 pub mod token;
+mod settings;
 
 pub use client::LineClient;
 pub use outcome::Outcome;
+pub use settings::{Settings, TokenKind};
 pub use token::{Credentials, TokenSource};

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
-use crate::config::{Line, TokenKind};
+use super::settings::{Settings, TokenKind};
 use crate::secret::Secret;
 
 use super::outcome::{Outcome, RetryReason};
@@ -314,8 +314,8 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// From a validated `[line]` (see `config.rs`: the key parsed, `kid` filled in).
-    pub fn from_config(line: &Line) -> Result<Credentials, String> {
+    /// From a validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
+    pub fn from_config(line: &Settings) -> Result<Credentials, String> {
         Ok(match line.token {
             TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
             TokenKind::V21 => {

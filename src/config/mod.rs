@@ -1,0 +1,897 @@
+//! The one typed configuration: reads the TOML, resolves secrets and gathers each section.
+//!
+//! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
+//! problems are reported at once so an admin fixes the file in one pass (`errors.rs`). Secrets
+//! are kept in [`Secret`] so no error or log line can print them; each comes from the
+//! environment, else the file (the key or its `*_file`), else a systemd credential
+//! (`secrets.rs`), and the config remembers which ([`SecretSource`]) for `check-config`.
+
+mod errors;
+mod secrets;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::compose::quoting::{Quoted, Rules, Signature};
+use crate::compose::template::Template;
+use crate::credentials;
+use crate::secret::Secret;
+use crate::smtp::access::{AuthMode, ClientList, SenderList};
+
+pub use crate::line::{Settings as Line, TokenKind};
+pub use crate::logging::{Settings as Log, LogFormat};
+pub use crate::clock::DurationValue;
+pub use crate::media::Settings as Media;
+pub use crate::http::webhook::Settings as Webhook;
+pub use errors::ConfigError;
+use errors::{deserialize_all, locate};
+pub use secrets::SecretSource;
+
+/// is given.
+pub const DEFAULT_PATH: &str = "./config.toml";
+
+/// Where it is looked for when [`DEFAULT_PATH`] does not exist: callers such as PHP and cron run
+/// `mail2line sendmail` in any working directory, and the systemd unit keeps its configuration
+/// here (`ConfigurationDirectory=mail2line`).
+pub const SYSTEM_PATH: &str = "/etc/mail2line/config.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub smtp: Smtp,
+    #[serde(default)]
+    pub line: Line,
+    #[serde(default)]
+    pub message: MessageSection,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
+    pub delivery: Delivery,
+    #[serde(default)]
+    pub quota: QuotaSection,
+    #[serde(default)]
+    pub webhook: Webhook,
+    /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids; the table form
+    /// `ops = { ids = [...], senders = [...], users = [...] }` can restrict who sends to it.
+    #[serde(default, deserialize_with = "aliases_from")]
+    pub aliases: std::collections::BTreeMap<String, Alias>,
+    #[serde(default)]
+    pub routing: Routing,
+    #[serde(default)]
+    pub sendmail: Sendmail,
+    #[serde(default)]
+    pub log: Log,
+    #[serde(default)]
+    pub media: Media,
+    /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
+    #[serde(skip)]
+    pub secret_sources: Vec<(String, SecretSource)>,
+}
+
+
+/// client commands read it (and only they read `password_file`), so a host that merely submits
+/// mail can have a configuration with just `[smtp] domain` and this table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sendmail {
+    /// `"host:port"` of the gateway; unset: `smtp.listen` (an unspecified address as loopback).
+    pub server: Option<String>,
+    /// Login for gateways with `smtp.auth`; empty: no AUTH.
+    pub username: String,
+    /// `$MAIL2LINE_SENDMAIL_PASSWORD` overrides it.
+    pub password: Secret,
+    pub password_file: Option<PathBuf>,
+    pub tls: ClientTls,
+    /// PEM certificates to trust instead of the public web roots (e.g. a self-signed gateway).
+    pub tls_ca_file: Option<PathBuf>,
+    /// Seconds to wait for the gateway to connect or answer one command.
+    pub timeout_secs: u64,
+}
+
+impl Default for Sendmail {
+    fn default() -> Self {
+        Sendmail {
+            server: None,
+            username: String::new(),
+            password: Secret::default(),
+            password_file: None,
+            tls: ClientTls::Off,
+            tls_ca_file: None,
+            timeout_secs: 60,
+        }
+    }
+}
+
+/// `[sendmail] tls`: how the client protects the connection to the gateway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTls {
+    /// Plain SMTP: fine on loopback, the default server.
+    #[default]
+    Off,
+    /// Plain connect, then STARTTLS (refusing to go on without it).
+    Starttls,
+    /// TLS from the first byte (`smtp.tls_listen`, port 465 style).
+    Tls,
+}
+
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// `<followers_address>@<domain>` reaches every active follower.
+    pub followers_address: String,
+    /// MAIL FROM patterns (`@example.com`, `cron@host.example`) that may send to the followers
+    /// address. Both this and `followers_users` empty: nobody may (closed by default).
+    pub followers_senders: Vec<String>,
+    /// `[[smtp.users]]` logins that may send to the followers address, whatever their MAIL FROM.
+    pub followers_users: Vec<String>,
+}
+
+impl Default for Routing {
+    fn default() -> Self {
+        Routing { followers_address: "followers".into(), followers_senders: Vec::new(), followers_users: Vec::new() }
+    }
+}
+
+/// One `[aliases]` entry. Written as a list of ids (`ops = ["U…"]`: open to every sender the
+/// gateway accepts, as before tables existed) or as a table
+/// (`ops = { ids = ["U…"], senders = ["@example.com"], users = ["cms"] }`). A table with
+/// `senders` or `users` is protected like `followers@`; a table with neither is open, exactly
+/// as the list form, so that writing `ids =` around a list changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    /// The LINE ids the alias reaches.
+    pub ids: Vec<String>,
+    /// MAIL FROM patterns that may send to it (as `smtp.allowed_senders`).
+    #[serde(default)]
+    pub senders: Vec<String>,
+    /// AUTH logins that may send to it.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+impl Alias {
+    /// Whether only listed senders and users may send to the alias.
+    pub fn is_protected(&self) -> bool {
+        !self.senders.is_empty() || !self.users.is_empty()
+    }
+}
+
+/// `[aliases]`, each entry a list or a table. By hand rather than `#[serde(untagged)]`:
+/// untagged reports any mistake in a table as "did not match any variant", where the admin
+/// needs "unknown field `sender`".
+fn aliases_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, Alias>, D::Error> {
+    struct ListOrTable(Alias);
+    impl<'de> Deserialize<'de> for ListOrTable {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(AliasVisitor).map(ListOrTable)
+        }
+    }
+    struct AliasVisitor;
+    impl<'de> serde::de::Visitor<'de> for AliasVisitor {
+        type Value = Alias;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of LINE ids, or a table { ids = [...], senders = [...], users = [...] }")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Alias, A::Error> {
+            let ids = Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+            Ok(Alias { ids, ..Alias::default() })
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Alias, A::Error> {
+            Alias::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    let entries = std::collections::BTreeMap::<String, ListOrTable>::deserialize(d)?;
+    Ok(entries.into_iter().map(|(name, ListOrTable(alias))| (name, alias)).collect())
+}
+
+/// `[delivery] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// 250 once the mail is durably stored; workers push it (default).
+    Spool,
+    /// 250 only after LINE answered 2xx, while the client waits.
+    Direct,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub mode: DeliveryMode,
+    /// Concurrent pushes; 0 = sized for the machine.
+    pub workers: usize,
+    /// Give up (dead letter) on a mail not delivered after this long.
+    pub max_age: DurationValue,
+    /// Dead letters are deleted this long after they died.
+    pub dead_retention: DurationValue,
+    /// LINE's push limit per channel.
+    pub max_requests_per_second: u32,
+    /// LINE's multicast limit per channel.
+    pub max_multicast_per_second: u32,
+    /// First retry delay in milliseconds; doubles per attempt (with jitter).
+    pub retry_base_ms: u64,
+    /// Longest retry delay in seconds.
+    pub retry_max_secs: u64,
+    /// How often a paused spool asks LINE whether the monthly quota has room again.
+    pub quota_probe_secs: u64,
+    /// How often the spool looks for jobs whose retry time has come, in milliseconds.
+    pub scan_interval_ms: u64,
+    /// After a push to a chat, further mail to it is held this long and then goes out in one
+    /// request (LINE bills requests, not bubbles); 0 turns coalescing off.
+    pub coalesce_secs: u64,
+}
+
+/// `[quota]`: making LINE's monthly message quota last (see `spool::coalesce`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    /// 0: LINE's own limit; else a lower cap (other tools share the channel).
+    pub monthly_budget: u64,
+    /// The last messages of the month, kept for urgent mail.
+    pub reserve: u64,
+    /// Stretch the coalescing window when the month's forecast runs out early.
+    pub pacing: bool,
+    /// How far pacing may stretch the window, in seconds.
+    pub max_coalesce_secs: u64,
+    /// While the month runs over its pace, routine mail beyond today's share of what is left
+    /// gets 452 until 00:00 JST.
+    pub daily_share: bool,
+}
+
+impl Default for QuotaSection {
+    fn default() -> Self {
+        QuotaSection { monthly_budget: 0, reserve: 10, pacing: true, max_coalesce_secs: 3600, daily_share: true }
+    }
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            mode: DeliveryMode::Spool,
+            workers: 0,
+            max_age: DurationValue::Text("3d".into()),
+            dead_retention: DurationValue::Text("30d".into()),
+            max_requests_per_second: 2000,
+            max_multicast_per_second: 200,
+            retry_base_ms: 1000,
+            retry_max_secs: 3600,
+            quota_probe_secs: 300,
+            scan_interval_ms: 1000,
+            coalesce_secs: 10,
+        }
+    }
+}
+
+impl Delivery {
+    /// Workers to run: as configured, or 64 per core (pushes wait on the network, not the CPU).
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        64 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Smtp {
+    pub listen: SocketAddr,
+    /// Recipients must be `<LINE id>@domain`.
+    pub domain: String,
+    /// Name in the 220 greeting and EHLO reply; defaults to `domain`.
+    pub hostname: Option<String>,
+    pub max_message_bytes: usize,
+    pub max_recipients: usize,
+    /// Simultaneous SMTP sessions; more are answered 421 and closed.
+    pub max_sessions: usize,
+    /// Seconds a client may stay silent before we hang up (RFC 5321 suggests 5 minutes).
+    pub idle_timeout_secs: u64,
+    /// Seconds the whole DATA phase may take, however steadily the client trickles
+    /// (RFC 5321 suggests 10 minutes for the terminator).
+    pub data_timeout_secs: u64,
+    /// NOOP/RSET/VRFY/HELP tolerated between mails before `421 4.7.0` and hang-up.
+    pub max_junk_commands: u32,
+    /// Mail data held in memory across all sessions, in bytes; past it DATA is written to a
+    /// file under `storage.dir` instead (see `smtp/inflight.rs`).
+    pub max_inflight_bytes: usize,
+    /// Seconds SIGTERM waits for sessions in the middle of a mail.
+    pub shutdown_grace_secs: u64,
+    /// Refuse (550 5.1.1) user ids that are not active followers of the bot.
+    pub require_follower: bool,
+    /// PEM certificate chain for STARTTLS and `tls_listen`; reloaded on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// A second listener where clients speak TLS from the first byte (port 465 style).
+    pub tls_listen: Option<SocketAddr>,
+    /// Refuse MAIL before STARTTLS (530 5.7.0).
+    pub require_tls: bool,
+    /// "off" | "optional" | "required"; see `smtp/access.rs`.
+    pub auth: AuthMode,
+    /// Offer AUTH without TLS to clients on 127.0.0.0/8 and ::1.
+    pub allow_plaintext_auth_on_loopback: bool,
+    /// CIDRs or addresses that may connect; empty: everyone.
+    pub allowed_clients: Vec<String>,
+    /// `@domain` or address patterns MAIL FROM must match; empty: any sender.
+    pub allowed_senders: Vec<String>,
+    /// `[[smtp.users]]`: logins for AUTH.
+    pub users: Vec<SmtpUser>,
+    /// Sessions at once from one client address; 0: no limit.
+    pub max_sessions_per_ip: usize,
+    /// Mails (MAIL commands) a minute from one client address; 0: no limit.
+    pub max_mails_per_minute_per_ip: u32,
+    /// Failed commands (errors, refused recipients, failed AUTH) before the client is dropped.
+    pub max_failed_commands: u32,
+    /// Delay before answering the first failed AUTH from an address; it doubles with each
+    /// further failure, up to 30 s.
+    pub auth_failure_delay_ms: u64,
+    /// Password checks (argon2, 19 MiB each) run at once; 0: one per core.
+    pub max_auth_checks: usize,
+    /// Sessions that may wait for a password check; past it AUTH gets 454 4.7.0.
+    pub max_auth_queue: usize,
+}
+
+/// `smtp.max_auth_checks` above this would let AUTH alone take gigabytes (19 MiB a check).
+const MAX_AUTH_CHECKS: usize = 256;
+/// `smtp.max_auth_queue` above this only makes honest logins wait longer behind guesses.
+const MAX_AUTH_QUEUE: usize = 100_000;
+
+/// One `[[smtp.users]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUser {
+    pub name: String,
+    /// argon2 PHC string from `mail2line hash-password`.
+    #[serde(default)]
+    pub password_hash: Secret,
+    /// A file holding the hash; instead of the inline key.
+    #[serde(default)]
+    pub password_hash_file: Option<PathBuf>,
+}
+
+impl SmtpUser {
+    /// The environment variable that overrides this user's hash:
+    /// `MAIL2LINE_SMTP_USER_<NAME>_PASSWORD_HASH`, the name upper-cased with other characters as `_`.
+    pub fn env_var(&self) -> String {
+        let name: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        format!("MAIL2LINE_SMTP_USER_{name}_PASSWORD_HASH")
+    }
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp {
+            listen: "127.0.0.1:2525".parse().expect("valid literal"),
+            domain: String::new(),
+            hostname: None,
+            max_message_bytes: 10 * 1024 * 1024,
+            max_recipients: 100,
+            max_sessions: 2000,
+            idle_timeout_secs: 300,
+            data_timeout_secs: 600,
+            max_junk_commands: crate::smtp::session::DEFAULT_MAX_JUNK_COMMANDS,
+            max_inflight_bytes: 128 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            require_follower: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_listen: None,
+            require_tls: false,
+            auth: AuthMode::Off,
+            allow_plaintext_auth_on_loopback: false,
+            allowed_clients: Vec::new(),
+            allowed_senders: Vec::new(),
+            users: Vec::new(),
+            max_sessions_per_ip: 100,
+            max_mails_per_minute_per_ip: 600,
+            max_failed_commands: crate::smtp::session::DEFAULT_MAX_ERRORS,
+            auth_failure_delay_ms: 1000,
+            max_auth_checks: 0,
+            max_auth_queue: 64,
+        }
+    }
+}
+
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MessageSection {
+    pub template: String,
+    /// `"collapse"` (default): a run of more than 3 quoted (`>`) lines becomes `(N quoted lines)`.
+    pub quoted: Quoted,
+    /// `"drop"`: the body ends at its `-- ` signature separator (default `"keep"`).
+    pub signature: Signature,
+}
+
+impl MessageSection {
+    /// The body rules for [`Template::with_rules`].
+    pub fn rules(&self) -> Rules {
+        Rules { quoted: self.quoted, signature: self.signature }
+    }
+}
+
+impl Default for MessageSection {
+    fn default() -> Self {
+        MessageSection {
+            template: crate::compose::template::DEFAULT_TEMPLATE.into(),
+            quoted: Quoted::default(),
+            signature: Signature::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    pub listen: SocketAddr,
+    /// A client must send its request headers within this many seconds.
+    pub header_timeout_secs: u64,
+    /// A connection with no request in flight and no traffic for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// Open connections; past it the one longest without a request is closed (see `http::limits`).
+    pub max_connections: usize,
+    /// Requests in progress for the webhook, and as many again for everything else.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            listen: "127.0.0.1:8080".parse().expect("valid literal"),
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            max_concurrent_requests: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    pub dir: PathBuf,
+    /// New mail is refused (452 4.3.1, at MAIL) while the file system of `dir` has less free.
+    pub min_free_bytes: u64,
+    /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
+    pub max_bytes: u64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
+    }
+}
+
+impl Config {
+    /// `[storage]` limits, `[delivery] dead_retention` and the `[http]` listener limits (issue
+    /// 16's "weaknesses"): kept together so they read as one set of numbers.
+    fn validate_disk_and_http(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.storage.max_bytes != 0 && self.storage.max_bytes < 1024 * 1024 {
+            p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
+        }
+        match self.delivery.dead_retention.parse() {
+            Ok(d) if d < Duration::from_secs(1) => p.push(("delivery.dead_retention".to_owned(), "must be at least 1s".into())),
+            Ok(_) => {}
+            Err(e) => p.push(("delivery.dead_retention".to_owned(), e.to_string())),
+        }
+        for (key, value) in [
+            ("http.header_timeout_secs", self.http.header_timeout_secs as usize),
+            ("http.idle_timeout_secs", self.http.idle_timeout_secs as usize),
+            ("http.max_connections", self.http.max_connections),
+            ("http.max_concurrent_requests", self.http.max_concurrent_requests),
+        ] {
+            if value == 0 {
+                p.push((key.to_owned(), "must be at least 1".into()));
+            }
+        }
+        // A connection slot per request at least, or the budgets can never be used.
+        if self.http.max_connections != 0 && self.http.max_connections < self.http.max_concurrent_requests {
+            p.push(("http.max_connections".to_owned(), "must be at least http.max_concurrent_requests".into()));
+        }
+        p
+    }
+}
+
+/// What the configuration will be used for; `serve` needs a token, `serve --dry-run` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Serve,
+    DryRun,
+    /// `sendmail` and `send`: they talk SMTP to the gateway, so they read none of the gateway's
+    /// secrets or key files (which the calling user, e.g. www-data, usually cannot read) and
+    /// resolve only `[sendmail]`'s password.
+    Client,
+}
+
+/// Chooses the config path: `--config`, then `$MAIL2LINE_CONFIG`, then [`DEFAULT_PATH`] if it
+/// exists, else [`SYSTEM_PATH`].
+pub fn resolve_path(flag: Option<&Path>, env: Option<String>) -> PathBuf {
+    match (flag, env) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(e)) if !e.is_empty() => PathBuf::from(e),
+        _ => default_path(Path::new(DEFAULT_PATH).exists()),
+    }
+}
+
+/// [`DEFAULT_PATH`] when it exists, else [`SYSTEM_PATH`].
+fn default_path(local_exists: bool) -> PathBuf {
+    PathBuf::from(if local_exists { DEFAULT_PATH } else { SYSTEM_PATH })
+}
+
+/// Exit status for a configuration problem (sysexits' EX_CONFIG): every command that cannot load
+/// or use its configuration exits with it, so it is defined here, beside the loading, once.
+pub const EX_CONFIG: u8 = 78;
+
+/// [`load_for_command`] for a command that cannot go on without its configuration: on failure it
+/// prints `{prog}: configuration errors:` and the problems to stderr and returns `Err(EX_CONFIG)`,
+/// the status to exit with. Returns the path it used as well, for messages.
+pub fn load_or_exit(flag: Option<&Path>, purpose: Purpose, prog: &str) -> Result<(PathBuf, Config), u8> {
+    let (path, loaded) = load_for_command(flag, purpose);
+    match loaded {
+        Ok(cfg) => Ok((path, cfg)),
+        Err(e) => {
+            eprintln!("{prog}: configuration errors:\n{e}");
+            Err(EX_CONFIG)
+        }
+    }
+}
+
+/// Finds and loads the configuration the way every subcommand does (`--config`, then
+/// `$MAIL2LINE_CONFIG`, then `./config.toml`, then `/etc/mail2line/config.toml`); returns the path
+/// it used either way, for messages.
+pub fn load_for_command(flag: Option<&Path>, purpose: Purpose) -> (PathBuf, Result<Config, ConfigError>) {
+    let path = resolve_path(flag, std::env::var("MAIL2LINE_CONFIG").ok());
+    let loaded = Config::load(&path, purpose);
+    (path, loaded)
+}
+
+impl Config {
+    /// Reads and validates the file, applying `$LINE_CHANNEL_ACCESS_TOKEN`,
+    /// `$LINE_CHANNEL_SECRET`, `$LINE_PRIVATE_KEY` and `$LINE_KID` overrides from the process
+    /// environment.
+    pub fn load(path: &Path, purpose: Purpose) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![format!(
+                "{}: cannot read the configuration ({e}); copy config.toml.example there or pass --config PATH",
+                path.display()
+            )],
+        })?;
+        Config::parse(&text, &path.display().to_string(), purpose, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates `text`; `file` names the source in messages, `env` looks up
+    /// environment overrides. Pure, so every error message is unit-tested.
+    /// Type errors are all reported (see [`deserialize_all`]); values are checked once the types
+    /// are right.
+    pub fn parse(text: &str, file: &str, purpose: Purpose, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config = deserialize_all(text, file).map_err(|problems| ConfigError { problems })?;
+        let problems = if purpose == Purpose::Client { config.resolve_client_secret(env) } else { config.resolve_gateway_secrets(env) };
+        let problems: Vec<(String, String)> = problems.into_iter().chain(config.validate(purpose)).collect();
+        if problems.is_empty() {
+            config.smtp.domain = config.smtp.domain.to_ascii_lowercase();
+            return Ok(config);
+        }
+        Err(locate(problems, text, file))
+    }
+}
+
+impl Config {
+    /// Checks values that types alone cannot; returns `(key, message)` pairs.
+    fn validate(&self, purpose: Purpose) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let domain = &self.smtp.domain;
+        if domain.is_empty() {
+            p.push(("smtp.domain".to_owned(), "is required: the mail domain recipients use, e.g. \"text.line.example.com\"".into()));
+        } else if !is_domain(domain) {
+            p.push(("smtp.domain".to_owned(), format!("{domain:?} is not a domain name (letters, digits, '-' and '.', no trailing dot)")));
+        }
+        if self.smtp.max_message_bytes < 1024 {
+            p.push(("smtp.max_message_bytes".to_owned(), "must be at least 1024".into()));
+        }
+        if !(1..=1000).contains(&self.smtp.max_recipients) {
+            p.push(("smtp.max_recipients".to_owned(), "must be between 1 and 1000".into()));
+        }
+        if self.smtp.max_sessions == 0 {
+            p.push(("smtp.max_sessions".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.idle_timeout_secs == 0 {
+            p.push(("smtp.idle_timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.data_timeout_secs == 0 {
+            p.push(("smtp.data_timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.max_junk_commands == 0 {
+            p.push(("smtp.max_junk_commands".to_owned(), "must be at least 1".into()));
+        }
+        if self.smtp.max_inflight_bytes < 2 * self.smtp.max_message_bytes.max(1024 * 1024) {
+            p.push((
+                "smtp.max_inflight_bytes".to_owned(),
+                format!(
+                    "must be at least twice smtp.max_message_bytes ({} bytes) and 2 MiB: half is for mail being received, half for mail being parsed",
+                    self.smtp.max_message_bytes
+                ),
+            ));
+        }
+        if purpose != Purpose::Client {
+            p.extend(self.validate_smtp_security());
+            p.extend(self.validate_recipient_access());
+        }
+        p.extend(self.validate_sendmail(purpose));
+        p.extend(self.line.validate(purpose == Purpose::Serve));
+        p.extend(self.validate_disk_and_http());
+        match self.delivery.max_age.parse() {
+            Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age".to_owned(), "must be at least one minute".into())),
+            Ok(_) => {}
+            Err(e) => p.push(("delivery.max_age".to_owned(), e.to_string())),
+        }
+        if self.delivery.max_requests_per_second == 0 {
+            p.push(("delivery.max_requests_per_second".to_owned(), "must be at least 1".into()));
+        }
+        if self.delivery.max_multicast_per_second == 0 {
+            p.push(("delivery.max_multicast_per_second".to_owned(), "must be at least 1".into()));
+        }
+        if self.delivery.retry_base_ms == 0 || self.delivery.retry_max_secs == 0 {
+            p.push(("delivery.retry_base_ms".to_owned(), "retry delays must be at least 1".into()));
+        }
+        if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
+            p.push(("delivery.scan_interval_ms".to_owned(), "intervals must be at least 1".into()));
+        }
+        if self.quota.pacing && self.delivery.coalesce_secs > 0 && self.quota.max_coalesce_secs < self.delivery.coalesce_secs {
+            p.push((
+                "quota.max_coalesce_secs".to_owned(),
+                format!("must be at least delivery.coalesce_secs ({}): pacing only ever stretches the window", self.delivery.coalesce_secs),
+            ));
+        }
+        if self.quota.monthly_budget > 0 && self.quota.reserve >= self.quota.monthly_budget {
+            p.push(("quota.reserve".to_owned(), format!("must be below quota.monthly_budget ({})", self.quota.monthly_budget)));
+        }
+        p.extend(self.media.validate());
+        p.extend(self.webhook.validate());
+        if !is_local_part(&self.routing.followers_address) {
+            p.push(("routing.followers_address".to_owned(), format!("{:?} is not a usable local part (lowercase letters, digits, '.', '-', '_')", self.routing.followers_address)));
+        }
+        for (name, Alias { ids, .. }) in &self.aliases {
+            if !is_local_part(name) || crate::envelope::Recipient::from_line_id(name).is_some() {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} is not a usable local part (lowercase letters, digits, '.', '-', '_'; not a LINE id)")));
+            } else if *name == self.routing.followers_address {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} clashes with routing.followers_address")));
+            }
+            if ids.is_empty() {
+                p.push((format!("aliases.{name}"), format!("alias {name:?} has no ids")));
+            }
+            for id in ids {
+                if crate::envelope::Recipient::from_line_id(id).is_none() {
+                    p.push((format!("aliases.{name}"), format!("alias {name:?}: {id:?} is not a LINE id (U, C or R + 32 lowercase hex)")));
+                }
+            }
+        }
+        if let Err(e) = Template::parse(&self.message.template) {
+            p.push(("message.template".to_owned(), e.to_string()));
+        }
+        p.extend(self.log.validate());
+        p
+    }
+
+    /// TLS, AUTH, allowlists and per-address limits.
+    fn validate_smtp_security(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let smtp = &self.smtp;
+        let key = |k: &str| format!("smtp.{k}");
+        match (&smtp.tls_cert_file, &smtp.tls_key_file) {
+            (Some(cert), Some(k)) => {
+                if let Err(e) = crate::smtp::tls::Tls::load(cert, k) {
+                    p.push((key("tls_cert_file"), e));
+                }
+            }
+            (Some(_), None) => {
+                p.push((key("tls_cert_file"), "needs smtp.tls_key_file too (the PEM private key of the certificate)".into()))
+            }
+            (None, Some(_)) => p.push((key("tls_key_file"), "needs smtp.tls_cert_file too (the PEM certificate chain)".into())),
+            (None, None) => {}
+        }
+        let no_cert = smtp.tls_cert_file.is_none() || smtp.tls_key_file.is_none();
+        if smtp.tls_listen.is_some() && no_cert {
+            p.push((key("tls_listen"), "needs smtp.tls_cert_file and smtp.tls_key_file".into()));
+        }
+        if smtp.tls_listen.is_some_and(|t| t == smtp.listen && t.port() != 0) {
+            p.push((key("tls_listen"), "must differ from smtp.listen".into()));
+        }
+        if smtp.require_tls && no_cert {
+            p.push((key("require_tls"), "needs smtp.tls_cert_file and smtp.tls_key_file (there is no TLS to require)".into()));
+        }
+        if smtp.auth != AuthMode::Off {
+            if smtp.users.is_empty() {
+                p.push((
+                    key("auth"),
+                    "is on but there are no [[smtp.users]]; add one with name and password_hash (from `mail2line hash-password`)".into(),
+                ));
+            }
+            if no_cert && !smtp.allow_plaintext_auth_on_loopback {
+                p.push((
+                    key("auth"),
+                    "needs TLS (smtp.tls_cert_file and smtp.tls_key_file): passwords are never accepted in the clear, except on loopback with smtp.allow_plaintext_auth_on_loopback = true".into(),
+                ));
+            }
+        }
+        if let Err(e) = ClientList::parse(&smtp.allowed_clients) {
+            p.push((key("allowed_clients"), e));
+        }
+        if let Err(e) = SenderList::parse(&smtp.allowed_senders) {
+            p.push((key("allowed_senders"), e));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, user) in smtp.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.chars().any(|c| c.is_control() || c == ' ') {
+                p.push((format!("smtp.users[{i}].name"), format!("{:?} is not a usable login (no spaces or control characters)", user.name)));
+            } else if !seen.insert(user.name.as_str()) {
+                p.push((format!("smtp.users[{i}].name"), format!("{:?} appears twice", user.name)));
+            }
+            if user.password_hash.is_empty() {
+                p.push((
+                    format!("smtp.users[{i}].password_hash"),
+                    format!(
+                        "is required (or password_hash_file, ${}, or the systemd credential {}); make one with: echo -n PASSWORD | mail2line hash-password",
+                        user.env_var(),
+                        credentials::smtp_user_password_hash(&user.name).unwrap_or_else(|| "smtp-user-<name>-password-hash".into())
+                    ),
+                ));
+            } else if let Err(e) = crate::smtp::auth::check_hash(user.password_hash.expose()) {
+                p.push((format!("smtp.users[{i}].password_hash"), e));
+            }
+        }
+        if smtp.max_failed_commands == 0 {
+            p.push((key("max_failed_commands"), "must be at least 1".into()));
+        }
+        if smtp.max_auth_checks > MAX_AUTH_CHECKS {
+            p.push((
+                key("max_auth_checks"),
+                format!("must be at most {MAX_AUTH_CHECKS} (each check holds 19 MiB; 0 = one per core, the usual choice)"),
+            ));
+        }
+        if smtp.max_auth_queue > MAX_AUTH_QUEUE {
+            p.push((key("max_auth_queue"), format!("must be at most {MAX_AUTH_QUEUE}")));
+        }
+        p
+    }
+
+    /// Who may send to `followers@` and to protected aliases: sender patterns as
+    /// `allowed_senders`, logins that exist and can log in.
+    fn validate_recipient_access(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let r = &self.routing;
+        self.check_access_lists(&mut p, ("routing.followers_senders", ""), &r.followers_senders, ("routing.followers_users", ""), &r.followers_users);
+        for (name, alias) in &self.aliases {
+            // An inline table has no line per field: the key is the alias, the field leads the message.
+            let key = format!("aliases.{name}");
+            self.check_access_lists(&mut p, (&key, "senders: "), &alias.senders, (&key, "users: "), &alias.users);
+        }
+        p
+    }
+
+    /// Problems with one pair of access lists; each key comes with a prefix for its messages.
+    fn check_access_lists(&self, p: &mut Vec<(String, String)>, senders_key: (&str, &str), senders: &[String], users_key: (&str, &str), users: &[String]) {
+        if let Err(e) = SenderList::parse(senders) {
+            p.push((senders_key.0.to_owned(), format!("{}{e}", senders_key.1)));
+        }
+        let (key, field) = users_key;
+        for user in users {
+            if !self.smtp.users.iter().any(|u| u.name == *user) {
+                p.push((key.to_owned(), format!("{field}{user:?} is not a login in [[smtp.users]]")));
+            } else if self.smtp.auth == AuthMode::Off {
+                p.push((key.to_owned(), format!("{field}{user:?} can never log in while smtp.auth is \"off\"; set it to \"optional\" or \"required\"")));
+            }
+        }
+    }
+
+    /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for
+    /// the client commands.
+    fn validate_sendmail(&self, purpose: Purpose) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        let s = &self.sendmail;
+        if let Some(server) = &s.server {
+            if let Err(e) = split_host_port(server) {
+                p.push(("sendmail.server".to_owned(), e));
+            }
+        }
+        if s.timeout_secs == 0 {
+            p.push(("sendmail.timeout_secs".to_owned(), "must be at least 1".into()));
+        }
+        if s.tls_ca_file.is_some() && s.tls == ClientTls::Off {
+            p.push(("sendmail.tls_ca_file".to_owned(), "is used only with tls = \"starttls\" or \"tls\"".into()));
+        }
+        if purpose == Purpose::Client {
+            if !s.username.is_empty() && s.password.is_empty() {
+                p.push((
+                    "sendmail.password".to_owned(),
+                    "is required with sendmail.username (or password_file, or $MAIL2LINE_SENDMAIL_PASSWORD)".into(),
+                ));
+            }
+            if s.username.is_empty() && !s.password.is_empty() {
+                p.push(("sendmail.username".to_owned(), "is required with a password: the login from [[smtp.users]] name".into()));
+            }
+        }
+        p
+    }
+
+    /// Settings that are valid but risky, one sentence each: `serve` logs them at every start
+    /// and `check-config` prints them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let s = &self.smtp;
+        // Without AUTH or an allowlist, a public listener lets anyone message the followers.
+        if s.auth == AuthMode::Off && s.allowed_clients.is_empty() {
+            for (key, addr) in [("smtp.listen", Some(s.listen)), ("smtp.tls_listen", s.tls_listen)] {
+                if let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) {
+                    w.push(format!(
+                        "{key} {addr} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers"
+                    ));
+                }
+            }
+        }
+        if self.line.channel_secret.is_empty() {
+            w.push(
+                "line.channel_secret is not set: the webhook will refuse every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
+            );
+        }
+        w
+    }
+
+    pub fn hostname(&self) -> &str {
+        self.smtp.hostname.as_deref().unwrap_or(&self.smtp.domain)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.smtp.idle_timeout_secs)
+    }
+
+    pub fn line_timeout(&self) -> Duration {
+        Duration::from_secs(self.line.timeout_secs)
+    }
+}
+
+
+/// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
+/// the port.
+pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
+    let bad = || format!("{s:?} is not host:port, e.g. \"127.0.0.1:2525\", \"mx.example.com:587\" or \"[::1]:2525\"");
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn is_local_part(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+
+fn is_domain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[cfg(test)]
+mod tests;
