@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use mail2line::compose::template::Template;
 use std::time::Duration;
 
 use mail2line::config::{self, Config, DeliveryMode, Purpose};
@@ -21,7 +20,7 @@ use mail2line::metrics::Metrics;
 use mail2line::line::{Credentials, LineClient};
 use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
-use mail2line::smtp::access::{ClientList, RecipientAccess, SenderList};
+use mail2line::smtp::access::RecipientAccess;
 use mail2line::smtp::auth::Users;
 use mail2line::smtp::checks::AuthChecks;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
@@ -121,7 +120,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         warn!("{e}");
         Notifier::default()
     });
-    let template = Template::parse(&cfg.message.template).map_err(|e| format!("message.template: {e}"))?.with_rules(cfg.message.rules());
+    let template = cfg.message.compiled.clone();
     let mut runner = None;
     let metrics = Arc::new(Metrics::new());
     // The webhook replies through the same client; none in a dry run.
@@ -204,7 +203,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         require_tls: cfg.smtp.require_tls,
         auth: cfg.smtp.auth,
         allow_plaintext_auth_on_loopback: cfg.smtp.allow_plaintext_auth_on_loopback,
-        allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(|e| format!("smtp.allowed_senders: {e}"))?,
+        allowed_senders: cfg.smtp.senders.clone(),
         max_errors: cfg.smtp.max_failed_commands,
         max_junk_commands: cfg.smtp.max_junk_commands,
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
@@ -248,17 +247,13 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
 /// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
 fn security(cfg: &Config) -> Result<server::Security, String> {
     let smtp = &cfg.smtp;
-    let tls = match (&smtp.tls_cert_file, &smtp.tls_key_file) {
-        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
-        _ => None,
-    };
     let mut users = Users::new();
     for (i, u) in smtp.users.iter().enumerate() {
         users.add(&u.name, &u.password_hash).map_err(|e| format!("smtp.users[{i}].password_hash: {e}"))?;
     }
     Ok(server::Security {
-        tls,
-        clients: ClientList::parse(&smtp.allowed_clients).map_err(|e| format!("smtp.allowed_clients: {e}"))?,
+        tls: smtp.tls.clone(),
+        clients: smtp.clients.clone(),
         auth: smtp.auth,
         users: Arc::new(users),
         peers: Peers::new(PeerLimits {

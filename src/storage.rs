@@ -136,6 +136,9 @@ impl SpaceGate for DiskSpace {
 /// it is received (`smtp/inflight.rs`).
 pub const INCOMING_DIR: &str = "incoming";
 
+/// The folder of `storage.dir` where `[media]` keeps the files it serves (`media/store.rs`).
+pub const MEDIA_DIR: &str = "media";
+
 /// Free bytes on the file system of `dir` (for an unprivileged writer: `f_bavail`) and, when
 /// `with_used`, the bytes of the gateway's files: every regular file directly in `dir` (the
 /// SQLite databases with their -wal and -shm) plus the files of `dir/media` and of mail being
@@ -143,7 +146,7 @@ pub const INCOMING_DIR: &str = "incoming";
 pub fn measure(dir: &Path, with_used: bool) -> Result<Reading, String> {
     let free = free_bytes(dir)?;
     let used = if with_used {
-        dir_bytes(dir) + dir_bytes(&dir.join(crate::media::store::DIR_NAME)) + dir_bytes(&dir.join(INCOMING_DIR))
+        dir_bytes(dir) + dir_bytes(&dir.join(MEDIA_DIR)) + dir_bytes(&dir.join(INCOMING_DIR))
     } else {
         0
     };
@@ -193,7 +196,7 @@ pub fn secure_dir(dir: &Path) -> Result<(), String> {
         .create(dir)
         .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
     let mut paths = vec![dir.to_path_buf()];
-    for d in [dir.to_path_buf(), dir.join(crate::media::store::DIR_NAME)] {
+    for d in [dir.to_path_buf(), dir.join(MEDIA_DIR)] {
         if let Ok(entries) = std::fs::read_dir(&d) {
             paths.extend(entries.filter_map(Result::ok).map(|e| e.path()));
         }

@@ -15,7 +15,9 @@ pub mod rejection;
 pub mod reply;
 pub mod server;
 pub mod session;
+mod settings;
 pub mod tls;
 
 pub use reply::Reply;
+pub use settings::{Settings, User};
 pub use session::{Conn, Directory, Mail, Rules, Session, Step};

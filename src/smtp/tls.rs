@@ -19,6 +19,12 @@ pub struct Tls {
     current: RwLock<Arc<ServerConfig>>,
 }
 
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("cert_file", &self.cert_file).field("key_file", &self.key_file).finish_non_exhaustive()
+    }
+}
+
 impl Tls {
     /// Loads the certificate chain and key; errors name the file and say what is wrong.
     pub fn load(cert_file: &Path, key_file: &Path) -> Result<Tls, String> {
