@@ -103,8 +103,8 @@ impl Config {
 
 /// For `token = "v2.1"`: checks that the private key (already read from `$LINE_PRIVATE_KEY`,
 /// `private_key_file` or `private_key`) is a usable RSA key, and fills `kid` from `$LINE_KID` or
-/// from the JWK when the file does not set it. Problems name where the key came from, never
-/// its content.
+/// from the JWK when the file does not set it; keeps the key read ([`Line::signing_key`]).
+/// Problems name where the key came from, never its content.
 fn resolve_signing_key(line: &mut Line, env: &dyn Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     if let Some(kid) = env("LINE_KID").filter(|k| !k.trim().is_empty()) {
         line.kid = kid.trim().to_owned();
@@ -117,6 +117,7 @@ fn resolve_signing_key(line: &mut Line, env: &dyn Fn(&str) -> Option<String>) ->
             if line.kid.is_empty() {
                 line.kid = key.jwk_kid().unwrap_or_default().to_owned();
             }
+            line.signing_key = Some(key);
             Vec::new()
         }
         Err(msg) => {

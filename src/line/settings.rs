@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::token::SigningKey;
 use crate::secret::Secret;
 
 /// `[line] token`: which kind of channel access token the gateway uses (see `line::token`).
@@ -59,6 +60,9 @@ pub struct Settings {
     pub channel_secret_file: Option<PathBuf>,
     /// Seconds one API request may take.
     pub timeout_secs: u64,
+    /// For `v2.1`: `private_key` read as a signing key; filled in by the loader, which checks it.
+    #[serde(skip)]
+    pub signing_key: Option<SigningKey>,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             channel_secret: Secret::default(),
             channel_secret_file: None,
             timeout_secs: 10,
+            signing_key: None,
         }
     }
 }

@@ -319,7 +319,10 @@ impl Credentials {
         Ok(match line.token {
             TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
             TokenKind::V21 => {
-                let key = SigningKey::parse(line.private_key.expose()).map_err(|e| format!("line.private_key_file: the key {e}"))?;
+                let key = match &line.signing_key {
+                    Some(key) => key.clone(),
+                    None => SigningKey::parse(line.private_key.expose()).map_err(|e| format!("line.private_key_file: the key {e}"))?,
+                };
                 let kid = if line.kid.is_empty() { key.jwk_kid().unwrap_or_default().to_owned() } else { line.kid.clone() };
                 if kid.is_empty() {
                     return Err("line.kid: is required with token = \"v2.1\"".into());

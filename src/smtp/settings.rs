@@ -201,7 +201,7 @@ impl Settings {
             (Some(cert), Some(k)) => {
                 match Tls::load(cert, k) {
                     Ok(tls) => tls_loaded = Some(Arc::new(tls)),
-                    Err(e) => p.push((key("tls_cert_file"), e)),
+                    Err(e) => p.push((key("tls_cert_file"), e.to_string())),
                 }
             }
             (Some(_), None) => {
@@ -234,8 +234,8 @@ impl Settings {
                 ));
             }
         }
-        let clients = ClientList::parse(&smtp.allowed_clients).map_err(|e| p.push((key("allowed_clients"), e))).unwrap_or_default();
-        let senders = SenderList::parse(&smtp.allowed_senders).map_err(|e| p.push((key("allowed_senders"), e))).unwrap_or_default();
+        let clients = ClientList::parse(&smtp.allowed_clients).map_err(|e| p.push((key("allowed_clients"), e.to_string()))).unwrap_or_default();
+        let senders = SenderList::parse(&smtp.allowed_senders).map_err(|e| p.push((key("allowed_senders"), e.to_string()))).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
         for (i, user) in smtp.users.iter().enumerate() {
             if user.name.is_empty() || user.name.chars().any(|c| c.is_control() || c == ' ') {
@@ -253,7 +253,7 @@ impl Settings {
                     ),
                 ));
             } else if let Err(e) = super::auth::check_hash(user.password_hash.expose()) {
-                p.push((format!("smtp.users[{i}].password_hash"), e));
+                p.push((format!("smtp.users[{i}].password_hash"), e.to_string()));
             }
         }
         if smtp.max_failed_commands == 0 {
