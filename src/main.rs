@@ -20,7 +20,6 @@ use mail2line::metrics::Metrics;
 use mail2line::line::{Credentials, LineClient};
 use mail2line::notify::Notifier;
 use mail2line::envelope::Recipient;
-use mail2line::smtp::access::RecipientAccess;
 use mail2line::smtp::auth::Users;
 use mail2line::smtp::checks::AuthChecks;
 use mail2line::smtp::peers::{MailGate, PeerLimits, Peers};
@@ -194,9 +193,8 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
         max_recipients: cfg.smtp.max_recipients,
         aliases: aliases(&cfg),
         followers_address: cfg.routing.followers_address.clone(),
-        followers_access: RecipientAccess::parse(&cfg.routing.followers_senders, &cfg.routing.followers_users)
-            .map_err(|e| format!("routing.followers_senders: {e}"))?,
-        alias_access: alias_access(&cfg)?,
+        followers_access: cfg.routing.followers_access.clone(),
+        alias_access: cfg.alias_access.clone(),
         require_follower: cfg.smtp.require_follower,
         directory: Some(registry.clone() as Arc<dyn Directory>),
         tls_available: tls.is_some(),
@@ -294,18 +292,6 @@ fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
     cfg.aliases
         .iter()
         .map(|(name, alias)| (name.clone(), alias.ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
-        .collect()
-}
-
-/// Who may send to each alias table with `senders` or `users`; the other aliases are open.
-fn alias_access(cfg: &Config) -> Result<HashMap<String, RecipientAccess>, String> {
-    cfg.aliases
-        .iter()
-        .filter(|(_, alias)| alias.is_protected())
-        .map(|(name, alias)| {
-            let access = RecipientAccess::parse(&alias.senders, &alias.users).map_err(|e| format!("aliases.{name}: senders: {e}"))?;
-            Ok((name.clone(), access))
-        })
         .collect()
 }
 

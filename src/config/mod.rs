@@ -9,6 +9,7 @@
 mod errors;
 mod secrets;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use crate::compose::quoting::{Quoted, Rules, Signature};
 use crate::compose::template::Template;
 use crate::secret::Secret;
-use crate::smtp::access::{AuthMode, SenderList};
+use crate::smtp::access::{AuthMode, RecipientAccess};
 
 pub use crate::line::{Settings as Line, TokenKind};
 pub use crate::logging::{Settings as Log, LogFormat};
@@ -72,6 +73,10 @@ pub struct Config {
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
+    /// Who may send to each protected alias (one with `senders` or `users`), parsed; filled in
+    /// by [`Config::parse`]. The other aliases are open.
+    #[serde(skip)]
+    pub alias_access: HashMap<String, RecipientAccess>,
 }
 
 
@@ -132,11 +137,19 @@ pub struct Routing {
     pub followers_senders: Vec<String>,
     /// `[[smtp.users]]` logins that may send to the followers address, whatever their MAIL FROM.
     pub followers_users: Vec<String>,
+    /// `followers_senders` and `followers_users` parsed; filled in by [`Config::parse`].
+    #[serde(skip)]
+    pub followers_access: RecipientAccess,
 }
 
 impl Default for Routing {
     fn default() -> Self {
-        Routing { followers_address: "followers".into(), followers_senders: Vec::new(), followers_users: Vec::new() }
+        Routing {
+            followers_address: "followers".into(),
+            followers_senders: Vec::new(),
+            followers_users: Vec::new(),
+            followers_access: RecipientAccess::default(),
+        }
     }
 }
 
@@ -538,23 +551,24 @@ impl Config {
 
     /// Who may send to `followers@` and to protected aliases: sender patterns as
     /// `allowed_senders`, logins that exist and can log in.
-    fn validate_recipient_access(&self) -> Vec<(String, String)> {
+    /// Keeps the lists parsed.
+    fn validate_recipient_access(&mut self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         let r = &self.routing;
-        self.check_access_lists(&mut p, ("routing.followers_senders", ""), &r.followers_senders, ("routing.followers_users", ""), &r.followers_users);
-        for (name, alias) in &self.aliases {
+        let followers = self.check_access_lists(&mut p, ("routing.followers_senders", ""), &r.followers_senders, ("routing.followers_users", ""), &r.followers_users);
+        let mut aliases = HashMap::new();
+        for (name, alias) in self.aliases.iter().filter(|(_, alias)| alias.is_protected()) {
             // An inline table has no line per field: the key is the alias, the field leads the message.
             let key = format!("aliases.{name}");
-            self.check_access_lists(&mut p, (&key, "senders: "), &alias.senders, (&key, "users: "), &alias.users);
+            aliases.extend(self.check_access_lists(&mut p, (&key, "senders: "), &alias.senders, (&key, "users: "), &alias.users).map(|a| (name.clone(), a)));
         }
+        (self.routing.followers_access, self.alias_access) = (followers.unwrap_or_default(), aliases);
         p
     }
 
     /// Problems with one pair of access lists; each key comes with a prefix for its messages.
-    fn check_access_lists(&self, p: &mut Vec<(String, String)>, senders_key: (&str, &str), senders: &[String], users_key: (&str, &str), users: &[String]) {
-        if let Err(e) = SenderList::parse(senders) {
-            p.push((senders_key.0.to_owned(), format!("{}{e}", senders_key.1)));
-        }
+    fn check_access_lists(&self, p: &mut Vec<(String, String)>, senders_key: (&str, &str), senders: &[String], users_key: (&str, &str), users: &[String]) -> Option<RecipientAccess> {
+        let access = RecipientAccess::parse(senders, users).map_err(|e| p.push((senders_key.0.to_owned(), format!("{}{e}", senders_key.1)))).ok();
         let (key, field) = users_key;
         for user in users {
             if !self.smtp.users.iter().any(|u| u.name == *user) {
@@ -563,6 +577,7 @@ impl Config {
                 p.push((key.to_owned(), format!("{field}{user:?} can never log in while smtp.auth is \"off\"; set it to \"optional\" or \"required\"")));
             }
         }
+        access
     }
 
     /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for

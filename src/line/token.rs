@@ -642,7 +642,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A test key pair shared by the unit tests here and in `config.rs`.
+/// A test key pair shared by the unit tests here and in `config/`.
 #[cfg(test)]
 pub(crate) mod test_key {
     use super::BASE64URL;
