@@ -149,7 +149,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), String> {
     let registry = Arc::new(
         Registry::open(&cfg.storage.dir).map_err(|e| format!("{e} (storage.dir = {})", cfg.storage.dir.display()))?,
     );
-    let media = mail2line::media::Media::from_config(&cfg.media, &cfg.storage.dir)?;
+    let media = mail2line::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(|e| e.to_string())?;
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(media) = &media {

@@ -1,4 +1,12 @@
-//! The one typed configuration: reads the TOML, resolves secrets and gathers each section.
+//! The one typed configuration: reads the TOML, resolves secrets and gathers the pieces.
+//!
+//! Each module owns its table's type and checks it (`smtp::Settings`, `line::Settings`,
+//! `media::Settings`, `logging::Settings`, `http::webhook::Settings`); this module only reads
+//! the file into them, resolves their secrets and calls their checks. What a check parses (the
+//! message template, the TLS certificate, the client, sender and recipient lists, the v2.1
+//! signing key) is kept in the configuration, so `serve` does not parse it again. The tables no
+//! module owns yet (`[delivery]`, `[quota]`, `[routing]`, `[aliases]`, `[sendmail]`, `[http]`,
+//! `[storage]`) are still defined and checked here.
 //!
 //! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
 //! problems are reported at once so an admin fixes the file in one pass (`errors.rs`). Secrets
@@ -21,16 +29,18 @@ use crate::compose::template::Template;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, RecipientAccess};
 
-pub use crate::line::{Settings as Line, TokenKind};
-pub use crate::logging::{Settings as Log, LogFormat};
+// The modules' own settings under the names the sections had here, for the commands.
 pub use crate::clock::DurationValue;
-pub use crate::media::Settings as Media;
 pub use crate::http::webhook::Settings as Webhook;
+pub use crate::line::{Settings as Line, TokenKind};
+pub use crate::logging::{LogFormat, Settings as Log};
+pub use crate::media::Settings as Media;
 pub use crate::smtp::{Settings as Smtp, User as SmtpUser};
 pub use errors::ConfigError;
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;
 
+/// Where the configuration is looked for first when neither `--config` nor `$MAIL2LINE_CONFIG`
 /// is given.
 pub const DEFAULT_PATH: &str = "./config.toml";
 

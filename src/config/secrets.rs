@@ -125,7 +125,7 @@ fn resolve_signing_key(line: &mut Line, env: &dyn Fn(&str) -> Option<String>) ->
             let (key, msg) = match (&line.private_key_file, from_env) {
                 (_, true) => ("line.private_key", format!("$LINE_PRIVATE_KEY: {msg}")),
                 (Some(file), false) => ("line.private_key_file", format!("{}: {msg}", file.display())),
-                (None, false) => ("line.private_key", msg),
+                (None, false) => ("line.private_key", msg.to_string()),
             };
             vec![(key.to_owned(), msg)]
         }

@@ -23,7 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
 use crate::compose::message::{Message, TextMessage};
-use crate::followers::{Kind, Registry};
+use crate::followers::{Kind, Registry, RegistryError};
 use crate::line::{LineClient, Outcome};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -251,7 +251,7 @@ pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: 
 }
 
 /// Applies one event to the registry and notes what to do after answering.
-fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), String> {
+fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
     let kind_name = type_name(raw);
     let event: Event = match serde_json::from_value(raw.clone()) {
         Ok(e) => e,
@@ -277,7 +277,7 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
         );
         return Ok(());
     }
-    if hook.registry.seen(&event.webhook_event_id).map_err(|e| e.to_string())? {
+    if hook.registry.seen(&event.webhook_event_id)? {
         info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
         return Ok(());
     }
@@ -289,13 +289,13 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
     apply(hook, event, kind_name, out)?;
     if let Err(e) = hook.registry.first_delivery(&event_id, now) {
         out.truncate(before);
-        return Err(e.to_string());
+        return Err(e);
     }
     Ok(())
 }
 
 /// The registry change one event makes, and the follow-ups it asks for.
-fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), String> {
+fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
     let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
     let Some(source) = &event.source else {
         warn!("webhook: skipping a {kind_name} event without a source");
@@ -313,8 +313,8 @@ fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>)
     let at = event.timestamp;
     // `Ok(false)`: the chat has a newer event already; this one is logged, counted and dropped
     // (no greeting either), so an old unfollow replayed after a follow changes nothing.
-    let reg = |r: Result<bool, crate::followers::RegistryError>| -> Result<bool, String> {
-        let applied = r.map_err(|e| e.to_string())?;
+    let reg = |r: Result<bool, RegistryError>| -> Result<bool, RegistryError> {
+        let applied = r?;
         if !applied {
             let n = hook.count_stale();
             warn!(
