@@ -15,10 +15,10 @@
 //! | `smtp.users[].password_hash` | `smtp-user-<name>-password-hash` |
 //! | `smtp.tls_cert_file` / `smtp.tls_key_file` | `smtp-tls-cert` / `smtp-tls-key` |
 //!
-//! Precedence (see `config.rs`): the environment variable, then the key or its `*_file` in the
+//! Precedence (see `config/secrets.rs`): the environment variable, then the key or its `*_file` in the
 //! file, then the credential. A credential is a default, never an override: what the admin
 //! wrote in the configuration or the environment is what runs. Only lookups happen here; the
-//! reading (and its error messages, which never quote a secret) stays in `config.rs`.
+//! reading (and its error messages, which never quote a secret) stays in `config/secrets.rs`.
 
 use std::path::PathBuf;
 

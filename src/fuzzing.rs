@@ -568,7 +568,7 @@ impl WebhookTarget {
         )
         .expect("the fuzz configuration parses");
         let registry = Arc::new(crate::followers::Registry::open(dir).expect("the registry opens"));
-        let hook = Arc::new(crate::http::Webhook::new(&cfg, registry.clone(), None));
+        let hook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry.clone(), None));
         let db = rusqlite::Connection::open(dir.join(crate::followers::FILE_NAME)).expect("a second connection opens");
         db.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

@@ -10,9 +10,67 @@
 
 use std::io::IsTerminal;
 
+use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{log_directives, Log, LogFormat};
+/// `[log] format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (default).
+    #[default]
+    Text,
+    /// One JSON object a line, fields at the top level, for log shippers.
+    Json,
+}
+
+/// `[log]`: the format and the level filter of `serve`'s log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub format: LogFormat,
+    /// A tracing filter such as `"info"` or `"info,mail2line::spool=debug"`; `$RUST_LOG`, when
+    /// set, wins over it.
+    pub level: String,
+}
+
+impl Settings {
+    /// Problems as `(key, message)`: an unusable `level`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        check_log_level(&self.level).err().map(|e| ("log.level".to_owned(), e)).into_iter().collect()
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { format: LogFormat::Text, level: "info".into() }
+    }
+}
+
+/// Checks a `[log] level` filter: comma-separated directives, each a level or `target=level`.
+/// Stricter than tracing's own parser, which takes a bare word such as `inof` as a target name
+/// and then silently logs nothing.
+pub fn check_log_level(filter: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let directives: Vec<&str> = filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+    if directives.is_empty() {
+        return Err("is empty; use a level such as \"info\" or \"debug\"".into());
+    }
+    for d in directives {
+        let level = d.rsplit_once('=').map_or(d, |(_, l)| l).trim();
+        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "{d:?} is not a level or target=level; use trace, debug, info, warn, error or off, e.g. \"info,mail2line::spool=debug\""
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::builder().parse(log_directives(filter)).map(|_| ()).map_err(|e| format!("{filter:?}: {e}"))
+}
+
+/// `filter` as tracing parses it: the directives without the spaces people put after commas.
+pub fn log_directives(filter: &str) -> String {
+    filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect::<Vec<_>>().join(",")
+}
 
 /// The filter directives to use and, when `$RUST_LOG` was set but unusable, why it was ignored.
 pub fn choose_filter(rust_log: Option<&str>, configured: &str) -> (String, Option<String>) {
@@ -26,7 +84,7 @@ pub fn choose_filter(rust_log: Option<&str>, configured: &str) -> (String, Optio
 }
 
 /// Installs the global subscriber for `serve`. Call once, after the configuration is loaded.
-pub fn init(log: &Log) {
+pub fn init(log: &Settings) {
     let (directives, warning) = choose_filter(std::env::var("RUST_LOG").ok().as_deref(), &log_directives(&log.level));
     // The configured level was validated when the file was loaded; "info" is the last resort.
     let filter = EnvFilter::builder().parse(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
@@ -52,5 +110,15 @@ mod tests {
         let (used, warning) = choose_filter(Some("mail2line=[{"), "warn");
         assert_eq!(used, "warn");
         assert!(warning.unwrap().contains("RUST_LOG"));
+    }
+
+    #[test]
+    fn log_levels() {
+        for ok in ["info", "DEBUG", "warn,mail2line=debug", "info, hyper=off", "mail2line::spool=trace"] {
+            assert_eq!(check_log_level(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", " , ", "verbose", "mail2line", "info,mail2line=loud"] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -34,19 +34,28 @@ struct Target {
     addr: SocketAddr,
 }
 
+/// Why `$NOTIFY_SOCKET` cannot be used; the gateway runs on, without telling systemd.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("$NOTIFY_SOCKET={value}: {why}; systemd will not hear that the gateway is ready")]
+    Address { value: String, why: String },
+    #[error("cannot create a socket for $NOTIFY_SOCKET: {0}")]
+    Socket(std::io::Error),
+}
+
 impl Notifier {
     /// The notifier `$NOTIFY_SOCKET` asks for; an unusable value is an error the caller logs
     /// (the gateway runs on without notifications).
-    pub fn from_env() -> Result<Notifier, String> {
+    pub fn from_env() -> Result<Notifier, Error> {
         Notifier::to(std::env::var_os(SOCKET_ENV).as_deref())
     }
 
     /// A notifier for the socket `name` (`$NOTIFY_SOCKET`'s syntax); `None` or empty: no-op.
-    pub fn to(name: Option<&OsStr>) -> Result<Notifier, String> {
+    pub fn to(name: Option<&OsStr>) -> Result<Notifier, Error> {
         let Some(name) = name.filter(|n| !n.is_empty()) else { return Ok(Notifier::default()) };
         let addr = parse_address(name.as_encoded_bytes())
-            .map_err(|e| format!("${SOCKET_ENV}={}: {e}; systemd will not hear that the gateway is ready", name.to_string_lossy()))?;
-        let socket = UnixDatagram::unbound().map_err(|e| format!("cannot create a socket for ${SOCKET_ENV}: {e}"))?;
+            .map_err(|why| Error::Address { value: name.to_string_lossy().into_owned(), why })?;
+        let socket = UnixDatagram::unbound().map_err(Error::Socket)?;
         Ok(Notifier { target: Some(Arc::new(Target { socket, addr })) })
     }
 
@@ -133,7 +142,7 @@ mod tests {
     fn no_socket_no_notifier_and_bad_names_are_explained() {
         assert!(!Notifier::to(None).unwrap().is_active());
         assert!(!Notifier::to(Some(OsStr::new(""))).unwrap().is_active());
-        let e = Notifier::to(Some(OsStr::new("relative/sock"))).err().unwrap();
+        let e = Notifier::to(Some(OsStr::new("relative/sock"))).err().unwrap().to_string();
         assert!(e.contains("$NOTIFY_SOCKET=relative/sock: is neither an absolute path"), "{e}");
     }
 

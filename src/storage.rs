@@ -85,7 +85,7 @@ pub trait SpaceGate: Send + Sync {
 pub struct DiskSpace {
     dir: PathBuf,
     limits: Limits,
-    cached: Mutex<Option<(Instant, Result<Reading, String>)>>,
+    cached: Mutex<Option<(Instant, Result<Reading, Error>)>>,
     /// The last state logged, so a full disk is logged once when it starts and once when it ends,
     /// not once per refused MAIL.
     refusing: Mutex<bool>,
@@ -97,7 +97,7 @@ impl DiskSpace {
     }
 
     /// The reading at `now`, from the cache when it is younger than [`CACHE_FOR`].
-    fn reading_at(&self, now: Instant) -> Result<Reading, String> {
+    fn reading_at(&self, now: Instant) -> Result<Reading, Error> {
         let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((at, r)) = cached.as_ref() {
             if now.duration_since(*at) < CACHE_FOR {
@@ -136,27 +136,40 @@ impl SpaceGate for DiskSpace {
 /// it is received (`smtp/inflight.rs`).
 pub const INCOMING_DIR: &str = "incoming";
 
+/// The folder of `storage.dir` where `[media]` keeps the files it serves (`media/store.rs`).
+pub const MEDIA_DIR: &str = "media";
+
+/// Why the free space of `storage.dir` cannot be measured. New mail is then taken anyway (the
+/// spool's own write still fails cleanly when the disk is full); check the path and its mount.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("storage.dir contains a NUL byte")]
+    NulInPath,
+    #[error("statvfs {}: {detail}", dir.display())]
+    Statvfs { dir: PathBuf, detail: String },
+}
+
 /// Free bytes on the file system of `dir` (for an unprivileged writer: `f_bavail`) and, when
 /// `with_used`, the bytes of the gateway's files: every regular file directly in `dir` (the
 /// SQLite databases with their -wal and -shm) plus the files of `dir/media` and of mail being
 /// received in `dir/incoming`.
-pub fn measure(dir: &Path, with_used: bool) -> Result<Reading, String> {
+pub fn measure(dir: &Path, with_used: bool) -> Result<Reading, Error> {
     let free = free_bytes(dir)?;
     let used = if with_used {
-        dir_bytes(dir) + dir_bytes(&dir.join(crate::media::store::DIR_NAME)) + dir_bytes(&dir.join(INCOMING_DIR))
+        dir_bytes(dir) + dir_bytes(&dir.join(MEDIA_DIR)) + dir_bytes(&dir.join(INCOMING_DIR))
     } else {
         0
     };
     Ok(Reading { free, used })
 }
 
-fn free_bytes(dir: &Path) -> Result<u64, String> {
+fn free_bytes(dir: &Path) -> Result<u64, Error> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| "storage.dir contains a NUL byte".to_owned())?;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| Error::NulInPath)?;
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a writable statvfs.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(format!("statvfs {}: {}", dir.display(), std::io::Error::last_os_error()));
+        return Err(Error::Statvfs { dir: dir.to_owned(), detail: std::io::Error::last_os_error().to_string() });
     }
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
@@ -193,7 +206,7 @@ pub fn secure_dir(dir: &Path) -> Result<(), String> {
         .create(dir)
         .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
     let mut paths = vec![dir.to_path_buf()];
-    for d in [dir.to_path_buf(), dir.join(crate::media::store::DIR_NAME)] {
+    for d in [dir.to_path_buf(), dir.join(MEDIA_DIR)] {
         if let Ok(entries) = std::fs::read_dir(&d) {
             paths.extend(entries.filter_map(Result::ok).map(|e| e.path()));
         }

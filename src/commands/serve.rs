@@ -19,7 +19,6 @@ use tracing::{error, info, warn};
 
 use super::output::{EX_CONFIG, EX_FAILURE};
 use super::Error;
-use crate::compose::template::Template;
 use crate::config::{self, Config, DeliveryMode, Purpose};
 use crate::delivery::{Gateway, Mode};
 use crate::envelope::Recipient;
@@ -28,7 +27,6 @@ use crate::http::Monitor;
 use crate::line::{Credentials, LineClient};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::smtp::access::{ClientList, RecipientAccess, SenderList};
 use crate::smtp::auth::Users;
 use crate::smtp::checks::AuthChecks;
 use crate::smtp::peers::{MailGate, PeerLimits, Peers};
@@ -127,7 +125,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         warn!(target: LOG_TARGET, "{e}");
         Notifier::default()
     });
-    let template = Template::parse(&cfg.message.template).map_err(|e| setting("message.template")(e.to_string()))?.with_rules(cfg.message.rules());
+    let template = cfg.message.compiled.clone();
     let mut runner = None;
     let metrics = Arc::new(Metrics::new());
     // The webhook replies through the same client; none in a dry run.
@@ -197,16 +195,15 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         max_recipients: cfg.smtp.max_recipients,
         aliases: aliases(&cfg),
         followers_address: cfg.routing.followers_address.clone(),
-        followers_access: RecipientAccess::parse(&cfg.routing.followers_senders, &cfg.routing.followers_users)
-            .map_err(setting("routing.followers_senders"))?,
-        alias_access: alias_access(&cfg)?,
+        followers_access: cfg.routing.followers_access.clone(),
+        alias_access: cfg.alias_access.clone(),
         require_follower: cfg.smtp.require_follower,
         directory: Some(registry.clone() as Arc<dyn Directory>),
         tls_available: tls.is_some(),
         require_tls: cfg.smtp.require_tls,
         auth: cfg.smtp.auth,
         allow_plaintext_auth_on_loopback: cfg.smtp.allow_plaintext_auth_on_loopback,
-        allowed_senders: SenderList::parse(&cfg.smtp.allowed_senders).map_err(setting("smtp.allowed_senders"))?,
+        allowed_senders: cfg.smtp.senders.clone(),
         max_errors: cfg.smtp.max_failed_commands,
         max_junk_commands: cfg.smtp.max_junk_commands,
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
@@ -250,17 +247,13 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
 /// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
 fn security(cfg: &Config) -> Result<server::Security, Error> {
     let smtp = &cfg.smtp;
-    let tls = match (&smtp.tls_cert_file, &smtp.tls_key_file) {
-        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key).map_err(start)?)),
-        _ => None,
-    };
     let mut users = Users::new();
     for (i, u) in smtp.users.iter().enumerate() {
         users.add(&u.name, &u.password_hash).map_err(setting(format!("smtp.users[{i}].password_hash")))?;
     }
     Ok(server::Security {
-        tls,
-        clients: ClientList::parse(&smtp.allowed_clients).map_err(setting("smtp.allowed_clients"))?,
+        tls: smtp.tls.clone(),
+        clients: smtp.clients.clone(),
         auth: smtp.auth,
         users: Arc::new(users),
         peers: Peers::new(PeerLimits {
@@ -304,19 +297,6 @@ fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
         .collect()
 }
 
-/// Who may send to each alias table with `senders` or `users`; the other aliases are open.
-fn alias_access(cfg: &Config) -> Result<HashMap<String, RecipientAccess>, Error> {
-    cfg.aliases
-        .iter()
-        .filter(|(_, alias)| alias.is_protected())
-        .map(|(name, alias)| {
-            let access = RecipientAccess::parse(&alias.senders, &alias.users)
-                .map_err(|e| setting(format!("aliases.{name}"))(format!("senders: {e}")))?;
-            Ok((name.clone(), access))
-        })
-        .collect()
-}
-
 /// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
 /// `HTTP listening on ADDR`.
 async fn start_http(
@@ -329,7 +309,7 @@ async fn start_http(
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let listener = listen(cfg.http.listen).await.map_err(|source| Error::Listen { addr: cfg.http.listen, key: "http.listen", source })?;
     let addr = listener.local_addr().map_err(|source| Error::System { what: "the HTTP listener's address", source })?;
-    let hook = Arc::new(crate::http::Webhook::new(cfg, registry, line));
+    let hook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line));
     let app = crate::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
     let limits = crate::http::limits::Limits {
         header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),

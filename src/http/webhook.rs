@@ -23,10 +23,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::clock::now_ms;
 use crate::line::message::{Message, TextMessage};
-use crate::config::Config;
-use crate::followers::{Kind, Registry};
+use crate::followers::{Kind, Registry, RegistryError};
 use crate::line::{LineClient, Outcome};
 use crate::secret::Secret;
+use serde::Deserialize;
 
 use super::events::{type_name, CallbackRequest, Event, EventKind, MessageContent, Source};
 use super::signature;
@@ -42,6 +42,67 @@ const MAX_TEXT_CHARS: usize = 5000;
 /// its age is the only thing that still tells it apart.
 pub const EVENT_ID_RETENTION_MS: i64 = 2 * 24 * 3600 * 1000;
 const PRUNE_EVERY_MS: i64 = 3600 * 1000;
+
+/// `[webhook]`: where LINE posts events, and how the gateway answers new followers.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where LINE posts events, on the `[http] listen` server.
+    pub path: String,
+    /// Greet each new follower (and each group/room joined) with their gateway address.
+    pub welcome: bool,
+    /// Placeholders: `{address}` (`<id>@<smtp.domain>`) and `{display_name}`.
+    pub welcome_template: String,
+    /// A text message containing one of these words is answered with the sender's address.
+    pub address_keyword: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            path: "/webhook".into(),
+            welcome: true,
+            welcome_template: "Hello {display_name}! Mail sent to {address} reaches you here on LINE.".into(),
+            address_keyword: vec!["address".into(), "アドレス".into()],
+        }
+    }
+}
+
+impl Settings {
+    /// Problems as `(key, message)`: a path that is not one, or is taken by media or
+    /// monitoring; an unknown placeholder in the welcome.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if !self.path.starts_with('/') {
+            p.push(("webhook.path".to_owned(), format!("{:?} must start with '/', e.g. \"/webhook\"", self.path)));
+        }
+        if let Some(bad) = unknown_placeholder(&self.welcome_template, &["address", "display_name"]) {
+            p.push(("webhook.welcome_template".to_owned(), format!("unknown placeholder {{{bad}}}; allowed: {{address}}, {{display_name}}")));
+        }
+        if self.path.starts_with(crate::media::URL_PREFIX) {
+            p.push(("webhook.path".to_owned(), format!("{:?} is taken by media files (/media/…); use e.g. \"/webhook\"", self.path)));
+        }
+        if crate::http::MONITOR_PATHS.contains(&self.path.as_str()) {
+            p.push(("webhook.path".to_owned(), format!("{:?} is taken by monitoring (/metrics, /healthz, /readyz); use e.g. \"/webhook\"", self.path)));
+        }
+        p
+    }
+}
+
+/// The first `{name}` in `template` that is not in `allowed`.
+fn unknown_placeholder(template: &str, allowed: &[&str]) -> Option<String> {
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        let end = after.find('}')?;
+        let name = &after[..end];
+        if !allowed.contains(&name) {
+            return Some(name.to_owned());
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
 
 /// Everything the webhook handler needs; shared by all requests.
 pub struct Webhook {
@@ -62,16 +123,17 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub fn new(cfg: &Config, registry: Arc<Registry>, line: Option<LineClient>) -> Webhook {
+    /// From `[webhook]`, `smtp.domain` (for the addresses it tells) and `line.channel_secret`
+    /// (which signs LINE's requests; empty: every event is refused).
+    pub fn new(settings: &Settings, domain: &str, secret: Secret, registry: Arc<Registry>, line: Option<LineClient>) -> Webhook {
         Webhook {
             registry,
             line,
-            secret: cfg.line.channel_secret.clone(),
-            domain: cfg.smtp.domain.clone(),
-            welcome: cfg.webhook.welcome,
-            welcome_template: cfg.webhook.welcome_template.clone(),
-            keywords: cfg
-                .webhook
+            secret,
+            domain: domain.to_owned(),
+            welcome: settings.welcome,
+            welcome_template: settings.welcome_template.clone(),
+            keywords: settings
                 .address_keyword
                 .iter()
                 .map(|k| k.trim().to_lowercase())
@@ -189,7 +251,7 @@ pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: 
 }
 
 /// Applies one event to the registry and notes what to do after answering.
-fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), String> {
+fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
     let kind_name = type_name(raw);
     let event: Event = match serde_json::from_value(raw.clone()) {
         Ok(e) => e,
@@ -215,7 +277,7 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
         );
         return Ok(());
     }
-    if hook.registry.seen(&event.webhook_event_id).map_err(|e| e.to_string())? {
+    if hook.registry.seen(&event.webhook_event_id)? {
         info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
         return Ok(());
     }
@@ -227,13 +289,13 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
     apply(hook, event, kind_name, out)?;
     if let Err(e) = hook.registry.first_delivery(&event_id, now) {
         out.truncate(before);
-        return Err(e.to_string());
+        return Err(e);
     }
     Ok(())
 }
 
 /// The registry change one event makes, and the follow-ups it asks for.
-fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), String> {
+fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
     let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
     let Some(source) = &event.source else {
         warn!("webhook: skipping a {kind_name} event without a source");
@@ -251,8 +313,8 @@ fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>)
     let at = event.timestamp;
     // `Ok(false)`: the chat has a newer event already; this one is logged, counted and dropped
     // (no greeting either), so an old unfollow replayed after a follow changes nothing.
-    let reg = |r: Result<bool, crate::followers::RegistryError>| -> Result<bool, String> {
-        let applied = r.map_err(|e| e.to_string())?;
+    let reg = |r: Result<bool, RegistryError>| -> Result<bool, RegistryError> {
+        let applied = r?;
         if !applied {
             let n = hook.count_stale();
             warn!(
@@ -383,14 +445,13 @@ pub fn too_old(timestamp: i64, now: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Purpose;
 
-    fn hook(extra: &str) -> Webhook {
-        let text = format!("[smtp]\ndomain = \"mail.example.com\"\n{extra}");
-        let cfg = Config::parse(&text, "test.toml", Purpose::DryRun, &|_| None).unwrap();
+    /// A webhook for `mail.example.com` with `secret` and `[webhook]` as `settings` (TOML).
+    fn hook(secret: &str, settings: &str) -> Webhook {
+        let settings: Settings = toml::from_str(settings).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path()).unwrap());
-        Webhook::new(&cfg, registry, None)
+        Webhook::new(&settings, "mail.example.com", Secret::new(secret), registry, None)
     }
 
     #[test]
@@ -419,7 +480,7 @@ mod tests {
 
     #[test]
     fn replays_past_the_window_and_events_older_than_the_last_are_ignored() {
-        let h = Arc::new(hook("[line]\nchannel_secret = \"s\"\n"));
+        let h = Arc::new(hook("s", ""));
         let now = now_ms();
         // A follow from three days ago: refused, nothing recorded.
         assert_eq!(signed_post(&h, serde_json::json!([ev("follow", "E1", now - 3 * 86_400_000)])), StatusCode::OK);
@@ -436,7 +497,7 @@ mod tests {
 
     #[test]
     fn welcome_text_fills_both_placeholders_once() {
-        let h = hook("[webhook]\nwelcome_template = \"{display_name}: {address}\"\n");
+        let h = hook("", "welcome_template = \"{display_name}: {address}\"\n");
         assert_eq!(h.welcome_text("U1", "Ann"), "Ann: U1@mail.example.com");
         // A name that looks like a placeholder stays as written.
         assert_eq!(h.welcome_text("U1", "{address}"), "{address}: U1@mail.example.com");
@@ -444,11 +505,11 @@ mod tests {
 
     #[test]
     fn keywords_match_case_insensitively_and_empty_ones_are_ignored() {
-        let h = hook("");
+        let h = hook("", "");
         assert!(h.asks_for_address("what's my ADDRESS?"));
         assert!(h.asks_for_address("メールアドレスを教えて"));
         assert!(!h.asks_for_address("hello"));
-        let h = hook("[webhook]\naddress_keyword = [\"\", \"  \", \"Mail\"]\n");
+        let h = hook("", "address_keyword = [\"\", \"  \", \"Mail\"]\n");
         assert!(!h.asks_for_address("hello"), "an empty keyword must not match everything");
         assert!(h.asks_for_address("my e-MAIL please"));
     }

@@ -10,10 +10,12 @@ pub mod message;
 pub mod outcome;
 pub mod request;
 pub mod token;
+mod settings;
 
 pub use client::LineClient;
 pub use error::Error;
 pub use message::Message;
 pub use outcome::Outcome;
 pub use request::{Body, Endpoint, Request};
+pub use settings::{Settings, TokenKind};
 pub use token::{Credentials, TokenSource};

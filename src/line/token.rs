@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
-use crate::config::{Line, TokenKind};
+use super::settings::{Settings, TokenKind};
 use crate::secret::Secret;
 
 use super::outcome::{Outcome, RetryReason};
@@ -68,6 +68,46 @@ const BASE64URL: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
+/// What is wrong with the channel's private key (`line.private_key_file`, `$LINE_PRIVATE_KEY`)
+/// and how to fix it; the messages follow the key's source and never quote its content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("is an encrypted PEM key; store it unencrypted (openssl pkey -in key.pem -out plain.pem) and protect the file instead")]
+    EncryptedPem,
+    #[error("is PEM but not an RSA private key (expected \"BEGIN PRIVATE KEY\" or \"BEGIN RSA PRIVATE KEY\"; a public key will not do)")]
+    NotRsaPem,
+    #[error("is not a readable RSA private key in PEM (PKCS#8 \"BEGIN PRIVATE KEY\" or PKCS#1 \"BEGIN RSA PRIVATE KEY\")")]
+    UnreadablePem,
+    #[error("is neither a JWK (a JSON object with \"kty\": \"RSA\") nor a PEM private key")]
+    NeitherJwkNorPem,
+    #[error("is not a usable RSA private key (it must be a complete, consistent RSA key of 2048 bits or more)")]
+    Unusable,
+    #[error("is not valid JSON (line {line}, column {column})")]
+    Json { line: usize, column: usize },
+    #[error("is not a JWK: expected one JSON object")]
+    NotAnObject,
+    #[error("is a JWK set; put the one private key object (with \"d\") in the file")]
+    JwkSet,
+    #[error("is a {0:?} JWK; LINE's v2.1 assertion needs an RSA key (\"kty\": \"RSA\")")]
+    NotRsa(String),
+    #[error("is not a JWK: \"kty\" is missing")]
+    NoKty,
+    #[error("has an \"alg\" other than \"RS256\"; LINE's v2.1 assertion is signed with RS256")]
+    NotRs256,
+    #[error("has no \"d\": this is the public key; use the private key generated with it")]
+    PublicKey,
+    #[error("has no {0:?}: the private key must be complete (n, e, d, p, q, dp, dq, qi), as the console's key generation exports it")]
+    Missing(&'static str),
+    #[error("{0:?} is not a base64url number")]
+    NotBase64(&'static str),
+    #[error("{0:?} is not a valid number")]
+    NotANumber(&'static str),
+    #[error("cannot be encoded as an RSA key")]
+    Encoding,
+    #[error("cannot sign the client assertion with the configured private key")]
+    CannotSign,
+}
+
 /// The channel's RSA private key, ready to sign assertions. Never printed.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -85,28 +125,28 @@ impl SigningKey {
     /// Reads a private key given as a JWK (a JSON object, as LINE's console flow makes it) or as
     /// PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE KEY`). Errors say what is
     /// wrong and never quote the key.
-    pub fn parse(text: &str) -> Result<SigningKey, String> {
+    pub fn parse(text: &str) -> Result<SigningKey, KeyError> {
         let text = text.trim();
         let (key, jwk_kid) = if text.starts_with('{') {
             let (der, kid) = jwk_to_pkcs1_der(text)?;
             (EncodingKey::from_rsa_der(&der), kid)
         } else if text.contains("-----BEGIN") {
             if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-                return Err("is an encrypted PEM key; store it unencrypted (openssl pkey -in key.pem -out plain.pem) and protect the file instead".into());
+                return Err(KeyError::EncryptedPem);
             }
             if !text.contains("BEGIN PRIVATE KEY") && !text.contains("BEGIN RSA PRIVATE KEY") {
-                return Err("is PEM but not an RSA private key (expected \"BEGIN PRIVATE KEY\" or \"BEGIN RSA PRIVATE KEY\"; a public key will not do)".into());
+                return Err(KeyError::NotRsaPem);
             }
             let key = EncodingKey::from_rsa_pem(text.as_bytes())
-                .map_err(|_| "is not a readable RSA private key in PEM (PKCS#8 \"BEGIN PRIVATE KEY\" or PKCS#1 \"BEGIN RSA PRIVATE KEY\")".to_owned())?;
+                .map_err(|_| KeyError::UnreadablePem)?;
             (key, None)
         } else {
-            return Err("is neither a JWK (a JSON object with \"kty\": \"RSA\") nor a PEM private key".into());
+            return Err(KeyError::NeitherJwkNorPem);
         };
         // ring checks a key's consistency and size only when it signs: sign once now, so a broken
         // key is a configuration error at start-up rather than a failed delivery later.
         jsonwebtoken::encode(&Header::new(Algorithm::RS256), &serde_json::json!({ "probe": 1 }), &key)
-            .map_err(|_| "is not a usable RSA private key (it must be a complete, consistent RSA key of 2048 bits or more)".to_owned())?;
+            .map_err(|_| KeyError::Unusable)?;
         Ok(SigningKey { key, jwk_kid })
     }
 
@@ -118,45 +158,45 @@ impl SigningKey {
 
 /// A private RSA JWK → PKCS#1 DER (what `EncodingKey::from_rsa_der` and ring take), plus the
 /// JWK's `kid`. The JSON is read as a plain value so that no serde message can quote a member.
-fn jwk_to_pkcs1_der(text: &str) -> Result<(Vec<u8>, Option<String>), String> {
+fn jwk_to_pkcs1_der(text: &str) -> Result<(Vec<u8>, Option<String>), KeyError> {
     use pkcs1::der::Encode;
     use pkcs1::UintRef;
 
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("is not valid JSON (line {}, column {})", e.line(), e.column()))?;
+        serde_json::from_str(text).map_err(|e| KeyError::Json { line: e.line(), column: e.column() })?;
     let Some(jwk) = value.as_object() else {
-        return Err("is not a JWK: expected one JSON object".into());
+        return Err(KeyError::NotAnObject);
     };
     if jwk.contains_key("keys") {
-        return Err("is a JWK set; put the one private key object (with \"d\") in the file".into());
+        return Err(KeyError::JwkSet);
     }
     let text_member = |name: &str| jwk.get(name).and_then(|v| v.as_str());
     match text_member("kty") {
         Some("RSA") => {}
-        Some(other) => return Err(format!("is a {other:?} JWK; LINE's v2.1 assertion needs an RSA key (\"kty\": \"RSA\")")),
-        None => return Err("is not a JWK: \"kty\" is missing".into()),
+        Some(other) => return Err(KeyError::NotRsa(other.to_owned())),
+        None => return Err(KeyError::NoKty),
     }
     if let Some(alg) = jwk.get("alg") {
         if alg.as_str() != Some("RS256") {
-            return Err("has an \"alg\" other than \"RS256\"; LINE's v2.1 assertion is signed with RS256".into());
+            return Err(KeyError::NotRs256);
         }
     }
     if !jwk.contains_key("d") {
-        return Err("has no \"d\": this is the public key; use the private key generated with it".into());
+        return Err(KeyError::PublicKey);
     }
     let mut parts: Vec<Vec<u8>> = Vec::with_capacity(8);
     for name in ["n", "e", "d", "p", "q", "dp", "dq", "qi"] {
         let Some(value) = jwk.get(name) else {
-            return Err(format!("has no {name:?}: the private key must be complete (n, e, d, p, q, dp, dq, qi), as the console's key generation exports it"));
+            return Err(KeyError::Missing(name));
         };
         let bytes = value
             .as_str()
             .and_then(|s| BASE64URL.decode(s.trim()).ok())
             .filter(|b| b.iter().any(|&x| x != 0))
-            .ok_or_else(|| format!("{name:?} is not a base64url number"))?;
+            .ok_or(KeyError::NotBase64(name))?;
         parts.push(bytes);
     }
-    let uint = |i: usize, name: &str| UintRef::new(&parts[i]).map_err(|_| format!("{name:?} is not a valid number"));
+    let uint = |i: usize, name: &'static str| UintRef::new(&parts[i]).map_err(|_| KeyError::NotANumber(name));
     let key = pkcs1::RsaPrivateKey {
         modulus: uint(0, "n")?,
         public_exponent: uint(1, "e")?,
@@ -168,7 +208,7 @@ fn jwk_to_pkcs1_der(text: &str) -> Result<(Vec<u8>, Option<String>), String> {
         coefficient: uint(7, "qi")?,
         other_prime_infos: None,
     };
-    let der = key.to_der().map_err(|_| "cannot be encoded as an RSA key".to_owned())?;
+    let der = key.to_der().map_err(|_| KeyError::Encoding)?;
     let kid = text_member("kid").map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned);
     Ok((der, kid))
 }
@@ -204,9 +244,9 @@ pub fn assertion_header(kid: &str) -> Header {
 }
 
 /// The signed client assertion (RS256 signatures are deterministic, so this is pure).
-pub fn assertion(channel_id: &str, kid: &str, key: &SigningKey, now_unix: u64) -> Result<String, String> {
+pub fn assertion(channel_id: &str, kid: &str, key: &SigningKey, now_unix: u64) -> Result<String, KeyError> {
     jsonwebtoken::encode(&assertion_header(kid), &assertion_claims(channel_id, now_unix), &key.key)
-        .map_err(|_| "cannot sign the client assertion with the configured private key".to_owned())
+        .map_err(|_| KeyError::CannotSign)
 }
 
 /// When a token, asked for at `sent_at_ms` (unix ms) and valid `expires_in` seconds, expires
@@ -314,12 +354,15 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// From a validated `[line]` (see `config.rs`: the key parsed, `kid` filled in).
-    pub fn from_config(line: &Line) -> Result<Credentials, String> {
+    /// From a validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
+    pub fn from_config(line: &Settings) -> Result<Credentials, String> {
         Ok(match line.token {
             TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
             TokenKind::V21 => {
-                let key = SigningKey::parse(line.private_key.expose()).map_err(|e| format!("line.private_key_file: the key {e}"))?;
+                let key = match &line.signing_key {
+                    Some(key) => key.clone(),
+                    None => SigningKey::parse(line.private_key.expose()).map_err(|e| format!("line.private_key_file: the key {e}"))?,
+                };
                 let kid = if line.kid.is_empty() { key.jwk_kid().unwrap_or_default().to_owned() } else { line.kid.clone() };
                 if kid.is_empty() {
                     return Err("line.kid: is required with token = \"v2.1\"".into());
@@ -512,7 +555,7 @@ impl TokenSource {
         let sent_at = now_ms();
         let (path, form): (&str, Vec<(&str, String)>) = match &self.credentials {
             Credentials::V21 { channel_id, kid, key } => {
-                let jwt = assertion(channel_id, kid, key, (sent_at / 1000).max(0) as u64).map_err(TokenError::answer)?;
+                let jwt = assertion(channel_id, kid, key, (sent_at / 1000).max(0) as u64).map_err(|e| TokenError::answer(e.to_string()))?;
                 (
                     V21_PATH,
                     vec![
@@ -639,7 +682,7 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// A test key pair shared by the unit tests here and in `config.rs`.
+/// A test key pair shared by the unit tests here and in `config/`.
 #[cfg(test)]
 pub(crate) mod test_key {
     use super::BASE64URL;
@@ -753,6 +796,7 @@ mod tests {
             (SigningKey::parse("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap_err(), "not a readable RSA private key"),
         ];
         for (err, want) in cases {
+            let err = err.to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
             assert!(!err.contains(&d[..20]), "{err}");
         }
@@ -762,7 +806,7 @@ mod tests {
     fn small_keys_are_refused() {
         let small = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).unwrap();
         let pem = small.to_pkcs1_pem(LineEnding::LF).unwrap();
-        assert!(SigningKey::parse(&pem).unwrap_err().contains("2048 bits"));
+        assert!(SigningKey::parse(&pem).unwrap_err().to_string().contains("2048 bits"));
     }
 
     #[test]

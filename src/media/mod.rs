@@ -3,21 +3,31 @@
 //! and serves them on the `[http]` listener at `/media/<id>.<ext>` until they expire.
 //!
 //! `store` owns the files, `image` the pure conversions (GIF/WebP → PNG/JPEG, previews); this
-//! file holds the settings shared by delivery (which stores) and HTTP (which serves).
+//! file holds the media host shared by delivery (which stores) and HTTP (which serves), and
+//! `settings` the `[media]` table it is made from.
 
 pub mod image;
+mod settings;
 pub mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use settings::Settings;
 pub use store::{Kind, MediaStore};
-
-use crate::config;
 
 /// The URL path files are served under.
 pub const URL_PREFIX: &str = "/media/";
+
+/// Why the media host cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("media.retention: {0}")]
+    Retention(crate::clock::DurationError),
+    #[error("cannot create {} ({source}); check storage.dir and its permissions", dir.display())]
+    Store { dir: PathBuf, source: std::io::Error },
+}
 
 /// The media host of a running gateway, from `[media]` when `public_base_url` is set.
 #[derive(Debug, Clone)]
@@ -35,11 +45,10 @@ pub struct Media {
 
 impl Media {
     /// `None` when `[media] public_base_url` is unset: images are then only listed.
-    pub fn from_config(cfg: &config::Media, storage_dir: &Path) -> Result<Option<Media>, String> {
+    pub fn from_config(cfg: &Settings, storage_dir: &Path) -> Result<Option<Media>, Error> {
         let Some(base_url) = cfg.base_url() else { return Ok(None) };
-        let retention = cfg.retention.parse().map_err(|e| format!("media.retention: {e}"))?;
-        let store = MediaStore::open(storage_dir)
-            .map_err(|e| format!("cannot create {} ({e}); check storage.dir and its permissions", storage_dir.join(store::DIR_NAME).display()))?;
+        let retention = cfg.retention.parse().map_err(Error::Retention)?;
+        let store = MediaStore::open(storage_dir).map_err(|source| Error::Store { dir: storage_dir.join(store::DIR_NAME), source })?;
         Ok(Some(Media {
             store,
             base_url: base_url.to_owned(),

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::time::{Duration, SystemTime};
 
-/// The directory under `storage.dir`.
-pub const DIR_NAME: &str = "media";
+/// The directory under `storage.dir` (the storage layer owns that layout).
+pub const DIR_NAME: &str = crate::storage::MEDIA_DIR;
 
 /// What a stored file is: its extension and the Content-Type it is served with. Only these
 /// are ever served; nothing is served as HTML or script.

@@ -37,7 +37,7 @@ pub struct ClientList(Vec<IpNet>);
 impl ClientList {
     /// Parses CIDRs (`192.168.0.0/16`) and bare addresses (`10.0.0.7`, a /32 or /128).
     /// The error names the entry that is wrong.
-    pub fn parse(entries: &[String]) -> Result<ClientList, String> {
+    pub fn parse(entries: &[String]) -> Result<ClientList, ListError> {
         let mut nets = Vec::with_capacity(entries.len());
         for e in entries {
             let e = e.trim();
@@ -45,7 +45,7 @@ impl ClientList {
                 Ok(n) => n,
                 Err(_) => match e.parse::<IpAddr>() {
                     Ok(a) => IpNet::from(a),
-                    Err(_) => return Err(format!("{e:?} is not an address or CIDR block, e.g. \"192.168.0.0/16\" or \"10.0.0.7\"")),
+                    Err(_) => return Err(ListError::NotAClient(e.to_owned())),
                 },
             };
             nets.push(net);
@@ -104,23 +104,34 @@ enum SenderPattern {
     Address(String),
 }
 
+/// The entry of a client or sender list that cannot be read, and how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ListError {
+    #[error("{0:?} is not an address or CIDR block, e.g. \"192.168.0.0/16\" or \"10.0.0.7\"")]
+    NotAClient(String),
+    #[error("{0:?} is not a domain pattern; write \"@example.com\"")]
+    NotADomainPattern(String),
+    #[error("{0:?} is neither an address (\"cron@host.example\") nor a domain pattern (\"@example.com\")")]
+    NotASender(String),
+}
+
 /// The sender allowlist, parsed.
 #[derive(Debug, Clone, Default)]
 pub struct SenderList(Vec<SenderPattern>);
 
 impl SenderList {
-    pub fn parse(entries: &[String]) -> Result<SenderList, String> {
+    pub fn parse(entries: &[String]) -> Result<SenderList, ListError> {
         let mut patterns = Vec::with_capacity(entries.len());
         for e in entries {
             let e = e.trim();
             let pattern = match e.strip_prefix('@') {
                 Some(domain) if is_plain_domain(domain) => SenderPattern::Domain(domain.to_ascii_lowercase()),
-                Some(_) => return Err(format!("{e:?} is not a domain pattern; write \"@example.com\"")),
+                Some(_) => return Err(ListError::NotADomainPattern(e.to_owned())),
                 None => match e.rsplit_once('@') {
                     Some((local, domain)) if !local.is_empty() && is_plain_domain(domain) => {
                         SenderPattern::Address(e.to_ascii_lowercase())
                     }
-                    _ => return Err(format!("{e:?} is neither an address (\"cron@host.example\") nor a domain pattern (\"@example.com\")")),
+                    _ => return Err(ListError::NotASender(e.to_owned())),
                 },
             };
             patterns.push(pattern);
@@ -164,7 +175,7 @@ pub struct RecipientAccess {
 impl RecipientAccess {
     /// The error names the sender entry that is wrong; logins are taken as written (they are
     /// compared exactly, as AUTH compares them).
-    pub fn parse(senders: &[String], users: &[String]) -> Result<RecipientAccess, String> {
+    pub fn parse(senders: &[String], users: &[String]) -> Result<RecipientAccess, ListError> {
         Ok(RecipientAccess { senders: SenderList::parse(senders)?, users: users.to_vec() })
     }
 
@@ -212,7 +223,7 @@ mod tests {
         assert!(!l.contains("::ffff:8.8.8.8".parse().unwrap()));
         assert!(!l.contains("8.8.8.8".parse().unwrap()));
         assert!(ClientList::default().contains("8.8.8.8".parse().unwrap()));
-        let err = ClientList::parse(&["192.168.0.0/33".into()]).unwrap_err();
+        let err = ClientList::parse(&["192.168.0.0/33".into()]).unwrap_err().to_string();
         assert!(err.contains("192.168.0.0/33"), "{err}");
         assert!(ClientList::parse(&["example.com".into()]).is_err());
     }
@@ -273,7 +284,7 @@ mod tests {
         assert!(!a.allows("", Some("cms")));
         let users_only = RecipientAccess::parse(&[], &strings(&["cms"])).unwrap();
         assert!(!users_only.allows("web@example.com", None), "an empty sender list admits nobody here");
-        let err = RecipientAccess::parse(&strings(&["example.com"]), &[]).unwrap_err();
+        let err = RecipientAccess::parse(&strings(&["example.com"]), &[]).unwrap_err().to_string();
         assert!(err.contains("\"example.com\""), "{err}");
     }
 }

@@ -97,7 +97,7 @@ impl Users {
 
     /// Adds a user; the hash must be a PHC string argon2 can read (the error says why not,
     /// without quoting the hash).
-    pub fn add(&mut self, name: &str, hash: &Secret) -> Result<(), String> {
+    pub fn add(&mut self, name: &str, hash: &Secret) -> Result<(), HashError> {
         check_hash(hash.expose())?;
         self.hashes.insert(name.to_owned(), hash.expose().to_owned());
         Ok(())
@@ -148,29 +148,38 @@ fn matches(password: &[u8], hash: &PasswordHash<'_>) -> Option<bool> {
     Some(Output::new(out).ok()? == expected)
 }
 
+/// Why a password hash cannot be used, or made; never quotes the hash or the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HashError {
+    #[error("is not a password hash; make one with: echo -n PASSWORD | mail2line hash-password")]
+    NotAHash,
+    #[error("uses {0}, not argon2; make a new one with: echo -n PASSWORD | mail2line hash-password")]
+    NotArgon2(String),
+    #[error("the password is empty")]
+    EmptyPassword,
+    #[error("cannot hash the password: {0}")]
+    Hashing(String),
+}
+
 /// Checks that `hash` is an argon2 PHC string.
-pub fn check_hash(hash: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(hash)
-        .map_err(|_| "is not a password hash; make one with: echo -n PASSWORD | mail2line hash-password".to_owned())?;
+pub fn check_hash(hash: &str) -> Result<(), HashError> {
+    let parsed = PasswordHash::new(hash).map_err(|_| HashError::NotAHash)?;
     if !parsed.algorithm.as_str().starts_with("argon2") {
-        return Err(format!(
-            "uses {}, not argon2; make a new one with: echo -n PASSWORD | mail2line hash-password",
-            parsed.algorithm
-        ));
+        return Err(HashError::NotArgon2(parsed.algorithm.to_string()));
     }
     Ok(())
 }
 
 /// Hashes a password with argon2id, the default parameters and a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, HashError> {
     if password.is_empty() {
-        return Err("the password is empty".into());
+        return Err(HashError::EmptyPassword);
     }
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash the password: {e}"))
+        .map_err(|e| HashError::Hashing(e.to_string()))
 }
 
 #[cfg(test)]
@@ -244,9 +253,9 @@ mod tests {
 
     #[test]
     fn bad_hashes_are_explained() {
-        assert!(check_hash("plaintext").unwrap_err().contains("hash-password"));
+        assert!(check_hash("plaintext").unwrap_err().to_string().contains("hash-password"));
         let bcrypt_like = "$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo0MTIzNDU";
-        assert!(check_hash(bcrypt_like).unwrap_err().contains("not argon2"));
+        assert!(check_hash(bcrypt_like).unwrap_err().to_string().contains("not argon2"));
         assert!(hash_password("").is_err());
     }
 }

@@ -17,8 +17,10 @@ pub mod rejection;
 pub mod reply;
 pub mod server;
 pub mod session;
+mod settings;
 pub mod tls;
 
 pub use reply::Reply;
 pub use server::Deliver;
+pub use settings::{Settings, User};
 pub use session::{Conn, Directory, Mail, Rules, Session, Step};

@@ -12,6 +12,24 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
+/// Why the certificate or key cannot be used. Each names the file and its key in `[smtp]`;
+/// none quotes the key's content.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the certificate {} (smtp.tls_cert_file): {detail}", file.display())]
+    ReadCert { file: PathBuf, detail: String },
+    #[error("{} (smtp.tls_cert_file) is not a PEM certificate chain: {detail}", file.display())]
+    NotPem { file: PathBuf, detail: String },
+    #[error("{} (smtp.tls_cert_file) holds no certificate; expected PEM blocks \"-----BEGIN CERTIFICATE-----\"", .0.display())]
+    NoCert(PathBuf),
+    #[error("cannot use the key {} (smtp.tls_key_file): {why}", file.display())]
+    Key { file: PathBuf, why: String },
+    #[error("TLS setup failed: {0}")]
+    Setup(String),
+    #[error("the key {} does not fit the certificate {} ({detail}); check smtp.tls_cert_file and smtp.tls_key_file", key.display(), cert.display())]
+    Mismatch { key: PathBuf, cert: PathBuf, detail: String },
+}
+
 /// The current TLS configuration and where it came from.
 pub struct Tls {
     cert_file: PathBuf,
@@ -19,15 +37,21 @@ pub struct Tls {
     current: RwLock<Arc<ServerConfig>>,
 }
 
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("cert_file", &self.cert_file).field("key_file", &self.key_file).finish_non_exhaustive()
+    }
+}
+
 impl Tls {
     /// Loads the certificate chain and key; errors name the file and say what is wrong.
-    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Tls, String> {
+    pub fn load(cert_file: &Path, key_file: &Path) -> Result<Tls, Error> {
         let config = build(cert_file, key_file)?;
         Ok(Tls { cert_file: cert_file.to_owned(), key_file: key_file.to_owned(), current: RwLock::new(Arc::new(config)) })
     }
 
     /// Reads the files again (SIGHUP); on error the old certificate stays in use.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), Error> {
         let config = build(&self.cert_file, &self.key_file)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         Ok(())
@@ -39,16 +63,13 @@ impl Tls {
     }
 }
 
-fn build(cert_file: &Path, key_file: &Path) -> Result<ServerConfig, String> {
+fn build(cert_file: &Path, key_file: &Path) -> Result<ServerConfig, Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| format!("cannot read the certificate {} (smtp.tls_cert_file): {e}", cert_file.display()))?
+        .map_err(|e| Error::ReadCert { file: cert_file.to_owned(), detail: e.to_string() })?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{} (smtp.tls_cert_file) is not a PEM certificate chain: {e}", cert_file.display()))?;
+        .map_err(|e| Error::NotPem { file: cert_file.to_owned(), detail: e.to_string() })?;
     if certs.is_empty() {
-        return Err(format!(
-            "{} (smtp.tls_cert_file) holds no certificate; expected PEM blocks \"-----BEGIN CERTIFICATE-----\"",
-            cert_file.display()
-        ));
+        return Err(Error::NoCert(cert_file.to_owned()));
     }
     // The key's own parse error could quote part of the file; say only what kind of problem.
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| {
@@ -57,21 +78,15 @@ fn build(cert_file: &Path, key_file: &Path) -> Result<ServerConfig, String> {
             rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".to_owned(),
             _ => "not a PEM private key (PKCS#8, PKCS#1 or SEC1)".to_owned(),
         };
-        format!("cannot use the key {} (smtp.tls_key_file): {why}", key_file.display())
+        Error::Key { file: key_file.to_owned(), why }
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .map_err(|e| Error::Setup(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| {
-            format!(
-                "the key {} does not fit the certificate {} ({e}); check smtp.tls_cert_file and smtp.tls_key_file",
-                key_file.display(),
-                cert_file.display()
-            )
-        })
+        .map_err(|e| Error::Mismatch { key: key_file.to_owned(), cert: cert_file.to_owned(), detail: e.to_string() })
 }
 
 #[cfg(test)]
@@ -97,7 +112,7 @@ mod tests {
         let after = Arc::as_ptr(&tls.current.read().unwrap());
         assert_ne!(before, after, "reload installs a new configuration");
         std::fs::write(&cert, "garbage").unwrap();
-        let err = tls.reload().unwrap_err();
+        let err = tls.reload().unwrap_err().to_string();
         assert!(err.contains("smtp.tls_cert_file"), "{err}");
         assert_eq!(after, Arc::as_ptr(&tls.current.read().unwrap()), "a failed reload keeps the old one");
     }
@@ -107,17 +122,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = self_signed(dir.path(), "a.example");
         let (_, other_key) = self_signed(dir.path(), "b.example");
-        let err = Tls::load(&cert, &other_key).err().unwrap();
+        let err = Tls::load(&cert, &other_key).err().unwrap().to_string();
         assert!(err.contains("does not fit"), "{err}");
         let missing = dir.path().join("missing.pem");
-        assert!(Tls::load(&missing, &key).err().unwrap().contains("missing.pem"));
+        assert!(Tls::load(&missing, &key).err().unwrap().to_string().contains("missing.pem"));
         let key_text = std::fs::read_to_string(&key).unwrap();
         let broken = dir.path().join("broken.key");
         let body: String = key_text.lines().filter(|l| !l.starts_with("-----")).collect();
         std::fs::write(&broken, format!("-----BEGIN PRIVATE KEY-----\n{}!!\n-----END PRIVATE KEY-----\n", &body[..20])).unwrap();
-        let err = Tls::load(&cert, &broken).err().unwrap();
+        let err = Tls::load(&cert, &broken).err().unwrap().to_string();
         assert!(err.contains("smtp.tls_key_file") && !err.contains(&body[..20]), "{err}");
         std::fs::write(&broken, "").unwrap();
-        assert!(Tls::load(&cert, &broken).err().unwrap().contains("no PEM private key"));
+        assert!(Tls::load(&cert, &broken).err().unwrap().to_string().contains("no PEM private key"));
     }
 }
