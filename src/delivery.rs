@@ -485,7 +485,7 @@ pub fn refusal_reason(outcome: &Outcome) -> Reason {
     }
 }
 
-/// The SMTP reply for a request LINE did not accept (see DESIGN.md's error table).
+/// The SMTP reply for a request LINE did not accept (ARCHITECTURE.md's error table).
 pub fn refusal(outcome: &Outcome, already_sent: usize) -> Reply {
     let partial = if already_sent > 0 {
         format!(" ({already_sent} of the mail's LINE requests had already been delivered)")

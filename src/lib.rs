@@ -1,13 +1,21 @@
 //! mail2line: an SMTP gateway that turns e-mail into LINE Messaging API messages.
 //!
-//! The modules follow the path of a mail:
-//! `smtp` (session + listener) → `mail` (MIME → [`mail::Notice`]) → `compose`
-//! (notice → LINE messages and requests) → `delivery` (spool, direct or dry run) → `spool`
-//! (durable queue, coalescing, the month's quota) → `line` (HTTP client). `submit` is the other side: the SMTP client that
-//! hands mail to the gateway. `config` loads and validates the one typed configuration;
-//! `credentials` and `notify` are the gateway's side of systemd; `logging` and `metrics` own the
-//! log output and the Prometheus series (`http::monitor` serves them). `commands` holds one file
-//! per subcommand (`serve` wires the parts together), and `main.rs` only dispatches to them.
+//! The path of a mail, one module after the other (ARCHITECTURE.md draws it):
+//! [`smtp`] (the sans-IO session and its listener) hands the finished mail to the
+//! [`smtp::Deliver`] trait, which [`delivery::Gateway`] implements by calling, once each and in
+//! this order, [`mail`] (MIME → [`mail::Notice`]), [`media`] (image files LINE fetches),
+//! [`compose`] (notice → [`compose::Outbound`], LINE's messages and requests within its limits),
+//! [`spool`] (durable jobs, coalescing, the month's quota) and [`line`] (LINE's types, the HTTP
+//! client, each answer → [`line::Outcome`]).
+//!
+//! Beside the path: [`http`] (webhook, metrics, health, media) and [`followers`] (the registry);
+//! [`config`] reads the TOML and gathers each module's own settings; [`submit`] is the client
+//! side that `send` and `sendmail` use; [`commands`] has one file per subcommand (`serve` wires
+//! the parts), and `main.rs` only dispatches. Underneath all: [`clock`], [`secret`],
+//! [`envelope`], [`storage`], [`metrics`], [`credentials`], [`notify`], [`logging`].
+//!
+//! A module uses only modules of a lower layer (ARCHITECTURE.md's table, held by
+//! `tests/architecture.rs`).
 
 pub mod compose;
 pub mod envelope;

@@ -8,7 +8,7 @@
 //! systemd, or `Type=simple` — every call does nothing. A failed send is logged at debug level
 //! and otherwise ignored: telling systemd must never stop the gateway.
 //!
-//! What the gateway sends (see `main.rs`): `READY=1` once every listener is bound; around a
+//! What the gateway sends (see `commands/serve.rs`): `READY=1` once every listener is bound; around a
 //! SIGHUP reload `RELOADING=1` with `MONOTONIC_USEC=` (what `Type=notify-reload`, systemd 253+,
 //! requires) and then `READY=1` again; on SIGTERM `STOPPING=1` with `EXTEND_TIMEOUT_USEC=` so a
 //! configured shutdown grace longer than the unit's `TimeoutStopSec=` is still honoured.

@@ -143,7 +143,7 @@ async fn foreign_domains_bad_ids_and_oversized_mail_are_refused() {
     assert!(line.requests().is_empty(), "nothing may reach LINE");
 }
 
-/// LINE's answers → SMTP replies, per DESIGN.md's error table; the token never reaches a log.
+/// LINE's answers → SMTP replies, per ARCHITECTURE.md's error table; the token never reaches a log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn line_errors_become_the_right_smtp_codes() {
     let (line, gw) = setup().await;

@@ -304,7 +304,7 @@ fn drive(s: &mut Session, input: &[u8]) -> (Vec<Reply>, Vec<Mail>) {
     }
 }
 
-/// The rules the real binary builds from the same configuration (see `main.rs`), with the real
+/// The rules the real binary builds from the same configuration (see `src/commands/serve.rs`), with the real
 /// follower registry holding one active follower.
 fn rules(registry: Arc<Registry>) -> Arc<Rules> {
     let mut aliases = HashMap::new();

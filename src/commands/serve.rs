@@ -106,9 +106,9 @@ fn start(e: impl Display) -> Error {
 }
 
 /// A configuration value the part that uses it refused.
-fn setting(key: impl Into<String>) -> impl FnOnce(String) -> Error {
+fn setting<E: Display>(key: impl Into<String>) -> impl FnOnce(E) -> Error {
     let key = key.into();
-    move |reason| Error::Setting { key, reason }
+    move |reason| Error::Setting { key, reason: reason.to_string() }
 }
 
 /// The spool or the registry under `storage.dir`.

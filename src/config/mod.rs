@@ -441,20 +441,6 @@ fn default_path(local_exists: bool) -> PathBuf {
 /// or use its configuration exits with it, so it is defined here, beside the loading, once.
 pub const EX_CONFIG: u8 = 78;
 
-/// [`load_for_command`] for a command that cannot go on without its configuration: on failure it
-/// prints `{prog}: configuration errors:` and the problems to stderr and returns `Err(EX_CONFIG)`,
-/// the status to exit with. Returns the path it used as well, for messages.
-pub fn load_or_exit(flag: Option<&Path>, purpose: Purpose, prog: &str) -> Result<(PathBuf, Config), u8> {
-    let (path, loaded) = load_for_command(flag, purpose);
-    match loaded {
-        Ok(cfg) => Ok((path, cfg)),
-        Err(e) => {
-            eprintln!("{prog}: configuration errors:\n{e}");
-            Err(EX_CONFIG)
-        }
-    }
-}
-
 /// Finds and loads the configuration the way every subcommand does (`--config`, then
 /// `$MAIL2LINE_CONFIG`, then `./config.toml`, then `/etc/mail2line/config.toml`); returns the path
 /// it used either way, for messages.

@@ -39,9 +39,3 @@ pub enum Error {
     NotAUserId(String),
 }
 
-/// For callers whose own errors are still text (`main.rs`'s `serve`): `?` keeps working.
-impl From<Error> for String {
-    fn from(e: Error) -> String {
-        e.to_string()
-    }
-}
