@@ -5,8 +5,7 @@
 //! normal mail sent meanwhile reaches LINE. CI runs 200 sessions × 4 MiB; `bench/hostile.sh`
 //! runs the 1,000 × 10 MiB.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use tokio::task::block_in_place;
 
 use crate::common::{disk_used, normal_mail, peak_rss, report, scale, Normal, MIB};
 use crate::support::mime::multipart;
+use crate::support::raw::Raw;
 use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use crate::support::standin::StandIn;
 
@@ -37,45 +37,29 @@ fn big_mail(to: &str, size: usize) -> Vec<u8> {
     multipart(&head, "The archive is attached.", &[("archive.bin", "application/octet-stream", &raw)])
 }
 
-/// Reads one reply's code (multi-line replies: the last line's).
-fn code(r: &mut BufReader<TcpStream>) -> u16 {
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
-            return 0; // closed
-        }
-        if line.len() < 4 || line.as_bytes()[3] == b' ' {
-            return line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
-        }
-    }
-}
-
 /// One session sending `mail` to `to`; the code DATA's end got (0: the connection failed).
 fn send_big(at: SocketAddr, to: &str, mail: &[u8]) -> u16 {
-    let Ok(stream) = TcpStream::connect(at) else { return 0 };
-    stream.set_read_timeout(Some(Duration::from_secs(600))).unwrap();
-    let mut w = stream.try_clone().unwrap();
-    let mut r = BufReader::new(stream);
-    if code(&mut r) != 220 {
+    let Ok(mut c) = Raw::try_connect(at, Duration::from_secs(600)) else { return 0 };
+    if c.try_code() != 220 {
         return 0;
     }
     let envelope = format!("EHLO nas.example.com\r\nMAIL FROM:<nas@example.com>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
-    if w.write_all(envelope.as_bytes()).is_err() {
+    if !c.try_send(envelope.as_bytes()) {
         return 0;
     }
     for expected in [250, 250, 250, 354] {
-        let got = code(&mut r);
+        let got = c.try_code();
         if got != expected {
             return got;
         }
     }
     for chunk in mail.chunks(64 * 1024) {
-        if w.write_all(chunk).is_err() {
+        if !c.try_send(chunk) {
             return 0;
         }
     }
-    let _ = w.write_all(b".\r\nQUIT\r\n");
-    code(&mut r)
+    c.try_send(b".\r\nQUIT\r\n");
+    c.try_code()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

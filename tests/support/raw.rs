@@ -13,9 +13,34 @@ pub struct Raw {
 impl Raw {
     /// Connects; the greeting is left for the caller to read.
     pub fn connect(at: SocketAddr) -> Raw {
-        let stream = TcpStream::connect(at).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        Raw { reader: BufReader::new(stream.try_clone().unwrap()), writer: stream }
+        Raw::try_connect(at, Duration::from_secs(30)).unwrap()
+    }
+
+    /// Connects with a read timeout of `wait`, for callers that count a refused connection
+    /// rather than fail on it (the `try_` methods never panic).
+    pub fn try_connect(at: SocketAddr, wait: Duration) -> std::io::Result<Raw> {
+        let stream = TcpStream::connect(at)?;
+        stream.set_read_timeout(Some(wait))?;
+        Ok(Raw { reader: BufReader::new(stream.try_clone()?), writer: stream })
+    }
+
+    /// Writes `bytes`; false if the connection is gone.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.writer.write_all(bytes).is_ok()
+    }
+
+    /// One reply's code (a multi-line reply's last line's), or 0 if the connection closed or
+    /// failed first.
+    pub fn try_code(&mut self) -> u16 {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return 0;
+            }
+            if line.len() < 4 || line.as_bytes()[3] == b' ' {
+                return line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+            }
+        }
     }
 
     /// Connects and checks the 220 greeting.
