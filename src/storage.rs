@@ -5,6 +5,7 @@
 //! turns into a `452 4.3.1` the sending MTA retries instead of a mail half-received and then
 //! refused. The decision ([`decide`]) is pure; [`DiskSpace`] does the I/O (statvfs, file sizes)
 //! and caches one reading for [`CACHE_FOR`], so a burst of MAILs costs one syscall a second.
+//! `[storage]` itself ([`Settings`]) is defined and checked here too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,6 +27,39 @@ impl std::fmt::Display for DbError {
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
         DbError(e.to_string())
+    }
+}
+
+/// `[storage]`: where the gateway keeps its files, and how full it may get.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub dir: PathBuf,
+    /// New mail is refused (452 4.3.1, at MAIL) while the file system of `dir` has less free.
+    pub min_free_bytes: u64,
+    /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
+    pub max_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
+    }
+}
+
+impl Settings {
+    /// Problems as `(key, message)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.max_bytes != 0 && self.max_bytes < 1024 * 1024 {
+            p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
+        }
+        p
+    }
+
+    /// The limits as [`DiskSpace`] takes them.
+    pub fn limits(&self) -> Limits {
+        Limits { min_free_bytes: self.min_free_bytes, max_bytes: self.max_bytes }
     }
 }
 
