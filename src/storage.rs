@@ -63,6 +63,20 @@ impl Settings {
     }
 }
 
+/// `storage.dir` could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create storage.dir {}: {error}", dir.display())]
+pub struct DirError {
+    pub dir: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl From<DirError> for DbError {
+    fn from(e: DirError) -> Self {
+        DbError(e.to_string())
+    }
+}
+
 /// How long one reading of free and used space is trusted.
 pub const CACHE_FOR: Duration = Duration::from_secs(1);
 
@@ -232,13 +246,13 @@ pub fn restrict_umask() {
 /// Creates `dir` (0700) if needed and takes group and world access away from it, and from the
 /// files and directories directly in it and in its `media` folder, should an earlier version
 /// or an admin have made them accessible; logs each one it changes. Symlinks are left alone.
-pub fn secure_dir(dir: &Path) -> Result<(), String> {
+pub fn secure_dir(dir: &Path) -> Result<(), DirError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
+        .map_err(|error| DirError { dir: dir.to_owned(), error })?;
     let mut paths = vec![dir.to_path_buf()];
     for d in [dir.to_path_buf(), dir.join(MEDIA_DIR)] {
         if let Ok(entries) = std::fs::read_dir(&d) {

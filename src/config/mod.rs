@@ -46,7 +46,7 @@ pub use crate::media::Settings as Media;
 pub use crate::smtp::{Alias, Routing, Settings as Smtp, User as SmtpUser};
 pub use crate::spool::settings::{Delivery, DeliveryMode, Quota, Quota as QuotaSection};
 pub use crate::storage::Settings as Storage;
-pub use errors::ConfigError;
+pub use errors::{ConfigError, HostPortError};
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;
 
@@ -282,7 +282,7 @@ impl Config {
         let s = &self.sendmail;
         if let Some(server) = &s.server {
             if let Err(e) = split_host_port(server) {
-                p.push(("sendmail.server".to_owned(), e));
+                p.push(("sendmail.server".to_owned(), e.to_string()));
             }
         }
         if s.timeout_secs == 0 {
@@ -344,8 +344,8 @@ impl Config {
 
 /// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
 /// the port.
-pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{s:?} is not host:port, e.g. \"127.0.0.1:2525\", \"mx.example.com:587\" or \"[::1]:2525\"");
+pub fn split_host_port(s: &str) -> Result<(String, u16), HostPortError> {
+    let bad = || HostPortError(s.to_owned());
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let host = match host.strip_prefix('[') {
         Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
