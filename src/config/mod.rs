@@ -1,6 +1,7 @@
 //! The one typed configuration: reads the TOML, resolves secrets and gathers the pieces.
 //!
-//! Each module owns its table's type and checks it: `[smtp]` `smtp::Settings`, `[routing]` and
+//! Each module owns its table's type and checks it: `[message]` `compose::Settings`,
+//! `[smtp]` `smtp::Settings`, `[routing]` and
 //! `[aliases]` `smtp::{Routing, Alias}` (the session uses them and they are checked against
 //! `[smtp]`'s users), `[line]` `line::Settings`, `[media]` `media::Settings`, `[log]`
 //! `logging::Settings`, `[http]` `http::Settings`, `[webhook]` `http::webhook::Settings`,
@@ -11,10 +12,9 @@
 //! sender and recipient lists, the AUTH users' hashes, the durations, the v2.1 signing key) is
 //! kept in the configuration, so `serve` does not parse it again.
 //!
-//! Two tables are still defined and checked here: `[message]` (the template is `compose`'s,
-//! but its table is small and only config reads it) and `[sendmail]`, which only the client
-//! commands (`submit`, layer 6, above config) read: config cannot import its owner, so it keeps
-//! the table and [`split_host_port`] for it.
+//! One table is still defined and checked here: `[sendmail]`, which only the client commands
+//! (`submit`, layer 6, above config) read: config cannot import its owner, so it keeps the
+//! table and [`split_host_port`] for it.
 //!
 //! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
 //! problems are reported at once so an admin fixes the file in one pass (`errors.rs`). Secrets
@@ -31,13 +31,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::compose::quoting::{Quoted, Rules, Signature};
-use crate::compose::template::Template;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, RecipientAccess};
 
 // The modules' own settings under the names the sections had here, for the commands.
 pub use crate::clock::DurationValue;
+pub use crate::compose::quoting::{Quoted, Rules, Signature};
+pub use crate::compose::Settings as MessageSection;
 pub use crate::http::webhook::Settings as Webhook;
 pub use crate::line::{Settings as Line, TokenKind};
 pub use crate::logging::{LogFormat, Settings as Log};
@@ -147,38 +147,6 @@ pub enum ClientTls {
 }
 
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MessageSection {
-    pub template: String,
-    /// `"collapse"` (default): a run of more than 3 quoted (`>`) lines becomes `(N quoted lines)`.
-    pub quoted: Quoted,
-    /// `"drop"`: the body ends at its `-- ` signature separator (default `"keep"`).
-    pub signature: Signature,
-    /// `template` parsed, with `quoted` and `signature` as its body rules: filled in by
-    /// [`Config::parse`], so that `serve` does not parse it again.
-    #[serde(skip)]
-    pub compiled: Template,
-}
-
-impl MessageSection {
-    /// The body rules for [`Template::with_rules`].
-    pub fn rules(&self) -> Rules {
-        Rules { quoted: self.quoted, signature: self.signature }
-    }
-}
-
-impl Default for MessageSection {
-    fn default() -> Self {
-        MessageSection {
-            template: crate::compose::template::DEFAULT_TEMPLATE.into(),
-            quoted: Quoted::default(),
-            signature: Signature::default(),
-            compiled: Template::default(),
-        }
-    }
-}
-
 /// What the configuration will be used for; `serve` needs a token, `serve --dry-run` does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -267,10 +235,7 @@ impl Config {
         p.extend(self.media.validate());
         p.extend(self.webhook.validate());
         p.extend(self.routing.validate(&self.aliases));
-        match Template::parse(&self.message.template) {
-            Ok(template) => self.message.compiled = template.with_rules(self.message.rules()),
-            Err(e) => p.push(("message.template".to_owned(), e.to_string())),
-        }
+        p.extend(self.message.validate());
         p.extend(self.log.validate());
         p
     }
