@@ -37,7 +37,7 @@ pub struct Settings {
 impl Settings {
     /// Problems as `(key, message)`: an unusable `level`.
     pub fn validate(&self) -> Vec<(String, String)> {
-        check_log_level(&self.level).err().map(|e| ("log.level".to_owned(), e)).into_iter().collect()
+        check_log_level(&self.level).err().map(|e| ("log.level".to_owned(), e.to_string())).into_iter().collect()
     }
 }
 
@@ -47,24 +47,38 @@ impl Default for Settings {
     }
 }
 
+/// Why a `[log] level` filter is unusable (the texts follow `log.level: ` in a configuration error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LevelError {
+    #[error("is empty; use a level such as \"info\" or \"debug\"")]
+    Empty,
+    /// A directive (quoted) that is neither a level nor `target=level`.
+    #[error("{0:?} is not a level or target=level; use trace, debug, info, warn, error or off, e.g. \"info,mail2line::spool=debug\"")]
+    NotALevel(String),
+    /// tracing's own parser refused the filter (quoted), for its reason.
+    #[error("{filter:?}: {reason}")]
+    Refused { filter: String, reason: String },
+}
+
 /// Checks a `[log] level` filter: comma-separated directives, each a level or `target=level`.
 /// Stricter than tracing's own parser, which takes a bare word such as `inof` as a target name
 /// and then silently logs nothing.
-pub fn check_log_level(filter: &str) -> Result<(), String> {
+pub fn check_log_level(filter: &str) -> Result<(), LevelError> {
     const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
     let directives: Vec<&str> = filter.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
     if directives.is_empty() {
-        return Err("is empty; use a level such as \"info\" or \"debug\"".into());
+        return Err(LevelError::Empty);
     }
     for d in directives {
         let level = d.rsplit_once('=').map_or(d, |(_, l)| l).trim();
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "{d:?} is not a level or target=level; use trace, debug, info, warn, error or off, e.g. \"info,mail2line::spool=debug\""
-            ));
+            return Err(LevelError::NotALevel(d.to_owned()));
         }
     }
-    tracing_subscriber::EnvFilter::builder().parse(log_directives(filter)).map(|_| ()).map_err(|e| format!("{filter:?}: {e}"))
+    tracing_subscriber::EnvFilter::builder()
+        .parse(log_directives(filter))
+        .map(|_| ())
+        .map_err(|e| LevelError::Refused { filter: filter.to_owned(), reason: e.to_string() })
 }
 
 /// `filter` as tracing parses it: the directives without the spaces people put after commas.

@@ -38,7 +38,7 @@ struct Target {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("$NOTIFY_SOCKET={value}: {why}; systemd will not hear that the gateway is ready")]
-    Address { value: String, why: String },
+    Address { value: String, why: AddressError },
     #[error("cannot create a socket for $NOTIFY_SOCKET: {0}")]
     Socket(std::io::Error),
 }
@@ -94,20 +94,31 @@ impl Notifier {
     }
 }
 
+/// Why `$NOTIFY_SOCKET`'s value is not a socket address.
+#[derive(Debug, thiserror::Error)]
+pub enum AddressError {
+    #[error("not a usable abstract socket name: {0}")]
+    Abstract(std::io::Error),
+    #[error("not a usable socket path: {0}")]
+    Path(std::io::Error),
+    #[error("is neither an absolute path nor an abstract socket name (@…)")]
+    Neither,
+}
+
 /// `$NOTIFY_SOCKET`'s value as an address: an absolute path, or `@name` for the abstract
 /// namespace (the `@` stands for the leading NUL byte).
-fn parse_address(name: &[u8]) -> Result<SocketAddr, String> {
+fn parse_address(name: &[u8]) -> Result<SocketAddr, AddressError> {
     match name.first() {
         Some(b'@') => {
             use std::os::linux::net::SocketAddrExt;
-            SocketAddr::from_abstract_name(&name[1..]).map_err(|e| format!("not a usable abstract socket name: {e}"))
+            SocketAddr::from_abstract_name(&name[1..]).map_err(AddressError::Abstract)
         }
         Some(b'/') => {
             use std::os::unix::ffi::OsStrExt;
             let path = std::path::Path::new(OsStr::from_bytes(name));
-            SocketAddr::from_pathname(path).map_err(|e| format!("not a usable socket path: {e}"))
+            SocketAddr::from_pathname(path).map_err(AddressError::Path)
         }
-        _ => Err("is neither an absolute path nor an abstract socket name (@…)".into()),
+        _ => Err(AddressError::Neither),
     }
 }
 

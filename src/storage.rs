@@ -5,6 +5,7 @@
 //! turns into a `452 4.3.1` the sending MTA retries instead of a mail half-received and then
 //! refused. The decision ([`decide`]) is pure; [`DiskSpace`] does the I/O (statvfs, file sizes)
 //! and caches one reading for [`CACHE_FOR`], so a burst of MAILs costs one syscall a second.
+//! `[storage]` itself ([`Settings`]) is defined and checked here too.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -25,6 +26,53 @@ impl std::fmt::Display for DbError {
 
 impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
+        DbError(e.to_string())
+    }
+}
+
+/// `[storage]`: where the gateway keeps its files, and how full it may get.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub dir: PathBuf,
+    /// New mail is refused (452 4.3.1, at MAIL) while the file system of `dir` has less free.
+    pub min_free_bytes: u64,
+    /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
+    pub max_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
+    }
+}
+
+impl Settings {
+    /// Problems as `(key, message)`.
+    pub fn validate(&self) -> Vec<(String, String)> {
+        let mut p = Vec::new();
+        if self.max_bytes != 0 && self.max_bytes < 1024 * 1024 {
+            p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
+        }
+        p
+    }
+
+    /// The limits as [`DiskSpace`] takes them.
+    pub fn limits(&self) -> Limits {
+        Limits { min_free_bytes: self.min_free_bytes, max_bytes: self.max_bytes }
+    }
+}
+
+/// `storage.dir` could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create storage.dir {}: {error}", dir.display())]
+pub struct DirError {
+    pub dir: PathBuf,
+    pub error: std::io::Error,
+}
+
+impl From<DirError> for DbError {
+    fn from(e: DirError) -> Self {
         DbError(e.to_string())
     }
 }
@@ -198,13 +246,13 @@ pub fn restrict_umask() {
 /// Creates `dir` (0700) if needed and takes group and world access away from it, and from the
 /// files and directories directly in it and in its `media` folder, should an earlier version
 /// or an admin have made them accessible; logs each one it changes. Symlinks are left alone.
-pub fn secure_dir(dir: &Path) -> Result<(), String> {
+pub fn secure_dir(dir: &Path) -> Result<(), DirError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create storage.dir {}: {e}", dir.display()))?;
+        .map_err(|error| DirError { dir: dir.to_owned(), error })?;
     let mut paths = vec![dir.to_path_buf()];
     for d in [dir.to_path_buf(), dir.join(MEDIA_DIR)] {
         if let Ok(entries) = std::fs::read_dir(&d) {

@@ -58,7 +58,7 @@ fn summary(cfg: &Config) -> Vec<String> {
     if let Some(tls) = cfg.smtp.tls_listen {
         lines.push(format!("SMTP with implicit TLS on {tls}"));
     }
-    let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e);
+    let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
     lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
     for (key, source) in &cfg.secret_sources {
         lines.push(format!("{key}: {source}"));

@@ -42,9 +42,6 @@ pub enum Error {
     /// `queue show|retry|drop ID` names a job the spool does not hold.
     #[error("no job {id} in the spool at {} (delivered, dropped, or never existed); `mail2line queue list` shows the jobs there are", file.display())]
     NoSuchJob { id: JobId, file: PathBuf },
-    /// `serve`: a value the configuration accepted but the part that uses it refused.
-    #[error("{key}: {reason}")]
-    Setting { key: String, reason: String },
     /// `serve`: a part of the gateway could not start; its own message says why and what to fix.
     #[error("{0}")]
     Start(String),

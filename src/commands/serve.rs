@@ -7,7 +7,6 @@
 //! `serve --dry-run` runs on when there is no configuration file at all ([`BUILT_IN_DEFAULTS`]).
 //! Exit status: 0 stopped, 1 could not start (the reason is logged), 78 configuration errors.
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,18 +20,15 @@ use super::output::{EX_CONFIG, EX_FAILURE};
 use super::Error;
 use crate::config::{self, Config, DeliveryMode, Purpose};
 use crate::delivery::{Gateway, Mode};
-use crate::envelope::Recipient;
 use crate::followers::Registry;
 use crate::http::Monitor;
 use crate::line::{Credentials, LineClient};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::smtp::auth::Users;
 use crate::smtp::checks::AuthChecks;
 use crate::smtp::peers::{MailGate, PeerLimits, Peers};
 use crate::smtp::tls::Tls;
 use crate::smtp::{server, Directory, Rules};
-use crate::spool::policy::RetryPolicy;
 use crate::spool::{Settings as SpoolSettings, Spool};
 
 /// The target of this file's log lines: the one they had when they were logged from `main.rs`,
@@ -105,12 +101,6 @@ fn start(e: impl Display) -> Error {
     Error::Start(e.to_string())
 }
 
-/// A configuration value the part that uses it refused.
-fn setting<E: Display>(key: impl Into<String>) -> impl FnOnce(E) -> Error {
-    let key = key.into();
-    move |reason| Error::Setting { key, reason: reason.to_string() }
-}
-
 /// The spool or the registry under `storage.dir`.
 fn storage_dir(cfg: &Config) -> impl FnOnce(String) -> Error + '_ {
     |reason| Error::StorageDir { reason, dir: cfg.storage.dir.clone() }
@@ -143,7 +133,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
-                let (s, r) = Spool::start(&cfg.storage.dir, client, spool_settings(&cfg)?, Arc::new(crate::delivery::HeldPacker), metrics.clone())
+                let (s, r) = Spool::start(&cfg.storage.dir, client, SpoolSettings::from_config(&cfg.delivery, &cfg.quota), Arc::new(crate::delivery::HeldPacker), metrics.clone())
                     .map_err(|e| storage_dir(&cfg)(e.to_string()))?;
                 info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
                 runner = Some(r);
@@ -164,7 +154,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     }
     let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
     let http = start_http(&cfg, registry.clone(), line, monitor, media.map(Arc::new), stop_rx.clone()).await?;
-    let security = security(&cfg)?;
+    let security = security(&cfg);
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
     let listener = listen(cfg.smtp.listen).await.map_err(|source| Error::Listen { addr: cfg.smtp.listen, key: "smtp.listen", source })?;
@@ -193,7 +183,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         domain: cfg.smtp.domain.clone(),
         max_message_bytes: cfg.smtp.max_message_bytes,
         max_recipients: cfg.smtp.max_recipients,
-        aliases: aliases(&cfg),
+        aliases: crate::smtp::alias_recipients(&cfg.aliases),
         followers_address: cfg.routing.followers_address.clone(),
         followers_access: cfg.routing.followers_access.clone(),
         alias_access: cfg.alias_access.clone(),
@@ -209,7 +199,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         mail_gate: Some(security.peers.clone() as Arc<dyn MailGate>),
         space_gate: Some(Arc::new(crate::storage::DiskSpace::new(
             &cfg.storage.dir,
-            crate::storage::Limits { min_free_bytes: cfg.storage.min_free_bytes, max_bytes: cfg.storage.max_bytes },
+            cfg.storage.limits(),
         ))),
     });
     let incoming = cfg.storage.dir.join(crate::storage::INCOMING_DIR);
@@ -245,24 +235,20 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
 }
 
 /// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
-fn security(cfg: &Config) -> Result<server::Security, Error> {
+fn security(cfg: &Config) -> server::Security {
     let smtp = &cfg.smtp;
-    let mut users = Users::new();
-    for (i, u) in smtp.users.iter().enumerate() {
-        users.add(&u.name, &u.password_hash).map_err(setting(format!("smtp.users[{i}].password_hash")))?;
-    }
-    Ok(server::Security {
+    server::Security {
         tls: smtp.tls.clone(),
         clients: smtp.clients.clone(),
         auth: smtp.auth,
-        users: Arc::new(users),
+        users: smtp.logins.clone(),
         peers: Peers::new(PeerLimits {
             sessions: smtp.max_sessions_per_ip,
             mails_per_minute: smtp.max_mails_per_minute_per_ip,
             auth_failure_delay: Duration::from_millis(smtp.auth_failure_delay_ms),
         }),
         checks: AuthChecks::new(smtp.max_auth_checks, smtp.max_auth_queue),
-    })
+    }
 }
 
 /// SIGHUP re-reads the TLS certificate and key (after a renewal); a bad file keeps the old one.
@@ -289,14 +275,6 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<
     }
 }
 
-/// `[aliases]` as recipients (the ids were validated when the config was loaded).
-fn aliases(cfg: &Config) -> HashMap<String, Vec<Recipient>> {
-    cfg.aliases
-        .iter()
-        .map(|(name, alias)| (name.clone(), alias.ids.iter().filter_map(|id| Recipient::from_line_id(id)).collect()))
-        .collect()
-}
-
 /// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
 /// `HTTP listening on ADDR`.
 async fn start_http(
@@ -311,12 +289,7 @@ async fn start_http(
     let addr = listener.local_addr().map_err(|source| Error::System { what: "the HTTP listener's address", source })?;
     let hook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line));
     let app = crate::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
-    let limits = crate::http::limits::Limits {
-        header_timeout: Duration::from_secs(cfg.http.header_timeout_secs),
-        idle_timeout: Duration::from_secs(cfg.http.idle_timeout_secs),
-        max_connections: cfg.http.max_connections,
-        max_concurrent_requests: cfg.http.max_concurrent_requests,
-    };
+    let limits = cfg.http.limits();
     info!(target: LOG_TARGET, "LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
     info!(target: LOG_TARGET, "HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
@@ -324,32 +297,6 @@ async fn start_http(
             error!(target: LOG_TARGET, "HTTP server stopped: {e}");
         }
     }))
-}
-
-/// `[delivery]` and `[quota]` as the spool takes them.
-fn spool_settings(cfg: &Config) -> Result<SpoolSettings, Error> {
-    let d = &cfg.delivery;
-    Ok(SpoolSettings {
-        workers: d.worker_count(),
-        push_per_second: d.max_requests_per_second,
-        multicast_per_second: d.max_multicast_per_second,
-        retry: RetryPolicy {
-            base: Duration::from_millis(d.retry_base_ms),
-            max: Duration::from_secs(d.retry_max_secs),
-            max_age: d.max_age.parse().map_err(setting("delivery.max_age"))?,
-            quota_probe: Duration::from_secs(d.quota_probe_secs),
-        },
-        scan_interval: Duration::from_millis(d.scan_interval_ms),
-        dead_retention: d.dead_retention.parse().map_err(setting("delivery.dead_retention"))?,
-        coalesce: crate::spool::coalesce::Settings {
-            coalesce: Duration::from_secs(d.coalesce_secs),
-            pacing: cfg.quota.pacing,
-            max_coalesce: Duration::from_secs(cfg.quota.max_coalesce_secs),
-            reserve: cfg.quota.reserve,
-            monthly_budget: cfg.quota.monthly_budget,
-            daily_share: cfg.quota.daily_share,
-        },
-    })
 }
 
 /// SIGTERM (systemd's stop) or Ctrl-C.

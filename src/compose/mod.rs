@@ -3,6 +3,7 @@
 //! carry them to each recipient, and held mails packed into shared requests. Pure functions,
 //! no I/O. One entry point for a mail, [`compose`] (`outbound.rs`); it produces `line`'s types
 //! (`line::message`, `line::request`), which the client and the spool send as they are.
+//! `[message]`, the table it is configured by, is its own (`settings`).
 
 pub mod attachments;
 pub mod batch;
@@ -14,6 +15,7 @@ pub mod quoting;
 #[cfg(test)]
 mod reference;
 pub mod route;
+mod settings;
 mod split;
 mod sticker;
 pub mod template;
@@ -24,5 +26,6 @@ pub use batch::batches;
 pub use body::{body_messages, body_messages_with_list};
 pub use outbound::{compose, Hosted, Outbound};
 pub use pack::{pack, PackedRequest};
+pub use settings::Settings;
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};

@@ -1,12 +1,20 @@
 //! The one typed configuration: reads the TOML, resolves secrets and gathers the pieces.
 //!
-//! Each module owns its table's type and checks it (`smtp::Settings`, `line::Settings`,
-//! `media::Settings`, `logging::Settings`, `http::webhook::Settings`); this module only reads
-//! the file into them, resolves their secrets and calls their checks. What a check parses (the
-//! message template, the TLS certificate, the client, sender and recipient lists, the v2.1
-//! signing key) is kept in the configuration, so `serve` does not parse it again. The tables no
-//! module owns yet (`[delivery]`, `[quota]`, `[routing]`, `[aliases]`, `[sendmail]`, `[http]`,
-//! `[storage]`) are still defined and checked here.
+//! Each module owns its table's type and checks it: `[message]` `compose::Settings`,
+//! `[smtp]` `smtp::Settings`, `[routing]` and
+//! `[aliases]` `smtp::{Routing, Alias}` (the session uses them and they are checked against
+//! `[smtp]`'s users), `[line]` `line::Settings`, `[media]` `media::Settings`, `[log]`
+//! `logging::Settings`, `[http]` `http::Settings`, `[webhook]` `http::webhook::Settings`,
+//! `[delivery]` and `[quota]` `spool::settings::{Delivery, Quota}`, `[storage]`
+//! `storage::Settings`. This module only reads the file into them, resolves their secrets and
+//! calls their checks; the old names (`config::Delivery`, `config::Http`, …) are re-exported
+//! for the commands. What a check parses (the message template, the TLS certificate, the client,
+//! sender and recipient lists, the AUTH users' hashes, the durations, the v2.1 signing key) is
+//! kept in the configuration, so `serve` does not parse it again.
+//!
+//! One table is still defined and checked here: `[sendmail]`, which only the client commands
+//! (`submit`, layer 6, above config) read: config cannot import its owner, so it keeps the
+//! table and [`split_host_port`] for it.
 //!
 //! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
 //! problems are reported at once so an admin fixes the file in one pass (`errors.rs`). Secrets
@@ -18,25 +26,27 @@ mod errors;
 mod secrets;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::compose::quoting::{Quoted, Rules, Signature};
-use crate::compose::template::Template;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, RecipientAccess};
 
 // The modules' own settings under the names the sections had here, for the commands.
 pub use crate::clock::DurationValue;
+pub use crate::compose::quoting::{Quoted, Rules, Signature};
+pub use crate::compose::Settings as MessageSection;
 pub use crate::http::webhook::Settings as Webhook;
 pub use crate::line::{Settings as Line, TokenKind};
 pub use crate::logging::{LogFormat, Settings as Log};
+pub use crate::http::Settings as Http;
 pub use crate::media::Settings as Media;
-pub use crate::smtp::{Settings as Smtp, User as SmtpUser};
-pub use errors::ConfigError;
+pub use crate::smtp::{Alias, Routing, Settings as Smtp, User as SmtpUser};
+pub use crate::spool::settings::{Delivery, DeliveryMode, Quota, Quota as QuotaSection};
+pub use crate::storage::Settings as Storage;
+pub use errors::{ConfigError, HostPortError};
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;
 
@@ -65,12 +75,12 @@ pub struct Config {
     #[serde(default)]
     pub delivery: Delivery,
     #[serde(default)]
-    pub quota: QuotaSection,
+    pub quota: Quota,
     #[serde(default)]
     pub webhook: Webhook,
     /// `[aliases]`: `ops = ["U…", "C…"]` makes `ops@<domain>` reach those ids; the table form
     /// `ops = { ids = [...], senders = [...], users = [...] }` can restrict who sends to it.
-    #[serde(default, deserialize_with = "aliases_from")]
+    #[serde(default, deserialize_with = "crate::smtp::aliases_from")]
     pub aliases: std::collections::BTreeMap<String, Alias>,
     #[serde(default)]
     pub routing: Routing,
@@ -84,12 +94,12 @@ pub struct Config {
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
     /// Who may send to each protected alias (one with `senders` or `users`), parsed; filled in
-    /// by [`Config::parse`]. The other aliases are open.
+    /// by [`Config::parse`] (`smtp::Routing::validate_access`). The other aliases are open.
     #[serde(skip)]
     pub alias_access: HashMap<String, RecipientAccess>,
 }
 
-
+/// `[sendmail]`: how `mail2line sendmail` and `mail2line send` reach the gateway. Only those
 /// client commands read it (and only they read `password_file`), so a host that merely submits
 /// mail can have a configuration with just `[smtp] domain` and this table.
 #[derive(Debug, Deserialize)]
@@ -136,280 +146,6 @@ pub enum ClientTls {
     Tls,
 }
 
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Routing {
-    /// `<followers_address>@<domain>` reaches every active follower.
-    pub followers_address: String,
-    /// MAIL FROM patterns (`@example.com`, `cron@host.example`) that may send to the followers
-    /// address. Both this and `followers_users` empty: nobody may (closed by default).
-    pub followers_senders: Vec<String>,
-    /// `[[smtp.users]]` logins that may send to the followers address, whatever their MAIL FROM.
-    pub followers_users: Vec<String>,
-    /// `followers_senders` and `followers_users` parsed; filled in by [`Config::parse`].
-    #[serde(skip)]
-    pub followers_access: RecipientAccess,
-}
-
-impl Default for Routing {
-    fn default() -> Self {
-        Routing {
-            followers_address: "followers".into(),
-            followers_senders: Vec::new(),
-            followers_users: Vec::new(),
-            followers_access: RecipientAccess::default(),
-        }
-    }
-}
-
-/// One `[aliases]` entry. Written as a list of ids (`ops = ["U…"]`: open to every sender the
-/// gateway accepts, as before tables existed) or as a table
-/// (`ops = { ids = ["U…"], senders = ["@example.com"], users = ["cms"] }`). A table with
-/// `senders` or `users` is protected like `followers@`; a table with neither is open, exactly
-/// as the list form, so that writing `ids =` around a list changes nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Alias {
-    /// The LINE ids the alias reaches.
-    pub ids: Vec<String>,
-    /// MAIL FROM patterns that may send to it (as `smtp.allowed_senders`).
-    #[serde(default)]
-    pub senders: Vec<String>,
-    /// AUTH logins that may send to it.
-    #[serde(default)]
-    pub users: Vec<String>,
-}
-
-impl Alias {
-    /// Whether only listed senders and users may send to the alias.
-    pub fn is_protected(&self) -> bool {
-        !self.senders.is_empty() || !self.users.is_empty()
-    }
-}
-
-/// `[aliases]`, each entry a list or a table. By hand rather than `#[serde(untagged)]`:
-/// untagged reports any mistake in a table as "did not match any variant", where the admin
-/// needs "unknown field `sender`".
-fn aliases_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, Alias>, D::Error> {
-    struct ListOrTable(Alias);
-    impl<'de> Deserialize<'de> for ListOrTable {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_any(AliasVisitor).map(ListOrTable)
-        }
-    }
-    struct AliasVisitor;
-    impl<'de> serde::de::Visitor<'de> for AliasVisitor {
-        type Value = Alias;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a list of LINE ids, or a table { ids = [...], senders = [...], users = [...] }")
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Alias, A::Error> {
-            let ids = Vec::<String>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
-            Ok(Alias { ids, ..Alias::default() })
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Alias, A::Error> {
-            Alias::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-        }
-    }
-    let entries = std::collections::BTreeMap::<String, ListOrTable>::deserialize(d)?;
-    Ok(entries.into_iter().map(|(name, ListOrTable(alias))| (name, alias)).collect())
-}
-
-/// `[delivery] mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryMode {
-    /// 250 once the mail is durably stored; workers push it (default).
-    Spool,
-    /// 250 only after LINE answered 2xx, while the client waits.
-    Direct,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Delivery {
-    pub mode: DeliveryMode,
-    /// Concurrent pushes; 0 = sized for the machine.
-    pub workers: usize,
-    /// Give up (dead letter) on a mail not delivered after this long.
-    pub max_age: DurationValue,
-    /// Dead letters are deleted this long after they died.
-    pub dead_retention: DurationValue,
-    /// LINE's push limit per channel.
-    pub max_requests_per_second: u32,
-    /// LINE's multicast limit per channel.
-    pub max_multicast_per_second: u32,
-    /// First retry delay in milliseconds; doubles per attempt (with jitter).
-    pub retry_base_ms: u64,
-    /// Longest retry delay in seconds.
-    pub retry_max_secs: u64,
-    /// How often a paused spool asks LINE whether the monthly quota has room again.
-    pub quota_probe_secs: u64,
-    /// How often the spool looks for jobs whose retry time has come, in milliseconds.
-    pub scan_interval_ms: u64,
-    /// After a push to a chat, further mail to it is held this long and then goes out in one
-    /// request (LINE bills requests, not bubbles); 0 turns coalescing off.
-    pub coalesce_secs: u64,
-}
-
-/// `[quota]`: making LINE's monthly message quota last (see `spool::coalesce`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuotaSection {
-    /// 0: LINE's own limit; else a lower cap (other tools share the channel).
-    pub monthly_budget: u64,
-    /// The last messages of the month, kept for urgent mail.
-    pub reserve: u64,
-    /// Stretch the coalescing window when the month's forecast runs out early.
-    pub pacing: bool,
-    /// How far pacing may stretch the window, in seconds.
-    pub max_coalesce_secs: u64,
-    /// While the month runs over its pace, routine mail beyond today's share of what is left
-    /// gets 452 until 00:00 JST.
-    pub daily_share: bool,
-}
-
-impl Default for QuotaSection {
-    fn default() -> Self {
-        QuotaSection { monthly_budget: 0, reserve: 10, pacing: true, max_coalesce_secs: 3600, daily_share: true }
-    }
-}
-
-impl Default for Delivery {
-    fn default() -> Self {
-        Delivery {
-            mode: DeliveryMode::Spool,
-            workers: 0,
-            max_age: DurationValue::Text("3d".into()),
-            dead_retention: DurationValue::Text("30d".into()),
-            max_requests_per_second: 2000,
-            max_multicast_per_second: 200,
-            retry_base_ms: 1000,
-            retry_max_secs: 3600,
-            quota_probe_secs: 300,
-            scan_interval_ms: 1000,
-            coalesce_secs: 10,
-        }
-    }
-}
-
-impl Delivery {
-    /// Workers to run: as configured, or 64 per core (pushes wait on the network, not the CPU).
-    pub fn worker_count(&self) -> usize {
-        if self.workers > 0 {
-            return self.workers;
-        }
-        64 * std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-    }
-}
-
-
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MessageSection {
-    pub template: String,
-    /// `"collapse"` (default): a run of more than 3 quoted (`>`) lines becomes `(N quoted lines)`.
-    pub quoted: Quoted,
-    /// `"drop"`: the body ends at its `-- ` signature separator (default `"keep"`).
-    pub signature: Signature,
-    /// `template` parsed, with `quoted` and `signature` as its body rules: filled in by
-    /// [`Config::parse`], so that `serve` does not parse it again.
-    #[serde(skip)]
-    pub compiled: Template,
-}
-
-impl MessageSection {
-    /// The body rules for [`Template::with_rules`].
-    pub fn rules(&self) -> Rules {
-        Rules { quoted: self.quoted, signature: self.signature }
-    }
-}
-
-impl Default for MessageSection {
-    fn default() -> Self {
-        MessageSection {
-            template: crate::compose::template::DEFAULT_TEMPLATE.into(),
-            quoted: Quoted::default(),
-            signature: Signature::default(),
-            compiled: Template::default(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Http {
-    pub listen: SocketAddr,
-    /// A client must send its request headers within this many seconds.
-    pub header_timeout_secs: u64,
-    /// A connection with no request in flight and no traffic for this long is closed.
-    pub idle_timeout_secs: u64,
-    /// Open connections; past it the one longest without a request is closed (see `http::limits`).
-    pub max_connections: usize,
-    /// Requests in progress for the webhook, and as many again for everything else.
-    pub max_concurrent_requests: usize,
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            listen: "127.0.0.1:8080".parse().expect("valid literal"),
-            header_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            max_connections: 512,
-            max_concurrent_requests: 64,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Storage {
-    pub dir: PathBuf,
-    /// New mail is refused (452 4.3.1, at MAIL) while the file system of `dir` has less free.
-    pub min_free_bytes: u64,
-    /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
-    pub max_bytes: u64,
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
-    }
-}
-
-impl Config {
-    /// `[storage]` limits, `[delivery] dead_retention` and the `[http]` listener limits (issue
-    /// 16's "weaknesses"): kept together so they read as one set of numbers.
-    fn validate_disk_and_http(&self) -> Vec<(String, String)> {
-        let mut p = Vec::new();
-        if self.storage.max_bytes != 0 && self.storage.max_bytes < 1024 * 1024 {
-            p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
-        }
-        match self.delivery.dead_retention.parse() {
-            Ok(d) if d < Duration::from_secs(1) => p.push(("delivery.dead_retention".to_owned(), "must be at least 1s".into())),
-            Ok(_) => {}
-            Err(e) => p.push(("delivery.dead_retention".to_owned(), e.to_string())),
-        }
-        for (key, value) in [
-            ("http.header_timeout_secs", self.http.header_timeout_secs as usize),
-            ("http.idle_timeout_secs", self.http.idle_timeout_secs as usize),
-            ("http.max_connections", self.http.max_connections),
-            ("http.max_concurrent_requests", self.http.max_concurrent_requests),
-        ] {
-            if value == 0 {
-                p.push((key.to_owned(), "must be at least 1".into()));
-            }
-        }
-        // A connection slot per request at least, or the budgets can never be used.
-        if self.http.max_connections != 0 && self.http.max_connections < self.http.max_concurrent_requests {
-            p.push(("http.max_connections".to_owned(), "must be at least http.max_concurrent_requests".into()));
-        }
-        p
-    }
-}
 
 /// What the configuration will be used for; `serve` needs a token, `serve --dry-run` does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,94 +222,22 @@ impl Config {
         let mut p = Vec::new();
         p.extend(self.smtp.validate(purpose != Purpose::Client));
         if purpose != Purpose::Client {
-            p.extend(self.validate_recipient_access());
+            let (problems, alias_access) = self.routing.validate_access(&self.aliases, &self.smtp);
+            p.extend(problems);
+            self.alias_access = alias_access;
         }
         p.extend(self.validate_sendmail(purpose));
         p.extend(self.line.validate(purpose == Purpose::Serve));
-        p.extend(self.validate_disk_and_http());
-        match self.delivery.max_age.parse() {
-            Ok(d) if d < Duration::from_secs(60) => p.push(("delivery.max_age".to_owned(), "must be at least one minute".into())),
-            Ok(_) => {}
-            Err(e) => p.push(("delivery.max_age".to_owned(), e.to_string())),
-        }
-        if self.delivery.max_requests_per_second == 0 {
-            p.push(("delivery.max_requests_per_second".to_owned(), "must be at least 1".into()));
-        }
-        if self.delivery.max_multicast_per_second == 0 {
-            p.push(("delivery.max_multicast_per_second".to_owned(), "must be at least 1".into()));
-        }
-        if self.delivery.retry_base_ms == 0 || self.delivery.retry_max_secs == 0 {
-            p.push(("delivery.retry_base_ms".to_owned(), "retry delays must be at least 1".into()));
-        }
-        if self.delivery.scan_interval_ms == 0 || self.delivery.quota_probe_secs == 0 {
-            p.push(("delivery.scan_interval_ms".to_owned(), "intervals must be at least 1".into()));
-        }
-        if self.quota.pacing && self.delivery.coalesce_secs > 0 && self.quota.max_coalesce_secs < self.delivery.coalesce_secs {
-            p.push((
-                "quota.max_coalesce_secs".to_owned(),
-                format!("must be at least delivery.coalesce_secs ({}): pacing only ever stretches the window", self.delivery.coalesce_secs),
-            ));
-        }
-        if self.quota.monthly_budget > 0 && self.quota.reserve >= self.quota.monthly_budget {
-            p.push(("quota.reserve".to_owned(), format!("must be below quota.monthly_budget ({})", self.quota.monthly_budget)));
-        }
+        p.extend(self.storage.validate());
+        p.extend(self.delivery.validate_dead_retention());
+        p.extend(self.http.validate());
+        p.extend(self.delivery.validate(&self.quota));
         p.extend(self.media.validate());
         p.extend(self.webhook.validate());
-        if !is_local_part(&self.routing.followers_address) {
-            p.push(("routing.followers_address".to_owned(), format!("{:?} is not a usable local part (lowercase letters, digits, '.', '-', '_')", self.routing.followers_address)));
-        }
-        for (name, Alias { ids, .. }) in &self.aliases {
-            if !is_local_part(name) || crate::envelope::Recipient::from_line_id(name).is_some() {
-                p.push((format!("aliases.{name}"), format!("alias {name:?} is not a usable local part (lowercase letters, digits, '.', '-', '_'; not a LINE id)")));
-            } else if *name == self.routing.followers_address {
-                p.push((format!("aliases.{name}"), format!("alias {name:?} clashes with routing.followers_address")));
-            }
-            if ids.is_empty() {
-                p.push((format!("aliases.{name}"), format!("alias {name:?} has no ids")));
-            }
-            for id in ids {
-                if crate::envelope::Recipient::from_line_id(id).is_none() {
-                    p.push((format!("aliases.{name}"), format!("alias {name:?}: {id:?} is not a LINE id (U, C or R + 32 lowercase hex)")));
-                }
-            }
-        }
-        match Template::parse(&self.message.template) {
-            Ok(template) => self.message.compiled = template.with_rules(self.message.rules()),
-            Err(e) => p.push(("message.template".to_owned(), e.to_string())),
-        }
+        p.extend(self.routing.validate(&self.aliases));
+        p.extend(self.message.validate());
         p.extend(self.log.validate());
         p
-    }
-
-    /// Who may send to `followers@` and to protected aliases: sender patterns as
-    /// `allowed_senders`, logins that exist and can log in.
-    /// Keeps the lists parsed.
-    fn validate_recipient_access(&mut self) -> Vec<(String, String)> {
-        let mut p = Vec::new();
-        let r = &self.routing;
-        let followers = self.check_access_lists(&mut p, ("routing.followers_senders", ""), &r.followers_senders, ("routing.followers_users", ""), &r.followers_users);
-        let mut aliases = HashMap::new();
-        for (name, alias) in self.aliases.iter().filter(|(_, alias)| alias.is_protected()) {
-            // An inline table has no line per field: the key is the alias, the field leads the message.
-            let key = format!("aliases.{name}");
-            aliases.extend(self.check_access_lists(&mut p, (&key, "senders: "), &alias.senders, (&key, "users: "), &alias.users).map(|a| (name.clone(), a)));
-        }
-        (self.routing.followers_access, self.alias_access) = (followers.unwrap_or_default(), aliases);
-        p
-    }
-
-    /// Problems with one pair of access lists; each key comes with a prefix for its messages.
-    fn check_access_lists(&self, p: &mut Vec<(String, String)>, senders_key: (&str, &str), senders: &[String], users_key: (&str, &str), users: &[String]) -> Option<RecipientAccess> {
-        let access = RecipientAccess::parse(senders, users).map_err(|e| p.push((senders_key.0.to_owned(), format!("{}{e}", senders_key.1)))).ok();
-        let (key, field) = users_key;
-        for user in users {
-            if !self.smtp.users.iter().any(|u| u.name == *user) {
-                p.push((key.to_owned(), format!("{field}{user:?} is not a login in [[smtp.users]]")));
-            } else if self.smtp.auth == AuthMode::Off {
-                p.push((key.to_owned(), format!("{field}{user:?} can never log in while smtp.auth is \"off\"; set it to \"optional\" or \"required\"")));
-            }
-        }
-        access
     }
 
     /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for
@@ -583,7 +247,7 @@ impl Config {
         let s = &self.sendmail;
         if let Some(server) = &s.server {
             if let Err(e) = split_host_port(server) {
-                p.push(("sendmail.server".to_owned(), e));
+                p.push(("sendmail.server".to_owned(), e.to_string()));
             }
         }
         if s.timeout_secs == 0 {
@@ -645,8 +309,8 @@ impl Config {
 
 /// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
 /// the port.
-pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
-    let bad = || format!("{s:?} is not host:port, e.g. \"127.0.0.1:2525\", \"mx.example.com:587\" or \"[::1]:2525\"");
+pub fn split_host_port(s: &str) -> Result<(String, u16), HostPortError> {
+    let bad = || HostPortError(s.to_owned());
     let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
     let host = match host.strip_prefix('[') {
         Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
@@ -659,12 +323,6 @@ pub fn split_host_port(s: &str) -> Result<(String, u16), String> {
     }
     Ok((host.to_owned(), port))
 }
-
-fn is_local_part(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-}
-
-
 
 #[cfg(test)]
 mod tests;

@@ -34,8 +34,6 @@ impl std::fmt::Display for SecretSource {
     }
 }
 
-/// `[sendmail]`: how `mail2line sendmail` and `mail2line send` reach the gateway. Only those
-
 impl Config {
     /// For `sendmail` and `send`: only `[sendmail]`'s password, from
     /// `$MAIL2LINE_SENDMAIL_PASSWORD`, `password_file` or the inline key.
@@ -156,7 +154,7 @@ fn resolve_secret(
         if !secret.is_empty() {
             return Err(SecretProblem::File("set either the key itself or its _file, not both".into()));
         }
-        *secret = read_secret_file(file).map_err(SecretProblem::File)?;
+        *secret = read_secret_file(file).map_err(|e| SecretProblem::File(e.to_string()))?;
         return Ok(Some(SecretSource::File(file.to_owned())));
     }
     if !secret.is_empty() {
@@ -167,12 +165,21 @@ fn resolve_secret(
     Ok(Some(SecretSource::Credential { name, path }))
 }
 
+/// Why a secret's file (or credential) gave no secret; names the file, never the content.
+#[derive(Debug, thiserror::Error)]
+enum SecretFileError {
+    #[error("cannot read {}: {error}", file.display())]
+    Unreadable { file: PathBuf, error: std::io::Error },
+    #[error("{} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
 /// A secret kept in a file, without the line break editors and `echo` add.
-fn read_secret_file(file: &Path) -> Result<Secret, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+fn read_secret_file(file: &Path) -> Result<Secret, SecretFileError> {
+    let text = std::fs::read_to_string(file).map_err(|error| SecretFileError::Unreadable { file: file.to_owned(), error })?;
     let value = text.trim_end_matches(['\r', '\n']);
     if value.is_empty() {
-        return Err(format!("{} is empty", file.display()));
+        return Err(SecretFileError::Empty(file.to_owned()));
     }
     Ok(Secret::new(value))
 }

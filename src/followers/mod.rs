@@ -87,7 +87,7 @@ pub struct Registry {
 impl Registry {
     /// Opens (creating if needed) the registry under `dir`.
     pub fn open(dir: &Path) -> Result<Registry, RegistryError> {
-        crate::storage::secure_dir(dir).map_err(RegistryError)?;
+        crate::storage::secure_dir(dir)?;
         let conn = connect(&dir.join(FILE_NAME), OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;

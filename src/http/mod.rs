@@ -9,6 +9,7 @@ pub mod events;
 pub mod limits;
 pub mod media;
 pub mod monitor;
+mod settings;
 pub mod signature;
 pub mod webhook;
 
@@ -21,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use monitor::Monitor;
+pub use settings::Settings;
 pub use webhook::Webhook;
 
 /// Paths the monitoring endpoints take; `[webhook] path` may not be one of them.

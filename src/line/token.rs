@@ -353,19 +353,28 @@ pub enum Credentials {
     Stateless { channel_id: String, secret: Secret },
 }
 
+/// Why a `[line]` gives no usable credentials (each text starts with the key to fix).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("line.private_key_file: the key {0}")]
+    Key(KeyError),
+    #[error("line.kid: is required with token = \"v2.1\"")]
+    NoKid,
+}
+
 impl Credentials {
     /// From a validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
-    pub fn from_config(line: &Settings) -> Result<Credentials, String> {
+    pub fn from_config(line: &Settings) -> Result<Credentials, CredentialsError> {
         Ok(match line.token {
             TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
             TokenKind::V21 => {
                 let key = match &line.signing_key {
                     Some(key) => key.clone(),
-                    None => SigningKey::parse(line.private_key.expose()).map_err(|e| format!("line.private_key_file: the key {e}"))?,
+                    None => SigningKey::parse(line.private_key.expose()).map_err(CredentialsError::Key)?,
                 };
                 let kid = if line.kid.is_empty() { key.jwk_kid().unwrap_or_default().to_owned() } else { line.kid.clone() };
                 if kid.is_empty() {
-                    return Err("line.kid: is required with token = \"v2.1\"".into());
+                    return Err(CredentialsError::NoKid);
                 }
                 Credentials::V21 { channel_id: line.channel_id.clone(), kid, key }
             }

@@ -23,8 +23,6 @@ pub const URL_PREFIX: &str = "/media/";
 /// Why the media host cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("media.retention: {0}")]
-    Retention(crate::clock::DurationError),
     #[error("cannot create {} ({source}); check storage.dir and its permissions", dir.display())]
     Store { dir: PathBuf, source: std::io::Error },
 }
@@ -47,12 +45,11 @@ impl Media {
     /// `None` when `[media] public_base_url` is unset: images are then only listed.
     pub fn from_config(cfg: &Settings, storage_dir: &Path) -> Result<Option<Media>, Error> {
         let Some(base_url) = cfg.base_url() else { return Ok(None) };
-        let retention = cfg.retention.parse().map_err(Error::Retention)?;
         let store = MediaStore::open(storage_dir).map_err(|source| Error::Store { dir: storage_dir.join(store::DIR_NAME), source })?;
         Ok(Some(Media {
             store,
             base_url: base_url.to_owned(),
-            retention,
+            retention: cfg.retention_parsed,
             serve_attachments: cfg.serve_attachments,
             max_attachment_bytes: cfg.max_attachment_bytes,
             sweep_interval: Duration::from_secs(cfg.sweep_interval_secs),

@@ -27,6 +27,9 @@ pub struct Settings {
     /// Images declaring more pixels than this are neither decoded nor sent as images (a
     /// decompression bomb costs 4 bytes a pixel); they are listed as attachments.
     pub max_image_pixels: u64,
+    /// `retention` parsed; filled in by [`Settings::validate`], so it is not parsed again.
+    #[serde(skip)]
+    pub retention_parsed: Duration,
 }
 
 /// `media.max_image_pixels` above this lets one decode take 4 GB.
@@ -41,6 +44,7 @@ impl Default for Settings {
             max_attachment_bytes: 10 * 1024 * 1024,
             sweep_interval_secs: 3600,
             max_image_pixels: 40_000_000,
+            retention_parsed: Duration::from_secs(7 * 86400),
         }
     }
 }
@@ -51,8 +55,8 @@ impl Settings {
         self.public_base_url.as_deref().map(|u| u.trim_end_matches('/'))
     }
 
-    /// Problems as `(key, message)`.
-    pub fn validate(&self) -> Vec<(String, String)> {
+    /// Problems as `(key, message)`; keeps `retention` parsed.
+    pub fn validate(&mut self) -> Vec<(String, String)> {
         let mut p = Vec::new();
         if let Some(url) = &self.public_base_url {
             let host = url.strip_prefix("https://").unwrap_or("");
@@ -63,10 +67,10 @@ impl Settings {
                 ));
             }
         }
-        if let Err(e) = self.retention.parse() {
-            p.push(("media.retention".to_owned(), e.to_string()));
-        } else if self.retention.parse() == Ok(Duration::ZERO) {
-            p.push(("media.retention".to_owned(), "must be at least 1s".into()));
+        match self.retention.parse() {
+            Err(e) => p.push(("media.retention".to_owned(), e.to_string())),
+            Ok(Duration::ZERO) => p.push(("media.retention".to_owned(), "must be at least 1s".into())),
+            Ok(d) => self.retention_parsed = d,
         }
         if self.max_attachment_bytes == 0 {
             p.push(("media.max_attachment_bytes".to_owned(), "must be at least 1".into()));

@@ -4,7 +4,8 @@
 //! data in flight (`inflight`), session activity for making room at the session cap
 //! (`activity`) and the tokio listener that drives sessions over sockets (`server`), which
 //! hands each finished transaction to a [`Deliver`] (the gateway's delivery layer implements
-//! it; `smtp` does not import it).
+//! it; `smtp` does not import it). Its configuration tables are its own: `[smtp]`
+//! (`settings`), `[routing]` and `[aliases]` (`routing`), each with its checks.
 
 pub mod access;
 pub mod activity;
@@ -15,6 +16,7 @@ pub mod inflight;
 pub mod peers;
 pub mod rejection;
 pub mod reply;
+mod routing;
 pub mod server;
 pub mod session;
 mod settings;
@@ -22,5 +24,6 @@ pub mod tls;
 
 pub use reply::Reply;
 pub use server::Deliver;
+pub use routing::{alias_recipients, aliases_from, Alias, Routing};
 pub use settings::{Settings, User};
 pub use session::{Conn, Directory, Mail, Rules, Session, Step};

@@ -1,6 +1,6 @@
 //! `[smtp]`: the server's settings as written in the configuration file, and their checks.
 //! The loader (`config`) reads the table and fills in the users' password hashes; what is
-//! parsed here (the certificate, the client and sender lists) is kept, so `serve` uses it as is.
+//! parsed here (the certificate, the client and sender lists, the users' hashes) is kept, so `serve` uses it as is.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::access::{AuthMode, ClientList, SenderList};
+use super::auth::Users;
 use super::tls::Tls;
 use crate::credentials;
 use crate::secret::Secret;
@@ -80,6 +81,9 @@ pub struct Settings {
     /// `allowed_senders` parsed; filled in by [`Settings::validate`].
     #[serde(skip)]
     pub senders: SenderList,
+    /// `users` with their hashes checked, as AUTH takes them; filled in by [`Settings::validate`].
+    #[serde(skip)]
+    pub logins: Arc<Users>,
 }
 
 /// `smtp.max_auth_checks` above this would let AUTH alone take gigabytes (19 MiB a check).
@@ -142,6 +146,7 @@ impl Default for Settings {
             tls: None,
             clients: ClientList::default(),
             senders: SenderList::default(),
+            logins: Arc::default(),
         }
     }
 }
@@ -237,6 +242,7 @@ impl Settings {
         let clients = ClientList::parse(&smtp.allowed_clients).map_err(|e| p.push((key("allowed_clients"), e.to_string()))).unwrap_or_default();
         let senders = SenderList::parse(&smtp.allowed_senders).map_err(|e| p.push((key("allowed_senders"), e.to_string()))).unwrap_or_default();
         let mut seen = std::collections::HashSet::new();
+        let mut logins = Users::new();
         for (i, user) in smtp.users.iter().enumerate() {
             if user.name.is_empty() || user.name.chars().any(|c| c.is_control() || c == ' ') {
                 p.push((format!("smtp.users[{i}].name"), format!("{:?} is not a usable login (no spaces or control characters)", user.name)));
@@ -252,7 +258,7 @@ impl Settings {
                         credentials::smtp_user_password_hash(&user.name).unwrap_or_else(|| "smtp-user-<name>-password-hash".into())
                     ),
                 ));
-            } else if let Err(e) = super::auth::check_hash(user.password_hash.expose()) {
+            } else if let Err(e) = logins.add(&user.name, &user.password_hash) {
                 p.push((format!("smtp.users[{i}].password_hash"), e.to_string()));
             }
         }
@@ -268,7 +274,7 @@ impl Settings {
         if smtp.max_auth_queue > MAX_AUTH_QUEUE {
             p.push((key("max_auth_queue"), format!("must be at most {MAX_AUTH_QUEUE}")));
         }
-        (self.tls, self.clients, self.senders) = (tls_loaded, clients, senders);
+        (self.tls, self.clients, self.senders, self.logins) = (tls_loaded, clients, senders, Arc::new(logins));
         p
     }
 }

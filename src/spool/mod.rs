@@ -16,6 +16,7 @@
 pub mod coalesce;
 pub mod limiter;
 pub mod policy;
+pub mod settings;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -46,7 +47,7 @@ pub enum NotReady {
     Store(StoreError),
 }
 
-/// How the spool runs; built from `[delivery]`.
+/// How the spool runs; built from `[delivery]` and `[quota]` ([`settings`]).
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub workers: usize,

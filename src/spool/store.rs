@@ -308,7 +308,7 @@ pub fn open_existing(dir: &Path, write: bool) -> Result<Connection, StoreError> 
 impl Store {
     /// Creates `dir` and the database if needed and starts the writer thread.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        crate::storage::secure_dir(dir).map_err(StoreError)?;
+        crate::storage::secure_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
