@@ -240,7 +240,7 @@ impl Gateway {
             let key = mail_retry_key(&composed.outbound.message_id, i, &body);
             let outcome = client.send_raw(path(&req.endpoint), body, key.as_deref()).await;
             match outcome {
-                Outcome::Delivered { request_id, duplicate } => {
+                Outcome::Delivered { request_id, duplicate, .. } => {
                     sent += 1;
                     let endpoint = path(&req.endpoint);
                     let request_id = request_id.as_deref();

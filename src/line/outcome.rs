@@ -8,7 +8,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// LINE accepted the request (2xx), or already had it (409 for a retry key it accepted).
-    Delivered { request_id: Option<String>, duplicate: bool },
+    /// `sent` holds the ids LINE gave the messages (`sentMessages[].id`, in request order): a
+    /// push answers them, and repeats them in its 409; multicast answers none. A follower's
+    /// answer that quotes one of our messages names its id, which is how the answer finds the
+    /// mail it belongs to (issue #20).
+    Delivered { request_id: Option<String>, duplicate: bool, sent: Vec<String> },
     /// Worth trying again later: network error, timeout, 5xx, 429.
     Retry { reason: RetryReason, detail: String, after: Option<Duration> },
     /// LINE will never accept this request as it is (400, 404, 413, 415…).
@@ -97,13 +101,32 @@ pub fn error_message(body: &[u8]) -> String {
     text
 }
 
+/// `{"sentMessages": [{"id": "…", "quoteToken": "…"}, …]}`, the part of a push's answer we keep.
+#[derive(Debug, Default, serde::Deserialize)]
+struct SentBody {
+    #[serde(default, rename = "sentMessages")]
+    sent_messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SentMessage {
+    id: String,
+}
+
+/// The ids in an accepting answer's `sentMessages`; none for a body without them (multicast) or
+/// one that is not what LINE documents: the delivery stands either way.
+fn sent_ids(body: &[u8]) -> Vec<String> {
+    let parsed: SentBody = serde_json::from_slice(body).unwrap_or_default();
+    parsed.sent_messages.into_iter().map(|m| m.id).collect()
+}
+
 /// Classifies an HTTP answer from LINE.
 pub fn classify(status: u16, body: &[u8], retry_after: Option<Duration>, request_id: Option<String>) -> Outcome {
     match status {
-        200..=299 => Outcome::Delivered { request_id, duplicate: false },
+        200..=299 => Outcome::Delivered { request_id, duplicate: false, sent: sent_ids(body) },
         // LINE answers 409 when a request with the same X-Line-Retry-Key was already accepted:
         // the messages went out, which is exactly what we wanted.
-        409 => Outcome::Delivered { request_id, duplicate: true },
+        409 => Outcome::Delivered { request_id, duplicate: true, sent: sent_ids(body) },
         429 => {
             let message = error_message(body);
             let reason = if message.to_ascii_lowercase().contains("monthly limit") {
@@ -142,12 +165,31 @@ mod tests {
     fn success_and_duplicate() {
         assert_eq!(
             classify(200, b"{}", None, Some("abc".into())),
-            Outcome::Delivered { request_id: Some("abc".into()), duplicate: false }
+            Outcome::Delivered { request_id: Some("abc".into()), duplicate: false, sent: vec![] }
         );
         assert_eq!(
             classify(409, br#"{"message":"The retry key is already accepted"}"#, None, None),
-            Outcome::Delivered { request_id: None, duplicate: true }
+            Outcome::Delivered { request_id: None, duplicate: true, sent: vec![] }
         );
+    }
+
+    #[test]
+    fn the_ids_of_sent_messages_are_kept_in_order() {
+        let body = br#"{"sentMessages":[{"id":"461230966842064897","quoteToken":"IStG5h1Tz7b"},{"id":"461230966842064898","quoteToken":"x"}]}"#;
+        let Outcome::Delivered { sent, duplicate: false, .. } = classify(200, body, None, None) else { panic!() };
+        assert_eq!(sent, ["461230966842064897", "461230966842064898"]);
+        // A push sent again with its retry key: LINE repeats the original ids in the 409.
+        let again = br#"{"message":"The retry key is already accepted","sentMessages":[{"id":"7","quoteToken":"q"}]}"#;
+        let Outcome::Delivered { sent, duplicate: true, .. } = classify(409, again, None, None) else { panic!() };
+        assert_eq!(sent, ["7"]);
+    }
+
+    #[test]
+    fn an_answer_without_usable_ids_is_still_delivered() {
+        for body in [&b"{}"[..], b"", b"not json", br#"{"sentMessages":"x"}"#, br#"{"sentMessages":[{"quoteToken":"q"}]}"#] {
+            let Outcome::Delivered { sent, .. } = classify(200, body, None, None) else { panic!("{body:?}") };
+            assert!(sent.is_empty(), "{body:?}");
+        }
     }
 
     #[test]

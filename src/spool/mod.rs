@@ -608,7 +608,7 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     // The line shapes are shared with `delivery.rs` ("mail accepted", "mail rejected") and
     // documented in README's monitoring section; log shippers key on them.
     match (&outcome, &update) {
-        (Outcome::Delivered { request_id, duplicate }, _) => {
+        (Outcome::Delivered { request_id, duplicate, .. }, _) => {
             let latency = Duration::from_millis((store::now_ms() - job.created_at).max(0) as u64);
             let (mail, endpoint, request_id) = (job.mail_id.as_str(), job.path.as_str(), request_id.as_deref());
             let d = Delivered { mail, job: Some(job.id), endpoint, request_id, duplicate: *duplicate, attempts: job.attempts + 1, latency };

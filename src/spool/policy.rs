@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn delivered_and_duplicate_are_done() {
-        let o = Outcome::Delivered { request_id: None, duplicate: true };
+        let o = Outcome::Delivered { request_id: None, duplicate: true, sent: vec![] };
         assert!(matches!(decide(&job(3, 0, Some(0), true), &o, 10, 0.0, &policy()), Update::Done));
     }
 
