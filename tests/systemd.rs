@@ -122,7 +122,7 @@ fn unit_matches_what_the_gateway_expects() {
         assert!(known.contains(&id), "LoadCredential={id} is not a name the gateway reads ({known:?})");
     }
     let stop: u64 = directive("TimeoutStopSec").next().expect("TimeoutStopSec=").trim_end_matches('s').parse().unwrap();
-    let grace = mail2line::config::Smtp::default().shutdown_grace_secs;
+    let grace = mail2line::smtp::Settings::default().shutdown_grace_secs;
     assert!(stop >= 3 * grace, "TimeoutStopSec={stop}s is shorter than three shutdown phases of {grace} s");
     assert_eq!(directive("StateDirectory").next(), Some("mail2line"));
     assert_eq!(directive("Type").next(), Some("notify"));

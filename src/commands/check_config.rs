@@ -16,8 +16,9 @@
 use std::path::Path;
 
 use super::output::{EX_CONFIG, EX_PROTOCOL, EX_UNAVAILABLE};
-use crate::config::{self, Config, Purpose, SecretSource, TokenKind};
+use crate::config::{self, Config, Purpose, SecretSource};
 use crate::line::client::{BotInfo, ProbeError};
+use crate::line::TokenKind;
 use crate::line::outcome::RetryReason;
 use crate::line::{Credentials, LineClient};
 

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 use super::output::{self, one_line, printable, rfc3339, table, truncate};
 use super::Error;
-use crate::config::{Config, DeliveryMode, Purpose};
+use crate::config::{Config, Purpose};
+use crate::spool::settings::DeliveryMode;
 use crate::spool::store::{self, Job, JobId, State};
 
 /// What to do, as parsed from the command line.

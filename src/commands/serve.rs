@@ -18,7 +18,8 @@ use tracing::{error, info, warn};
 
 use super::output::{EX_CONFIG, EX_FAILURE};
 use super::Error;
-use crate::config::{self, Config, DeliveryMode, Purpose};
+use crate::config::{self, Config, Purpose};
+use crate::spool::settings::DeliveryMode;
 use crate::delivery::{Gateway, Mode};
 use crate::followers::Registry;
 use crate::http::Monitor;

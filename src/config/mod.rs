@@ -7,8 +7,7 @@
 //! `logging::Settings`, `[http]` `http::Settings`, `[webhook]` `http::webhook::Settings`,
 //! `[delivery]` and `[quota]` `spool::settings::{Delivery, Quota}`, `[storage]`
 //! `storage::Settings`. This module only reads the file into them, resolves their secrets and
-//! calls their checks; the old names (`config::Delivery`, `config::Http`, …) are re-exported
-//! for the commands. What a check parses (the message template, the TLS certificate, the client,
+//! calls their checks; users name the types by their owners' paths. What a check parses (the message template, the TLS certificate, the client,
 //! sender and recipient lists, the AUTH users' hashes, the durations, the v2.1 signing key) is
 //! kept in the configuration, so `serve` does not parse it again.
 //!
@@ -34,18 +33,16 @@ use serde::Deserialize;
 use crate::secret::Secret;
 use crate::smtp::access::{AuthMode, RecipientAccess};
 
-// The modules' own settings under the names the sections had here, for the commands.
-pub use crate::clock::DurationValue;
-pub use crate::compose::quoting::{Quoted, Rules, Signature};
-pub use crate::compose::Settings as MessageSection;
-pub use crate::http::webhook::Settings as Webhook;
-pub use crate::line::{Settings as Line, TokenKind};
-pub use crate::logging::{LogFormat, Settings as Log};
-pub use crate::http::Settings as Http;
-pub use crate::media::Settings as Media;
-pub use crate::smtp::{Alias, Routing, Settings as Smtp, User as SmtpUser};
-pub use crate::spool::settings::{Delivery, DeliveryMode, Quota, Quota as QuotaSection};
-pub use crate::storage::Settings as Storage;
+// The modules' own settings, under the names of their tables.
+use crate::compose::Settings as MessageSection;
+use crate::http::webhook::Settings as Webhook;
+use crate::line::{Settings as Line, TokenKind};
+use crate::logging::Settings as Log;
+use crate::http::Settings as Http;
+use crate::media::Settings as Media;
+use crate::smtp::{Alias, Routing, Settings as Smtp};
+use crate::spool::settings::{Delivery, Quota};
+use crate::storage::Settings as Storage;
 pub use errors::{ConfigError, HostPortError};
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;

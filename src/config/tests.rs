@@ -1,7 +1,9 @@
 //! The loader's unit tests: every message, with its file, line and key.
 
 use super::*;
+use crate::compose::quoting::{Quoted, Rules, Signature};
 use crate::logging::LogFormat;
+use crate::spool::settings::DeliveryMode;
 
 fn no_env(_: &str) -> Option<String> {
     None
