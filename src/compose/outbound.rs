@@ -23,6 +23,10 @@ pub struct Outbound {
     pub requests: Vec<Request>,
     /// The Message-ID without angle brackets, empty without one (retry keys derive from it).
     pub message_id: String,
+    /// The decoded subject, and the address answers go to (Reply-To, else From): kept with the
+    /// spooled mail so that a follower's answer in LINE can be mailed back ([replies]).
+    pub subject: String,
+    pub reply_to: String,
     /// The text was longer than one request holds; the rest was cut and marked.
     pub truncated: bool,
     /// The headers mark it urgent (`X-Priority: 1`, `Importance: high`, …): never held for
@@ -52,12 +56,13 @@ pub struct Hosted {
 /// attachments are those in `hosted` (the host took them out of the notice).
 pub fn compose(template: &Template, notice: Notice, rcpts: &[Recipient], hosted: Option<Hosted>) -> Outbound {
     let text = template.render(&notice.subject, &notice.text, &notice.from, &notice.to);
+    let (subject, reply_to) = (notice.subject.clone(), notice.reply_to.clone());
     let hosted = hosted.unwrap_or_else(|| Hosted { listed: notice.attachments, ..Hosted::default() });
     let list = attachment_list(&hosted.listed, |i, _| hosted.links.get(i).cloned().flatten());
     let body = body_messages_with_list(&text, &list, MAX_MESSAGES_PER_REQUEST);
     let images = hosted.images.into_iter().map(Message::Image).collect();
     let requests = batches(body.messages, images).into_iter().flat_map(|batch| plan(rcpts, batch)).collect();
-    Outbound { requests, message_id: notice.message_id, truncated: body.truncated, urgent: notice.urgent }
+    Outbound { requests, message_id: notice.message_id, subject, reply_to, truncated: body.truncated, urgent: notice.urgent }
 }
 
 #[cfg(test)]

@@ -45,6 +45,9 @@ pub struct Notice {
     /// The Message-ID without its angle brackets, empty if absent: what makes a resent mail
     /// recognisable as the same mail (the retry keys of its LINE requests derive from it).
     pub message_id: String,
+    /// The bare address an answer goes to: the first of Reply-To, else of From; empty when
+    /// neither has one. Answers from LINE ([replies], `crate::replies`) are mailed here.
+    pub reply_to: String,
     /// The top-level headers mark the mail urgent (`X-Priority: 1`, `Importance: high`, ...;
     /// the rule is [`priority::is_urgent`]): it is not held for coalescing. A mail attached
     /// inside this one does not count, nor does the `+urgent` recipient form, which the SMTP
@@ -119,7 +122,7 @@ fn parse_message(raw: &[u8]) -> Notice {
 /// skipping them roughly halves the header work of a typical mail (`bench/mime-instructions.sh`).
 /// mail-parser always parses the MIME headers it needs itself (Content-Type,
 /// Content-Disposition, Content-Transfer-Encoding), whatever the form set here; the fields this
-/// module reads (Subject, From, To, Message-ID, Content-ID) keep their default forms; the
+/// module reads (Subject, From, To, Reply-To, Message-ID, Content-ID) keep their default forms; the
 /// priority fields are read from their raw bytes ([`priority`]), which a skipped field keeps. Known
 /// fields are only skipped when named: `unknown_headers` covers the names mail-parser does not
 /// know (and its vendor `X-` names), not Date, Cc or Received.
@@ -130,7 +133,6 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
         HeaderName::Date,
         HeaderName::Cc,
         HeaderName::Bcc,
-        HeaderName::ReplyTo,
         HeaderName::Sender,
         HeaderName::InReplyTo,
         HeaderName::References,
@@ -199,6 +201,7 @@ fn notice_from(message: &Message<'_>, depth: usize) -> Notice {
         text,
         attachments,
         message_id: message.message_id().map(str::to_owned).unwrap_or_default(),
+        reply_to: reply_address(message),
         // Raw values: X-Priority and X-MSMail-Priority are vendor names PARSER skips, and a
         // skipped field still keeps its bytes; Importance and Priority are read the same way.
         urgent: priority::is_urgent(message.headers().iter().map(|h| (h.raw_name(), h.raw_value()))),
@@ -206,6 +209,18 @@ fn notice_from(message: &Message<'_>, depth: usize) -> Notice {
 }
 
 // ---------------------------------------------------------------- headers
+
+/// The first address of Reply-To, else of From: where the sender wants answers. Only the bare
+/// `local@domain` is kept, without a display name, and only if it has no space or control
+/// character, so what is stored can be used as an envelope recipient as it is.
+fn reply_address(message: &Message<'_>) -> String {
+    fn first(list: Option<AddressList<'_>>) -> Option<String> {
+        let address = list?.mailboxes().find_map(|m| m.address())?.trim();
+        let usable = address.contains('@') && !address.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>');
+        usable.then(|| address.to_owned())
+    }
+    first(message.reply_to()).or_else(|| first(message.from())).unwrap_or_default()
+}
 
 /// One header line for display: control characters dropped, ASCII whitespace runs (folding
 /// included) made one space. U+3000 (ideographic space) is content in Japanese subjects
@@ -1175,6 +1190,18 @@ pub(crate) mod tests {
                 ..Notice::default()
             }
         );
+    }
+
+    #[test]
+    fn answers_go_to_reply_to_else_from_as_a_bare_address() {
+        let both = parse(b"From: Zabbix <zabbix@example.com>\r\nReply-To: \"Ops desk\" <ops@example.com>, b@example.com\r\n\r\nx");
+        assert_eq!(both.reply_to, "ops@example.com");
+        let from_only = parse(b"From: =?UTF-8?B?5L2Q6Jek?= <sato@example.jp>\r\n\r\nx");
+        assert_eq!(from_only.reply_to, "sato@example.jp");
+        // A group or a name without an address gives nothing to answer to, not a broken one.
+        assert_eq!(parse(b"From: undisclosed-recipients:;\r\n\r\nx").reply_to, "");
+        assert_eq!(parse(b"From: nobody\r\n\r\nx").reply_to, "");
+        assert_eq!(parse(b"\r\nbody").reply_to, "");
     }
 
     #[test]
