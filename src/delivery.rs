@@ -39,6 +39,7 @@ use crate::line::{LineClient, Outcome};
 use crate::mail;
 use crate::media::{self, Kind, Media};
 use crate::spool::coalesce::Admission;
+use crate::spool::answers::Thread;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
 use crate::smtp::{Deliver, Mail, Reply};
@@ -363,6 +364,11 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
             chat: chat_key(&req.endpoint),
             recipients: recipients(&req.endpoint),
             hold_until: None,
+            thread: spool.keeps_threads().then(|| Thread {
+                message_id: composed.outbound.message_id.clone(),
+                reply_to: composed.outbound.reply_to.clone(),
+                subject: composed.outbound.subject.clone(),
+            }),
         });
     }
     if let Some(refused) = budget_refusal(spool.admit(&jobs, urgent)) {

@@ -13,6 +13,7 @@
 //! [`Delivered`] is the one "mail delivered" line and latency metric, here because the spool
 //! writes most of them; direct mode (`delivery`) writes its own through it too.
 
+pub mod answers;
 pub mod coalesce;
 pub mod limiter;
 pub mod policy;
@@ -60,6 +61,9 @@ pub struct Settings {
     pub dead_retention: Duration,
     /// Coalescing and the month's quota (`[delivery] coalesce_secs`, `[quota]`).
     pub coalesce: coalesce::Settings,
+    /// Keep each mail's thread (Message-ID, Reply-To, subject) and the LINE message ids it
+    /// became, so answers from LINE can be mailed back: `[replies]` is on ([`answers`]).
+    pub keep_threads: bool,
 }
 
 /// How long a group's or room's member count is trusted before it is asked again.
@@ -157,6 +161,16 @@ pub struct Runner {
 }
 
 impl Spool {
+    /// Whether mails' threads are kept for answers from LINE (`[replies]` on).
+    pub fn keeps_threads(&self) -> bool {
+        self.inner.settings.keep_threads
+    }
+
+    /// The store: the webhook keeps followers' answers in it, in the spool's own file.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Opens the store under `dir` and starts the scanner and `settings.workers` workers.
     pub fn start(
         dir: &Path,
@@ -626,7 +640,7 @@ async fn attempt(inner: &Arc<Inner>, job: Job) {
     if matches!(outcome, Outcome::Retry { reason: crate::line::outcome::RetryReason::QuotaExhausted, .. }) {
         inner.pause_for_quota();
     }
-    let settled = matches!(update, Update::Done | Update::Dead { .. });
+    let settled = matches!(update, Update::Done { .. } | Update::Dead { .. });
     let usage = match outcome {
         Outcome::Delivered { .. } => {
             let messages = inner.cost(&job).await;

@@ -25,7 +25,7 @@ pub struct RetryPolicy {
 /// `jitter` in [0, 1) spreads retries so a LINE outage does not end in a thundering herd.
 pub fn decide(job: &Job, outcome: &Outcome, now: i64, jitter: f64, p: &RetryPolicy) -> Update {
     match outcome {
-        Outcome::Delivered { .. } => Update::Done,
+        Outcome::Delivered { sent, .. } => Update::Done { sent: sent.clone() },
         Outcome::Permanent { status, message } => Update::Dead { error: format!("LINE rejected the request ({status}): {message}") },
         Outcome::Unauthorized { status, message } => Update::Dead {
             error: format!("LINE refused the channel access token ({status}): {message}; fix the token, then `mail2line queue retry`"),
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn delivered_and_duplicate_are_done() {
         let o = Outcome::Delivered { request_id: None, duplicate: true, sent: vec![] };
-        assert!(matches!(decide(&job(3, 0, Some(0), true), &o, 10, 0.0, &policy()), Update::Done));
+        assert!(matches!(decide(&job(3, 0, Some(0), true), &o, 10, 0.0, &policy()), Update::Done { .. }));
     }
 
     #[test]

@@ -176,6 +176,8 @@ impl super::Settings {
                 monthly_budget: quota.monthly_budget,
                 daily_share: quota.daily_share,
             },
+            // `[replies]` is not the spool's table; `serve` turns this on when it is set.
+            keep_threads: false,
         }
     }
 }

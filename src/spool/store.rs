@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use super::answers::{AnswerUpdate, NewAnswer};
 use tokio::sync::oneshot;
 
 /// The database file inside `storage.dir`.
@@ -46,6 +48,9 @@ pub struct NewJob {
     /// Held for coalescing until this time (unix ms): stored as `held`, and sealed with the
     /// chat's other held requests into one request when the window ends (see [`Store::seal`]).
     pub hold_until: Option<i64>,
+    /// What an answer from LINE needs to find this mail ([replies] on; None otherwise): kept
+    /// once per mail, in the same commit (see [`super::answers`]).
+    pub thread: Option<super::answers::Thread>,
 }
 
 /// A stored job as the dispatcher and `queue` see it.
@@ -129,8 +134,9 @@ pub use crate::storage::DbError as StoreError;
 /// What happened to an attempt, to be recorded.
 #[derive(Debug, Clone)]
 pub enum Update {
-    /// Delivered: the job is removed.
-    Done,
+    /// Delivered: the job is removed. `sent`: the ids of the LINE messages it became (a push's
+    /// `sentMessages`), remembered for answers when the mail's thread is kept.
+    Done { sent: Vec<String> },
     /// Try again at `next_at` (unix ms). `quota_exhausted`: LINE refused for the month's quota
     /// ([`RetryReason::QuotaExhausted`](crate::line::outcome::RetryReason::QuotaExhausted)), so
     /// the job is due again as soon as the quota is known to have room ([`make_quota_jobs_due`]).
@@ -193,6 +199,8 @@ enum Command {
     Probe(oneshot::Sender<Result<(), StoreError>>),
     Seal { chat: String, packer: std::sync::Arc<dyn Packer>, done: oneshot::Sender<Result<Vec<Job>, StoreError>> },
     SetQuota(QuotaRow, oneshot::Sender<Result<(), StoreError>>),
+    Answer(NewAnswer, oneshot::Sender<Result<bool, StoreError>>),
+    AnswerUpdate { id: i64, at: i64, update: AnswerUpdate, done: oneshot::Sender<Result<(), StoreError>> },
 }
 
 /// Handle to the writer thread; cheap to clone.
@@ -312,6 +320,7 @@ impl Store {
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::answers::SCHEMA)?;
         migrate(&conn)?;
         // Checkpoints copy the WAL into the database and fsync it; done inside a commit they put
         // a spike into the SMTP reply time of whichever mail triggered them. So the writer never
@@ -383,6 +392,21 @@ impl Store {
         wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
     }
 
+    /// Stores a follower's answer for the outbox, durably; `false` when its event id is stored
+    /// already (a redelivery), which changes nothing.
+    pub async fn store_answer(&self, answer: NewAnswer) -> Result<bool, StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Command::Answer(answer, done)).map_err(|_| StoreError("spool writer stopped".into()))?;
+        wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
+    }
+
+    /// Records what an attempt to mail an answer came to.
+    pub async fn update_answer(&self, id: i64, at: i64, update: AnswerUpdate) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx.send(Command::AnswerUpdate { id, at, update, done }).map_err(|_| StoreError("spool writer stopped".into()))?;
+        wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
+    }
+
     /// Commits a one-row write like any mail's (durable, fsync'd): `Ok` means the spool can
     /// take mail right now. Joins the current batch, so it costs no fsync of its own under load.
     pub async fn probe(&self) -> Result<(), StoreError> {
@@ -423,7 +447,10 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
                         _ => Vec::new(),
                     }));
                 }
-                Command::Update { done, .. } | Command::Probe(done) | Command::SetQuota(_, done) => {
+                Command::Answer(_, done) => {
+                    let _ = done.send(res.map(|r| matches!(r, Out::New(true))));
+                }
+                Command::Update { done, .. } | Command::Probe(done) | Command::SetQuota(_, done) | Command::AnswerUpdate { done, .. } => {
                     let _ = done.send(res.map(|_| ()));
                 }
             }
@@ -435,6 +462,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
 enum Out {
     Ids(Vec<JobId>),
     Jobs(Vec<Job>),
+    New(bool),
     Unit,
 }
 
@@ -467,6 +495,9 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
                                 j.mail_id, j.path, j.body, j.retry_key, j.target, j.sender, now, next_at, state.as_str(), j.chat, j.recipients
                             ])?;
                             ids.push(tx.last_insert_rowid());
+                            if let Some(thread) = &j.thread {
+                                super::answers::remember_mail(&tx, &j.mail_id, thread, now)?;
+                            }
                         }
                         count_mail(&mut mails_counted, jobs);
                         out.push(Out::Ids(ids));
@@ -485,6 +516,11 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
                         out.push(Out::Unit);
                     }
                     Command::Seal { chat, packer, .. } => out.push(Out::Jobs(seal(&tx, &mut insert, chat, packer.as_ref(), now)?)),
+                    Command::Answer(answer, _) => out.push(Out::New(super::answers::store_answer(&tx, answer, now)?)),
+                    Command::AnswerUpdate { id, at, update, .. } => {
+                        super::answers::update_answer(&tx, *id, *at, update)?;
+                        out.push(Out::Unit);
+                    }
                     Command::SetQuota(row, _) => {
                         tx.prepare_cached("INSERT OR REPLACE INTO quota (id, month, lim, used, probed_at) VALUES (1, ?1, ?2, ?3, ?4)")?
                             .execute(params![row.month, row.limit.map(|l| l as i64), row.used as i64, row.probed_at])?;
@@ -627,6 +663,7 @@ fn seal(
             chat: chat.to_owned(),
             recipients: first.recipients,
             hold_until: None,
+            thread: None,
         };
         insert.execute(params![
             new.mail_id, new.path, new.body, new.retry_key, new.target, new.sender, now, now + LEASE_MS,
@@ -661,9 +698,10 @@ fn main_sender(parts: &[&Job]) -> String {
 
 fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Update) -> Result<(), StoreError> {
     match update {
-        Update::Done => {
+        Update::Done { sent } => {
             tx.prepare_cached("INSERT OR IGNORE INTO sent_keys (retry_key, at) SELECT retry_key, ?2 FROM jobs WHERE id = ?1")?
                 .execute(params![id, at])?;
+            remember_sent(tx, id, sent, at)?;
             tx.prepare_cached("DELETE FROM jobs WHERE id = ?1")?.execute(params![id])?;
         }
         Update::Retry { next_at, error, ambiguous, quota_exhausted } => {
@@ -682,6 +720,31 @@ fn apply_update(tx: &rusqlite::Transaction<'_>, id: JobId, at: i64, update: &Upd
         }
     }
     Ok(())
+}
+
+/// Hands a delivered job's sent message ids to [`super::answers::remember_sent`], with the chats
+/// it went to: the push's one id, or the multicast's `to` list, read back from the stored body
+/// (only for mails whose thread is kept; with [replies] off this is one index probe).
+fn remember_sent(tx: &rusqlite::Transaction<'_>, id: JobId, sent: &[String], at: i64) -> Result<(), StoreError> {
+    let row: Option<(String, String, String)> = tx
+        .prepare_cached("SELECT mail_id, target, path FROM jobs WHERE id = ?1")?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((mail_ids, target, path)) = row else { return Ok(()) };
+    let threaded = super::answers::threaded(tx, &mail_ids)?;
+    if threaded.is_empty() {
+        return Ok(());
+    }
+    let chats = if path.ends_with("/multicast") {
+        let body: String = tx.prepare_cached("SELECT body FROM jobs WHERE id = ?1")?.query_row(params![id], |r| r.get(0))?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("to").and_then(|t| t.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()))
+            .unwrap_or_default()
+    } else {
+        vec![target]
+    };
+    super::answers::remember_sent(tx, &threaded, &chats, sent, at)
 }
 
 const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error, chat, recipients, mails";
@@ -873,7 +936,7 @@ mod tests {
         assert_eq!(due_ids(&conn), [ids[0], ids[1], ids[4]]);
         store.update(ids[0], 2000, Update::Dead { error: "400".into() }).await.unwrap();
         assert_eq!(due_ids(&conn), [ids[1], ids[2], ids[4]]);
-        store.update(ids[2], 3000, Update::Done).await.unwrap();
+        store.update(ids[2], 3000, Update::Done { sent: vec![] }).await.unwrap();
         assert_eq!(due_ids(&conn), [ids[1], ids[3], ids[4]]);
         // A predecessor dropped from the CLI releases its chain too.
         let w = open_existing(dir.path(), true).unwrap();
@@ -945,7 +1008,7 @@ mod tests {
         store.update(ids[1], 3000, Update::Dead { error: "400 bad".into() }).await.unwrap();
         assert_eq!(list(&conn, Some(State::Dead)).unwrap().len(), 1);
         assert_eq!(counts(&conn).unwrap(), (1, 1));
-        store.update(ids[0], 4000, Update::Done).await.unwrap();
+        store.update(ids[0], 4000, Update::Done { sent: vec![] }).await.unwrap();
         assert!(get(&conn, ids[0]).unwrap().is_none());
         assert_eq!(list(&conn, None).unwrap().len(), 1);
         assert_eq!(counts(&conn).unwrap(), (0, 1));
@@ -1063,7 +1126,7 @@ mod tests {
         assert_eq!((sealed[0].id, sealed[0].retry_key.as_str(), sealed[0].body.as_str()), (ids[0], job(1).retry_key.as_str(), r#"{"n":1}"#));
         // Delivered; the same mail comes again (same retry key) and is held with a new one: only
         // the new one goes.
-        store.update(ids[0], 1, Update::Done).await.unwrap();
+        store.update(ids[0], 1, Update::Done { sent: vec![] }).await.unwrap();
         store.insert(vec![held(1, "push:U1", 0)]).await.unwrap();
         store.insert(vec![held(2, "push:U1", 0)]).await.unwrap();
         store.insert(vec![held(2, "push:U1", 0)]).await.unwrap();
@@ -1083,7 +1146,7 @@ mod tests {
         store.insert(vec![job(2)]).await.unwrap();
         store.set_quota(QuotaRow { month, limit: Some(200), used: 50, probed_at: 7 }).await.unwrap();
         let counted = Usage { month, target: "C1".into(), sender: "a@b".into(), messages: 4, solo: 8 };
-        store.update_counted(ids[0], 1, Update::Done, Some(counted)).await.unwrap();
+        store.update_counted(ids[0], 1, Update::Done { sent: vec![] }, Some(counted)).await.unwrap();
         let conn = open_existing(dir.path(), false).unwrap();
         assert_eq!(quota(&conn).unwrap(), Some(QuotaRow { month, limit: Some(200), used: 54, probed_at: 7 }));
         let by_target = usage(&conn, month, "target").unwrap();
@@ -1094,7 +1157,7 @@ mod tests {
         let next = crate::spool::coalesce::month_bounds(month + 40 * 86_400_000).0;
         let ids = store.insert(vec![job(3)]).await.unwrap();
         let counted = Usage { month: next, target: "U1".into(), sender: "a@b".into(), messages: 1, solo: 1 };
-        store.update_counted(ids[0], 2, Update::Done, Some(counted)).await.unwrap();
+        store.update_counted(ids[0], 2, Update::Done { sent: vec![] }, Some(counted)).await.unwrap();
         assert_eq!(quota(&conn).unwrap().map(|q| (q.month, q.used)), Some((next, 1)));
     }
 

@@ -1,0 +1,458 @@
+//! What the spool keeps for answers from LINE ([replies], issue #20): the tables, and the
+//! reads and writes on them. Mail goes out as LINE messages; a follower's answer comes back as a
+//! webhook event and must find the mail it answers. Three tables, in the spool's own file, so
+//! "stored" means the same durable commit as for a mail:
+//!
+//! - `mails`: for each spooled mail (only while [replies] is on), its Message-ID, the address
+//!   answers go to (Reply-To, else From) and its subject. Written with the mail's jobs.
+//! - `sent_messages`: each LINE message id a push returned, against the chat and the mail it
+//!   carried; written in the same commit that records the push as delivered. Multicast returns no
+//!   ids, so its mails get one row per recipient with an empty id: found by "last mail to this
+//!   chat", never by a quote, and kept for the window only.
+//! - `answers`: the outbox. One row per webhook event (its `webhookEventId` unique, so a
+//!   redelivered event is stored once and never mailed twice), the event's JSON as LINE sent it,
+//!   and where it stands: pending (with its next attempt), sent, dead (gave up after `max_age`,
+//!   listed by `mail2line queue`) or dropped (nowhere to send it).
+//!
+//! The address an answer is mailed to only ever comes from `mails`, a mail the gateway itself
+//! pushed to the same chat, or from `[replies] to`: a follower cannot choose it.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::store::{now_ms, StoreError};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS mails (
+    mail_id TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    reply_to TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent_messages (
+    line_id TEXT NOT NULL,
+    chat TEXT NOT NULL,
+    mail_id TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_id ON sent_messages(line_id) WHERE line_id != '';
+CREATE INDEX IF NOT EXISTS sent_by_chat ON sent_messages(chat, at);
+CREATE TABLE IF NOT EXISTS answers (
+    id INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    chat TEXT NOT NULL,
+    event TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    sent_to TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS answers_due ON answers(state, next_at);
+CREATE INDEX IF NOT EXISTS answers_chat ON answers(chat, state, next_at);
+";
+
+/// What an answer to a mail needs to find its way back: kept with the mail while [replies] is on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Thread {
+    /// The Message-ID without angle brackets; empty when the mail had none.
+    pub message_id: String,
+    /// Reply-To, else From: the bare address. Empty when the mail had neither.
+    pub reply_to: String,
+    pub subject: String,
+}
+
+/// A follower's message as the webhook stores it, before the 200.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAnswer {
+    /// `webhookEventId`: the same for a redelivery, so it is stored once.
+    pub event_id: String,
+    /// The chat it was written in: a user (1:1), group or room id.
+    pub chat: String,
+    /// The event's JSON, as LINE sent it.
+    pub event: String,
+    /// The event's timestamp (unix ms): "the last mail within the window" counts back from it.
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerState {
+    Pending,
+    Sent,
+    Dead,
+    Dropped,
+}
+
+impl AnswerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnswerState::Pending => "pending",
+            AnswerState::Sent => "sent",
+            AnswerState::Dead => "dead",
+            AnswerState::Dropped => "dropped",
+        }
+    }
+
+    fn parse(s: &str) -> AnswerState {
+        match s {
+            "sent" => AnswerState::Sent,
+            "dead" => AnswerState::Dead,
+            "dropped" => AnswerState::Dropped,
+            _ => AnswerState::Pending,
+        }
+    }
+}
+
+/// A stored answer, as the outbox worker and `mail2line queue` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub id: i64,
+    pub event_id: String,
+    pub chat: String,
+    pub event: String,
+    pub at: i64,
+    pub state: AnswerState,
+    pub attempts: u32,
+    pub created_at: i64,
+    pub next_at: i64,
+    pub last_error: String,
+    /// Where it was mailed (sent), or was to be mailed (dead).
+    pub sent_to: String,
+}
+
+/// What happened to an attempt to mail an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnswerUpdate {
+    /// The relay took it.
+    Sent { to: String },
+    /// Try again at `next_at` (unix ms).
+    Retry { next_at: i64, error: String },
+    /// Given up: kept as dead, listed by `mail2line queue`.
+    Dead { to: String, error: String },
+    /// Nowhere to send it (no mail to answer, no `[replies] to`): logged, kept for the event id.
+    Dropped { reason: String },
+}
+
+/// Remembers a spooled mail's thread (writer side, in the mail's own commit).
+pub(super) fn remember_mail(tx: &Transaction<'_>, mail_id: &str, thread: &Thread, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT OR IGNORE INTO mails (mail_id, message_id, reply_to, subject, at) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![mail_id, thread.message_id, thread.reply_to, thread.subject, now])?;
+    Ok(())
+}
+
+/// The mails among `mail_ids` (a job's comma-separated list: more than one once coalesced)
+/// whose thread is kept, in order. With [replies] off there are none: one index probe each.
+pub(super) fn threaded(tx: &Transaction<'_>, mail_ids: &str) -> Result<Vec<String>, StoreError> {
+    let mut known = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM mails WHERE mail_id = ?1)")?;
+    let mut out = Vec::new();
+    for m in mail_ids.split(',').filter(|m| !m.is_empty()) {
+        if known.query_row(params![m], |r| r.get::<_, bool>(0))? {
+            out.push(m.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Records what a delivered request sent (writer side, in the commit that records it delivered):
+/// each LINE message id against the chat and its mail. `threaded` are the mails it carried whose
+/// thread is kept ([`threaded`]). With as many ids as mails, message i belongs to mail i (the
+/// packer keeps mails in order, one bubble each); otherwise every id goes to the newest mail,
+/// which is what a reader sees last. `chats` is the push's one recipient, or a multicast's
+/// recipients, which get no ids: one row each with an empty id, found by chat only.
+pub(super) fn remember_sent(tx: &Transaction<'_>, threaded: &[String], chats: &[String], sent: &[String], at: i64) -> Result<(), StoreError> {
+    let Some(newest) = threaded.last() else { return Ok(()) };
+    let mut add = tx.prepare_cached("INSERT INTO sent_messages (line_id, chat, mail_id, at) VALUES (?1, ?2, ?3, ?4)")?;
+    for chat in chats {
+        if sent.is_empty() {
+            add.execute(params!["", chat, newest, at])?;
+        }
+        for (i, id) in sent.iter().enumerate() {
+            let mail = if sent.len() == threaded.len() { &threaded[i] } else { newest };
+            add.execute(params![id, chat, mail, at])?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores an answer unless its event id is known; `true` when it is new (writer side).
+pub(super) fn store_answer(tx: &Transaction<'_>, new: &NewAnswer, now: i64) -> Result<bool, StoreError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO answers (event_id, chat, event, at, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        )?
+        .execute(params![new.event_id, new.chat, new.event, new.at, now])?;
+    Ok(n == 1)
+}
+
+/// Records an attempt's outcome (writer side). A sent answer keeps its send time in `next_at`,
+/// which the per-chat hourly limit counts.
+pub(super) fn update_answer(tx: &Transaction<'_>, id: i64, at: i64, update: &AnswerUpdate) -> Result<(), StoreError> {
+    match update {
+        AnswerUpdate::Sent { to } => tx
+            .prepare_cached("UPDATE answers SET state = 'sent', attempts = attempts + 1, next_at = ?2, sent_to = ?3, last_error = '' WHERE id = ?1")?
+            .execute(params![id, at, to])?,
+        AnswerUpdate::Retry { next_at, error } => tx
+            .prepare_cached("UPDATE answers SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1")?
+            .execute(params![id, next_at, error])?,
+        AnswerUpdate::Dead { to, error } => tx
+            .prepare_cached("UPDATE answers SET state = 'dead', attempts = attempts + 1, next_at = ?2, sent_to = ?3, last_error = ?4 WHERE id = ?1")?
+            .execute(params![id, at, to, error])?,
+        AnswerUpdate::Dropped { reason } => tx
+            .prepare_cached("UPDATE answers SET state = 'dropped', next_at = ?2, last_error = ?3 WHERE id = ?1")?
+            .execute(params![id, at, reason])?,
+    };
+    Ok(())
+}
+
+fn thread_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Thread> {
+    Ok(Thread { message_id: r.get(0)?, reply_to: r.get(1)?, subject: r.get(2)? })
+}
+
+/// The mail a quoted LINE message came from, if it was pushed to `chat` at or after `since`.
+pub fn quoted(conn: &Connection, chat: &str, line_id: &str, since: i64) -> Result<Option<Thread>, StoreError> {
+    if line_id.is_empty() {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached(
+            "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
+             WHERE s.line_id = ?1 AND s.chat = ?2 AND s.at >= ?3 ORDER BY s.at DESC LIMIT 1",
+        )?
+        .query_row(params![line_id, chat, since], thread_row)
+        .optional()?)
+}
+
+/// The last mail pushed to `chat` in `[since, until]`.
+pub fn last_to_chat(conn: &Connection, chat: &str, since: i64, until: i64) -> Result<Option<Thread>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
+             WHERE s.chat = ?1 AND s.at >= ?2 AND s.at <= ?3 ORDER BY s.at DESC, s.rowid DESC LIMIT 1",
+        )?
+        .query_row(params![chat, since, until], thread_row)
+        .optional()?)
+}
+
+/// How many answers from `chat` were mailed at or after `since`.
+pub fn sent_since(conn: &Connection, chat: &str, since: i64) -> Result<u32, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM answers WHERE chat = ?1 AND state = 'sent' AND next_at >= ?2")?
+        .query_row(params![chat, since], |r| r.get(0))?)
+}
+
+const COLUMNS: &str = "id, event_id, chat, event, at, state, attempts, created_at, next_at, last_error, sent_to";
+
+fn row_to_answer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Answer> {
+    Ok(Answer {
+        id: r.get(0)?,
+        event_id: r.get(1)?,
+        chat: r.get(2)?,
+        event: r.get(3)?,
+        at: r.get(4)?,
+        state: AnswerState::parse(&r.get::<_, String>(5)?),
+        attempts: r.get(6)?,
+        created_at: r.get(7)?,
+        next_at: r.get(8)?,
+        last_error: r.get(9)?,
+        sent_to: r.get(10)?,
+    })
+}
+
+/// Pending answers due at `now`, oldest first.
+pub fn due(conn: &Connection, now: i64, limit: usize) -> Result<Vec<Answer>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM answers WHERE state = 'pending' AND next_at <= ?1 ORDER BY next_at, id LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![now, limit as i64], row_to_answer)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The answers in `state` (every one with None), by id; for `mail2line queue`.
+pub fn list(conn: &Connection, state: Option<AnswerState>) -> Result<Vec<Answer>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM answers WHERE ?1 IS NULL OR state = ?1 ORDER BY id"
+    ))?;
+    let rows = stmt.query_map(params![state.map(AnswerState::as_str)], row_to_answer)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many answers are pending and how many dead.
+pub fn counts(conn: &Connection) -> Result<(i64, i64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'dead'), 0) FROM answers",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// Forgets what no answer can need any more (`window_ms` is `[replies] window_hours`):
+/// - sent ids after 7 windows, multicast rows after one (they are found by chat only);
+/// - a mail's thread once no sent row and no job of its own is left for it, and it is older
+///   than 7 windows (a job may wait in the spool for days before it is sent). A coalesced job
+///   names several mails and is not matched here (that would scan every job for every mail):
+///   one still waiting after 7 windows loses its threads, and answers to it go to `[replies] to`;
+/// - sent and dropped answers once their event id cannot come again (`keep_events_ms`), dead
+///   ones after `dead_before` like dead mail.
+///
+/// Returns how many rows went.
+pub fn purge(conn: &Connection, window_ms: i64, keep_events_ms: i64, dead_before: i64) -> Result<usize, StoreError> {
+    let now = now_ms();
+    let ids_before = now - window_ms.saturating_mul(7);
+    let mut n = conn.execute("DELETE FROM sent_messages WHERE at < ?1 OR (line_id = '' AND at < ?2)", params![ids_before, now - window_ms])?;
+    n += conn.execute(
+        "DELETE FROM mails WHERE at < ?1 AND NOT EXISTS (SELECT 1 FROM sent_messages s WHERE s.mail_id = mails.mail_id) \
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.mail_id = mails.mail_id)",
+        params![ids_before],
+    )?;
+    n += conn.execute(
+        "DELETE FROM answers WHERE (state IN ('sent', 'dropped') AND next_at < ?1) OR (state = 'dead' AND next_at < ?2)",
+        params![now - keep_events_ms, dead_before],
+    )?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::store::{open_existing, NewJob, Store, Update};
+
+    const PUSH: &str = "/v2/bot/message/push";
+
+    fn thread(n: u32) -> Thread {
+        Thread { message_id: format!("m{n}@example.com"), reply_to: format!("ops{n}@example.com"), subject: format!("alert {n}") }
+    }
+
+    fn job(mail: &str, to: &str, n: u32, kept: bool) -> NewJob {
+        NewJob {
+            mail_id: mail.into(),
+            path: PUSH.into(),
+            body: format!("{{\"to\":\"{to}\",\"n\":{n}}}"),
+            retry_key: format!("00000000-0000-4000-8000-{n:012}"),
+            target: to.into(),
+            thread: kept.then(|| thread(n)),
+            ..NewJob::default()
+        }
+    }
+
+    fn done(ids: &[&str]) -> Update {
+        Update::Done { sent: ids.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[tokio::test]
+    async fn a_pushed_mail_is_found_by_its_quoted_message_and_as_the_chats_last_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store.insert(vec![job("a", "U1", 1, true), job("b", "U1", 2, true), job("c", "U2", 3, false)]).await.unwrap();
+        store.update(ids[0], 1000, done(&["111", "112"])).await.unwrap();
+        store.update(ids[1], 2000, done(&["221"])).await.unwrap();
+        store.update(ids[2], 3000, done(&["331"])).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        // Both ids of mail a lead to it (two ids, one mail: the newest, which is a).
+        assert_eq!(quoted(&conn, "U1", "112", 0).unwrap(), Some(thread(1)));
+        assert_eq!(quoted(&conn, "U1", "221", 0).unwrap(), Some(thread(2)));
+        // Only in the chat it was pushed to, and only within the window.
+        assert_eq!(quoted(&conn, "U2", "111", 0).unwrap(), None);
+        assert_eq!(quoted(&conn, "U1", "111", 1001).unwrap(), None);
+        assert_eq!(quoted(&conn, "U1", "", 0).unwrap(), None);
+        // The last mail to U1 up to a time; U2's mail kept no thread ([replies] was off).
+        assert_eq!(last_to_chat(&conn, "U1", 0, 5000).unwrap(), Some(thread(2)));
+        assert_eq!(last_to_chat(&conn, "U1", 0, 1500).unwrap(), Some(thread(1)));
+        assert_eq!(last_to_chat(&conn, "U1", 2001, 5000).unwrap(), None);
+        assert_eq!(last_to_chat(&conn, "U2", 0, 5000).unwrap(), None);
+        assert_eq!(quoted(&conn, "U2", "331", 0).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_multicast_is_remembered_per_recipient_without_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let multicast = NewJob {
+            path: "/v2/bot/message/multicast".into(),
+            body: r#"{"to":["U1","U2"],"messages":[]}"#.into(),
+            ..job("a", "U1", 1, true)
+        };
+        let ids = store.insert(vec![multicast]).await.unwrap();
+        store.update(ids[0], 1000, done(&[])).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        assert_eq!(last_to_chat(&conn, "U1", 0, 5000).unwrap(), Some(thread(1)));
+        assert_eq!(last_to_chat(&conn, "U2", 0, 5000).unwrap(), Some(thread(1)));
+        assert_eq!(last_to_chat(&conn, "U3", 0, 5000).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_coalesced_request_maps_its_ids_to_its_mails_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Two mails held and sealed into one request (the job carries both mail ids).
+        let ids = store.insert(vec![job("a", "U1", 1, true), job("b", "U1", 2, true)]).await.unwrap();
+        let w = open_existing(dir.path(), true).unwrap();
+        w.execute("UPDATE jobs SET mail_id = 'a,b' WHERE id = ?1", params![ids[1]]).unwrap();
+        store.update(ids[1], 1000, done(&["1", "2"])).await.unwrap();
+        let conn = open_existing(dir.path(), false).unwrap();
+        assert_eq!(quoted(&conn, "U1", "1", 0).unwrap(), Some(thread(1)));
+        assert_eq!(quoted(&conn, "U1", "2", 0).unwrap(), Some(thread(2)));
+        // Ids that do not pair up with the mails all go to the newest.
+        w.execute("UPDATE jobs SET mail_id = 'a,b' WHERE id = ?1", params![ids[0]]).unwrap();
+        store.update(ids[0], 2000, done(&["9"])).await.unwrap();
+        assert_eq!(quoted(&conn, "U1", "9", 0).unwrap(), Some(thread(2)));
+    }
+
+    fn answer(event: &str, chat: &str) -> NewAnswer {
+        NewAnswer { event_id: event.into(), chat: chat.into(), event: format!("{{\"webhookEventId\":\"{event}\"}}"), at: 1000 }
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_stored_once_and_goes_through_its_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.store_answer(answer("E1", "U1")).await.unwrap());
+        assert!(!store.store_answer(answer("E1", "U1")).await.unwrap(), "a redelivery is not stored twice");
+        assert!(store.store_answer(answer("E2", "U1")).await.unwrap());
+        assert!(store.store_answer(answer("E3", "C1")).await.unwrap());
+        let conn = open_existing(dir.path(), false).unwrap();
+        let now = now_ms();
+        let due_now = due(&conn, now, 10).unwrap();
+        assert_eq!(due_now.iter().map(|a| a.event_id.as_str()).collect::<Vec<_>>(), ["E1", "E2", "E3"]);
+        assert_eq!(due_now[0].event, r#"{"webhookEventId":"E1"}"#);
+        let (e1, e2, e3) = (due_now[0].id, due_now[1].id, due_now[2].id);
+        store.update_answer(e1, now, AnswerUpdate::Sent { to: "ops@example.com".into() }).await.unwrap();
+        store.update_answer(e2, now, AnswerUpdate::Retry { next_at: now + 60_000, error: "relay down".into() }).await.unwrap();
+        store.update_answer(e3, now, AnswerUpdate::Dead { to: "x@example.com".into(), error: "550 no such user".into() }).await.unwrap();
+        assert!(due(&conn, now, 10).unwrap().is_empty());
+        assert_eq!(due(&conn, now + 60_000, 10).unwrap()[0].last_error, "relay down");
+        assert_eq!(sent_since(&conn, "U1", now - 3_600_000).unwrap(), 1);
+        assert_eq!(sent_since(&conn, "U1", now + 1).unwrap(), 0);
+        assert_eq!(sent_since(&conn, "C1", 0).unwrap(), 0, "dead is not sent");
+        let dead = list(&conn, Some(AnswerState::Dead)).unwrap();
+        assert_eq!((dead.len(), dead[0].sent_to.as_str(), dead[0].attempts), (1, "x@example.com", 1));
+        assert_eq!(list(&conn, None).unwrap().len(), 3);
+        assert_eq!(counts(&conn).unwrap(), (1, 1));
+        // The sent answer's event id is kept while LINE may redeliver it.
+        let w = open_existing(dir.path(), true).unwrap();
+        assert_eq!(purge(&w, 3_600_000, 3_600_000, 0).unwrap(), 0);
+        assert!(!store.store_answer(answer("E1", "U1")).await.unwrap());
+        // Past that, it goes; the dead one stays until its retention.
+        assert_eq!(purge(&w, 3_600_000, -3_600_000, 0).unwrap(), 1);
+        assert_eq!(list(&conn, None).unwrap().len(), 2);
+        assert_eq!(purge(&w, 3_600_000, -3_600_000, now + 1).unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn purge_forgets_ids_after_seven_windows_and_threads_no_one_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ids = store.insert(vec![job("a", "U1", 1, true), job("b", "U1", 2, true)]).await.unwrap();
+        let now = now_ms();
+        store.update(ids[0], now - 8 * 1000, done(&["1"])).await.unwrap();
+        let w = open_existing(dir.path(), true).unwrap();
+        w.execute("UPDATE mails SET at = 0", []).unwrap();
+        // Window 1 s: mail a's id is 8 windows old and goes, and then its thread; mail b is
+        // still in the spool (its job is pending), so its thread stays.
+        assert_eq!(purge(&w, 1000, 0, 0).unwrap(), 2);
+        assert_eq!(quoted(&w, "U1", "1", 0).unwrap(), None);
+        let left: Vec<String> = w.prepare("SELECT mail_id FROM mails").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(left, ["b"]);
+    }
+}
