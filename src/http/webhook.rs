@@ -11,6 +11,9 @@
 //!    remembered first, so a redelivered event changes nothing and is not answered twice.
 //! 5. Profile lookups and replies go to a spawned task after the answer: LINE wants its 200
 //!    quickly and does not wait for us to talk back to it.
+//! 6. With `[replies]` on, a follower's message is an answer to be mailed back: it is stored in
+//!    the spool's store (the outbox, `spool::answers`) before the event id is marked handled and
+//!    before the 200, so a 200 means the answer is durable; `replies` mails it from there.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,6 +27,8 @@ use tracing::{debug, error, info, warn};
 use crate::clock::now_ms;
 use crate::line::message::{Message, TextMessage};
 use crate::followers::{Kind, Registry, RegistryError};
+use crate::spool::answers::NewAnswer;
+use crate::spool::store::{Store, StoreError};
 use crate::line::{LineClient, Outcome};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -120,6 +125,8 @@ pub struct Webhook {
     /// Events ignored for their age: older than [`EVENT_ID_RETENTION_MS`], or older than the
     /// chat's latest recorded event.
     stale_events: AtomicU64,
+    /// `[replies]` on: where followers' messages are stored to be mailed back.
+    answers: Option<Store>,
 }
 
 impl Webhook {
@@ -142,7 +149,30 @@ impl Webhook {
             warned_no_secret: AtomicBool::new(false),
             last_prune_ms: AtomicI64::new(0),
             stale_events: AtomicU64::new(0),
+            answers: None,
         }
+    }
+
+    /// Stores followers' messages in `store` as answers to be mailed back (`[replies]` on).
+    pub fn with_answers(mut self, store: Store) -> Webhook {
+        self.answers = Some(store);
+        self
+    }
+
+    /// The answer a message event is, when answers are kept: any message from a user, group or
+    /// room, except a message that is nothing but an address keyword (a question to the bot,
+    /// answered by it, not news for the mail's sender).
+    fn answer_of(&self, event: &Event, raw: &serde_json::Value) -> Option<NewAnswer> {
+        self.answers.as_ref()?;
+        if !matches!(event.kind, EventKind::Message { .. }) {
+            return None;
+        }
+        let chat = event.source.as_ref()?.chat_id()?;
+        let text = raw.pointer("/message/text").and_then(serde_json::Value::as_str).unwrap_or("");
+        if !text.is_empty() && self.keywords.iter().any(|k| text.trim().to_lowercase() == *k) {
+            return None;
+        }
+        Some(NewAnswer { event_id: event.webhook_event_id.clone(), chat: chat.to_owned(), event: raw.to_string(), at: event.timestamp })
     }
 
     /// `<id>@<smtp.domain>`: the address that reaches `id` on LINE.
@@ -228,14 +258,23 @@ pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: 
     let now = now_ms();
     let mut follow_ups = Vec::new();
     for raw in &request.events {
-        if let Err(e) = record(&hook, raw, now, &mut follow_ups) {
-            // The event id may already be marked seen, so a redelivery would be skipped; say so.
-            error!(
-                "webhook: follower registry error on a {} event: {e}; the event may be lost, check storage.dir \
-                 (disk space, permissions) and have the user re-follow if needed",
-                type_name(raw)
-            );
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "follower registry error; see the gateway log");
+        match record(&hook, raw, now, &mut follow_ups).await {
+            Ok(()) => {}
+            Err(Failure::Registry(e)) => {
+                // The event id may already be marked seen, so a redelivery would be skipped; say so.
+                error!(
+                    "webhook: follower registry error on a {} event: {e}; the event may be lost, check storage.dir \
+                     (disk space, permissions) and have the user re-follow if needed",
+                    type_name(raw)
+                );
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "follower registry error; see the gateway log");
+            }
+            Err(Failure::Store(e)) => {
+                // Not marked handled: LINE's redelivery gets another go, and the stored answer
+                // is keyed by its event id, so a second try never stores it twice.
+                error!("webhook: cannot store a follower's answer: {e}; LINE will redeliver it, check storage.dir (disk space, permissions)");
+                return text(StatusCode::INTERNAL_SERVER_ERROR, "cannot store the answer; see the gateway log");
+            }
         }
     }
     prune(&hook, now);
@@ -250,8 +289,22 @@ pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: 
     text(StatusCode::OK, "OK")
 }
 
-/// Applies one event to the registry and notes what to do after answering.
-fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
+/// Why an event could not be recorded (answered 500, so LINE redelivers it).
+#[derive(Debug)]
+enum Failure {
+    Registry(RegistryError),
+    Store(StoreError),
+}
+
+impl From<RegistryError> for Failure {
+    fn from(e: RegistryError) -> Self {
+        Failure::Registry(e)
+    }
+}
+
+/// Applies one event to the registry (and stores an answer), and notes what to do after
+/// answering.
+async fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<FollowUp>) -> Result<(), Failure> {
     let kind_name = type_name(raw);
     let event: Event = match serde_json::from_value(raw.clone()) {
         Ok(e) => e,
@@ -286,10 +339,22 @@ fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec<Follo
     // a crash between the two writes costs at most a repeated greeting.
     let before = out.len();
     let event_id = event.webhook_event_id.clone();
+    let answer = hook.answer_of(&event, raw);
     apply(hook, event, kind_name, out)?;
+    if let (Some(answer), Some(store)) = (answer, &hook.answers) {
+        let chat = answer.chat.clone();
+        match store.store_answer(answer).await {
+            Ok(true) => info!("webhook: stored an answer from {chat} (event {event_id}) to be mailed"),
+            Ok(false) => info!("webhook: the answer of event {event_id} is stored already"),
+            Err(e) => {
+                out.truncate(before);
+                return Err(Failure::Store(e));
+            }
+        }
+    }
     if let Err(e) = hook.registry.first_delivery(&event_id, now) {
         out.truncate(before);
-        return Err(e);
+        return Err(e.into());
     }
     Ok(())
 }
