@@ -95,6 +95,9 @@ pub struct QueueCounts {
     pub dead: i64,
 }
 
+/// The outcomes `mail2line_answers_total` counts, each shown from the start (at 0).
+pub const ANSWER_OUTCOMES: [&str; 4] = ["sent", "retried", "dead", "dropped"];
+
 /// The registry and every series in it.
 pub struct Metrics {
     registry: Registry,
@@ -116,6 +119,7 @@ pub struct Metrics {
     text_cut: IntCounter,
     quota_limit: IntGauge,
     quota_used: IntGauge,
+    answers: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -205,8 +209,16 @@ impl Metrics {
                 "mail2line_quota_used",
                 "LINE messages used this month: LINE's figure at the last read plus what this gateway sent since.",
             ),
+            answers: counter_vec(
+                "mail2line_answers_total",
+                "Followers' answers from LINE ([replies]), by outcome: sent (the relay took the mail), retried, dead (given up after max_age), dropped (no mail to answer and no [replies] to).",
+                &["outcome"],
+            ),
             registry,
         };
+        for outcome in ANSWER_OUTCOMES {
+            m.answers.with_label_values(&[outcome]);
+        }
         m.quota_limit.set(-1);
         let info = IntGaugeVec::new(Opts::new("mail2line_build_info", "Always 1; the version label says which mail2line runs."), &["version"])
             .expect("valid series");
@@ -281,6 +293,11 @@ impl Metrics {
     }
 
     /// A request of a mail reached LINE `latency` after the mail was accepted.
+    /// A follower's answer came to `outcome` (one of [`ANSWER_OUTCOMES`]).
+    pub fn answer(&self, outcome: &'static str) {
+        self.answers.with_label_values(&[outcome]).inc();
+    }
+
     pub fn delivered(&self, latency: Duration) {
         self.delivery_latency.observe(latency.as_secs_f64());
     }
