@@ -23,6 +23,7 @@ use super::output::{self, one_line, printable, rfc3339, table, truncate};
 use super::Error;
 use crate::config::{Config, Purpose};
 use crate::spool::settings::DeliveryMode;
+use crate::spool::answers::{self, Answer, AnswerState};
 use crate::spool::store::{self, Job, JobId, State};
 
 /// What to do, as parsed from the command line.
@@ -146,7 +147,49 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
         out.push_str(&table(&header, &rows));
     }
     out.push_str(&format!("{pending} pending, {dead} dead\n"));
+    out.push_str(&answers_section(conn, state, now)?);
     Ok(out)
+}
+
+/// Followers' answers waiting to be mailed or given up on (`[replies]`), after the jobs; nothing
+/// when there are none (or the filter is `--held`, which answers never are).
+fn answers_section(conn: &Connection, state: Option<State>, now: i64) -> Result<String, Error> {
+    let wanted = match state {
+        None => None,
+        Some(State::Pending) => Some(AnswerState::Pending),
+        Some(State::Dead) => Some(AnswerState::Dead),
+        Some(State::Held) => return Ok(String::new()),
+    };
+    let shown: Vec<Answer> = answers::list(conn, wanted)
+        .map_err(store_err)?
+        .into_iter()
+        .filter(|a| matches!(a.state, AnswerState::Pending | AnswerState::Dead))
+        .collect();
+    if shown.is_empty() {
+        return Ok(String::new());
+    }
+    let header = ["ID", "STATE", "ATTEMPTS", "AGE", "NEXT", "CHAT", "TO", "LAST ERROR"];
+    let rows: Vec<[String; 8]> = shown
+        .iter()
+        .map(|a| {
+            [
+                a.id.to_string(),
+                a.state.as_str().to_owned(),
+                a.attempts.to_string(),
+                compact_duration(now - a.created_at),
+                if a.state == AnswerState::Dead { "-".into() } else { relative(a.next_at, now) },
+                a.chat.clone(),
+                if a.sent_to.is_empty() { "-".into() } else { printable(&a.sent_to) },
+                truncate(&one_line(&a.last_error), 60),
+            ]
+        })
+        .collect();
+    let dead = shown.iter().filter(|a| a.state == AnswerState::Dead).count();
+    Ok(format!(
+        "\nAnswers from LINE to be mailed ([replies]):\n{}{} pending, {dead} dead\n",
+        table(&header, &rows),
+        shown.len() - dead
+    ))
 }
 
 fn state_str(s: State) -> &'static str {
