@@ -11,9 +11,10 @@
 //! from the first byte. Certificates are checked against the public web roots.
 //!
 //! Failures are split the way the outbox needs them ([`SendError`]): a relay refusing *this
-//! mail* (5xx to MAIL, RCPT or DATA) is permanent; anything else, 4xx answers, a relay that is
-//! down, and problems setting up the connection (TLS, a refused login) is temporary, because it
-//! would refuse every mail alike and an admin can fix it before the answer's `max_age` runs out.
+//! mail* (5xx to MAIL, RCPT or DATA) is permanent; anything else is temporary: 4xx answers, a
+//! relay that is down, and problems with the connection itself (TLS, a refused login, 530 "log
+//! in first"), which refuse every mail alike and which an admin can fix before the answer's
+//! `max_age` runs out.
 //! No message ever holds the password: lettre keeps it out of its errors, and whatever a
 //! relay echoes back is cut out ([`Relay::redact`]).
 
@@ -168,7 +169,7 @@ impl Relay {
             Err(e) => {
                 conn.abort();
                 let text = format!("{}: {}", self.url, self.redact(&e.to_string()));
-                Err(if e.is_permanent() { SendError::Permanent(text) } else { SendError::Temporary(text) })
+                Err(if e.is_permanent() && !wants_login(&e) { SendError::Permanent(text) } else { SendError::Temporary(text) })
             }
         }
     }
@@ -233,7 +234,7 @@ impl Relay {
         let why = self.redact(&e.to_string());
         if e.is_transient() || e.is_permanent() {
             RelayError::Refused { relay, stage, answer: why }
-        } else if e.is_tls() {
+        } else if e.is_tls() || is_tls_failure(e) {
             RelayError::Tls { relay, why }
         } else {
             RelayError::Unreachable { relay, why }
@@ -252,6 +253,27 @@ impl Relay {
         ];
         forms.iter().fold(text.to_owned(), |out, form| out.replace(form.as_str(), "<redacted>"))
     }
+}
+
+/// Whether a failure came from TLS (a certificate not trusted, a handshake refused): lettre
+/// reports a handshake failure during STARTTLS as a network error, with rustls' error inside.
+fn is_tls_failure(e: &lettre::transport::smtp::Error) -> bool {
+    use tokio_rustls::rustls;
+    let mut source = std::error::Error::source(e);
+    while let Some(err) = source {
+        let inner = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        if err.is::<rustls::Error>() || inner.is_some_and(|i| i.is::<rustls::Error>()) {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// 530 at MAIL FROM: the relay wants a login (replies.username is missing). That refuses every
+/// mail alike and is fixed in the configuration, so it is no reason to give this one up.
+fn wants_login(e: &lettre::transport::smtp::Error) -> bool {
+    e.status().is_some_and(|code| code.to_string() == "530")
 }
 
 #[cfg(test)]
