@@ -8,7 +8,8 @@
 //! [`spool`] (durable jobs, coalescing, the month's quota) and [`line`] (LINE's types, the HTTP
 //! client, each answer → [`line::Outcome`]).
 //!
-//! Beside the path: [`http`] (webhook, metrics, health, media) and [`followers`] (the registry);
+//! Beside the path: [`http`] (webhook, metrics, health, media), [`followers`] (the registry)
+//! and [`replies`] (answers from LINE mailed back to the sender: the reply mail and the relay);
 //! [`config`] reads the TOML and gathers each module's own settings; [`submit`] is the client
 //! side that `send` and `sendmail` use; [`commands`] has one file per subcommand (`serve` wires
 //! the parts), and `main.rs` only dispatches. Underneath all: [`clock`], [`secret`],
@@ -32,6 +33,7 @@ pub mod delivery;
 pub mod fuzzing;
 pub mod line;
 pub mod notify;
+pub mod replies;
 pub mod logging;
 pub mod media;
 pub mod metrics;

@@ -10,6 +10,7 @@ use std::process::Command;
 
 use support::gateway::{DOMAIN, TOKEN};
 use support::keys::{TestKey, CHANNEL_ID, KID};
+use support::sink::{Options, Sink};
 use support::standin::{StandIn, BOT_BASIC_ID, BOT_DISPLAY_NAME};
 use tokio::task::block_in_place;
 
@@ -25,7 +26,7 @@ fn check(dir: &Path, text: &str, online: bool) -> (Option<i32>, String) {
     if online {
         cmd.arg("--online");
     }
-    for var in ["LINE_CHANNEL_ACCESS_TOKEN", "LINE_CHANNEL_SECRET", "LINE_PRIVATE_KEY", "LINE_KID", "CREDENTIALS_DIRECTORY", "MAIL2LINE_CONFIG"] {
+    for var in ["LINE_CHANNEL_ACCESS_TOKEN", "LINE_CHANNEL_SECRET", "LINE_PRIVATE_KEY", "LINE_KID", "CREDENTIALS_DIRECTORY", "MAIL2LINE_CONFIG", "MAIL2LINE_REPLIES_PASSWORD"] {
         cmd.env_remove(var);
     }
     let out = cmd.output().unwrap();
@@ -173,4 +174,60 @@ fn every_problem_at_once_and_warnings_for_risky_settings() {
     let out = String::from_utf8_lossy(&out.stdout);
     assert!(!out.contains("readable by every user"), "{out}");
     assert!(!out.contains(TOKEN), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_check_probes_the_relay_for_answers() {
+    const USER: &str = "gw-relay";
+    const PASSWORD: &str = "relay-pw-3e9a51";
+    const WRONG: &str = "wrong-relay-pw-7b02";
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let sink = Sink::start_with(Options { login: Some((USER.into(), PASSWORD.into())), ..Options::default() });
+    let dir = tempfile::tempdir().unwrap();
+    // Every run's output, checked for secrets at the end.
+    let mut seen = String::new();
+    let mut run = |text: &str, online: bool| {
+        let (code, out) = block_in_place(|| check(dir.path(), text, online));
+        seen.push_str(&out);
+        (code, out)
+    };
+    let with_relay = |port: u16, password: &str| {
+        format!(
+            "{}\n[replies]\nrelay = \"smtp://127.0.0.1:{port}\"\nfrom = \"line@example.com\"\nusername = \"{USER}\"\npassword = \"{password}\"\n",
+            config(&line.base_url(), &format!("channel_access_token = \"{TOKEN}\"\nchannel_secret = \"{CHANNEL_SECRET}\""))
+        )
+    };
+
+    // The relay answers EHLO and takes the login.
+    let (code, out) = run(&with_relay(sink.addr.port(), PASSWORD), true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("answers from LINE mailed through smtp://127.0.0.1:{} from line@example.com, logging in as \"{USER}\"", sink.addr.port())), "{out}");
+    assert!(out.contains("LINE: ok"), "{out}");
+    assert!(out.contains(&format!("relay: ok, smtp://127.0.0.1:{} answered EHLO as sink", sink.addr.port())) && out.contains(&format!("logged in as \"{USER}\"")), "{out}");
+    assert_eq!(sink.logins(), [(USER.to_owned(), true)]);
+    assert!(sink.transactions().is_empty(), "a probe sends no mail");
+    // Without --online the relay is not asked either.
+    let (code, out) = run(&with_relay(sink.addr.port(), PASSWORD), false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!out.contains("relay: "), "{out}");
+    assert_eq!(sink.logins().len(), 1);
+
+    // A wrong password: a configuration problem, explained, and the password never shown.
+    let (code, out) = run(&with_relay(sink.addr.port(), WRONG), true);
+    assert_eq!(code, Some(78), "{out}");
+    assert!(out.contains(&format!("relay: smtp://127.0.0.1:{} refused the login \"{USER}\": ", sink.addr.port())) && out.contains("535"), "{out}");
+    assert!(out.contains("check replies.username and the password"), "{out}");
+    assert!(out.contains("LINE: ok"), "LINE is still checked and reported: {out}");
+    assert_eq!(sink.logins().last(), Some(&(USER.to_owned(), false)));
+
+    // Nothing listening: unavailable.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (code, out) = run(&with_relay(port, PASSWORD), true);
+    assert_eq!(code, Some(69), "{out}");
+    assert!(out.contains(&format!("relay: smtp://127.0.0.1:{port}: cannot connect")) && out.contains("check replies.relay's host and port"), "{out}");
+    line.assert_all_valid();
+    for secret in [PASSWORD, WRONG, TOKEN, CHANNEL_SECRET] {
+        assert!(!seen.contains(secret), "{seen}");
+    }
 }

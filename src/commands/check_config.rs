@@ -1,17 +1,23 @@
 //! `mail2line check-config [--online]`: loads the configuration exactly as `serve` would,
 //! reports every problem (each with its file line and key, see `config`) and every risky
 //! but valid setting, says where each secret comes from, and with `--online` proves that the
-//! credentials and `line.api_base_url` work by asking LINE who the bot is (`GET /v2/bot/info`).
+//! credentials and `line.api_base_url` work by asking LINE who the bot is (`GET /v2/bot/info`),
+//! and, when `[replies] relay` is set, that the relay answers EHLO (and STARTTLS and AUTH as
+//! configured), so answers from LINE can be mailed.
 //!
-//! Exit status, so scripts and `ExecStartPre=` can tell the cases apart:
+//! Exit status, so scripts and `ExecStartPre=` can tell the cases apart (LINE's, when both
+//! checks fail):
 //! * 0 — fine (warnings do not count);
-//! * 78 (EX_CONFIG) — the configuration has errors, or LINE refused the credentials;
-//! * 69 (EX_UNAVAILABLE) — LINE could not be reached, or is rate-limiting or in trouble;
+//! * 78 (EX_CONFIG) — the configuration has errors, LINE refused the credentials, or the relay
+//!   refused the login, TLS or EHLO;
+//! * 69 (EX_UNAVAILABLE) — LINE or the relay could not be reached, or LINE is rate-limiting or
+//!   in trouble;
 //! * 76 (EX_PROTOCOL) — something answered that is not the LINE Messaging API.
 //!
 //! No secret is printed: the configuration keeps them in `Secret`, LINE's error messages never
-//! quote the token, and, in case a wrong `api_base_url` points at a server that echoes requests,
-//! the configured secrets are removed from LINE's answers before they are shown.
+//! quote the token, the relay's never quote the password, and, in case a wrong `api_base_url`
+//! points at a server that echoes requests, the configured secrets are removed from the answers
+//! before they are shown.
 
 use std::path::Path;
 
@@ -21,6 +27,7 @@ use crate::line::client::{BotInfo, ProbeError};
 use crate::line::TokenKind;
 use crate::line::outcome::RetryReason;
 use crate::line::{Credentials, LineClient};
+use crate::replies::{Relay, RelayError, RelayUrl};
 
 /// The real API, the default `line.api_base_url`.
 const LINE_API: &str = "https://api.line.me";
@@ -50,7 +57,14 @@ pub fn main(flag: Option<&Path>, online: bool) -> u8 {
     }
     let (code, message) = probe(&cfg);
     println!("{}", redact(&message, &cfg));
-    code
+    let Some(url) = &cfg.replies.relay_url else { return code };
+    let (relay_code, message) = probe_relay(url, &cfg);
+    println!("{}", redact(&message, &cfg));
+    if code != 0 {
+        code
+    } else {
+        relay_code
+    }
 }
 
 /// What the gateway will do with this configuration, and where each secret comes from.
@@ -61,6 +75,10 @@ fn summary(cfg: &Config) -> Vec<String> {
     }
     let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
     lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
+    if let Some(url) = &cfg.replies.relay_url {
+        let login = if cfg.replies.username.is_empty() { String::new() } else { format!(", logging in as {:?}", cfg.replies.username) };
+        lines.push(format!("answers from LINE mailed through {url} from {}{login}", cfg.replies.from_address()));
+    }
     for (key, source) in &cfg.secret_sources {
         lines.push(format!("{key}: {source}"));
     }
@@ -109,6 +127,29 @@ fn probe(cfg: &Config) -> (u8, String) {
     }
     let token_source = cfg.secret_sources.iter().find(|(k, _)| k == "line.channel_access_token").map(|(_, s)| s);
     explain(&answer, &Context { kind: cfg.line.token, api_base_url: &cfg.line.api_base_url, timeout_secs: cfg.line.timeout_secs, token_source })
+}
+
+/// Connects to `[replies] relay` as the gateway will (EHLO, STARTTLS, AUTH) and says QUIT.
+fn probe_relay(url: &RelayUrl, cfg: &Config) -> (u8, String) {
+    let r = &cfg.replies;
+    let relay = match Relay::new(url, &r.username, Some(r.password.clone()), cfg.hostname()) {
+        Ok(relay) => relay,
+        Err(e) => return (EX_CONFIG, format!("relay: not checked: {e}")),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return (EX_UNAVAILABLE, format!("relay: not checked: cannot start the async runtime: {e}")),
+    };
+    explain_relay(&runtime.block_on(relay.probe()))
+}
+
+/// The exit status and the message for the relay's answer.
+fn explain_relay(answer: &Result<String, RelayError>) -> (u8, String) {
+    match answer {
+        Ok(saw) => (0, format!("relay: ok, {saw}")),
+        Err(e) if e.is_unreachable() => (EX_UNAVAILABLE, format!("relay: {e}")),
+        Err(e) => (EX_CONFIG, format!("relay: {e}")),
+    }
 }
 
 /// Root checking the configuration of a service that runs as another user (systemd's
@@ -205,7 +246,7 @@ fn explain(answer: &Result<BotInfo, ProbeError>, cx: &Context) -> (u8, String) {
 fn redact(text: &str, cfg: &Config) -> String {
     let mut out = text.to_owned();
     let line = &cfg.line;
-    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key] {
+    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key, &cfg.replies.password] {
         if secret.expose().len() >= 4 {
             out = out.replace(secret.expose(), "<redacted>");
         }
@@ -260,9 +301,21 @@ mod tests {
     }
 
     #[test]
+    fn relay_answers_get_their_code() {
+        assert_eq!(explain_relay(&Ok("smtp://mx:25 answered EHLO as mx".into())), (0, "relay: ok, smtp://mx:25 answered EHLO as mx".to_owned()));
+        let down = RelayError::Unreachable { relay: "smtp://mx:25".into(), why: "Connection refused".into() };
+        assert_eq!(explain_relay(&Err(down)).0, EX_UNAVAILABLE);
+        let refused = RelayError::AuthRefused { relay: "smtp://mx:25".into(), username: "gw".into(), answer: "535 no".into() };
+        let (code, text) = explain_relay(&Err(refused));
+        assert_eq!(code, EX_CONFIG);
+        assert!(text.starts_with("relay: smtp://mx:25 refused the login \"gw\": 535 no; check replies.username"), "{text}");
+        assert_eq!(explain_relay(&Err(RelayError::NoStartTls { relay: "smtp+starttls://mx:587".into() })).0, EX_CONFIG);
+    }
+
+    #[test]
     fn configured_secrets_are_cut_out() {
-        let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"tok-123456\"\nchannel_secret = \"sec-abcdef\"\n";
+        let text = "[smtp]\ndomain = \"a.b\"\n[line]\nchannel_access_token = \"tok-123456\"\nchannel_secret = \"sec-abcdef\"\n[replies]\npassword = \"relay-pw-99\"\nusername = \"gw\"\n";
         let cfg = Config::parse(text, "c.toml", Purpose::Serve, &|_| None).unwrap();
-        assert_eq!(redact("echo: Bearer tok-123456 sec-abcdef", &cfg), "echo: Bearer <redacted> <redacted>");
+        assert_eq!(redact("echo: Bearer tok-123456 sec-abcdef relay-pw-99", &cfg), "echo: Bearer <redacted> <redacted> <redacted>");
     }
 }

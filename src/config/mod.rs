@@ -6,7 +6,7 @@
 //! `[smtp]`'s users), `[line]` `line::Settings`, `[media]` `media::Settings`, `[log]`
 //! `logging::Settings`, `[http]` `http::Settings`, `[webhook]` `http::webhook::Settings`,
 //! `[delivery]` and `[quota]` `spool::settings::{Delivery, Quota}`, `[storage]`
-//! `storage::Settings`. This module only reads the file into them, resolves their secrets and
+//! `storage::Settings`, `[replies]` `replies::Settings`. This module only reads the file into them, resolves their secrets and
 //! calls their checks; users name the types by their owners' paths. What a check parses (the message template, the TLS certificate, the client,
 //! sender and recipient lists, the AUTH users' hashes, the durations, the v2.1 signing key) is
 //! kept in the configuration, so `serve` does not parse it again.
@@ -40,6 +40,7 @@ use crate::line::{Settings as Line, TokenKind};
 use crate::logging::Settings as Log;
 use crate::http::Settings as Http;
 use crate::media::Settings as Media;
+use crate::replies::Settings as Replies;
 use crate::smtp::{Alias, Routing, Settings as Smtp};
 use crate::spool::settings::{Delivery, Quota};
 use crate::storage::Settings as Storage;
@@ -87,6 +88,9 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub media: Media,
+    /// `[replies]`: answers from LINE mailed back to the mail's sender (off while `relay` is empty).
+    #[serde(default)]
+    pub replies: Replies,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -234,6 +238,7 @@ impl Config {
         p.extend(self.routing.validate(&self.aliases));
         p.extend(self.message.validate());
         p.extend(self.log.validate());
+        p.extend(self.replies.validate(purpose != Purpose::Client));
         p
     }
 
@@ -280,6 +285,15 @@ impl Config {
                         "{key} {addr} is not loopback and neither smtp.auth nor smtp.allowed_clients is set: anyone who can reach this port can send LINE messages to your followers"
                     ));
                 }
+            }
+        }
+        // AUTH PLAIN/LOGIN send the password as is: over smtp:// only the local machine may see it.
+        if let Some(url) = &self.replies.relay_url {
+            let local = matches!(url.host.as_str(), "localhost" | "127.0.0.1" | "::1") || url.host.starts_with("127.");
+            if url.security == crate::replies::Security::Plain && !self.replies.username.is_empty() && !local {
+                w.push(format!(
+                    "replies.relay {url} is smtp:// (no TLS) to another machine and replies.username is set: the relay password crosses the network in clear; use smtp+starttls:// or smtps://"
+                ));
             }
         }
         if self.line.channel_secret.is_empty() {

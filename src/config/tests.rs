@@ -610,3 +610,111 @@ fn smtp_security_keys_and_their_errors() {
     let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:3: smtp.tls_cert_file:"), "{e}");
 }
+
+#[test]
+fn replies_section_defaults_and_a_good_relay() {
+    let c = Config::parse(GOOD, "c.toml", Purpose::Serve, &no_env).unwrap();
+    let r = &c.replies;
+    assert!(!r.enabled() && r.relay_url.is_none());
+    assert_eq!((r.window_hours, r.max_attachment_bytes, r.max_per_hour, r.acknowledge), (24, 10_485_760, 60, false));
+    assert_eq!(r.max_age_parsed, Duration::from_secs(3 * 86400));
+    let text = format!(
+        "{GOOD}\n[replies]\nrelay = \"smtp+starttls://mail.example.com\"\nusername = \"gw\"\npassword = \"relay-pw-1\"\nfrom = \"line@example.com\"\nto = \"helpdesk@example.com\"\nwindow_hours = 48\nmax_age = \"12h\"\nacknowledge = true\n"
+    );
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+    let r = &c.replies;
+    assert!(r.enabled() && r.acknowledge);
+    let url = r.relay_url.as_ref().unwrap();
+    assert_eq!((url.security, url.host.as_str(), url.port), (crate::replies::Security::StartTls, "mail.example.com", 587));
+    assert_eq!((r.from_address(), r.to_address()), ("line@example.com", Some("helpdesk@example.com")));
+    assert_eq!(r.max_age_parsed, Duration::from_secs(12 * 3600));
+    assert_eq!(r.password.expose(), "relay-pw-1");
+    assert!(c.secret_sources.contains(&("replies.password".to_owned(), SecretSource::Inline)));
+    assert!(c.warnings().iter().all(|w| !w.contains("replies")), "{:?}", c.warnings());
+}
+
+#[test]
+fn replies_mistakes_name_their_key_and_line() {
+    // A bad scheme, a bad address, a zero window and a bad duration, all at once.
+    let text = format!("{GOOD}\n[replies]\nrelay = \"http://mail.example.com\"\nfrom = \"line@example.com\"\nto = \"not an address\"\nwindow_hours = 0\nmax_per_hour = 0\nmax_age = \"soon\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    for want in [
+        "c.toml:10: replies.relay: \"http://mail.example.com\" has an unknown scheme; write \"smtp://host:port\"",
+        "c.toml:12: replies.to: \"not an address\" is not a mail address",
+        "c.toml:13: replies.window_hours: must be between 1 and",
+        "c.toml:14: replies.max_per_hour: must be at least 1",
+        "c.toml:15: replies.max_age: \"soon\" is not a duration",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+    assert_eq!(e.lines().count(), 5, "{e}");
+    // A relay without from; a from with a display name.
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:9: replies.from: is required with replies.relay"), "{e}");
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"LINE <line@example.com>\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:11: replies.from: \"LINE <line@example.com>\" is not a mail address"), "{e}");
+    // A login in the URL is refused without repeating its password.
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtps://gw:url-pw-77@mail.example.com\"\nfrom = \"line@example.com\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:10: replies.relay:") && e.contains("replies.username") && !e.contains("url-pw-77"), "{e}");
+    // A wrong type and an unknown key are found like everywhere else.
+    let text = format!("{GOOD}\n[replies]\nwindow_hours = \"a day\"\nrelais = \"smtp://x\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:10: replies.window_hours: invalid type"), "{e}");
+    assert!(e.contains("c.toml:11: replies.relais: unknown field"), "{e}");
+}
+
+#[test]
+fn replies_password_sources_and_their_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("relay-password");
+    std::fs::write(&file, "file-relay-pw\n").unwrap();
+    let head = format!("{GOOD}\n[replies]\nrelay = \"smtps://mail.example.com\"\nfrom = \"line@example.com\"\nusername = \"gw\"\n");
+    // From password_file; the environment wins over it.
+    let text = format!("{head}password_file = \"{}\"\n", file.display());
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+    assert_eq!(c.replies.password.expose(), "file-relay-pw");
+    assert!(c.secret_sources.contains(&("replies.password".to_owned(), SecretSource::File(file.clone()))));
+    let env = |k: &str| (k == "MAIL2LINE_REPLIES_PASSWORD").then(|| "env-relay-pw".to_owned());
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap();
+    assert_eq!(c.replies.password.expose(), "env-relay-pw");
+    assert!(c.secret_sources.contains(&("replies.password".to_owned(), SecretSource::Env("MAIL2LINE_REPLIES_PASSWORD".into()))));
+    // From a systemd credential when nothing else gives it.
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("replies-password"), "cred-relay-pw").unwrap();
+    let creds_dir = creds.path().to_str().unwrap().to_owned();
+    let cred_env = |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| creds_dir.clone());
+    let c = Config::parse(&head, "c.toml", Purpose::Serve, &cred_env).unwrap();
+    assert_eq!(c.replies.password.expose(), "cred-relay-pw");
+    // Both password and password_file; a username without any password; a password without a username.
+    let text = format!("{head}password = \"inline-relay-pw\"\npassword_file = \"{}\"\n", file.display());
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:14: replies.password_file: set either the key itself or its _file, not both"), "{e}");
+    assert!(!e.contains("inline-relay-pw") && !e.contains("file-relay-pw"), "{e}");
+    let e = Config::parse(&head, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("replies.password: is required with replies.username"), "{e}");
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtps://mail.example.com\"\nfrom = \"line@example.com\"\npassword = \"lonely-pw\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:9: replies.username: is required with a password"), "{e}");
+    assert!(!e.contains("lonely-pw"), "{e}");
+    // An unreadable file is named, never read into a message.
+    let text = format!("{head}password_file = \"/nonexistent/relay-pw\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:13: replies.password_file: cannot read /nonexistent/relay-pw"), "{e}");
+    // The client commands never read it, and do not ask for it.
+    assert!(Config::parse(&head, "c.toml", Purpose::Client, &no_env).is_ok());
+}
+
+#[test]
+fn a_relay_password_in_clear_over_the_network_is_warned_about() {
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtp://mail.example.com:587\"\nfrom = \"line@example.com\"\nusername = \"gw\"\npassword = \"pw-in-clear\"\n");
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+    let w = c.warnings().join("\n");
+    assert!(w.contains("replies.relay smtp://mail.example.com:587 is smtp:// (no TLS) to another machine"), "{w}");
+    assert!(!w.contains("pw-in-clear"));
+    // On loopback it is fine.
+    let c = Config::parse(&text.replace("mail.example.com", "127.0.0.1"), "c.toml", Purpose::Serve, &no_env).unwrap();
+    assert!(c.warnings().iter().all(|w| !w.contains("replies")));
+}
