@@ -953,4 +953,248 @@ mod standin {
         assert_eq!(resp.status().as_u16(), 400);
         assert!(line.requests()[0].spec_errors[0].contains("Content-Type"));
     }
+
+    /// A GET with the test token; status, `Content-Type` and the raw body.
+    async fn get_raw(line: &StandIn, path: &str) -> (u16, String, Vec<u8>) {
+        let resp = reqwest::Client::new().get(format!("{}{path}", line.base_url())).bearer_auth(TOKEN).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let content_type = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (status, content_type, resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// Content by message id: the registered bytes and type, 404 for an unknown id (LINE's
+    /// answer, not a client error), its own script, and the path checked against the spec.
+    #[tokio::test]
+    async fn content_is_served_by_id_and_scripted_on_its_own() {
+        let line = StandIn::start().await;
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        line.put_content("325708", "image/jpeg", &bytes);
+        let path = "/v2/bot/message/325708/content";
+        assert_eq!(get_raw(&line, path).await, (200, "image/jpeg".to_owned(), bytes.clone()));
+
+        let (status, _, body) = get_raw(&line, "/v2/bot/message/999/content").await;
+        assert_eq!((status, serde_json::from_slice::<Value>(&body).unwrap()), (404, json!({ "message": "Not found" })));
+
+        // Two 500s, then LINE's 202 while a video is prepared, then the content. A delivery
+        // in between neither eats the content script nor is touched by it.
+        line.push_content_behaviour(Behaviour::Status(500, json!({ "message": "Internal server error" })));
+        line.push_content_behaviour(Behaviour::Status(500, json!({ "message": "Internal server error" })));
+        line.push_content_behaviour(Behaviour::Status(202, json!({})));
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_body(), None).await.0, 200);
+        let statuses: Vec<u16> = [get_raw(&line, path).await.0, get_raw(&line, path).await.0, get_raw(&line, path).await.0, get_raw(&line, path).await.0].into();
+        assert_eq!(statuses, [500, 500, 202, 200]);
+        line.push_behaviour(Behaviour::Status(503, json!({ "message": "x" })));
+        assert_eq!(get_raw(&line, path).await.0, 200, "the delivery script is not the content's");
+
+        let resp = reqwest::Client::new().get(format!("{}{path}", line.base_url())).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401, "the bearer token is required");
+        let errors: Vec<(u16, Vec<String>)> = line.requests_to(path).into_iter().map(|r| (r.status, r.spec_errors)).collect();
+        assert!(errors.iter().all(|(status, e)| if *status == 401 { e[0].contains("Authorization") } else { e.is_empty() }), "{errors:?}");
+        // Content requests are checked against messaging-api.yml, which documents them:
+        // the path is a known operation there, not exempt from the check.
+        if let Some(spec) = Spec::load("messaging-api.yml") {
+            assert_eq!(spec.operation_template("GET", path).as_deref(), Ok("/v2/bot/message/{messageId}/content"));
+        }
+
+        if line.spec_checked() {
+            // A path next to it that LINE does not have is still a client bug.
+            assert_eq!(get_raw(&line, "/v2/bot/message/325708/contents").await.0, 404);
+            let bad = line.requests_to("/v2/bot/message/325708/contents");
+            assert!(bad[0].spec_errors[0].contains("no path"), "{:?}", bad[0].spec_errors);
+        }
+    }
+
+    /// `POST /v2/bot/chat/markAsRead`: 200 `{}` for the documented body, 400 and a spec error
+    /// for another; it costs nothing and is not a delivery.
+    #[tokio::test]
+    async fn mark_as_read_is_checked_like_every_post() {
+        let line = StandIn::start().await;
+        let path = "/v2/bot/chat/markAsRead";
+        line.push_behaviour(Behaviour::Status(500, json!({ "message": "for the next delivery" })));
+        let (status, _, answer) = post(&line, path, &json!({ "markAsReadToken": "30yhdy232" }), None).await;
+        assert_eq!((status, &answer), (200, &json!({})));
+        // The spec documents a 200 without a body; LINE answers `{}`, as the stand-in does.
+        check_response("POST", path, status, &Value::Null);
+        assert_eq!(line.messages_counted(), 0);
+        line.assert_all_valid();
+        assert_eq!(post(&line, "/v2/bot/message/push", &push_body(), None).await.0, 500, "the script was left to the delivery");
+
+        if line.spec_checked() {
+            let (status, _, _) = post(&line, path, &json!({ "token": "30yhdy232" }), None).await;
+            assert_eq!(status, 400);
+            let r = line.requests_to(path).pop().unwrap();
+            assert!(r.spec_errors.iter().any(|e| e.contains("markAsReadToken")), "{:?}", r.spec_errors);
+        }
+    }
+
+    /// Names: the profile answers a set name (else `User <prefix>`); the member routes answer it
+    /// per spec and 404 for a user without one.
+    #[tokio::test]
+    async fn member_names_are_the_names_set() {
+        let line = StandIn::start().await;
+        let taro = "U4af4980629a1b2c3d4e5f60718293a4b";
+        line.set_display_name(taro, "LINE taro");
+        for path in [format!("/v2/bot/group/{GROUP}/member/{taro}"), format!("/v2/bot/room/{ROOM}/member/{taro}"), format!("/v2/bot/profile/{taro}")] {
+            let (status, answer) = get(&line, &path).await;
+            assert_eq!((status, &answer), (200, &json!({ "displayName": "LINE taro", "userId": taro })), "{path}");
+            check_response("GET", &path, status, &answer);
+        }
+        let (status, answer) = get(&line, "/v2/bot/profile/U99aa00").await;
+        assert_eq!((status, &answer["displayName"]), (200, &json!("User U99aa0")));
+        let unknown = format!("/v2/bot/group/{GROUP}/member/U99aa00");
+        assert_eq!(get(&line, &unknown).await, (404, json!({ "message": "Not found" })));
+        line.assert_all_valid();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Webhook bodies
+// ---------------------------------------------------------------------------
+
+mod webhook_bodies {
+    use mail2line::http::events::{CallbackRequest, Event, EventKind, MessageContent, Source};
+    use serde_json::{json, Value};
+
+    use super::support::spec::Spec;
+    use super::support::webhook::{callback, validate, Message, Sender, BOT};
+
+    const USER: &str = "U4af4980629a1b2c3d4e5f60718293a4b";
+    const GROUP: &str = "Ca56f94637c4b2a3e9d8f7e6d5c4b3a21";
+    const ROOM: &str = "Rb1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6";
+
+    fn senders() -> [Sender; 3] {
+        [
+            Sender::User(USER.into()),
+            Sender::Group { group: GROUP.into(), user: USER.into() },
+            Sender::Room { room: ROOM.into(), user: USER.into() },
+        ]
+    }
+
+    /// The one event of a body built by `callback`, as the gateway parses it.
+    fn parsed(body: &[u8]) -> Event {
+        let request: CallbackRequest = serde_json::from_slice(body).unwrap();
+        assert_eq!((request.destination.as_str(), request.events.len()), (BOT, 1));
+        serde_json::from_value(request.events[0].clone()).unwrap()
+    }
+
+    /// Each builder's body passes `webhook.yml` (`callback` panics otherwise) and is what the
+    /// gateway's parser reads as the intended message, from the intended chat.
+    #[test]
+    fn every_builder_makes_a_valid_body_the_gateway_reads_as_meant() {
+        for sender in senders() {
+            let messages = [
+                Message::text(&sender, "01HZTEXT000000000000000001", "100", "On it").quoting("42"),
+                Message::text(&sender, "01HZTEXT000000000000000002", "101", "unquoted"),
+                Message::image(&sender, "01HZIMAGE00000000000000001", "102"),
+                Message::video(&sender, "01HZVIDEO00000000000000001", "103", 12_000),
+                Message::audio(&sender, "01HZAUDIO00000000000000001", "104", 3_000),
+                Message::file(&sender, "01HZFILE000000000000000001", "105", "report.pdf", 2138),
+                Message::sticker(&sender, "01HZSTICKER000000000000001", "106", "11537", "52002734", &["Hello", "wave"]).quoting("43"),
+                Message::sticker(&sender, "01HZSTICKER000000000000002", "107", "446", "1988", &[]),
+                Message::location(&sender, "01HZLOCATION00000000000001", "108", "my location", "1-3 Kioicho, Tokyo", 35.67966, 139.73669),
+            ];
+            for m in messages {
+                let e = parsed(&callback(std::slice::from_ref(&m)));
+                assert_eq!(e.webhook_event_id, m.event_id());
+                assert!(!e.delivery_context.as_ref().unwrap().is_redelivery);
+                let source = e.source.clone().unwrap();
+                assert_eq!(source.chat_id(), Some(sender.chat()));
+                let user = match &source {
+                    Source::User { user_id } | Source::Group { user_id, .. } | Source::Room { user_id, .. } => user_id.clone(),
+                };
+                assert_eq!(user.as_deref(), Some(USER));
+                let EventKind::Message { reply_token, message } = e.kind else { panic!("{:?}", e.kind) };
+                assert_eq!(reply_token, Some(m.reply_token()));
+                let expected_token = Message::mark_as_read_token_for(m.event_id());
+                assert_eq!(message.mark_as_read_token(), Some(expected_token.as_str()));
+                match (m.event_id(), &message) {
+                    ("01HZTEXT000000000000000001", MessageContent::Text { id, text, quoted_message_id, .. }) => {
+                        assert_eq!((id.as_str(), text.as_str(), quoted_message_id.as_deref()), ("100", "On it", Some("42")))
+                    }
+                    ("01HZTEXT000000000000000002", MessageContent::Text { quoted_message_id: None, .. }) => {}
+                    ("01HZIMAGE00000000000000001", MessageContent::Image { id, .. }) => assert_eq!(id, "102"),
+                    ("01HZVIDEO00000000000000001", MessageContent::Video { duration: Some(12_000), .. }) => {}
+                    ("01HZAUDIO00000000000000001", MessageContent::Audio { duration: Some(3_000), .. }) => {}
+                    ("01HZFILE000000000000000001", MessageContent::File { file_name, file_size: 2138, .. }) => assert_eq!(file_name, "report.pdf"),
+                    ("01HZSTICKER000000000000001", MessageContent::Sticker { keywords, quoted_message_id, .. }) => {
+                        assert_eq!((keywords.len(), quoted_message_id.as_deref()), (2, Some("43")))
+                    }
+                    ("01HZSTICKER000000000000002", MessageContent::Sticker { keywords, .. }) => assert!(keywords.is_empty()),
+                    ("01HZLOCATION00000000000001", MessageContent::Location { latitude, longitude, .. }) => {
+                        assert_eq!((*latitude, *longitude), (35.67966, 139.73669))
+                    }
+                    (event, other) => panic!("{event}: parsed as {other:?}"),
+                }
+            }
+        }
+        // Redelivered, and several events in one request.
+        let [user, group, _] = senders();
+        let again = Message::text(&user, "01HZTEXT000000000000000009", "109", "again").redelivered().at(1_462_629_479_859);
+        let e = parsed(&callback(&[again]));
+        assert!(e.delivery_context.unwrap().is_redelivery);
+        assert_eq!(e.timestamp, 1_462_629_479_859);
+        let two = callback(&[Message::image(&user, "01HZIMAGE00000000000000002", "110"), Message::image(&group, "01HZIMAGE00000000000000003", "111")]);
+        assert_eq!(serde_json::from_slice::<CallbackRequest>(&two).unwrap().events.len(), 2);
+    }
+
+    /// The check bites: bodies LINE would not send are refused by `webhook.yml`'s schema.
+    #[test]
+    fn a_wrong_body_fails_the_schema() {
+        if Spec::load("webhook.yml").is_none() {
+            return;
+        }
+        let sender = Sender::Group { group: GROUP.into(), user: USER.into() };
+        let good = |m: Message| -> Value { serde_json::from_slice(&callback(&[m])).unwrap() };
+        let breakages: Vec<(&str, Value)> = vec![
+            ("an image without its contentProvider", {
+                let mut b = good(Message::image(&sender, "01HZIMAGE00000000000000004", "1"));
+                b["events"][0]["message"].as_object_mut().unwrap().remove("contentProvider");
+                b
+            }),
+            ("a provider LINE does not have", {
+                let mut b = good(Message::video(&sender, "01HZVIDEO00000000000000004", "1", 5));
+                b["events"][0]["message"]["contentProvider"]["type"] = json!("cloud");
+                b
+            }),
+            ("a sticker without stickerResourceType", {
+                let mut b = good(Message::sticker(&sender, "01HZSTICKER000000000000004", "1", "1", "2", &[]));
+                b["events"][0]["message"].as_object_mut().unwrap().remove("stickerResourceType");
+                b
+            }),
+            ("a location without its latitude", {
+                let mut b = good(Message::location(&sender, "01HZLOCATION00000000000004", "1", "t", "a", 1.0, 2.0));
+                b["events"][0]["message"].as_object_mut().unwrap().remove("latitude");
+                b
+            }),
+            ("a quoted id misspelled", {
+                let mut b = good(Message::text(&sender, "01HZTEXT000000000000000004", "1", "x"));
+                b["events"][0]["message"]["quotedMessageID"] = json!("42");
+                b
+            }),
+            ("a group source without its groupId", {
+                let mut b = good(Message::text(&sender, "01HZTEXT000000000000000005", "1", "x"));
+                b["events"][0]["source"].as_object_mut().unwrap().remove("groupId");
+                b
+            }),
+            ("no deliveryContext", {
+                let mut b = good(Message::file(&sender, "01HZFILE000000000000000004", "1", "a.txt", 1));
+                b["events"][0].as_object_mut().unwrap().remove("deliveryContext");
+                b
+            }),
+            ("a destination that is not a user id", {
+                let mut b = good(Message::audio(&sender, "01HZAUDIO00000000000000004", "1", 1));
+                b["destination"] = json!("bot");
+                b
+            }),
+        ];
+        for (what, body) in breakages {
+            assert!(validate(&body).is_err(), "{what} passed the schema: {body:#}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "LINE quotes only in text and sticker messages")]
+    fn only_text_and_stickers_quote() {
+        let _ = Message::image(&Sender::User(USER.into()), "01HZIMAGE00000000000000005", "1").quoting("42");
+    }
 }

@@ -126,7 +126,12 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         let credentials = Credentials::from_config(&cfg.line).map_err(start)?;
         info!(target: LOG_TARGET, "LINE API at {} with {}", cfg.line.api_base_url, credentials.describe());
         let token_store = Some(cfg.storage.dir.join(crate::line::token::TOKEN_FILE));
-        Some(LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store).map_err(start)?.with_metrics(metrics.clone()))
+        Some(
+            LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store)
+                .map_err(start)?
+                .with_data_base_url(&cfg.line.api_data_base_url)
+                .with_metrics(metrics.clone()),
+        )
     };
     let mut spool = None;
     let mode = match line.clone() {

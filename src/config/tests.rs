@@ -24,6 +24,7 @@ fn a_good_file_with_defaults() {
     assert_eq!(c.smtp.domain, "text.line.example.com");
     assert_eq!(c.smtp.max_message_bytes, 10_485_760);
     assert_eq!(c.line.api_base_url, "https://api.line.me");
+    assert_eq!(c.line.api_data_base_url, "https://api-data.line.me");
     assert_eq!(c.message.template, "{subject}\n\n{body}");
     assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.storage.dir, PathBuf::from("./data"));
@@ -293,17 +294,18 @@ fn syntax_error_names_the_line() {
 
 #[test]
 fn validation_lists_every_problem_with_lines_and_no_secret() {
-    let text = "[smtp]\ndomain = \"bad domain\"\nmax_recipients = 0\n\n[line]\napi_base_url = \"ftp://x\"\nchannel_secret = \"s3cret-value\"\n\n[message]\ntemplate = \"{subjekt}\"\n";
+    let text = "[smtp]\ndomain = \"bad domain\"\nmax_recipients = 0\n\n[line]\napi_base_url = \"ftp://x\"\nchannel_secret = \"s3cret-value\"\napi_data_base_url = \"api-data.line.me\"\n\n[message]\ntemplate = \"{subjekt}\"\n";
     let e = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap_err();
     let all = e.to_string();
     assert!(all.contains("c.toml:2: smtp.domain: \"bad domain\" is not a domain name"), "{all}");
     assert!(all.contains("c.toml:3: smtp.max_recipients: must be between 1 and 1000"), "{all}");
     assert!(all.contains("c.toml:6: line.api_base_url:"), "{all}");
+    assert!(all.contains("c.toml:8: line.api_data_base_url: \"api-data.line.me\" is not an http(s) URL, e.g. \"https://api-data.line.me\""), "{all}");
     assert!(all.contains("c.toml:5: line.channel_access_token: is empty"), "{all}");
-    assert!(all.contains("c.toml:10: message.template:"), "{all}");
+    assert!(all.contains("c.toml:11: message.template:"), "{all}");
     assert!(all.contains("subjekt"), "{all}");
     assert!(!all.contains("s3cret-value"));
-    assert_eq!(e.problems.len(), 5, "{all}");
+    assert_eq!(e.problems.len(), 6, "{all}");
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! HTTP client for the Messaging API: push and multicast (mail delivery), reply and profile
-//! (the webhook's welcome and address answers), and the quota check. Every request carries the
+//! (the webhook's welcome and address answers), the quota check, and for answers from LINE
+//! (issue #20) the content a follower sent (`content`, from the content API's own host), the
+//! name of a group or room member (`member_name`) and marking a chat read (`mark_as_read`). Every request carries the
 //! bearer token the [`TokenSource`] hands out; a 401 to an issued (v2.1 or stateless) token gets
 //! one new token and one more try.
 //!
@@ -17,15 +19,22 @@ use serde::Serialize;
 use crate::metrics::{Metrics, PushStatus};
 use crate::secret::Secret;
 
+use super::content::{self, is_message_id, Content, ContentError};
 use super::error::Error;
 use super::message::Message;
 use super::outcome::{classify, Outcome, RetryReason};
 use super::token::{Credentials, TokenSource};
 
+/// LINE's content host, where [`LineClient::content`] goes unless told otherwise.
+pub const DEFAULT_DATA_BASE_URL: &str = "https://api-data.line.me";
+
 #[derive(Clone)]
 pub struct LineClient {
     http: reqwest::Client,
     base_url: String,
+    /// The content API (`https://api-data.line.me`): LINE serves what followers sent from a
+    /// host of its own.
+    data_base_url: String,
     tokens: Arc<TokenSource>,
     metrics: Option<Arc<Metrics>>,
     /// LINE refused the token on the last message request, or none could be issued.
@@ -44,7 +53,22 @@ impl LineClient {
             .map_err(|e| Error::Client(e.to_string()))?;
         let base_url = base_url.trim_end_matches('/').to_owned();
         let tokens = Arc::new(TokenSource::new(credentials, http.clone(), &base_url, token_store));
-        Ok(LineClient { http, base_url, tokens, metrics: None, token_trouble: Arc::new(AtomicBool::new(false)) })
+        Ok(LineClient {
+            http,
+            base_url,
+            data_base_url: DEFAULT_DATA_BASE_URL.to_owned(),
+            tokens,
+            metrics: None,
+            token_trouble: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Where [`LineClient::content`] fetches from (`[line] api_data_base_url`); LINE's own
+    /// content host unless set. A builder step rather than a `new` parameter because only the
+    /// webhook's answers need it; `check-config` and the tests of other calls leave it.
+    pub fn with_data_base_url(mut self, url: &str) -> LineClient {
+        self.data_base_url = url.trim_end_matches('/').to_owned();
+        self
     }
 
     /// Counts every message request in `metrics` (set before the client is cloned).
@@ -218,12 +242,115 @@ impl LineClient {
             #[serde(rename = "displayName")]
             display_name: String,
         }
-        // LINE ids are ASCII letters and digits; anything else would change the URL path.
-        if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::NotAUserId(user_id.to_owned()));
-        }
+        check_id(user_id)?;
         let profile: Profile = self.get_json(&format!("/v2/bot/profile/{user_id}")).await?;
         Ok(profile.display_name)
+    }
+
+    /// The display name of `user_id` as a member of chat `chat_id`: `GET
+    /// /v2/bot/group/{groupId}/member/{userId}` for a group (`C…`), `/v2/bot/room/{roomId}/member/
+    /// {userId}` for a room (`R…`), and the user's [`profile`](LineClient::profile) for a 1:1
+    /// chat (`U…`). LINE answers these for members who do not follow the bot too.
+    pub async fn member_name(&self, chat_id: &str, user_id: &str) -> Result<String, Error> {
+        #[derive(serde::Deserialize)]
+        struct Member {
+            #[serde(rename = "displayName")]
+            display_name: String,
+        }
+        check_id(user_id)?;
+        let kind = match chat_id.as_bytes().first() {
+            Some(b'U') => return self.profile(user_id).await,
+            Some(b'C') => "group",
+            Some(b'R') => "room",
+            _ => return Err(Error::NotAChatId(chat_id.to_owned())),
+        };
+        if !chat_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::NotAChatId(chat_id.to_owned()));
+        }
+        let member: Member = self.get_json(&format!("/v2/bot/{kind}/{chat_id}/member/{user_id}")).await?;
+        Ok(member.display_name)
+    }
+
+    /// Marks the chat an answer came from as read, up to that message: `POST
+    /// /v2/bot/chat/markAsRead` with the `markAsReadToken` of its webhook event. It costs no
+    /// quota; the follower sees "Read" when the answer was taken. No retry key (LINE takes none
+    /// here), and marking twice does no harm.
+    pub async fn mark_as_read(&self, token: &str) -> Outcome {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct MarkAsRead<'a> {
+            mark_as_read_token: &'a str,
+        }
+        let body = match serde_json::to_string(&MarkAsRead { mark_as_read_token: token }) {
+            Ok(b) => b,
+            Err(e) => return Outcome::Permanent { status: 0, message: format!("cannot encode the request: {e}") },
+        };
+        self.send_raw("/v2/bot/chat/markAsRead", body, None).await
+    }
+
+    /// What a follower sent as a photo, video, audio or file: `GET
+    /// {api_data_base_url}/v2/bot/message/{messageId}/content`, with the bearer token. The body
+    /// is read chunk by chunk and reading stops as soon as it would pass `max_bytes` (or at once
+    /// when `Content-Length` says it will), so at most `max_bytes` and one chunk are held.
+    pub async fn content(&self, message_id: &str, max_bytes: u64) -> Result<Content, ContentError> {
+        if !is_message_id(message_id) {
+            return Err(ContentError::Permanent(format!("{message_id:?} is not a LINE message id (digits only)")));
+        }
+        let url = format!("{}/v2/bot/message/{message_id}/content", self.data_base_url);
+        let token = self.tokens.get().await.map_err(|e| ContentError::Retry(format!("no channel access token: {e}")))?;
+        let mut response = self.get_content(&url, &token).await?;
+        if response.status().as_u16() == 401 && self.tokens.renewable() {
+            // As for the other GETs: an issued token expired early or was revoked.
+            let fresh = self.tokens.renew_after_401(&token).await.map_err(|e| ContentError::Retry(format!("no channel access token: {e}")))?;
+            response = self.get_content(&url, &fresh).await?;
+        }
+        let status = response.status().as_u16();
+        if status != 200 {
+            // LINE's error text, read no further than a few KiB: the bound holds for refusals too.
+            let mut body = Vec::new();
+            while body.len() < 4096 {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(4096 - body.len())]),
+                    _ => break,
+                }
+            }
+            let message = super::outcome::error_message(&body);
+            return Err(content::refusal(status, &message).unwrap_or_else(|| ContentError::Retry(format!("unexpected answer {status}"))));
+        }
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Err(ContentError::TooLarge { limit: max_bytes });
+        }
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .unwrap_or(content::UNKNOWN_TYPE)
+            .to_owned();
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() as u64 + chunk.len() as u64 > max_bytes {
+                        return Err(ContentError::TooLarge { limit: max_bytes });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(ContentError::Retry(format!("the download broke off: {}", describe_transport(&e)))),
+            }
+        }
+        Ok(Content { bytes, content_type })
+    }
+
+    async fn get_content(&self, url: &str, token: &Secret) -> Result<reqwest::Response, ContentError> {
+        self.http
+            .get(url)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| ContentError::Retry(format!("no answer from LINE's content API: {}", describe_transport(&e))))
     }
 
     /// The bot behind the credentials: `GET /v2/bot/info`. `check-config --online` uses it to
@@ -284,6 +411,15 @@ impl LineClient {
             .await
             .map_err(|e| Error::Transport { path: api_path.to_owned(), timed_out: e.is_timeout() })
     }
+}
+
+/// LINE ids (users, groups, rooms) are ASCII letters and digits; anything else would change
+/// the URL path it goes into.
+fn check_id(user_id: &str) -> Result<(), Error> {
+    if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::NotAUserId(user_id.to_owned()));
+    }
+    Ok(())
 }
 
 /// A GET's answer read as JSON: a 2xx that parses, or why not.

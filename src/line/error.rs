@@ -1,5 +1,5 @@
 //! Why a call to LINE other than a message request failed: building the client, the token
-//! check for `/readyz`, and the GETs (quota, member counts, profiles). A message request never
+//! check for `/readyz`, and the GETs (quota, member counts, profiles and member names). A message request never
 //! fails this way; its answer is an [`Outcome`](super::Outcome) the spool or the gateway decides
 //! on. Each message says what happened and, where there is something to do, what; none holds a
 //! token (tokens travel only in a header).
@@ -37,5 +37,8 @@ pub enum Error {
     /// Not an id that may go into a URL path.
     #[error("{0:?} is not a LINE user id")]
     NotAUserId(String),
+    /// Not a group (`C…`), room (`R…`) or user (`U…`) id that may go into a URL path.
+    #[error("{0:?} is not a LINE chat id (a user, group or room id: U…, C… or R…)")]
+    NotAChatId(String),
 }
 

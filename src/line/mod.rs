@@ -2,9 +2,11 @@
 //! (`message`, `request`: what `compose` produces and the spool stores), the HTTP client
 //! (`client`: the only place that knows LINE's URLs, headers, status codes), what each answer
 //! means (`outcome`: the [`Outcome`]s the delivery layer decides on), the channel access
-//! token (`token`) and why a call other than a message request failed (`error`).
+//! token (`token`), why a call other than a message request failed (`error`), and what a
+//! follower sent as a file (`content`: the bytes and why they could not be had).
 
 pub mod client;
+pub mod content;
 pub mod error;
 pub mod message;
 pub mod outcome;
@@ -13,6 +15,7 @@ pub mod token;
 mod settings;
 
 pub use client::LineClient;
+pub use content::{Content, ContentError};
 pub use error::Error;
 pub use message::Message;
 pub use outcome::Outcome;

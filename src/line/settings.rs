@@ -40,6 +40,10 @@ impl TokenKind {
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub api_base_url: String,
+    /// Where LINE serves what followers sent (photos, videos, audio, files): the content API
+    /// lives on a host of its own, so tests that point `api_base_url` at a stand-in point this
+    /// there too.
+    pub api_data_base_url: String,
     /// Which channel access token to use; `long-lived` (default), `v2.1` or `stateless`.
     pub token: TokenKind,
     /// The channel id (Basic settings), for `v2.1` and `stateless`. Written as a string or a number.
@@ -69,6 +73,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             api_base_url: "https://api.line.me".into(),
+            api_data_base_url: "https://api-data.line.me".into(),
             token: TokenKind::LongLived,
             channel_id: String::new(),
             private_key: Secret::default(),
@@ -85,14 +90,18 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Problems as `(key, message)`: the API address, the timeout, and what the chosen `token`
+    /// Problems as `(key, message)`: the API addresses, the timeout, and what the chosen `token`
     /// kind needs. Missing credentials are a problem only when `serve` is true (`serve
     /// --dry-run` sends nothing); malformed ones always are.
     pub fn validate(&self, serve: bool) -> Vec<(String, String)> {
         let mut p = Vec::new();
-        let url = &self.api_base_url;
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
-            p.push(("line.api_base_url".to_owned(), format!("{url:?} is not an http(s) URL, e.g. \"https://api.line.me\"")));
+        for (key, url, example) in [
+            ("line.api_base_url", &self.api_base_url, "https://api.line.me"),
+            ("line.api_data_base_url", &self.api_data_base_url, "https://api-data.line.me"),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() < 10 {
+                p.push((key.to_owned(), format!("{url:?} is not an http(s) URL, e.g. \"{example}\"")));
+            }
         }
         if self.timeout_secs == 0 {
             p.push(("line.timeout_secs".to_owned(), "must be at least 1".into()));

@@ -30,3 +30,4 @@ pub mod sink;
 pub mod spec;
 pub mod standin;
 pub mod tls;
+pub mod webhook;

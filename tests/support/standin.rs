@@ -22,10 +22,31 @@
 //! `GET /v2/bot/message/quota/consumption`,
 //! `GET /v2/bot/group/{groupId}/members/count`,
 //! `GET /v2/bot/room/{roomId}/members/count`,
+//! `GET /v2/bot/group/{groupId}/member/{userId}` and
+//! `GET /v2/bot/room/{roomId}/member/{userId}` (a member's name, see "Names" below),
+//! `GET /v2/bot/message/{messageId}/content` (see "Content" below),
+//! `POST /v2/bot/chat/markAsRead` (200 `{}`),
 //! `GET /v2/bot/info` (the bot [`BOT_DISPLAY_NAME`] / [`BOT_BASIC_ID`]),
 //! `POST /oauth2/v2.1/token`, `POST /oauth2/v3/token`; anything else is 404
 //! `{"message":"Not found"}` (and, when the spec does not know the path either,
 //! a recorded spec error).
+//!
+//! Names: [`StandIn::set_display_name`] gives a user a display name. The
+//! profile route answers it, or `User <first 6 characters of the id>` for a
+//! user without one (any user "follows" the stand-in); the group and room
+//! member routes answer it and 404 for a user without one (not a member).
+//!
+//! Content (issue #20): LINE serves what followers sent from its content host
+//! (`api-data.line.me`); the stand-in serves it on its one address, so tests
+//! point both `api_base_url` and `api_data_base_url` at it. A test registers
+//! content with [`StandIn::put_content`]; it is answered with its bytes and
+//! `Content-Type`, an unknown id gets 404. Content requests consume a script of
+//! their own ([`StandIn::push_content_behaviour`], e.g. five 500s, or LINE's
+//! 202 while a video is prepared) and otherwise follow [`StandIn::set_default`].
+//! The content path is checked against the spec like every path: LINE's
+//! `messaging-api.yml` documents `getMessageContent` itself (tagged
+//! `messaging-api-blob`, with `servers: https://api-data.line.me`), so no
+//! separate `messaging-api-blob.yml` is needed and nothing is exempt.
 //!
 //! Counting (issue #17): LINE bills *recipients*, not message objects. An
 //! accepted (2xx) push or multicast costs one message per recipient, whether it
@@ -333,6 +354,12 @@ struct StateData {
     counted_to: HashMap<String, i64>,
     /// Members of groups and rooms, by id, as [`StandIn::set_member_count`] set them.
     member_counts: HashMap<String, i64>,
+    /// Display names by user id ([`StandIn::set_display_name`]).
+    display_names: HashMap<String, String>,
+    /// Message content by message id: (content type, bytes) ([`StandIn::put_content`]).
+    contents: HashMap<String, (String, Vec<u8>)>,
+    /// The script for content requests ([`StandIn::push_content_behaviour`]).
+    content_queue: VecDeque<Behaviour>,
     /// Set by [`StandIn::set_channel`]: token requests are checked against it and message
     /// requests need an issued token.
     channel: Option<Channel>,
@@ -362,6 +389,10 @@ enum Route {
     QuotaLimit,
     GroupMemberCount,
     RoomMemberCount,
+    GroupMember,
+    RoomMember,
+    Content,
+    MarkAsRead,
     IssueV21,
     IssueStateless,
     Unknown,
@@ -377,6 +408,7 @@ impl Route {
             ("GET", "/v2/bot/message/quota/consumption") => Route::Quota,
             ("GET", "/v2/bot/message/quota") => Route::QuotaLimit,
             ("GET", "/v2/bot/info") => Route::BotInfo,
+            ("POST", "/v2/bot/chat/markAsRead") => Route::MarkAsRead,
             ("POST", "/oauth2/v2.1/token") => Route::IssueV21,
             ("POST", "/oauth2/v3/token") => Route::IssueStateless,
             ("GET", p) => {
@@ -386,6 +418,12 @@ impl Route {
                     Route::GroupMemberCount
                 } else if member_count_id(p, Route::RoomMemberCount).is_some() {
                     Route::RoomMemberCount
+                } else if member_ids(p, Route::GroupMember).is_some() {
+                    Route::GroupMember
+                } else if member_ids(p, Route::RoomMember).is_some() {
+                    Route::RoomMember
+                } else if content_id(p).is_some() {
+                    Route::Content
                 } else {
                     Route::Unknown
                 }
@@ -416,6 +454,22 @@ fn member_count_id(path: &str, route: Route) -> Option<&str> {
         _ => return None,
     };
     one_segment(path.strip_prefix(prefix).and_then(|rest| rest.strip_suffix("/members/count")))
+}
+
+/// The chat and user ids in a `/v2/bot/{group,room}/{id}/member/{userId}` path of that route.
+fn member_ids(path: &str, route: Route) -> Option<(&str, &str)> {
+    let prefix = match route {
+        Route::GroupMember => "/v2/bot/group/",
+        Route::RoomMember => "/v2/bot/room/",
+        _ => return None,
+    };
+    let (chat, user) = path.strip_prefix(prefix)?.split_once("/member/")?;
+    Some((one_segment(Some(chat))?, one_segment(Some(user))?))
+}
+
+/// The message id in a `/v2/bot/message/{messageId}/content` path.
+fn content_id(path: &str) -> Option<&str> {
+    one_segment(path.strip_prefix("/v2/bot/message/").and_then(|rest| rest.strip_suffix("/content")))
 }
 
 /// Paths described by `channel-access-token.yml` rather than `messaging-api.yml`.
@@ -449,6 +503,9 @@ impl StandIn {
                 counted: 0,
                 counted_to: HashMap::new(),
                 member_counts: HashMap::new(),
+                display_names: HashMap::new(),
+                contents: HashMap::new(),
+                content_queue: VecDeque::new(),
                 channel: None,
                 issued: Vec::new(),
                 token_expires_in: None,
@@ -511,6 +568,25 @@ impl StandIn {
     /// to it costs; unset ids have [`DEFAULT_MEMBER_COUNT`].
     pub fn set_member_count(&self, id: &str, n: i64) {
         self.shared.lock().member_counts.insert(id.to_string(), n);
+    }
+
+    /// The display name of user `user_id`: what the profile route answers for it (instead of
+    /// `User <id prefix>`) and what the group and room member routes answer, which 404 for a
+    /// user without one (see the module docs).
+    pub fn set_display_name(&self, user_id: &str, name: &str) {
+        self.shared.lock().display_names.insert(user_id.to_string(), name.to_string());
+    }
+
+    /// What `GET /v2/bot/message/{message_id}/content` answers: `bytes` as `content_type`.
+    pub fn put_content(&self, message_id: &str, content_type: &str, bytes: &[u8]) {
+        self.shared.lock().contents.insert(message_id.to_string(), (content_type.to_string(), bytes.to_vec()));
+    }
+
+    /// Appends to the script for content requests (for a registered id): e.g.
+    /// `Behaviour::Status(500, …)` three times makes the next three fail, `Status(202, json!({}))`
+    /// is LINE still preparing a video. Deliveries and other requests do not touch it.
+    pub fn push_content_behaviour(&self, behaviour: Behaviour) {
+        self.shared.lock().content_queue.push_back(behaviour);
     }
 
     /// Messages LINE counted for the pushes and multicasts this stand-in accepted (one per
@@ -784,6 +860,20 @@ async fn handle(
         }
     }
 
+    // 2b. What the test did not register is not there, as at LINE: an unknown content id
+    // or a user who is not a member. Not the client's fault, so no spec error.
+    if rejection.is_none() {
+        let state = shared.lock();
+        let missing = match route {
+            Route::Content => content_id(&path).is_some_and(|id| !state.contents.contains_key(id)),
+            Route::GroupMember | Route::RoomMember => member_ids(&path, route).is_some_and(|(_, user)| !state.display_names.contains_key(user)),
+            _ => false,
+        };
+        if missing {
+            rejection = Some((404, error_body("Not found")));
+        }
+    }
+
     // 3. The body, and the headers that describe it.
     if rejection.is_none() && route.is_token() {
         let content_type = header("content-type").unwrap_or_default();
@@ -849,6 +939,8 @@ async fn handle(
                 let mut state = shared.lock();
                 let scripted = if route.is_token() {
                     Some(state.token_queue.pop_front().unwrap_or(Behaviour::Ok))
+                } else if route == Route::Content {
+                    state.content_queue.pop_front()
                 } else if route.is_delivery() {
                     state.queue.pop_front()
                 } else {
@@ -946,7 +1038,14 @@ async fn handle(
     }
 
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, Json(answer)).into_response();
+    // Content is answered as its bytes; everything else (content refusals included) as JSON.
+    let content = (route == Route::Content && status == StatusCode::OK)
+        .then(|| content_id(&path).and_then(|id| shared.lock().contents.get(id).cloned()))
+        .flatten();
+    let mut response = match content {
+        Some((content_type, bytes)) => (status, [(axum::http::header::CONTENT_TYPE, content_type)], bytes).into_response(),
+        None => (status, Json(answer)).into_response(),
+    };
     let h = response.headers_mut();
     h.insert("x-line-request-id", request_id.parse().expect("ascii request id"));
     for (name, value) in extra_headers {
@@ -1022,8 +1121,18 @@ fn success_body(shared: &Shared, route: Route, path: &str, body: &Value) -> Valu
         Route::Profile => {
             let user_id = path.trim_start_matches("/v2/bot/profile/");
             let short: String = user_id.chars().take(6).collect();
-            json!({ "displayName": format!("User {short}"), "userId": user_id })
+            let name = shared.lock().display_names.get(user_id).cloned().unwrap_or_else(|| format!("User {short}"));
+            json!({ "displayName": name, "userId": user_id })
         }
+        Route::GroupMember | Route::RoomMember => {
+            // Registered (else 404 before the answer was chosen).
+            let user_id = member_ids(path, route).map(|(_, user)| user).unwrap_or_default();
+            let name = shared.lock().display_names.get(user_id).cloned().unwrap_or_default();
+            json!({ "displayName": name, "userId": user_id })
+        }
+        // The bytes are sent instead (see the end of `handle`); this is what is recorded.
+        Route::Content => json!({}),
+        Route::MarkAsRead => json!({}),
         Route::BotInfo => json!({
             "userId": BOT_USER_ID,
             "basicId": BOT_BASIC_ID,
