@@ -1052,7 +1052,7 @@ mod standin {
 // ---------------------------------------------------------------------------
 
 mod webhook_bodies {
-    use mail2line::http::events::{CallbackRequest, Event, EventKind, MessageContent, Source};
+    use mail2line::line::events::{CallbackRequest, Event, EventKind, MessageContent, Source};
     use serde_json::{json, Value};
 
     use super::support::spec::Spec;

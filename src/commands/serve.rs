@@ -139,7 +139,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         Some(client) => match cfg.delivery.mode {
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
-                let (s, r) = Spool::start(&cfg.storage.dir, client, SpoolSettings::from_config(&cfg.delivery, &cfg.quota), Arc::new(crate::delivery::HeldPacker), metrics.clone())
+                let mut settings = SpoolSettings::from_config(&cfg.delivery, &cfg.quota);
+                // Answers from LINE find their mail by what the spool keeps of it.
+                settings.keep_threads = cfg.replies.enabled();
+                let (s, r) = Spool::start(&cfg.storage.dir, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone())
                     .map_err(|e| storage_dir(&cfg)(e.to_string()))?;
                 info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
                 runner = Some(r);
@@ -158,8 +161,18 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.dir().display());
         tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));
     }
+    let outbox = match (&spool, &line) {
+        (Some(spool), Some(line)) if cfg.replies.enabled() => Some(start_outbox(&cfg, spool, line, &registry, &metrics, stop_rx.clone())?),
+        _ => {
+            if cfg.replies.enabled() {
+                info!(target: LOG_TARGET, "dry run: answers from LINE are not stored or mailed");
+            }
+            None
+        }
+    };
+    let answers = outbox.as_ref().and(spool.as_ref()).map(|s| s.store().clone());
     let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
-    let http = start_http(&cfg, registry.clone(), line, monitor, media.map(Arc::new), stop_rx.clone()).await?;
+    let http = start_http(&cfg, registry.clone(), line, answers, monitor, media.map(Arc::new), stop_rx.clone()).await?;
     let security = security(&cfg);
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
@@ -236,6 +249,13 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         info!(target: LOG_TARGET, "SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
         runner.shutdown(grace).await;
     }
+    if let Some(outbox) = outbox {
+        // It saw the stop signal; an answer being mailed finishes (the relay's own timeout
+        // bounds it), the rest stays in the outbox for the next start.
+        if tokio::time::timeout(grace, outbox).await.is_err() {
+            info!(target: LOG_TARGET, "an answer was still being mailed after {grace:?}; it is mailed again at the next start");
+        }
+    }
     info!(target: LOG_TARGET, "stopped");
     Ok(())
 }
@@ -281,19 +301,58 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<
     }
 }
 
+/// Starts the worker that mails followers' answers (`[replies]`): the relay client from the
+/// settings, the answers kept in the spool's store.
+fn start_outbox(
+    cfg: &Config,
+    spool: &Spool,
+    line: &LineClient,
+    registry: &Arc<Registry>,
+    metrics: &Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let r = &cfg.replies;
+    let url = r.relay_url.as_ref().ok_or_else(|| start("replies.relay was not checked (a bug: please report it)"))?;
+    let password = (!r.password.is_empty()).then(|| r.password.clone());
+    let relay = crate::replies::Relay::new(url, &r.username, password, &cfg.smtp.domain).map_err(start)?;
+    info!(
+        target: LOG_TARGET,
+        "answers from LINE are mailed through {url} from {}{}",
+        r.from,
+        if r.to.is_empty() { String::new() } else { format!("; answers to no mail go to {}", r.to) }
+    );
+    let outbox = crate::replies::outbox::Outbox {
+        dir: cfg.storage.dir.clone(),
+        store: spool.store().clone(),
+        line: line.clone(),
+        relay,
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        settings: r.clone(),
+        dead_retention: cfg.delivery.dead_retention_parsed,
+        keep_events: Duration::from_millis(crate::http::webhook::EVENT_ID_RETENTION_MS as u64),
+    };
+    Ok(outbox.spawn(stop))
+}
+
 /// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
 /// `HTTP listening on ADDR`.
 async fn start_http(
     cfg: &Config,
     registry: Arc<Registry>,
     line: Option<LineClient>,
+    answers: Option<crate::spool::store::Store>,
     monitor: Arc<Monitor>,
     media: Option<Arc<crate::media::Media>>,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let listener = listen(cfg.http.listen).await.map_err(|source| Error::Listen { addr: cfg.http.listen, key: "http.listen", source })?;
     let addr = listener.local_addr().map_err(|source| Error::System { what: "the HTTP listener's address", source })?;
-    let hook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line));
+    let mut hook = crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line);
+    if let Some(store) = answers {
+        hook = hook.with_answers(store);
+    }
+    let hook = Arc::new(hook);
     let app = crate::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
     let limits = cfg.http.limits();
     info!(target: LOG_TARGET, "LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);

@@ -239,6 +239,15 @@ impl Config {
         p.extend(self.message.validate());
         p.extend(self.log.validate());
         p.extend(self.replies.validate(purpose != Purpose::Client));
+        if self.replies.enabled() && self.delivery.mode == crate::spool::settings::DeliveryMode::Direct {
+            // The outbox and the map of what was sent live in the spool's database.
+            p.push((
+                "replies.relay".to_owned(),
+                "answers from LINE need the spool (they are stored in it before LINE gets its 200): \
+                 set [delivery] mode = \"spool\" (the default), or leave replies.relay empty"
+                    .into(),
+            ));
+        }
         p
     }
 

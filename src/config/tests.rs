@@ -720,3 +720,13 @@ fn a_relay_password_in_clear_over_the_network_is_warned_about() {
     let c = Config::parse(&text.replace("mail.example.com", "127.0.0.1"), "c.toml", Purpose::Serve, &no_env).unwrap();
     assert!(c.warnings().iter().all(|w| !w.contains("replies")));
 }
+
+#[test]
+fn replies_need_the_spool() {
+    let text = format!("{GOOD}\n[delivery]\nmode = \"direct\"\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"line@example.com\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:12: replies.relay: answers from LINE need the spool"), "{e}");
+    // Off (no relay), direct mode is fine.
+    let text = format!("{GOOD}\n[delivery]\nmode = \"direct\"\n[replies]\nfrom = \"line@example.com\"\n");
+    assert!(Config::parse(&text, "c.toml", Purpose::Serve, &no_env).is_ok());
+}

@@ -5,7 +5,6 @@
 //! server's life: it runs until the shutdown signal, then stops accepting and lets requests in
 //! progress finish (graceful). The listener's limits (timeouts, connection cap) are `limits`.
 
-pub mod events;
 pub mod limits;
 pub mod media;
 pub mod monitor;

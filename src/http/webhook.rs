@@ -33,7 +33,7 @@ use crate::line::{LineClient, Outcome};
 use crate::secret::Secret;
 use serde::Deserialize;
 
-use super::events::{type_name, CallbackRequest, Event, EventKind, MessageContent, Source};
+use crate::line::events::{type_name, CallbackRequest, Event, EventKind, MessageContent, Source};
 use super::signature;
 
 /// The header LINE puts its signature in.

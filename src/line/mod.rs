@@ -3,11 +3,13 @@
 //! (`client`: the only place that knows LINE's URLs, headers, status codes), what each answer
 //! means (`outcome`: the [`Outcome`]s the delivery layer decides on), the channel access
 //! token (`token`), why a call other than a message request failed (`error`), and what a
-//! follower sent as a file (`content`: the bytes and why they could not be had).
+//! follower sent as a file (`content`: the bytes and why they could not be had), and the
+//! webhook's JSON as LINE defines it (`events`: read by `http`'s webhook and by `replies`).
 
 pub mod client;
 pub mod content;
 pub mod error;
+pub mod events;
 pub mod message;
 pub mod outcome;
 pub mod request;

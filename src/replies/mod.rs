@@ -7,12 +7,18 @@
 //! * [`relay`]: the I/O; sends those bytes to `[replies] relay` over SMTP (plain, STARTTLS or
 //!   implicit TLS, AUTH when a username is set), and probes it for `check-config --online`.
 //!
-//! Which address an answer goes to is decided elsewhere (the router, from what the gateway
-//! itself pushed), never here and never from the answer's text: this module only writes and
-//! sends the mail it is given.
+//! * [`route`]: pure; where an answer goes (the quoted mail, the chat's last mail, `[replies]
+//!   to`, nowhere) and when a failed attempt is tried again.
+//! * [`outbox`]: the worker that takes the answers the webhook stored (`spool::answers`) and
+//!   mails them: route, display name, files from LINE's content API, letter, relay, outcome.
+//!
+//! The address an answer goes to only ever comes from a mail the gateway itself pushed to the
+//! same chat, or from `[replies] to`: never from the answer's text.
 
 pub mod letter;
+pub mod outbox;
 pub mod relay;
+pub mod route;
 pub mod settings;
 
 pub use letter::{Attachment, Letter, LetterError};

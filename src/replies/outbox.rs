@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::clock::now_ms;
 use crate::followers::Registry;
-use crate::line::events::{ContentProvider, Event, EventKind, MessageContent, Source};
+use crate::line::events::{ContentProvider, Event, EventKind, MessageContent, Provider, Source};
 use crate::line::{ContentError, LineClient};
 use crate::metrics::Metrics;
 use crate::spool::answers::{self, Answer, AnswerUpdate};
@@ -273,7 +273,7 @@ impl Outbox {
             Err(e) => warn!(chat, user = %user, "replies: no display name from LINE: {e}"),
         }
         match self.registry.get(&user) {
-            Ok(Some(f)) => f.display_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| "LINE user".into()),
+            Ok(Some(f)) => if f.display_name.trim().is_empty() { "LINE user".into() } else { f.display_name },
             _ => "LINE user".into(),
         }
     }
@@ -289,12 +289,13 @@ impl Outbox {
     /// not past `max_age`: the whole answer waits and is tried again. Past it, the mail goes
     /// without the file and says so.
     async fn body(&self, message: &MessageContent, expired: bool) -> Result<Body, String> {
-        let (kind, id, provider, file_name) = match message {
+        // `kind` names the file for `attachment_name`; `what` is the word in the text.
+        let (kind, what, id, provider, file_name) = match message {
             MessageContent::Text { text, .. } => return Ok(Body { text: text.clone(), attachments: Vec::new() }),
-            MessageContent::Image { id, content_provider } => ("photo", id, Some(content_provider), None),
-            MessageContent::Video { id, content_provider, .. } => ("video", id, Some(content_provider), None),
-            MessageContent::Audio { id, content_provider, .. } => ("audio", id, Some(content_provider), None),
-            MessageContent::File { id, file_name, .. } => ("file", id, None, Some(file_name.as_str())),
+            MessageContent::Image { id, content_provider, .. } => ("image", "photo", id, Some(content_provider), None),
+            MessageContent::Video { id, content_provider, .. } => ("video", "video", id, Some(content_provider), None),
+            MessageContent::Audio { id, content_provider, .. } => ("audio", "audio", id, Some(content_provider), None),
+            MessageContent::File { id, file_name, .. } => ("file", "file", id, None, Some(file_name.as_str())),
             MessageContent::Sticker { .. } | MessageContent::Location { .. } => {
                 return Ok(Body { text: crate::line::events::describe(message), attachments: Vec::new() })
             }
@@ -303,34 +304,34 @@ impl Outbox {
             }
         };
         if let Some(ContentProvider { kind: provider_kind, original_content_url, .. }) = provider {
-            if provider_kind == "external" {
+            if *provider_kind == Provider::External {
                 // Not fetched: the URL is the sender's own server, and the gateway fetches from
                 // LINE only.
                 let url = original_content_url.as_deref().unwrap_or("(no URL given)");
-                return Ok(Body { text: format!("[{kind}, hosted outside LINE: {url}]"), attachments: Vec::new() });
+                return Ok(Body { text: format!("[{what}, hosted outside LINE: {url}]"), attachments: Vec::new() });
             }
         }
         match self.line.content(id, self.settings.max_attachment_bytes).await {
             Ok(content) => {
                 let name = attachment_name(kind, id, file_name, &content.content_type);
                 Ok(Body {
-                    text: format!("[{kind} attached: {name}]"),
+                    text: format!("[{what} attached: {name}]"),
                     attachments: vec![Attachment { name, content_type: content.content_type, bytes: content.bytes }],
                 })
             }
             Err(ContentError::TooLarge { limit }) => Ok(Body {
-                text: format!("[{kind} not attached: larger than [replies] max_attachment_bytes ({limit} bytes); open LINE to see it]"),
+                text: format!("[{what} not attached: larger than [replies] max_attachment_bytes ({limit} bytes); open LINE to see it]"),
                 attachments: Vec::new(),
             }),
             Err(ContentError::Permanent(e)) => Ok(Body {
-                text: format!("[{kind} not attached: LINE did not give it ({e}); open LINE to see it]"),
+                text: format!("[{what} not attached: LINE did not give it ({e}); open LINE to see it]"),
                 attachments: Vec::new(),
             }),
             Err(ContentError::Retry(e)) if expired => Ok(Body {
-                text: format!("[{kind} not attached: it could not be fetched from LINE within [replies] max_age ({e}); open LINE to see it]"),
+                text: format!("[{what} not attached: it could not be fetched from LINE within [replies] max_age ({e}); open LINE to see it]"),
                 attachments: Vec::new(),
             }),
-            Err(ContentError::Retry(e)) => Err(format!("cannot fetch the {kind} from LINE: {e}")),
+            Err(ContentError::Retry(e)) => Err(format!("cannot fetch the {what} from LINE: {e}")),
         }
     }
 }

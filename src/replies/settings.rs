@@ -20,7 +20,7 @@ use crate::secret::Secret;
 const MAX_WINDOW_HOURS: u64 = 24 * 366;
 
 /// `[replies]`: answers from LINE are mailed back through this relay.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// `""` (off), `"smtp://host[:port]"`, `"smtp+starttls://host[:port]"` or `"smtps://host[:port]"`.
