@@ -71,6 +71,7 @@ fn push(seq: u64, attempt: u32, key: &str, status: u16) -> Recorded {
         dropped: false,
         request_id: "r".into(),
         fault: None,
+        answer: serde_json::Value::Null,
     }
 }
 

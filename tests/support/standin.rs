@@ -207,6 +207,8 @@ pub struct Recorded {
     pub request_id: String,
     /// The random fault this request got ([`StandIn::set_faults`]), if any.
     pub fault: Option<Fault>,
+    /// The JSON answered (a push's `sentMessages`, …); `Value::Null` for a dropped request.
+    pub answer: Value,
 }
 
 impl Recorded {
@@ -214,6 +216,13 @@ impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The ids of the messages an accepted push sent (`sentMessages[].id`), as a follower's
+    /// answer quotes them.
+    pub fn sent_ids(&self) -> Vec<String> {
+        let sent = self.answer.get("sentMessages").and_then(Value::as_array);
+        sent.map(|a| a.iter().filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned)).collect()).unwrap_or_default()
     }
 
     /// Whether LINE would count this as accepted (2xx).
@@ -1022,6 +1031,7 @@ async fn handle(
             dropped,
             request_id: request_id.clone(),
             fault,
+            answer: if dropped { Value::Null } else { answer.clone() },
         });
         request_id
     };
