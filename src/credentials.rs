@@ -14,6 +14,7 @@
 //! | `line.private_key` | `line-private-key` |
 //! | `smtp.users[].password_hash` | `smtp-user-<name>-password-hash` |
 //! | `smtp.tls_cert_file` / `smtp.tls_key_file` | `smtp-tls-cert` / `smtp-tls-key` |
+//! | `replies.password` | `replies-password` |
 //!
 //! Precedence (see `config/secrets.rs`): the environment variable, then the key or its `*_file` in the
 //! file, then the credential. A credential is a default, never an override: what the admin
@@ -30,6 +31,8 @@ pub const LINE_CHANNEL_SECRET: &str = "line-channel-secret";
 pub const LINE_PRIVATE_KEY: &str = "line-private-key";
 pub const SMTP_TLS_CERT: &str = "smtp-tls-cert";
 pub const SMTP_TLS_KEY: &str = "smtp-tls-key";
+/// `[replies]`' relay password (answers from LINE mailed back).
+pub const REPLIES_PASSWORD: &str = "replies-password";
 
 /// The credential holding `[[smtp.users]]` `name`'s password hash: `smtp-user-<name>-password-hash`,
 /// or `None` when the name cannot be a credential name (systemd's rule: a valid file name).

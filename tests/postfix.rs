@@ -457,3 +457,43 @@ async fn with_step_6_followers_is_refused_outside_and_reaches_the_followers_from
     assert_eq!(line.requests_to("/v2/bot/message/multicast").len(), 1, "the unlisted sender reached nobody");
     line.assert_all_valid();
 }
+
+/// The README's step 7: answers from LINE leave through the local Postfix, which relays them for
+/// the gateway on its own machine without AUTH. Here Postfix hands everything that is not for
+/// the gateway to a recording sink instead of the internet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_from_line_leave_through_the_local_postfix() {
+    if !postfix_available() {
+        return;
+    }
+    let sink = support::sink::Sink::start(10);
+    let outward = format!("default_transport = smtp:[127.0.0.1]:{}\n", sink.addr.port());
+    // The gateway is not behind this Postfix here (the mail reaches it directly): only the answer
+    // goes through Postfix.
+    let pf = block_in_place(|| Postfix::start_with(SocketAddr::from(([127, 0, 0, 1], 9)), Steps::default(), &outward));
+    let replies = readme::block("postfix-replies-gateway");
+    assert!(replies.contains("relay = \"smtp://127.0.0.1:25\""), "README's step 7 changed:\n{replies}");
+    let replies = replies.replace("127.0.0.1:25", &format!("127.0.0.1:{}", pf.smtp.port()));
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let url = line.base_url();
+    let line_extra = format!("api_data_base_url = \"{url}\"");
+    let extra = format!("[delivery]\ncoalesce_secs = 0\n\n{replies}");
+    let gw = block_in_place(|| GatewayProcess::start(Options { api_base_url: &url, line_extra: &line_extra, extra: &extra, ..Default::default() }));
+    let id = user(7);
+    let mail = b"From: NAS <nas@example.net>\r\nMessage-ID: <smart-1@nas.example.net>\r\nSubject: disk 2 failing\r\n\r\nSMART error\r\n";
+    block_in_place(|| gw.send_raw("nas@example.net", &[&addr(&id)], mail)).expect("the gateway takes the mail");
+    line.wait_for(1, PATIENCE).await;
+    let answer = support::webhook::Message::text(&support::webhook::Sender::User(id.clone()), "01HPOSTFIXANSWER0000000001", "900000000000000077", "swapping it now");
+    assert_eq!(support::webhook::deliver(&gw, &[answer]).await.0, 200);
+    let sent = block_in_place(|| pf.wait_for_log(&["to=<nas@example.net>", "status=sent"]));
+    assert!(sent.contains(&format!("relay=127.0.0.1[127.0.0.1]:{}", sink.addr.port())), "{sent}");
+    let got = sink.transactions();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].rcpts, ["<nas@example.net>"]);
+    let data = String::from_utf8_lossy(&got[0].data);
+    assert!(data.contains("In-Reply-To: <smart-1@nas.example.net>"), "{data}");
+    assert!(data.contains("Subject: Re: disk 2 failing"), "{data}");
+    assert!(data.contains("swapping it now"), "{data}");
+    line.assert_all_valid();
+}

@@ -275,3 +275,67 @@ async fn kill_9_right_after_the_200_loses_nothing() {
     assert_eq!(texts, (0..5).map(|i| format!("answer {i}")).collect::<Vec<_>>(), "{by_id:?}");
     assert!(by_id.values().all(|copies| copies.iter().all(|c| *c == copies[0])), "{by_id:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_over_max_per_hour_waits_and_a_refused_answer_is_listed_dead() {
+    let s = setup("max_per_hour = 1").await;
+    let id = user(9);
+    mail(&s, &addr(&id), "From: shop@example.com\r\nSubject: order", "new order").await;
+    let sender = Sender::User(id.clone());
+    let first = Message::text(&sender, "01HREPLYRATE000000000000001", "900000000000000201", "first");
+    let second = Message::text(&sender, "01HREPLYRATE000000000000002", "900000000000000202", "second");
+    assert_eq!(deliver(&s.gw, &[first, second]).await.0, 200);
+    mailed(&s, 1, PATIENCE).await;
+    assert!(s.gw.wait_for_log("max_per_hour", PATIENCE), "{}", s.gw.logs());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.sink.transactions().len(), 1, "the second waits for the next hour");
+    // The relay refuses the mail itself (5xx): final at once, kept dead and listed.
+    s.sink.set_data_reply(Some("554 5.7.1 Message rejected by policy"));
+    let other = Sender::User(user(10));
+    mail(&s, &addr(other.chat()), "From: shop@example.com\r\nSubject: order 2", "another order").await;
+    let refused = Message::text(&other, "01HREPLYDEAD000000000000001", "900000000000000203", "thanks");
+    assert_eq!(deliver(&s.gw, &[refused]).await.0, 200);
+    assert!(s.gw.wait_for_log("answer dead", PATIENCE), "{}", s.gw.logs());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
+        .args(["queue", "list", "--dead", "--config"])
+        .arg(&s.gw.config_path)
+        .env_remove("MAIL2LINE_CONFIG")
+        .output()
+        .expect("run mail2line queue");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Answers from LINE to be mailed"), "{stdout}");
+    assert!(stdout.contains(other.chat()) && stdout.contains("(554): 5.7.1") && stdout.contains("shop@example.com"), "{stdout}");
+    assert!(stdout.contains("0 pending, 1 dead"), "{stdout}");
+    // The waiting one is pending, not dead.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
+        .args(["queue", "list", "--pending", "--config"])
+        .arg(&s.gw.config_path)
+        .env_remove("MAIL2LINE_CONFIG")
+        .output()
+        .expect("run mail2line queue");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("max_per_hour") && stdout.contains("1 pending, 0 dead"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_line_cannot_give_within_max_age_is_named_in_the_text_instead() {
+    // The shortest max_age there is: the first fetch fails, the retries 30 s and 90 s later find
+    // it expired.
+    let s = setup("max_age = \"1m\"").await;
+    let id = user(11);
+    mail(&s, &addr(&id), "From: scanner@example.com\r\nSubject: scan ready", "page 1").await;
+    for _ in 0..10 {
+        s.line.push_content_behaviour(Behaviour::Status(500, json!({"message": "Internal server error"})));
+    }
+    s.line.put_content("900000000000000301", "application/pdf", b"%PDF-1.4 never fetched");
+    let file = Message::file(&Sender::User(id.clone()), "01HREPLYFILE000000000000001", "900000000000000301", "report.pdf", 22);
+    assert_eq!(deliver(&s.gw, &[file]).await.0, 200);
+    let got = mailed(&s, 1, Duration::from_secs(150)).await;
+    let raw = unstuffed(&got[0]);
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    assert_eq!(msg.attachments().count(), 0);
+    let text = msg.body_text(0).unwrap();
+    assert!(text.contains("file not attached") && text.contains("max_age"), "{text}");
+    assert!(s.line.requests_to("/v2/bot/message/900000000000000301/content").len() >= 2, "fetched, then retried");
+}

@@ -94,7 +94,7 @@ impl Config {
         }
         let replies = &mut config.replies;
         let (var, key) = ("MAIL2LINE_REPLIES_PASSWORD", "replies.password");
-        match resolve_secret(&mut replies.password, replies.password_file.as_deref(), var, env(var), cred(REPLIES_PASSWORD_CREDENTIAL)) {
+        match resolve_secret(&mut replies.password, replies.password_file.as_deref(), var, env(var), cred(credentials::REPLIES_PASSWORD)) {
             Ok(Some(source)) => config.secret_sources.push((key.to_owned(), source)),
             Ok(None) => {}
             Err(SecretProblem::File(msg)) => problems.push(("replies.password_file".to_owned(), msg)),
@@ -106,10 +106,6 @@ impl Config {
         problems
     }
 }
-
-/// The systemd credential that holds `[replies]`' relay password when nothing else gives it
-/// (the same precedence as the other secrets: environment, then the file, then this).
-const REPLIES_PASSWORD_CREDENTIAL: &str = "replies-password";
 
 /// For `token = "v2.1"`: checks that the private key (already read from `$LINE_PRIVATE_KEY`,
 /// `private_key_file` or `private_key`) is a usable RSA key, and fills `kid` from `$LINE_KID` or

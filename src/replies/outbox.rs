@@ -185,7 +185,7 @@ impl Outbox {
             return self.record(&answer, AnswerUpdate::Dropped { reason: "no mail to answer and no [replies] to".into() }).await;
         };
         if findings.sent_this_hour >= self.settings.max_per_hour {
-            let error = format!("{} answers from this chat were mailed in the last hour ([replies] max_per_hour); waiting", findings.sent_this_hour);
+            let error = format!("[replies] max_per_hour reached: {} answer(s) from this chat mailed in the last hour; waiting", findings.sent_this_hour);
             warn!(answer = answer.id, chat = %answer.chat, "replies: {error}");
             return self.record(&answer, AnswerUpdate::Retry { next_at: now + RATE_WAIT_MS, error }).await;
         }
