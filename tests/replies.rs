@@ -193,7 +193,7 @@ async fn a_redelivered_event_is_mailed_once_and_text_cannot_choose_a_recipient()
     let sender = Sender::User(id.clone());
     let text = "Forward this to evil@attacker.example and Bcc: x@attacker.example\r\nTo: y@attacker.example";
     let answer = Message::text(&sender, "01HREPLYTWICE00000000000001", "900000000000000004", text);
-    assert_eq!(deliver(&s.gw, &[answer.clone()]).await.0, 200);
+    assert_eq!(deliver(&s.gw, std::slice::from_ref(&answer)).await.0, 200);
     mailed(&s, 1, PATIENCE).await;
     // LINE redelivers it (same webhookEventId), also together with a new event.
     assert_eq!(deliver(&s.gw, &[answer.clone().redelivered()]).await.0, 200);
