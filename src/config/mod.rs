@@ -296,6 +296,14 @@ impl Config {
                 }
             }
         }
+        // Answers arrive by the webhook, which refuses every event without the channel secret.
+        if self.replies.enabled() && self.line.channel_secret.is_empty() {
+            w.push(
+                "replies.relay is set but line.channel_secret is not: the webhook refuses every LINE event, so no answer can arrive; \
+                 set line.channel_secret (or $LINE_CHANNEL_SECRET)"
+                    .to_owned(),
+            );
+        }
         // AUTH PLAIN/LOGIN send the password as is: over smtp:// only the local machine may see it.
         if let Some(url) = &self.replies.relay_url {
             let local = matches!(url.host.as_str(), "localhost" | "127.0.0.1" | "::1") || url.host.starts_with("127.");

@@ -621,7 +621,7 @@ fn replies_section_defaults_and_a_good_relay() {
     assert_eq!((r.window_hours, r.max_attachment_bytes, r.max_per_hour, r.acknowledge), (24, 10_485_760, 60, false));
     assert_eq!(r.max_age_parsed, Duration::from_secs(3 * 86400));
     let text = format!(
-        "{GOOD}\n[replies]\nrelay = \"smtp+starttls://mail.example.com\"\nusername = \"gw\"\npassword = \"relay-pw-1\"\nfrom = \"line@example.com\"\nto = \"helpdesk@example.com\"\nwindow_hours = 48\nmax_age = \"12h\"\nacknowledge = true\n"
+        "{GOOD}channel_secret = \"s3cret\"\n[replies]\nrelay = \"smtp+starttls://mail.example.com\"\nusername = \"gw\"\npassword = \"relay-pw-1\"\nfrom = \"line@example.com\"\nto = \"helpdesk@example.com\"\nwindow_hours = 48\nmax_age = \"12h\"\nacknowledge = true\n"
     );
     let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
     let r = &c.replies;
@@ -718,7 +718,7 @@ fn a_relay_password_in_clear_over_the_network_is_warned_about() {
     assert!(!w.contains("pw-in-clear"));
     // On loopback it is fine.
     let c = Config::parse(&text.replace("mail.example.com", "127.0.0.1"), "c.toml", Purpose::Serve, &no_env).unwrap();
-    assert!(c.warnings().iter().all(|w| !w.contains("replies")));
+    assert!(c.warnings().iter().all(|w| !w.contains("is smtp:// (no TLS)")), "{:?}", c.warnings());
 }
 
 #[test]
@@ -726,6 +726,14 @@ fn replies_need_the_spool() {
     let text = format!("{GOOD}\n[delivery]\nmode = \"direct\"\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"line@example.com\"\n");
     let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:12: replies.relay: answers from LINE need the spool"), "{e}");
+    // Without the channel secret no answer can arrive: said at start.
+    let text = format!("{GOOD}\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"line@example.com\"\n");
+    let warned = |text: &str| {
+        let c = Config::parse(text, "c.toml", Purpose::Serve, &no_env).unwrap();
+        c.warnings().iter().any(|w| w.contains("replies.relay is set but line.channel_secret is not"))
+    };
+    assert!(warned(&text));
+    assert!(!warned(&format!("{GOOD}channel_secret = \"s3cret\"\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"line@example.com\"\n")));
     // Off (no relay), direct mode is fine.
     let text = format!("{GOOD}\n[delivery]\nmode = \"direct\"\n[replies]\nfrom = \"line@example.com\"\n");
     assert!(Config::parse(&text, "c.toml", Purpose::Serve, &no_env).is_ok());
