@@ -307,6 +307,17 @@ async fn a_chat_over_max_per_hour_waits_and_a_refused_answer_is_listed_dead() {
     assert!(stdout.contains("Answers from LINE to be mailed"), "{stdout}");
     assert!(stdout.contains(other.chat()) && stdout.contains("(554): 5.7.1") && stdout.contains("shop@example.com"), "{stdout}");
     assert!(stdout.contains("0 pending, 1 dead"), "{stdout}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
+        .args(["queue", "list", "--dead", "--json", "--config"])
+        .arg(&s.gw.config_path)
+        .env_remove("MAIL2LINE_CONFIG")
+        .output()
+        .expect("run mail2line queue");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let dead: Vec<_> = listed.as_array().unwrap().iter().filter(|o| o["kind"] == "answer").collect();
+    assert_eq!(dead.len(), 1, "{listed:#}");
+    assert_eq!((dead[0]["state"].as_str(), dead[0]["chat"].as_str(), dead[0]["to"].as_str()), (Some("dead"), Some(other.chat()), Some("shop@example.com")));
+    assert!(dead[0]["last_error"].as_str().unwrap().contains("554"), "{listed:#}");
     // The waiting one is pending, not dead.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
         .args(["queue", "list", "--pending", "--config"])

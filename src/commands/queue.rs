@@ -10,6 +10,9 @@
 //! `check-config`). Tables, JSON and RFC 3339 times come from `output.rs`, shared with `quota`
 //! and `followers`.
 //!
+//! `list` also shows followers' answers from LINE waiting to be mailed or dead (`[replies]`),
+//! after the jobs; in `--json` each object has `"kind": "job"` or `"kind": "answer"`.
+//!
 //! `list --json` prints every field except the request body (it holds the mail's text, and can be
 //! large); `show ID --json` includes it, parsed. Times in JSON are RFC 3339 UTC strings with
 //! milliseconds. The channel access token is never stored in the spool, so it cannot be printed.
@@ -114,7 +117,8 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
     let all = store::list(conn, None).map_err(store_err)?;
     let shown: Vec<&Job> = all.iter().filter(|j| state.is_none_or(|s| j.state == s)).collect();
     if as_json {
-        let arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
+        let mut arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
+        arr.extend(listed_answers(conn, state)?.iter().map(answer_json));
         return Ok(output::json(&arr));
     }
     let pending = all.iter().filter(|j| j.state != State::Dead).count();
@@ -151,20 +155,42 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
     Ok(out)
 }
 
-/// Followers' answers waiting to be mailed or given up on (`[replies]`), after the jobs; nothing
-/// when there are none (or the filter is `--held`, which answers never are).
-fn answers_section(conn: &Connection, state: Option<State>, now: i64) -> Result<String, Error> {
+/// The answers `list` shows for the `--dead`/`--pending` filter: those waiting to be mailed and
+/// those given up on (sent and dropped ones are history, not queue).
+fn listed_answers(conn: &Connection, state: Option<State>) -> Result<Vec<Answer>, Error> {
     let wanted = match state {
         None => None,
         Some(State::Pending) => Some(AnswerState::Pending),
         Some(State::Dead) => Some(AnswerState::Dead),
-        Some(State::Held) => return Ok(String::new()),
+        Some(State::Held) => return Ok(Vec::new()),
     };
-    let shown: Vec<Answer> = answers::list(conn, wanted)
+    Ok(answers::list(conn, wanted)
         .map_err(store_err)?
         .into_iter()
         .filter(|a| matches!(a.state, AnswerState::Pending | AnswerState::Dead))
-        .collect();
+        .collect())
+}
+
+/// An answer in `list --json`: `"kind": "answer"` tells it from a job (ids are counted apart).
+fn answer_json(a: &Answer) -> Value {
+    json!({
+        "kind": "answer",
+        "id": a.id,
+        "state": a.state.as_str(),
+        "chat": a.chat,
+        "event_id": a.event_id,
+        "attempts": a.attempts,
+        "created_at": rfc3339(a.created_at),
+        "next_at": (a.state == AnswerState::Pending).then(|| rfc3339(a.next_at)),
+        "to": (!a.sent_to.is_empty()).then(|| a.sent_to.clone()),
+        "last_error": a.last_error,
+    })
+}
+
+/// Followers' answers waiting to be mailed or given up on (`[replies]`), after the jobs; nothing
+/// when there are none (or the filter is `--held`, which answers never are).
+fn answers_section(conn: &Connection, state: Option<State>, now: i64) -> Result<String, Error> {
+    let shown = listed_answers(conn, state)?;
     if shown.is_empty() {
         return Ok(String::new());
     }
@@ -344,6 +370,7 @@ fn pretty_json(text: &str) -> String {
 /// JSON).
 fn job_json(j: &Job, with_body: bool) -> Value {
     let mut v = json!({
+        "kind": "job",
         "id": j.id,
         "state": state_str(j.state),
         "mail_id": j.mail_id,
