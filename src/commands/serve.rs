@@ -322,7 +322,6 @@ fn start_outbox(
         if r.to.is_empty() { String::new() } else { format!("; answers to no mail go to {}", r.to) }
     );
     let outbox = crate::replies::outbox::Outbox {
-        dir: cfg.storage.dir.clone(),
         store: spool.store().clone(),
         line: line.clone(),
         relay,

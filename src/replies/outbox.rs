@@ -12,11 +12,9 @@
 //! again after the restart; the mail then has the same Message-ID (derived from the event id),
 //! so mail clients and most MTAs' duplicate filters show it once.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::Connection;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -25,8 +23,8 @@ use crate::followers::Registry;
 use crate::line::events::{ContentProvider, Event, EventKind, MessageContent, Provider, Source};
 use crate::line::{ContentError, LineClient};
 use crate::metrics::Metrics;
-use crate::spool::answers::{self, Answer, AnswerUpdate};
-use crate::spool::store::{open_existing, Store, StoreError};
+use crate::spool::answers::{Answer, AnswerUpdate};
+use crate::spool::store::{Store, StoreError};
 
 use super::letter::{attachment_name, build, Attachment, Letter};
 use super::relay::{Relay, SendError};
@@ -48,7 +46,6 @@ const BATCH: usize = 32;
 
 /// Everything the worker needs; built by `serve`.
 pub struct Outbox {
-    pub dir: PathBuf,
     pub store: Store,
     pub line: LineClient,
     pub relay: Relay,
@@ -74,13 +71,6 @@ impl Outbox {
     }
 
     async fn run(self, mut stop: watch::Receiver<bool>) {
-        let reader = match open_existing(&self.dir, false) {
-            Ok(c) => Arc::new(Mutex::new(c)),
-            Err(e) => {
-                error!("replies: cannot read the answers outbox: {e}; answers from LINE are stored but not mailed until a restart");
-                return;
-            }
-        };
         let mut last_purge = None::<std::time::Instant>;
         loop {
             if *stop.borrow() {
@@ -90,21 +80,16 @@ impl Outbox {
                 last_purge = Some(std::time::Instant::now());
                 self.purge().await;
             }
-            let due = {
-                let reader = reader.clone();
-                tokio::task::spawn_blocking(move || answers::due(&lock(&reader), now_ms(), BATCH)).await
-            };
-            match due {
-                Ok(Ok(due)) => {
+            match self.store.due_answers(now_ms(), BATCH).await {
+                Ok(due) => {
                     for answer in due {
                         if *stop.borrow() {
                             return;
                         }
-                        self.attempt(&reader, answer).await;
+                        self.attempt(answer).await;
                     }
                 }
-                Ok(Err(e)) => error!("replies: cannot read the answers outbox: {e}"),
-                Err(e) => error!("replies: outbox scan failed: {e}"),
+                Err(e) => error!("replies: cannot read the answers outbox: {e}"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(SCAN_INTERVAL) => {}
@@ -114,15 +99,12 @@ impl Outbox {
     }
 
     async fn purge(&self) {
-        let (dir, window) = (self.dir.clone(), self.window_ms());
         let keep = self.keep_events.as_millis() as i64;
         let dead_before = now_ms() - self.dead_retention.as_millis() as i64;
-        let purged = tokio::task::spawn_blocking(move || answers::purge(&open_existing(&dir, true)?, window, keep, dead_before)).await;
-        match purged {
-            Ok(Ok(n)) if n > 0 => info!("replies: purged {n} old row(s) of sent messages and answers"),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => warn!("replies: cannot purge old answers: {e}"),
-            Err(e) => warn!("replies: purge failed: {e}"),
+        match self.store.purge_answers(self.window_ms(), keep, dead_before).await {
+            Ok(n) if n > 0 => info!("replies: purged {n} old row(s) of sent messages and answers"),
+            Ok(_) => {}
+            Err(e) => warn!("replies: cannot purge old answers: {e}"),
         }
     }
 
@@ -131,28 +113,19 @@ impl Outbox {
     }
 
     /// Reads what the store knows for this answer: the hour's count and where it goes.
-    async fn findings(&self, reader: &Arc<Mutex<Connection>>, answer: &Answer, quoted_id: Option<String>) -> Result<Findings, StoreError> {
-        let (reader, chat, at, window, fallback) =
-            (reader.clone(), answer.chat.clone(), answer.at, self.window_ms(), self.settings.to.clone());
-        let now = now_ms();
-        let read = tokio::task::spawn_blocking(move || -> Result<Findings, StoreError> {
-            let conn = lock(&reader);
-            let sent_this_hour = answers::sent_since(&conn, &chat, now - 3_600_000)?;
-            // A quoted message is found as long as its id is kept (7 windows); the chat's last
-            // mail only within one window before the answer.
-            let quoted = match quoted_id {
-                Some(id) => answers::quoted(&conn, &chat, &id, at - window.saturating_mul(7))?,
-                None => None,
-            };
-            let last = answers::last_to_chat(&conn, &chat, at - window, at)?;
-            let destination = route(quoted, last, &fallback, |a| a.parse::<lettre::Address>().is_ok());
-            Ok(Findings { sent_this_hour, destination })
-        })
-        .await;
-        read.unwrap_or_else(|e| Err(StoreError(format!("outbox read failed: {e}"))))
+    async fn findings(&self, answer: &Answer, quoted_id: Option<String>) -> Result<Findings, StoreError> {
+        let (at, window, now) = (answer.at, self.window_ms(), now_ms());
+        // A quoted message is found as long as its id is kept (7 windows); the chat's last mail
+        // only within one window before the answer.
+        let found = self
+            .store
+            .answer_findings(answer.chat.clone(), quoted_id, at - window.saturating_mul(7), at - window, at, now - 3_600_000)
+            .await?;
+        let destination = route(found.quoted, found.last, &self.settings.to, |a| a.parse::<lettre::Address>().is_ok());
+        Ok(Findings { sent_this_hour: found.sent_since, destination })
     }
 
-    async fn attempt(&self, reader: &Arc<Mutex<Connection>>, answer: Answer) {
+    async fn attempt(&self, answer: Answer) {
         let now = now_ms();
         let event: Event = match serde_json::from_str(&answer.event) {
             Ok(e) => e,
@@ -169,7 +142,7 @@ impl Outbox {
             MessageContent::Text { quoted_message_id, .. } => quoted_message_id.clone(),
             _ => None,
         };
-        let findings = match self.findings(reader, &answer, quoted_id).await {
+        let findings = match self.findings(&answer, quoted_id).await {
             Ok(f) => f,
             Err(e) => {
                 // Nothing was decided: the answer stays as it is and the next scan tries again.
@@ -340,8 +313,4 @@ impl Outbox {
 struct Body {
     text: String,
     attachments: Vec<Attachment>,
-}
-
-fn lock(conn: &Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-    conn.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -122,6 +122,17 @@ pub struct Answer {
     pub sent_to: String,
 }
 
+/// What the store knows about an answer's chat ([`super::store::Store::answer_findings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Findings {
+    /// The mail the answer quotes, if it quotes one the gateway remembers.
+    pub quoted: Option<Thread>,
+    /// The last mail pushed to the chat within the window.
+    pub last: Option<Thread>,
+    /// Answers from the chat mailed within the hour.
+    pub sent_since: u32,
+}
+
 /// What happened to an attempt to mail an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AnswerUpdate {

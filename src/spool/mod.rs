@@ -115,7 +115,6 @@ pub struct Spool {
 
 struct Inner {
     store: Store,
-    dir: std::path::PathBuf,
     ready: mpsc::UnboundedSender<Job>,
     /// Jobs handed to workers and not yet finished: the scanner must not hand them out again.
     inflight: Mutex<HashSet<JobId>>,
@@ -183,7 +182,6 @@ impl Spool {
         let (ready, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             store,
-            dir: dir.to_path_buf(),
             ready,
             inflight: Mutex::new(HashSet::new()),
             held: Mutex::new(HashMap::new()),
@@ -223,13 +221,8 @@ impl Spool {
 
     /// Pending and dead jobs, read from the store (for `/metrics`).
     pub async fn counts(&self) -> Result<QueueCounts, StoreError> {
-        let dir = self.inner.dir.clone();
-        let read = tokio::task::spawn_blocking(move || store::counts(&store::open_existing(&dir, false)?)).await;
-        match read {
-            Ok(Ok((pending, dead))) => Ok(QueueCounts { pending, dead }),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(StoreError(format!("spool count task failed: {e}"))),
-        }
+        let (pending, dead) = self.inner.store.counts().await?;
+        Ok(QueueCounts { pending, dead })
     }
 
     /// Whether mail can be stored now (for `/readyz`). A one-row durable write proves the store
@@ -565,7 +558,7 @@ impl Inner {
             }
             info!("LINE message quota available again: deliveries resumed");
             // Jobs that met the exhausted quota wait for the probe interval; make them due now.
-            if let Err(e) = make_quota_jobs_due(&inner.dir) {
+            if let Err(e) = inner.store.make_quota_jobs_due().await {
                 warn!("cannot reschedule jobs after the quota pause: {e}");
             }
             inner.quota.paused.store(false, Ordering::Release);
@@ -575,9 +568,6 @@ impl Inner {
     }
 }
 
-fn make_quota_jobs_due(dir: &Path) -> Result<(), StoreError> {
-    store::make_quota_jobs_due(&store::open_existing(dir, true)?)
-}
 
 async fn worker(inner: Arc<Inner>, rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
     loop {
@@ -713,9 +703,8 @@ fn chains(jobs: Vec<Job>) -> (Vec<Job>, Vec<(JobId, Job)>) {
 /// Seals each chat's held mail when its window ends. After a restart it first finds the chats
 /// with mail held in the store; their windows survive the restart.
 async fn sealer(inner: Arc<Inner>) {
-    let dir = inner.dir.clone();
-    match tokio::task::spawn_blocking(move || store::held_chats(&store::open_existing(&dir, false)?)).await {
-        Ok(Ok(held)) => {
+    match inner.store.held_chats().await {
+        Ok(held) => {
             let mut chats = inner.chats.lock().unwrap_or_else(|e| e.into_inner());
             for (chat, at) in held {
                 let st = chats.entry(chat).or_default();
@@ -723,8 +712,7 @@ async fn sealer(inner: Arc<Inner>) {
                 st.release_at = at;
             }
         }
-        Ok(Err(e)) => warn!("cannot read held mail from the spool: {e}"),
-        Err(e) => warn!("held mail task failed: {e}"),
+        Err(e) => warn!("cannot read held mail from the spool: {e}"),
     }
     loop {
         if inner.stopping() {
@@ -819,13 +807,6 @@ async fn quota_watch(inner: Arc<Inner>) {
 
 /// Hands out jobs whose time has come: retries, and everything pending after a restart.
 async fn scanner(inner: Arc<Inner>) {
-    let conn = match store::open_existing(&inner.dir, false) {
-        Ok(c) => Arc::new(Mutex::new(c)),
-        Err(e) => {
-            error!("spool scanner cannot open the store: {e}");
-            return;
-        }
-    };
     let mut last_purge: Option<Instant> = None;
     loop {
         if inner.stopping() {
@@ -837,14 +818,8 @@ async fn scanner(inner: Arc<Inner>) {
             purge_dead_letters(&inner).await;
         }
         if !inner.quota.is_paused() {
-            let c = conn.clone();
-            let due = tokio::task::spawn_blocking(move || {
-                let c = c.lock().unwrap_or_else(|e| e.into_inner());
-                store::due(&c, store::now_ms(), 10_000)
-            })
-            .await;
-            match due {
-                Ok(Ok(jobs)) => {
+            match inner.store.due(store::now_ms(), 10_000).await {
+                Ok(jobs) => {
                     let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
                     let mut sent = HashSet::new();
                     for job in jobs {
@@ -861,8 +836,7 @@ async fn scanner(inner: Arc<Inner>) {
                         held.retain(|_, j| !sent.contains(&j.id));
                     }
                 }
-                Ok(Err(e)) => warn!("spool scan failed: {e}"),
-                Err(e) => warn!("spool scan task failed: {e}"),
+                Err(e) => warn!("spool scan failed: {e}"),
             }
         }
         tokio::select! {
@@ -876,14 +850,11 @@ async fn scanner(inner: Arc<Inner>) {
 /// Deletes dead letters older than `dead_retention`, from a connection of its own (the scanner's
 /// is read-only); logs how many.
 async fn purge_dead_letters(inner: &Arc<Inner>) {
-    let dir = inner.dir.clone();
     let before = store::now_ms().saturating_sub(inner.settings.dead_retention.as_millis().min(i64::MAX as u128) as i64);
-    let purged = tokio::task::spawn_blocking(move || store::purge_dead(&store::open_existing(&dir, true)?, before)).await;
-    match purged {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => info!(purged = n, "dead letters older than delivery.dead_retention deleted"),
-        Ok(Err(e)) => warn!("cannot delete old dead letters: {e}"),
-        Err(e) => warn!("dead letter purge task failed: {e}"),
+    match inner.store.purge_dead(before).await {
+        Ok(0) => {}
+        Ok(n) => info!(purged = n, "dead letters older than delivery.dead_retention deleted"),
+        Err(e) => warn!("cannot delete old dead letters: {e}"),
     }
 }
 

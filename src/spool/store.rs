@@ -208,6 +208,9 @@ enum Command {
 pub struct Store {
     tx: mpsc::Sender<Command>,
     path: PathBuf,
+    /// The spool's own reader connection (WAL lets it read while the writer writes), opened on
+    /// first use and kept: the scanner reads every `scan_interval_ms`.
+    reader: std::sync::Arc<std::sync::Mutex<Option<Connection>>>,
 }
 
 pub use crate::clock::now_ms;
@@ -345,11 +348,104 @@ impl Store {
             .name("spool-writer".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| StoreError(format!("cannot start the spool writer: {e}")))?;
-        Ok(Store { tx, path })
+        Ok(Store { tx, path, reader: Default::default() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `read` on the store's reader connection, on the blocking pool. Reads go through
+    /// here and writes through the writer thread, so the spool and the outbox never hold a
+    /// connection of their own: what they ask of the store is these methods, one seam for
+    /// another database to fill (issue #21).
+    async fn read<T: Send + 'static>(&self, read: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let (reader, dir) = (self.reader.clone(), self.dir());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = reader.lock().unwrap_or_else(|e| e.into_inner());
+            if conn.is_none() {
+                *conn = Some(open_existing(&dir, false)?);
+            }
+            match conn.as_ref() {
+                Some(c) => read(c),
+                None => Err(StoreError("spool reader missing".into())),
+            }
+        })
+        .await
+        .map_err(|e| StoreError(format!("spool read task failed: {e}")))?
+    }
+
+    /// Runs `write` on a read-write connection of its own (maintenance outside the writer's
+    /// batches: purges, making quota-paused jobs due).
+    async fn maintain<T: Send + 'static>(&self, write: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+        let dir = self.dir();
+        tokio::task::spawn_blocking(move || write(&open_existing(&dir, true)?))
+            .await
+            .map_err(|e| StoreError(format!("spool maintenance task failed: {e}")))?
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// Pending jobs due at `now` ([`due`]).
+    pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| due(c, now, limit)).await
+    }
+
+    /// `(pending, dead)` ([`counts`]).
+    pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
+        self.read(counts).await
+    }
+
+    /// The chats with held mail and when each is released ([`held_chats`]).
+    pub async fn held_chats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(held_chats).await
+    }
+
+    /// Jobs that waited for the month's quota are due now ([`make_quota_jobs_due`]).
+    pub async fn make_quota_jobs_due(&self) -> Result<(), StoreError> {
+        self.maintain(make_quota_jobs_due).await
+    }
+
+    /// Deletes dead letters that died before `before` ([`purge_dead`]).
+    pub async fn purge_dead(&self, before: i64) -> Result<usize, StoreError> {
+        self.maintain(move |c| purge_dead(c, before)).await
+    }
+
+    /// Pending answers due at `now` ([`super::answers::due`]).
+    pub async fn due_answers(&self, now: i64, limit: usize) -> Result<Vec<super::answers::Answer>, StoreError> {
+        self.read(move |c| super::answers::due(c, now, limit)).await
+    }
+
+    /// What routing an answer needs, read at once: the quoted mail (when `quoted_id` is given,
+    /// pushed to `chat` at or after `quoted_since`), the chat's last mail in
+    /// `[last_since, until]`, and how many answers from `chat` were mailed since `sent_since`.
+    pub async fn answer_findings(
+        &self,
+        chat: String,
+        quoted_id: Option<String>,
+        quoted_since: i64,
+        last_since: i64,
+        until: i64,
+        sent_since: i64,
+    ) -> Result<super::answers::Findings, StoreError> {
+        self.read(move |c| {
+            Ok(super::answers::Findings {
+                quoted: match &quoted_id {
+                    Some(id) => super::answers::quoted(c, &chat, id, quoted_since)?,
+                    None => None,
+                },
+                last: super::answers::last_to_chat(c, &chat, last_since, until)?,
+                sent_since: super::answers::sent_since(c, &chat, sent_since)?,
+            })
+        })
+        .await
+    }
+
+    /// Forgets what no answer can need any more ([`super::answers::purge`]).
+    pub async fn purge_answers(&self, window_ms: i64, keep_events_ms: i64, dead_before: i64) -> Result<usize, StoreError> {
+        self.maintain(move |c| super::answers::purge(c, window_ms, keep_events_ms, dead_before)).await
     }
 
     /// Stores the jobs of one mail; returns once they are durable (fsync'd).
