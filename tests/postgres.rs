@@ -149,6 +149,15 @@ async fn connection_errors_say_what_to_do_and_never_show_the_password() {
     let text = e.to_string();
     assert!(matches!(e, PgError::Refused { .. }) && text.contains("no_such_db") && text.contains("database name"), "{text}");
 
+    // sslmode=require (and its synonym verify-full) never falls back to plain text: this
+    // server has no TLS, so the connection is refused rather than made in the clear.
+    for mode in ["require", "verify-full"] {
+        let url = format!("{}?sslmode={mode}", t.url);
+        let e = Database::connect(&url, Some(t.password.clone()), "gw").await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, PgError::TlsFailed { .. }) && text.contains("ssl = on"), "{mode}: {text}");
+    }
+
     // A URL that cannot be read.
     let e = Database::connect(&format!("postgres://{}:{wrong}@{}:port/{}", t.user, t.host, t.name), None, "gw").await.unwrap_err();
     let text = format!("{e} {e:?}");

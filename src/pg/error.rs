@@ -24,6 +24,9 @@ pub enum PgError {
     #[error("cannot reach PostgreSQL at {target}: {reason}; check that the server runs and listens on that address and port (listen_addresses, pg_hba.conf), and that no firewall is in the way")]
     Unreachable { target: String, reason: String },
 
+    #[error("no TLS connection to PostgreSQL at {target}: {reason}; the URL says sslmode=require, so the server needs `ssl = on` and a certificate for this host name from a public CA (a private CA cannot be verified yet); on a trusted network, leave sslmode out")]
+    TlsFailed { target: String, reason: String },
+
     #[error("PostgreSQL at {target} refused the login of user {user:?}: {reason}; check the user name and its password (and the pg_hba.conf line that matches this client)")]
     Login { target: String, user: String, reason: String },
 

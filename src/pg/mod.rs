@@ -180,6 +180,9 @@ impl Database {
                 None => PgError::Refused { target, reason },
             };
         }
+        if reason.contains("TLS handshake") {
+            return PgError::TlsFailed { target, reason };
+        }
         match what {
             // A statement whose connection broke: the server went away under it.
             Some(what) if !e.is_closed() => PgError::Query { what: what.to_owned(), reason },
