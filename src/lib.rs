@@ -33,6 +33,7 @@ pub mod delivery;
 pub mod fuzzing;
 pub mod line;
 pub mod notify;
+pub mod pg;
 pub mod replies;
 pub mod logging;
 pub mod media;

@@ -24,6 +24,7 @@ pub mod images;
 pub mod keys;
 pub mod load;
 pub mod mime;
+pub mod postgres;
 pub mod raw;
 pub mod readme;
 pub mod sink;

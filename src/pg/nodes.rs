@@ -1,0 +1,59 @@
+//! What each gateway writes about itself: its health row (`/readyz`: a commit still goes
+//! through) and its heartbeat, from which every node counts the live nodes it shares a LINE
+//! channel's rate limit with.
+//!
+//! Heartbeats are stamped and compared with the database's clock, not the nodes': two machines'
+//! clocks may disagree by seconds, and one clock for all makes "seen within the last N ms" mean
+//! the same on every node.
+
+use super::{Database, PgError};
+
+/// The database's time in unix ms, in SQL (`clock_timestamp`, not the transaction's start).
+const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
+
+impl Database {
+    /// A cheap durable write: rewrites this gateway's row of `health` (named by its
+    /// `application_name`) and returns once it is committed, i.e. flushed (see the module doc
+    /// of [`super`]). An error means a mail could not be committed either.
+    pub async fn probe(&self) -> Result<(), PgError> {
+        let what = "writing the health row";
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO health (node, checked_at) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET checked_at = excluded.checked_at",
+                &[&self.app_name(), &crate::clock::now_ms()],
+            )
+            .await
+            .map_err(|e| self.query_error(what, &e))?;
+        Ok(())
+    }
+
+    /// Records that `node_id` is alive now (the database's clock).
+    pub async fn heartbeat(&self, node_id: &str) -> Result<(), PgError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO nodes (node_id, started_at, last_seen) VALUES ($1, {DB_NOW_MS}, {DB_NOW_MS}) \
+                     ON CONFLICT (node_id) DO UPDATE SET last_seen = excluded.last_seen"
+                ),
+                &[&node_id],
+            )
+            .await
+            .map_err(|e| self.query_error("writing the heartbeat", &e))?;
+        Ok(())
+    }
+
+    /// How many nodes sent a heartbeat within the last `within_ms`: the share of a channel's
+    /// rate limit a node may take is the limit divided by this. 0 before any heartbeat (the
+    /// caller counts at least itself).
+    pub async fn live_nodes(&self, within_ms: i64) -> Result<u32, PgError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&format!("SELECT count(*) FROM nodes WHERE last_seen >= {DB_NOW_MS} - $1"), &[&within_ms])
+            .await
+            .map_err(|e| self.query_error("counting the live nodes", &e))?;
+        let n: i64 = row.get(0);
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
