@@ -95,7 +95,7 @@ impl AnswerState {
         }
     }
 
-    fn parse(s: &str) -> AnswerState {
+    pub(super) fn parse(s: &str) -> AnswerState {
         match s {
             "sent" => AnswerState::Sent,
             "dead" => AnswerState::Dead,
@@ -173,18 +173,31 @@ pub(super) fn threaded(tx: &Transaction<'_>, mail_ids: &str) -> Result<Vec<Strin
 /// which is what a reader sees last. `chats` is the push's one recipient, or a multicast's
 /// recipients, which get no ids: one row each with an empty id, found by chat only.
 pub(super) fn remember_sent(tx: &Transaction<'_>, threaded: &[String], chats: &[String], sent: &[String], at: i64) -> Result<(), StoreError> {
-    let Some(newest) = threaded.last() else { return Ok(()) };
+    let rows = sent_rows(threaded, chats, sent);
+    if rows.is_empty() {
+        return Ok(());
+    }
     let mut add = tx.prepare_cached("INSERT INTO sent_messages (line_id, chat, mail_id, at) VALUES (?1, ?2, ?3, ?4)")?;
+    for (line_id, chat, mail) in rows {
+        add.execute(params![line_id, chat, mail, at])?;
+    }
+    Ok(())
+}
+
+/// The `(line_id, chat, mail_id)` rows [`remember_sent`] writes (pure; both backends use it).
+pub(super) fn sent_rows<'a>(threaded: &'a [String], chats: &'a [String], sent: &'a [String]) -> Vec<(&'a str, &'a str, &'a str)> {
+    let Some(newest) = threaded.last() else { return Vec::new() };
+    let mut rows = Vec::new();
     for chat in chats {
         if sent.is_empty() {
-            add.execute(params!["", chat, newest, at])?;
+            rows.push(("", chat.as_str(), newest.as_str()));
         }
         for (i, id) in sent.iter().enumerate() {
             let mail = if sent.len() == threaded.len() { &threaded[i] } else { newest };
-            add.execute(params![id, chat, mail, at])?;
+            rows.push((id.as_str(), chat.as_str(), mail.as_str()));
         }
     }
-    Ok(())
+    rows
 }
 
 /// Stores an answer unless its event id is known; `true` when it is new (writer side).
@@ -253,7 +266,7 @@ pub fn sent_since(conn: &Connection, chat: &str, since: i64) -> Result<u32, Stor
         .query_row(params![chat, since], |r| r.get(0))?)
 }
 
-const COLUMNS: &str = "id, event_id, chat, event, at, state, attempts, created_at, next_at, last_error, sent_to";
+pub(super) const COLUMNS: &str = "id, event_id, chat, event, at, state, attempts, created_at, next_at, last_error, sent_to";
 
 fn row_to_answer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Answer> {
     Ok(Answer {

@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod policy;
 pub mod settings;
 pub mod store;
+mod store_pg;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -178,7 +179,18 @@ impl Spool {
         packer: Arc<dyn Packer>,
         metrics: Arc<Metrics>,
     ) -> Result<(Spool, Runner), StoreError> {
-        let store = Store::open(dir)?;
+        Ok(Spool::start_with_store(Store::open(dir)?, client, settings, packer, metrics))
+    }
+
+    /// Starts the scanner and `settings.workers` workers on an open `store` (SQLite or
+    /// PostgreSQL: see [`Store::open_postgres`]).
+    pub fn start_with_store(
+        store: Store,
+        client: LineClient,
+        settings: Settings,
+        packer: Arc<dyn Packer>,
+        metrics: Arc<Metrics>,
+    ) -> (Spool, Runner) {
         let (ready, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             store,
@@ -212,7 +224,7 @@ impl Spool {
         tasks.push(tokio::spawn(scanner(spool.inner.clone())));
         tasks.push(tokio::spawn(sealer(spool.inner.clone())));
         tasks.push(tokio::spawn(quota_watch(spool.inner.clone())));
-        Ok((spool.clone(), Runner { tasks, spool }))
+        (spool.clone(), Runner { tasks, spool })
     }
 
     pub fn quota_paused(&self) -> bool {

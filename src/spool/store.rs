@@ -1,4 +1,7 @@
-//! The job store: the only place that knows the spool's SQLite schema.
+//! The job store: [`Store`], the one handle the spool, the webhook and the outbox use, over one
+//! of two backends: SQLite in `storage.dir` (this file, the default) or PostgreSQL shared by
+//! several gateways (`store_pg.rs`, issue #21). This file is the only place that knows the
+//! spool's SQLite schema.
 //!
 //! One writer thread owns the write connection and applies commands in batches: every command
 //! that arrives while a transaction commits joins the next one, so many SMTP sessions that accept
@@ -119,7 +122,7 @@ impl State {
         }
     }
 
-    fn parse(s: &str) -> State {
+    pub(super) fn parse(s: &str) -> State {
         match s {
             "dead" => State::Dead,
             "held" => State::Held,
@@ -203,9 +206,24 @@ enum Command {
     AnswerUpdate { id: i64, at: i64, update: AnswerUpdate, done: oneshot::Sender<Result<(), StoreError>> },
 }
 
-/// Handle to the writer thread; cheap to clone.
+/// The spool's store: a handle over one of two backends, cheap to clone. Every public async
+/// method dispatches to the backend; the spool, the webhook and the outbox see only these.
 #[derive(Clone)]
 pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// The embedded SQLite file in `storage.dir` (the default, one gateway).
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database shared by several gateways (issue #21), see [`super::store_pg`].
+    Postgres(super::store_pg::PgStore),
+}
+
+/// The SQLite backend: a handle to the writer thread.
+#[derive(Clone)]
+struct SqliteStore {
     tx: mpsc::Sender<Command>,
     path: PathBuf,
     /// The spool's own reader connection (WAL lets it read while the writer writes), opened on
@@ -316,9 +334,9 @@ pub fn open_existing(dir: &Path, write: bool) -> Result<Connection, StoreError> 
     connect(&path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
 }
 
-impl Store {
+impl SqliteStore {
     /// Creates `dir` and the database if needed and starts the writer thread.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         crate::storage::secure_dir(dir)?;
         let path = dir.join(FILE_NAME);
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
@@ -348,11 +366,7 @@ impl Store {
             .name("spool-writer".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| StoreError(format!("cannot start the spool writer: {e}")))?;
-        Ok(Store { tx, path, reader: Default::default() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SqliteStore { tx, path, reader: Default::default() })
     }
 
     /// Runs `read` on the store's reader connection, on the blocking pool. Reads go through
@@ -455,11 +469,6 @@ impl Store {
         wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
     }
 
-    /// Records the outcome of an attempt; returns once it is committed.
-    pub async fn update(&self, id: JobId, attempted_at: i64, update: Update) -> Result<(), StoreError> {
-        self.update_counted(id, attempted_at, update, None).await
-    }
-
     /// Records the outcome of an attempt and, in the same commit, what LINE counted for it.
     pub async fn update_counted(&self, id: JobId, attempted_at: i64, update: Update, usage: Option<Usage>) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
@@ -510,6 +519,188 @@ impl Store {
         self.tx.send(Command::Probe(done)).map_err(|_| StoreError("spool writer stopped".into()))?;
         wait.await.map_err(|_| StoreError("spool writer stopped".into()))?
     }
+
+    /// One job, as `mail2line queue` reads it ([`get`]).
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        self.read(move |c| get(c, id)).await
+    }
+
+    async fn list(&self, state: Option<State>) -> Result<Vec<Job>, StoreError> {
+        self.read(move |c| list(c, state)).await
+    }
+
+    async fn quota(&self) -> Result<Option<QuotaRow>, StoreError> {
+        self.read(quota).await
+    }
+
+    async fn usage(&self, month: i64, kind: String) -> Result<Vec<UsageRow>, StoreError> {
+        self.read(move |c| usage(c, month, &kind)).await
+    }
+
+    async fn answers(&self, state: Option<super::answers::AnswerState>) -> Result<Vec<super::answers::Answer>, StoreError> {
+        self.read(move |c| super::answers::list(c, state)).await
+    }
+}
+
+/// Dispatches one call to the backend.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match &$self.backend {
+            Backend::Sqlite(s) => s.$method($($arg),*).await,
+            Backend::Postgres(p) => p.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// The SQLite store: creates `dir` and the database if needed and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Sqlite(SqliteStore::open(dir)?) })
+    }
+
+    /// The PostgreSQL store on `db`, for the gateway `node_id` (unique among the gateways that
+    /// share the database, and the same across its restarts): applies the migrations, then
+    /// releases the claims this node held before it stopped (nothing is in flight after a
+    /// start, as on SQLite). Claims last [`LEASE_MS`].
+    pub async fn open_postgres(db: crate::pg::Database, node_id: &str) -> Result<Store, StoreError> {
+        Self::open_postgres_with_lease(db, node_id, Duration::from_millis(LEASE_MS as u64)).await
+    }
+
+    /// [`Store::open_postgres`] with claims that last `lease` (the tests shorten it to see
+    /// another node take over).
+    pub async fn open_postgres_with_lease(db: crate::pg::Database, node_id: &str, lease: Duration) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::open(db, node_id, lease).await?) })
+    }
+
+    /// The SQLite file; None on PostgreSQL, whose data lives in the database, not in a file.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(&s.path),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Pending jobs due at `now` ([`due`]). On PostgreSQL they are also claimed for this node
+    /// until `now` + the lease, so that no other node gets them meanwhile.
+    pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        dispatch!(self.due(now, limit))
+    }
+
+    /// `(pending, dead)` ([`counts`]).
+    pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
+        dispatch!(self.counts())
+    }
+
+    /// The chats with held mail and when each is released ([`held_chats`]).
+    pub async fn held_chats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self.held_chats())
+    }
+
+    /// Jobs that waited for the month's quota are due now ([`make_quota_jobs_due`]).
+    pub async fn make_quota_jobs_due(&self) -> Result<(), StoreError> {
+        dispatch!(self.make_quota_jobs_due())
+    }
+
+    /// Deletes dead letters that died before `before` ([`purge_dead`]).
+    pub async fn purge_dead(&self, before: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_dead(before))
+    }
+
+    /// Pending answers due at `now` ([`super::answers::due`]); claimed on PostgreSQL, as jobs.
+    pub async fn due_answers(&self, now: i64, limit: usize) -> Result<Vec<super::answers::Answer>, StoreError> {
+        dispatch!(self.due_answers(now, limit))
+    }
+
+    /// What routing an answer needs, read at once: the quoted mail (when `quoted_id` is given,
+    /// pushed to `chat` at or after `quoted_since`), the chat's last mail in
+    /// `[last_since, until]`, and how many answers from `chat` were mailed since `sent_since`.
+    pub async fn answer_findings(
+        &self,
+        chat: String,
+        quoted_id: Option<String>,
+        quoted_since: i64,
+        last_since: i64,
+        until: i64,
+        sent_since: i64,
+    ) -> Result<super::answers::Findings, StoreError> {
+        dispatch!(self.answer_findings(chat, quoted_id, quoted_since, last_since, until, sent_since))
+    }
+
+    /// Forgets what no answer can need any more ([`super::answers::purge`]).
+    pub async fn purge_answers(&self, window_ms: i64, keep_events_ms: i64, dead_before: i64) -> Result<usize, StoreError> {
+        dispatch!(self.purge_answers(window_ms, keep_events_ms, dead_before))
+    }
+
+    /// Stores the jobs of one mail; returns once they are durable (fsync'd, or committed in
+    /// PostgreSQL).
+    pub async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
+        dispatch!(self.insert(jobs))
+    }
+
+    /// Records the outcome of an attempt; returns once it is committed.
+    pub async fn update(&self, id: JobId, attempted_at: i64, update: Update) -> Result<(), StoreError> {
+        self.update_counted(id, attempted_at, update, None).await
+    }
+
+    /// Records the outcome of an attempt and, in the same commit, what LINE counted for it.
+    pub async fn update_counted(&self, id: JobId, attempted_at: i64, update: Update, usage: Option<Usage>) -> Result<(), StoreError> {
+        dispatch!(self.update_counted(id, attempted_at, update, usage))
+    }
+
+    /// Seals the held requests of `chat` into new pending requests (packed by `packer`), in one
+    /// commit: the held rows go and the sealed ones, each with its retry key, come. From then on
+    /// a sealed request never changes, so every attempt sends the same body under the same key.
+    /// Returns the sealed jobs (none if nothing was held, or another node sealed them first).
+    pub async fn seal(&self, chat: &str, packer: std::sync::Arc<dyn Packer>) -> Result<Vec<Job>, StoreError> {
+        dispatch!(self.seal(chat, packer))
+    }
+
+    /// Records LINE's quota as just read.
+    pub async fn set_quota(&self, row: QuotaRow) -> Result<(), StoreError> {
+        dispatch!(self.set_quota(row))
+    }
+
+    /// Stores a follower's answer for the outbox, durably; `false` when its event id is stored
+    /// already (a redelivery), which changes nothing.
+    pub async fn store_answer(&self, answer: NewAnswer) -> Result<bool, StoreError> {
+        dispatch!(self.store_answer(answer))
+    }
+
+    /// Records what an attempt to mail an answer came to.
+    pub async fn update_answer(&self, id: i64, at: i64, update: AnswerUpdate) -> Result<(), StoreError> {
+        dispatch!(self.update_answer(id, at, update))
+    }
+
+    /// Commits a one-row write like any mail's (durable): `Ok` means the spool can take mail
+    /// right now.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        dispatch!(self.probe())
+    }
+
+    /// One job by id, as stored ([`get`]).
+    pub async fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        dispatch!(self.get(id))
+    }
+
+    /// Every job, or those in `state`, by id ([`list`]).
+    pub async fn jobs(&self, state: Option<State>) -> Result<Vec<Job>, StoreError> {
+        dispatch!(self.list(state))
+    }
+
+    /// LINE's quota as last read and counted on ([`quota`]).
+    pub async fn quota(&self) -> Result<Option<QuotaRow>, StoreError> {
+        dispatch!(self.quota())
+    }
+
+    /// The month's usage by `kind`, `target` or `sender` ([`usage`]).
+    pub async fn usage(&self, month: i64, kind: &str) -> Result<Vec<UsageRow>, StoreError> {
+        dispatch!(self.usage(month, kind.to_owned()))
+    }
+
+    /// The stored answers, or those in `state`, by id ([`super::answers::list`]).
+    pub async fn answers(&self, state: Option<super::answers::AnswerState>) -> Result<Vec<super::answers::Answer>, StoreError> {
+        dispatch!(self.answers(state))
+    }
 }
 
 /// How long a freshly accepted job is hidden from the due-job scan: it is handed to the workers
@@ -517,7 +708,7 @@ impl Store {
 pub const LEASE_MS: i64 = 10 * 60 * 1000;
 
 /// How long a delivered request's retry key is remembered: as long as LINE remembers it.
-const SENT_KEY_MS: i64 = 24 * 3600 * 1000;
+pub(super) const SENT_KEY_MS: i64 = 24 * 3600 * 1000;
 
 fn writer(mut conn: Connection, rx: mpsc::Receiver<Command>) {
     while let Ok(first) = rx.recv() {
@@ -649,7 +840,7 @@ fn apply(conn: &mut Connection, batch: &[Command]) -> Vec<Result<Out, StoreError
 
 /// Counts one accepted mail (its jobs) for `mail2line quota`: once for its sender, once for each
 /// chat it goes to. Summed over the batch, written once per key (see `apply`).
-fn count_mail<'a>(tally: &mut std::collections::HashMap<(&'static str, &'a str), i64>, jobs: &'a [NewJob]) {
+pub(super) fn count_mail<'a>(tally: &mut std::collections::HashMap<(&'static str, &'a str), i64>, jobs: &'a [NewJob]) {
     let Some(first) = jobs.first() else { return };
     *tally.entry(("sender", sender_key(&first.sender))).or_default() += 1;
     let mut seen: Vec<&str> = Vec::new();
@@ -662,7 +853,7 @@ fn count_mail<'a>(tally: &mut std::collections::HashMap<(&'static str, &'a str),
 }
 
 /// The null sender `<>` is shown as such, not as an empty name.
-fn sender_key(sender: &str) -> &str {
+pub(super) fn sender_key(sender: &str) -> &str {
     if sender.is_empty() { "<>" } else { sender }
 }
 
@@ -780,7 +971,7 @@ fn seal(
 
 /// The sender a coalesced request is listed and counted under: the one with most mails in it
 /// (the first of them on a tie).
-fn main_sender(parts: &[&Job]) -> String {
+pub(super) fn main_sender(parts: &[&Job]) -> String {
     let mut tally: Vec<(&str, usize)> = Vec::new();
     for p in parts {
         match tally.iter_mut().find(|(s, _)| *s == p.sender) {
@@ -833,17 +1024,22 @@ fn remember_sent(tx: &rusqlite::Transaction<'_>, id: JobId, sent: &[String], at:
     }
     let chats = if path.ends_with("/multicast") {
         let body: String = tx.prepare_cached("SELECT body FROM jobs WHERE id = ?1")?.query_row(params![id], |r| r.get(0))?;
-        serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("to").and_then(|t| t.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()))
-            .unwrap_or_default()
+        multicast_recipients(&body)
     } else {
         vec![target]
     };
     super::answers::remember_sent(tx, &threaded, &chats, sent, at)
 }
 
-const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error, chat, recipients, mails";
+/// The `to` list of a multicast request's body (none if it cannot be read).
+pub(super) fn multicast_recipients(body: &str) -> Vec<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("to").and_then(|t| t.as_array()).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect()))
+        .unwrap_or_default()
+}
+
+pub(super) const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error, chat, recipients, mails";
 
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {

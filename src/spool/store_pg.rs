@@ -1,0 +1,660 @@
+//! The spool's store on PostgreSQL (issue #21): the same operations as the SQLite backend
+//! (`store.rs`, `answers.rs`), on the shared schema of `src/pg/migrations/`, so that several
+//! gateways can work on one database.
+//!
+//! What differs from SQLite, and why:
+//! - **No writer thread, no batching.** Each call is one transaction on a pooled connection;
+//!   PostgreSQL groups concurrent commits into one WAL flush on its own, and `pg::Database`
+//!   refused at connect a server where a commit returns before it is flushed, so "returned"
+//!   means durable, as the 250 needs.
+//! - **Claims.** A job or answer is worked on by one node at a time: `due` and `due_answers`
+//!   claim what they return in the same statement (`claimed_by`, `lease_until`, rows locked with
+//!   `FOR UPDATE SKIP LOCKED` so that a second node passes over them instead of waiting), and a
+//!   job this node inserts or seals is claimed by it at once (it goes to this node's workers
+//!   directly). A claim whose lease ran out is due again: its node died, and another takes the
+//!   job with the same retry key, so LINE's 409 keeps it exactly once. Recording an outcome
+//!   clears the claim. Leases are compared with the caller's `now`, like `next_at`.
+//! - **Sealing** locks the chat's held rows (`FOR UPDATE`): a second node sealing the same chat
+//!   waits, then finds them gone and seals nothing.
+//! - Every row is in the single unnamed channel (`channel = ''`); several channels come later.
+//!
+//! Times are the node's unix milliseconds, as on SQLite; the health row is `pg::Database::probe`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Transaction};
+
+use super::answers::{Answer, AnswerState, AnswerUpdate, Findings, NewAnswer, Thread};
+use super::store::{
+    count_mail, main_sender, multicast_recipients, now_ms, sender_key, Job, JobId, NewJob, Packer, QuotaRow, Sealed, State,
+    StoreError, Update, Usage, UsageRow, COLUMNS, SENT_KEY_MS,
+};
+use crate::pg::{Database, PgError};
+
+/// The PostgreSQL backend of [`super::store::Store`]; cheap to clone.
+#[derive(Clone)]
+pub(super) struct PgStore {
+    db: Database,
+    /// This gateway's name in `claimed_by`.
+    node: Arc<str>,
+    lease_ms: i64,
+}
+
+fn pg_err(e: PgError) -> StoreError {
+    StoreError(e.to_string())
+}
+
+/// A u32 of ours as PostgreSQL's INTEGER.
+fn int(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn uint(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+fn row_to_job(r: &Row) -> Job {
+    Job {
+        id: r.get(0),
+        mail_id: r.get(1),
+        path: r.get(2),
+        body: r.get(3),
+        retry_key: r.get(4),
+        target: r.get(5),
+        sender: r.get(6),
+        state: State::parse(r.get(7)),
+        attempts: uint(r.get(8)),
+        created_at: r.get(9),
+        first_attempt_at: r.get(10),
+        next_at: r.get(11),
+        ambiguous: r.get(12),
+        last_error: r.get(13),
+        chat: r.get(14),
+        recipients: uint(r.get(15)),
+        mails: uint(r.get(16)),
+    }
+}
+
+fn row_to_answer(r: &Row) -> Answer {
+    Answer {
+        id: r.get(0),
+        event_id: r.get(1),
+        chat: r.get(2),
+        event: r.get(3),
+        at: r.get(4),
+        state: AnswerState::parse(r.get(5)),
+        attempts: uint(r.get(6)),
+        created_at: r.get(7),
+        next_at: r.get(8),
+        last_error: r.get(9),
+        sent_to: r.get(10),
+    }
+}
+
+fn row_to_thread(r: &Row) -> Thread {
+    Thread { message_id: r.get(0), reply_to: r.get(1), subject: r.get(2) }
+}
+
+/// The columns of `jobs` as [`COLUMNS`] names them, prefixed for a query that joins.
+const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at, state, chat, recipients, claimed_by, lease_until) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+
+impl PgStore {
+    pub(super) async fn open(db: Database, node: &str, lease: Duration) -> Result<PgStore, StoreError> {
+        db.migrate().await.map_err(pg_err)?;
+        let store = PgStore { db, node: node.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
+        // Nothing of this node is in flight after a start: what it had claimed is due again now,
+        // here or on another node (as SQLite makes unattempted jobs due after a restart).
+        let client = store.client().await?;
+        let what = "releasing this node's claims";
+        for table in ["jobs", "answers"] {
+            client
+                .execute(&format!("UPDATE {table} SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1"), &[&store.node.as_ref()])
+                .await
+                .map_err(|e| store.err(what, e))?;
+        }
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<crate::pg::Client, StoreError> {
+        self.db.client().await.map_err(pg_err)
+    }
+
+    fn err(&self, what: &str, e: tokio_postgres::Error) -> StoreError {
+        pg_err(self.db.query_error(what, &e))
+    }
+
+    fn lease_until(&self, now: i64) -> i64 {
+        now.saturating_add(self.lease_ms)
+    }
+
+    /// One transaction per mail, committed (durable) on return: see [`insert_jobs`].
+    pub(super) async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
+        let what = "storing a mail";
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
+        let ids = insert_jobs(self, &tx, &jobs).await.map_err(|e| self.err(what, e))?;
+        tx.commit().await.map_err(|e| self.err(what, e))?;
+        Ok(ids)
+    }
+
+    /// See [`record_update`].
+    pub(super) async fn update_counted(&self, id: JobId, at: i64, update: Update, usage: Option<Usage>) -> Result<(), StoreError> {
+        let what = "recording a delivery attempt";
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
+        record_update(&tx, id, at, &update, usage.as_ref()).await.map_err(|e| self.err(what, e))?;
+        tx.commit().await.map_err(|e| self.err(what, e))
+    }
+
+    /// See [`seal_chat`].
+    pub(super) async fn seal(&self, chat: &str, packer: Arc<dyn Packer>) -> Result<Vec<Job>, StoreError> {
+        let what = "sealing held mail";
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
+        let sealed = seal_chat(self, &tx, chat, packer.as_ref()).await.map_err(|e| self.err(what, e))?;
+        tx.commit().await.map_err(|e| self.err(what, e))?;
+        Ok(sealed)
+    }
+
+    pub(super) async fn set_quota(&self, row: QuotaRow) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ('', $1, $2, $3, $4) ON CONFLICT (channel) DO UPDATE SET \
+                 month = excluded.month, lim = excluded.lim, used = excluded.used, probed_at = excluded.probed_at",
+                &[&row.month, &row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)), &i64::try_from(row.used).unwrap_or(i64::MAX), &row.probed_at],
+            )
+            .await
+            .map_err(|e| self.err("recording the quota", e))?;
+        Ok(())
+    }
+
+    pub(super) async fn probe(&self) -> Result<(), StoreError> {
+        self.db.probe().await.map_err(pg_err)
+    }
+
+    /// Pending jobs due at `now`, claimed for this node (see the module doc); oldest first.
+    /// The chain rule of [`super::store::due`] holds: a job waits while an earlier job of the
+    /// same mail to the same target is pending, whoever has claimed it.
+    pub(super) async fn due(&self, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE jobs SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
+                       SELECT id FROM jobs j WHERE channel = '' AND state = 'pending' AND next_at <= $3 \
+                       AND (lease_until IS NULL OR lease_until <= $3) \
+                       AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.mail_id = j.mail_id AND e.target = j.target \
+                                       AND e.id < j.id AND e.state = 'pending') \
+                       ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {COLUMNS}"
+                ),
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64)],
+            )
+            .await
+            .map_err(|e| self.err("claiming due jobs", e))?;
+        let mut jobs: Vec<Job> = rows.iter().map(row_to_job).collect();
+        jobs.sort_by_key(|j| (j.next_at, j.id));
+        Ok(jobs)
+    }
+
+    pub(super) async fn counts(&self) -> Result<(i64, i64), StoreError> {
+        let client = self.client().await?;
+        let rows = client.query("SELECT state, COUNT(*) FROM jobs GROUP BY state", &[]).await.map_err(|e| self.err("counting jobs", e))?;
+        let (mut pending, mut dead) = (0, 0);
+        for r in rows {
+            match State::parse(r.get(0)) {
+                State::Pending | State::Held => pending += r.get::<_, i64>(1),
+                State::Dead => dead += r.get::<_, i64>(1),
+            }
+        }
+        Ok((pending, dead))
+    }
+
+    pub(super) async fn held_chats(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query("SELECT chat, MIN(next_at) FROM jobs WHERE channel = '' AND state = 'held' GROUP BY chat", &[])
+            .await
+            .map_err(|e| self.err("reading held chats", e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub(super) async fn make_quota_jobs_due(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute("UPDATE jobs SET next_at = $1 WHERE channel = '' AND state = 'pending' AND quota_exhausted", &[&now_ms()])
+            .await
+            .map_err(|e| self.err("making quota-paused jobs due", e))?;
+        Ok(())
+    }
+
+    pub(super) async fn purge_dead(&self, before: i64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let what = "purging dead letters";
+        // LINE forgets a retry key after 24 hours; so can we.
+        client.execute("DELETE FROM sent_keys WHERE at < $1", &[&(now_ms() - SENT_KEY_MS)]).await.map_err(|e| self.err(what, e))?;
+        let n = client.execute("DELETE FROM jobs WHERE state = 'dead' AND next_at < $1", &[&before]).await.map_err(|e| self.err(what, e))?;
+        Ok(n as usize)
+    }
+
+    pub(super) async fn store_answer(&self, answer: NewAnswer) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "INSERT INTO answers (event_id, chat, event, at, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                 ON CONFLICT (channel, event_id) DO NOTHING",
+                &[&answer.event_id, &answer.chat, &answer.event, &answer.at, &now_ms()],
+            )
+            .await
+            .map_err(|e| self.err("storing an answer", e))?;
+        Ok(n == 1)
+    }
+
+    /// As [`super::answers::update_answer`], and the claim is cleared.
+    pub(super) async fn update_answer(&self, id: i64, at: i64, update: AnswerUpdate) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        const FREE: &str = "claimed_by = NULL, lease_until = NULL";
+        let (sql, params): (String, Vec<&(dyn ToSql + Sync)>) = match &update {
+            AnswerUpdate::Sent { to } => (
+                format!("UPDATE answers SET state = 'sent', attempts = attempts + 1, next_at = $2, sent_to = $3, last_error = '', {FREE} WHERE id = $1"),
+                vec![&id as &(dyn ToSql + Sync), &at, to],
+            ),
+            AnswerUpdate::Retry { next_at, error } => {
+                (format!("UPDATE answers SET attempts = attempts + 1, next_at = $2, last_error = $3, {FREE} WHERE id = $1"), vec![&id as &(dyn ToSql + Sync), next_at, error])
+            }
+            AnswerUpdate::Dead { to, error } => (
+                format!("UPDATE answers SET state = 'dead', attempts = attempts + 1, next_at = $2, sent_to = $3, last_error = $4, {FREE} WHERE id = $1"),
+                vec![&id as &(dyn ToSql + Sync), &at, to, error],
+            ),
+            AnswerUpdate::Dropped { reason } => {
+                (format!("UPDATE answers SET state = 'dropped', next_at = $2, last_error = $3, {FREE} WHERE id = $1"), vec![&id as &(dyn ToSql + Sync), &at, reason])
+            }
+        };
+        client.execute(&sql, &params).await.map_err(|e| self.err("recording an answer's outcome", e))?;
+        Ok(())
+    }
+
+    /// Pending answers due at `now`, claimed for this node like jobs, so two nodes never mail
+    /// one answer at once; oldest first.
+    pub(super) async fn due_answers(&self, now: i64, limit: usize) -> Result<Vec<Answer>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "UPDATE answers SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
+                       SELECT id FROM answers WHERE state = 'pending' AND next_at <= $3 \
+                       AND (lease_until IS NULL OR lease_until <= $3) \
+                       ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+                     RETURNING {}",
+                    super::answers::COLUMNS
+                ),
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64)],
+            )
+            .await
+            .map_err(|e| self.err("claiming due answers", e))?;
+        let mut answers: Vec<Answer> = rows.iter().map(row_to_answer).collect();
+        answers.sort_by_key(|a| (a.next_at, a.id));
+        Ok(answers)
+    }
+
+    /// As [`super::store::Store::answer_findings`].
+    pub(super) async fn answer_findings(
+        &self,
+        chat: String,
+        quoted_id: Option<String>,
+        quoted_since: i64,
+        last_since: i64,
+        until: i64,
+        sent_since: i64,
+    ) -> Result<Findings, StoreError> {
+        let client = self.client().await?;
+        let what = "reading what an answer needs";
+        let quoted = match quoted_id.filter(|id| !id.is_empty()) {
+            Some(id) => client
+                .query_opt(
+                    "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
+                     WHERE s.channel = '' AND s.line_id = $1 AND s.chat = $2 AND s.at >= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
+                    &[&id, &chat, &quoted_since],
+                )
+                .await
+                .map_err(|e| self.err(what, e))?
+                .as_ref()
+                .map(row_to_thread),
+            None => None,
+        };
+        let last = client
+            .query_opt(
+                "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
+                 WHERE s.channel = '' AND s.chat = $1 AND s.at >= $2 AND s.at <= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
+                &[&chat, &last_since, &until],
+            )
+            .await
+            .map_err(|e| self.err(what, e))?
+            .as_ref()
+            .map(row_to_thread);
+        let n: i64 = client
+            .query_one("SELECT COUNT(*) FROM answers WHERE channel = '' AND chat = $1 AND state = 'sent' AND next_at >= $2", &[&chat, &sent_since])
+            .await
+            .map_err(|e| self.err(what, e))?
+            .get(0);
+        Ok(Findings { quoted, last, sent_since: u32::try_from(n).unwrap_or(u32::MAX) })
+    }
+
+    /// As [`super::answers::purge`].
+    pub(super) async fn purge_answers(&self, window_ms: i64, keep_events_ms: i64, dead_before: i64) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let what = "purging answers";
+        let now = now_ms();
+        let ids_before = now - window_ms.saturating_mul(7);
+        let mut n = client
+            .execute("DELETE FROM sent_messages WHERE at < $1 OR (line_id = '' AND at < $2)", &[&ids_before, &(now - window_ms)])
+            .await
+            .map_err(|e| self.err(what, e))?;
+        n += client
+            .execute(
+                "DELETE FROM mails WHERE at < $1 AND NOT EXISTS (SELECT 1 FROM sent_messages s WHERE s.mail_id = mails.mail_id) \
+                 AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.mail_id = mails.mail_id)",
+                &[&ids_before],
+            )
+            .await
+            .map_err(|e| self.err(what, e))?;
+        n += client
+            .execute(
+                "DELETE FROM answers WHERE (state IN ('sent', 'dropped') AND next_at < $1) OR (state = 'dead' AND next_at < $2)",
+                &[&(now - keep_events_ms), &dead_before],
+            )
+            .await
+            .map_err(|e| self.err(what, e))?;
+        Ok(n as usize)
+    }
+
+    pub(super) async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let client = self.client().await?;
+        let row = client.query_opt(&format!("SELECT {COLUMNS} FROM jobs WHERE id = $1"), &[&id]).await.map_err(|e| self.err("reading a job", e))?;
+        Ok(row.as_ref().map(row_to_job))
+    }
+
+    pub(super) async fn list(&self, state: Option<State>) -> Result<Vec<Job>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&format!("SELECT {COLUMNS} FROM jobs WHERE $1::text IS NULL OR state = $1 ORDER BY id"), &[&state.map(State::as_str)])
+            .await
+            .map_err(|e| self.err("listing jobs", e))?;
+        Ok(rows.iter().map(row_to_job).collect())
+    }
+
+    pub(super) async fn quota(&self) -> Result<Option<QuotaRow>, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt("SELECT month, lim, used, probed_at FROM quota WHERE channel = ''", &[])
+            .await
+            .map_err(|e| self.err("reading the quota", e))?;
+        Ok(row.map(|r| QuotaRow {
+            month: r.get(0),
+            limit: r.get::<_, Option<i64>>(1).map(|l| l.max(0) as u64),
+            used: r.get::<_, i64>(2).max(0) as u64,
+            probed_at: r.get(3),
+        }))
+    }
+
+    pub(super) async fn usage(&self, month: i64, kind: String) -> Result<Vec<UsageRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key, mails, messages, solo FROM usage WHERE channel = '' AND month = $1 AND kind = $2 \
+                 ORDER BY messages DESC, mails DESC, key COLLATE \"C\"",
+                &[&month, &kind],
+            )
+            .await
+            .map_err(|e| self.err("reading usage", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| UsageRow {
+                key: r.get(0),
+                mails: r.get::<_, i64>(1).max(0) as u64,
+                messages: r.get::<_, i64>(2).max(0) as u64,
+                solo: r.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    pub(super) async fn answers(&self, state: Option<AnswerState>) -> Result<Vec<Answer>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!("SELECT {} FROM answers WHERE $1::text IS NULL OR state = $1 ORDER BY id", super::answers::COLUMNS),
+                &[&state.map(AnswerState::as_str)],
+            )
+            .await
+            .map_err(|e| self.err("listing answers", e))?;
+        Ok(rows.iter().map(row_to_answer).collect())
+    }
+}
+
+/// [`PgStore::insert`]: the jobs (claimed by this node, or held), the mail's thread, and the
+/// mail counted for `mail2line quota`, as in the SQLite writer.
+async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>, tokio_postgres::Error> {
+    let now = now_ms();
+    let mut ids = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        let (state, next_at, claimed_by, lease_until) = match j.hold_until {
+            Some(at) => (State::Held, at, None, None),
+            None => (State::Pending, now, Some(store.node.as_ref()), Some(store.lease_until(now))),
+        };
+        let row = tx
+            .query_one(
+                INSERT_JOB,
+                &[
+                    &j.mail_id, &j.path, &j.body, &j.retry_key, &j.target, &j.sender, &now, &next_at, &state.as_str(), &j.chat,
+                    &int(j.recipients), &claimed_by, &lease_until,
+                ],
+            )
+            .await?;
+        ids.push(row.get(0));
+        if let Some(thread) = &j.thread {
+            tx.execute(
+                "INSERT INTO mails (mail_id, message_id, reply_to, subject, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mail_id) DO NOTHING",
+                &[&j.mail_id, &thread.message_id, &thread.reply_to, &thread.subject, &now],
+            )
+            .await?;
+        }
+    }
+    let mut tally = std::collections::HashMap::new();
+    count_mail(&mut tally, jobs);
+    // In a fixed order: two mails counted at once then lock the same rows in the same order
+    // and cannot deadlock.
+    let mut tally: Vec<_> = tally.into_iter().collect();
+    tally.sort();
+    let month = super::coalesce::month_bounds(now).0;
+    for ((kind, key), n) in tally {
+        tx.execute(
+            "INSERT INTO usage (month, kind, key, mails) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (channel, month, kind, key) DO UPDATE SET mails = usage.mails + excluded.mails",
+            &[&month, &kind, &key, &n],
+        )
+        .await?;
+    }
+    Ok(ids)
+}
+
+/// [`PgStore::update_counted`]: as `apply_update` and `count_usage` of the SQLite store; the
+/// claim goes with the outcome.
+async fn record_update(tx: &Transaction<'_>, id: JobId, at: i64, update: &Update, usage: Option<&Usage>) -> Result<(), tokio_postgres::Error> {
+    match update {
+        Update::Done { sent } => {
+            tx.execute("INSERT INTO sent_keys (retry_key, at) SELECT retry_key, $2 FROM jobs WHERE id = $1 ON CONFLICT DO NOTHING", &[&id, &at])
+                .await?;
+            remember_sent(tx, id, sent, at).await?;
+            tx.execute("DELETE FROM jobs WHERE id = $1", &[&id]).await?;
+        }
+        Update::Retry { next_at, error, ambiguous, quota_exhausted } => {
+            tx.execute(
+                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), next_at = $3, last_error = $4, \
+                 ambiguous = ambiguous OR $5, quota_exhausted = $6, claimed_by = NULL, lease_until = NULL WHERE id = $1",
+                &[&id, &at, next_at, error, ambiguous, quota_exhausted],
+            )
+            .await?;
+        }
+        Update::Dead { error } => {
+            // `next_at` keeps when it died, which `purge_dead` counts from.
+            tx.execute(
+                "UPDATE jobs SET attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $2), state = 'dead', last_error = $3, \
+                 next_at = $2, quota_exhausted = false, claimed_by = NULL, lease_until = NULL WHERE id = $1",
+                &[&id, &at, error],
+            )
+            .await?;
+        }
+    }
+    if let Some(u) = usage {
+        let (messages, solo) = (i64::try_from(u.messages).unwrap_or(i64::MAX), i64::try_from(u.solo).unwrap_or(i64::MAX));
+        for (kind, key) in [("target", u.target.as_str()), ("sender", sender_key(&u.sender))] {
+            tx.execute(
+                "INSERT INTO usage (month, kind, key, messages, solo) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (channel, month, kind, key) DO UPDATE SET messages = usage.messages + excluded.messages, solo = usage.solo + excluded.solo",
+                &[&u.month, &kind, &key, &messages, &solo],
+            )
+            .await?;
+        }
+        // LINE's last figure plus what was sent since; a new month starts from zero.
+        tx.execute(
+            "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ('', $1, NULL, $2, 0) ON CONFLICT (channel) DO UPDATE SET \
+             used = CASE WHEN quota.month = excluded.month THEN quota.used + excluded.used ELSE excluded.used END, month = excluded.month",
+            &[&u.month, &messages],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// As the SQLite store's `remember_sent`: the LINE ids a delivered job became, for the mails
+/// it carried whose thread is kept.
+async fn remember_sent(tx: &Transaction<'_>, id: JobId, sent: &[String], at: i64) -> Result<(), tokio_postgres::Error> {
+    let Some(row) = tx.query_opt("SELECT mail_id, target, path, body FROM jobs WHERE id = $1", &[&id]).await? else { return Ok(()) };
+    let (mail_ids, target, path, body): (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    let mut threaded = Vec::new();
+    for m in mail_ids.split(',').filter(|m| !m.is_empty()) {
+        if tx.query_opt("SELECT 1 FROM mails WHERE mail_id = $1", &[&m]).await?.is_some() {
+            threaded.push(m.to_owned());
+        }
+    }
+    if threaded.is_empty() {
+        return Ok(());
+    }
+    let chats = if path.ends_with("/multicast") { multicast_recipients(&body) } else { vec![target] };
+    for (line_id, chat, mail) in super::answers::sent_rows(&threaded, &chats, sent) {
+        tx.execute("INSERT INTO sent_messages (line_id, chat, mail_id, at) VALUES ($1, $2, $3, $4)", &[&line_id, &chat, &mail, &at]).await?;
+    }
+    Ok(())
+}
+
+/// [`PgStore::seal`]: the SQLite store's `seal`, with the chat's held rows locked.
+async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &dyn Packer) -> Result<Vec<Job>, tokio_postgres::Error> {
+    let now = now_ms();
+    // Locked: a node sealing the same chat at the same time waits here, then finds the rows
+    // gone (or no longer held) and seals nothing.
+    let held: Vec<Job> = tx
+        .query(&format!("SELECT {COLUMNS} FROM jobs WHERE channel = '' AND state = 'held' AND chat = $1 ORDER BY id FOR UPDATE"), &[&chat])
+        .await?
+        .iter()
+        .map(row_to_job)
+        .collect();
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A mail sent again (its sender missed our 250) has the same retry keys as the first
+    // time; if that one was delivered, is still pending, or is held here too, this copy goes
+    // nowhere.
+    let mut seen = std::collections::HashSet::new();
+    let mut unique = Vec::with_capacity(held.len());
+    for j in held {
+        let known: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM sent_keys WHERE retry_key = $1) OR EXISTS (SELECT 1 FROM jobs WHERE retry_key = $1 AND state = 'pending')",
+                &[&j.retry_key],
+            )
+            .await?
+            .get(0);
+        if !seen.insert(j.retry_key.clone()) || known {
+            tracing::info!(mail = %j.mail_id, job = j.id, "held request already taken (the same mail was sent again); not sent twice");
+            tx.execute("DELETE FROM jobs WHERE id = $1 AND state = 'held'", &[&j.id]).await?;
+            continue;
+        }
+        unique.push(j);
+    }
+    let held = unique;
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lease_until = store.lease_until(now);
+    let node = store.node.as_ref();
+    if held.len() == 1 {
+        // One mail held: it goes as it was composed, under its own key, to this node.
+        let j = &held[0];
+        tx.execute(
+            "UPDATE jobs SET state = 'pending', next_at = $2, claimed_by = $3, lease_until = $4 WHERE id = $1",
+            &[&j.id, &now, &node, &lease_until],
+        )
+        .await?;
+        let mut job = j.clone();
+        job.state = State::Pending;
+        job.next_at = now;
+        return Ok(vec![job]);
+    }
+    let bodies: Vec<&str> = held.iter().map(|j| j.body.as_str()).collect();
+    let sealed = match packer.pack(&bodies) {
+        Ok(s) if !s.is_empty() => s,
+        Ok(_) | Err(_) => {
+            tracing::warn!(chat, "cannot pack held requests; each goes out on its own");
+            held.iter().enumerate().map(|(i, j)| Sealed { body: j.body.clone(), parts: vec![i] }).collect()
+        }
+    };
+    let mut out = Vec::with_capacity(sealed.len());
+    for s in sealed {
+        let parts: Vec<&Job> = s.parts.iter().filter_map(|&i| held.get(i)).collect();
+        let Some(first) = parts.first() else { continue };
+        let mut mail_ids: Vec<&str> = Vec::new();
+        for p in &parts {
+            for m in p.mail_id.split(',') {
+                if !mail_ids.contains(&m) {
+                    mail_ids.push(m);
+                }
+            }
+        }
+        let new = NewJob {
+            mail_id: mail_ids.join(","),
+            path: first.path.clone(),
+            body: s.body,
+            retry_key: uuid::Uuid::new_v4().to_string(),
+            target: first.target.clone(),
+            sender: main_sender(&parts),
+            chat: chat.to_owned(),
+            recipients: first.recipients,
+            hold_until: None,
+            thread: None,
+        };
+        let mails = u32::try_from(mail_ids.len()).unwrap_or(u32::MAX);
+        let row = tx
+            .query_one(
+                INSERT_JOB,
+                &[
+                    &new.mail_id, &new.path, &new.body, &new.retry_key, &new.target, &new.sender, &now, &now, &State::Pending.as_str(),
+                    &new.chat, &int(new.recipients), &Some(node), &Some(lease_until),
+                ],
+            )
+            .await?;
+        let id: JobId = row.get(0);
+        tx.execute("UPDATE jobs SET mails = $2 WHERE id = $1", &[&id, &int(mails)]).await?;
+        let mut job = Job::fresh(id, new, now);
+        job.created_at = parts.iter().map(|p| p.created_at).min().unwrap_or(now);
+        job.mails = mails;
+        out.push(job);
+    }
+    for j in &held {
+        tx.execute("DELETE FROM jobs WHERE id = $1 AND state = 'held'", &[&j.id]).await?;
+    }
+    Ok(out)
+}
