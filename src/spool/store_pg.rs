@@ -97,7 +97,7 @@ fn row_to_thread(r: &Row) -> Thread {
     Thread { message_id: r.get(0), reply_to: r.get(1), subject: r.get(2) }
 }
 
-/// The columns of `jobs` as [`COLUMNS`] names them, prefixed for a query that joins.
+/// Stores one job with its claim (none for a held one); returns its id.
 const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at, state, chat, recipients, claimed_by, lease_until) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 
