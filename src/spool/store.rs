@@ -919,6 +919,41 @@ fn seal(
         job.next_at = now;
         return Ok(vec![job]);
     }
+    let mut out = Vec::new();
+    let mut set_mails = tx.prepare_cached("UPDATE jobs SET mails = ?2 WHERE id = ?1")?;
+    for planned in plan_sealed(chat, &held, packer) {
+        let new = planned.job;
+        insert.execute(params![
+            new.mail_id, new.path, new.body, new.retry_key, new.target, new.sender, now, now + LEASE_MS,
+            State::Pending.as_str(), new.chat, new.recipients
+        ])?;
+        let id = tx.last_insert_rowid();
+        set_mails.execute(params![id, planned.mails as i64])?;
+        let mut job = Job::fresh(id, new, now);
+        job.created_at = planned.created_at.unwrap_or(now);
+        job.mails = planned.mails;
+        out.push(job);
+    }
+    for j in &held {
+        delete.execute(params![j.id])?;
+    }
+    Ok(out)
+}
+
+/// One request that sealing makes ([`plan_sealed`]).
+pub(super) struct Planned {
+    pub job: NewJob,
+    /// How many mails it carries.
+    pub mails: u32,
+    /// The earliest arrival among its parts.
+    pub created_at: Option<i64>,
+}
+
+/// What sealing a chat's held jobs (deduplicated, at least two) makes: the packer's requests,
+/// each with its mails, main sender and a new retry key. Pure; both backends insert what it
+/// returns in their own transaction. If the packer cannot read the held bodies (it always can:
+/// they are ours), each goes out as it was composed.
+pub(super) fn plan_sealed(chat: &str, held: &[Job], packer: &dyn Packer) -> Vec<Planned> {
     let bodies: Vec<&str> = held.iter().map(|j| j.body.as_str()).collect();
     let sealed = match packer.pack(&bodies) {
         Ok(s) if !s.is_empty() => s,
@@ -928,7 +963,6 @@ fn seal(
         }
     };
     let mut out = Vec::with_capacity(sealed.len());
-    let mut set_mails = tx.prepare_cached("UPDATE jobs SET mails = ?2 WHERE id = ?1")?;
     for s in sealed {
         let parts: Vec<&Job> = s.parts.iter().filter_map(|&i| held.get(i)).collect();
         let Some(first) = parts.first() else { continue };
@@ -940,7 +974,7 @@ fn seal(
                 }
             }
         }
-        let new = NewJob {
+        let job = NewJob {
             mail_id: mail_ids.join(","),
             path: first.path.clone(),
             body: s.body,
@@ -952,21 +986,10 @@ fn seal(
             hold_until: None,
             thread: None,
         };
-        insert.execute(params![
-            new.mail_id, new.path, new.body, new.retry_key, new.target, new.sender, now, now + LEASE_MS,
-            State::Pending.as_str(), new.chat, new.recipients
-        ])?;
-        let id = tx.last_insert_rowid();
-        set_mails.execute(params![id, mail_ids.len() as i64])?;
-        let mut job = Job::fresh(id, new, now);
-        job.created_at = parts.iter().map(|p| p.created_at).min().unwrap_or(now);
-        job.mails = mail_ids.len() as u32;
-        out.push(job);
+        let mails = u32::try_from(mail_ids.len()).unwrap_or(u32::MAX);
+        out.push(Planned { job, mails, created_at: parts.iter().map(|p| p.created_at).min() });
     }
-    for j in &held {
-        delete.execute(params![j.id])?;
-    }
-    Ok(out)
+    out
 }
 
 /// The sender a coalesced request is listed and counted under: the one with most mails in it

@@ -28,7 +28,7 @@ use tokio_postgres::{Row, Transaction};
 
 use super::answers::{Answer, AnswerState, AnswerUpdate, Findings, NewAnswer, Thread};
 use super::store::{
-    count_mail, main_sender, multicast_recipients, now_ms, sender_key, Job, JobId, NewJob, Packer, QuotaRow, Sealed, State,
+    count_mail, multicast_recipients, plan_sealed, now_ms, sender_key, Job, JobId, NewJob, Packer, QuotaRow, State,
     StoreError, Update, Usage, UsageRow, COLUMNS, SENT_KEY_MS,
 };
 use crate::pg::{Database, PgError};
@@ -604,39 +604,9 @@ async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &d
         job.next_at = now;
         return Ok(vec![job]);
     }
-    let bodies: Vec<&str> = held.iter().map(|j| j.body.as_str()).collect();
-    let sealed = match packer.pack(&bodies) {
-        Ok(s) if !s.is_empty() => s,
-        Ok(_) | Err(_) => {
-            tracing::warn!(chat, "cannot pack held requests; each goes out on its own");
-            held.iter().enumerate().map(|(i, j)| Sealed { body: j.body.clone(), parts: vec![i] }).collect()
-        }
-    };
-    let mut out = Vec::with_capacity(sealed.len());
-    for s in sealed {
-        let parts: Vec<&Job> = s.parts.iter().filter_map(|&i| held.get(i)).collect();
-        let Some(first) = parts.first() else { continue };
-        let mut mail_ids: Vec<&str> = Vec::new();
-        for p in &parts {
-            for m in p.mail_id.split(',') {
-                if !mail_ids.contains(&m) {
-                    mail_ids.push(m);
-                }
-            }
-        }
-        let new = NewJob {
-            mail_id: mail_ids.join(","),
-            path: first.path.clone(),
-            body: s.body,
-            retry_key: uuid::Uuid::new_v4().to_string(),
-            target: first.target.clone(),
-            sender: main_sender(&parts),
-            chat: chat.to_owned(),
-            recipients: first.recipients,
-            hold_until: None,
-            thread: None,
-        };
-        let mails = u32::try_from(mail_ids.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::new();
+    for planned in plan_sealed(chat, &held, packer) {
+        let (new, mails) = (planned.job, planned.mails);
         let row = tx
             .query_one(
                 INSERT_JOB,
@@ -649,7 +619,7 @@ async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &d
         let id: JobId = row.get(0);
         tx.execute("UPDATE jobs SET mails = $2 WHERE id = $1", &[&id, &int(mails)]).await?;
         let mut job = Job::fresh(id, new, now);
-        job.created_at = parts.iter().map(|p| p.created_at).min().unwrap_or(now);
+        job.created_at = planned.created_at.unwrap_or(now);
         job.mails = mails;
         out.push(job);
     }
