@@ -117,12 +117,12 @@ impl Gateway {
     }
 
     /// Replaces `followers@` by the users who follow right now.
-    fn expand_followers(&self, rcpts: &[Recipient]) -> Result<Vec<Recipient>, Refused> {
+    async fn expand_followers(&self, rcpts: &[Recipient]) -> Result<Vec<Recipient>, Refused> {
         if !rcpts.contains(&Recipient::Followers) {
             return Ok(rcpts.to_vec());
         }
         let users = match &self.followers {
-            Some(reg) => reg.active_users().map_err(|e| Refused {
+            Some(reg) => reg.active_users_async().await.map_err(|e| Refused {
                 reason: Reason::FollowersUnavailable,
                 reply: Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"),
                 detail: Some(format!("cannot read the follower registry: {e}")),
@@ -171,7 +171,7 @@ impl Gateway {
         let id = next_mail_id();
         let arrived = Instant::now();
         let user = mail.user.clone();
-        let outcome = match self.expand_followers(&mail.rcpts) {
+        let outcome = match self.expand_followers(&mail.rcpts).await {
             Ok(rcpts) => {
                 mail.rcpts = rcpts;
                 self.deliver_expanded(&id, &mail, arrived).await
@@ -602,8 +602,8 @@ mod tests {
     /// Found while fuzzing (see `compose::route`'s test of the same name): expanding
     /// followers@ deduplicated with `contains`, quadratic in the followers. Many followers,
     /// some also named directly, come out once each in order: named first, then by follow order.
-    #[test]
-    fn many_followers_expand_once_each_in_order() {
+    #[tokio::test]
+    async fn many_followers_expand_once_each_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let registry = Arc::new(Registry::open(dir.path()).unwrap());
         let id = |i: usize| format!("U{i:032x}");
@@ -613,7 +613,7 @@ mod tests {
         let template = Template::parse(crate::compose::DEFAULT_TEMPLATE).unwrap();
         let gw = Gateway::new(template, Mode::DryRun, Some(registry), Arc::new(Metrics::new()));
         let rcpts = vec![Recipient::User(id(2999)), Recipient::Followers, Recipient::User(id(5))];
-        let Ok(out) = gw.expand_followers(&rcpts) else { panic!("expansion failed") };
+        let Ok(out) = gw.expand_followers(&rcpts).await else { panic!("expansion failed") };
         let expected: Vec<Recipient> =
             [2999, 5].into_iter().chain((0..3000).filter(|i| ![5, 2999].contains(i))).map(|i| Recipient::User(id(i))).collect();
         assert_eq!(out, expected);

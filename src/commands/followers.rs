@@ -68,13 +68,24 @@ pub fn run(cfg: &Config, config_path: &Path, action: &Action) -> Result<String, 
         Error::NoStore(message)
     })?;
     // Always read everyone: the table's footer counts the inactive even when it hides them.
-    let everyone = registry.list(true).map_err(|reason| Error::Store { what: "follower registry", done: "read", reason })?;
+    let everyone = block_on(registry.list_async(true)).map_err(|reason| Error::Store { what: "follower registry", done: "read", reason })?;
     let domain = &cfg.smtp.domain;
     Ok(match action {
         Action::List { all, json: false } => list_table(&everyone, *all, domain),
         Action::List { all, json: true } => list_json(&everyone, *all, domain),
         Action::Export => csv(&everyone, domain),
     })
+}
+
+/// Runs one registry call to its end. The command is synchronous and short-lived, so a small
+/// current-thread runtime of its own is enough for the async registry API (which the PostgreSQL
+/// backend needs); on SQLite the call runs inline on it.
+fn block_on<T>(call: impl std::future::Future<Output = Result<T, crate::followers::RegistryError>>) -> Result<T, crate::followers::RegistryError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::followers::RegistryError(format!("cannot start the command's async runtime: {e}")))?;
+    runtime.block_on(call)
 }
 
 /// The address that mails this follower (a group's or room's id works the same way).

@@ -4,8 +4,15 @@
 //! active; unfollow and leave make them inactive (kept, not deleted, so `followers list --all`
 //! still shows who was there). The registry also remembers webhook event ids, so a redelivered
 //! event changes nothing twice, and each chat's latest event time, so an older event replayed
-//! (or delivered late) never overrides a newer one: an old unfollow cannot undo a follow. It lives in its own SQLite file under `storage.dir`, readable by
-//! `mail2line followers` while the server runs (WAL).
+//! (or delivered late) never overrides a newer one: an old unfollow cannot undo a follow.
+//!
+//! Two backends behind one [`Registry`]: by default its own SQLite file under `storage.dir`,
+//! readable by `mail2line followers` while the server runs (WAL); or, for several gateways on
+//! one database, PostgreSQL ([`Registry::open_postgres`], `registry_pg.rs`, which says what
+//! differs there). The server's code uses the async methods (`follow_async`, …), which work on
+//! both; they are named apart from the synchronous ones because those stay as they were, for
+//! the SQLite-only code and tests that call them (they refuse to run on PostgreSQL). On SQLite
+//! the async methods run the same short local statements inline, as the handlers always did.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,6 +21,10 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::smtp::session::DirectoryError;
+
+mod registry_pg;
+
+pub use registry_pg::MIRROR_REFRESH;
 
 /// The registry's file inside `storage.dir`.
 pub const FILE_NAME: &str = "followers.sqlite3";
@@ -79,9 +90,25 @@ CREATE TABLE IF NOT EXISTS health (
 );
 ";
 
-/// A handle on the registry; calls are short, synchronous SQLite statements.
+/// A handle on the registry, over SQLite or PostgreSQL.
 pub struct Registry {
-    conn: Mutex<Connection>,
+    backend: Backend,
+}
+
+enum Backend {
+    /// Calls are short, synchronous SQLite statements.
+    Sqlite(Mutex<Connection>),
+    Postgres(registry_pg::PgRegistry),
+}
+
+/// Runs the PostgreSQL form of a method, or the synchronous SQLite one.
+macro_rules! dispatch {
+    ($self:ident, $method:ident($($arg:expr),*)) => {
+        match &$self.backend {
+            Backend::Sqlite(_) => $self.$method($($arg),*),
+            Backend::Postgres(p) => p.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Registry {
@@ -91,7 +118,7 @@ impl Registry {
         let conn = connect(&dir.join(FILE_NAME), OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Registry { conn: Mutex::new(conn) })
+        Ok(Registry { backend: Backend::Sqlite(Mutex::new(conn)) })
     }
 
     /// Opens an existing registry (for the CLI); an error names the file when there is none.
@@ -106,25 +133,107 @@ impl Registry {
         let conn = connect(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(SCHEMA)?;
         migrate(&conn)?;
-        Ok(Registry { conn: Mutex::new(conn) })
+        Ok(Registry { backend: Backend::Sqlite(Mutex::new(conn)) })
     }
+
+    /// The registry on PostgreSQL (the schema migrated if needed), with the mirror of active
+    /// followers that `smtp::Directory` reads refreshed every [`MIRROR_REFRESH`]. Needs a tokio
+    /// runtime (the refresh is a task on it, stopped when the registry is dropped).
+    pub async fn open_postgres(db: crate::pg::Database) -> Result<Registry, RegistryError> {
+        Self::open_postgres_with_refresh(db, MIRROR_REFRESH).await
+    }
+
+    /// [`Registry::open_postgres`] with the mirror refreshed every `refresh` (the tests shorten
+    /// it to see another node's follow arrive).
+    pub async fn open_postgres_with_refresh(db: crate::pg::Database, refresh: Duration) -> Result<Registry, RegistryError> {
+        Ok(Registry { backend: Backend::Postgres(registry_pg::PgRegistry::open(db, refresh).await?) })
+    }
+
+    /// Whether the registry is on PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The SQLite connection, for the synchronous methods; on PostgreSQL they are a bug of the
+    /// caller, told as an error rather than a panic or a blocked runtime thread.
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, RegistryError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn.lock().unwrap_or_else(|e| e.into_inner())),
+            Backend::Postgres(_) => Err(RegistryError(
+                "a synchronous follower-registry call reached the PostgreSQL registry, which only has async methods; \
+                 this is a bug in mail2line, please report it"
+                    .into(),
+            )),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The async methods: the same operations on either backend (see the module doc).
+
+    /// [`Registry::probe`] on either backend (PostgreSQL: this node's health row).
+    pub async fn probe_async(&self) -> Result<(), RegistryError> {
+        dispatch!(self, probe())
+    }
+
+    /// [`Registry::follow`] on either backend.
+    pub async fn follow_async(&self, id: &str, kind: Kind, display_name: Option<&str>, at: i64) -> Result<bool, RegistryError> {
+        dispatch!(self, follow(id, kind, display_name, at))
+    }
+
+    /// [`Registry::unfollow`] on either backend.
+    pub async fn unfollow_async(&self, id: &str, kind: Kind, at: i64) -> Result<bool, RegistryError> {
+        dispatch!(self, unfollow(id, kind, at))
+    }
+
+    pub async fn set_display_name_async(&self, id: &str, name: &str) -> Result<(), RegistryError> {
+        dispatch!(self, set_display_name(id, name))
+    }
+
+    pub async fn get_async(&self, id: &str) -> Result<Option<Follower>, RegistryError> {
+        dispatch!(self, get(id))
+    }
+
+    /// Reads the database on both backends (not the PostgreSQL mirror): another node's follow
+    /// is seen at once.
+    pub async fn is_active_async(&self, id: &str) -> Result<bool, RegistryError> {
+        Ok(self.get_async(id).await?.is_some_and(|f| f.active))
+    }
+
+    pub async fn active_users_async(&self) -> Result<Vec<String>, RegistryError> {
+        dispatch!(self, active_users())
+    }
+
+    pub async fn list_async(&self, include_inactive: bool) -> Result<Vec<Follower>, RegistryError> {
+        dispatch!(self, list(include_inactive))
+    }
+
+    pub async fn seen_async(&self, event_id: &str) -> Result<bool, RegistryError> {
+        dispatch!(self, seen(event_id))
+    }
+
+    pub async fn first_delivery_async(&self, event_id: &str, at: i64) -> Result<bool, RegistryError> {
+        dispatch!(self, first_delivery(event_id, at))
+    }
+
+    pub async fn prune_events_async(&self, before: i64) -> Result<usize, RegistryError> {
+        dispatch!(self, prune_events(before))
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The synchronous methods: SQLite only.
 
     /// Commits a one-row write: `Ok` means the registry (and so storage.dir) takes writes now.
     pub fn probe(&self) -> Result<(), RegistryError> {
         let now = crate::clock::now_ms();
-        self.conn().execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)", params![now])?;
+        self.conn()?.execute("INSERT OR REPLACE INTO health (id, checked_at) VALUES (1, ?1)", params![now])?;
         Ok(())
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records a follow (or unblock, or join): active from `at` (unix ms, the event's time). A
     /// display name that is `None` keeps the one already known. `false` when the chat already
     /// has a newer event: nothing changes (an old follow must not undo a later unfollow).
     pub fn follow(&self, id: &str, kind: Kind, display_name: Option<&str>, at: i64) -> Result<bool, RegistryError> {
-        let n = self.conn().execute(
+        let n = self.conn()?.execute(
             "INSERT INTO followers (id, kind, active, display_name, followed_at, unfollowed_at, last_event_at)
              VALUES (?1, ?2, 1, COALESCE(?3, ''), ?4, NULL, ?4)
              ON CONFLICT(id) DO UPDATE SET active = 1, kind = ?2,
@@ -138,7 +247,7 @@ impl Registry {
     /// Records an unfollow (or leave): inactive from `at`, kept in the registry. `false` when
     /// the chat already has a newer event (an old unfollow replayed after a follow).
     pub fn unfollow(&self, id: &str, kind: Kind, at: i64) -> Result<bool, RegistryError> {
-        let n = self.conn().execute(
+        let n = self.conn()?.execute(
             "INSERT INTO followers (id, kind, active, followed_at, unfollowed_at, last_event_at) VALUES (?1, ?2, 0, ?3, ?3, ?3)
              ON CONFLICT(id) DO UPDATE SET active = 0, unfollowed_at = ?3, last_event_at = ?3
              WHERE last_event_at <= ?3",
@@ -148,13 +257,13 @@ impl Registry {
     }
 
     pub fn set_display_name(&self, id: &str, name: &str) -> Result<(), RegistryError> {
-        self.conn().execute("UPDATE followers SET display_name = ?2 WHERE id = ?1", params![id, name])?;
+        self.conn()?.execute("UPDATE followers SET display_name = ?2 WHERE id = ?1", params![id, name])?;
         Ok(())
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Follower>, RegistryError> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row(
                 "SELECT id, kind, active, display_name, followed_at, unfollowed_at FROM followers WHERE id = ?1",
                 params![id],
@@ -169,7 +278,7 @@ impl Registry {
 
     /// Ids of active users (not groups or rooms), in the order they first followed.
     pub fn active_users(&self) -> Result<Vec<String>, RegistryError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached("SELECT id FROM followers WHERE active = 1 AND kind = 'user' ORDER BY rowid")?;
         let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
         Ok(ids)
@@ -177,7 +286,7 @@ impl Registry {
 
     /// Every follower (or only active ones), in the order they first appeared.
     pub fn list(&self, include_inactive: bool) -> Result<Vec<Follower>, RegistryError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
             "SELECT id, kind, active, display_name, followed_at, unfollowed_at FROM followers WHERE active = 1 OR ?1 ORDER BY rowid",
         )?;
@@ -188,7 +297,7 @@ impl Registry {
     /// Whether a webhook event id was already handled.
     pub fn seen(&self, event_id: &str) -> Result<bool, RegistryError> {
         Ok(self
-            .conn()
+            .conn()?
             .query_row("SELECT 1 FROM webhook_events WHERE id = ?1", params![event_id], |_| Ok(()))
             .optional()?
             .is_some())
@@ -197,25 +306,34 @@ impl Registry {
     /// Remembers a webhook event id; false if it was seen before (a redelivery to ignore).
     pub fn first_delivery(&self, event_id: &str, at: i64) -> Result<bool, RegistryError> {
         let n = self
-            .conn()
+            .conn()?
             .execute("INSERT OR IGNORE INTO webhook_events (id, seen_at) VALUES (?1, ?2)", params![event_id, at])?;
         Ok(n == 1)
     }
 
     /// Forgets event ids older than `before` (LINE redelivers within a day at most).
     pub fn prune_events(&self, before: i64) -> Result<usize, RegistryError> {
-        Ok(self.conn().execute("DELETE FROM webhook_events WHERE seen_at < ?1", params![before])?)
+        Ok(self.conn()?.execute("DELETE FROM webhook_events WHERE seen_at < ?1", params![before])?)
     }
 }
 
 impl crate::smtp::Directory for Registry {
+    /// SQLite: the database, as always. PostgreSQL: the mirror (see `registry_pg.rs`), which
+    /// sees another node's follow within [`MIRROR_REFRESH`].
     fn is_active_follower(&self, id: &str) -> Result<bool, DirectoryError> {
+        if let Backend::Postgres(p) = &self.backend {
+            return Ok(p.mirror().is_active(id));
+        }
         self.is_active(id).map_err(|e| DirectoryError(e.0))
     }
 
     fn active_follower_count(&self) -> Result<usize, DirectoryError> {
+        if let Backend::Postgres(p) = &self.backend {
+            return Ok(p.mirror().active_users());
+        }
         let n: i64 = self
             .conn()
+            .map_err(|e| DirectoryError(e.0))?
             .query_row("SELECT COUNT(*) FROM followers WHERE active = 1 AND kind = 'user'", [], |r| r.get(0))
             .map_err(|e| DirectoryError(e.to_string()))?;
         Ok(n as usize)

@@ -46,13 +46,9 @@ impl Monitor {
     async fn store_check(&self) -> Option<String> {
         let result = match &self.spool {
             Some(spool) => spool.store_ready().await.map_err(|e| format!("the spool cannot store mail ({e})")),
-            None => {
-                let registry = self.registry.clone();
-                match tokio::task::spawn_blocking(move || registry.probe()).await {
-                    Ok(r) => r.map_err(|e| format!("the follower registry cannot be written ({e})")),
-                    Err(e) => Err(format!("the store check failed ({e})")),
-                }
-            }
+            // Inline on both backends: one short local statement on SQLite (as the webhook's
+            // writes are), one pooled network round trip on PostgreSQL.
+            None => self.registry.probe_async().await.map_err(|e| format!("the follower registry cannot be written ({e})")),
         };
         result.err().map(|e| format!("{e}; free disk space on storage.dir or fix its permissions"))
     }

@@ -277,7 +277,7 @@ pub async fn handle(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: 
             }
         }
     }
-    prune(&hook, now);
+    prune(&hook, now).await;
     if !follow_ups.is_empty() {
         let hook = hook.clone();
         tokio::spawn(async move {
@@ -330,7 +330,7 @@ async fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec
         );
         return Ok(());
     }
-    if hook.registry.seen(&event.webhook_event_id)? {
+    if hook.registry.seen_async(&event.webhook_event_id).await? {
         info!("webhook: {kind_name} event {} already handled; ignoring the redelivery", event.webhook_event_id);
         return Ok(());
     }
@@ -340,7 +340,7 @@ async fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec
     let before = out.len();
     let event_id = event.webhook_event_id.clone();
     let answer = hook.answer_of(&event, raw);
-    apply(hook, event, kind_name, out)?;
+    apply(hook, event, kind_name, out).await?;
     if let (Some(answer), Some(store)) = (answer, &hook.answers) {
         let chat = answer.chat.clone();
         match store.store_answer(answer).await {
@@ -352,7 +352,7 @@ async fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec
             }
         }
     }
-    if let Err(e) = hook.registry.first_delivery(&event_id, now) {
+    if let Err(e) = hook.registry.first_delivery_async(&event_id, now).await {
         out.truncate(before);
         return Err(e.into());
     }
@@ -360,7 +360,7 @@ async fn record(hook: &Webhook, raw: &serde_json::Value, now: i64, out: &mut Vec
 }
 
 /// The registry change one event makes, and the follow-ups it asks for.
-fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
+async fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>) -> Result<(), RegistryError> {
     let redelivery = event.delivery_context.as_ref().is_some_and(|d| d.is_redelivery);
     let Some(source) = &event.source else {
         warn!("webhook: skipping a {kind_name} event without a source");
@@ -393,27 +393,27 @@ fn apply(hook: &Webhook, event: Event, kind_name: &str, out: &mut Vec<FollowUp>)
     match event.kind {
         EventKind::Follow { reply_token, follow } if chat_kind == Kind::User => {
             let unblocked = follow.is_some_and(|f| f.is_unblocked);
-            if !reg(hook.registry.follow(chat, Kind::User, None, at))? {
+            if !reg(hook.registry.follow_async(chat, Kind::User, None, at).await)? {
                 return Ok(());
             }
             info!("webhook: {chat} {}", if unblocked { "unblocked the bot" } else { "followed the bot" });
             out.push(FollowUp::Greet { id: chat.to_owned(), kind: Kind::User, reply_token: hook.welcome.then_some(reply_token) });
         }
         EventKind::Unfollow if chat_kind == Kind::User => {
-            if !reg(hook.registry.unfollow(chat, Kind::User, at))? {
+            if !reg(hook.registry.unfollow_async(chat, Kind::User, at).await)? {
                 return Ok(());
             }
             info!("webhook: {chat} unfollowed (blocked) the bot");
         }
         EventKind::Join { reply_token } if chat_kind != Kind::User => {
-            if !reg(hook.registry.follow(chat, chat_kind, None, at))? {
+            if !reg(hook.registry.follow_async(chat, chat_kind, None, at).await)? {
                 return Ok(());
             }
             info!("webhook: joined {} {chat}", chat_kind.as_str());
             out.push(FollowUp::Greet { id: chat.to_owned(), kind: chat_kind, reply_token: hook.welcome.then_some(reply_token) });
         }
         EventKind::Leave if chat_kind != Kind::User => {
-            if !reg(hook.registry.unfollow(chat, chat_kind, at))? {
+            if !reg(hook.registry.unfollow_async(chat, chat_kind, at).await)? {
                 return Ok(());
             }
             info!("webhook: left {} {chat}", chat_kind.as_str());
@@ -462,7 +462,7 @@ async fn lookup_name(hook: &Webhook, user_id: &str) -> Option<String> {
     let line = hook.line.as_ref()?;
     match line.profile(user_id).await {
         Ok(name) => {
-            if let Err(e) = hook.registry.set_display_name(user_id, &name) {
+            if let Err(e) = hook.registry.set_display_name_async(user_id, &name).await {
                 warn!("webhook: cannot store the display name of {user_id}: {e}");
             }
             Some(name)
@@ -489,12 +489,12 @@ async fn send_reply(hook: &Webhook, reply_token: &str, mut text: String, what: &
 }
 
 /// Forgets old event ids at most once an hour, so the table stays small.
-fn prune(hook: &Webhook, now: i64) {
+async fn prune(hook: &Webhook, now: i64) {
     let last = hook.last_prune_ms.load(Ordering::Relaxed);
     if now - last < PRUNE_EVERY_MS || hook.last_prune_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err() {
         return;
     }
-    match hook.registry.prune_events(now - EVENT_ID_RETENTION_MS) {
+    match hook.registry.prune_events_async(now - EVENT_ID_RETENTION_MS).await {
         Ok(n) if n > 0 => debug!("webhook: forgot {n} old event id(s)"),
         Ok(_) => {}
         Err(e) => warn!("webhook: cannot prune old event ids: {e}"),

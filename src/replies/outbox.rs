@@ -245,7 +245,7 @@ impl Outbox {
             Ok(_) => {}
             Err(e) => warn!(chat, user = %user, "replies: no display name from LINE: {e}"),
         }
-        match self.registry.get(&user) {
+        match self.registry.get_async(&user).await {
             Ok(Some(f)) => if f.display_name.trim().is_empty() { "LINE user".into() } else { f.display_name },
             _ => "LINE user".into(),
         }
