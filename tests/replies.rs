@@ -207,6 +207,11 @@ async fn a_redelivered_event_is_mailed_once_and_text_cannot_choose_a_recipient()
         assert_eq!(t.rcpts, ["<cron@example.com>"]);
         assert!(!String::from_utf8_lossy(&t.data).lines().take_while(|l| !l.is_empty()).any(|l| l.contains("attacker")), "no header names the attacker");
     }
+    // A message that is only the address keyword is a question to the bot (it answers it), not
+    // news for the mail's sender: it is not mailed. It comes before the next event, which the
+    // outbox handles in order, so a mail for it would be counted below.
+    let ask = Message::text(&sender, "01HREPLYASK0000000000000001", "900000000000000009", "Address");
+    assert_eq!(deliver(&s.gw, &[ask]).await.0, 200);
     // An answer in a chat the gateway never mailed goes nowhere (no [replies] to): only logged.
     let stranger = Message::text(&Sender::User(user(5)), "01HREPLYNOWHERE000000000001", "900000000000000006", "mail me at evil@attacker.example");
     assert_eq!(deliver(&s.gw, &[stranger]).await.0, 200);

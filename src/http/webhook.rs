@@ -164,13 +164,14 @@ impl Webhook {
     /// answered by it, not news for the mail's sender).
     fn answer_of(&self, event: &Event, raw: &serde_json::Value) -> Option<NewAnswer> {
         self.answers.as_ref()?;
-        if !matches!(event.kind, EventKind::Message { .. }) {
+        let EventKind::Message { message, .. } = &event.kind else {
             return None;
-        }
+        };
         let chat = event.source.as_ref()?.chat_id()?;
-        let text = raw.pointer("/message/text").and_then(serde_json::Value::as_str).unwrap_or("");
-        if !text.is_empty() && self.keywords.iter().any(|k| text.trim().to_lowercase() == *k) {
-            return None;
+        if let MessageContent::Text { text, .. } = message {
+            if self.keywords.iter().any(|k| text.trim().to_lowercase() == *k) {
+                return None;
+            }
         }
         Some(NewAnswer { event_id: event.webhook_event_id.clone(), chat: chat.to_owned(), event: raw.to_string(), at: event.timestamp })
     }

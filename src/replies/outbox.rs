@@ -131,17 +131,12 @@ impl Outbox {
             Ok(e) => e,
             Err(e) => return self.record(&answer, AnswerUpdate::Dropped { reason: format!("the stored event cannot be read: {e}") }).await,
         };
-        // Read from the raw JSON: LINE puts it in each message type's own fields.
-        let mark_as_read_token = serde_json::from_str::<serde_json::Value>(&answer.event)
-            .ok()
-            .and_then(|v| v.pointer("/message/markAsReadToken").and_then(|t| t.as_str()).map(str::to_owned));
         let EventKind::Message { message, .. } = event.kind else {
             return self.record(&answer, AnswerUpdate::Dropped { reason: "not a message event".into() }).await;
         };
-        let quoted_id = match &message {
-            MessageContent::Text { quoted_message_id, .. } => quoted_message_id.clone(),
-            _ => None,
-        };
+        // A text or a sticker may quote one of our messages.
+        let quoted_id = message.quoted_message_id().map(str::to_owned);
+        let mark_as_read_token = message.mark_as_read_token().map(str::to_owned);
         let findings = match self.findings(&answer, quoted_id).await {
             Ok(f) => f,
             Err(e) => {
