@@ -91,6 +91,12 @@ pub struct Config {
     /// `[replies]`: answers from LINE mailed back to the mail's sender (off while `relay` is empty).
     #[serde(default)]
     pub replies: Replies,
+    /// The PostgreSQL password of `[storage] url` when the URL has none (empty otherwise):
+    /// `$MAIL2LINE_STORAGE_PASSWORD`, `[storage] password_file` or the credential
+    /// `storage-password`. Kept here, not in `storage::Settings`, since `Secret` is of the
+    /// same layer as `storage`.
+    #[serde(skip)]
+    pub storage_password: Secret,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -230,6 +236,11 @@ impl Config {
         p.extend(self.validate_sendmail(purpose));
         p.extend(self.line.validate(purpose == Purpose::Serve));
         p.extend(self.storage.validate());
+        if self.storage.is_postgres() {
+            if let Err(e) = crate::pg::describe_url(self.storage.url.trim()) {
+                p.push(("storage.url".to_owned(), e.to_string()));
+            }
+        }
         p.extend(self.delivery.validate_dead_retention());
         p.extend(self.http.validate());
         p.extend(self.delivery.validate(&self.quota));
