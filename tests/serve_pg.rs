@@ -148,7 +148,7 @@ async fn a_gateway_on_postgres_delivers_once_and_keeps_its_state_in_the_database
     assert_eq!(accepted[0].body["to"], to);
     assert_exactly_once(&line, &[1]);
     // The rows are in PostgreSQL: the delivered request's retry key, the month's count, this
-    // node's heartbeat and health row.
+    // node's heartbeat.
     let key = accepted[0].header("x-line-retry-key").unwrap().to_owned();
     let start = Instant::now();
     while texts(&db, "SELECT retry_key FROM sent_keys").await != [key.clone()] {
@@ -157,7 +157,6 @@ async fn a_gateway_on_postgres_delivers_once_and_keeps_its_state_in_the_database
     }
     assert_eq!(texts(&db, "SELECT key FROM usage WHERE kind = 'target'").await, [to.clone()]);
     assert_eq!(texts(&db, "SELECT node_id FROM nodes").await, ["node-a"]);
-    assert_eq!(texts(&db, "SELECT node FROM health").await.len() <= 1, true);
     assert!(texts(&db, "SELECT state FROM jobs").await.is_empty(), "a delivered job is gone");
     // Nothing spool-like in storage.dir: no SQLite spool or registry there.
     let data = gw.dir.path().join("data");
@@ -381,6 +380,33 @@ async fn queue_quota_and_followers_read_the_database_with_the_password_from_a_fi
     let (_, out, _) = block_in_place(|| cli(&config, &["check-config"], &[]));
     assert!(out.contains(&format!("store: PostgreSQL at {}:{}/{} as {} as node node-a", db.host, db.port, db.name, db.user)), "{out}");
     assert!(out.contains("storage.password: file"), "{out}");
+    let (code, out, err) = block_in_place(|| cli(&config, &["check-config", "--online"], &[]));
+    assert!(out.contains(&format!("database: ok: {}:{}/{} as {} (schema version", db.host, db.port, db.name, db.user)), "{out}{err}");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = block_in_place(|| cli(&config, &["check-config", "--online"], &[("MAIL2LINE_STORAGE_PASSWORD", "wrong-pg-pw-5532")]));
+    assert!(code != 0 && out.contains("database: PostgreSQL at") && out.contains("refused the login"), "{out}");
+    assert!(!out.contains("wrong-pg-pw-5532"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_mode_keeps_only_the_followers_in_the_database() {
+    let Some(db) = postgres::database().await else { return };
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    let base = line.base_url();
+    let extra = format!("url = \"{}\"\nnode = \"direct-a\"\n\n[delivery]\nmode = \"direct\"\n", db.url);
+    let env = [("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())];
+    let gw = block_in_place(|| {
+        GatewayProcess::start(Options { api_base_url: &base, extra: &extra, smtp_extra: "require_follower = true", env: &env, ..Default::default() })
+    });
+    let u = user(5);
+    assert_eq!(support::webhook::post(&gw, follow(&u, "01HZFOLLOWPG0000000000000D")).await.0, 200);
+    assert_eq!(texts(&db, "SELECT id FROM followers WHERE active").await, [u.clone()], "the follow is in PostgreSQL");
+    // A 250 in direct mode means LINE took it: no job was stored anywhere.
+    block_in_place(|| gw.send_raw("a@example.com", &[&addr(&u)], &mail(1))).expect("250");
+    assert_exactly_once(&line, &[1]);
+    assert!(texts(&db, "SELECT mail_id FROM jobs").await.is_empty());
+    assert!(!gw.dir.path().join("data").join("spool.sqlite3").exists() && !gw.dir.path().join("data").join("followers.sqlite3").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -782,3 +782,16 @@ fn storage_url_and_its_password() {
     let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:10: storage.node: is used only with storage.url"), "{e}");
 }
+
+#[test]
+fn a_database_across_the_network_without_tls_is_warned_about() {
+    let warned = |url: &str| {
+        let c = Config::parse(&format!("{GOOD}\n[storage]\nurl = \"{url}\"\n"), "c.toml", Purpose::Serve, &no_env).unwrap();
+        c.warnings().iter().any(|w| w.starts_with("storage.url connects to") && !w.contains("pg-pw"))
+    };
+    assert!(warned("postgres://gw:pg-pw@db.example.com/mail"));
+    assert!(warned("postgresql://gw@[2001:db8::1]:5432/mail"));
+    assert!(!warned("postgres://gw@db.example.com/mail?sslmode=require"));
+    assert!(!warned("postgres://gw@127.0.0.1:5432/mail"));
+    assert!(!warned("postgres://gw@localhost/mail"));
+}
