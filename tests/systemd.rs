@@ -271,7 +271,7 @@ fn template_unit_is_the_service_unit_with_per_instance_files() {
     let exec = template.iter().find(|l| l.starts_with("ExecStart=")).unwrap();
     assert_eq!(*exec, "ExecStart=/usr/local/bin/mail2line serve --config /etc/mail2line/%i.toml");
     // Its credentials are names the gateway reads, the database password among them.
-    let known = [mail2line::credentials::LINE_CHANNEL_ACCESS_TOKEN, mail2line::credentials::LINE_CHANNEL_SECRET, "storage-password"];
+    let known = [mail2line::credentials::LINE_CHANNEL_ACCESS_TOKEN, mail2line::credentials::LINE_CHANNEL_SECRET, mail2line::credentials::STORAGE_PASSWORD];
     let loaded: Vec<&str> = template.iter().filter_map(|l| l.strip_prefix("LoadCredential=")).map(|v| v.split(':').next().unwrap()).collect();
     assert_eq!(loaded, known, "the template's credentials");
 }
