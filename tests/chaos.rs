@@ -72,6 +72,7 @@ fn push(seq: u64, attempt: u32, key: &str, status: u16) -> Recorded {
         request_id: "r".into(),
         fault: None,
         answer: serde_json::Value::Null,
+        at: std::time::Instant::now(),
     }
 }
 

@@ -209,6 +209,8 @@ pub struct Recorded {
     pub fault: Option<Fault>,
     /// The JSON answered (a push's `sentMessages`, …); `Value::Null` for a dropped request.
     pub answer: Value,
+    /// When the request (its whole body) arrived: rates across gateways are counted from it.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -791,6 +793,7 @@ async fn handle(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let at = std::time::Instant::now();
     let path = uri.path().to_string();
     let route = Route::of(&method, &path);
     let header_list: Vec<(String, String)> = headers
@@ -1032,6 +1035,7 @@ async fn handle(
             request_id: request_id.clone(),
             fault,
             answer: if dropped { Value::Null } else { answer.clone() },
+            at,
         });
         request_id
     };
