@@ -8,7 +8,7 @@
 //!
 //! The scenarios: what A stored B serves byte for byte with its type; an unknown or malformed
 //! name is 404; a file past the retention is 404 at once and the sweep deletes it (and only it);
-//! a refused mail's files are removed. On PostgreSQL only: a database that cannot be read is a
+//! a refused mail's files are removed and the bytes stored are counted. On PostgreSQL only: a database that cannot be read is a
 //! 503, not a 404.
 //!
 //! Without PostgreSQL the PostgreSQL runs print "SKIPPED: …" and pass (the file runs still
@@ -189,11 +189,14 @@ async fn expired_files_are_not_served_and_the_sweep_deletes_only_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_mails_files_are_removed() {
     on_both(|a, b, raw| async move {
+        assert_eq!(a.stored_bytes().await.unwrap(), 0);
         let kept = a.put_all(vec![(b"kept".to_vec(), Kind::Text)]).await.unwrap();
-        let refused = a.put_all(vec![(b"one".to_vec(), Kind::Text), (b"two".to_vec(), Kind::Zip)]).await.unwrap();
+        let refused = a.put_all(vec![(b"one".to_vec(), Kind::Text), (b"three".to_vec(), Kind::Zip)]).await.unwrap();
         assert_eq!(raw.names().await.len(), 3);
+        assert_eq!(a.stored_bytes().await.unwrap(), (b"kept".len() + b"one".len() + b"three".len()) as u64);
         a.remove_all(refused.clone()).await;
         assert_eq!(raw.names().await, kept);
+        assert_eq!(a.stored_bytes().await.unwrap(), b"kept".len() as u64, "what is left is counted");
         for name in &refused {
             assert_eq!(get(b, name).await.status(), 404, "{name}");
         }

@@ -248,6 +248,31 @@ impl MediaStore {
         }
     }
 
+    /// The bytes stored now (what `storage.max_bytes` weighs): on files the regular files of the
+    /// directory (as `storage::measure` counts them), on PostgreSQL the rows' bytes, shared by
+    /// every node.
+    pub async fn stored_bytes(&self) -> Result<u64, MediaError> {
+        match &self.backend {
+            Backend::Files(dir) => {
+                let dir = dir.clone();
+                blocking(move || {
+                    let mut total = 0;
+                    for entry in fs::read_dir(&dir)? {
+                        // Not following symlinks, as the sweep does not.
+                        if let Ok(m) = entry?.metadata() {
+                            if m.is_file() {
+                                total += m.len();
+                            }
+                        }
+                    }
+                    Ok(total)
+                })
+                .await
+            }
+            Backend::Postgres(p) => Ok(p.stored_bytes().await?),
+        }
+    }
+
     /// The directory, for the file backend's own methods; `None` on PostgreSQL.
     fn files(&self) -> Option<&Path> {
         match &self.backend {

@@ -65,4 +65,14 @@ impl PgMedia {
             .map_err(|e| self.db.query_error("deleting expired media files", &e))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
+
+    /// The bytes of every row.
+    pub(super) async fn stored_bytes(&self) -> Result<u64, PgError> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_one("SELECT coalesce(sum(octet_length(bytes)), 0)::bigint FROM media", &[])
+            .await
+            .map_err(|e| self.db.query_error("measuring the media files", &e))?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
 }
