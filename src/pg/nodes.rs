@@ -93,4 +93,15 @@ impl Database {
             }
         }
     }
+
+    /// Removes `node_id`'s heartbeat: a gateway that stops cleanly is no longer counted, so the
+    /// others take its share of the rate limit at once instead of after the live window.
+    pub async fn leave(&self, node_id: &str) -> Result<(), PgError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM nodes WHERE node_id = $1", &[&node_id])
+            .await
+            .map_err(|e| self.query_error("removing the heartbeat", &e))?;
+        Ok(())
+    }
 }

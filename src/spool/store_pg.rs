@@ -102,6 +102,11 @@ const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, targ
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
 
 impl PgStore {
+    /// The database and this node's id.
+    pub(super) fn node(&self) -> (Database, Arc<str>) {
+        (self.db.clone(), self.node.clone())
+    }
+
     pub(super) async fn open(db: Database, node: &str, lease: Duration) -> Result<PgStore, StoreError> {
         db.migrate().await.map_err(pg_err)?;
         let store = PgStore { db, node: node.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
