@@ -233,6 +233,35 @@ async fn a_node_killed_with_a_claimed_job_delivers_it_once_after_its_restart() {
     drop(b);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_over_a_dead_nodes_job_when_its_lease_ends() {
+    let Some(db) = postgres::database().await else { return };
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    // The shortest lease allowed (60 s): this test waits for it to end.
+    let lease = "lease_secs = 60\n";
+    let base = line.base_url();
+    let env = [("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())];
+    let launch = |node: &str| {
+        let extra = format!("url = \"{}\"\nnode = \"{node}\"\n{lease}\n{FAST}\n", db.url);
+        block_in_place(|| GatewayProcess::start(Options { api_base_url: &base, extra: &extra, env: &env, ..Default::default() }))
+    };
+    let mut a = launch("node-a");
+    let b = launch("node-b");
+    line.push_behaviour(Behaviour::Delay(Duration::from_secs(3)));
+    block_in_place(|| a.send_raw("a@example.com", &[&addr(&user(6))], &mail(1))).expect("250");
+    a.kill9();
+    assert_eq!(texts(&db, "SELECT claimed_by FROM jobs WHERE state = 'pending'").await, ["node-a"]);
+    // Node A stays dead: node B takes the job once the lease has run out, with its retry key.
+    wait_accepted(&line, 1, Duration::from_secs(150)).await;
+    let start = Instant::now();
+    while !texts(&db, "SELECT state FROM jobs").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the job stayed: {}", b.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_exactly_once(&line, &[1]);
+}
+
 /// A TCP proxy to the database that the test can cut and restore: cut, it closes every
 /// connection it carries and every new one at once, as a database host that went away.
 struct Proxy {
