@@ -409,6 +409,7 @@ async fn queue_quota_and_followers_read_the_database_with_the_password_from_a_fi
     let (_, out, _) = block_in_place(|| cli(&config, &["check-config"], &[]));
     assert!(out.contains(&format!("store: PostgreSQL at {}:{}/{} as {} as node node-a", db.host, db.port, db.name, db.user)), "{out}");
     assert!(out.contains("storage.password: file"), "{out}");
+    assert!(!out.contains(db.password.expose()), "check-config printed the password: {out}");
     let (code, out, err) = block_in_place(|| cli(&config, &["check-config", "--online"], &[]));
     assert!(out.contains(&format!("database: ok: {}:{}/{} as {} (schema version", db.host, db.port, db.name, db.user)), "{out}{err}");
     assert_eq!(code, 0, "{out}{err}");
