@@ -457,3 +457,27 @@ async fn a_wrong_password_stops_the_start_without_printing_it() {
     assert!(err.contains("refused the login of user"), "{err}");
     assert!(!err.contains("wrong-pg-pw-8812"), "the wrong password was printed: {err}");
 }
+
+#[test]
+fn a_database_that_cannot_be_reached_at_start_is_a_failed_start() {
+    // Nothing listens on the port: the start fails at once (exit 1, the reason on stderr) and
+    // systemd's Restart= tries again; no PostgreSQL needed for this one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{}\"\n\n[line]\nchannel_access_token = \"{TOKEN}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [storage]\ndir = \"{}\"\nurl = \"postgres://gw:closed-pg-pw-7@127.0.0.1:{port}/mail\"\n",
+            support::gateway::DOMAIN,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&config, &["serve"], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/mail as gw")), "{err}");
+    assert!(!err.contains("closed-pg-pw-7") && !out.contains("closed-pg-pw-7"), "{err}");
+    assert!(!err.contains("SMTP listening"), "nothing was served: {err}");
+}
