@@ -28,12 +28,12 @@ use tracing::{info, warn};
 use super::Inner;
 use crate::pg::Database;
 
-/// How often a node heartbeats and recomputes its share.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often a node heartbeats and recomputes its share (the one heartbeat period of `pg`).
+pub const HEARTBEAT: Duration = crate::pg::nodes::HEARTBEAT_EVERY;
 
 /// A node not heard from for this long is no longer counted: a few missed heartbeats (a slow
 /// database round, a pause) do not make the others double their rate.
-pub const LIVE_WITHIN: Duration = Duration::from_secs(5);
+pub const LIVE_WITHIN: Duration = Duration::from_millis(crate::pg::nodes::LIVE_WITHIN_MS as u64);
 
 /// How long a node that has just started sends at the floor: two of the others' rounds, so each
 /// of them has heartbeat-counted it (a round is [`HEARTBEAT`] plus a database round trip).
