@@ -157,7 +157,7 @@ impl Gateway {
             let outbound = compose::compose(&self.template, notice, &mail.rcpts, None);
             return Ok(Composed { outbound, media: Vec::new() });
         };
-        let (hosted, stored) = host(m, std::mem::take(&mut notice.attachments)).await.map_err(|e| media_refusal(e.to_string()))?;
+        let (hosted, stored) = host(m, std::mem::take(&mut notice.attachments)).await.map_err(|e| media_refusal(&e))?;
         Ok(Composed { outbound: compose::compose(&self.template, notice, &mail.rcpts, Some(hosted)), media: stored })
     }
 
@@ -520,12 +520,14 @@ fn plan(m: &Media, attachments: Vec<mail::Attachment>) -> Vec<Planned> {
 }
 
 /// The transient reply when the media files of a mail cannot be stored.
-fn media_refusal(error: String) -> Refused {
-    Refused {
-        reason: Reason::Storage,
-        reply: Reply::new(452, "4.3.1", "Cannot store the mail's images right now (storage.dir/media not writable, e.g. disk full); try again later"),
-        detail: Some(format!("cannot store media files: {error}")),
-    }
+/// On PostgreSQL the cause is the database, not this machine's disk: the reply says so, as a
+/// 451 like every refusal for a database out of reach.
+fn media_refusal(error: &media::MediaError) -> Refused {
+    let reply = match error {
+        media::MediaError::Database(_) => Reply::new(451, "4.3.0", "Cannot reach the database to store the mail's images right now; try again later"),
+        _ => Reply::new(452, "4.3.1", "Cannot store the mail's images right now (storage.dir/media not writable, e.g. disk full); try again later"),
+    };
+    Refused { reason: Reason::Storage, reply, detail: Some(format!("cannot store media files: {error}")) }
 }
 
 /// The `reason` for a mail LINE did not accept in direct mode.

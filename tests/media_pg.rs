@@ -8,8 +8,11 @@
 //!
 //! The scenarios: what A stored B serves byte for byte with its type; an unknown or malformed
 //! name is 404; a file past the retention is 404 at once and the sweep deletes it (and only it);
-//! a refused mail's files are removed and the bytes stored are counted. On PostgreSQL only: a database that cannot be read is a
-//! 503, not a 404.
+//! a refused mail's files are removed and the bytes stored are counted. On PostgreSQL only: a
+//! database that cannot be read is a 503, not a 404; and through the gateway's delivery
+//! (`delivery::Gateway` with its media on the database), a mail's image pushed by gateway A is
+//! served by node B, and a mail whose images cannot reach the database gets 451 4.3.0 and
+//! nothing is pushed.
 //!
 //! Without PostgreSQL the PostgreSQL runs print "SKIPPED: …" and pass (the file runs still
 //! run), unless `MAIL2LINE_REQUIRE_POSTGRES=1`.
@@ -244,4 +247,71 @@ async fn a_database_that_cannot_be_read_is_503_not_404() {
     // Storing fails with the database's error (the mail gets a 4xx).
     let e = a.put_all(vec![(b"img".to_vec(), Kind::Png)]).await.unwrap_err();
     assert!(matches!(e, mail2line::media::MediaError::Database(_)), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the gateway's delivery: a mail's image, stored by one gateway, fetched from another.
+
+/// Gateway A (direct mode, to the stand-in) with its media host on the database of `t`.
+async fn gateway(t: &TestDb, line: &support::standin::StandIn) -> mail2line::delivery::Gateway {
+    use mail2line::delivery::{Gateway, Mode};
+    use mail2line::line::{Credentials, LineClient};
+    let client = LineClient::new(
+        &line.base_url(),
+        Credentials::LongLived(mail2line::secret::Secret::new(support::gateway::TOKEN)),
+        Duration::from_secs(10),
+        None,
+    )
+    .unwrap();
+    let store = MediaStore::open_postgres(connect(t, "node-a").await).await.unwrap();
+    Gateway::new(mail2line::compose::Template::default(), Mode::Direct(client), None, Arc::new(mail2line::metrics::Metrics::new()))
+        .with_media(Some(media(store)))
+}
+
+fn mail_with_image(to: u32, png: &[u8]) -> mail2line::smtp::Mail {
+    let head = "From: cam@example.com\r\nTo: x@example.com\r\nSubject: Pictures\r\nMessage-ID: <m1@example.com>\r\n";
+    mail2line::smtp::Mail {
+        from: "cam@example.com".into(),
+        rcpts: vec![mail2line::envelope::Recipient::User(support::gateway::user(to))],
+        urgent: false,
+        helo: "test".into(),
+        user: None,
+        data: support::mime::multipart(head, "See attached.", &[("cam.png", "image/png", png)]),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mails_image_stored_by_one_gateway_is_served_by_another() {
+    use mail2line::smtp::Deliver;
+    let Some(t) = database().await else { return };
+    let line = support::standin::StandIn::start().await;
+    line.expected_token(support::gateway::TOKEN);
+    let a = gateway(&t, &line).await;
+    let node_b = serve(media(MediaStore::open_postgres(connect(&t, "node-b").await).await.unwrap())).await;
+    let png = support::images::noise_png(80, 60, 3);
+    let reply = a.deliver(mail_with_image(1, &png), "127.0.0.1:2525".parse().unwrap()).await;
+    assert_eq!(reply.code, 250, "{reply:?}");
+    line.assert_all_valid();
+    let pushes = line.requests_to("/v2/bot/message/push");
+    let image = pushes.iter().flat_map(|r| r.body["messages"].as_array().unwrap().clone()).find(|m| m["type"] == "image").expect("an image message");
+    let url = image["originalContentUrl"].as_str().unwrap();
+    let name = url.strip_prefix("https://media.example.test/media/").unwrap_or_else(|| panic!("{url}"));
+    let r = get(node_b, name).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), png, "node B serves what node A stored, byte for byte");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_whose_images_cannot_reach_the_database_gets_451_and_nothing_is_pushed() {
+    use mail2line::smtp::Deliver;
+    let Some(t) = database().await else { return };
+    let line = support::standin::StandIn::start().await;
+    let a = gateway(&t, &line).await;
+    let admin = database().await.unwrap().admin().await;
+    admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", t.name)).await.unwrap();
+    let reply = a.deliver(mail_with_image(2, &support::images::noise_png(40, 30, 4)), "127.0.0.1:2525".parse().unwrap()).await;
+    assert_eq!((reply.code, reply.status), (451, "4.3.0"), "{reply:?}");
+    assert!(reply.lines.join(" ").contains("database"), "{reply:?}");
+    assert!(line.requests_to("/v2/bot/message/push").is_empty(), "nothing pushed for a mail that got a 4xx");
 }

@@ -5,7 +5,8 @@
 //!
 //! Measured where LINE would measure it: the stand-in records when each push arrived, and no
 //! 1-second bucket of the nodes' pushes together holds more than the limit plus what each node's
-//! limiter lets through at once (see [`burst`]). One spool alone takes the whole limit.
+//! limiter lets through at once (see [`burst`]). One spool alone takes the whole limit; a node
+//! that cannot reach the database keeps its last share.
 //!
 //! Without PostgreSQL these print "SKIPPED: …" and pass, unless `MAIL2LINE_REQUIRE_POSTGRES=1`.
 
@@ -235,6 +236,29 @@ async fn a_gateway_alone_takes_the_whole_limit_and_shares_it_while_another_runs(
     wait_for_share(&first, 1).await;
     assert_eq!(first[0].0.rates(), (LIMIT, multicast));
     for (_, runner, _) in first {
+        runner.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_out_of_reach_leaves_the_last_share_in_place() {
+    let Some(t) = database().await else { return };
+    let line = StandIn::start().await;
+    let both = spools(&t, &line, 0..2).await;
+    wait_for_share(&both, 2).await;
+    let shared = both[0].0.rates();
+    assert_eq!(shared.0, share(LIMIT, 2));
+    // The database goes away under both nodes: no heartbeat can be written nor counted.
+    let admin = database().await.unwrap().admin().await;
+    admin.batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", t.name)).await.unwrap();
+    // Several rounds later, and past the live window (after which the other node would no
+    // longer be counted), each still sends at its last share, not at the whole limit.
+    tokio::time::sleep(mail2line::spool::share::LIVE_WITHIN + 2 * mail2line::spool::share::HEARTBEAT).await;
+    for (spool, _, _) in &both {
+        assert_eq!(spool.rates(), shared);
+        assert_eq!(spool.rate_share_nodes(), 2);
+    }
+    for (_, runner, _) in both {
         runner.shutdown(Duration::from_secs(5)).await;
     }
 }
