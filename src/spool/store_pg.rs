@@ -556,7 +556,10 @@ async fn record_update(tx: &Transaction<'_>, id: JobId, at: i64, update: &Update
     }
     if let Some(u) = usage {
         let (messages, solo) = (i64::try_from(u.messages).unwrap_or(i64::MAX), i64::try_from(u.solo).unwrap_or(i64::MAX));
-        for (kind, key) in [("target", u.target.as_str()), ("sender", sender_key(&u.sender))] {
+        // In the same order as `insert_jobs` counts a mail (sorted: "sender" before "target"),
+        // so a mail being counted and an outcome being recorded lock the rows in one order:
+        // the other order deadlocked under the three-node fault campaign.
+        for (kind, key) in [("sender", sender_key(&u.sender)), ("target", u.target.as_str())] {
             tx.execute(
                 "INSERT INTO usage (month, kind, key, messages, solo) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (channel, month, kind, key) DO UPDATE SET messages = usage.messages + excluded.messages, solo = usage.solo + excluded.solo",
