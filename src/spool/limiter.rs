@@ -16,6 +16,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How far ahead [`RateLimiter::acquire`] reserves a slot: at LINE's 2,000/s, a hundred
+/// workers' slots fit well within it, so at full rate no worker waits twice.
+pub const HORIZON: Duration = Duration::from_millis(100);
+
 pub struct RateLimiter {
     /// The origin of `next`; slots are nanoseconds after it.
     epoch: Instant,
@@ -64,25 +68,47 @@ impl RateLimiter {
 
     /// The instant at which the caller may send; reserves that slot.
     pub fn reserve(&self, now: Instant) -> Instant {
+        self.reserve_within(now, None).unwrap_or(now)
+    }
+
+    /// As [`RateLimiter::reserve`], but only a slot no later than `now + horizon`; None (and
+    /// nothing reserved) when the next free slot is later.
+    fn reserve_within(&self, now: Instant, horizon: Option<Duration>) -> Option<Instant> {
         let packed = self.pace.load(Ordering::Acquire);
         let (interval, tolerance) = (packed >> 32, packed & u64::from(u32::MAX));
         let now_ns = now.saturating_duration_since(self.epoch).as_nanos().min(u64::MAX as u128) as u64;
         let earliest = now_ns.saturating_sub(tolerance);
+        let latest = horizon.map(|h| now_ns.saturating_add(h.as_nanos().min(u64::MAX as u128) as u64));
         let mut next = self.next.load(Ordering::Relaxed);
         let slot = loop {
             let slot = next.max(earliest);
+            if latest.is_some_and(|latest| slot > latest) {
+                return None;
+            }
             match self.next.compare_exchange_weak(next, slot + interval, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break slot,
                 Err(seen) => next = seen,
             }
         };
-        (self.epoch + Duration::from_nanos(slot)).max(now)
+        Some((self.epoch + Duration::from_nanos(slot)).max(now))
     }
 
-    /// Waits for a slot.
+    /// Waits for a slot. Only a slot within [`HORIZON`] is reserved; a caller that would wait
+    /// longer sleeps and asks again. Reserving far ahead would fix every waiting worker's slot at
+    /// the rate of the moment: a gateway held at 1/s while it joins others (`spool/share.rs`),
+    /// with a hundred workers waiting, would have queued slots two minutes out, and its share,
+    /// when it came, would have waited behind them.
     pub async fn acquire(&self) {
-        let slot = self.reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        loop {
+            let now = Instant::now();
+            if let Some(slot) = self.reserve_within(now, Some(HORIZON)) {
+                tokio::time::sleep_until(slot).await;
+                return;
+            }
+            // The next free slot is beyond the horizon: come back when it may be within it.
+            let next = self.epoch + Duration::from_nanos(self.next.load(Ordering::Relaxed));
+            tokio::time::sleep_until(next.checked_sub(HORIZON).unwrap_or(now).max(now + Duration::from_millis(1))).await;
+        }
     }
 }
 
@@ -131,6 +157,33 @@ mod tests {
         assert_eq!(l.rate(), 1);
         let n = within_a_second(&l, later + Duration::from_secs(10), 10);
         assert!(n <= 2, "{n}");
+    }
+
+    /// A slow rate does not queue slots far ahead: waiting callers reserve only near slots, so
+    /// a rate raised meanwhile applies to them at once.
+    #[tokio::test]
+    async fn waiting_callers_take_a_raised_rate_at_once() {
+        let l = std::sync::Arc::new(RateLimiter::new(1));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..50 {
+            let (l, done) = (l.clone(), done.clone());
+            tokio::spawn(async move {
+                l.acquire().await;
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // At 1/s: the slot at the start (and its tolerance) and a couple more, not 50.
+        let at_one_per_second = done.load(Ordering::Relaxed);
+        assert!(at_one_per_second <= 4, "{at_one_per_second}");
+        l.set_rate(1000);
+        // Every other caller goes within a fraction of a second of the new rate (reserved far
+        // ahead at 1/s, the last would have waited 50 s); 10 s is room for a busy machine.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done.load(Ordering::Relaxed) < 50 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(done.load(Ordering::Relaxed), 50);
     }
 
     #[test]
