@@ -220,6 +220,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
             &cfg.storage.dir,
             cfg.storage.limits(),
         ))),
+        channels: Vec::new(),
     });
     let incoming = cfg.storage.dir.join(crate::storage::INCOMING_DIR);
     let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
