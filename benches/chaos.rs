@@ -10,7 +10,10 @@
 //! Options (`--key value`): `--mails` (10000), `--sessions` (10), `--rate` mails/s over all
 //! sessions (200; 0 = unpaced), `--seed` (from the clock), `--fault-rate` (0.2),
 //! `--kill-min-ms` (500), `--kill-max-ms` (3000), `--drain-timeout` seconds (300),
-//! `--rust-log` for the gateway (`info`).
+//! `--rust-log` for the gateway (`info`), `--coalesce on|off` (on), `--nodes N` (1) and
+//! `--store sqlite|postgres` (sqlite; more than one node needs postgres: the gateways share one
+//! throwaway PostgreSQL database, issue #21), `--rate-limit N` (the channel's
+//! `max_requests_per_second`; the campaign checks the nodes' combined rate against it).
 //!
 //! Exit status: 0 when nothing was lost or duplicated (and every check passed), 4 when the
 //! campaign found a problem, 1 on bad arguments.
@@ -27,7 +30,8 @@ use std::time::Duration;
 use support::chaos::{clock_seed, run, Settings};
 
 const USAGE: &str = "usage: cargo bench --bench chaos -- [--mails N] [--sessions S] [--rate R] [--seed N] \
-[--fault-rate F] [--kill-min-ms MS] [--kill-max-ms MS] [--drain-timeout SECS] [--rust-log FILTER] [--coalesce on|off]";
+[--fault-rate F] [--kill-min-ms MS] [--kill-max-ms MS] [--drain-timeout SECS] [--rust-log FILTER] [--coalesce on|off] \
+[--nodes N] [--store sqlite|postgres] [--rate-limit N]";
 
 fn parse_args() -> Result<Settings, String> {
     let mut kv = args::key_values(USAGE)?;
@@ -51,6 +55,16 @@ fn parse_args() -> Result<Settings, String> {
         Some("off") => false,
         Some(v) => return Err(format!("--coalesce must be on or off, not {v:?}")),
     };
+    let nodes = num(&mut kv, "nodes", 1usize)?;
+    let postgres = match kv.remove("store").as_deref() {
+        None | Some("sqlite") => false,
+        Some("postgres") => true,
+        Some(v) => return Err(format!("--store must be sqlite or postgres, not {v:?}")),
+    };
+    let rate_limit = num(&mut kv, "rate-limit", 0u32)?;
+    if nodes == 0 || (nodes > 1 && !postgres) {
+        return Err("--nodes must be at least 1, and above 1 needs --store postgres (nodes share work only through PostgreSQL)".into());
+    }
     if let Some(k) = kv.keys().next() {
         return Err(format!("unknown option --{k}\n{USAGE}"));
     }
@@ -77,6 +91,9 @@ fn parse_args() -> Result<Settings, String> {
         drain_timeout: Duration::from_secs(drain),
         rust_log: Some(rust_log),
         coalesce,
+        nodes,
+        postgres,
+        rate_limit: (rate_limit > 0).then_some(rate_limit),
     })
 }
 

@@ -22,7 +22,11 @@
 //! what this bench has always measured; coalescing holds a busy chat's mail on purpose, so a
 //! throughput figure with it on measures the window, not the gateway; `default` writes nothing,
 //! for builds older than the key), `--extra-config FILE` (appended to the config),
-//! `--wait SECS` for stragglers (30), `--rust-log FILTER` for the gateway, `--gateway-bin PATH`.
+//! `--wait SECS` for stragglers (30), `--rust-log FILTER` for the gateway, `--gateway-bin PATH`,
+//! `--store sqlite|postgres` (sqlite: `storage.dir`, as by default; postgres: `[storage] url` on a
+//! throwaway PostgreSQL cluster that `tests/support/postgres.rs` starts) and `--nodes N` (1; more
+//! than one needs `--store postgres`: N gateways on the one database, the sessions spread over
+//! them round-robin, as behind a TCP load balancer or two MX records; issue #21).
 //!
 //! Nothing here asserts on timing: it prints numbers. The exit code is 1 when the run could not
 //! be set up (gateway did not start, bad arguments) and 3 when a mail answered 250 never reached
@@ -68,11 +72,13 @@ struct Args {
     wait: Duration,
     rust_log: String,
     gateway_bin: PathBuf,
+    nodes: usize,
+    postgres: bool,
 }
 
 const USAGE: &str = "usage: cargo bench --bench e2e -- [--sessions S] [--mails M] [--size BYTES] \
 [--rate R [--duration SECS]] [--idle-sessions N] [--mode spool|direct] [--coalesce-secs N|default] [--extra-config FILE] \
-[--wait SECS] [--rust-log FILTER] [--gateway-bin PATH]";
+[--wait SECS] [--rust-log FILTER] [--gateway-bin PATH] [--store sqlite|postgres] [--nodes N]";
 
 fn parse_args() -> Result<Args, String> {
     let mut kv = args::key_values(USAGE)?;
@@ -124,6 +130,18 @@ fn parse_args() -> Result<Args, String> {
     });
     let gateway_bin =
         kv.remove("gateway-bin").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mail2line")));
+    let nodes = num(&mut kv, "nodes", Some(1usize))?.unwrap_or(1);
+    let postgres = match kv.remove("store").as_deref() {
+        None | Some("sqlite") => false,
+        Some("postgres") => true,
+        Some(v) => return Err(format!("--store must be sqlite or postgres, not {v:?}")),
+    };
+    if nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if nodes > 1 && !postgres {
+        return Err("--nodes above 1 needs --store postgres: gateways share work only through PostgreSQL".into());
+    }
     if let Some(k) = kv.keys().next() {
         return Err(format!("unknown option --{k}\n{USAGE}"));
     }
@@ -133,7 +151,7 @@ fn parse_args() -> Result<Args, String> {
     if matches!(rate, Some(r) if r <= 0.0) {
         return Err("--rate must be positive".into());
     }
-    Ok(Args { sessions, mails, size, rate, idle_sessions, mode, coalesce_secs, extra_config, wait, rust_log, gateway_bin })
+    Ok(Args { sessions, mails, size, rate, idle_sessions, mode, coalesce_secs, extra_config, wait, rust_log, gateway_bin, nodes, postgres })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,13 +159,13 @@ fn parse_args() -> Result<Args, String> {
 
 /// The gateway's config: the sink as LINE, no per-address limits, `args`' `[delivery]` keys
 /// merged with `--extra-config`.
-fn config(args: &Args, sink_port: u16, dir: &std::path::Path) -> Result<String, String> {
+fn config(args: &Args, sink_port: u16, dir: &std::path::Path, storage: &str) -> Result<String, String> {
     let mut config = format!(
         "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nmax_sessions = 5000\n\
          # The load comes from one address: per-address limits would measure themselves.\n\
          max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n\n\
          [line]\napi_base_url = \"http://127.0.0.1:{sink_port}\"\nchannel_access_token = \"{TOKEN}\"\n\n\
-         [storage]\ndir = \"{}\"\n",
+         [storage]\ndir = \"{}\"\n{storage}",
         dir.join("data").display()
     );
     // Our `[delivery]` keys; merged into the extra config's own `[delivery]` if it has one
@@ -184,11 +202,20 @@ fn config(args: &Args, sink_port: u16, dir: &std::path::Path) -> Result<String, 
     Ok(config)
 }
 
-/// Starts the gateway (killed on drop, so a panicking bench never leaves it running).
-fn start_gateway(args: &Args, sink_port: u16) -> Result<GatewayProcess, String> {
+/// Starts gateway `node` (killed on drop, so a panicking bench never leaves it running). With
+/// `db`, its store is that PostgreSQL database, under its own node id.
+fn start_gateway(args: &Args, sink_port: u16, node: usize, db: Option<&support::postgres::TestDb>) -> Result<GatewayProcess, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let config = config(args, sink_port, dir.path())?;
-    let env = [("RUST_LOG", args.rust_log.as_str())];
+    let storage = match db {
+        Some(db) => format!("url = \"{}\"\nnode = \"bench-{node}\"\n", db.url),
+        None => String::new(),
+    };
+    let config = config(args, sink_port, dir.path(), &storage)?;
+    let password = db.map(|db| db.password.expose().to_owned()).unwrap_or_default();
+    let mut env = vec![("RUST_LOG", args.rust_log.as_str())];
+    if db.is_some() {
+        env.push(("MAIL2LINE_STORAGE_PASSWORD", password.as_str()));
+    }
     let opts = Options { env: &env, bin: Some(&args.gateway_bin), ..Default::default() };
     GatewayProcess::launch(dir, &config, &opts).map_err(|e| format!("{e}\nconfig:\n{config}"))
 }
@@ -255,7 +282,8 @@ struct SessionResult {
 }
 
 struct Load {
-    at: SocketAddr,
+    /// Every gateway's SMTP address; session `i` uses `at[i % len]`.
+    at: Vec<SocketAddr>,
     next: AtomicU64,
     mails: u64,
     rate: Option<f64>,
@@ -305,7 +333,7 @@ async fn session(
 ) -> SessionResult {
     let mut res = SessionResult::default();
     let rcpt = format!("U{:032x}@{DOMAIN}", 0xbe_0000_u64 + index as u64);
-    let ready = Smtp::open(load.at, REPLY_TIMEOUT, "bench.example").await;
+    let ready = Smtp::open(load.at[index % load.at.len()], REPLY_TIMEOUT, "bench.example").await;
     // Every session waits here, even a failed one, so the barrier cannot deadlock.
     start.wait().await;
     let mut c = match ready {
@@ -467,20 +495,29 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode, String> {
     let (sink, sink_port, sink_rt) = support::fastline::start(TOKEN)?;
-    let mut gw = start_gateway(&args, sink_port)?;
-    let pid = gw.pid();
-    let rss_start = proc_mem(pid).map(|(_, rss)| rss);
-    let (stop_sampler, max_rss, sampler) = start_rss_sampler(pid);
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("smtp-load")
         .enable_all()
         .build()
         .map_err(|e| format!("load runtime: {e}"))?;
+    // A throwaway cluster, stopped when this process ends (tests/support/postgres.rs).
+    let db = if args.postgres {
+        Some(rt.block_on(support::postgres::database()).ok_or("--store postgres: PostgreSQL cannot run here (see the notice above)")?)
+    } else {
+        None
+    };
+    let mut gateways = Vec::new();
+    for node in 0..args.nodes {
+        gateways.push(start_gateway(&args, sink_port, node, db.as_ref())?);
+    }
+    // Memory is sampled on the first gateway; the others run the same code.
+    let pid = gateways[0].pid();
+    let rss_start = proc_mem(pid).map(|(_, rss)| rss);
+    let (stop_sampler, max_rss, sampler) = start_rss_sampler(pid);
 
     let load = Arc::new(Load {
-        at: gw.smtp,
+        at: gateways.iter().map(|g| g.smtp).collect(),
         next: AtomicU64::new(0),
         mails: args.mails,
         rate: args.rate,
@@ -493,7 +530,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     });
 
     let (idle, idle_failed, rss_idle) = if args.idle_sessions > 0 {
-        let (idle, failed) = rt.block_on(open_idle(gw.smtp, args.idle_sessions));
+        let (idle, failed) = rt.block_on(open_idle(gateways[0].smtp, args.idle_sessions));
         // Give the gateway a moment to settle the accepted sessions before reading its RSS.
         std::thread::sleep(Duration::from_millis(300));
         (idle, failed, proc_mem(pid).map(|(_, rss)| rss))
@@ -549,7 +586,9 @@ fn run(args: Args) -> Result<ExitCode, String> {
     let _ = sampler.join();
     let idle_open = idle.len();
     drop(idle);
-    gw.stop(Duration::from_secs(10));
+    for gw in &mut gateways {
+        gw.stop(Duration::from_secs(10));
+    }
     drop(sink_rt);
 
     // ---- numbers
@@ -589,8 +628,13 @@ fn run(args: Args) -> Result<ExitCode, String> {
     };
     println!();
     println!(
-        "mail2line e2e: mode={mode} coalesce_secs={coalesce} sessions={} mails={} size={} {pacing} idle-sessions={}",
-        args.sessions, args.mails, args.size, args.idle_sessions
+        "mail2line e2e: mode={mode} coalesce_secs={coalesce} sessions={} mails={} size={} {pacing} idle-sessions={} store={} nodes={}",
+        args.sessions,
+        args.mails,
+        args.size,
+        args.idle_sessions,
+        if args.postgres { "postgres" } else { "sqlite" },
+        args.nodes
     );
     println!(
         "  accepted (250): {}   refused: {refused}   pushes received: {pushed}   duplicates: {}   missing: {missing}",
@@ -620,6 +664,11 @@ fn run(args: Args) -> Result<ExitCode, String> {
             rate(accepted.len(), first, last_accept),
             last_push.map(|l| l.saturating_duration_since(first).as_secs_f64()).unwrap_or(f64::NAN)
         );
+        let requests = match last_push {
+            Some(last) if last > first => format!("{:.1} requests/s", log.requests as f64 / (last - first).as_secs_f64()),
+            _ => "n/a".into(),
+        };
+        println!("  LINE requests: {} ({requests})", log.requests);
         if let (Some(r), Some(last_end)) = (args.rate, records.iter().filter_map(|r| r.data_end).max()) {
             let late = records.iter().filter(|r| r.lag > Duration::from_millis(5)).count();
             let max_lag = records.iter().map(|r| r.lag).max().unwrap_or_default();
@@ -639,7 +688,8 @@ fn run(args: Args) -> Result<ExitCode, String> {
         String::new()
     };
     println!(
-        "  gateway peak RSS: {} (VmHWM)   max sampled VmRSS: {}   at start: {}{idle_part}   at end: {}",
+        "  gateway{} peak RSS: {} (VmHWM)   max sampled VmRSS: {}   at start: {}{idle_part}   at end: {}",
+        if args.nodes > 1 { " 1" } else { "" },
         fmt(mem_end.map(|m| m.0)),
         fmt(Some(max_rss.load(Ordering::Relaxed)).filter(|&k| k > 0)),
         fmt(rss_start),
@@ -651,7 +701,7 @@ fn run(args: Args) -> Result<ExitCode, String> {
     if !session_errors.is_empty() {
         println!("  session errors: {} (first: {})", session_errors.len(), session_errors[0]);
     }
-    let logs = gw.logs();
+    let logs: String = gateways.iter().map(|g| g.logs()).collect();
     let (lines, warnings) = warnings(&logs);
     println!("  gateway log: {lines} lines, {} WARN/ERROR", warnings.len());
     for w in warnings.iter().take(5) {

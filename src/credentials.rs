@@ -33,6 +33,8 @@ pub const SMTP_TLS_CERT: &str = "smtp-tls-cert";
 pub const SMTP_TLS_KEY: &str = "smtp-tls-key";
 /// `[replies]`' relay password (answers from LINE mailed back).
 pub const REPLIES_PASSWORD: &str = "replies-password";
+/// `[storage] url`'s PostgreSQL password, when the URL has none (issue #21).
+pub const STORAGE_PASSWORD: &str = "storage-password";
 
 /// The credential holding `[[smtp.users]]` `name`'s password hash: `smtp-user-<name>-password-hash`,
 /// or `None` when the name cannot be a credential name (systemd's rule: a valid file name).

@@ -432,6 +432,13 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
     }
     match spool.accept(jobs, urgent).await {
         Ok(job_ids) => Ok(Accepted { reply: Reply::new(250, "2.0.0", format!("Ok: queued as {id}")), requests: job_ids.len() }),
+        // On PostgreSQL (no spool file) a failed commit is the database out of reach, not a
+        // full disk here: 451, a local problem that passes, as RFC 3463's 4.3.0 says.
+        Err(e) if spool.store().path().is_none() => Err(Refused {
+            reason: Reason::Storage,
+            reply: Reply::new(451, "4.3.0", "Cannot commit the mail to the database right now; try again later"),
+            detail: Some(format!("cannot store the mail: {e}")),
+        }),
         Err(e) => Err(Refused {
             reason: Reason::Storage,
             reply: Reply::new(452, "4.3.1", "Cannot store the mail right now (spool not writable, e.g. disk full); try again later"),

@@ -30,7 +30,10 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
-/// `[storage]`: where the gateway keeps its files, and how full it may get.
+/// `[storage]`: where the gateway keeps its files, how full it may get, and, with `url`, the
+/// PostgreSQL database several gateways share (issue #21). The database's password is not
+/// here: `config` resolves it (URL, `$MAIL2LINE_STORAGE_PASSWORD`, `password_file`, the
+/// credential) and keeps it as a `Secret`, a type of this same layer.
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -39,13 +42,43 @@ pub struct Settings {
     pub min_free_bytes: u64,
     /// Cap on the spool, registry and media together; 0 = only the `min_free_bytes` floor.
     pub max_bytes: u64,
+    /// `postgres://user@host:port/db?sslmode=require`: the spool, the follower registry, the
+    /// quota counts and the answers live there instead of in `dir`. Empty: SQLite in `dir`.
+    pub url: String,
+    /// A file holding the database password (when the URL has none).
+    pub password_file: Option<PathBuf>,
+    /// This gateway's name among those sharing the database; empty: the host name.
+    pub node: String,
+    /// How long a claimed job stays this node's before another node may take it over.
+    pub lease_secs: u64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { dir: PathBuf::from("./data"), min_free_bytes: 1024 * 1024 * 1024, max_bytes: 0 }
+        Settings {
+            dir: PathBuf::from("./data"),
+            min_free_bytes: 1024 * 1024 * 1024,
+            max_bytes: 0,
+            url: String::new(),
+            password_file: None,
+            node: String::new(),
+            lease_secs: DEFAULT_LEASE_SECS,
+        }
     }
 }
+
+/// `[storage] lease_secs` unless set: as long as the spool's own claim on a job it handed to a
+/// worker (`spool::store::LEASE_MS`), far longer than any one attempt takes.
+pub const DEFAULT_LEASE_SECS: u64 = 600;
+
+/// The shortest `lease_secs`: a lease must outlast one attempt at LINE (its timeout, a wait for
+/// a rate slot) by far, or a live node's job is taken over and sent twice (LINE's 409 would
+/// absorb it, but at the cost of a request).
+pub const MIN_LEASE_SECS: u64 = 60;
+
+/// The longest node name: it goes into PostgreSQL's `application_name` (63 bytes) after
+/// `mail2line@`.
+pub const MAX_NODE_LEN: usize = 50;
 
 impl Settings {
     /// Problems as `(key, message)`.
@@ -54,13 +87,91 @@ impl Settings {
         if self.max_bytes != 0 && self.max_bytes < 1024 * 1024 {
             p.push(("storage.max_bytes".to_owned(), "must be 0 (no cap) or at least 1048576 (1 MiB)".into()));
         }
+        let url = self.url.trim();
+        if !url.is_empty() && !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            p.push((
+                "storage.url".to_owned(),
+                "must be a PostgreSQL URL, postgres://user@host:port/dbname (add ?sslmode=require across a network), \
+                 or empty for SQLite in storage.dir"
+                    .into(),
+            ));
+        }
+        if url.is_empty() {
+            for (key, set) in [
+                ("storage.password_file", self.password_file.is_some()),
+                ("storage.node", !self.node.is_empty()),
+                ("storage.lease_secs", self.lease_secs != DEFAULT_LEASE_SECS),
+            ] {
+                if set {
+                    p.push((key.to_owned(), "is used only with storage.url (PostgreSQL); without it the store is SQLite in storage.dir".into()));
+                }
+            }
+        }
+        if self.lease_secs < MIN_LEASE_SECS {
+            p.push((
+                "storage.lease_secs".to_owned(),
+                format!("must be at least {MIN_LEASE_SECS}: a shorter lease lets another gateway take a job this one is still sending"),
+            ));
+        }
+        if !self.node.is_empty() {
+            if let Err(why) = check_node(&self.node) {
+                p.push(("storage.node".to_owned(), why));
+            }
+        }
         p
+    }
+
+    /// Whether the stores live in PostgreSQL (`url` set) rather than in SQLite files in `dir`.
+    pub fn is_postgres(&self) -> bool {
+        !self.url.trim().is_empty()
+    }
+
+    /// This gateway's node id: `node`, or else the host name (up to its first dot, cut to
+    /// [`MAX_NODE_LEN`]); `"mail2line"` if the system has none.
+    pub fn node_id(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        let host = hostname().unwrap_or_default();
+        let short: String = host.split('.').next().unwrap_or("").chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(MAX_NODE_LEN).collect();
+        if short.is_empty() {
+            "mail2line".to_owned()
+        } else {
+            short
+        }
+    }
+
+    /// `lease_secs` as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
     }
 
     /// The limits as [`DiskSpace`] takes them.
     pub fn limits(&self) -> Limits {
         Limits { min_free_bytes: self.min_free_bytes, max_bytes: self.max_bytes }
     }
+}
+
+/// Why a `[storage] node` cannot name a gateway.
+fn check_node(node: &str) -> Result<(), String> {
+    if node.len() > MAX_NODE_LEN {
+        return Err(format!("is {} bytes long; at most {MAX_NODE_LEN}", node.len()));
+    }
+    if !node.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err("may hold only letters, digits, '-', '_' and '.' (e.g. \"mx1\")".into());
+    }
+    Ok(())
+}
+
+/// The system's host name.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length; gethostname NUL-terminates within it or fails.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).ok()
 }
 
 /// `storage.dir` could not be created.
@@ -280,6 +391,26 @@ pub fn secure_dir(dir: &Path) -> Result<(), DirError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_keys_are_checked() {
+        let ok = Settings { url: "postgres://gw@db:5432/mail".into(), node: "mx1".into(), ..Settings::default() };
+        assert!(ok.validate().is_empty(), "{:?}", ok.validate());
+        assert!(ok.is_postgres() && !Settings::default().is_postgres());
+        assert_eq!(ok.node_id(), "mx1");
+        let keys = |s: Settings| s.validate().into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(keys(Settings { url: "mysql://gw@db/mail".into(), ..Settings::default() }), ["storage.url"]);
+        assert_eq!(keys(Settings { url: "postgres://gw@db/mail".into(), lease_secs: 59, ..Settings::default() }), ["storage.lease_secs"]);
+        assert_eq!(keys(Settings { url: "postgres://gw@db/mail".into(), node: "mx 1".into(), ..Settings::default() }), ["storage.node"]);
+        assert_eq!(keys(Settings { url: "postgres://gw@db/mail".into(), node: "x".repeat(51), ..Settings::default() }), ["storage.node"]);
+        // Without a URL, the PostgreSQL keys would silently do nothing: said instead.
+        assert_eq!(
+            keys(Settings { password_file: Some("/p".into()), node: "mx1".into(), lease_secs: 120, ..Settings::default() }),
+            ["storage.password_file", "storage.node", "storage.lease_secs"]
+        );
+        let default_node = Settings::default().node_id();
+        assert!(!default_node.is_empty() && check_node(&default_node).is_ok(), "{default_node}");
+    }
 
     #[test]
     fn floor_and_cap() {

@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::chaos::{clock_seed, run, tally, Ending, Settings, Transaction};
+use support::chaos::{clock_seed, max_in_one_second, run, tally, Ending, Settings, Transaction};
 use support::standin::{Fault, Recorded};
 
 /// A short campaign (500 mails, 5 sessions, 100/s, a kill every 0.3–1.2 s), checked for what
@@ -28,6 +28,9 @@ async fn short_campaign(fault_rate: f64, coalesce: bool) -> (support::chaos::Rep
         drain_timeout: Duration::from_secs(60),
         rust_log: None,
         coalesce,
+        nodes: 1,
+        postgres: false,
+        rate_limit: None,
     };
     let report = run(settings).await;
     let summary = report.summary();
@@ -72,6 +75,7 @@ fn push(seq: u64, attempt: u32, key: &str, status: u16) -> Recorded {
         request_id: "r".into(),
         fault: None,
         answer: serde_json::Value::Null,
+        received: std::time::Instant::now(),
     }
 }
 
@@ -116,4 +120,33 @@ fn the_tally_counts_lost_duplicated_and_lost_answers_apart() {
     assert_eq!((t.cut_after_end, t.cut_before_end, t.refused_4xx), (2, 1, 1));
     assert_eq!((t.conflicts_409, t.requests), (1, 11));
     assert_eq!(t.faults.get(&Fault::ServerError), Some(&1));
+}
+
+/// The busiest second is a sliding window over arrival times, not calendar seconds, and counts
+/// pushes only (token and quota requests do not count against the push limit).
+#[test]
+fn the_busiest_second_is_a_sliding_window_over_pushes() {
+    let t0 = std::time::Instant::now();
+    let at = |ms: u64, path: &str| {
+        let mut r = push(ms, 1, "k", 200);
+        r.path = path.into();
+        r.received = t0 + Duration::from_millis(ms);
+        r
+    };
+    let push_path = "/v2/bot/message/push";
+    // Two at the end of one calendar second and three at the start of the next: 5 in 1 s.
+    let requests = vec![
+        at(0, push_path),
+        at(800, push_path),
+        at(900, push_path),
+        at(1100, push_path),
+        at(1200, push_path),
+        at(1300, push_path),
+        at(1350, "/v2/bot/message/quota/consumption"),
+        at(2400, push_path),
+    ];
+    assert_eq!(max_in_one_second(&requests), 5);
+    // Exactly one second apart is two windows.
+    assert_eq!(max_in_one_second(&[at(0, push_path), at(1000, push_path)]), 1);
+    assert_eq!(max_in_one_second(&[]), 0);
 }

@@ -21,6 +21,8 @@ use tokio::task::block_in_place;
 
 /// The unit as shipped.
 const UNIT: &str = include_str!("../systemd/mail2line.service");
+/// The template unit for several gateways (issue #21): one instance per configuration.
+const TEMPLATE: &str = include_str!("../systemd/mail2line@.service");
 /// The documented ExecStart; the tests swap in the binary under test.
 const EXEC_START: &str = "ExecStart=/usr/local/bin/mail2line serve --config /etc/mail2line/config.toml";
 
@@ -227,4 +229,49 @@ async fn secrets_come_from_the_credentials_directory() {
     for output in [&text, &gw.logs()] {
         assert!(!output.contains(CREDENTIAL_TOKEN) && !output.contains(SECRET), "{output}");
     }
+}
+
+/// The template unit verifies and is hardened like the service unit, as an instance
+/// (`mail2line@node1.service`, so that `%i` means something).
+#[test]
+fn template_unit_passes_verify_and_is_hardened() {
+    if !systemd_analyze_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let unit = install_unit(dir.path(), "mail2line@node1.service", TEMPLATE);
+    let (ok, findings, text) = verify(&unit);
+    assert!(ok && findings.is_empty(), "systemd-analyze verify objects to the template unit:\n{text}");
+    let level = exposure(&unit);
+    assert!(level <= 2.0, "systemd-analyze security rates the template unit {level}; it must be 2.0 or lower");
+}
+
+/// The template is the service unit line for line, but for the lines that name the instance's
+/// own files: a hardening line added to one and not the other fails here.
+#[test]
+fn template_unit_is_the_service_unit_with_per_instance_files() {
+    let directives = |unit: &'static str| -> Vec<&'static str> {
+        unit.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect()
+    };
+    let per_instance = ["Description=", "ExecStart=", "StateDirectory=", "WorkingDirectory=", "LoadCredential="];
+    let (service, template) = (directives(UNIT), directives(TEMPLATE));
+    for line in &service {
+        if per_instance.iter().any(|k| line.starts_with(k)) {
+            continue;
+        }
+        assert!(template.contains(line), "mail2line@.service lacks {line:?} of mail2line.service");
+    }
+    for line in &template {
+        if per_instance.iter().any(|k| line.starts_with(k)) {
+            assert!(line.contains("%i"), "{line:?} in mail2line@.service must be the instance's own (%i)");
+        } else {
+            assert!(service.contains(line), "mail2line@.service has {line:?}, which mail2line.service has not");
+        }
+    }
+    let exec = template.iter().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert_eq!(*exec, "ExecStart=/usr/local/bin/mail2line serve --config /etc/mail2line/%i.toml");
+    // Its credentials are names the gateway reads, the database password among them.
+    let known = [mail2line::credentials::LINE_CHANNEL_ACCESS_TOKEN, mail2line::credentials::LINE_CHANNEL_SECRET, mail2line::credentials::STORAGE_PASSWORD];
+    let loaded: Vec<&str> = template.iter().filter_map(|l| l.strip_prefix("LoadCredential=")).map(|v| v.split(':').next().unwrap()).collect();
+    assert_eq!(loaded, known, "the template's credentials");
 }

@@ -3,7 +3,8 @@
 //! but valid setting, says where each secret comes from, and with `--online` proves that the
 //! credentials and `line.api_base_url` work by asking LINE who the bot is (`GET /v2/bot/info`),
 //! and, when `[replies] relay` is set, that the relay answers EHLO (and STARTTLS and AUTH as
-//! configured), so answers from LINE can be mailed.
+//! configured), so answers from LINE can be mailed; with `[storage] url`, that PostgreSQL takes
+//! the login and promises durable commits (the same connect `serve` does; nothing is written).
 //!
 //! Exit status, so scripts and `ExecStartPre=` can tell the cases apart (LINE's, when both
 //! checks fail):
@@ -57,6 +58,14 @@ pub fn main(flag: Option<&Path>, online: bool) -> u8 {
     }
     let (code, message) = probe(&cfg);
     println!("{}", redact(&message, &cfg));
+    // The database: reached, logged in, durable, and a commit goes through.
+    let code = match probe_database(&cfg) {
+        None => code,
+        Some((db_code, message)) => {
+            println!("{}", redact(&message, &cfg));
+            if code != 0 { code } else { db_code }
+        }
+    };
     let Some(url) = &cfg.replies.relay_url else { return code };
     let (relay_code, message) = probe_relay(url, &cfg);
     println!("{}", redact(&message, &cfg));
@@ -73,6 +82,15 @@ fn summary(cfg: &Config) -> Vec<String> {
     if let Some(tls) = cfg.smtp.tls_listen {
         lines.push(format!("SMTP with implicit TLS on {tls}"));
     }
+    lines.push(match crate::pg::describe_url(cfg.storage.url.trim()) {
+        Ok(target) if cfg.storage.is_postgres() => format!(
+            "store: PostgreSQL at {target} as node {} (claims last {} s); local files in {}",
+            cfg.storage.node_id(),
+            cfg.storage.lease_secs,
+            cfg.storage.dir.display()
+        ),
+        _ => format!("store: SQLite in {}", cfg.storage.dir.display()),
+    });
     let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
     lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
     if let Some(url) = &cfg.replies.relay_url {
@@ -127,6 +145,33 @@ fn probe(cfg: &Config) -> (u8, String) {
     }
     let token_source = cfg.secret_sources.iter().find(|(k, _)| k == "line.channel_access_token").map(|(_, s)| s);
     explain(&answer, &Context { kind: cfg.line.token, api_base_url: &cfg.line.api_base_url, timeout_secs: cfg.line.timeout_secs, token_source })
+}
+
+/// With `[storage] url`: connects as `serve` would (login, the durability check) and reads the
+/// schema version, changing nothing; None without a URL. A database that cannot be reached is
+/// EX_UNAVAILABLE, one that refuses the login or is not durable EX_CONFIG.
+fn probe_database(cfg: &Config) -> Option<(u8, String)> {
+    if !cfg.storage.is_postgres() {
+        return None;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return Some((EX_UNAVAILABLE, format!("database: not checked: cannot start the async runtime: {e}"))),
+    };
+    let password = (!cfg.storage_password.is_empty()).then(|| cfg.storage_password.clone());
+    let node = cfg.storage.node_id();
+    Some(runtime.block_on(async {
+        let db = match crate::pg::Database::connect(cfg.storage.url.trim(), password, &super::stores::app_name(&format!("{node}-check"))).await {
+            Ok(db) => db,
+            Err(e @ (crate::pg::PgError::Unreachable { .. } | crate::pg::PgError::TlsFailed { .. })) => return (EX_UNAVAILABLE, format!("database: {e}")),
+            Err(e) => return (EX_CONFIG, format!("database: {e}")),
+        };
+        match db.schema_version().await {
+            Ok(Some(v)) => (0, format!("database: ok: {} (schema version {v}, commits are durable)", db.target())),
+            Ok(None) => (0, format!("database: ok: {} (empty: `mail2line serve` creates the tables at its first start)", db.target())),
+            Err(e) => (EX_UNAVAILABLE, format!("database: {e}")),
+        }
+    }))
 }
 
 /// Connects to `[replies] relay` as the gateway will (EHLO, STARTTLS, AUTH) and says QUIT.
@@ -246,7 +291,7 @@ fn explain(answer: &Result<BotInfo, ProbeError>, cx: &Context) -> (u8, String) {
 fn redact(text: &str, cfg: &Config) -> String {
     let mut out = text.to_owned();
     let line = &cfg.line;
-    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key, &cfg.replies.password] {
+    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key, &cfg.replies.password, &cfg.storage_password] {
         if secret.expose().len() >= 4 {
             out = out.replace(secret.expose(), "<redacted>");
         }

@@ -3,8 +3,9 @@
 //! `list` prints a table of active followers (all of them with `--all`) or, with `--json`, an
 //! array for scripts; `export` prints every follower as CSV (RFC 4180) for spreadsheets and
 //! other tools. Like `mail2line queue`, this command loads the configuration without needing a
-//! token, opens the registry under `storage.dir` with a connection of its own, and never talks to
-//! the server: SQLite in WAL mode lets it read while `mail2line serve` writes.
+//! token, opens the registry under `storage.dir` with a connection of its own (or, with
+//! `[storage] url`, reads the PostgreSQL database the gateways share), and never talks to the
+//! server: SQLite in WAL mode lets it read while `mail2line serve` writes.
 //!
 //! Exit codes (shared with `queue`, see `output.rs`): 0 done, 1 no registry / store error, 78
 //! configuration errors.
@@ -59,16 +60,27 @@ pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
 /// Runs `action` against the registry of `cfg` (loaded from `config_path`, named in errors) and
 /// returns what to print.
 pub fn run(cfg: &Config, config_path: &Path, action: &Action) -> Result<String, Error> {
-    let registry = Registry::open_existing(&cfg.storage.dir).map_err(|e| {
-        let mut message = e.to_string();
-        if !cfg.storage.dir.join(FILE_NAME).exists() {
-            // The likeliest cause is reading another configuration than the server's.
-            message.push_str(&format!("; storage.dir comes from {}", config_path.display()));
-        }
-        Error::NoStore(message)
-    })?;
     // Always read everyone: the table's footer counts the inactive even when it hides them.
-    let everyone = block_on(registry.list_async(true)).map_err(|reason| Error::Store { what: "follower registry", done: "read", reason })?;
+    let read = |reason| Error::Store { what: "follower registry", done: "read", reason };
+    let everyone = if cfg.storage.is_postgres() {
+        // One runtime for the whole command: the pool's connections live on it.
+        let runtime = super::stores::cli_runtime()?;
+        runtime.block_on(async {
+            let db = super::stores::cli_connect(cfg).await?.ok_or_else(|| Error::NoStore("storage.url is not set".into()))?;
+            let registry = super::stores::cli_registry(&db).await?;
+            registry.list_async(true).await.map_err(read)
+        })?
+    } else {
+        let registry = Registry::open_existing(&cfg.storage.dir).map_err(|e| {
+            let mut message = e.to_string();
+            if !cfg.storage.dir.join(FILE_NAME).exists() {
+                // The likeliest cause is reading another configuration than the server's.
+                message.push_str(&format!("; storage.dir comes from {}", config_path.display()));
+            }
+            Error::NoStore(message)
+        })?;
+        block_on(registry.list_async(true)).map_err(read)?
+    };
     let domain = &cfg.smtp.domain;
     Ok(match action {
         Action::List { all, json: false } => list_table(&everyone, *all, domain),

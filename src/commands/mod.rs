@@ -9,6 +9,9 @@
 //! * `send` and `sendmail` (`send.rs`): the command side of [`crate::submit`];
 //! * `hash-password` (`hash_password.rs`).
 //!
+//! `stores.rs` opens the spool's store and the follower registry from the configuration (SQLite
+//! in `storage.dir`, or PostgreSQL with `[storage] url`) for `serve` and the CLI alike.
+//!
 //! They share `output.rs` (exit statuses, "load the configuration or exit 78", tables, JSON and
 //! times) and this file's [`Error`], which every command's failure becomes.
 
@@ -20,6 +23,7 @@ pub mod queue;
 pub mod quota;
 pub mod send;
 pub mod serve;
+pub mod stores;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,8 +44,8 @@ pub enum Error {
     #[error("the {what} could not be {done}: {reason}")]
     Store { what: &'static str, done: &'static str, reason: DbError },
     /// `queue show|retry|drop ID` names a job the spool does not hold.
-    #[error("no job {id} in the spool at {} (delivered, dropped, or never existed); `mail2line queue list` shows the jobs there are", file.display())]
-    NoSuchJob { id: JobId, file: PathBuf },
+    #[error("no job {id} in the spool at {place} (delivered, dropped, or never existed); `mail2line queue list` shows the jobs there are")]
+    NoSuchJob { id: JobId, place: String },
     /// `serve`: a part of the gateway could not start; its own message says why and what to fix.
     #[error("{0}")]
     Start(String),

@@ -1,7 +1,8 @@
 //! `mail2line queue`: see and act on the spool's pending and dead jobs.
 //!
 //! Owns the command's behaviour: loading the configuration (no token needed), opening the spool
-//! under `storage.dir` with a connection of its own, and formatting jobs for people (tables,
+//! under `storage.dir` with a connection of its own (or, with `[storage] url`, the PostgreSQL
+//! database the gateways share, through `stores.rs`), and formatting jobs for people (tables,
 //! RFC 3339 times, relative ages) and for scripts (`--json`). It never talks to the server
 //! process: SQLite in WAL mode lets this command read and write the file while `mail2line serve`
 //! runs, and the server's scanner picks up a job made due here within `scan_interval_ms`.
@@ -23,11 +24,11 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use super::output::{self, one_line, printable, rfc3339, table, truncate};
-use super::Error;
+use super::{stores, Error};
 use crate::config::{Config, Purpose};
 use crate::spool::settings::DeliveryMode;
 use crate::spool::answers::{self, Answer, AnswerState};
-use crate::spool::store::{self, Job, JobId, State};
+use crate::spool::store::{self, Job, JobId, State, Store};
 
 /// What to do, as parsed from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,13 +66,76 @@ pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
 /// parameter so that relative times can be tested).
 pub fn run(cfg: &Config, action: &Action, now: i64) -> Result<String, Error> {
     let write = matches!(action, Action::Retry(_) | Action::Drop { .. });
-    let conn = open(cfg, write)?;
+    let conn = if cfg.storage.is_postgres() { Spool::postgres(cfg)? } else { Spool::Sqlite { conn: open(cfg, write)?, file: cfg.storage.dir.join(store::FILE_NAME) } };
     match action {
         Action::List { state, json } => list(&conn, *state, *json, now),
-        Action::Show { id, json } => show(&conn, cfg, *id, *json, now),
+        Action::Show { id, json } => show(&conn, *id, *json, now),
         Action::Retry(RetryWhich::One(id)) => retry_one(&conn, cfg, *id),
         Action::Retry(RetryWhich::AllDead) => retry_all_dead(&conn, cfg),
-        Action::Drop { id } => drop_one(&conn, cfg, *id),
+        Action::Drop { id } => drop_one(&conn, *id),
+    }
+}
+
+/// The spool the command works on: the SQLite file under `storage.dir`, with a connection of
+/// the command's own, or the PostgreSQL database of `[storage] url` (issue #21), on a runtime
+/// that lives as long as the command (its pooled connections run on it).
+enum Spool {
+    Sqlite { conn: Connection, file: PathBuf },
+    Postgres { store: Store, runtime: tokio::runtime::Runtime, target: String },
+}
+
+impl Spool {
+    fn postgres(cfg: &Config) -> Result<Spool, Error> {
+        let runtime = stores::cli_runtime()?;
+        let (store, target) = runtime.block_on(async {
+            let db = stores::cli_connect(cfg).await?.ok_or_else(|| Error::NoStore("storage.url is not set".into()))?;
+            let store = stores::cli_spool_store(cfg, &db).await?;
+            Ok::<_, Error>((store, db.target().to_owned()))
+        })?;
+        Ok(Spool::Postgres { store, runtime, target })
+    }
+
+    /// Where the spool is, for messages.
+    fn place(&self) -> String {
+        match self {
+            Spool::Sqlite { file, .. } => file.display().to_string(),
+            Spool::Postgres { target, .. } => format!("PostgreSQL at {target}"),
+        }
+    }
+
+    fn jobs(&self, state: Option<State>) -> Result<Vec<Job>, store::StoreError> {
+        match self {
+            Spool::Sqlite { conn, .. } => store::list(conn, state),
+            Spool::Postgres { store, runtime, .. } => runtime.block_on(store.jobs(state)),
+        }
+    }
+
+    fn job(&self, id: JobId) -> Result<Option<Job>, store::StoreError> {
+        match self {
+            Spool::Sqlite { conn, .. } => store::get(conn, id),
+            Spool::Postgres { store, runtime, .. } => runtime.block_on(store.job(id)),
+        }
+    }
+
+    fn answers(&self, state: Option<AnswerState>) -> Result<Vec<Answer>, store::StoreError> {
+        match self {
+            Spool::Sqlite { conn, .. } => answers::list(conn, state),
+            Spool::Postgres { store, runtime, .. } => runtime.block_on(store.answers(state)),
+        }
+    }
+
+    fn retry_now(&self, id: JobId, new_key: &str) -> Result<bool, store::StoreError> {
+        match self {
+            Spool::Sqlite { conn, .. } => store::retry_now(conn, id, new_key),
+            Spool::Postgres { store, runtime, .. } => runtime.block_on(store.retry_now(id, new_key)),
+        }
+    }
+
+    fn drop_job(&self, id: JobId) -> Result<bool, store::StoreError> {
+        match self {
+            Spool::Sqlite { conn, .. } => store::drop_job(conn, id),
+            Spool::Postgres { store, runtime, .. } => runtime.block_on(store.drop_job(id)),
+        }
     }
 }
 
@@ -101,20 +165,20 @@ fn store_err(reason: store::StoreError) -> Error {
     Error::Store { what: "spool", done: "read or changed", reason }
 }
 
-fn not_found(cfg: &Config, id: JobId) -> Error {
-    Error::NoSuchJob { id, file: cfg.storage.dir.join(store::FILE_NAME) }
+fn not_found(spool: &Spool, id: JobId) -> Error {
+    Error::NoSuchJob { id, place: spool.place() }
 }
 
-fn get(conn: &Connection, cfg: &Config, id: JobId) -> Result<Job, Error> {
-    store::get(conn, id).map_err(store_err)?.ok_or_else(|| not_found(cfg, id))
+fn get(conn: &Spool, id: JobId) -> Result<Job, Error> {
+    conn.job(id).map_err(store_err)?.ok_or_else(|| not_found(conn, id))
 }
 
 // ---------------------------------------------------------------------------------------------
 // list
 
-fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Result<String, Error> {
+fn list(conn: &Spool, state: Option<State>, as_json: bool, now: i64) -> Result<String, Error> {
     // Read everything once: the footer counts the whole spool even when a filter hides part of it.
-    let all = store::list(conn, None).map_err(store_err)?;
+    let all = conn.jobs(None).map_err(store_err)?;
     let shown: Vec<&Job> = all.iter().filter(|j| state.is_none_or(|s| j.state == s)).collect();
     if as_json {
         let mut arr: Vec<Value> = shown.iter().map(|j| job_json(j, false)).collect();
@@ -157,14 +221,14 @@ fn list(conn: &Connection, state: Option<State>, as_json: bool, now: i64) -> Res
 
 /// The answers `list` shows for the `--dead`/`--pending` filter: those waiting to be mailed and
 /// those given up on (sent and dropped ones are history, not queue).
-fn listed_answers(conn: &Connection, state: Option<State>) -> Result<Vec<Answer>, Error> {
+fn listed_answers(conn: &Spool, state: Option<State>) -> Result<Vec<Answer>, Error> {
     let wanted = match state {
         None => None,
         Some(State::Pending) => Some(AnswerState::Pending),
         Some(State::Dead) => Some(AnswerState::Dead),
         Some(State::Held) => return Ok(Vec::new()),
     };
-    Ok(answers::list(conn, wanted)
+    Ok(conn.answers(wanted)
         .map_err(store_err)?
         .into_iter()
         .filter(|a| matches!(a.state, AnswerState::Pending | AnswerState::Dead))
@@ -189,7 +253,7 @@ fn answer_json(a: &Answer) -> Value {
 
 /// Followers' answers waiting to be mailed or given up on (`[replies]`), after the jobs; nothing
 /// when there are none (or the filter is `--held`, which answers never are).
-fn answers_section(conn: &Connection, state: Option<State>, now: i64) -> Result<String, Error> {
+fn answers_section(conn: &Spool, state: Option<State>, now: i64) -> Result<String, Error> {
     let shown = listed_answers(conn, state)?;
     if shown.is_empty() {
         return Ok(String::new());
@@ -263,8 +327,8 @@ fn target_str(j: &Job) -> String {
 // ---------------------------------------------------------------------------------------------
 // show
 
-fn show(conn: &Connection, cfg: &Config, id: JobId, as_json: bool, now: i64) -> Result<String, Error> {
-    let j = get(conn, cfg, id)?;
+fn show(conn: &Spool, id: JobId, as_json: bool, now: i64) -> Result<String, Error> {
+    let j = get(conn, id)?;
     if as_json {
         return Ok(output::json(&job_json(&j, true)));
     }
@@ -395,21 +459,21 @@ fn job_json(j: &Job, with_body: bool) -> Value {
 // ---------------------------------------------------------------------------------------------
 // retry / drop
 
-fn retry_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Error> {
-    let before = get(conn, cfg, id)?;
-    let mut out = retry_job(conn, cfg, &before)?;
+fn retry_one(conn: &Spool, cfg: &Config, id: JobId) -> Result<String, Error> {
+    let before = get(conn, id)?;
+    let mut out = retry_job(conn, &before)?;
     out.push_str(&pickup_note(cfg));
     Ok(out)
 }
 
-fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Error> {
-    let dead = store::list(conn, Some(State::Dead)).map_err(store_err)?;
+fn retry_all_dead(conn: &Spool, cfg: &Config) -> Result<String, Error> {
+    let dead = conn.jobs(Some(State::Dead)).map_err(store_err)?;
     if dead.is_empty() {
         return Ok("No dead jobs to retry.\n".into());
     }
     let mut out = String::new();
     for j in &dead {
-        out.push_str(&retry_job(conn, cfg, j)?);
+        out.push_str(&retry_job(conn, j)?);
     }
     out.push_str(&format!("{} dead job(s) made pending.\n", dead.len()));
     out.push_str(&pickup_note(cfg));
@@ -417,11 +481,11 @@ fn retry_all_dead(conn: &Connection, cfg: &Config) -> Result<String, Error> {
 }
 
 /// Makes one job pending and due now, and says what changed.
-fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Error> {
+fn retry_job(conn: &Spool, before: &Job) -> Result<String, Error> {
     let new_key = uuid::Uuid::new_v4().to_string();
-    if !store::retry_now(conn, before.id, &new_key).map_err(store_err)? {
+    if !conn.retry_now(before.id, &new_key).map_err(store_err)? {
         // Delivered or dropped between our read and the update.
-        return Err(not_found(cfg, before.id));
+        return Err(not_found(conn, before.id));
     }
     let mut out = format!(
         "job {}: {} → pending, due now ({} to {}, {} attempt(s) so far",
@@ -435,7 +499,7 @@ fn retry_job(conn: &Connection, cfg: &Config, before: &Job) -> Result<String, Er
         out.push_str(&format!("; last error: {}", printable(&truncate(&one_line(&before.last_error), 120))));
     }
     out.push_str(")\n");
-    if let Ok(Some(after)) = store::get(conn, before.id) {
+    if let Ok(Some(after)) = conn.job(before.id) {
         if after.retry_key != before.retry_key {
             out.push_str(&format!(
                 "  new retry key {} (the first attempt was over 24 h ago, so LINE may have forgotten the old one)\n",
@@ -453,10 +517,10 @@ fn pickup_note(cfg: &Config) -> String {
     )
 }
 
-fn drop_one(conn: &Connection, cfg: &Config, id: JobId) -> Result<String, Error> {
-    let j = get(conn, cfg, id)?;
-    if !store::drop_job(conn, id).map_err(store_err)? {
-        return Err(not_found(cfg, id));
+fn drop_one(conn: &Spool, id: JobId) -> Result<String, Error> {
+    let j = get(conn, id)?;
+    if !conn.drop_job(id).map_err(store_err)? {
+        return Err(not_found(conn, id));
     }
     let mut out = format!(
         "job {id} dropped ({}, {} to {}, mail {} from {}); it will not be delivered\n",

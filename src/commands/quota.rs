@@ -6,8 +6,9 @@
 //! this month's mails against the LINE messages they cost (what coalescing saved), a forecast
 //! for the month's end at the current rate, and the recipients and senders that cost most.
 //!
-//! Like `mail2line queue`, it reads the spool's SQLite file with a connection of its own, so it
-//! works while `mail2line serve` runs and never talks to LINE or to the server process.
+//! Like `mail2line queue`, it reads the spool's SQLite file with a connection of its own (or,
+//! with `[storage] url`, the PostgreSQL database the gateways share), so it works while
+//! `mail2line serve` runs and never talks to LINE or to the server process.
 //! Exit codes: 0 shown, 1 no spool / store error, 78 configuration errors.
 
 use std::path::PathBuf;
@@ -16,10 +17,10 @@ use rusqlite::Connection;
 use serde_json::{json, Value};
 
 use super::output::{self, printable, rfc3339, table};
-use super::Error;
+use super::{stores, Error};
 use crate::config::{Config, Purpose};
 use crate::spool::coalesce::month_bounds;
-use crate::spool::store::{self, UsageRow};
+use crate::spool::store::{self, Store, UsageRow};
 
 /// How many recipients and senders the tables show.
 const TOP: usize = 10;
@@ -64,16 +65,39 @@ impl Report {
     }
 }
 
+/// What the report reads: the month's usage by kind and LINE's quota as last read, from the
+/// spool's SQLite file or from PostgreSQL (`[storage] url`).
+pub enum Source<'a> {
+    Sqlite(&'a Connection),
+    Postgres(&'a Store, &'a tokio::runtime::Runtime),
+}
+
+impl Source<'_> {
+    fn usage(&self, month: i64, kind: &str) -> Result<Vec<UsageRow>, store::StoreError> {
+        match self {
+            Source::Sqlite(conn) => store::usage(conn, month, kind),
+            Source::Postgres(s, rt) => rt.block_on(s.usage(month, kind)),
+        }
+    }
+
+    fn quota(&self) -> Result<Option<store::QuotaRow>, store::StoreError> {
+        match self {
+            Source::Sqlite(conn) => store::quota(conn),
+            Source::Postgres(s, rt) => rt.block_on(s.quota()),
+        }
+    }
+}
+
 /// Reads the month holding `now` (unix ms) from the spool of `cfg`.
-pub fn report(conn: &Connection, cfg: &Config, now: i64) -> Result<Report, Error> {
+pub fn report(conn: &Source<'_>, cfg: &Config, now: i64) -> Result<Report, Error> {
     let (start, end) = month_bounds(now);
     let err = |reason: store::StoreError| Error::Store { what: "spool", done: "read", reason };
-    let recipients = store::usage(conn, start, "target").map_err(err)?;
-    let senders = store::usage(conn, start, "sender").map_err(err)?;
+    let recipients = conn.usage(start, "target").map_err(err)?;
+    let senders = conn.usage(start, "sender").map_err(err)?;
     let messages: u64 = recipients.iter().map(|r| r.messages).sum();
     let solo: u64 = recipients.iter().map(|r| r.solo).sum();
     let mails: u64 = senders.iter().map(|r| r.mails).sum();
-    let row = store::quota(conn).map_err(err)?.filter(|q| q.month == start);
+    let row = conn.quota().map_err(err)?.filter(|q| q.month == start);
     let (limit, used, probed_at) = match row {
         Some(q) => (q.limit, q.used, (q.probed_at > 0).then_some(q.probed_at)),
         None => (None, messages, None),
@@ -110,8 +134,17 @@ pub fn report(conn: &Connection, cfg: &Config, now: i64) -> Result<Report, Error
 
 /// The report on the spool of `cfg` as text or JSON; `now` is unix ms.
 pub fn run(cfg: &Config, json: bool, now: i64) -> Result<String, Error> {
-    let conn = store::open_existing(&cfg.storage.dir, false).map_err(|e| Error::NoStore(e.to_string()))?;
-    let r = report(&conn, cfg, now)?;
+    let r = if cfg.storage.is_postgres() {
+        let runtime = stores::cli_runtime()?;
+        let store = runtime.block_on(async {
+            let db = stores::cli_connect(cfg).await?.ok_or_else(|| Error::NoStore("storage.url is not set".into()))?;
+            stores::cli_spool_store(cfg, &db).await
+        })?;
+        report(&Source::Postgres(&store, &runtime), cfg, now)?
+    } else {
+        let conn = store::open_existing(&cfg.storage.dir, false).map_err(|e| Error::NoStore(e.to_string()))?;
+        report(&Source::Sqlite(&conn), cfg, now)?
+    };
     Ok(if json { to_json(&r) } else { to_text(&r, now) })
 }
 

@@ -102,11 +102,6 @@ fn start(e: impl Display) -> Error {
     Error::Start(e.to_string())
 }
 
-/// The spool or the registry under `storage.dir`.
-fn storage_dir(cfg: &Config) -> impl FnOnce(String) -> Error + '_ {
-    |reason| Error::StorageDir { reason, dir: cfg.storage.dir.clone() }
-}
-
 async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     // Before anything is created: storage.dir and all in it are owner-only whatever the umask
     // the gateway was started with (only the systemd unit sets one).
@@ -133,30 +128,49 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
                 .with_metrics(metrics.clone()),
         )
     };
+    // PostgreSQL (`[storage] url`): one pool for the spool, the registry and the heartbeat. A
+    // database that cannot be reached at start is a failed start (exit 1, the reason logged):
+    // systemd's Restart= tries again, and a gateway that never had its store cannot promise a 250.
+    let node = cfg.storage.node_id();
+    let db = super::stores::connect(&cfg, &node).await?;
+    if let Some(db) = &db {
+        info!(target: LOG_TARGET, "store: PostgreSQL at {} as node {node}", db.target());
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut spool = None;
     let mode = match line.clone() {
         None => Mode::DryRun,
         Some(client) => match cfg.delivery.mode {
+            // Direct mode keeps no jobs: on PostgreSQL only the follower registry lives there.
             DeliveryMode::Direct => Mode::Direct(client),
             DeliveryMode::Spool => {
                 let mut settings = SpoolSettings::from_config(&cfg.delivery, &cfg.quota);
                 // Answers from LINE find their mail by what the spool keeps of it.
                 settings.keep_threads = cfg.replies.enabled();
-                let (s, r) = Spool::start(&cfg.storage.dir, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone())
-                    .map_err(|e| storage_dir(&cfg)(e.to_string()))?;
-                info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count());
+                let store = super::stores::open_spool_store(&cfg, db.as_ref(), &node).await?;
+                let (s, r) = Spool::start_with_store(store, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone());
+                match &db {
+                    None => info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count()),
+                    Some(_) => info!(
+                        target: LOG_TARGET,
+                        "spool in PostgreSQL with {} workers; claims last {} s",
+                        cfg.delivery.worker_count(),
+                        cfg.storage.lease_secs
+                    ),
+                }
                 runner = Some(r);
                 spool = Some(s.clone());
                 Mode::Spool(s)
             }
         },
     };
-    let registry = Arc::new(
-        Registry::open(&cfg.storage.dir).map_err(|e| storage_dir(&cfg)(e.to_string()))?,
-    );
+    let registry = super::stores::open_registry(&cfg, db.as_ref()).await?;
+    if let Some(db) = &db {
+        // The live-node count the nodes share a channel's rate limit by.
+        tokio::spawn(db.clone().run_heartbeats(node.clone(), stop_rx.clone()));
+    }
     let media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
-    let (stop_tx, stop_rx) = watch::channel(false);
     if let Some(media) = &media {
         info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.dir().display());
         tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));

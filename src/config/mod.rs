@@ -97,6 +97,12 @@ pub struct Config {
     /// the one unnamed channel.
     #[serde(default)]
     pub channels: Vec<Channel>,
+    /// The PostgreSQL password of `[storage] url` when the URL has none (empty otherwise):
+    /// `$MAIL2LINE_STORAGE_PASSWORD`, `[storage] password_file` or the credential
+    /// `storage-password`. Kept here, not in `storage::Settings`, since `Secret` is of the
+    /// same layer as `storage`.
+    #[serde(skip)]
+    pub storage_password: Secret,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -238,6 +244,11 @@ impl Config {
         // With `[[channels]]`, `[line]` only gives defaults: its credentials are not needed.
         p.extend(self.line.validate(purpose == Purpose::Serve && self.channels.is_empty()));
         p.extend(self.storage.validate());
+        if self.storage.is_postgres() {
+            if let Err(e) = crate::pg::describe_url(self.storage.url.trim()) {
+                p.push(("storage.url".to_owned(), e.to_string()));
+            }
+        }
         p.extend(self.delivery.validate_dead_retention());
         p.extend(self.http.validate());
         p.extend(self.delivery.validate(&self.quota));
@@ -333,6 +344,13 @@ impl Config {
                 channels::credential_name(crate::credentials::LINE_CHANNEL_SECRET, &ch.name)
             ));
         }
+        // The database login and every mail's text would cross the network readable.
+        if let Some(host) = remote_plain_database(&self.storage.url) {
+            w.push(format!(
+                "storage.url connects to {host} without sslmode=require: the database password and every mail stored cross the network in clear; \
+                 add ?sslmode=require (the server needs ssl = on), or keep the database on this host or a private network"
+            ));
+        }
         if self.line.channel_secret.is_empty() && self.channels.is_empty() {
             w.push(
                 "line.channel_secret is not set: the webhook will refuse every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
@@ -354,6 +372,23 @@ impl Config {
     }
 }
 
+
+/// The host of a `storage.url` that is neither loopback nor protected by `sslmode=require`.
+fn remote_plain_database(url: &str) -> Option<String> {
+    let url = url.trim();
+    let rest = url.strip_prefix("postgres://").or_else(|| url.strip_prefix("postgresql://"))?;
+    if url.contains("sslmode=require") || url.contains("sslmode=verify-full") {
+        return None;
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let hostport = authority.rsplit('@').next().unwrap_or(authority);
+    let host = match hostport.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => hostport.split(':').next().unwrap_or(""),
+    };
+    let local = host.is_empty() || host == "localhost" || host == "::1" || host.starts_with("127.") || host.starts_with('/');
+    (!local).then(|| host.to_owned())
+}
 
 /// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
 /// the port.

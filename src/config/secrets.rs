@@ -127,10 +127,45 @@ impl Config {
             Err(SecretProblem::File(msg)) => problems.push(("replies.password_file".to_owned(), msg)),
             Err(SecretProblem::Credential(msg)) => problems.push((key.to_owned(), msg)),
         }
+        problems.extend(resolve_storage_password(config, env, cred(credentials::STORAGE_PASSWORD)));
         if config.line.token == TokenKind::V21 {
             problems.extend(resolve_signing_key(&mut config.line, env));
         }
         problems
+    }
+}
+
+/// `[storage] url`'s password when the URL has none: `$MAIL2LINE_STORAGE_PASSWORD`, else
+/// `password_file`, else the credential `storage-password`. A password in the URL and another
+/// one as well is refused (which one would win is a guess an admin should not have to make).
+fn resolve_storage_password(config: &mut Config, env: &dyn Fn(&str) -> Option<String>, credential: Option<(String, PathBuf)>) -> Vec<(String, String)> {
+    let var = "MAIL2LINE_STORAGE_PASSWORD";
+    let storage = &config.storage;
+    if !storage.is_postgres() {
+        return Vec::new();
+    }
+    if crate::pg::url_has_password(&storage.url) {
+        let mut p = Vec::new();
+        if storage.password_file.is_some() {
+            p.push(("storage.password_file".to_owned(), "storage.url has a password already; keep only one of them".into()));
+        }
+        if env(var).is_some_and(|v| !v.is_empty()) {
+            p.push(("storage.url".to_owned(), format!("has a password, and ${var} is set too; keep only one of them")));
+        }
+        if p.is_empty() {
+            config.secret_sources.push(("storage.password".to_owned(), SecretSource::Inline));
+        }
+        return p;
+    }
+    match resolve_secret(&mut config.storage_password, storage.password_file.as_deref(), var, env(var), credential) {
+        Ok(Some(source)) => {
+            config.secret_sources.push(("storage.password".to_owned(), source));
+            Vec::new()
+        }
+        // No password at all: fine for `trust` or peer logins on a private network.
+        Ok(None) => Vec::new(),
+        Err(SecretProblem::File(msg)) => vec![("storage.password_file".to_owned(), msg)],
+        Err(SecretProblem::Credential(msg)) => vec![("storage.url".to_owned(), msg)],
     }
 }
 

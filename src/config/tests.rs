@@ -846,4 +846,59 @@ fn ambiguous_channels_name_both_entries_with_their_lines() {
     let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:11: aliases: with [[channels]], aliases belong to a channel"), "{e}");
     assert!(e.contains("c.toml:15: channels[0].aliases.bad: alias \"bad\": \"x\" is not a LINE id"), "{e}");
+#[test]
+fn storage_url_and_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pg-password");
+    std::fs::write(&file, "file-pg-pw\n").unwrap();
+    // GOOD ends at line 8; [storage] is line 9, url line 10.
+    let head = format!("{GOOD}\n[storage]\nurl = \"postgres://gw@db.example:5432/mail?sslmode=require\"\n");
+    let c = Config::parse(&head, "c.toml", Purpose::Serve, &no_env).unwrap();
+    assert!(c.storage.is_postgres() && c.storage_password.is_empty());
+    assert_eq!(c.storage.lease_secs, 600);
+    // From password_file; the environment wins over it; a credential is the last resort.
+    let text = format!("{head}password_file = \"{}\"\n", file.display());
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap();
+    assert_eq!(c.storage_password.expose(), "file-pg-pw");
+    assert!(c.secret_sources.contains(&("storage.password".to_owned(), SecretSource::File(file.clone()))));
+    let env = |k: &str| (k == "MAIL2LINE_STORAGE_PASSWORD").then(|| "env-pg-pw".to_owned());
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap();
+    assert_eq!(c.storage_password.expose(), "env-pg-pw");
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("storage-password"), "cred-pg-pw").unwrap();
+    let creds_dir = creds.path().to_str().unwrap().to_owned();
+    let cred_env = |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| creds_dir.clone());
+    let c = Config::parse(&head, "c.toml", Purpose::Serve, &cred_env).unwrap();
+    assert_eq!(c.storage_password.expose(), "cred-pg-pw");
+    // A password in the URL and another one: refused, naming the key and line, never the value.
+    let in_url = format!("{GOOD}\n[storage]\nurl = \"postgres://gw:url-pg-pw@db/mail\"\npassword_file = \"{}\"\n", file.display());
+    let e = Config::parse(&in_url, "c.toml", Purpose::Serve, &env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:11: storage.password_file: storage.url has a password already"), "{e}");
+    assert!(e.contains("c.toml:10: storage.url: has a password, and $MAIL2LINE_STORAGE_PASSWORD is set too"), "{e}");
+    assert!(!e.contains("url-pg-pw") && !e.contains("file-pg-pw") && !e.contains("env-pg-pw"), "{e}");
+    // A URL the driver cannot read, a lease too short, another scheme.
+    let text = format!("{GOOD}\n[storage]\nurl = \"postgres://gw:url-pg-pw@db:port/mail\"\nlease_secs = 10\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:10: storage.url: the PostgreSQL URL cannot be read"), "{e}");
+    assert!(e.contains("c.toml:11: storage.lease_secs: must be at least 60"), "{e}");
+    assert!(!e.contains("url-pg-pw"), "{e}");
+    let e = Config::parse(&format!("{GOOD}\n[storage]\nurl = \"mysql://gw@db/mail\"\n"), "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:10: storage.url: must be a PostgreSQL URL"), "{e}");
+    // The PostgreSQL keys without a URL do nothing, so they are refused.
+    let text = format!("{GOOD}\n[storage]\nnode = \"mx1\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:10: storage.node: is used only with storage.url"), "{e}");
+}
+
+#[test]
+fn a_database_across_the_network_without_tls_is_warned_about() {
+    let warned = |url: &str| {
+        let c = Config::parse(&format!("{GOOD}\n[storage]\nurl = \"{url}\"\n"), "c.toml", Purpose::Serve, &no_env).unwrap();
+        c.warnings().iter().any(|w| w.starts_with("storage.url connects to") && !w.contains("pg-pw"))
+    };
+    assert!(warned("postgres://gw:pg-pw@db.example.com/mail"));
+    assert!(warned("postgresql://gw@[2001:db8::1]:5432/mail"));
+    assert!(!warned("postgres://gw@db.example.com/mail?sslmode=require"));
+    assert!(!warned("postgres://gw@127.0.0.1:5432/mail"));
+    assert!(!warned("postgres://gw@localhost/mail"));
 }

@@ -105,7 +105,12 @@ impl Monitor {
             // writes are), one pooled network round trip on PostgreSQL.
             None => self.registry.probe_async().await.map_err(|e| format!("the follower registry cannot be written ({e})")),
         };
-        result.err().map(|e| format!("{e}; free disk space on storage.dir or fix its permissions"))
+        let hint = if self.registry.is_postgres() {
+            "check that PostgreSQL (storage.url) is up and reachable from this host; mail is answered 451 meanwhile"
+        } else {
+            "free disk space on storage.dir or fix its permissions"
+        };
+        result.err().map(|e| format!("{e}; {hint}"))
     }
 
     async fn token_check(&self) -> Option<String> {

@@ -2,8 +2,8 @@
 //! promise that a commit is durable, versioned migrations ([`migrate`]) and the liveness rows
 //! every node writes ([`nodes`]).
 //!
-//! This is the foundation only: the stores (spool, follower registry, quota, answers, media)
-//! are ported onto it later, and `[storage] url` is not a configuration key yet.
+//! `[storage] url` makes it the store of the spool, the follower registry, quota counts and
+//! answers (`commands/stores.rs` opens them); media bytes still live in `storage.dir`.
 //!
 //! **Durability.** A 250 will mean "committed in PostgreSQL", so [`Database::connect`] reads
 //! `synchronous_commit` and `fsync` as the server applies them to this user and database, and
@@ -214,6 +214,31 @@ impl Database {
     }
 }
 
+/// Whether `url` carries a password (`postgres://user:password@…`), which then must not be
+/// given another way as well.
+pub fn url_has_password(url: &str) -> bool {
+    url_password(url).is_some_and(|p| !p.is_empty())
+}
+
+/// Reads `url` as [`Database::connect`] will, without connecting: `host:port/db as user`, for
+/// messages and `check-config` (never the password), or why the URL cannot be used.
+pub fn describe_url(url: &str) -> Result<String, PgError> {
+    let mut redactor = Redactor::default();
+    if let Some(raw) = url_password(url) {
+        redactor.add(raw);
+        redactor.add(&percent_decoded(raw));
+    }
+    let url = url.replace("sslmode=verify-full", "sslmode=require");
+    let config = tokio_postgres::Config::from_str(&url).map_err(|e| PgError::Url { reason: redactor.text(e) })?;
+    if config.get_hosts().is_empty() {
+        return Err(PgError::Url { reason: "it names no host".into() });
+    }
+    let Some(user) = config.get_user() else {
+        return Err(PgError::Url { reason: "it names no user".into() });
+    };
+    Ok(describe(&config, user))
+}
+
 /// The `synchronous_commit` values under which a commit returns only after its WAL is flushed
 /// to the local disk (and, for `on` and `remote_*`, to synchronous standbys where configured).
 pub const DURABLE_COMMIT: [&str; 4] = ["local", "remote_write", "on", "remote_apply"];
@@ -302,6 +327,15 @@ mod tests {
         assert_eq!(describe(&c, "gw"), "db.example:6543/mail as gw");
         let c = tokio_postgres::Config::from_str("postgres://gw@db.example").unwrap();
         assert_eq!(describe(&c, "gw"), "db.example:5432/gw as gw");
+    }
+
+    #[test]
+    fn a_url_is_described_without_its_password() {
+        assert_eq!(describe_url("postgres://gw:s3cret@db.example:6543/mail?sslmode=require").unwrap(), "db.example:6543/mail as gw");
+        assert!(url_has_password("postgres://gw:s3cret@db/mail") && !url_has_password("postgres://gw@db/mail"));
+        let e = describe_url("postgres://gw:s3cret@db:notaport/mail").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+        assert!(describe_url("postgres://db/mail").is_err_and(|e| e.to_string().contains("no user")));
     }
 
     #[test]

@@ -6,7 +6,16 @@
 //! clocks may disagree by seconds, and one clock for all makes "seen within the last N ms" mean
 //! the same on every node.
 
+use std::time::Duration;
+
 use super::{Database, PgError};
+
+/// How often a gateway writes its heartbeat ([`Database::run_heartbeats`]).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// A node counts as live ([`Database::live_nodes`]) while its last heartbeat is younger than
+/// this: three beats, so one slow or lost write does not halve anyone's share.
+pub const LIVE_WITHIN_MS: i64 = 3 * HEARTBEAT_EVERY.as_millis() as i64;
 
 /// The database's time in unix ms, in SQL (`clock_timestamp`, not the transaction's start).
 const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
@@ -55,5 +64,33 @@ impl Database {
             .map_err(|e| self.query_error("counting the live nodes", &e))?;
         let n: i64 = row.get(0);
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Writes `node_id`'s heartbeat every [`HEARTBEAT_EVERY`] until `stop` turns true. A failed
+    /// write is logged once when the failures start and once when they end (the database being
+    /// unreachable is already told by every mail refused meanwhile).
+    pub async fn run_heartbeats(self, node_id: String, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut failing = false;
+        loop {
+            match self.heartbeat(&node_id).await {
+                Ok(()) if failing => {
+                    tracing::info!(node = %node_id, "heartbeat written again: the database is back");
+                    failing = false;
+                }
+                Ok(()) => {}
+                Err(e) if !failing => {
+                    tracing::warn!(node = %node_id, "cannot write this gateway's heartbeat: {e}");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEARTBEAT_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+        }
     }
 }

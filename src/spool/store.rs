@@ -407,6 +407,14 @@ impl SqliteStore {
         self.read(move |c| due(c, now, limit)).await
     }
 
+    async fn retry_now(&self, id: JobId, new_key: String) -> Result<bool, StoreError> {
+        self.maintain(move |c| retry_now(c, id, &new_key)).await
+    }
+
+    async fn drop_job(&self, id: JobId) -> Result<bool, StoreError> {
+        self.maintain(move |c| drop_job(c, id)).await
+    }
+
     /// `(pending, dead)` ([`counts`]).
     pub async fn counts(&self) -> Result<(i64, i64), StoreError> {
         self.read(counts).await
@@ -584,6 +592,17 @@ impl Store {
         Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::open(db, node_id, channel, lease).await?) })
     }
 
+    /// The PostgreSQL store as it is, for the CLI (`queue`, `quota`): no migration, nobody's
+    /// claims released, refused when no gateway created the tables yet.
+    pub async fn attach_postgres(db: crate::pg::Database, node_id: &str) -> Result<Store, StoreError> {
+        Self::attach_postgres_channel(db, node_id, "").await
+    }
+
+    /// [`Store::attach_postgres`] for one LINE channel (see [`Store::open_postgres_channel`]).
+    pub async fn attach_postgres_channel(db: crate::pg::Database, node_id: &str, channel: &str) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::attach(db, node_id, channel).await?) })
+    }
+
     /// The SQLite file; None on PostgreSQL, whose data lives in the database, not in a file.
     pub fn path(&self) -> Option<&Path> {
         match &self.backend {
@@ -707,6 +726,17 @@ impl Store {
     /// The month's usage by `kind`, `target` or `sender` ([`usage`]).
     pub async fn usage(&self, month: i64, kind: &str) -> Result<Vec<UsageRow>, StoreError> {
         dispatch!(self.usage(month, kind.to_owned()))
+    }
+
+    /// Makes a job pending and due now, with `new_key` when LINE may have forgotten its own
+    /// ([`retry_now`]); false when there is no such job.
+    pub async fn retry_now(&self, id: JobId, new_key: &str) -> Result<bool, StoreError> {
+        dispatch!(self.retry_now(id, new_key.to_owned()))
+    }
+
+    /// Deletes one job ([`drop_job`]); false when there is no such job.
+    pub async fn drop_job(&self, id: JobId) -> Result<bool, StoreError> {
+        dispatch!(self.drop_job(id))
     }
 
     /// The stored answers, or those in `state`, by id ([`super::answers::list`]).

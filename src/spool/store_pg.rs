@@ -122,6 +122,46 @@ impl PgStore {
         Ok(store)
     }
 
+    /// For the CLI (`mail2line queue`, `quota`): the store as it is, without migrating it or
+    /// releasing anyone's claims (the gateways are running); refused when no gateway ever
+    /// created the tables. `node` is only a name: the CLI claims nothing.
+    pub(super) async fn attach(db: Database, node: &str, channel: &str) -> Result<PgStore, StoreError> {
+        match db.schema_version().await.map_err(pg_err)? {
+            Some(_) => Ok(PgStore { db, node: node.into(), channel: channel.into(), lease_ms: super::store::LEASE_MS }),
+            None => Err(StoreError(format!(
+                "no mail2line tables in the database {} yet: they are created when `mail2line serve` first starts with this storage.url",
+                db.target()
+            ))),
+        }
+    }
+
+    /// `mail2line queue retry`: as [`super::store::retry_now`] on SQLite. A claim a node holds
+    /// is left alone: the job is that node's until its lease ends, as any job it works on.
+    pub(super) async fn retry_now(&self, id: JobId, new_key: String) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let now = now_ms();
+        let stale = now - SENT_KEY_MS;
+        let n = client
+            .execute(
+                "UPDATE jobs SET state = 'pending', next_at = $2, last_error = '', quota_exhausted = false, \
+                   retry_key = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN $4 ELSE retry_key END, \
+                   ambiguous = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN false ELSE ambiguous END, \
+                   first_attempt_at = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN NULL ELSE first_attempt_at END \
+                 WHERE id = $1 AND channel = $5",
+                &[&id, &now, &stale, &new_key, &self.ch()],
+            )
+            .await
+            .map_err(|e| self.err("making a job due again", e))?;
+        Ok(n == 1)
+    }
+
+    /// `mail2line queue drop`: deletes one job.
+    pub(super) async fn drop_job(&self, id: JobId) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = client.execute("DELETE FROM jobs WHERE id = $1 AND channel = $2", &[&id, &self.ch()]).await.map_err(|e| self.err("dropping a job", e))?;
+        Ok(n == 1)
+    }
+
     async fn client(&self) -> Result<crate::pg::Client, StoreError> {
         self.db.client().await.map_err(pg_err)
     }

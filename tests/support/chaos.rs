@@ -19,6 +19,13 @@
 //!   duplicate window (RFC 1047), not a spool duplicate; more than once is a duplicate;
 //! * a transaction cut before its final `.`, or refused, must never be accepted.
 //! LINE's 409 for a reused retry key is its dedupe, not an acceptance.
+//!
+//! With [`Settings::nodes`] above one (issue #21, `--nodes 3 --store postgres`), that many
+//! gateways share one PostgreSQL database (`[storage] url`, each its own `node`), every session
+//! spreads its connections over them as a TCP load balancer would, and the killer picks a random
+//! node each time. With [`Settings::rate_limit`] the channel's `max_requests_per_second` is set and
+//! the campaign measures the nodes' combined request rate at the stand-in against it
+//! ([`max_in_one_second`], [`Report::rate_allowed`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -35,8 +42,9 @@ use super::standin::{Fault, Faults, Recorded, StandIn};
 /// seconds, not hours. With [`Settings::coalesce`] a short window is added (issue #17): every
 /// session mails its own chat, so mail is held, sealed into shared requests, and `kill -9`'d
 /// while held; without it every mail is its own request, which draws many more faults.
-pub fn delivery_config(coalesce: bool) -> String {
-    let base = "[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\n";
+pub fn delivery_config(coalesce: bool, rate_limit: Option<u32>) -> String {
+    let limit = rate_limit.map(|l| format!("max_requests_per_second = {l}\n")).unwrap_or_default();
+    let base = format!("[delivery]\nmode = \"spool\"\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\n{limit}");
     if coalesce {
         format!("{base}coalesce_secs = 1\n\n[quota]\nmax_coalesce_secs = 4\n")
     } else {
@@ -78,21 +86,32 @@ pub struct Settings {
     pub rust_log: Option<String>,
     /// Coalescing on (a 1 s window, stretched to at most 4 s) or off (see [`delivery_config`]).
     pub coalesce: bool,
+    /// Gateways taking the load at once; more than one needs [`Settings::postgres`].
+    pub nodes: usize,
+    /// The store: PostgreSQL (`[storage] url` on a throwaway cluster from
+    /// `support::postgres`) instead of SQLite in each gateway's `storage.dir`.
+    pub postgres: bool,
+    /// The channel's `[delivery] max_requests_per_second`, shared by the nodes (None: the
+    /// gateway's default, which the campaign's load never reaches).
+    pub rate_limit: Option<u32>,
 }
 
 impl Settings {
     pub fn describe(&self) -> String {
         let rate = self.rate.map(|r| format!("{r}/s")).unwrap_or_else(|| "unpaced".into());
         let at_least = if self.min_kills > 0 { format!(" (at least {})", self.min_kills) } else { String::new() };
+        let limit = self.rate_limit.map(|l| format!(" rate-limit={l}/s")).unwrap_or_default();
         format!(
-            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s{at_least} coalescing={}",
+            "mails={} sessions={} rate={rate} seed={} fault-rate={} kill every {:.1}-{:.1} s{at_least} coalescing={} nodes={} store={}{limit}",
             self.mails,
             self.sessions,
             self.seed,
             self.fault_rate,
             self.kill_every.0.as_secs_f64(),
             self.kill_every.1.as_secs_f64(),
-            if self.coalesce { "on" } else { "off" }
+            if self.coalesce { "on" } else { "off" },
+            self.nodes,
+            if self.postgres { "postgres" } else { "sqlite" }
         )
     }
 }
@@ -188,6 +207,22 @@ pub struct Tally {
     /// Recorded requests by the fault they got (a slow answer cut by a kill is not recorded).
     pub faults: BTreeMap<Fault, usize>,
     pub spec_errors: Vec<String>,
+}
+
+/// The most push requests that arrived at the stand-in within any one second (a sliding
+/// window over their arrival times): what LINE's per-channel rate limit counts. Pure.
+pub fn max_in_one_second(requests: &[Recorded]) -> usize {
+    let mut at: Vec<Instant> =
+        requests.iter().filter(|r| r.method == "POST" && r.path == "/v2/bot/message/push").map(|r| r.received).collect();
+    at.sort_unstable();
+    let (mut best, mut start) = (0, 0);
+    for end in 0..at.len() {
+        while at[end] - at[start] >= Duration::from_secs(1) {
+            start += 1;
+        }
+        best = best.max(end - start + 1);
+    }
+    best
 }
 
 /// Matches the client's transactions with the stand-in's delivery requests. Pure.
@@ -301,6 +336,8 @@ pub struct Report {
     /// Deliveries that drew from the stand-in's fault mix, and the faults drawn by kind.
     pub fault_draws: u64,
     pub faults_injected: BTreeMap<Fault, u64>,
+    /// [`max_in_one_second`] over the whole run.
+    pub max_per_second: usize,
     /// Whether the stand-in had LINE's OpenAPI spec to check bodies against.
     pub spec_checked: bool,
     pub load: Duration,
@@ -325,6 +362,18 @@ impl Report {
             && self.pending_at_end == 0
             && self.dead_at_end == 0
             && self.gateway_panics == 0
+            && self.rate_allowed().is_none_or(|allowed| self.max_per_second <= allowed)
+    }
+
+    /// The most requests any one second may carry with [`Settings::rate_limit`] set: the limit,
+    /// plus each node's limiter tolerance (a GCRA bucket lets a node run up to 1/20 of its
+    /// share ahead to make up for timer lateness, `spool/limiter.rs`), counted twice for a node
+    /// restarted within that second (its new process starts with a fresh bucket).
+    pub fn rate_allowed(&self) -> Option<usize> {
+        let limit = self.settings.rate_limit? as usize;
+        let nodes = self.settings.nodes.max(1);
+        let tolerance = (limit / nodes / 20).max(1);
+        Some(limit + 2 * nodes * tolerance)
     }
 
     pub fn summary(&self) -> String {
@@ -387,6 +436,11 @@ impl Report {
             self.dead_at_end,
             self.gateway_panics
         ));
+        let allowed = match (self.settings.rate_limit, self.rate_allowed()) {
+            (Some(limit), Some(allowed)) => format!(" (channel limit {limit}/s over {} nodes; at most {allowed} allowed with the limiters' tolerance)", s.nodes),
+            _ => " (no rate limit set)".to_owned(),
+        };
+        line(format!("  LINE push requests in the busiest second, all nodes together: {}{allowed}", self.max_per_second));
         line(format!(
             "  elapsed: load {:.1} s, drain {:.1} s, total {:.1} s",
             self.load.as_secs_f64(),
@@ -417,6 +471,9 @@ impl Report {
         }
         if let Some(e) = &self.killer_error {
             problems.push(format!("killer: {e}"));
+        }
+        if let Some(allowed) = self.rate_allowed().filter(|&a| self.max_per_second > a) {
+            problems.push(format!("the nodes together sent {} requests in one second, above {allowed}", self.max_per_second));
         }
         for p in problems {
             line(format!("  PROBLEM {p}"));
@@ -456,9 +513,9 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-/// Where the gateway listens now (new port after each restart) and whether to give up.
+/// Where each gateway listens now (new port after each restart) and whether to give up.
 struct Shared {
-    smtp: Mutex<SocketAddr>,
+    smtp: Mutex<Vec<SocketAddr>>,
     /// Set when the killer could not restart the gateway: the sessions stop.
     abort: AtomicBool,
     /// Set when the load is over: the killer stops (leaving the gateway running).
@@ -473,17 +530,37 @@ pub async fn run(settings: Settings) -> Report {
     let line = StandIn::start().await;
     line.set_faults(Some(Faults { rate: settings.fault_rate, seed: settings.seed, slow: SLOW, late: LATE }));
     let url = line.base_url();
-    let rust_log = settings.rust_log.clone();
-    let extra = delivery_config(settings.coalesce);
-    let gw = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, &str)> = rust_log.as_deref().map(|l| vec![("RUST_LOG", l)]).unwrap_or_default();
-        GatewayProcess::start(Options { api_base_url: &url, smtp_extra: SMTP_CONFIG, extra: &extra, env: &env, ..Default::default() })
-    })
-    .await
-    .expect("gateway start task");
-    let data_dir: PathBuf = gw.dir.path().join("data");
+    // A throwaway PostgreSQL cluster (stopped when this process ends), or none for SQLite.
+    let db = if settings.postgres {
+        match super::postgres::database().await {
+            Some(db) => Some(db),
+            None => panic!("the campaign on PostgreSQL needs a PostgreSQL server (see the SKIPPED notice above)"),
+        }
+    } else {
+        None
+    };
+    let mut gateways = Vec::new();
+    for node in 0..settings.nodes.max(1) {
+        let rust_log = settings.rust_log.clone();
+        // `[storage]` keys come first: `extra` continues the generated config's `[storage]` table.
+        let storage = db.as_ref().map(|db| format!("url = \"{}\"\nnode = \"chaos-{node}\"\n", db.url)).unwrap_or_default();
+        let extra = format!("{storage}{}", delivery_config(settings.coalesce, settings.rate_limit));
+        let password = db.as_ref().map(|db| db.password.expose().to_owned());
+        let url = url.clone();
+        let gw = tokio::task::spawn_blocking(move || {
+            let mut env: Vec<(&str, &str)> = rust_log.as_deref().map(|l| vec![("RUST_LOG", l)]).unwrap_or_default();
+            if let Some(p) = password.as_deref() {
+                env.push(("MAIL2LINE_STORAGE_PASSWORD", p));
+            }
+            GatewayProcess::start(Options { api_base_url: &url, smtp_extra: SMTP_CONFIG, extra: &extra, env: &env, ..Default::default() })
+        })
+        .await
+        .expect("gateway start task");
+        gateways.push(gw);
+    }
+    let data_dir: PathBuf = gateways[0].dir.path().join("data");
     let shared = Arc::new(Shared {
-        smtp: Mutex::new(gw.smtp),
+        smtp: Mutex::new(gateways.iter().map(|g| g.smtp).collect()),
         abort: AtomicBool::new(false),
         load_done: AtomicBool::new(false),
         next_seq: AtomicU64::new(0),
@@ -494,7 +571,7 @@ pub async fn run(settings: Settings) -> Report {
         let shared = shared.clone();
         let (lo, hi) = settings.kill_every;
         let (seed, min_kills) = (settings.seed ^ 0x6b69_6c6c, settings.min_kills);
-        std::thread::spawn(move || killer(gw, shared, lo, hi.max(lo), min_kills, seed))
+        std::thread::spawn(move || killer(gateways, shared, lo, hi.max(lo), min_kills, seed))
     };
 
     let run_id = format!("{}.{}", std::process::id(), clock_seed());
@@ -508,18 +585,32 @@ pub async fn run(settings: Settings) -> Report {
     }
     let load = t0.elapsed();
     shared.load_done.store(true, Ordering::SeqCst);
-    let (mut gw, kills, restarts, killer_error) = tokio::task::spawn_blocking(move || killer.join().expect("killer thread")).await.expect("join killer");
+    let (mut gateways, kills, restarts, killer_error) =
+        tokio::task::spawn_blocking(move || killer.join().expect("killer thread")).await.expect("join killer");
 
     // Drain: everything answered 250 is in the spool; wait until the spool is empty.
     let drain_start = Instant::now();
     let (mut pending, mut dead) = (-1, -1);
+    let admin = match &db {
+        Some(db) => Some(db.admin().await),
+        None => None,
+    };
     while drain_start.elapsed() < settings.drain_timeout {
-        if let Ok(conn) = mail2line::spool::store::open_existing(&data_dir, false) {
-            if let Ok((p, d)) = mail2line::spool::store::counts(&conn) {
-                (pending, dead) = (p, d);
-                if p == 0 {
-                    break;
-                }
+        let counts = match &admin {
+            // Held (coalescing) counts as pending, as in the SQLite store's counts.
+            Some(admin) => admin
+                .query_one("SELECT COUNT(*) FILTER (WHERE state <> 'dead'), COUNT(*) FILTER (WHERE state = 'dead') FROM jobs", &[])
+                .await
+                .ok()
+                .map(|row| (row.get::<_, i64>(0), row.get::<_, i64>(1))),
+            None => mail2line::spool::store::open_existing(&data_dir, false)
+                .ok()
+                .and_then(|conn| mail2line::spool::store::counts(&conn).ok()),
+        };
+        if let Some((p, d)) = counts {
+            (pending, dead) = (p, d);
+            if p == 0 {
+                break;
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -529,14 +620,17 @@ pub async fn run(settings: Settings) -> Report {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let requests = line.requests();
     let (fault_draws, faults_injected) = line.faults_drawn();
-    let logs = gw.logs();
+    let logs: String = gateways.iter().map(|g| g.logs()).collect();
     tokio::task::spawn_blocking(move || {
-        gw.terminate();
+        for gw in &mut gateways {
+            gw.terminate();
+        }
     })
     .await
-    .expect("stop gateway");
+    .expect("stop gateways");
     Report {
         tally: tally(&transactions, &requests),
+        max_per_second: max_in_one_second(&requests),
         settings,
         gave_up: shared.gave_up.load(Ordering::SeqCst),
         kills,
@@ -554,17 +648,17 @@ pub async fn run(settings: Settings) -> Report {
     }
 }
 
-/// `kill -9` at random intervals until the load is done and `min_kills` are reached,
-/// restarting each time on the same config and storage. Returns the gateway (running), the
-/// kills and each restart's duration.
+/// `kill -9` of a random gateway at random intervals until the load is done and `min_kills` are
+/// reached, restarting it each time on the same config and storage. Returns the gateways
+/// (running), the kills and each restart's duration.
 fn killer(
-    mut gw: GatewayProcess,
+    mut gateways: Vec<GatewayProcess>,
     shared: Arc<Shared>,
     lo: Duration,
     hi: Duration,
     min_kills: u32,
     seed: u64,
-) -> (GatewayProcess, u32, Vec<Duration>, Option<String>) {
+) -> (Vec<GatewayProcess>, u32, Vec<Duration>, Option<String>) {
     let mut rng = Rng::new(seed);
     let mut kills = 0;
     let mut restarts = Vec::new();
@@ -576,17 +670,19 @@ fn killer(
             std::thread::sleep(Duration::from_millis(5));
         }
         if over(kills) {
-            return (gw, kills, restarts, None);
+            return (gateways, kills, restarts, None);
         }
+        let node = ((rng.unit() * gateways.len() as f64) as usize).min(gateways.len() - 1);
+        let gw = &mut gateways[node];
         gw.kill9();
         kills += 1;
         let down = Instant::now();
         if let Err(e) = gw.try_restart() {
             shared.abort.store(true, Ordering::SeqCst);
-            return (gw, kills, restarts, Some(format!("the gateway did not restart after kill {kills}: {e}")));
+            return (gateways, kills, restarts, Some(format!("gateway {node} did not restart after kill {kills}: {e}")));
         }
         restarts.push(down.elapsed());
-        *shared.smtp.lock().unwrap() = gw.smtp;
+        shared.smtp.lock().unwrap()[node] = gw.smtp;
     }
 }
 
@@ -630,6 +726,8 @@ async fn session(shared: Arc<Shared>, index: usize, mails: u64, rate: Option<f64
     let rcpt = format!("U{:032x}@{DOMAIN}", 0xc4a0_5000_u64 + index as u64);
     let mut done = Vec::new();
     let mut conn: Option<Smtp> = None;
+    // Each new connection goes to the next gateway, as through a TCP load balancer.
+    let mut connections = index;
     'mails: loop {
         let seq = shared.next_seq.fetch_add(1, Ordering::SeqCst);
         if seq >= mails {
@@ -650,7 +748,11 @@ async fn session(shared: Arc<Shared>, index: usize, mails: u64, rate: Option<f64
             let c = match conn.as_mut() {
                 Some(c) => c,
                 None => {
-                    let at = *shared.smtp.lock().unwrap();
+                    let at = {
+                        let nodes = shared.smtp.lock().unwrap();
+                        connections += 1;
+                        nodes[connections % nodes.len()]
+                    };
                     match Smtp::open(at, REPLY_TIMEOUT, "chaos.example").await {
                         Ok(c) => conn.insert(c),
                         Err(_) => {

@@ -209,6 +209,9 @@ pub struct Recorded {
     pub fault: Option<Fault>,
     /// The JSON answered (a push's `sentMessages`, …); `Value::Null` for a dropped request.
     pub answer: Value,
+    /// When the request arrived (before any delay the stand-in adds): what LINE's rate limit
+    /// counts, so the fault campaign measures a channel's combined request rate from it.
+    pub received: Instant,
 }
 
 impl Recorded {
@@ -791,6 +794,7 @@ async fn handle(
     headers: HeaderMap,
     raw: Bytes,
 ) -> Response {
+    let received = Instant::now();
     let path = uri.path().to_string();
     let route = Route::of(&method, &path);
     let header_list: Vec<(String, String)> = headers
@@ -1032,6 +1036,7 @@ async fn handle(
             request_id: request_id.clone(),
             fault,
             answer: if dropped { Value::Null } else { answer.clone() },
+            received,
         });
         request_id
     };

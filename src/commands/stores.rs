@@ -1,0 +1,99 @@
+//! Opening the gateway's durable stores from a configuration, in one place for `serve` and for
+//! the CLI commands (`queue`, `quota`, `followers`, `check-config --online`): the spool's store
+//! and the follower registry, in SQLite files under `storage.dir` or, with `[storage] url`, in
+//! PostgreSQL (issue #21). Whatever later changes how a store is chosen (one per LINE channel)
+//! changes it here.
+//!
+//! On PostgreSQL, `serve` migrates the schema, opens the spool's store as this node (releasing
+//! the claims it held before it stopped, see `spool::store_pg`) with `[storage] lease_secs`, and
+//! writes a heartbeat. The CLI attaches to the database as it is: it migrates nothing, releases
+//! nobody's claims (the gateways are running), and says so when no gateway created the tables.
+
+use std::sync::Arc;
+
+use super::Error;
+use crate::config::Config;
+use crate::followers::Registry;
+use crate::pg::Database;
+use crate::spool::store::Store;
+
+/// The `application_name` a gateway connects with: names its health row and shows in
+/// `pg_stat_activity`.
+pub fn app_name(node: &str) -> String {
+    format!("mail2line@{node}")
+}
+
+/// The database of `[storage] url`, connected and checked for durable commits; None without a
+/// URL (SQLite). `node` names the connection. An error says what to fix (unreachable, login
+/// refused, not durable…) and never holds the password.
+pub async fn connect(cfg: &Config, node: &str) -> Result<Option<Database>, Error> {
+    if !cfg.storage.is_postgres() {
+        return Ok(None);
+    }
+    let password = (!cfg.storage_password.is_empty()).then(|| cfg.storage_password.clone());
+    let db = Database::connect(cfg.storage.url.trim(), password, &app_name(node))
+        .await
+        .map_err(|e| Error::Start(format!("storage.url: {e}")))?;
+    Ok(Some(db))
+}
+
+/// `serve`'s spool store: SQLite under `storage.dir`, or PostgreSQL as node `node` with claims
+/// of `[storage] lease_secs` (migrating the schema first).
+pub async fn open_spool_store(cfg: &Config, db: Option<&Database>, node: &str) -> Result<Store, Error> {
+    match db {
+        None => Store::open(&cfg.storage.dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: cfg.storage.dir.clone() }),
+        Some(db) => Store::open_postgres_with_lease(db.clone(), node, cfg.storage.lease())
+            .await
+            .map_err(|e| Error::Start(format!("cannot open the spool in PostgreSQL ({}): {e}", db.target()))),
+    }
+}
+
+/// `serve`'s follower registry: SQLite under `storage.dir`, or PostgreSQL.
+pub async fn open_registry(cfg: &Config, db: Option<&Database>) -> Result<Arc<Registry>, Error> {
+    let registry = match db {
+        None => Registry::open(&cfg.storage.dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: cfg.storage.dir.clone() })?,
+        Some(db) => Registry::open_postgres(db.clone())
+            .await
+            .map_err(|e| Error::Start(format!("cannot open the follower registry in PostgreSQL ({}): {e}", db.target())))?,
+    };
+    Ok(Arc::new(registry))
+}
+
+/// The name the CLI connects with: the node's own, marked, so `pg_stat_activity` tells a
+/// command from the gateway it runs beside.
+fn cli_node(cfg: &Config) -> String {
+    format!("{}-cli", cfg.storage.node_id())
+}
+
+/// For the CLI on PostgreSQL: the connected database (None on SQLite). A database that cannot
+/// be reached is [`Error::NoStore`], naming it.
+pub async fn cli_connect(cfg: &Config) -> Result<Option<Database>, Error> {
+    connect(cfg, &cli_node(cfg)).await.map_err(|e| Error::NoStore(e.to_string()))
+}
+
+/// The spool's store in PostgreSQL as it is, for `queue` and `quota` (see the module doc).
+pub async fn cli_spool_store(cfg: &Config, db: &Database) -> Result<Store, Error> {
+    Store::attach_postgres(db.clone(), &cli_node(cfg)).await.map_err(|e| Error::NoStore(e.to_string()))
+}
+
+/// The follower registry in PostgreSQL, for `followers`; refused, as the spool is, when no
+/// gateway created the tables yet (the command creates nothing).
+pub async fn cli_registry(db: &Database) -> Result<Registry, Error> {
+    let version = db.schema_version().await.map_err(|e| Error::NoStore(e.to_string()))?;
+    if version.is_none() {
+        return Err(Error::NoStore(format!(
+            "no mail2line tables in the database {} yet: they are created when `mail2line serve` first starts with this storage.url",
+            db.target()
+        )));
+    }
+    Registry::open_postgres(db.clone()).await.map_err(|e| Error::NoStore(e.to_string()))
+}
+
+/// A current-thread runtime for a CLI command: one for the whole command, since the database's
+/// pooled connections live on the runtime that opened them.
+pub fn cli_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::NoStore(format!("cannot start the command's async runtime: {e}")))
+}
