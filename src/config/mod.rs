@@ -103,6 +103,10 @@ pub struct Config {
     /// same layer as `storage`.
     #[serde(skip)]
     pub storage_password: Secret,
+    /// The LINE channel the CLI commands (`queue`, `quota`, `followers`) work on: '' for the
+    /// unnamed `[line]` channel; set by `--channel` (`commands::stores::select_channel`).
+    #[serde(skip)]
+    pub cli_channel: String,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
