@@ -281,3 +281,25 @@ async fn one_channels_quota_spent_while_the_other_still_delivers() {
     assert!(metrics.contains("mail2line_quota_paused{channel=\"shop-a\"} 1"), "{metrics}");
     assert!(metrics.contains("mail2line_quota_paused{channel=\"shop-b\"} 0"), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_lists_the_channels_and_probes_each_online_without_showing_a_secret() {
+    let lines = Lines::start().await;
+    let gw = start(&lines);
+    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
+        .args(["check-config", "--online", "--config"])
+        .arg(&gw.config_path)
+        .env_remove("MAIL2LINE_CONFIG")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for (line, name) in lines.each() {
+        assert!(text.contains(&format!("channel {name}: <LINE id>@")), "{text}");
+        assert!(text.contains(&format!("webhook POST /webhook/{name}")), "{text}");
+        assert!(!text.contains(&token(name)) && !text.contains(&secret(name)), "a secret was printed: {text}");
+        assert!(line.requests_to("/v2/bot/info").len() == 1, "{name} was not probed with its own token");
+        only_own_token(line, name);
+    }
+    assert!(text.contains("login") && text.contains("site-1"), "{text}");
+}
