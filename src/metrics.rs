@@ -141,7 +141,18 @@ impl Metrics {
         let labels = std::collections::HashMap::from([("channel".to_owned(), name.to_owned())]);
         // A label value is any string; the registry refuses only a bad label name, and
         // `channel` is a good one. Should it ever refuse, the series go unlabelled.
-        Metrics::with_registry(Registry::new_custom(None, Some(labels)).unwrap_or_default())
+        let m = Metrics::with_registry(Registry::new_custom(None, Some(labels)).unwrap_or_default());
+        // Sessions and logins belong to the listener, which all channels share: only the
+        // gateway's own series count them.
+        for series in [
+            Box::new(m.smtp_sessions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.smtp_sessions_active.clone()),
+            Box::new(m.smtp_sessions_refused.clone()),
+            Box::new(m.smtp_auth_failures.clone()),
+        ] {
+            let _ = m.registry.unregister(series);
+        }
+        m
     }
 
     fn with_registry(registry: Registry) -> Metrics {
@@ -365,6 +376,25 @@ impl Drop for SessionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channels_series_carry_its_label_beside_the_gateways_unlabelled_ones() {
+        let gateway = Metrics::new();
+        let shop = Metrics::for_channel("shop-a");
+        gateway.session_opened();
+        shop.line_request("/v2/bot/message/push", PushStatus::Http(200));
+        gateway.line_request("/v2/bot/message/push", PushStatus::Http(500));
+        let now = Snapshot { queue: None, quota_paused: false, token_valid: true };
+        let paused = Snapshot { queue: Some(QueueCounts { pending: 3, dead: 1 }), quota_paused: true, token_valid: true };
+        let text = gateway.render_with(&now, &[(&shop, paused)]);
+        assert!(text.contains("mail2line_line_pushes_total{endpoint=\"push\",status=\"500\"} 1"), "{text}");
+        assert!(text.contains("mail2line_line_pushes_total{endpoint=\"push\",status=\"200\",channel=\"shop-a\"} 1"), "{text}");
+        assert!(text.contains("mail2line_quota_paused{channel=\"shop-a\"} 1") && text.contains("mail2line_queue_depth{channel=\"shop-a\"} 3"), "{text}");
+        // One family each: one HELP line, the channel's samples under the gateway's.
+        assert_eq!(text.matches("# HELP mail2line_line_pushes_total").count(), 1, "{text}");
+        // The listener's series are the gateway's only.
+        assert!(text.contains("mail2line_smtp_sessions_total 1") && !text.contains("mail2line_smtp_sessions_total{channel"), "{text}");
+    }
 
     /// The value of the sample line `name{labels} value` in `text`.
     fn sample(text: &str, series: &str) -> Option<f64> {

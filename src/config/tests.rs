@@ -846,6 +846,8 @@ fn ambiguous_channels_name_both_entries_with_their_lines() {
     let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:11: aliases: with [[channels]], aliases belong to a channel"), "{e}");
     assert!(e.contains("c.toml:15: channels[0].aliases.bad: alias \"bad\": \"x\" is not a LINE id"), "{e}");
+}
+
 #[test]
 fn storage_url_and_its_password() {
     let dir = tempfile::tempdir().unwrap();
