@@ -46,6 +46,9 @@ pub enum Command {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH", global = true)]
         config: Option<PathBuf>,
+        /// With [[channels]]: the channel to work on (default: the only one; its name otherwise).
+        #[arg(long, value_name = "NAME", global = true)]
+        channel: Option<String>,
         #[command(subcommand)]
         action: QueueCommand,
     },
@@ -55,6 +58,9 @@ pub enum Command {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
+        /// With [[channels]]: the channel to work on (default: the only one; its name otherwise).
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
         /// Print JSON (keys: limit, used, remaining, mails, messages, forecast, top_recipients, …).
         #[arg(long)]
         json: bool,
@@ -64,6 +70,9 @@ pub enum Command {
         /// Configuration file (default: $MAIL2LINE_CONFIG, else ./config.toml if it exists, else /etc/mail2line/config.toml).
         #[arg(long, short = 'c', value_name = "PATH", global = true)]
         config: Option<PathBuf>,
+        /// With [[channels]]: the channel to work on (default: the only one; its name otherwise).
+        #[arg(long, value_name = "NAME", global = true)]
+        channel: Option<String>,
         #[command(subcommand)]
         action: FollowersCommand,
     },

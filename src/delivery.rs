@@ -268,6 +268,62 @@ impl Deliver for Gateway {
     }
 }
 
+/// `[[channels]]`: one [`Gateway`] per LINE channel (its template is shared, its mode, spool,
+/// registry and metrics are the channel's), and the hand-over that splits a mail by channel.
+///
+/// A mail whose recipients span channels is delivered once per channel, in the order the
+/// channels first appear among its recipients, each a commit of its own. The first refusal is
+/// the reply, and the channels after it are not tried; the channels before it already took
+/// their part. The sender's MTA then sends the whole mail again: with its Message-ID the
+/// retry keys are the same, so LINE answers 409 for the part it already has and no follower
+/// gets it twice (a mail without a Message-ID may then reach the earlier channels twice; the
+/// gateway's own `sendmail` always sets one).
+pub struct Lanes {
+    lanes: Vec<(String, Arc<Gateway>)>,
+}
+
+impl Lanes {
+    pub fn new(lanes: Vec<(String, Arc<Gateway>)>) -> Lanes {
+        Lanes { lanes }
+    }
+
+    async fn deliver_mail(&self, mut mail: Mail, peer: SocketAddr) -> Reply {
+        let groups: Vec<(Option<String>, Vec<Recipient>)> =
+            mail.by_channel().into_iter().map(|(name, rcpts)| (name.map(str::to_owned), rcpts)).collect();
+        mail.channels.clear();
+        let count = groups.len();
+        let mut last = None;
+        for (i, (name, rcpts)) in groups.into_iter().enumerate() {
+            let gateway = match name.as_deref().and_then(|n| self.lanes.iter().find(|(lane, _)| lane == n)) {
+                Some((_, g)) => g,
+                // The session only names channels it was given, and serve gives it these.
+                None => {
+                    warn!(%peer, channel = name.as_deref().unwrap_or("-"), "a recipient of a channel that is not served (a bug: please report it)");
+                    return Reply::new(451, "4.3.0", "Internal error choosing the LINE channel; try again later");
+                }
+            };
+            // The data is moved into the last group's mail, copied for the others.
+            let part = if i + 1 == count {
+                Mail { rcpts, data: std::mem::take(&mut mail.data), ..mail.clone() }
+            } else {
+                Mail { rcpts, ..mail.clone() }
+            };
+            let reply = gateway.deliver_mail(part, peer).await;
+            if reply.code >= 300 {
+                return reply;
+            }
+            last = Some(reply);
+        }
+        last.unwrap_or_else(|| Reply::new(554, "5.5.1", "No valid recipients"))
+    }
+}
+
+impl Deliver for Lanes {
+    fn deliver(&self, mail: Mail, peer: SocketAddr) -> impl std::future::Future<Output = Reply> + Send {
+        self.deliver_mail(mail, peer)
+    }
+}
+
 /// The transient reply while the spool is paused for the monthly quota.
 fn quota_refusal() -> Refused {
     Refused::new(

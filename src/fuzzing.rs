@@ -800,6 +800,7 @@ mod tests {
         let mail = |from: &str, user: Option<&str>| Mail {
             from: from.into(),
             rcpts: vec![Recipient::Followers],
+            channels: Vec::new(),
             urgent: false,
             helo: "x".into(),
             user: user.map(str::to_owned),

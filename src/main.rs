@@ -21,9 +21,9 @@ fn main() -> ExitCode {
         cli::Command::Send { config, to, subject, text } => commands::send::main(SendArgs { config, to, subject, text }),
         cli::Command::CheckConfig { config, online } => commands::check_config::main(config.as_deref(), online),
         cli::Command::HashPassword => commands::hash_password::main(),
-        cli::Command::Quota { config, json } => commands::quota::main(config, json),
-        cli::Command::Queue { config, action } => commands::queue::main(config, action.into()),
-        cli::Command::Followers { config, action } => commands::followers::main(config, action.into()),
+        cli::Command::Quota { config, channel, json } => commands::quota::main(config, channel, json),
+        cli::Command::Queue { config, channel, action } => commands::queue::main(config, channel, action.into()),
+        cli::Command::Followers { config, channel, action } => commands::followers::main(config, channel, action.into()),
         cli::Command::Serve { config, dry_run } => commands::serve::main(config, dry_run),
     };
     ExitCode::from(status)

@@ -131,7 +131,32 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
+        Metrics::with_registry(Registry::new())
+    }
+
+    /// The series of one LINE channel of `[[channels]]`: every one carries `channel="<name>"`
+    /// (a constant label of its own registry), and [`Metrics::render_with`] exports them beside
+    /// the gateway's. The unnamed `[line]` channel uses [`Metrics::new`]'s series, unlabelled,
+    /// as before.
+    pub fn for_channel(name: &str) -> Metrics {
+        let labels = std::collections::HashMap::from([("channel".to_owned(), name.to_owned())]);
+        // A label value is any string; the registry refuses only a bad label name, and
+        // `channel` is a good one. Should it ever refuse, the series go unlabelled.
+        let m = Metrics::with_registry(Registry::new_custom(None, Some(labels)).unwrap_or_default());
+        // Sessions and logins belong to the listener, which all channels share: only the
+        // gateway's own series count them.
+        for series in [
+            Box::new(m.smtp_sessions.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.smtp_sessions_active.clone()),
+            Box::new(m.smtp_sessions_refused.clone()),
+            Box::new(m.smtp_auth_failures.clone()),
+        ] {
+            let _ = m.registry.unregister(series);
+        }
+        m
+    }
+
+    fn with_registry(registry: Registry) -> Metrics {
         // Names, help texts and label names below are fixed and distinct; registering them can
         // only fail on a programming error, which the unit tests would show at once.
         fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
@@ -315,18 +340,38 @@ impl Metrics {
 
     /// The registry in Prometheus' text format, with the scrape-time state of `now`.
     pub fn render(&self, now: &Snapshot) -> String {
+        self.render_with(now, &[])
+    }
+
+    /// [`Metrics::render`] and the series of each channel (see [`Metrics::for_channel`]) with
+    /// its own state, as one exposition: a series name appears once, with every channel's
+    /// samples under it.
+    pub fn render_with(&self, now: &Snapshot, channels: &[(&Metrics, Snapshot)]) -> String {
+        let mut families = self.gather(now);
+        for (metrics, snapshot) in channels {
+            for family in metrics.gather(snapshot) {
+                match families.iter_mut().find(|f| f.name() == family.name()) {
+                    Some(f) => f.mut_metric().extend(family.get_metric().iter().cloned()),
+                    None => families.push(family),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on an I/O error of the Vec, which cannot happen.
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
+            return format!("# cannot encode the metrics: {e}\n");
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn gather(&self, now: &Snapshot) -> Vec<prometheus::proto::MetricFamily> {
         if let Some(q) = now.queue {
             self.queue_depth.set(q.pending);
             self.dead_jobs.set(q.dead);
         }
         self.quota_paused.set(now.quota_paused as i64);
         self.token_valid.set(now.token_valid as i64);
-        let mut out = Vec::new();
-        // Encoding into a Vec fails only on an I/O error of the Vec, which cannot happen.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            return format!("# cannot encode the metrics: {e}\n");
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        self.registry.gather()
     }
 }
 
@@ -342,6 +387,25 @@ impl Drop for SessionGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_channels_series_carry_its_label_beside_the_gateways_unlabelled_ones() {
+        let gateway = Metrics::new();
+        let shop = Metrics::for_channel("shop-a");
+        gateway.session_opened();
+        shop.line_request("/v2/bot/message/push", PushStatus::Http(200));
+        gateway.line_request("/v2/bot/message/push", PushStatus::Http(500));
+        let now = Snapshot { queue: None, quota_paused: false, token_valid: true };
+        let paused = Snapshot { queue: Some(QueueCounts { pending: 3, dead: 1 }), quota_paused: true, token_valid: true };
+        let text = gateway.render_with(&now, &[(&shop, paused)]);
+        assert!(text.contains("mail2line_line_pushes_total{endpoint=\"push\",status=\"500\"} 1"), "{text}");
+        assert!(text.contains("mail2line_line_pushes_total{endpoint=\"push\",status=\"200\",channel=\"shop-a\"} 1"), "{text}");
+        assert!(text.contains("mail2line_quota_paused{channel=\"shop-a\"} 1") && text.contains("mail2line_queue_depth{channel=\"shop-a\"} 3"), "{text}");
+        // One family each: one HELP line, the channel's samples under the gateway's.
+        assert_eq!(text.matches("# HELP mail2line_line_pushes_total").count(), 1, "{text}");
+        // The listener's series are the gateway's only.
+        assert!(text.contains("mail2line_smtp_sessions_total 1") && !text.contains("mail2line_smtp_sessions_total{channel"), "{text}");
+    }
 
     /// The value of the sample line `name{labels} value` in `text`.
     fn sample(text: &str, series: &str) -> Option<f64> {

@@ -276,6 +276,7 @@ fn mail_with_image(to: u32, png: &[u8]) -> mail2line::smtp::Mail {
         urgent: false,
         helo: "test".into(),
         user: None,
+        channels: Vec::new(),
         data: support::mime::multipart(head, "See attached.", &[("cam.png", "image/png", png)]),
     }
 }

@@ -285,3 +285,31 @@ async fn follows_and_unfollows_racing_on_two_nodes_end_in_the_newer_ones_state()
         assert_eq!(reg.active_follower_count().unwrap(), expected.len());
     }
 }
+
+#[tokio::test]
+async fn two_channels_on_one_database_share_no_follower_and_no_webhook_event() {
+    let Some(t) = database().await else { return };
+    let a = Registry::open_postgres_channel(connect(&t, "node-a").await, "shop-a").await.unwrap();
+    let b = Registry::open_postgres_channel_with_refresh(connect(&t, "node-a").await, "shop-b", HOUR).await.unwrap();
+    assert!(a.follow_async("U1", Kind::User, Some("Alice"), 1).await.unwrap());
+    assert!(b.follow_async("U2", Kind::User, None, 1).await.unwrap());
+    assert_eq!(a.active_users_async().await.unwrap(), ["U1"]);
+    assert_eq!(b.active_users_async().await.unwrap(), ["U2"]);
+    assert!(a.is_active_follower("U1").unwrap() && !a.is_active_follower("U2").unwrap());
+    assert!(!b.is_active_async("U1").await.unwrap() && b.get_async("U1").await.unwrap().is_none());
+    // An unfollow in b of a's follower changes nothing in a.
+    b.unfollow_async("U1", Kind::User, 5).await.unwrap();
+    assert!(a.is_active_async("U1").await.unwrap());
+    assert_eq!(b.list_async(true).await.unwrap().len(), 2);
+    // The same webhook event id is new in each channel once.
+    assert!(a.first_delivery_async("E1", 1).await.unwrap());
+    assert!(b.first_delivery_async("E1", 1).await.unwrap());
+    assert!(!a.first_delivery_async("E1", 1).await.unwrap());
+    assert!(a.seen_async("E1").await.unwrap());
+    // The unnamed channel sees none of it; a mirror opened later loads its channel only.
+    let unnamed = Registry::open_postgres(connect(&t, "node-b").await).await.unwrap();
+    assert!(unnamed.list_async(true).await.unwrap().is_empty() && !unnamed.seen_async("E1").await.unwrap());
+    let a2 = Registry::open_postgres_channel_with_refresh(connect(&t, "node-b").await, "shop-a", HOUR).await.unwrap();
+    assert!(a2.is_active_follower("U1").unwrap() && !a2.is_active_follower("U2").unwrap());
+    assert_eq!(a2.active_follower_count().unwrap(), 1);
+}

@@ -699,3 +699,49 @@ async fn two_spools_on_one_database_deliver_each_mail_once() {
         runner.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Two LINE channels (`[[channels]]`) on one database: each store sees only its channel's rows.
+
+#[tokio::test]
+async fn two_channels_on_one_database_share_no_job_key_quota_usage_or_answer() {
+    let Some(t) = database().await else { return };
+    let a = Store::open_postgres_channel(connect(&t, "node-a").await, "node-a", "shop-a").await.unwrap();
+    let b = Store::open_postgres_channel(connect(&t, "node-a").await, "node-a", "shop-b").await.unwrap();
+    let month = month_bounds(now_ms()).0;
+    // The same mail (same retry key) in both channels: each is a job of its own channel.
+    let ids_a = a.insert(vec![job(1)]).await.unwrap();
+    let ids_b = b.insert(vec![job(1), job(2)]).await.unwrap();
+    let mut clock = ScanClock::new();
+    assert_eq!(clock.due_ids(&a).await, ids_a);
+    assert_eq!(clock.due_ids(&b).await, ids_b);
+    assert_eq!((a.counts().await.unwrap(), b.counts().await.unwrap()), ((1, 0), (2, 0)));
+    assert_eq!(a.jobs(None).await.unwrap().len(), 1);
+    // Delivered in a: a held copy of that request is known in a and dropped; a held copy of
+    // b's pending request is not a's concern (LINE keeps retry keys per channel), so a sends it.
+    let counted = Usage { month, target: "U1".into(), sender: "a@b".into(), messages: 3, solo: 3 };
+    a.update_counted(ids_a[0], 1, Update::Done { sent: vec![] }, Some(counted)).await.unwrap();
+    let until = now_ms() - 1;
+    a.insert(vec![held(1, "U9", until), held(2, "U8", until)]).await.unwrap();
+    assert!(a.seal("U9", Arc::new(Joiner)).await.unwrap().is_empty(), "a's own key was sent in a");
+    assert_eq!(a.seal("U8", Arc::new(Joiner)).await.unwrap().len(), 1, "b's pending key does not stop a");
+    // Quota and usage.
+    b.set_quota(QuotaRow { month, limit: Some(1000), used: 10, probed_at: 5 }).await.unwrap();
+    assert_eq!(a.quota().await.unwrap().map(|q| (q.limit, q.used)), Some((None, 3)));
+    assert_eq!(b.quota().await.unwrap().map(|q| (q.limit, q.used)), Some((Some(1000), 10)));
+    assert_eq!(a.usage(month, "target").await.unwrap().iter().map(|u| u.messages).sum::<u64>(), 3);
+    assert_eq!(b.usage(month, "target").await.unwrap().iter().map(|u| u.messages).sum::<u64>(), 0);
+    // A mail is one insert: two in a, one in b.
+    assert_eq!(a.usage(month, "sender").await.unwrap()[0].mails, 2);
+    assert_eq!(b.usage(month, "sender").await.unwrap()[0].mails, 1, "b counted its mail and none of a's");
+    // Answers: one webhook event id may be stored in each channel once.
+    assert!(a.store_answer(answer("E1", "U1")).await.unwrap());
+    assert!(b.store_answer(answer("E1", "U1")).await.unwrap());
+    assert!(!b.store_answer(answer("E1", "U1")).await.unwrap());
+    assert_eq!(a.due_answers(now_ms(), 10).await.unwrap().len(), 1);
+    assert_eq!(b.answers(None).await.unwrap().len(), 1);
+    // The unnamed channel ('') sees none of it.
+    let unnamed = Store::open_postgres(connect(&t, "node-a").await, "node-a").await.unwrap();
+    assert_eq!(unnamed.counts().await.unwrap(), (0, 0));
+    assert!(unnamed.quota().await.unwrap().is_none() && unnamed.answers(None).await.unwrap().is_empty());
+}

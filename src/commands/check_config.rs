@@ -91,8 +91,22 @@ fn summary(cfg: &Config) -> Vec<String> {
         ),
         _ => format!("store: SQLite in {}", cfg.storage.dir.display()),
     });
-    let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
-    lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
+    if cfg.channels.is_empty() {
+        let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
+        lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
+    }
+    for ch in &cfg.channels {
+        let credentials = Credentials::from_config(&ch.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
+        let logins = if ch.users.is_empty() { String::new() } else { format!(" for logins {}", ch.users.join(", ")) };
+        let store = match cfg.storage.is_postgres() {
+            true => format!("PostgreSQL rows of channel {:?}", ch.name),
+            false => super::serve::channel_dir(cfg, &ch.name).display().to_string(),
+        };
+        lines.push(format!(
+            "channel {}: <LINE id>@{}{logins}; webhook POST /webhook/{}; LINE API at {} with {credentials}; {} pushes/s; store {store}",
+            ch.name, ch.domain, ch.name, ch.line.api_base_url, ch.rates.0
+        ));
+    }
     if let Some(url) = &cfg.replies.relay_url {
         let login = if cfg.replies.username.is_empty() { String::new() } else { format!(", logging in as {:?}", cfg.replies.username) };
         lines.push(format!("answers from LINE mailed through {url} from {}{login}", cfg.replies.from_address()));
@@ -123,15 +137,34 @@ fn warnings(cfg: &Config, path: &Path) -> Vec<String> {
 
 /// Asks LINE for the bot's information with the configured credentials.
 fn probe(cfg: &Config) -> (u8, String) {
-    let credentials = match Credentials::from_config(&cfg.line) {
+    if cfg.channels.is_empty() {
+        return probe_line(cfg, &cfg.line, &cfg.storage.dir, "line.channel_access_token");
+    }
+    // Each channel, one line each; the first failure's status.
+    let mut code = 0;
+    let mut out = Vec::new();
+    for (i, ch) in cfg.channels.iter().enumerate() {
+        let (c, message) = probe_line(cfg, &ch.line, &super::serve::channel_dir(cfg, &ch.name), &format!("channels[{i}].channel_access_token"));
+        if code == 0 {
+            code = c;
+        }
+        out.push(format!("channel {}: {message}", ch.name));
+    }
+    (code, out.join("\n"))
+}
+
+/// Asks LINE who the bot of `line` is; `dir` is where `serve` keeps its token, `token_key` the
+/// key its token came from.
+fn probe_line(cfg: &Config, line: &crate::line::Settings, dir: &Path, token_key: &str) -> (u8, String) {
+    let credentials = match Credentials::from_config(line) {
         Ok(c) => c,
         Err(e) => return (EX_CONFIG, format!("LINE: not checked: {e}")),
     };
     // A v2.1 token issued here is kept where `serve` looks for it, so checking does not spend
     // one of the channel's 30 valid v2.1 tokens each time; only if the directory already exists
     // (a check on another machine must not create it).
-    let store = cfg.storage.dir.is_dir().then(|| cfg.storage.dir.join(crate::line::token::TOKEN_FILE));
-    let client = match LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), store.clone()) {
+    let store = dir.is_dir().then(|| dir.join(crate::line::token::TOKEN_FILE));
+    let client = match LineClient::new(&line.api_base_url, credentials, std::time::Duration::from_secs(line.timeout_secs), store.clone()) {
         Ok(c) => c,
         Err(e) => return (EX_UNAVAILABLE, format!("LINE: not checked: {e}")),
     };
@@ -143,8 +176,8 @@ fn probe(cfg: &Config) -> (u8, String) {
     if let Some(file) = &store {
         give_to_directory_owner(file);
     }
-    let token_source = cfg.secret_sources.iter().find(|(k, _)| k == "line.channel_access_token").map(|(_, s)| s);
-    explain(&answer, &Context { kind: cfg.line.token, api_base_url: &cfg.line.api_base_url, timeout_secs: cfg.line.timeout_secs, token_source })
+    let token_source = cfg.secret_sources.iter().find(|(k, _)| k == token_key).map(|(_, s)| s);
+    explain(&answer, &Context { kind: line.token, api_base_url: &line.api_base_url, timeout_secs: line.timeout_secs, token_source })
 }
 
 /// With `[storage] url`: connects as `serve` would (login, the durability check) and reads the
@@ -291,7 +324,8 @@ fn explain(answer: &Result<BotInfo, ProbeError>, cx: &Context) -> (u8, String) {
 fn redact(text: &str, cfg: &Config) -> String {
     let mut out = text.to_owned();
     let line = &cfg.line;
-    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key, &cfg.replies.password, &cfg.storage_password] {
+    let channels = cfg.channels.iter().flat_map(|c| [&c.line.channel_access_token, &c.line.channel_secret, &c.line.private_key]);
+    for secret in [&line.channel_access_token, &line.channel_secret, &line.private_key, &cfg.replies.password, &cfg.storage_password].into_iter().chain(channels) {
         if secret.expose().len() >= 4 {
             out = out.replace(secret.expose(), "<redacted>");
         }

@@ -42,11 +42,15 @@ const NAME_COLUMN_MAX: usize = 40;
 
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`,
 /// then `./config.toml`), runs `action`, prints the result, and returns the exit status.
-pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let (path, cfg) = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+pub fn main(config_flag: Option<PathBuf>, channel: Option<String>, action: Action) -> u8 {
+    let (path, mut cfg) = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok(loaded) => loaded,
         Err(status) => return status,
     };
+    if let Err(e) = super::stores::select_channel(&mut cfg, channel.as_deref()) {
+        eprintln!("mail2line followers: {e}");
+        return e.exit_code();
+    }
     match run(&cfg, &path, &action) {
         // `followers export | head`: a reader that has seen enough is not an error.
         Ok(out) => output::print("mail2line followers", &out),
@@ -67,7 +71,7 @@ pub fn run(cfg: &Config, config_path: &Path, action: &Action) -> Result<String, 
         let runtime = super::stores::cli_runtime()?;
         runtime.block_on(async {
             let db = super::stores::cli_connect(cfg).await?.ok_or_else(|| Error::NoStore("storage.url is not set".into()))?;
-            let registry = super::stores::cli_registry(&db).await?;
+            let registry = super::stores::cli_registry(&db, &cfg.cli_channel).await?;
             registry.list_async(true).await.map_err(read)
         })?
     } else {

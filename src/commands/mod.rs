@@ -49,6 +49,9 @@ pub enum Error {
     /// `serve`: a part of the gateway could not start; its own message says why and what to fix.
     #[error("{0}")]
     Start(String),
+    /// `--channel NAME` names no channel of the configuration; says which there are.
+    #[error("{0}")]
+    NoSuchChannel(String),
     /// `serve`: the spool or the registry under `storage.dir` could not be opened or created.
     #[error("{reason} (storage.dir = {})", dir.display())]
     StorageDir { reason: String, dir: PathBuf },
@@ -77,6 +80,7 @@ impl Error {
         match self {
             Error::Stdin { .. } => output::EX_IOERR,
             Error::NotUtf8 | Error::TooLarge { .. } => output::EX_DATAERR,
+            Error::NoSuchChannel(_) => output::EX_USAGE,
             _ => output::EX_FAILURE,
         }
     }

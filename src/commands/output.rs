@@ -21,6 +21,8 @@ pub const EX_FAILURE: u8 = 1;
 pub use crate::submit::client::{EX_DATAERR, EX_IOERR};
 /// LINE could not be reached, or is rate-limiting or in trouble (sysexits' EX_UNAVAILABLE).
 pub const EX_UNAVAILABLE: u8 = 69;
+/// The command line names what does not exist, e.g. an unknown `--channel` (sysexits' EX_USAGE).
+pub const EX_USAGE: u8 = 64;
 /// Something answered that is not the LINE Messaging API (sysexits' EX_PROTOCOL).
 pub const EX_PROTOCOL: u8 = 76;
 

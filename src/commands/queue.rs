@@ -48,11 +48,15 @@ pub enum RetryWhich {
 
 /// Entry point for `main.rs`: resolves the config path (`--config`, then `$MAIL2LINE_CONFIG`),
 /// runs `action`, prints the result, and returns the exit status.
-pub fn main(config_flag: Option<PathBuf>, action: Action) -> u8 {
-    let cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+pub fn main(config_flag: Option<PathBuf>, channel: Option<String>, action: Action) -> u8 {
+    let mut cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok((_path, cfg)) => cfg,
         Err(status) => return status,
     };
+    if let Err(e) = super::stores::select_channel(&mut cfg, channel.as_deref()) {
+        eprintln!("mail2line queue: {e}");
+        return e.exit_code();
+    }
     match run(&cfg, &action, store::now_ms()) {
         Ok(out) => output::print("mail2line queue", &out),
         Err(e) => {

@@ -26,11 +26,15 @@ use crate::spool::store::{self, Store, UsageRow};
 const TOP: usize = 10;
 
 /// Entry point for `main.rs`; returns the exit status.
-pub fn main(config_flag: Option<PathBuf>, json: bool) -> u8 {
-    let cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
+pub fn main(config_flag: Option<PathBuf>, channel: Option<String>, json: bool) -> u8 {
+    let mut cfg = match output::load_config(config_flag.as_deref(), Purpose::DryRun, "mail2line") {
         Ok((_path, cfg)) => cfg,
         Err(status) => return status,
     };
+    if let Err(e) = super::stores::select_channel(&mut cfg, channel.as_deref()) {
+        eprintln!("mail2line quota: {e}");
+        return e.exit_code();
+    }
     match run(&cfg, json, store::now_ms()) {
         Ok(out) => output::print("mail2line quota", &out),
         Err(e) => {

@@ -114,8 +114,9 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     let template = cfg.message.compiled.clone();
     let mut runner = None;
     let metrics = Arc::new(Metrics::new());
-    // The webhook replies through the same client; none in a dry run.
-    let line = if dry_run {
+    // The webhook replies through the same client; none in a dry run. With `[[channels]]`
+    // each channel has its own ([`start_channel`]) and `[line]` only gave them defaults.
+    let line = if dry_run || !cfg.channels.is_empty() {
         None
     } else {
         let credentials = Credentials::from_config(&cfg.line).map_err(start)?;
@@ -177,6 +178,10 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         let store = crate::media::MediaStore::open_postgres(db.clone()).await.map_err(|e| start(format!("cannot open the image store in PostgreSQL: {e}")))?;
         media = Some(m.with_store(store));
     }
+    let mut lanes = Vec::with_capacity(cfg.channels.len());
+    for ch in &cfg.channels {
+        lanes.push(start_channel(&cfg, ch, db.as_ref(), &node, dry_run, &template, &media).await?);
+    }
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
     if let Some(media) = &media {
         info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.location());
@@ -192,8 +197,12 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         }
     };
     let answers = outbox.as_ref().and(spool.as_ref()).map(|s| s.store().clone());
-    let monitor = Arc::new(Monitor::new(metrics.clone(), spool, registry.clone(), line.clone()));
-    let http = start_http(&cfg, registry.clone(), line, answers, monitor, media.map(Arc::new), stop_rx.clone()).await?;
+    let mut monitor = Monitor::new(metrics.clone(), spool, registry.clone(), line.clone());
+    for lane in &lanes {
+        monitor = monitor.with_channel(&lane.name, Monitor::new(lane.metrics.clone(), lane.spool.clone(), lane.registry.clone(), lane.line.clone()));
+    }
+    let monitor = Arc::new(monitor);
+    let http = start_http(&cfg, registry.clone(), line, answers, &lanes, monitor, media.map(Arc::new), stop_rx.clone()).await?;
     let security = security(&cfg);
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
@@ -212,7 +221,15 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     let hup = signal(SignalKind::hangup()).map_err(|source| Error::System { what: "cannot handle SIGHUP", source })?;
     let term = signal(SignalKind::terminate()).map_err(|source| Error::System { what: "cannot handle SIGTERM", source })?;
     // Logged last: scripts and tests take this line to mean "ready".
-    info!(target: LOG_TARGET, "SMTP listening on {addr} for <LINE id>@{}{}", cfg.smtp.domain, if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
+    let domains = match cfg.channels.is_empty() {
+        true => cfg.smtp.domain.clone(),
+        false => {
+            let mut d: Vec<&str> = cfg.channels.iter().map(|c| c.domain.as_str()).collect();
+            d.dedup();
+            format!("{{{}}} ({} LINE channels)", d.join(","), cfg.channels.len())
+        }
+    };
+    info!(target: LOG_TARGET, "SMTP listening on {addr} for <LINE id>@{domains}{}", if dry_run { " (dry run: nothing is sent to LINE)" } else { "" });
     for warning in cfg.warnings() {
         warn!(target: LOG_TARGET, "{warning}");
     }
@@ -241,6 +258,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
             &cfg.storage.dir,
             cfg.storage.limits(),
         ))),
+        channels: lanes.iter().map(|l| l.rule.clone()).collect(),
     });
     let incoming = cfg.storage.dir.join(crate::storage::INCOMING_DIR);
     let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
@@ -261,13 +279,22 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         notifier.stopping("shutting down: finishing SMTP sessions and pushes in flight", grace * 3 + Duration::from_secs(5));
         let _ = stop_tx.send(true);
     });
-    server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await;
+    let mut runners: Vec<crate::spool::Runner> = runner.into_iter().collect();
+    if lanes.is_empty() {
+        server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await;
+    } else {
+        let by_channel = Arc::new(crate::delivery::Lanes::new(lanes.iter().map(|l| (l.name.clone(), l.gateway.clone())).collect()));
+        runners.extend(lanes.into_iter().filter_map(|l| l.runner));
+        server::serve(listeners, rules, limits, security, by_channel, metrics, stop_rx).await;
+    }
     // The stop signal already reached the HTTP server; wait for its requests in progress.
     if tokio::time::timeout(grace, http).await.is_err() {
         info!(target: LOG_TARGET, "HTTP requests still running after {grace:?}; stopping anyway");
     }
-    if let Some(runner) = runner {
+    if !runners.is_empty() {
         info!(target: LOG_TARGET, "SMTP stopped; letting pushes in flight finish, the rest stays in the spool");
+    }
+    for runner in runners {
         runner.shutdown(grace).await;
     }
     if let Some(outbox) = outbox {
@@ -279,6 +306,100 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     }
     info!(target: LOG_TARGET, "stopped");
     Ok(())
+}
+
+/// One LINE channel of `[[channels]]`, running: its client, spool, registry, gateway, webhook
+/// and series, and what the SMTP session needs to know of it.
+struct Lane {
+    name: String,
+    line: Option<LineClient>,
+    spool: Option<Spool>,
+    runner: Option<crate::spool::Runner>,
+    registry: Arc<Registry>,
+    gateway: Arc<Gateway>,
+    webhook: Arc<crate::http::Webhook>,
+    metrics: Arc<Metrics>,
+    rule: crate::smtp::channels::Lane,
+}
+
+/// Where a channel keeps its SQLite files (spool, followers, token): `storage.dir/channels/<name>`.
+pub fn channel_dir(cfg: &Config, name: &str) -> PathBuf {
+    cfg.storage.dir.join("channels").join(name)
+}
+
+/// Starts one channel as a lane of its own: its LINE client (token renewal), spool (rate
+/// limiter, quota, coalescing), follower registry and webhook, in `storage.dir/channels/<name>`
+/// or in PostgreSQL under its name.
+async fn start_channel(
+    cfg: &Config,
+    ch: &crate::config::Channel,
+    db: Option<&crate::pg::Database>,
+    node: &str,
+    dry_run: bool,
+    template: &crate::compose::template::Template,
+    media: &Option<crate::media::Media>,
+) -> Result<Lane, Error> {
+    let name = ch.name.as_str();
+    let dir = channel_dir(cfg, name);
+    let dir_error = |reason: String| Error::StorageDir { reason, dir: dir.clone() };
+    crate::storage::secure_dir(&dir).map_err(|e| dir_error(e.to_string()))?;
+    let metrics = Arc::new(Metrics::for_channel(name));
+    let line = if dry_run {
+        None
+    } else {
+        let credentials = Credentials::from_config(&ch.line).map_err(|e| start(format!("channel {name}: {e}")))?;
+        info!(target: LOG_TARGET, "channel {name}: LINE API at {} with {}", ch.line.api_base_url, credentials.describe());
+        let token_store = Some(dir.join(crate::line::token::TOKEN_FILE));
+        Some(
+            LineClient::new(&ch.line.api_base_url, credentials, Duration::from_secs(ch.line.timeout_secs), token_store)
+                .map_err(|e| start(format!("channel {name}: {e}")))?
+                .with_data_base_url(&ch.line.api_data_base_url)
+                .with_metrics(metrics.clone()),
+        )
+    };
+    let (mut spool, mut runner) = (None, None);
+    let mode = match line.clone() {
+        None => Mode::DryRun,
+        Some(client) => match cfg.delivery.mode {
+            DeliveryMode::Direct => Mode::Direct(client),
+            DeliveryMode::Spool => {
+                let mut settings = SpoolSettings::from_config(&cfg.delivery, &ch.quota_settings);
+                (settings.push_per_second, settings.multicast_per_second) = ch.rates;
+                let store = match db {
+                    None => crate::spool::store::Store::open(&dir).map_err(|e| dir_error(e.to_string()))?,
+                    Some(db) => crate::spool::store::Store::open_postgres_with_lease_channel(db.clone(), node, name, cfg.storage.lease())
+                        .await
+                        .map_err(|e| start(format!("channel {name}: cannot open the spool in PostgreSQL ({}): {e}", db.target())))?,
+                };
+                let (s, r) = Spool::start_with_store(store, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone());
+                info!(target: LOG_TARGET, "channel {name}: spool with {} workers, {} pushes/s", cfg.delivery.worker_count(), ch.rates.0);
+                spool = Some(s.clone());
+                runner = Some(r);
+                Mode::Spool(s)
+            }
+        },
+    };
+    let registry = Arc::new(match db {
+        None => Registry::open(&dir).map_err(|e| dir_error(e.to_string()))?,
+        Some(db) => Registry::open_postgres_channel(db.clone(), name)
+            .await
+            .map_err(|e| start(format!("channel {name}: cannot open the follower registry in PostgreSQL ({}): {e}", db.target())))?,
+    });
+    let gateway = Arc::new(Gateway::new(template.clone(), mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
+    let webhook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &ch.domain, ch.line.channel_secret.clone(), registry.clone(), line.clone()));
+    let rule = crate::smtp::channels::Lane {
+        name: name.to_owned(),
+        domain: ch.domain.clone(),
+        users: ch.users.clone(),
+        aliases: crate::smtp::alias_recipients(&ch.aliases),
+        alias_access: ch.alias_access.clone(),
+        directory: Some(registry.clone() as Arc<dyn Directory>),
+    };
+    info!(target: LOG_TARGET, "channel {name}: <LINE id>@{}{}, webhook POST /webhook/{name}", ch.domain, match ch.users.is_empty() {
+        true => String::new(),
+        false => format!(" for logins {}", ch.users.join(", ")),
+    });
+    Ok(Lane { name: name.to_owned(), line, spool, runner, registry, gateway, webhook, metrics, rule })
 }
 
 /// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
@@ -362,6 +483,7 @@ async fn start_http(
     registry: Arc<Registry>,
     line: Option<LineClient>,
     answers: Option<crate::spool::store::Store>,
+    lanes: &[Lane],
     monitor: Arc<Monitor>,
     media: Option<Arc<crate::media::Media>>,
     stop: watch::Receiver<bool>,
@@ -373,9 +495,15 @@ async fn start_http(
         hook = hook.with_answers(store);
     }
     let hook = Arc::new(hook);
-    let app = crate::http::router(hook, &cfg.webhook.path, monitor, media, cfg.http.max_concurrent_requests);
+    // With `[[channels]]`: one webhook per channel, each with its secret, registry and client.
+    let hooks = match lanes.is_empty() {
+        true => vec![(cfg.webhook.path.clone(), hook)],
+        false => lanes.iter().map(|l| (format!("/webhook/{}", l.name), l.webhook.clone())).collect(),
+    };
+    let paths: Vec<String> = hooks.iter().map(|(p, _)| p.clone()).collect();
+    let app = crate::http::router_for_channels(hooks, monitor, media, cfg.http.max_concurrent_requests);
     let limits = cfg.http.limits();
-    info!(target: LOG_TARGET, "LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", cfg.webhook.path);
+    info!(target: LOG_TARGET, "LINE webhook at POST {}; monitoring at GET /metrics, /healthz, /readyz", paths.join(", POST "));
     info!(target: LOG_TARGET, "HTTP listening on {addr}");
     Ok(tokio::spawn(async move {
         if let Err(e) = crate::http::serve(listener, app, limits, stop).await {

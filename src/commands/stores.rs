@@ -59,6 +59,32 @@ pub async fn open_registry(cfg: &Config, db: Option<&Database>) -> Result<Arc<Re
     Ok(Arc::new(registry))
 }
 
+/// `--channel NAME` for `queue`, `quota` and `followers`: points `cfg` at that channel's store
+/// (its directory `storage.dir/channels/<name>`, or its rows in PostgreSQL). Without the flag:
+/// the unnamed `[line]` channel, or the only channel when there is exactly one. A name the
+/// configuration does not have, or none among several, is an error listing the names.
+pub fn select_channel(cfg: &mut Config, name: Option<&str>) -> Result<(), Error> {
+    let names: Vec<&str> = cfg.channels.iter().map(|c| c.name.as_str()).collect();
+    let chosen = match (name, names.as_slice()) {
+        (None, []) => return Ok(()),
+        (Some(n), _) if names.contains(&n) => n.to_owned(),
+        (None, [only]) => (*only).to_owned(),
+        (Some(n), []) => {
+            return Err(Error::NoSuchChannel(format!("--channel {n:?}: the configuration has no [[channels]]; leave --channel out for its one [line] channel")))
+        }
+        (given, _) => {
+            let what = match given {
+                Some(n) => format!("--channel {n:?} is not a channel of the configuration"),
+                None => "the configuration has several channels: choose one with --channel NAME".to_owned(),
+            };
+            return Err(Error::NoSuchChannel(format!("{what}; its channels are: {}", names.join(", "))));
+        }
+    };
+    cfg.storage.dir = super::serve::channel_dir(cfg, &chosen);
+    cfg.cli_channel = chosen;
+    Ok(())
+}
+
 /// The name the CLI connects with: the node's own, marked, so `pg_stat_activity` tells a
 /// command from the gateway it runs beside.
 fn cli_node(cfg: &Config) -> String {
@@ -73,12 +99,12 @@ pub async fn cli_connect(cfg: &Config) -> Result<Option<Database>, Error> {
 
 /// The spool's store in PostgreSQL as it is, for `queue` and `quota` (see the module doc).
 pub async fn cli_spool_store(cfg: &Config, db: &Database) -> Result<Store, Error> {
-    Store::attach_postgres(db.clone(), &cli_node(cfg)).await.map_err(|e| Error::NoStore(e.to_string()))
+    Store::attach_postgres_channel(db.clone(), &cli_node(cfg), &cfg.cli_channel).await.map_err(|e| Error::NoStore(e.to_string()))
 }
 
 /// The follower registry in PostgreSQL, for `followers`; refused, as the spool is, when no
 /// gateway created the tables yet (the command creates nothing).
-pub async fn cli_registry(db: &Database) -> Result<Registry, Error> {
+pub async fn cli_registry(db: &Database, channel: &str) -> Result<Registry, Error> {
     let version = db.schema_version().await.map_err(|e| Error::NoStore(e.to_string()))?;
     if version.is_none() {
         return Err(Error::NoStore(format!(
@@ -86,7 +112,7 @@ pub async fn cli_registry(db: &Database) -> Result<Registry, Error> {
             db.target()
         )));
     }
-    Registry::open_postgres(db.clone()).await.map_err(|e| Error::NoStore(e.to_string()))
+    Registry::open_postgres_channel(db.clone(), channel).await.map_err(|e| Error::NoStore(e.to_string()))
 }
 
 /// A current-thread runtime for a CLI command: one for the whole command, since the database's

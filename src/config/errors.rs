@@ -39,23 +39,31 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// The line that defines `a.b`, or the line of table `[a]` when the key is absent.
+/// The line that defines `a.b`, or the line of the nearest table that holds it when the key is
+/// absent. A segment may index an array of tables: `smtp.users[1].password_hash` (the key in the
+/// second `[[smtp.users]]`, or its header), `channels[0].aliases.ops`.
 fn key_line(doc: &toml_edit::ImDocument<String>, text: &str, key: &str) -> Option<usize> {
-    let (table, field) = key.split_once('.').unwrap_or((key, ""));
-    // `smtp.users[1].password_hash`: the key in the second `[[smtp.users]]`, or its header.
-    if let Some((array, rest)) = field.split_once('[') {
-        let (index, inner) = rest.split_once("].")?;
-        let entry = doc.as_table().get(table)?.as_table_like()?.get(array)?.as_array_of_tables()?.get(index.parse().ok()?)?;
-        let span = entry.get_key_value(inner).and_then(|(k, _)| k.span()).or_else(|| entry.span())?;
-        return Some(line_of(text, span.start));
+    let mut table: &dyn toml_edit::TableLike = doc.as_table();
+    let mut found: Option<usize> = None;
+    for segment in key.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, Some(rest.strip_suffix(']')?.parse::<usize>().ok()?)),
+            None => (segment, None),
+        };
+        let Some((k, item)) = table.get_key_value(name) else { break };
+        if let Some(index) = index {
+            let Some(entry) = item.as_array_of_tables().and_then(|a| a.get(index)) else { break };
+            found = entry.span().map(|s| s.start).or(found);
+            table = entry;
+            continue;
+        }
+        found = k.span().or_else(|| item.as_table().and_then(|t| t.span())).map(|s| s.start).or(found);
+        match item.as_table_like() {
+            Some(t) => table = t,
+            None => break,
+        }
     }
-    let table_item = doc.as_table().get(table)?;
-    let span = table_item
-        .as_table_like()
-        .and_then(|t| t.get_key_value(field))
-        .and_then(|(k, _)| k.span())
-        .or_else(|| table_item.as_table().and_then(|t| t.span()))?;
-    Some(line_of(text, span.start))
+    found.map(|offset| line_of(text, offset))
 }
 
 /// How many wrong keys one run reports at most (each costs a parse of the file).

@@ -21,6 +21,7 @@
 //! environment, else the file (the key or its `*_file`), else a systemd credential
 //! (`secrets.rs`), and the config remembers which ([`SecretSource`]) for `check-config`.
 
+mod channels;
 mod errors;
 mod secrets;
 
@@ -44,6 +45,7 @@ use crate::replies::Settings as Replies;
 use crate::smtp::{Alias, Routing, Settings as Smtp};
 use crate::spool::settings::{Delivery, Quota};
 use crate::storage::Settings as Storage;
+pub use channels::Channel;
 pub use errors::{ConfigError, HostPortError};
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;
@@ -91,12 +93,20 @@ pub struct Config {
     /// `[replies]`: answers from LINE mailed back to the mail's sender (off while `relay` is empty).
     #[serde(default)]
     pub replies: Replies,
+    /// `[[channels]]`: several LINE channels in one gateway (`channels.rs`); empty: `[line]` is
+    /// the one unnamed channel.
+    #[serde(default)]
+    pub channels: Vec<Channel>,
     /// The PostgreSQL password of `[storage] url` when the URL has none (empty otherwise):
     /// `$MAIL2LINE_STORAGE_PASSWORD`, `[storage] password_file` or the credential
     /// `storage-password`. Kept here, not in `storage::Settings`, since `Secret` is of the
     /// same layer as `storage`.
     #[serde(skip)]
     pub storage_password: Secret,
+    /// The LINE channel the CLI commands (`queue`, `quota`, `followers`) work on: '' for the
+    /// unnamed `[line]` channel; set by `--channel` (`commands::stores::select_channel`).
+    #[serde(skip)]
+    pub cli_channel: String,
     /// Where each secret (and a TLS file given as a credential) came from, for `check-config`.
     #[serde(skip)]
     pub secret_sources: Vec<(String, SecretSource)>,
@@ -213,6 +223,7 @@ impl Config {
     /// are right.
     pub fn parse(text: &str, file: &str, purpose: Purpose, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = deserialize_all(text, file).map_err(|problems| ConfigError { problems })?;
+        config.build_channels();
         let problems = if purpose == Purpose::Client { config.resolve_client_secret(env) } else { config.resolve_gateway_secrets(env) };
         let problems: Vec<(String, String)> = problems.into_iter().chain(config.validate(purpose)).collect();
         if problems.is_empty() {
@@ -234,7 +245,8 @@ impl Config {
             self.alias_access = alias_access;
         }
         p.extend(self.validate_sendmail(purpose));
-        p.extend(self.line.validate(purpose == Purpose::Serve));
+        // With `[[channels]]`, `[line]` only gives defaults: its credentials are not needed.
+        p.extend(self.line.validate(purpose == Purpose::Serve && self.channels.is_empty()));
         p.extend(self.storage.validate());
         if self.storage.is_postgres() {
             if let Err(e) = crate::pg::describe_url(self.storage.url.trim()) {
@@ -250,6 +262,9 @@ impl Config {
         p.extend(self.message.validate());
         p.extend(self.log.validate());
         p.extend(self.replies.validate(purpose != Purpose::Client));
+        if purpose != Purpose::Client {
+            p.extend(self.validate_channels(purpose == Purpose::Serve));
+        }
         if self.replies.enabled() && self.delivery.mode == crate::spool::settings::DeliveryMode::Direct {
             // The outbox and the map of what was sent live in the spool's database.
             p.push((
@@ -324,6 +339,15 @@ impl Config {
                 ));
             }
         }
+        for ch in self.channels.iter().filter(|ch| ch.line.channel_secret.is_empty()) {
+            w.push(format!(
+                "channel {:?} has no channel_secret: its webhook /webhook/{} will refuse every LINE event, so its followers are not learned; set channel_secret(_file), ${} or the systemd credential {}",
+                ch.name,
+                ch.name,
+                channels::env_var("LINE_CHANNEL_SECRET", &ch.name),
+                channels::credential_name(crate::credentials::LINE_CHANNEL_SECRET, &ch.name)
+            ));
+        }
         // The database login and every mail's text would cross the network readable.
         if let Some(host) = remote_plain_database(&self.storage.url) {
             w.push(format!(
@@ -331,7 +355,7 @@ impl Config {
                  add ?sslmode=require (the server needs ssl = on), or keep the database on this host or a private network"
             ));
         }
-        if self.line.channel_secret.is_empty() {
+        if self.line.channel_secret.is_empty() && self.channels.is_empty() {
             w.push(
                 "line.channel_secret is not set: the webhook will refuse every LINE event, so followers are not learned and nobody gets a welcome; set it, $LINE_CHANNEL_SECRET or the systemd credential line-channel-secret (console > channel > Basic settings > Channel secret)".into(),
             );

@@ -71,6 +71,33 @@ impl Config {
                 Err(SecretProblem::Credential(msg)) => problems.push((key.to_owned(), msg)),
             }
         }
+        // Each channel's own secrets: `$LINE_CHANNEL_SECRET_SHOP_A`, its keys, the credential
+        // `shop-a-line-channel-secret`. Never `[line]`'s (see `channels.rs`).
+        for (i, ch) in config.channels.iter_mut().enumerate() {
+            let line = &mut ch.line;
+            let sources = [
+                (&mut line.channel_access_token, &line.channel_access_token_file, "LINE_CHANNEL_ACCESS_TOKEN", "channel_access_token", credentials::LINE_CHANNEL_ACCESS_TOKEN),
+                (&mut line.channel_secret, &line.channel_secret_file, "LINE_CHANNEL_SECRET", "channel_secret", credentials::LINE_CHANNEL_SECRET),
+                (&mut line.private_key, &line.private_key_file, "LINE_PRIVATE_KEY", "private_key", credentials::LINE_PRIVATE_KEY),
+            ];
+            for (secret, file, base, field, base_name) in sources {
+                let var = super::channels::env_var(base, &ch.name);
+                let key = format!("channels[{i}].{field}");
+                match resolve_secret(secret, file.as_deref(), &var, env(&var), cred(&super::channels::credential_name(base_name, &ch.name))) {
+                    Ok(Some(source)) => config.secret_sources.push((key, source)),
+                    Ok(None) => {}
+                    Err(SecretProblem::File(msg)) => problems.push((format!("{key}_file"), msg)),
+                    Err(SecretProblem::Credential(msg)) => problems.push((key, msg)),
+                }
+            }
+            if ch.line.token == TokenKind::V21 {
+                // `resolve_signing_key` reads `[line]`'s variables; this channel's stand in for them.
+                let name = ch.name.clone();
+                let channel_env = |k: &str| env(&super::channels::env_var(k, &name));
+                let prefix = format!("channels[{i}].");
+                problems.extend(resolve_signing_key(&mut ch.line, &channel_env).into_iter().map(|(k, m)| (k.replacen("line.", &prefix, 1), m)));
+            }
+        }
         for (i, user) in config.smtp.users.iter_mut().enumerate() {
             let var = user.env_var();
             let credential = credentials::smtp_user_password_hash(&user.name).and_then(|name| cred(&name));

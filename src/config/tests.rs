@@ -739,6 +739,115 @@ fn replies_need_the_spool() {
     assert!(Config::parse(&text, "c.toml", Purpose::Serve, &no_env).is_ok());
 }
 
+/// `[[channels]]` (issue #21): two shops, `[line]` as defaults, each channel's secrets from its
+/// own keys, variables and credentials.
+#[test]
+fn channels_inherit_line_defaults_but_never_credentials() {
+    let hash = crate::smtp::auth::hash_password("pw").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("shop-b-line-channel-secret"), "b-secret-from-credential\n").unwrap();
+    let creds = dir.path().to_str().unwrap().to_owned();
+    let text = format!(
+        r#"[smtp]
+domain = "text.line.example"
+auth = "optional"
+allow_plaintext_auth_on_loopback = true
+[[smtp.users]]
+name = "shop-a"
+password_hash = "{hash}"
+
+[line]
+api_base_url = "http://127.0.0.1:9"
+timeout_secs = 3
+channel_access_token = "not-inherited"
+
+[delivery]
+max_requests_per_second = 100
+
+[quota]
+reserve = 7
+
+[[channels]]
+name = "shop-a"
+domain = "Text.Line.Shop-A.Example"
+users = ["shop-a"]
+channel_access_token = "tok-a"
+channel_secret = "sec-a"
+max_requests_per_second = 5
+quota = {{ monthly_budget = 500, reserve = 20 }}
+aliases = {{ ops = ["U0123456789abcdef0123456789abcdef"] }}
+
+[[channels]]
+name = "shop-b"
+channel_id = 1234567890
+token = "stateless"
+"#
+    );
+    let env = |k: &str| match k {
+        "CREDENTIALS_DIRECTORY" => Some(creds.clone()),
+        "LINE_CHANNEL_ACCESS_TOKEN_SHOP_B" => Some("tok-b-from-env".into()),
+        _ => None,
+    };
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap();
+    let [a, b] = &c.channels[..] else { panic!("two channels") };
+    assert_eq!((a.name.as_str(), a.domain.as_str()), ("shop-a", "text.line.shop-a.example"));
+    // No domain: [smtp] domain.
+    assert_eq!(b.domain, "text.line.example");
+    assert_eq!((a.line.api_base_url.as_str(), a.line.timeout_secs), ("http://127.0.0.1:9", 3));
+    assert_eq!(a.line.channel_access_token.expose(), "tok-a");
+    assert_eq!(b.line.token, TokenKind::Stateless);
+    assert_eq!(b.line.channel_id, "1234567890");
+    assert_eq!(b.line.channel_access_token.expose(), "tok-b-from-env", "[line]'s token is never inherited");
+    assert_eq!(b.line.channel_secret.expose(), "b-secret-from-credential");
+    assert_eq!((a.rates.0, b.rates.0), (5, 100));
+    assert_eq!((a.quota_settings.monthly_budget, a.quota_settings.reserve, b.quota_settings.reserve), (500, 20, 7));
+    assert_eq!(a.aliases["ops"].ids.len(), 1);
+    assert!(c.secret_sources.iter().any(|(k, s)| k == "channels[1].channel_secret" && matches!(s, SecretSource::Credential { .. })));
+    assert!(c.secret_sources.iter().any(|(k, s)| k == "channels[1].channel_access_token" && *s == SecretSource::Env("LINE_CHANNEL_ACCESS_TOKEN_SHOP_B".into())));
+    // Without [line]'s token nothing is missing: with [[channels]] it only gives defaults.
+    let no_line = text.replace("channel_access_token = \"not-inherited\"\n", "");
+    assert!(Config::parse(&no_line, "c.toml", Purpose::Serve, &env).is_ok());
+}
+
+#[test]
+fn ambiguous_channels_name_both_entries_with_their_lines() {
+    let hash = crate::smtp::auth::hash_password("pw").unwrap();
+    let head = format!(
+        "[smtp]\ndomain = \"t.example\"\nauth = \"optional\"\nallow_plaintext_auth_on_loopback = true\n[[smtp.users]]\nname = \"a\"\npassword_hash = \"{hash}\"\n[[smtp.users]]\nname = \"b\"\npassword_hash = \"{hash}\"\n"
+    );
+    // Lines: head is 10 lines; the first [[channels]] starts on line 11.
+    let text = format!(
+        "{head}[[channels]]\nname = \"shop\"\nchannel_access_token = \"x\"\n[[channels]]\nname = \"shop\"\nchannel_access_token = \"y\"\n[[channels]]\nname = \"Bad_Name\"\nusers = [\"a\", \"nobody\"]\nchannel_access_token = \"z\"\n[[channels]]\nname = \"d\"\nusers = [\"a\"]\nchannel_access_token = \"w\"\n"
+    );
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:12: channels[0].name: two channels are named \"shop\"; each needs its own name (also channels[1])"), "{e}");
+    assert!(e.contains("c.toml:15: channels[1].name: two channels are named \"shop\""), "{e}");
+    assert!(e.contains("c.toml:18: channels[2].name: \"Bad_Name\" is not a channel name"), "{e}");
+    assert!(e.contains("c.toml:19: channels[2].users: \"nobody\" is not a login in [[smtp.users]]"), "{e}");
+    // One domain, a channel without users: reported on both (the one with users at its key).
+    assert!(e.contains("c.toml:11: channels[0].users: channels \"shop\" and \"shop\" share the domain \"t.example\""), "{e}");
+    assert!(e.contains("c.toml:23: channels[3].users: login \"a\" is allowed on both \"Bad_Name\" and \"d\""), "{e}");
+    assert!(e.contains("c.toml:19: channels[2].users: login \"a\" is allowed on both"), "{e}");
+
+    // Told apart by login on one domain: fine. A channel without a token is refused at its entry.
+    let text = format!(
+        "{head}[[channels]]\nname = \"a\"\nusers = [\"a\"]\nchannel_access_token = \"x\"\n[[channels]]\nname = \"b\"\nusers = [\"b\"]\n"
+    );
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("c.toml:15: channels[1].channel_access_token: is empty"), "{e}");
+    assert!(Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).is_ok());
+
+    // [aliases] beside [[channels]] and an unknown key in an entry.
+    let text = format!("{head}[aliases]\nops = [\"U0123456789abcdef0123456789abcdef\"]\n[[channels]]\nname = \"a\"\nchanel_secret = \"s\"\n");
+    let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+    assert!(e.contains("channels[0].chanel_secret: unknown field"), "{e}");
+    let text = format!("{head}[aliases]\nops = [\"U0123456789abcdef0123456789abcdef\"]\n[[channels]]\nname = \"a\"\naliases = {{ bad = [\"x\"] }}\n");
+    let e = Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).unwrap_err().to_string();
+    assert!(e.contains("c.toml:11: aliases: with [[channels]], aliases belong to a channel"), "{e}");
+    assert!(e.contains("c.toml:15: channels[0].aliases.bad: alias \"bad\": \"x\" is not a LINE id"), "{e}");
+}
+
 #[test]
 fn storage_url_and_its_password() {
     let dir = tempfile::tempdir().unwrap();

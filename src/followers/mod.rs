@@ -146,7 +146,18 @@ impl Registry {
     /// [`Registry::open_postgres`] with the mirror refreshed every `refresh` (the tests shorten
     /// it to see another node's follow arrive).
     pub async fn open_postgres_with_refresh(db: crate::pg::Database, refresh: Duration) -> Result<Registry, RegistryError> {
-        Ok(Registry { backend: Backend::Postgres(registry_pg::PgRegistry::open(db, refresh).await?) })
+        Self::open_postgres_channel_with_refresh(db, "", refresh).await
+    }
+
+    /// [`Registry::open_postgres`] for one LINE channel of `[[channels]]` (`""`: the unnamed
+    /// `[line]` channel): its followers and webhook event ids only.
+    pub async fn open_postgres_channel(db: crate::pg::Database, channel: &str) -> Result<Registry, RegistryError> {
+        Self::open_postgres_channel_with_refresh(db, channel, MIRROR_REFRESH).await
+    }
+
+    /// [`Registry::open_postgres_channel`] with the mirror refreshed every `refresh`.
+    pub async fn open_postgres_channel_with_refresh(db: crate::pg::Database, channel: &str, refresh: Duration) -> Result<Registry, RegistryError> {
+        Ok(Registry { backend: Backend::Postgres(registry_pg::PgRegistry::open(db, channel, refresh).await?) })
     }
 
     /// Whether the registry is on PostgreSQL.

@@ -22,7 +22,9 @@
 //!   `is_active`, `active_users` and `followers@` read the database and see it at once). While
 //!   the database is unreachable the mirror keeps its last state: RCPT decisions go on from it,
 //!   and the mail itself is refused later by what cannot be stored.
-//! - Every row is in the single unnamed channel (`channel = ''`); several channels come later.
+//! - Every statement is about this registry's LINE channel (`channel`: '' for the unnamed `[line]`
+//!   channel, else a `[[channels]]` name), so channels on one database share no follower and no
+//!   webhook event id.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,9 +41,6 @@ use crate::pg::{Database, PgError};
 /// unfollow may reach this node's RCPT decisions.
 pub const MIRROR_REFRESH: Duration = Duration::from_secs(3);
 
-/// The channel of every row until `[[channels]]` exists.
-const CHANNEL: &str = "";
-
 const COLUMNS: &str = "id, kind, active, display_name, followed_at, unfollowed_at";
 
 fn pg_err(e: PgError) -> RegistryError {
@@ -51,6 +50,8 @@ fn pg_err(e: PgError) -> RegistryError {
 /// The PostgreSQL backend of [`super::Registry`].
 pub(super) struct PgRegistry {
     db: Database,
+    /// The LINE channel of every row ('' for the unnamed one).
+    channel: Arc<str>,
     mirror: Arc<Mirror>,
     /// The mirror's refresh; stopped when the registry is dropped.
     refresher: tokio::task::JoinHandle<()>,
@@ -124,13 +125,14 @@ impl Mirror {
 }
 
 impl PgRegistry {
-    pub(super) async fn open(db: Database, refresh: Duration) -> Result<PgRegistry, RegistryError> {
+    pub(super) async fn open(db: Database, channel: &str, refresh: Duration) -> Result<PgRegistry, RegistryError> {
         db.migrate().await.map_err(pg_err)?;
+        let channel: Arc<str> = channel.into();
         let mirror = Arc::new(Mirror::default());
         let since = mirror.local_writes.load(Ordering::SeqCst);
-        mirror.replace(since, load_active(&db).await?);
-        let refresher = tokio::spawn(refresh_loop(db.clone(), Arc::downgrade(&mirror), refresh));
-        Ok(PgRegistry { db, mirror, refresher })
+        mirror.replace(since, load_active(&db, &channel).await?);
+        let refresher = tokio::spawn(refresh_loop(db.clone(), channel.clone(), Arc::downgrade(&mirror), refresh));
+        Ok(PgRegistry { db, channel, mirror, refresher })
     }
 
     pub(super) fn mirror(&self) -> &Mirror {
@@ -165,7 +167,7 @@ impl PgRegistry {
                      display_name = COALESCE($4::text, followers.display_name), followed_at = excluded.followed_at,
                      unfollowed_at = NULL, last_event_at = excluded.last_event_at
                  WHERE followers.last_event_at <= excluded.last_event_at",
-                &[&CHANNEL, &id, &kind.as_str(), &display_name, &at],
+                &[&self.channel.as_ref(), &id, &kind.as_str(), &display_name, &at],
             )
             .await?;
         if n == 1 {
@@ -183,7 +185,7 @@ impl PgRegistry {
                  ON CONFLICT (channel, id) DO UPDATE SET active = false, unfollowed_at = excluded.unfollowed_at,
                      last_event_at = excluded.last_event_at
                  WHERE followers.last_event_at <= excluded.last_event_at",
-                &[&CHANNEL, &id, &kind.as_str(), &at],
+                &[&self.channel.as_ref(), &id, &kind.as_str(), &at],
             )
             .await?;
         if n == 1 {
@@ -196,7 +198,7 @@ impl PgRegistry {
         self.execute(
             "storing a display name",
             "UPDATE followers SET display_name = $3 WHERE channel = $1 AND id = $2",
-            &[&CHANNEL, &id, &name],
+            &[&self.channel.as_ref(), &id, &name],
         )
         .await?;
         Ok(())
@@ -205,7 +207,7 @@ impl PgRegistry {
     pub(super) async fn get(&self, id: &str) -> Result<Option<Follower>, RegistryError> {
         let client = self.client().await?;
         let row = client
-            .query_opt(&format!("SELECT {COLUMNS} FROM followers WHERE channel = $1 AND id = $2"), &[&CHANNEL, &id])
+            .query_opt(&format!("SELECT {COLUMNS} FROM followers WHERE channel = $1 AND id = $2"), &[&self.channel.as_ref(), &id])
             .await
             .map_err(|e| self.err("reading a follower", e))?;
         Ok(row.as_ref().map(row_to_follower))
@@ -214,7 +216,7 @@ impl PgRegistry {
     pub(super) async fn active_users(&self) -> Result<Vec<String>, RegistryError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM followers WHERE channel = $1 AND active AND kind = 'user' ORDER BY seq", &[&CHANNEL])
+            .query("SELECT id FROM followers WHERE channel = $1 AND active AND kind = 'user' ORDER BY seq", &[&self.channel.as_ref()])
             .await
             .map_err(|e| self.err("reading the active followers", e))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -225,7 +227,7 @@ impl PgRegistry {
         let rows = client
             .query(
                 &format!("SELECT {COLUMNS} FROM followers WHERE channel = $1 AND (active OR $2) ORDER BY seq"),
-                &[&CHANNEL, &include_inactive],
+                &[&self.channel.as_ref(), &include_inactive],
             )
             .await
             .map_err(|e| self.err("listing the followers", e))?;
@@ -235,7 +237,7 @@ impl PgRegistry {
     pub(super) async fn seen(&self, event_id: &str) -> Result<bool, RegistryError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT 1 FROM webhook_events WHERE channel = $1 AND id = $2", &[&CHANNEL, &event_id])
+            .query_opt("SELECT 1 FROM webhook_events WHERE channel = $1 AND id = $2", &[&self.channel.as_ref(), &event_id])
             .await
             .map_err(|e| self.err("looking up a webhook event id", e))?;
         Ok(row.is_some())
@@ -246,7 +248,7 @@ impl PgRegistry {
             .execute(
                 "remembering a webhook event id",
                 "INSERT INTO webhook_events (channel, id, seen_at) VALUES ($1, $2, $3) ON CONFLICT (channel, id) DO NOTHING",
-                &[&CHANNEL, &event_id, &at],
+                &[&self.channel.as_ref(), &event_id, &at],
             )
             .await?;
         Ok(n == 1)
@@ -257,7 +259,7 @@ impl PgRegistry {
             .execute(
                 "forgetting old webhook event ids",
                 "DELETE FROM webhook_events WHERE channel = $1 AND seen_at < $2",
-                &[&CHANNEL, &before],
+                &[&self.channel.as_ref(), &before],
             )
             .await?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
@@ -265,11 +267,11 @@ impl PgRegistry {
 }
 
 /// Every active follower of the channel, for the mirror.
-async fn load_active(db: &Database) -> Result<Active, RegistryError> {
+async fn load_active(db: &Database, channel: &str) -> Result<Active, RegistryError> {
     let what = "loading the active followers";
     let client = db.client().await.map_err(pg_err)?;
     let rows = client
-        .query("SELECT id, kind FROM followers WHERE channel = $1 AND active", &[&CHANNEL])
+        .query("SELECT id, kind FROM followers WHERE channel = $1 AND active", &[&channel])
         .await
         .map_err(|e| pg_err(db.query_error(what, &e)))?;
     let mut active = Active::default();
@@ -285,7 +287,7 @@ async fn load_active(db: &Database) -> Result<Active, RegistryError> {
 
 /// Reloads the mirror every `every` until the registry is gone. A failed reload keeps the old
 /// picture and is logged once until a reload succeeds again (not every few seconds).
-async fn refresh_loop(db: Database, mirror: std::sync::Weak<Mirror>, every: Duration) {
+async fn refresh_loop(db: Database, channel: Arc<str>, mirror: std::sync::Weak<Mirror>, every: Duration) {
     let mut failing = false;
     loop {
         tokio::time::sleep(every).await;
@@ -295,7 +297,7 @@ async fn refresh_loop(db: Database, mirror: std::sync::Weak<Mirror>, every: Dura
             let Some(m) = mirror.upgrade() else { return };
             let since = m.local_writes.load(Ordering::SeqCst);
             drop(m);
-            match load_active(&db).await {
+            match load_active(&db, &channel).await {
                 Ok(fresh) => {
                     if failing {
                         info!("followers: the mirror of active followers is reloaded from PostgreSQL again");

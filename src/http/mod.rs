@@ -43,6 +43,17 @@ pub fn router(
     media: Option<Arc<crate::media::Media>>,
     max_concurrent_requests: usize,
 ) -> Router {
+    router_for_channels(vec![(path.to_owned(), hook)], monitor, media, max_concurrent_requests)
+}
+
+/// [`router`] with one webhook per LINE channel (`[[channels]]`: `/webhook/<name>`, each with
+/// its own secret and registry); the webhooks share one budget of requests in progress.
+pub fn router_for_channels(
+    hooks: Vec<(String, Arc<Webhook>)>,
+    monitor: Arc<Monitor>,
+    media: Option<Arc<crate::media::Media>>,
+    max_concurrent_requests: usize,
+) -> Router {
     use axum::middleware::from_fn_with_state;
     let webhook_budget = limits::Budget::new(max_concurrent_requests, "webhook");
     let other_budget = limits::Budget::new(max_concurrent_requests, "media and monitoring");
@@ -55,11 +66,13 @@ pub fn router(
         Some(media) => monitoring.merge(Router::new().route("/media/{file}", get(media::serve)).with_state(media)),
         None => monitoring,
     };
-    Router::new()
-        .route(path, post(webhook::handle))
+    let mut webhooks = Router::new();
+    for (path, hook) in hooks {
+        webhooks = webhooks.route(&path, post(webhook::handle).with_state(hook));
+    }
+    webhooks
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(from_fn_with_state(webhook_budget, limits::within_budget))
-        .with_state(hook)
         .merge(others.route_layer(from_fn_with_state(other_budget, limits::within_budget)))
 }
 

@@ -36,11 +36,66 @@ pub struct Monitor {
     registry: Arc<Registry>,
     /// `None` in a dry run.
     line: Option<LineClient>,
+    /// `[[channels]]`: each channel's own monitor (its series, spool, registry and client),
+    /// checked and exported beside this one's.
+    channels: Vec<(String, Monitor)>,
 }
 
 impl Monitor {
     pub fn new(metrics: Arc<Metrics>, spool: Option<Spool>, registry: Arc<Registry>, line: Option<LineClient>) -> Monitor {
-        Monitor { metrics, spool, registry, line }
+        Monitor { metrics, spool, registry, line, channels: Vec::new() }
+    }
+
+    /// Adds a LINE channel of `[[channels]]`: `/readyz` checks it too (its problems named by
+    /// the channel) and `/metrics` exports its series (`channel="<name>"`).
+    pub fn with_channel(mut self, name: &str, channel: Monitor) -> Monitor {
+        self.channels.push((name.to_owned(), channel));
+        self
+    }
+
+    /// This monitor's state for `/metrics`.
+    async fn snapshot(&self) -> Snapshot {
+        let queue = match &self.spool {
+            Some(spool) => match spool.counts().await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    warn!("metrics: cannot count the spool's jobs: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        Snapshot {
+            queue,
+            quota_paused: self.spool.as_ref().is_some_and(Spool::quota_paused),
+            token_valid: self.line.as_ref().is_none_or(LineClient::token_ok),
+        }
+    }
+
+    /// Each check's problem over this monitor and its channels, a channel's named by it.
+    async fn checks(&self) -> [Check; 3] {
+        // With channels, this monitor holds only the gateway's own series: the channels are
+        // what can be unready.
+        let (mut store, mut token, mut quota) = if self.channels.is_empty() {
+            (bounded(self.store_check()).await, bounded(self.token_check()).await, self.quota_check())
+        } else {
+            (None, None, None)
+        };
+        for (name, ch) in &self.channels {
+            let add = |slot: &mut Option<String>, problem: Option<String>| {
+                if let Some(p) = problem {
+                    let p = format!("channel {name}: {p}");
+                    *slot = Some(match slot.take() {
+                        Some(before) => format!("{before}; {p}"),
+                        None => p,
+                    });
+                }
+            };
+            add(&mut store, bounded(ch.store_check()).await);
+            add(&mut token, bounded(ch.token_check()).await);
+            add(&mut quota, ch.quota_check());
+        }
+        [Check { name: "store", problem: store }, Check { name: "token", problem: token }, Check { name: "quota", problem: quota }]
     }
 
     async fn store_check(&self) -> Option<String> {
@@ -106,11 +161,7 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(m): State<Arc<Monitor>>) -> Response {
-    let checks = [
-        Check { name: "store", problem: bounded(m.store_check()).await },
-        Check { name: "token", problem: bounded(m.token_check()).await },
-        Check { name: "quota", problem: m.quota_check() },
-    ];
+    let checks = m.checks().await;
     let (status, body) = verdict(&checks);
     if status != 200 {
         warn!("readyz: {}", body.trim_end().replace('\n', "; "));
@@ -119,22 +170,12 @@ pub async fn readyz(State(m): State<Arc<Monitor>>) -> Response {
 }
 
 pub async fn metrics(State(m): State<Arc<Monitor>>) -> Response {
-    let queue = match &m.spool {
-        Some(spool) => match spool.counts().await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                warn!("metrics: cannot count the spool's jobs: {e}");
-                None
-            }
-        },
-        None => None,
-    };
-    let now = Snapshot {
-        queue,
-        quota_paused: m.spool.as_ref().is_some_and(Spool::quota_paused),
-        token_valid: m.line.as_ref().is_none_or(LineClient::token_ok),
-    };
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.metrics.render(&now)).into_response()
+    let now = m.snapshot().await;
+    let mut channels = Vec::with_capacity(m.channels.len());
+    for (_, ch) in &m.channels {
+        channels.push((ch.metrics.as_ref(), ch.snapshot().await));
+    }
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.metrics.render_with(&now, &channels)).into_response()
 }
 
 fn plain(status: StatusCode, body: String) -> Response {

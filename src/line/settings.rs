@@ -158,7 +158,7 @@ impl Settings {
 
 /// `channel_id = "1234567890"` or `channel_id = 1234567890`: the console shows a number, so
 /// both spellings are accepted.
-fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {

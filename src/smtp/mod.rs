@@ -11,6 +11,7 @@ pub mod access;
 pub mod activity;
 pub mod address;
 pub mod auth;
+pub mod channels;
 pub mod checks;
 pub mod inflight;
 pub mod peers;

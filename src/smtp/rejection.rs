@@ -32,6 +32,8 @@ pub enum Reason {
     /// `followers@` or a protected alias, and the sender is neither in its senders nor logged
     /// in as one of its users (550 5.7.1).
     BroadcastNotAllowed,
+    /// `[[channels]]`: the recipient's domain is served only to other AUTH logins (550 5.7.1).
+    ChannelNotAllowed,
     /// The follower registry could not be read (451 4.3.0).
     FollowersUnavailable,
     /// More than `[smtp] max_recipients` (452 4.5.3).
@@ -53,7 +55,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Syntax,
         Reason::TlsRequired,
         Reason::AuthRequired,
@@ -65,6 +67,7 @@ impl Reason {
         Reason::NotFollower,
         Reason::NoFollowers,
         Reason::BroadcastNotAllowed,
+        Reason::ChannelNotAllowed,
         Reason::FollowersUnavailable,
         Reason::TooManyRecipients,
         Reason::NoRecipients,
@@ -89,6 +92,7 @@ impl Reason {
             Reason::NotFollower => "not_follower",
             Reason::NoFollowers => "no_followers",
             Reason::BroadcastNotAllowed => "broadcast_not_allowed",
+            Reason::ChannelNotAllowed => "channel_not_allowed",
             Reason::FollowersUnavailable => "followers_unavailable",
             Reason::TooManyRecipients => "too_many_recipients",
             Reason::NoRecipients => "no_recipients",

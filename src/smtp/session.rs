@@ -25,6 +25,7 @@ use crate::envelope::Recipient;
 use super::access::{canonical, AuthMode, RecipientAccess, SenderList};
 use super::address::{parse_path_arg, resolve_local, Local, RcptError, Resolved};
 use super::auth::{decode_login_field, decode_plain, Credentials};
+use super::channels::{select, Lane, NoLane};
 use super::peers::MailGate;
 use super::rejection::{Reason, Rejection};
 use super::reply::Reply;
@@ -96,6 +97,10 @@ pub struct Rules {
     pub mail_gate: Option<Arc<dyn MailGate>>,
     /// Room in `storage.dir` (`[storage] min_free_bytes`, `max_bytes`), asked at MAIL.
     pub space_gate: Option<Arc<dyn crate::storage::SpaceGate>>,
+    /// `[[channels]]`: when not empty, each recipient's domain and the AUTH login pick its
+    /// channel ([`super::channels::select`]), whose aliases and followers answer for it;
+    /// `domain`, `aliases`, `alias_access` and `directory` above are then unused.
+    pub channels: Vec<Lane>,
 }
 
 impl Rules {
@@ -122,6 +127,7 @@ impl Rules {
             max_junk_commands: DEFAULT_MAX_JUNK_COMMANDS,
             mail_gate: None,
             space_gate: None,
+            channels: Vec::new(),
         }
     }
 }
@@ -144,6 +150,9 @@ pub struct Mail {
     pub from: String,
     /// Resolved recipients, deduplicated, in RCPT order (`a+urgent@` and `a@` are one).
     pub rcpts: Vec<Recipient>,
+    /// With `[[channels]]`: the channel of each of `rcpts`, by index (the same id on two
+    /// channels is two recipients); empty without channels. See [`Mail::by_channel`].
+    pub channels: Vec<String>,
     /// Some accepted RCPT used the `<id|alias|followers>+urgent@domain` form (issue #17): the
     /// sender asked for this mail to skip coalescing. What the headers say is the mail layer's
     /// own flag (`mail::Notice::urgent`).
@@ -154,6 +163,24 @@ pub struct Mail {
     pub user: Option<String>,
     /// The message as received, dot-unstuffed, without the terminating `.` line.
     pub data: Vec<u8>,
+}
+
+impl Mail {
+    /// The recipients grouped by channel, in the order each channel first appears: one group
+    /// named `None` without `[[channels]]`.
+    pub fn by_channel(&self) -> Vec<(Option<&str>, Vec<Recipient>)> {
+        if self.channels.len() != self.rcpts.len() {
+            return vec![(None, self.rcpts.clone())];
+        }
+        let mut groups: Vec<(Option<&str>, Vec<Recipient>)> = Vec::new();
+        for (r, name) in self.rcpts.iter().zip(&self.channels) {
+            match groups.iter_mut().find(|(n, _)| *n == Some(name.as_str())) {
+                Some((_, group)) => group.push(r.clone()),
+                None => groups.push((Some(name.as_str()), vec![r.clone()])),
+            }
+        }
+        groups
+    }
 }
 
 /// What the driver must do next.
@@ -247,6 +274,8 @@ pub struct Session {
     helo: String,
     from: String,
     rcpts: Vec<Recipient>,
+    /// The channel of each of `rcpts` (with `[[channels]]` only).
+    lanes: Vec<String>,
     /// Some RCPT accepted in this transaction had the `+urgent` suffix.
     urgent: bool,
     /// RCPT commands accepted in this transaction.
@@ -281,6 +310,7 @@ impl Session {
             helo: String::new(),
             from: String::new(),
             rcpts: Vec::new(),
+            lanes: Vec::new(),
             urgent: false,
             rcpt_count: 0,
             data: Vec::new(),
@@ -418,6 +448,7 @@ impl Session {
     fn reset_transaction(&mut self) {
         self.from.clear();
         self.rcpts.clear();
+        self.lanes.clear();
         self.urgent = false;
         self.rcpt_count = 0;
         self.data = Vec::new();
@@ -719,6 +750,7 @@ impl Session {
         }
         self.from = path.path;
         self.rcpts.clear();
+        self.lanes.clear();
         self.urgent = false;
         self.rcpt_count = 0;
         self.phase = Phase::Mail;
@@ -743,7 +775,7 @@ impl Session {
             let reply = Reply::new(555, "5.5.4", format!("Parameter {key} not recognized"));
             return self.refuse(Reason::Syntax, Some(&path.path)).error(reply);
         }
-        let (targets, urgent) = match self.targets(&path.path) {
+        let (targets, urgent, lane) = match self.targets(&path.path) {
             Ok(t) => t,
             // A refused recipient is a failed command: a client guessing addresses or probing
             // for a relay is cut off like any other misbehaving client.
@@ -763,17 +795,23 @@ impl Session {
         }
         self.rcpt_count += 1;
         self.urgent |= urgent;
+        let lane = lane.map(|i| self.rules.channels[i].name.clone());
         for t in targets {
-            if !self.rcpts.contains(&t) {
+            let known = self.rcpts.iter().enumerate().any(|(k, r)| *r == t && self.lanes.get(k) == lane.as_ref());
+            if !known {
                 self.rcpts.push(t);
+                self.lanes.extend(lane.clone());
             }
         }
         Step::Reply(Reply::new(250, "2.1.5", format!("<{}> ok", path.path)))
     }
 
-    /// What a recipient address reaches, and whether it had the `+urgent` suffix.
-    fn targets(&self, addr: &str) -> Result<(Vec<Recipient>, bool), (Reason, Reply)> {
-        let Resolved { local, urgent } = resolve_local(addr, &self.rules.domain).map_err(|e| {
+    /// What a recipient address reaches, whether it had the `+urgent` suffix, and its channel
+    /// (an index in [`Rules::channels`]; `None` without channels).
+    fn targets(&self, addr: &str) -> Result<(Vec<Recipient>, bool, Option<usize>), (Reason, Reply)> {
+        let lane = self.lane_for(addr)?;
+        let domain = lane.map_or(&self.rules.domain, |i| &self.rules.channels[i].domain);
+        let Resolved { local, urgent } = resolve_local(addr, domain).map_err(|e| {
             let reason = match e {
                 RcptError::NotOurDomain => Reason::RelayDenied,
                 RcptError::BadId => Reason::UnknownRecipient,
@@ -783,18 +821,45 @@ impl Session {
         })?;
         // `+urgent` changes nothing about who is reached or who may send there: the same
         // follower, alias and followers checks apply to the local part without it.
-        Ok((self.reach(addr, local)?, urgent))
+        Ok((self.reach(addr, local, lane)?, urgent, lane))
+    }
+
+    /// With `[[channels]]`, the channel the recipient's domain and our AUTH login pick; a
+    /// domain served only to other logins is 550 5.7.1 (the bounce names no channel: a
+    /// stranger learns nothing about who else the gateway serves). An address without a
+    /// domain is left to [`resolve_local`]'s own refusal.
+    fn lane_for(&self, addr: &str) -> Result<Option<usize>, (Reason, Reply)> {
+        let (false, Some((_, domain))) = (self.rules.channels.is_empty(), addr.rsplit_once('@')) else { return Ok(None) };
+        match select(&self.rules.channels, domain, self.user.as_deref()) {
+            Ok(i) => Ok(Some(i)),
+            Err(NoLane::NotOurDomain) => Err((Reason::RelayDenied, RcptError::NotOurDomain.reply(addr))),
+            Err(NoLane::NotAllowed { .. }) => {
+                let who = match &self.user {
+                    Some(user) => format!("login {user:?} is"),
+                    None => "a client without AUTH is".to_owned(),
+                };
+                Err((
+                    Reason::ChannelNotAllowed,
+                    Reply::new(550, "5.7.1", format!("<{addr}>: {who} not allowed to send through this domain's LINE channel; log in as one of the channel's users ([[channels]] users)")),
+                ))
+            }
+        }
     }
 
     /// What a local part of ours reaches: a LINE id, an alias's ids, or every follower.
     /// `addr` is the address as given, for the replies.
-    fn reach(&self, addr: &str, local: Local) -> Result<Vec<Recipient>, (Reason, Reply)> {
+    fn reach(&self, addr: &str, local: Local, lane: Option<usize>) -> Result<Vec<Recipient>, (Reason, Reply)> {
+        // The channel's own aliases and followers, or the unnamed channel's.
+        let (aliases, alias_access, directory) = match lane.map(|i| &self.rules.channels[i]) {
+            Some(l) => (&l.aliases, &l.alias_access, &l.directory),
+            None => (&self.rules.aliases, &self.rules.alias_access, &self.rules.directory),
+        };
         let unavailable =
             |_| (Reason::FollowersUnavailable, Reply::new(451, "4.3.0", "Cannot read the follower list right now; try again later"));
         match local {
             Local::Id(r) => {
                 if self.rules.require_follower && matches!(r, Recipient::User(_)) {
-                    let active = match &self.rules.directory {
+                    let active = match directory {
                         Some(d) => d.is_active_follower(r.id()).map_err(unavailable)?,
                         None => false,
                     };
@@ -817,7 +882,7 @@ impl Session {
                 self.check_access(&self.rules.followers_access, addr, || {
                     format!("{name}@ (every follower); the admin lists senders in [routing] followers_senders and AUTH logins in followers_users")
                 })?;
-                let count = match &self.rules.directory {
+                let count = match directory {
                     Some(d) => d.active_follower_count().map_err(unavailable)?,
                     None => 0,
                 };
@@ -829,9 +894,9 @@ impl Session {
                 }
                 Ok(vec![Recipient::Followers])
             }
-            Local::Name(name) => match self.rules.aliases.get(&name) {
+            Local::Name(name) => match aliases.get(&name) {
                 Some(ids) => {
-                    if let Some(access) = self.rules.alias_access.get(&name) {
+                    if let Some(access) = alias_access.get(&name) {
                         self.check_access(access, addr, || {
                             format!("alias {name}@; the admin lists senders in [aliases] {name}.senders and AUTH logins in {name}.users")
                         })?;
@@ -963,6 +1028,7 @@ impl Session {
         Step::Deliver(Mail {
             from: std::mem::take(&mut self.from),
             rcpts: std::mem::take(&mut self.rcpts),
+            channels: std::mem::take(&mut self.lanes),
             urgent: std::mem::take(&mut self.urgent),
             helo: self.helo.clone(),
             user: self.user.clone(),
@@ -1735,6 +1801,105 @@ mod tests {
                 (reply.clone(), s.take_rejection().map(|r| r.reason))
             })
             .collect()
+    }
+
+    /// `[[channels]]`: shop-a on its own domain (open, one follower, alias `ops`), site-1 and
+    /// site-2 sharing one domain told apart by login; a mail as `login` to each address.
+    fn channel_transaction(login: Option<&str>, rcpts: &[&str]) -> (Vec<(u16, Option<Reason>, String)>, Option<Mail>) {
+        let mut shop = Lane::new("shop-a", "text.line.shop-a.example", &[]);
+        shop.directory = Some(Arc::new(Table(vec![ID])));
+        shop.aliases.insert("ops".into(), vec![Recipient::User(ID.into())]);
+        let mut r = secure_rules(AuthMode::Optional);
+        r.require_follower = true;
+        let mut site2 = Lane::new("site-2", "cms.example", &["site-2"]);
+        site2.directory = Some(Arc::new(Table(vec!["U1111111111111111111111111111111f"])));
+        r.channels = vec![shop, Lane::new("site-1", "cms.example", &["site-1"]), site2];
+        let mut s = Session::new(Arc::new(r), Conn { tls: true, must_auth: false, ip: None });
+        run(&mut s, b"EHLO x\r\n", &mut ok);
+        if let Some(user) = login {
+            run(&mut s, format!("AUTH PLAIN {}\r\n", b64(&format!("\0{user}\0pw"))).as_bytes(), &mut ok);
+            assert_eq!(codes(&[s.auth_done(true)]), vec![235]);
+        }
+        run(&mut s, b"MAIL FROM:<a@b.example>\r\n", &mut ok);
+        let got = rcpts
+            .iter()
+            .map(|to| {
+                let steps = run(&mut s, format!("RCPT TO:<{to}>\r\n").as_bytes(), &mut ok);
+                let [Step::Reply(reply)] = &steps[..] else { panic!("{steps:?}") };
+                (reply.code, s.take_rejection().map(|r| r.reason), reply.to_string())
+            })
+            .collect();
+        let mut mail = None;
+        run(&mut s, b"DATA\r\n", &mut ok);
+        run(&mut s, b"Subject: x\r\n\r\nhi\r\n.\r\n", &mut |m| {
+            mail = Some(m);
+            Reply::new(250, "2.0.0", "ok")
+        });
+        (got, mail)
+    }
+
+    #[test]
+    fn channels_are_picked_by_domain_and_on_a_shared_domain_by_login() {
+        const OTHER: &str = "U1111111111111111111111111111111f";
+        let (got, mail) = channel_transaction(
+            Some("site-2"),
+            &[
+                &format!("{ID}@text.line.shop-a.example"),
+                &format!("{OTHER}@text.line.shop-a.example"),
+                "ops@text.line.shop-a.example",
+                &format!("{OTHER}@CMS.example"),
+                &format!("{ID}@cms.example"),
+                &format!("{ID}@elsewhere.example"),
+                "ops@cms.example",
+            ],
+        );
+        let codes: Vec<_> = got.iter().map(|(c, r, _)| (*c, *r)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (250, None),
+                // require_follower asks shop-a's own followers.
+                (550, Some(Reason::NotFollower)),
+                (250, None),
+                // site-2's followers are its own: OTHER follows it, ID only follows shop-a.
+                (250, None),
+                (550, Some(Reason::NotFollower)),
+                (550, Some(Reason::RelayDenied)),
+                // shop-a's alias is not site-2's.
+                (550, Some(Reason::UnknownRecipient)),
+            ]
+        );
+        let mail = mail.expect("delivered");
+        // ops@ reached the same id as ID@ on shop-a: one recipient; OTHER is site-2's.
+        assert_eq!(mail.rcpts, vec![Recipient::User(ID.into()), Recipient::User(OTHER.into())]);
+        assert_eq!(
+            mail.by_channel(),
+            vec![(Some("shop-a"), vec![Recipient::User(ID.into())]), (Some("site-2"), vec![Recipient::User(OTHER.into())])]
+        );
+    }
+
+    #[test]
+    fn a_login_not_allowed_on_a_shared_domain_gets_550_5_7_1_and_groups_follow_channels() {
+        for login in [Some("stranger"), None] {
+            let (got, _) = channel_transaction(login, &[&format!("{ID}@cms.example")]);
+            assert_eq!((got[0].0, got[0].1), (550, Some(Reason::ChannelNotAllowed)), "{login:?}");
+            assert!(got[0].2.starts_with("550 5.7.1 "), "{}", got[0].2);
+            assert!(!got[0].2.contains("site-"), "the bounce names no channel: {}", got[0].2);
+        }
+        // Groups and channels beyond RCPT: one id on two channels is two recipients.
+        let mail = Mail {
+            from: String::new(),
+            rcpts: vec![Recipient::User(ID.into()), Recipient::User(ID.into()), Recipient::Group(format!("C{}", &ID[1..]))],
+            channels: vec!["b".into(), "a".into(), "b".into()],
+            urgent: false,
+            helo: String::new(),
+            user: None,
+            data: Vec::new(),
+        };
+        let groups = mail.by_channel();
+        assert_eq!(groups.iter().map(|(n, g)| (*n, g.len())).collect::<Vec<_>>(), vec![(Some("b"), 2), (Some("a"), 1)]);
+        let plain = Mail { channels: Vec::new(), ..mail };
+        assert_eq!(plain.by_channel(), vec![(None, plain.rcpts.clone())]);
     }
 
     fn code_and_reason(got: &[(Reply, Option<Reason>)]) -> Vec<(u16, Option<Reason>)> {

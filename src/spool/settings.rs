@@ -130,7 +130,7 @@ impl Delivery {
 }
 
 /// `[quota]`: making LINE's monthly message quota last (see `spool::coalesce`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Quota {
     /// 0: LINE's own limit; else a lower cap (other tools share the channel).

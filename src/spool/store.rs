@@ -571,19 +571,36 @@ impl Store {
     /// releases the claims this node held before it stopped (nothing is in flight after a
     /// start, as on SQLite). Claims last [`LEASE_MS`].
     pub async fn open_postgres(db: crate::pg::Database, node_id: &str) -> Result<Store, StoreError> {
-        Self::open_postgres_with_lease(db, node_id, Duration::from_millis(LEASE_MS as u64)).await
+        Self::open_postgres_channel(db, node_id, "").await
+    }
+
+    /// [`Store::open_postgres`] for one LINE channel of `[[channels]]` (`""`: the unnamed
+    /// `[line]` channel): every row it reads and writes is that channel's, so several channels
+    /// share a database without seeing each other's jobs, retry keys, quota or answers.
+    pub async fn open_postgres_channel(db: crate::pg::Database, node_id: &str, channel: &str) -> Result<Store, StoreError> {
+        Self::open_postgres_with_lease_channel(db, node_id, channel, Duration::from_millis(LEASE_MS as u64)).await
     }
 
     /// [`Store::open_postgres`] with claims that last `lease` (the tests shorten it to see
     /// another node take over).
     pub async fn open_postgres_with_lease(db: crate::pg::Database, node_id: &str, lease: Duration) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::open(db, node_id, lease).await?) })
+        Self::open_postgres_with_lease_channel(db, node_id, "", lease).await
+    }
+
+    /// [`Store::open_postgres_with_lease`] for one channel (see [`Store::open_postgres_channel`]).
+    pub async fn open_postgres_with_lease_channel(db: crate::pg::Database, node_id: &str, channel: &str, lease: Duration) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::open(db, node_id, channel, lease).await?) })
     }
 
     /// The PostgreSQL store as it is, for the CLI (`queue`, `quota`): no migration, nobody's
     /// claims released, refused when no gateway created the tables yet.
     pub async fn attach_postgres(db: crate::pg::Database, node_id: &str) -> Result<Store, StoreError> {
-        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::attach(db, node_id).await?) })
+        Self::attach_postgres_channel(db, node_id, "").await
+    }
+
+    /// [`Store::attach_postgres`] for one LINE channel (see [`Store::open_postgres_channel`]).
+    pub async fn attach_postgres_channel(db: crate::pg::Database, node_id: &str, channel: &str) -> Result<Store, StoreError> {
+        Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::attach(db, node_id, channel).await?) })
     }
 
     /// The database and this gateway's node id, on PostgreSQL: the spool shares the channel's

@@ -16,7 +16,9 @@
 //!   clears the claim. Leases are compared with the caller's `now`, like `next_at`.
 //! - **Sealing** locks the chat's held rows (`FOR UPDATE`): a second node sealing the same chat
 //!   waits, then finds them gone and seals nothing.
-//! - Every row is in the single unnamed channel (`channel = ''`); several channels come later.
+//! - **Channels.** Every statement is about this store's channel (`channel`, '' for the unnamed
+//!   `[line]` channel, else a `[[channels]]` name): two channels on one database share no job,
+//!   retry key, quota, usage or answer. Purging by age is for every channel at once.
 //!
 //! Times are the node's unix milliseconds, as on SQLite; the health row is `pg::Database::probe`.
 
@@ -39,6 +41,8 @@ pub(super) struct PgStore {
     db: Database,
     /// This gateway's name in `claimed_by`.
     node: Arc<str>,
+    /// The LINE channel of every row this store reads and writes ('' for the unnamed one).
+    channel: Arc<str>,
     lease_ms: i64,
 }
 
@@ -98,8 +102,8 @@ fn row_to_thread(r: &Row) -> Thread {
 }
 
 /// Stores one job with its claim (none for a held one); returns its id.
-const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at, state, chat, recipients, claimed_by, lease_until) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id";
+const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, target, sender, created_at, next_at, state, chat, recipients, claimed_by, lease_until, channel) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
 
 impl PgStore {
     /// The database and this node's id.
@@ -107,16 +111,16 @@ impl PgStore {
         (self.db.clone(), self.node.clone())
     }
 
-    pub(super) async fn open(db: Database, node: &str, lease: Duration) -> Result<PgStore, StoreError> {
+    pub(super) async fn open(db: Database, node: &str, channel: &str, lease: Duration) -> Result<PgStore, StoreError> {
         db.migrate().await.map_err(pg_err)?;
-        let store = PgStore { db, node: node.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
+        let store = PgStore { db, node: node.into(), channel: channel.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
         // Nothing of this node is in flight after a start: what it had claimed is due again now,
         // here or on another node (as SQLite makes unattempted jobs due after a restart).
         let client = store.client().await?;
         let what = "releasing this node's claims";
         for table in ["jobs", "answers"] {
             client
-                .execute(&format!("UPDATE {table} SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1"), &[&store.node.as_ref()])
+                .execute(&format!("UPDATE {table} SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = $1 AND channel = $2"), &[&store.node.as_ref(), &store.ch()])
                 .await
                 .map_err(|e| store.err(what, e))?;
         }
@@ -126,9 +130,9 @@ impl PgStore {
     /// For the CLI (`mail2line queue`, `quota`): the store as it is, without migrating it or
     /// releasing anyone's claims (the gateways are running); refused when no gateway ever
     /// created the tables. `node` is only a name: the CLI claims nothing.
-    pub(super) async fn attach(db: Database, node: &str) -> Result<PgStore, StoreError> {
+    pub(super) async fn attach(db: Database, node: &str, channel: &str) -> Result<PgStore, StoreError> {
         match db.schema_version().await.map_err(pg_err)? {
-            Some(_) => Ok(PgStore { db, node: node.into(), lease_ms: super::store::LEASE_MS }),
+            Some(_) => Ok(PgStore { db, node: node.into(), channel: channel.into(), lease_ms: super::store::LEASE_MS }),
             None => Err(StoreError(format!(
                 "no mail2line tables in the database {} yet: they are created when `mail2line serve` first starts with this storage.url",
                 db.target()
@@ -148,8 +152,8 @@ impl PgStore {
                    retry_key = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN $4 ELSE retry_key END, \
                    ambiguous = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN false ELSE ambiguous END, \
                    first_attempt_at = CASE WHEN first_attempt_at IS NOT NULL AND first_attempt_at < $3 THEN NULL ELSE first_attempt_at END \
-                 WHERE id = $1",
-                &[&id, &now, &stale, &new_key],
+                 WHERE id = $1 AND channel = $5",
+                &[&id, &now, &stale, &new_key, &self.ch()],
             )
             .await
             .map_err(|e| self.err("making a job due again", e))?;
@@ -159,7 +163,7 @@ impl PgStore {
     /// `mail2line queue drop`: deletes one job.
     pub(super) async fn drop_job(&self, id: JobId) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let n = client.execute("DELETE FROM jobs WHERE id = $1", &[&id]).await.map_err(|e| self.err("dropping a job", e))?;
+        let n = client.execute("DELETE FROM jobs WHERE id = $1 AND channel = $2", &[&id, &self.ch()]).await.map_err(|e| self.err("dropping a job", e))?;
         Ok(n == 1)
     }
 
@@ -169,6 +173,10 @@ impl PgStore {
 
     fn err(&self, what: &str, e: tokio_postgres::Error) -> StoreError {
         pg_err(self.db.query_error(what, &e))
+    }
+
+    fn ch(&self) -> &str {
+        &self.channel
     }
 
     fn lease_until(&self, now: i64) -> i64 {
@@ -190,7 +198,7 @@ impl PgStore {
         let what = "recording a delivery attempt";
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
-        record_update(&tx, id, at, &update, usage.as_ref()).await.map_err(|e| self.err(what, e))?;
+        record_update(&tx, self.ch(), id, at, &update, usage.as_ref()).await.map_err(|e| self.err(what, e))?;
         tx.commit().await.map_err(|e| self.err(what, e))
     }
 
@@ -208,9 +216,9 @@ impl PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ('', $1, $2, $3, $4) ON CONFLICT (channel) DO UPDATE SET \
+                "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ($5, $1, $2, $3, $4) ON CONFLICT (channel) DO UPDATE SET \
                  month = excluded.month, lim = excluded.lim, used = excluded.used, probed_at = excluded.probed_at",
-                &[&row.month, &row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)), &i64::try_from(row.used).unwrap_or(i64::MAX), &row.probed_at],
+                &[&row.month, &row.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX)), &i64::try_from(row.used).unwrap_or(i64::MAX), &row.probed_at, &self.ch()],
             )
             .await
             .map_err(|e| self.err("recording the quota", e))?;
@@ -230,14 +238,14 @@ impl PgStore {
             .query(
                 &format!(
                     "UPDATE jobs SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
-                       SELECT id FROM jobs j WHERE channel = '' AND state = 'pending' AND next_at <= $3 \
+                       SELECT id FROM jobs j WHERE channel = $5 AND state = 'pending' AND next_at <= $3 \
                        AND (lease_until IS NULL OR lease_until <= $3) \
-                       AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.mail_id = j.mail_id AND e.target = j.target \
+                       AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.channel = j.channel AND e.mail_id = j.mail_id AND e.target = j.target \
                                        AND e.id < j.id AND e.state = 'pending') \
                        ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
                      RETURNING {COLUMNS}"
                 ),
-                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64)],
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch()],
             )
             .await
             .map_err(|e| self.err("claiming due jobs", e))?;
@@ -248,7 +256,7 @@ impl PgStore {
 
     pub(super) async fn counts(&self) -> Result<(i64, i64), StoreError> {
         let client = self.client().await?;
-        let rows = client.query("SELECT state, COUNT(*) FROM jobs GROUP BY state", &[]).await.map_err(|e| self.err("counting jobs", e))?;
+        let rows = client.query("SELECT state, COUNT(*) FROM jobs WHERE channel = $1 GROUP BY state", &[&self.ch()]).await.map_err(|e| self.err("counting jobs", e))?;
         let (mut pending, mut dead) = (0, 0);
         for r in rows {
             match State::parse(r.get(0)) {
@@ -262,7 +270,7 @@ impl PgStore {
     pub(super) async fn held_chats(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT chat, MIN(next_at) FROM jobs WHERE channel = '' AND state = 'held' GROUP BY chat", &[])
+            .query("SELECT chat, MIN(next_at) FROM jobs WHERE channel = $1 AND state = 'held' GROUP BY chat", &[&self.ch()])
             .await
             .map_err(|e| self.err("reading held chats", e))?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -271,7 +279,7 @@ impl PgStore {
     pub(super) async fn make_quota_jobs_due(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("UPDATE jobs SET next_at = $1 WHERE channel = '' AND state = 'pending' AND quota_exhausted", &[&now_ms()])
+            .execute("UPDATE jobs SET next_at = $1 WHERE channel = $2 AND state = 'pending' AND quota_exhausted", &[&now_ms(), &self.ch()])
             .await
             .map_err(|e| self.err("making quota-paused jobs due", e))?;
         Ok(())
@@ -290,9 +298,9 @@ impl PgStore {
         let client = self.client().await?;
         let n = client
             .execute(
-                "INSERT INTO answers (event_id, chat, event, at, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $5) \
+                "INSERT INTO answers (event_id, chat, event, at, created_at, next_at, channel) VALUES ($1, $2, $3, $4, $5, $5, $6) \
                  ON CONFLICT (channel, event_id) DO NOTHING",
-                &[&answer.event_id, &answer.chat, &answer.event, &answer.at, &now_ms()],
+                &[&answer.event_id, &answer.chat, &answer.event, &answer.at, &now_ms(), &self.ch()],
             )
             .await
             .map_err(|e| self.err("storing an answer", e))?;
@@ -331,13 +339,13 @@ impl PgStore {
             .query(
                 &format!(
                     "UPDATE answers SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
-                       SELECT id FROM answers WHERE state = 'pending' AND next_at <= $3 \
+                       SELECT id FROM answers WHERE channel = $5 AND state = 'pending' AND next_at <= $3 \
                        AND (lease_until IS NULL OR lease_until <= $3) \
                        ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
                      RETURNING {}",
                     super::answers::COLUMNS
                 ),
-                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64)],
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch()],
             )
             .await
             .map_err(|e| self.err("claiming due answers", e))?;
@@ -362,8 +370,8 @@ impl PgStore {
             Some(id) => client
                 .query_opt(
                     "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
-                     WHERE s.channel = '' AND s.line_id = $1 AND s.chat = $2 AND s.at >= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
-                    &[&id, &chat, &quoted_since],
+                     WHERE s.channel = $4 AND s.line_id = $1 AND s.chat = $2 AND s.at >= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
+                    &[&id, &chat, &quoted_since, &self.ch()],
                 )
                 .await
                 .map_err(|e| self.err(what, e))?
@@ -374,15 +382,15 @@ impl PgStore {
         let last = client
             .query_opt(
                 "SELECT m.message_id, m.reply_to, m.subject FROM sent_messages s JOIN mails m ON m.mail_id = s.mail_id \
-                 WHERE s.channel = '' AND s.chat = $1 AND s.at >= $2 AND s.at <= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
-                &[&chat, &last_since, &until],
+                 WHERE s.channel = $4 AND s.chat = $1 AND s.at >= $2 AND s.at <= $3 ORDER BY s.at DESC, s.id DESC LIMIT 1",
+                &[&chat, &last_since, &until, &self.ch()],
             )
             .await
             .map_err(|e| self.err(what, e))?
             .as_ref()
             .map(row_to_thread);
         let n: i64 = client
-            .query_one("SELECT COUNT(*) FROM answers WHERE channel = '' AND chat = $1 AND state = 'sent' AND next_at >= $2", &[&chat, &sent_since])
+            .query_one("SELECT COUNT(*) FROM answers WHERE channel = $3 AND chat = $1 AND state = 'sent' AND next_at >= $2", &[&chat, &sent_since, &self.ch()])
             .await
             .map_err(|e| self.err(what, e))?
             .get(0);
@@ -426,7 +434,7 @@ impl PgStore {
     pub(super) async fn list(&self, state: Option<State>) -> Result<Vec<Job>, StoreError> {
         let client = self.client().await?;
         let rows = client
-            .query(&format!("SELECT {COLUMNS} FROM jobs WHERE $1::text IS NULL OR state = $1 ORDER BY id"), &[&state.map(State::as_str)])
+            .query(&format!("SELECT {COLUMNS} FROM jobs WHERE channel = $2 AND ($1::text IS NULL OR state = $1) ORDER BY id"), &[&state.map(State::as_str), &self.ch()])
             .await
             .map_err(|e| self.err("listing jobs", e))?;
         Ok(rows.iter().map(row_to_job).collect())
@@ -435,7 +443,7 @@ impl PgStore {
     pub(super) async fn quota(&self) -> Result<Option<QuotaRow>, StoreError> {
         let client = self.client().await?;
         let row = client
-            .query_opt("SELECT month, lim, used, probed_at FROM quota WHERE channel = ''", &[])
+            .query_opt("SELECT month, lim, used, probed_at FROM quota WHERE channel = $1", &[&self.ch()])
             .await
             .map_err(|e| self.err("reading the quota", e))?;
         Ok(row.map(|r| QuotaRow {
@@ -450,9 +458,9 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT key, mails, messages, solo FROM usage WHERE channel = '' AND month = $1 AND kind = $2 \
+                "SELECT key, mails, messages, solo FROM usage WHERE channel = $3 AND month = $1 AND kind = $2 \
                  ORDER BY messages DESC, mails DESC, key COLLATE \"C\"",
-                &[&month, &kind],
+                &[&month, &kind, &self.ch()],
             )
             .await
             .map_err(|e| self.err("reading usage", e))?;
@@ -471,8 +479,8 @@ impl PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                &format!("SELECT {} FROM answers WHERE $1::text IS NULL OR state = $1 ORDER BY id", super::answers::COLUMNS),
-                &[&state.map(AnswerState::as_str)],
+                &format!("SELECT {} FROM answers WHERE channel = $2 AND ($1::text IS NULL OR state = $1) ORDER BY id", super::answers::COLUMNS),
+                &[&state.map(AnswerState::as_str), &self.ch()],
             )
             .await
             .map_err(|e| self.err("listing answers", e))?;
@@ -495,15 +503,15 @@ async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> 
                 INSERT_JOB,
                 &[
                     &j.mail_id, &j.path, &j.body, &j.retry_key, &j.target, &j.sender, &now, &next_at, &state.as_str(), &j.chat,
-                    &int(j.recipients), &claimed_by, &lease_until,
+                    &int(j.recipients), &claimed_by, &lease_until, &store.ch(),
                 ],
             )
             .await?;
         ids.push(row.get(0));
         if let Some(thread) = &j.thread {
             tx.execute(
-                "INSERT INTO mails (mail_id, message_id, reply_to, subject, at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mail_id) DO NOTHING",
-                &[&j.mail_id, &thread.message_id, &thread.reply_to, &thread.subject, &now],
+                "INSERT INTO mails (mail_id, message_id, reply_to, subject, at, channel) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (mail_id) DO NOTHING",
+                &[&j.mail_id, &thread.message_id, &thread.reply_to, &thread.subject, &now, &store.ch()],
             )
             .await?;
         }
@@ -517,9 +525,9 @@ async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> 
     let month = super::coalesce::month_bounds(now).0;
     for ((kind, key), n) in tally {
         tx.execute(
-            "INSERT INTO usage (month, kind, key, mails) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO usage (month, kind, key, mails, channel) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (channel, month, kind, key) DO UPDATE SET mails = usage.mails + excluded.mails",
-            &[&month, &kind, &key, &n],
+            &[&month, &kind, &key, &n, &store.ch()],
         )
         .await?;
     }
@@ -528,12 +536,12 @@ async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> 
 
 /// [`PgStore::update_counted`]: as `apply_update` and `count_usage` of the SQLite store; the
 /// claim goes with the outcome.
-async fn record_update(tx: &Transaction<'_>, id: JobId, at: i64, update: &Update, usage: Option<&Usage>) -> Result<(), tokio_postgres::Error> {
+async fn record_update(tx: &Transaction<'_>, channel: &str, id: JobId, at: i64, update: &Update, usage: Option<&Usage>) -> Result<(), tokio_postgres::Error> {
     match update {
         Update::Done { sent } => {
-            tx.execute("INSERT INTO sent_keys (retry_key, at) SELECT retry_key, $2 FROM jobs WHERE id = $1 ON CONFLICT DO NOTHING", &[&id, &at])
+            tx.execute("INSERT INTO sent_keys (channel, retry_key, at) SELECT channel, retry_key, $2 FROM jobs WHERE id = $1 ON CONFLICT DO NOTHING", &[&id, &at])
                 .await?;
-            remember_sent(tx, id, sent, at).await?;
+            remember_sent(tx, channel, id, sent, at).await?;
             tx.execute("DELETE FROM jobs WHERE id = $1", &[&id]).await?;
         }
         Update::Retry { next_at, error, ambiguous, quota_exhausted } => {
@@ -561,17 +569,17 @@ async fn record_update(tx: &Transaction<'_>, id: JobId, at: i64, update: &Update
         // the other order deadlocked under the three-node fault campaign.
         for (kind, key) in [("sender", sender_key(&u.sender)), ("target", u.target.as_str())] {
             tx.execute(
-                "INSERT INTO usage (month, kind, key, messages, solo) VALUES ($1, $2, $3, $4, $5) \
+                "INSERT INTO usage (month, kind, key, messages, solo, channel) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (channel, month, kind, key) DO UPDATE SET messages = usage.messages + excluded.messages, solo = usage.solo + excluded.solo",
-                &[&u.month, &kind, &key, &messages, &solo],
+                &[&u.month, &kind, &key, &messages, &solo, &channel],
             )
             .await?;
         }
         // LINE's last figure plus what was sent since; a new month starts from zero.
         tx.execute(
-            "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ('', $1, NULL, $2, 0) ON CONFLICT (channel) DO UPDATE SET \
+            "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ($3, $1, NULL, $2, 0) ON CONFLICT (channel) DO UPDATE SET \
              used = CASE WHEN quota.month = excluded.month THEN quota.used + excluded.used ELSE excluded.used END, month = excluded.month",
-            &[&u.month, &messages],
+            &[&u.month, &messages, &channel],
         )
         .await?;
     }
@@ -580,7 +588,7 @@ async fn record_update(tx: &Transaction<'_>, id: JobId, at: i64, update: &Update
 
 /// As the SQLite store's `remember_sent`: the LINE ids a delivered job became, for the mails
 /// it carried whose thread is kept.
-async fn remember_sent(tx: &Transaction<'_>, id: JobId, sent: &[String], at: i64) -> Result<(), tokio_postgres::Error> {
+async fn remember_sent(tx: &Transaction<'_>, channel: &str, id: JobId, sent: &[String], at: i64) -> Result<(), tokio_postgres::Error> {
     let Some(row) = tx.query_opt("SELECT mail_id, target, path, body FROM jobs WHERE id = $1", &[&id]).await? else { return Ok(()) };
     let (mail_ids, target, path, body): (String, String, String, String) = (row.get(0), row.get(1), row.get(2), row.get(3));
     let mut threaded = Vec::new();
@@ -594,7 +602,7 @@ async fn remember_sent(tx: &Transaction<'_>, id: JobId, sent: &[String], at: i64
     }
     let chats = if path.ends_with("/multicast") { multicast_recipients(&body) } else { vec![target] };
     for (line_id, chat, mail) in super::answers::sent_rows(&threaded, &chats, sent) {
-        tx.execute("INSERT INTO sent_messages (line_id, chat, mail_id, at) VALUES ($1, $2, $3, $4)", &[&line_id, &chat, &mail, &at]).await?;
+        tx.execute("INSERT INTO sent_messages (line_id, chat, mail_id, at, channel) VALUES ($1, $2, $3, $4, $5)", &[&line_id, &chat, &mail, &at, &channel]).await?;
     }
     Ok(())
 }
@@ -605,7 +613,7 @@ async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &d
     // Locked: a node sealing the same chat at the same time waits here, then finds the rows
     // gone (or no longer held) and seals nothing.
     let held: Vec<Job> = tx
-        .query(&format!("SELECT {COLUMNS} FROM jobs WHERE channel = '' AND state = 'held' AND chat = $1 ORDER BY id FOR UPDATE"), &[&chat])
+        .query(&format!("SELECT {COLUMNS} FROM jobs WHERE channel = $2 AND state = 'held' AND chat = $1 ORDER BY id FOR UPDATE"), &[&chat, &store.ch()])
         .await?
         .iter()
         .map(row_to_job)
@@ -621,8 +629,9 @@ async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &d
     for j in held {
         let known: bool = tx
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM sent_keys WHERE retry_key = $1) OR EXISTS (SELECT 1 FROM jobs WHERE retry_key = $1 AND state = 'pending')",
-                &[&j.retry_key],
+                "SELECT EXISTS (SELECT 1 FROM sent_keys WHERE channel = $2 AND retry_key = $1) \
+                 OR EXISTS (SELECT 1 FROM jobs WHERE channel = $2 AND retry_key = $1 AND state = 'pending')",
+                &[&j.retry_key, &store.ch()],
             )
             .await?
             .get(0);
@@ -660,7 +669,7 @@ async fn seal_chat(store: &PgStore, tx: &Transaction<'_>, chat: &str, packer: &d
                 INSERT_JOB,
                 &[
                     &new.mail_id, &new.path, &new.body, &new.retry_key, &new.target, &new.sender, &now, &now, &State::Pending.as_str(),
-                    &new.chat, &int(new.recipients), &Some(node), &Some(lease_until),
+                    &new.chat, &int(new.recipients), &Some(node), &Some(lease_until), &store.ch(),
                 ],
             )
             .await?;
