@@ -640,6 +640,43 @@ async fn an_answer_is_never_due_on_two_nodes_at_once() {
     assert!(stores[0].due_answers(now_ms(), 100).await.unwrap().is_empty());
 }
 
+/// On PostgreSQL the counts are summed in memory and written every quarter second
+/// (`spool/counts_pg.rs`): another node sees them without this one reading or stopping, and the
+/// hot quota row is one row for both nodes' counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_reach_the_database_without_a_read_and_add_up_across_nodes() {
+    let Some((t, stores)) = nodes(2, Duration::from_secs(60)).await else { return };
+    let month = month_bounds(now_ms()).0;
+    for (i, store) in stores.iter().enumerate() {
+        let n = i as u32 * 10;
+        let ids = store.insert(vec![job(n + 1), job(n + 2)]).await.unwrap();
+        for id in ids {
+            let counted = Usage { month, target: "C1".into(), sender: "a@b".into(), messages: 2, solo: 1 };
+            store.update_counted(id, 1, Update::Done { sent: vec![] }, Some(counted)).await.unwrap();
+        }
+    }
+    // Looked at from behind both stores: the flusher writes within a second, polled for 10 s.
+    let admin = t.admin().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (mails, messages, used) = loop {
+        let row = admin
+            .query_one(
+                "SELECT (SELECT COALESCE(SUM(mails), 0)::bigint FROM usage WHERE kind = 'sender'),                         (SELECT COALESCE(SUM(messages), 0)::bigint FROM usage WHERE kind = 'target' AND key = 'C1'),                         (SELECT COALESCE(MAX(used), 0) FROM quota)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let got: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+        if got == (2, 8, 8) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // One mail (of two requests) per node; four requests of two messages each.
+    assert_eq!((mails, messages, used), (2, 8, 8), "each node's mail and its requests' messages, counted by two nodes");
+    assert_eq!(stores[1].quota().await.unwrap().map(|q| q.used), Some(8));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The spool itself on PostgreSQL.
 

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod settings;
 pub mod share;
 pub mod store;
+mod counts_pg;
 mod store_pg;
 
 use std::collections::{HashMap, HashSet};
@@ -330,6 +331,10 @@ impl Runner {
         let all = futures_join(self.tasks);
         if tokio::time::timeout(grace, all).await.is_err() {
             warn!("spool: pushes still in flight after the grace period; they stay pending");
+        }
+        // On PostgreSQL the last counts are still in memory (`counts_pg.rs`).
+        if let Err(e) = self.spool.inner.store.flush_counts().await {
+            warn!("spool: the last usage and quota counts were not written: {e}");
         }
     }
 }

@@ -612,6 +612,15 @@ impl Store {
         }
     }
 
+    /// Writes the usage and quota counts the PostgreSQL store sums in memory
+    /// (`spool/counts_pg.rs`); SQLite writes them with each commit, so there is nothing to do.
+    pub async fn flush_counts(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(()),
+            Backend::Postgres(p) => p.flush_counts().await,
+        }
+    }
+
     /// The SQLite file; None on PostgreSQL, whose data lives in the database, not in a file.
     pub fn path(&self) -> Option<&Path> {
         match &self.backend {

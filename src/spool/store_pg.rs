@@ -7,6 +7,9 @@
 //!   PostgreSQL groups concurrent commits into one WAL flush on its own, and `pg::Database`
 //!   refused at connect a server where a commit returns before it is flushed, so "returned"
 //!   means durable, as the 250 needs.
+//! - **Counts apart.** The usage and quota counts are summed in memory and written every
+//!   quarter second (`counts_pg.rs`), not in each job's transaction: their few hot rows would
+//!   otherwise hold every commit of every gateway in one queue.
 //! - **Claims.** A job or answer is worked on by one node at a time: `due` and `due_answers`
 //!   claim what they return in the same statement (`claimed_by`, `lease_until`, rows locked with
 //!   `FOR UPDATE SKIP LOCKED` so that a second node passes over them instead of waiting), and a
@@ -33,6 +36,7 @@ use super::store::{
     count_mail, multicast_recipients, plan_sealed, now_ms, sender_key, Job, JobId, NewJob, Packer, QuotaRow, State,
     StoreError, Update, Usage, UsageRow, COLUMNS, SENT_KEY_MS,
 };
+use super::counts_pg::Counts;
 use crate::pg::{Database, PgError};
 
 /// The PostgreSQL backend of [`super::store::Store`]; cheap to clone.
@@ -44,6 +48,8 @@ pub(super) struct PgStore {
     /// The LINE channel of every row this store reads and writes ('' for the unnamed one).
     channel: Arc<str>,
     lease_ms: i64,
+    /// Usage and quota counts not yet written (`counts_pg.rs`).
+    counts: Arc<Counts>,
 }
 
 fn pg_err(e: PgError) -> StoreError {
@@ -113,7 +119,14 @@ impl PgStore {
 
     pub(super) async fn open(db: Database, node: &str, channel: &str, lease: Duration) -> Result<PgStore, StoreError> {
         db.migrate().await.map_err(pg_err)?;
-        let store = PgStore { db, node: node.into(), channel: channel.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
+        let store = PgStore {
+            db,
+            node: node.into(),
+            channel: channel.into(),
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            counts: Arc::default(),
+        };
+        tokio::spawn(super::counts_pg::run(Arc::downgrade(&store.counts), store.db.clone(), store.channel.clone()));
         // Nothing of this node is in flight after a start: what it had claimed is due again now,
         // here or on another node (as SQLite makes unattempted jobs due after a restart).
         let client = store.client().await?;
@@ -132,7 +145,8 @@ impl PgStore {
     /// created the tables. `node` is only a name: the CLI claims nothing.
     pub(super) async fn attach(db: Database, node: &str, channel: &str) -> Result<PgStore, StoreError> {
         match db.schema_version().await.map_err(pg_err)? {
-            Some(_) => Ok(PgStore { db, node: node.into(), channel: channel.into(), lease_ms: super::store::LEASE_MS }),
+            // The CLI counts nothing, so nothing flushes its (empty) counts.
+            Some(_) => Ok(PgStore { db, node: node.into(), channel: channel.into(), lease_ms: super::store::LEASE_MS, counts: Arc::default() }),
             None => Err(StoreError(format!(
                 "no mail2line tables in the database {} yet: they are created when `mail2line serve` first starts with this storage.url",
                 db.target()
@@ -190,6 +204,13 @@ impl PgStore {
         let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
         let ids = insert_jobs(self, &tx, &jobs).await.map_err(|e| self.err(what, e))?;
         tx.commit().await.map_err(|e| self.err(what, e))?;
+        // Counted once committed, written with the next flush (`counts_pg.rs`).
+        let mut tally = std::collections::HashMap::new();
+        count_mail(&mut tally, &jobs);
+        let month = super::coalesce::month_bounds(now_ms()).0;
+        for ((kind, key), n) in tally {
+            self.counts.mails(month, kind, key, n);
+        }
         Ok(ids)
     }
 
@@ -198,8 +219,23 @@ impl PgStore {
         let what = "recording a delivery attempt";
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
-        record_update(&tx, self.ch(), id, at, &update, usage.as_ref()).await.map_err(|e| self.err(what, e))?;
-        tx.commit().await.map_err(|e| self.err(what, e))
+        record_update(&tx, self.ch(), id, at, &update).await.map_err(|e| self.err(what, e))?;
+        tx.commit().await.map_err(|e| self.err(what, e))?;
+        if let Some(u) = usage {
+            // Counted once committed, written with the next flush (`counts_pg.rs`).
+            let (messages, solo) = (i64::try_from(u.messages).unwrap_or(i64::MAX), i64::try_from(u.solo).unwrap_or(i64::MAX));
+            for (kind, key) in [("sender", sender_key(&u.sender)), ("target", u.target.as_str())] {
+                self.counts.messages(u.month, kind, key, messages, solo);
+            }
+            self.counts.quota(u.month, messages);
+        }
+        Ok(())
+    }
+
+    /// Writes the usage and quota counts not yet written (a clean stop, a read of them).
+    pub(super) async fn flush_counts(&self) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        self.counts.flush(&mut client, self.ch()).await.map_err(|e| self.err("writing the usage counts", e))
     }
 
     /// See [`seal_chat`].
@@ -441,6 +477,7 @@ impl PgStore {
     }
 
     pub(super) async fn quota(&self) -> Result<Option<QuotaRow>, StoreError> {
+        self.flush_counts().await?;
         let client = self.client().await?;
         let row = client
             .query_opt("SELECT month, lim, used, probed_at FROM quota WHERE channel = $1", &[&self.ch()])
@@ -455,6 +492,7 @@ impl PgStore {
     }
 
     pub(super) async fn usage(&self, month: i64, kind: String) -> Result<Vec<UsageRow>, StoreError> {
+        self.flush_counts().await?;
         let client = self.client().await?;
         let rows = client
             .query(
@@ -488,8 +526,8 @@ impl PgStore {
     }
 }
 
-/// [`PgStore::insert`]: the jobs (claimed by this node, or held), the mail's thread, and the
-/// mail counted for `mail2line quota`, as in the SQLite writer.
+/// [`PgStore::insert`]: the jobs (claimed by this node, or held) and the mail's thread, as in
+/// the SQLite writer; the caller counts the mail once committed (`counts_pg.rs`).
 async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>, tokio_postgres::Error> {
     let now = now_ms();
     let mut ids = Vec::with_capacity(jobs.len());
@@ -516,27 +554,12 @@ async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> 
             .await?;
         }
     }
-    let mut tally = std::collections::HashMap::new();
-    count_mail(&mut tally, jobs);
-    // In a fixed order: two mails counted at once then lock the same rows in the same order
-    // and cannot deadlock.
-    let mut tally: Vec<_> = tally.into_iter().collect();
-    tally.sort();
-    let month = super::coalesce::month_bounds(now).0;
-    for ((kind, key), n) in tally {
-        tx.execute(
-            "INSERT INTO usage (month, kind, key, mails, channel) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (channel, month, kind, key) DO UPDATE SET mails = usage.mails + excluded.mails",
-            &[&month, &kind, &key, &n, &store.ch()],
-        )
-        .await?;
-    }
     Ok(ids)
 }
 
-/// [`PgStore::update_counted`]: as `apply_update` and `count_usage` of the SQLite store; the
-/// claim goes with the outcome.
-async fn record_update(tx: &Transaction<'_>, channel: &str, id: JobId, at: i64, update: &Update, usage: Option<&Usage>) -> Result<(), tokio_postgres::Error> {
+/// [`PgStore::update_counted`]: as `apply_update` of the SQLite store (the caller counts the
+/// usage once committed, `counts_pg.rs`); the claim goes with the outcome.
+async fn record_update(tx: &Transaction<'_>, channel: &str, id: JobId, at: i64, update: &Update) -> Result<(), tokio_postgres::Error> {
     match update {
         Update::Done { sent } => {
             tx.execute("INSERT INTO sent_keys (channel, retry_key, at) SELECT channel, retry_key, $2 FROM jobs WHERE id = $1 ON CONFLICT DO NOTHING", &[&id, &at])
@@ -561,27 +584,6 @@ async fn record_update(tx: &Transaction<'_>, channel: &str, id: JobId, at: i64, 
             )
             .await?;
         }
-    }
-    if let Some(u) = usage {
-        let (messages, solo) = (i64::try_from(u.messages).unwrap_or(i64::MAX), i64::try_from(u.solo).unwrap_or(i64::MAX));
-        // In the same order as `insert_jobs` counts a mail (sorted: "sender" before "target"),
-        // so a mail being counted and an outcome being recorded lock the rows in one order:
-        // the other order deadlocked under the three-node fault campaign.
-        for (kind, key) in [("sender", sender_key(&u.sender)), ("target", u.target.as_str())] {
-            tx.execute(
-                "INSERT INTO usage (month, kind, key, messages, solo, channel) VALUES ($1, $2, $3, $4, $5, $6) \
-                 ON CONFLICT (channel, month, kind, key) DO UPDATE SET messages = usage.messages + excluded.messages, solo = usage.solo + excluded.solo",
-                &[&u.month, &kind, &key, &messages, &solo, &channel],
-            )
-            .await?;
-        }
-        // LINE's last figure plus what was sent since; a new month starts from zero.
-        tx.execute(
-            "INSERT INTO quota (channel, month, lim, used, probed_at) VALUES ($3, $1, NULL, $2, 0) ON CONFLICT (channel) DO UPDATE SET \
-             used = CASE WHEN quota.month = excluded.month THEN quota.used + excluded.used ELSE excluded.used END, month = excluded.month",
-            &[&u.month, &messages, &channel],
-        )
-        .await?;
     }
     Ok(())
 }
