@@ -315,7 +315,6 @@ async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
     let Some(db) = support::postgres::database().await else { return };
     let lines = Lines::start().await;
     lines.shop_a.set_quota(Some(1000), 0);
-    lines.shop_a.push_behaviour(Behaviour::Status(429, json!({"message": "You have reached your monthly limit."})));
     let storage = format!("url = \"{}\"\nnode = \"gw-1\"\n", db.url);
     let gw = start_with(&lines, &storage, &[("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())]);
     let (a, b) = (user(41), user(42));
@@ -323,7 +322,14 @@ async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
     assert_eq!(post(&gw, "/webhook/shop-a", follow(&a, "01HX0000000000000000000011"), &secret("shop-a")).await, 200);
     assert_eq!(post(&gw, "/webhook/shop-b", follow(&b, "01HX0000000000000000000012"), &secret("shop-b")).await, 200);
     assert_eq!(post(&gw, "/webhook/shop-b", follow(&a, "01HX0000000000000000000013"), &secret("shop-a")).await, 401);
-    // shop-a's month runs out at its first push; shop-b delivers.
+    // shop-a's month runs out at its first push (after its welcome reply); shop-b delivers.
+    let replied = |line: &StandIn| line.requests().iter().any(|r| r.path == "/v2/bot/message/reply");
+    let start = std::time::Instant::now();
+    while !replied(&lines.shop_a) {
+        assert!(start.elapsed() < Duration::from_secs(20), "shop-a never welcomed its follower");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lines.shop_a.push_behaviour(Behaviour::Status(429, json!({"message": "You have reached your monthly limit."})));
     lines.shop_a.wait_for_quota_reads(1, Duration::from_secs(30)).await;
     send(&gw, None, &[&format!("{a}@{SHOP_A}"), &format!("{b}@{SHOP_B}")], &mail(1)).unwrap();
     lines.shop_a.set_quota(Some(1000), 1000);
