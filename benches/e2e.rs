@@ -165,7 +165,7 @@ fn config(args: &Args, sink_port: u16, dir: &std::path::Path, storage: &str) -> 
          # The load comes from one address: per-address limits would measure themselves.\n\
          max_sessions_per_ip = 0\nmax_mails_per_minute_per_ip = 0\n\n\
          [line]\napi_base_url = \"http://127.0.0.1:{sink_port}\"\nchannel_access_token = \"{TOKEN}\"\n\n\
-         [storage]\ndir = \"{}\"\n{storage}",
+         [http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{storage}",
         dir.join("data").display()
     );
     // Our `[delivery]` keys; merged into the extra config's own `[delivery]` if it has one

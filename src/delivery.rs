@@ -109,10 +109,10 @@ impl Gateway {
 
     /// Deletes the media files of a mail no LINE message will point at: the sender gets a
     /// refusal and a resent mail stores its own. Without this they would be served until
-    /// `[media] retention` ends. (A few unlinks; not worth a blocking-pool hop.)
-    fn discard_media(&self, composed: &Composed) {
+    /// `[media] retention` ends.
+    async fn discard_media(&self, composed: &Composed) {
         if let (Some(m), false) = (&self.media, composed.media.is_empty()) {
-            m.store.remove(&composed.media);
+            m.store.remove_all(composed.media.clone()).await;
         }
     }
 
@@ -157,12 +157,7 @@ impl Gateway {
             let outbound = compose::compose(&self.template, notice, &mail.rcpts, None);
             return Ok(Composed { outbound, media: Vec::new() });
         };
-        let (m, attachments) = (m.clone(), std::mem::take(&mut notice.attachments));
-        let (hosted, stored) = match tokio::task::spawn_blocking(move || host(&m, attachments)).await {
-            Ok(Ok(hosted)) => hosted,
-            Ok(Err(e)) => return Err(media_refusal(e.to_string())),
-            Err(e) => return Err(media_refusal(e.to_string())),
-        };
+        let (hosted, stored) = host(m, std::mem::take(&mut notice.attachments)).await.map_err(|e| media_refusal(&e))?;
         Ok(Composed { outbound: compose::compose(&self.template, notice, &mail.rcpts, Some(hosted)), media: stored })
     }
 
@@ -226,7 +221,11 @@ impl Gateway {
             Mode::Spool(spool) => {
                 // By its headers, or sent to `<id>+urgent@…`.
                 let urgent = composed.outbound.urgent || mail.urgent;
-                enqueue(spool, id, mail, &composed, urgent).await.inspect_err(|_| self.discard_media(&composed))
+                let queued = enqueue(spool, id, mail, &composed, urgent).await;
+                if queued.is_err() {
+                    self.discard_media(&composed).await;
+                }
+                queued
             }
         }
     }
@@ -250,7 +249,7 @@ impl Gateway {
                 }
                 other => {
                     if sent == 0 && !other.may_have_been_sent() {
-                        self.discard_media(composed);
+                        self.discard_media(composed).await;
                     }
                     // The reply carries LINE's answer; the log adds which request it was.
                     let detail = format!("LINE did not accept request {} of {} ({})", i + 1, requests.len(), path(&req.endpoint));
@@ -482,26 +481,75 @@ impl Packer for HeldPacker {
 }
 
 /// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
-/// the other attachments up to `max_attachment_bytes`. Blocking (file writes and fsyncs);
-/// an error means some file could not be made durable. Returns what `compose` needs and every
-/// file stored, to delete them if the mail is refused after all.
-fn host(m: &Media, attachments: Vec<mail::Attachment>) -> std::io::Result<(Hosted, Vec<String>)> {
-    let mut hosted = Hosted::default();
-    let mut stored = Vec::new();
-    let result = host_into(m, attachments, &mut hosted, &mut stored);
-    if result.is_err() {
-        // The mail gets a 4xx; the files stored before the failure would only linger.
-        m.store.remove(&stored);
+/// the other attachments up to `max_attachment_bytes`: the images are read and converted on the
+/// blocking pool (CPU), then every file of the mail is stored in one call, durable on return
+/// (files fsync'd, or one PostgreSQL commit). An error means some file could not be made
+/// durable, and none is kept. Returns what `compose` needs and every file stored, to delete
+/// them if the mail is refused after all.
+async fn host(m: &Media, attachments: Vec<mail::Attachment>) -> Result<(Hosted, Vec<String>), media::MediaError> {
+    let m2 = m.clone();
+    let planned = tokio::task::spawn_blocking(move || plan(&m2, attachments))
+        .await
+        .map_err(|e| media::MediaError::Task(e.to_string()))?;
+    // The mail's files in its order (as they were always stored), and where each goes.
+    let mut files: Vec<(Vec<u8>, Kind)> = Vec::new();
+    let mut slots = Vec::with_capacity(planned.len());
+    for p in planned {
+        match p {
+            Planned::Image { original, preview } => {
+                let at = files.len();
+                files.push((original.bytes, original.kind));
+                let preview = preview.map_or(at, |p| {
+                    files.push((p.bytes, p.kind));
+                    at + 1
+                });
+                slots.push(Slot::Image { original: at, preview });
+            }
+            Planned::Other { attachment, stored_as } => {
+                // Copied: the attachment is also listed by name and size.
+                let link = stored_as.map(|kind| {
+                    files.push((attachment.data.clone(), kind));
+                    files.len() - 1
+                });
+                slots.push(Slot::Other { attachment, link });
+            }
+        }
     }
-    result.map(|()| (hosted, stored))
+    let stored = m.store.put_all(files).await?;
+    let url = |i: usize| m.url(stored.get(i).map_or("", String::as_str));
+    let mut hosted = Hosted::default();
+    for slot in slots {
+        match slot {
+            Slot::Image { original, preview } => {
+                hosted.images.push(ImageMessage { original_content_url: url(original), preview_image_url: url(preview) });
+            }
+            Slot::Other { attachment, link } => {
+                hosted.listed.push(attachment);
+                hosted.links.push(link.map(url));
+            }
+        }
+    }
+    Ok((hosted, stored))
 }
 
-fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted, stored: &mut Vec<String>) -> std::io::Result<()> {
-    let put = |bytes: &[u8], kind: Kind, stored: &mut Vec<String>| {
-        let name = m.store.put(bytes, kind)?;
-        stored.push(name.clone());
-        std::io::Result::Ok(name)
-    };
+/// What one attachment becomes, before anything is stored.
+enum Planned {
+    /// An image message: its original and, when over 1 MB, a preview.
+    Image { original: media::image::Encoded, preview: Option<media::image::Encoded> },
+    /// Listed by name and size; with a download link when stored (as this kind).
+    Other { attachment: mail::Attachment, stored_as: Option<Kind> },
+}
+
+/// An attachment's place in the mail, with the indexes of its stored files.
+enum Slot {
+    Image { original: usize, preview: usize },
+    Other { attachment: mail::Attachment, link: Option<usize> },
+}
+
+/// Reads and converts the images (CPU: on the blocking pool) and decides which other
+/// attachments are stored for download.
+fn plan(m: &Media, attachments: Vec<mail::Attachment>) -> Vec<Planned> {
+    let mut planned = Vec::with_capacity(attachments.len());
     for a in attachments {
         let prepared = media::image::prepare(&a.data, &m.decoding);
         if let Err(why) = &prepared {
@@ -510,37 +558,32 @@ fn host_into(m: &Media, attachments: Vec<mail::Attachment>, hosted: &mut Hosted,
             }
         }
         if let Ok(prepared) = prepared {
-            let original = put(&prepared.original.bytes, prepared.original.kind, stored)?;
-            let preview = match &prepared.preview {
-                Some(p) => put(&p.bytes, p.kind, stored)?,
-                None => original.clone(),
-            };
-            hosted.images.push(ImageMessage { original_content_url: m.url(&original), preview_image_url: m.url(&preview) });
+            planned.push(Planned::Image { original: prepared.original, preview: prepared.preview });
             continue;
         }
-        let link = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
+        let stored_as = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
             // Not an image we could read, whatever its header says: a download, not a picture.
-            let kind = match Kind::of_content_type(&a.content_type) {
+            Some(match Kind::of_content_type(&a.content_type) {
                 k if k.is_image() => Kind::Binary,
                 k => k,
-            };
-            Some(m.url(&put(&a.data, kind, stored)?))
+            })
         } else {
             None
         };
-        hosted.listed.push(a);
-        hosted.links.push(link);
+        planned.push(Planned::Other { attachment: a, stored_as });
     }
-    Ok(())
+    planned
 }
 
 /// The transient reply when the media files of a mail cannot be stored.
-fn media_refusal(error: String) -> Refused {
-    Refused {
-        reason: Reason::Storage,
-        reply: Reply::new(452, "4.3.1", "Cannot store the mail's images right now (storage.dir/media not writable, e.g. disk full); try again later"),
-        detail: Some(format!("cannot store media files: {error}")),
-    }
+/// On PostgreSQL the cause is the database, not this machine's disk: the reply says so, as a
+/// 451 like every refusal for a database out of reach.
+fn media_refusal(error: &media::MediaError) -> Refused {
+    let reply = match error {
+        media::MediaError::Database(_) => Reply::new(451, "4.3.0", "Cannot reach the database to store the mail's images right now; try again later"),
+        _ => Reply::new(452, "4.3.1", "Cannot store the mail's images right now (storage.dir/media not writable, e.g. disk full); try again later"),
+    };
+    Refused { reason: Reason::Storage, reply, detail: Some(format!("cannot store media files: {error}")) }
 }
 
 /// The `reason` for a mail LINE did not accept in direct mode.

@@ -120,6 +120,7 @@ pub struct Metrics {
     quota_limit: IntGauge,
     quota_used: IntGauge,
     answers: IntCounterVec,
+    rate_share_nodes: IntGauge,
 }
 
 impl Default for Metrics {
@@ -239,6 +240,10 @@ impl Metrics {
                 "Followers' answers from LINE ([replies]), by outcome: sent (the relay took the mail), retried, dead (given up after max_age), dropped (no mail to answer and no [replies] to).",
                 &["outcome"],
             ),
+            rate_share_nodes: gauge(
+                "mail2line_rate_share_nodes",
+                "The gateways sharing the LINE channel's rate limits (live nodes on PostgreSQL; 1 on SQLite): this one sends at most push_per_second and multicast_per_second divided by it.",
+            ),
             registry,
         };
         for outcome in ANSWER_OUTCOMES {
@@ -253,6 +258,7 @@ impl Metrics {
             m.smtp_sessions_refused.with_label_values(&[r.as_str()]);
         }
         m.token_valid.set(1);
+        m.rate_share_nodes.set(1);
         m
     }
 
@@ -318,6 +324,11 @@ impl Metrics {
     }
 
     /// A request of a mail reached LINE `latency` after the mail was accepted.
+    /// The rate limits are now shared by `nodes` gateways (`spool/share.rs`).
+    pub fn rate_share_nodes(&self, nodes: u32) {
+        self.rate_share_nodes.set(i64::from(nodes));
+    }
+
     /// A follower's answer came to `outcome` (one of [`ANSWER_OUTCOMES`]).
     pub fn answer(&self, outcome: &'static str) {
         self.answers.with_label_values(&[outcome]).inc();

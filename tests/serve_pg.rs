@@ -233,6 +233,35 @@ async fn a_node_killed_with_a_claimed_job_delivers_it_once_after_its_restart() {
     drop(b);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_node_takes_over_a_dead_nodes_job_when_its_lease_ends() {
+    let Some(db) = postgres::database().await else { return };
+    let line = StandIn::start().await;
+    line.expected_token(TOKEN);
+    // The shortest lease allowed (60 s): this test waits for it to end.
+    let lease = "lease_secs = 60\n";
+    let base = line.base_url();
+    let env = [("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())];
+    let launch = |node: &str| {
+        let extra = format!("url = \"{}\"\nnode = \"{node}\"\n{lease}\n{FAST}\n", db.url);
+        block_in_place(|| GatewayProcess::start(Options { api_base_url: &base, extra: &extra, env: &env, ..Default::default() }))
+    };
+    let mut a = launch("node-a");
+    let b = launch("node-b");
+    line.push_behaviour(Behaviour::Delay(Duration::from_secs(3)));
+    block_in_place(|| a.send_raw("a@example.com", &[&addr(&user(6))], &mail(1))).expect("250");
+    a.kill9();
+    assert_eq!(texts(&db, "SELECT claimed_by FROM jobs WHERE state = 'pending'").await, ["node-a"]);
+    // Node A stays dead: node B takes the job once the lease has run out, with its retry key.
+    wait_accepted(&line, 1, Duration::from_secs(150)).await;
+    let start = Instant::now();
+    while !texts(&db, "SELECT state FROM jobs").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the job stayed: {}", b.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_exactly_once(&line, &[1]);
+}
+
 /// A TCP proxy to the database that the test can cut and restore: cut, it closes every
 /// connection it carries and every new one at once, as a database host that went away.
 struct Proxy {
@@ -380,6 +409,7 @@ async fn queue_quota_and_followers_read_the_database_with_the_password_from_a_fi
     let (_, out, _) = block_in_place(|| cli(&config, &["check-config"], &[]));
     assert!(out.contains(&format!("store: PostgreSQL at {}:{}/{} as {} as node node-a", db.host, db.port, db.name, db.user)), "{out}");
     assert!(out.contains("storage.password: file"), "{out}");
+    assert!(!out.contains(db.password.expose()), "check-config printed the password: {out}");
     let (code, out, err) = block_in_place(|| cli(&config, &["check-config", "--online"], &[]));
     assert!(out.contains(&format!("database: ok: {}:{}/{} as {} (schema version", db.host, db.port, db.name, db.user)), "{out}{err}");
     assert_eq!(code, 0, "{out}{err}");
@@ -426,4 +456,28 @@ async fn a_wrong_password_stops_the_start_without_printing_it() {
         .expect("no start with a wrong database password");
     assert!(err.contains("refused the login of user"), "{err}");
     assert!(!err.contains("wrong-pg-pw-8812"), "the wrong password was printed: {err}");
+}
+
+#[test]
+fn a_database_that_cannot_be_reached_at_start_is_a_failed_start() {
+    // Nothing listens on the port: the start fails at once (exit 1, the reason on stderr) and
+    // systemd's Restart= tries again; no PostgreSQL needed for this one.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{}\"\n\n[line]\nchannel_access_token = \"{TOKEN}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+             [storage]\ndir = \"{}\"\nurl = \"postgres://gw:closed-pg-pw-7@127.0.0.1:{port}/mail\"\n",
+            support::gateway::DOMAIN,
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&config, &["serve"], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}/mail as gw")), "{err}");
+    assert!(!err.contains("closed-pg-pw-7") && !out.contains("closed-pg-pw-7"), "{err}");
+    assert!(!err.contains("SMTP listening"), "nothing was served: {err}");
 }

@@ -166,18 +166,25 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         },
     };
     let registry = super::stores::open_registry(&cfg, db.as_ref()).await?;
-    if let Some(db) = &db {
-        // The live-node count the nodes share a channel's rate limit by.
+    if let (Some(db), None) = (&db, &spool) {
+        // The live-node count, written by the spool's rate share (`spool::share`) when there is
+        // a spool; in direct mode by this task, so the node is still listed as live.
         tokio::spawn(db.clone().run_heartbeats(node.clone(), stop_rx.clone()));
     }
-    let media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
+    let mut media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
+    if let (Some(db), Some(m)) = (&db, media.take()) {
+        // LINE fetches an image through the load balancer from any gateway: the bytes are kept
+        // in the database, not in this node's storage.dir.
+        let store = crate::media::MediaStore::open_postgres(db.clone()).await.map_err(|e| start(format!("cannot open the image store in PostgreSQL: {e}")))?;
+        media = Some(m.with_store(store));
+    }
     let mut lanes = Vec::with_capacity(cfg.channels.len());
     for ch in &cfg.channels {
         lanes.push(start_channel(&cfg, ch, db.as_ref(), &node, dry_run, &template, &media).await?);
     }
     let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
     if let Some(media) = &media {
-        info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.dir().display());
+        info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.location());
         tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));
     }
     let outbox = match (&spool, &line) {

@@ -4,9 +4,11 @@
 //! Only names the store makes are looked up ([`Kind::of_name`]); anything else, a missing
 //! file, or one past its retention not yet swept, is a plain 404 (no listing, no hint which).
 //! Files never change once written, so they are cacheable for the retention and `immutable`.
+//! With the files on PostgreSQL (several gateways behind one load balancer) any node serves what
+//! any other stored; a database that cannot be read is a 503, so LINE's fetch is not told the
+//! image does not exist.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -15,20 +17,14 @@ use axum::response::{IntoResponse, Response};
 use crate::media::Media;
 
 pub async fn serve(State(media): State<Arc<Media>>, Path(name): Path<String>) -> Response {
-    // Opened without following symlinks and checked to be a regular file (see `open_served`).
-    let (store, retention) = (media.store.clone(), media.retention);
-    let opened = tokio::task::spawn_blocking(move || {
-        let (mut file, meta, kind) = store.open_served(&name)?;
-        let fresh = meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).is_none_or(|age| age <= retention);
-        if !fresh {
-            return None;
+    let (bytes, kind) = match media.store.load(&name, media.retention).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            tracing::warn!("cannot read media file {name}: {e}");
+            return (StatusCode::SERVICE_UNAVAILABLE, "media storage unavailable, try again later\n").into_response();
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
-        Some((bytes, kind))
-    })
-    .await;
-    let Ok(Some((bytes, kind))) = opened else { return not_found() };
+    };
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind.content_type()));

@@ -2,20 +2,21 @@
 //! stores a mail's images (and, optionally, its other attachments) under `storage.dir/media`
 //! and serves them on the `[http]` listener at `/media/<id>.<ext>` until they expire.
 //!
-//! `store` owns the files, `image` the pure conversions (GIF/WebP → PNG/JPEG, previews); this
+//! `store` owns the files (in `storage.dir/media`, or on PostgreSQL: `store_pg`), `image` the pure conversions (GIF/WebP → PNG/JPEG, previews); this
 //! file holds the media host shared by delivery (which stores) and HTTP (which serves), and
 //! `settings` the `[media]` table it is made from.
 
 pub mod image;
 mod settings;
 pub mod store;
+mod store_pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use settings::Settings;
-pub use store::{Kind, MediaStore};
+pub use store::{Kind, MediaError, MediaStore};
 
 /// The URL path files are served under.
 pub const URL_PREFIX: &str = "/media/";
@@ -67,14 +68,19 @@ impl Media {
                 _ = every.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            let (store, retention) = (self.store.clone(), self.retention);
-            match tokio::task::spawn_blocking(move || store.sweep(retention)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => tracing::info!(deleted = n, "expired media files deleted"),
-                Ok(Err(e)) => tracing::warn!("cannot sweep {}: {e}", self.store.dir().display()),
-                Err(e) => tracing::warn!("media sweep failed: {e}"),
+            match self.store.sweep_expired(self.retention).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired media files deleted"),
+                Err(MediaError::Task(e)) => tracing::warn!("media sweep failed: {e}"),
+                Err(e) => tracing::warn!("cannot sweep {}: {e}", self.store.location()),
             }
         }
+    }
+
+    /// The same media host with its files on PostgreSQL (`MediaStore::open_postgres`), so
+    /// that every gateway sharing the database serves what any of them stored.
+    pub fn with_store(self, store: MediaStore) -> Media {
+        Media { store, ..self }
     }
 
     /// The public URL of a stored file.

@@ -1,5 +1,14 @@
-//! The media files under `storage.dir/media`: storing bytes durably under an unguessable name,
-//! finding a served file by its name, and deleting files older than the retention.
+//! The media files: storing bytes durably under an unguessable name, finding a served file by
+//! its name, and deleting files older than the retention. [`MediaStore`] is a handle over two
+//! backends: files under `storage.dir/media` ([`MediaStore::open`], the default) or rows of
+//! PostgreSQL's `media` table ([`MediaStore::open_postgres`], `store_pg.rs`), so that with
+//! several gateways behind one load balancer any of them serves what another stored.
+//!
+//! Delivery and the HTTP handler use the async methods ([`MediaStore::put_all`],
+//! [`MediaStore::load`], [`MediaStore::remove_all`], [`MediaStore::sweep_expired`]), which
+//! dispatch: on files they run the blocking file code on the blocking pool, on PostgreSQL they
+//! query. The synchronous methods (`put`, `locate`, `open_served`, `remove`, `sweep`) are the
+//! file backend's own; on PostgreSQL they store, find and delete nothing.
 //!
 //! Names are `<32 lowercase hex>.<ext>`: 128 random bits, so a URL cannot be guessed or
 //! enumerated, and a fixed list of extensions that decides the Content-Type. [`Kind::of_name`]
@@ -11,6 +20,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::time::{Duration, SystemTime};
+
+use super::store_pg::PgMedia;
+use crate::pg::{Database, PgError};
 
 /// The directory under `storage.dir` (the storage layer owns that layout).
 pub const DIR_NAME: &str = crate::storage::MEDIA_DIR;
@@ -83,10 +95,35 @@ impl Kind {
     }
 }
 
-/// The media directory of one gateway.
+/// Why media files could not be stored, read or swept. The text says where they are kept; the
+/// caller says what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("{0} (check storage.dir/media: its permissions and free space)")]
+    Files(#[from] io::Error),
+    #[error("{0}")]
+    Database(#[from] PgError),
+    /// The blocking task doing the file work failed (it panicked or the runtime is stopping).
+    #[error("the file task failed: {0}")]
+    Task(String),
+}
+
+/// Where one gateway keeps its media files; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MediaStore {
-    dir: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
+    /// The directory `storage.dir/media`.
+    Files(PathBuf),
+    Postgres(PgMedia),
+}
+
+/// A new random name of `kind`: 128 random bits, so a URL cannot be guessed or enumerated.
+fn new_name(kind: Kind) -> String {
+    format!("{}.{}", uuid::Uuid::new_v4().simple(), kind.ext())
 }
 
 impl MediaStore {
@@ -95,26 +132,172 @@ impl MediaStore {
         let dir = storage_dir.join(DIR_NAME);
         // Owner-only whatever the umask: mail attachments are private until LINE fetches them.
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-        Ok(MediaStore { dir })
+        Ok(MediaStore { backend: Backend::Files(dir) })
     }
 
+    /// The store on PostgreSQL's `media` table: applies the migrations first (once across the
+    /// nodes starting at once; see `pg::migrate`), so it can be opened before or after the
+    /// spool's store.
+    pub async fn open_postgres(db: Database) -> Result<MediaStore, PgError> {
+        db.migrate().await?;
+        Ok(MediaStore { backend: Backend::Postgres(PgMedia { db }) })
+    }
+
+    /// The files' directory; empty on PostgreSQL (see [`MediaStore::location`]).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        match &self.backend {
+            Backend::Files(dir) => dir,
+            Backend::Postgres(_) => Path::new(""),
+        }
+    }
+
+    /// Where the files are kept, for log lines: the directory, or the database.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Files(dir) => dir.display().to_string(),
+            Backend::Postgres(p) => format!("PostgreSQL {}", p.db.target()),
+        }
+    }
+
+    /// Stores each of `files` under a new random name and returns the names, in order, once
+    /// all of them are durable (fsync'd files, or one committed transaction): a 250 for the
+    /// mail promises LINE can fetch them. On an error nothing is kept (the files stored before
+    /// it are deleted again; on PostgreSQL the transaction stored none).
+    pub async fn put_all(&self, files: Vec<(Vec<u8>, Kind)>) -> Result<Vec<String>, MediaError> {
+        match &self.backend {
+            Backend::Files(_) => {
+                let store = self.clone();
+                blocking(move || {
+                    let mut names = Vec::with_capacity(files.len());
+                    for (bytes, kind) in &files {
+                        match store.put(bytes, *kind) {
+                            Ok(name) => names.push(name),
+                            Err(e) => {
+                                store.remove(&names);
+                                return Err(MediaError::Files(e));
+                            }
+                        }
+                    }
+                    Ok(names)
+                })
+                .await
+            }
+            Backend::Postgres(p) => {
+                let named: Vec<(String, Vec<u8>)> = files.into_iter().map(|(bytes, kind)| (new_name(kind), bytes)).collect();
+                p.insert(&named, crate::clock::now_ms()).await?;
+                Ok(named.into_iter().map(|(name, _)| name).collect())
+            }
+        }
+    }
+
+    /// The bytes and kind of a served file: `None` when `name` is not one the store makes,
+    /// nothing is stored under it, or it is older than `retention` (expired, even if not swept
+    /// yet). An error only when the database cannot be read (a file that cannot be opened or
+    /// read is `None`, as it always was).
+    pub async fn load(&self, name: &str, retention: Duration) -> Result<Option<(Vec<u8>, Kind)>, MediaError> {
+        let Some(kind) = Kind::of_name(name) else { return Ok(None) };
+        match &self.backend {
+            Backend::Files(_) => {
+                let (store, name) = (self.clone(), name.to_owned());
+                // Opened without following symlinks and checked to be a regular file (see
+                // `open_served`).
+                blocking(move || {
+                    let Some((mut file, meta, kind)) = store.open_served(&name) else { return Ok(None) };
+                    let fresh =
+                        meta.modified().ok().and_then(|t| SystemTime::now().duration_since(t).ok()).is_none_or(|age| age <= retention);
+                    if !fresh {
+                        return Ok(None);
+                    }
+                    let mut bytes = Vec::with_capacity(meta.len() as usize);
+                    Ok(io::Read::read_to_end(&mut file, &mut bytes).ok().map(|_| (bytes, kind)))
+                })
+                .await
+            }
+            Backend::Postgres(p) => {
+                let since = crate::clock::now_ms().saturating_sub(millis(retention));
+                Ok(p.load(name, since).await?.map(|bytes| (bytes, kind)))
+            }
+        }
+    }
+
+    /// Deletes stored files by name (those of a mail that was refused after all, so no message
+    /// will ever point at them). Best effort: what is left behind still expires.
+    pub async fn remove_all(&self, names: Vec<String>) {
+        if names.is_empty() {
+            return;
+        }
+        match &self.backend {
+            // A few unlinks: not worth a blocking-pool hop.
+            Backend::Files(_) => self.remove(&names),
+            Backend::Postgres(p) => {
+                if let Err(e) = p.remove(&names).await {
+                    tracing::warn!(files = names.len(), "cannot delete the media files of a refused mail; they expire with the retention: {e}");
+                }
+            }
+        }
+    }
+
+    /// Deletes what was stored more than `retention` ago; returns how many.
+    pub async fn sweep_expired(&self, retention: Duration) -> Result<usize, MediaError> {
+        match &self.backend {
+            Backend::Files(_) => {
+                let store = self.clone();
+                blocking(move || store.sweep(retention).map_err(MediaError::Files)).await
+            }
+            Backend::Postgres(p) => Ok(p.sweep(crate::clock::now_ms().saturating_sub(millis(retention))).await?),
+        }
+    }
+
+    /// The bytes stored now (what `storage.max_bytes` weighs): on files the regular files of the
+    /// directory (as `storage::measure` counts them), on PostgreSQL the rows' bytes, shared by
+    /// every node.
+    pub async fn stored_bytes(&self) -> Result<u64, MediaError> {
+        match &self.backend {
+            Backend::Files(dir) => {
+                let dir = dir.clone();
+                blocking(move || {
+                    let mut total = 0;
+                    for entry in fs::read_dir(&dir)? {
+                        // Not following symlinks, as the sweep does not.
+                        if let Ok(m) = entry?.metadata() {
+                            if m.is_file() {
+                                total += m.len();
+                            }
+                        }
+                    }
+                    Ok(total)
+                })
+                .await
+            }
+            Backend::Postgres(p) => Ok(p.stored_bytes().await?),
+        }
+    }
+
+    /// The directory, for the file backend's own methods; `None` on PostgreSQL.
+    fn files(&self) -> Option<&Path> {
+        match &self.backend {
+            Backend::Files(dir) => Some(dir),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// Stores `bytes` under a new random name and returns the name once the file and its
     /// directory entry are on disk (fsync'd): a 250 for the mail promises LINE can fetch it.
+    /// The file backend's own (blocking); on PostgreSQL an error: use [`MediaStore::put_all`].
     pub fn put(&self, bytes: &[u8], kind: Kind) -> io::Result<String> {
-        let name = format!("{}.{}", uuid::Uuid::new_v4().simple(), kind.ext());
+        let Some(dir) = self.files() else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "media files are in PostgreSQL; use put_all"));
+        };
+        let name = new_name(kind);
         // Written under a temporary name and renamed, so a crash never leaves a short file
         // that is served as if complete.
-        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let tmp = dir.join(format!(".{name}.tmp"));
         let result = (|| {
             let mut f = File::options().write(true).create_new(true).mode(0o600).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            fs::rename(&tmp, self.dir.join(&name))?;
-            File::open(&self.dir)?.sync_all()
+            fs::rename(&tmp, dir.join(&name))?;
+            File::open(dir)?.sync_all()
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -123,9 +306,10 @@ impl MediaStore {
     }
 
     /// The path of a served file and its kind, when `name` is a valid name; whether the file
-    /// exists is the caller's open.
+    /// exists is the caller's open. `None` on PostgreSQL, where nothing is a file.
     pub fn locate(&self, name: &str) -> Option<(PathBuf, Kind)> {
-        Kind::of_name(name).map(|k| (self.dir.join(name), k))
+        let dir = self.files()?;
+        Kind::of_name(name).map(|k| (dir.join(name), k))
     }
 
     /// Opens a served file by name: `None` when the name is not one the store makes, or the
@@ -151,11 +335,13 @@ impl MediaStore {
     }
 
     /// Deletes the files last modified more than `retention` ago (and temporary files left by
-    /// a crash); returns how many were deleted.
+    /// a crash); returns how many were deleted. The file backend's own (blocking); on
+    /// PostgreSQL it deletes nothing: use [`MediaStore::sweep_expired`].
     pub fn sweep(&self, retention: Duration) -> io::Result<usize> {
+        let Some(dir) = self.files() else { return Ok(0) };
         let now = SystemTime::now();
         let mut deleted = 0;
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in fs::read_dir(dir)? {
             let entry = entry?;
             // `DirEntry::metadata` does not follow symlinks: a planted link is neither followed
             // (its target's age is never read) nor deleted through.
@@ -170,6 +356,16 @@ impl MediaStore {
         }
         Ok(deleted)
     }
+}
+
+/// `retention` in ms, for comparing with stored unix ms.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Runs file work on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, MediaError> + Send + 'static) -> Result<T, MediaError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| MediaError::Task(e.to_string()))?
 }
 
 #[cfg(test)]

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use super::{Database, PgError};
 
-/// How often a gateway writes its heartbeat ([`Database::run_heartbeats`]).
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// How often a gateway writes its heartbeat: the spool's rate share (`spool::share`) each
+/// round, or [`Database::run_heartbeats`] in direct mode. Often, so the others adjust their
+/// share of the rate limit within a second or two of a change.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// A node counts as live ([`Database::live_nodes`]) while its last heartbeat is younger than
-/// this: three beats, so one slow or lost write does not halve anyone's share.
-pub const LIVE_WITHIN_MS: i64 = 3 * HEARTBEAT_EVERY.as_millis() as i64;
+/// this: five beats, so a slow or lost write does not make anyone double its share.
+pub const LIVE_WITHIN_MS: i64 = 5 * HEARTBEAT_EVERY.as_millis() as i64;
 
 /// The database's time in unix ms, in SQL (`clock_timestamp`, not the transaction's start).
 const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
@@ -92,5 +94,16 @@ impl Database {
                 return;
             }
         }
+    }
+
+    /// Removes `node_id`'s heartbeat: a gateway that stops cleanly is no longer counted, so the
+    /// others take its share of the rate limit at once instead of after the live window.
+    pub async fn leave(&self, node_id: &str) -> Result<(), PgError> {
+        let client = self.client().await?;
+        client
+            .execute("DELETE FROM nodes WHERE node_id = $1", &[&node_id])
+            .await
+            .map_err(|e| self.query_error("removing the heartbeat", &e))?;
+        Ok(())
     }
 }

@@ -18,12 +18,13 @@ pub mod coalesce;
 pub mod limiter;
 pub mod policy;
 pub mod settings;
+pub mod share;
 pub mod store;
 mod store_pg;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -132,6 +133,9 @@ struct Inner {
     settings: Settings,
     push_limit: RateLimiter,
     multicast_limit: RateLimiter,
+    /// The gateways the rate limits are shared by (1 on SQLite; on PostgreSQL the live nodes,
+    /// kept by `share::run`).
+    share_nodes: AtomicU32,
     jitter_seed: AtomicU64,
     metrics: Arc<Metrics>,
     /// When and why the store last refused a mail; cleared by the next mail it stores.
@@ -183,7 +187,8 @@ impl Spool {
     }
 
     /// Starts the scanner and `settings.workers` workers on an open `store` (SQLite or
-    /// PostgreSQL: see [`Store::open_postgres`]).
+    /// PostgreSQL: see [`Store::open_postgres`]). On PostgreSQL it also heartbeats and takes
+    /// this node's share of the channel's rate limits among the live nodes (`share`).
     pub fn start_with_store(
         store: Store,
         client: LineClient,
@@ -203,6 +208,7 @@ impl Spool {
             client,
             push_limit: RateLimiter::new(settings.push_per_second),
             multicast_limit: RateLimiter::new(settings.multicast_per_second),
+            share_nodes: AtomicU32::new(1),
             settings,
             jitter_seed: AtomicU64::new(store::now_ms() as u64 | 1),
             metrics,
@@ -224,7 +230,26 @@ impl Spool {
         tasks.push(tokio::spawn(scanner(spool.inner.clone())));
         tasks.push(tokio::spawn(sealer(spool.inner.clone())));
         tasks.push(tokio::spawn(quota_watch(spool.inner.clone())));
+        if let Some((db, node)) = spool.inner.store.postgres() {
+            // Several gateways may share the database, and with it the channel's rate limit:
+            // until the first round has counted them, this node sends at the floor, not at
+            // the whole limit (`share::run` lifts it).
+            share::hold_back(&spool.inner);
+            tasks.push(tokio::spawn(share::run(spool.inner.clone(), db, node)));
+        }
         (spool.clone(), Runner { tasks, spool })
+    }
+
+    /// How many gateways the channel's rate limits are shared by right now (`share`): 1 on
+    /// SQLite; on PostgreSQL the live nodes, so this one sends at most its share of
+    /// `push_per_second` and `multicast_per_second`.
+    pub fn rate_share_nodes(&self) -> u32 {
+        self.inner.share_nodes.load(Ordering::Acquire)
+    }
+
+    /// The push and multicast rates this gateway sends at now (its share of the channel's).
+    pub fn rates(&self) -> (u32, u32) {
+        (self.inner.push_limit.rate(), self.inner.multicast_limit.rate())
     }
 
     pub fn quota_paused(&self) -> bool {

@@ -106,6 +106,11 @@ const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, targ
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id";
 
 impl PgStore {
+    /// The database and this node's id.
+    pub(super) fn node(&self) -> (Database, Arc<str>) {
+        (self.db.clone(), self.node.clone())
+    }
+
     pub(super) async fn open(db: Database, node: &str, channel: &str, lease: Duration) -> Result<PgStore, StoreError> {
         db.migrate().await.map_err(pg_err)?;
         let store = PgStore { db, node: node.into(), channel: channel.into(), lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX) };
@@ -559,7 +564,10 @@ async fn record_update(tx: &Transaction<'_>, channel: &str, id: JobId, at: i64, 
     }
     if let Some(u) = usage {
         let (messages, solo) = (i64::try_from(u.messages).unwrap_or(i64::MAX), i64::try_from(u.solo).unwrap_or(i64::MAX));
-        for (kind, key) in [("target", u.target.as_str()), ("sender", sender_key(&u.sender))] {
+        // In the same order as `insert_jobs` counts a mail (sorted: "sender" before "target"),
+        // so a mail being counted and an outcome being recorded lock the rows in one order:
+        // the other order deadlocked under the three-node fault campaign.
+        for (kind, key) in [("sender", sender_key(&u.sender)), ("target", u.target.as_str())] {
             tx.execute(
                 "INSERT INTO usage (month, kind, key, messages, solo, channel) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (channel, month, kind, key) DO UPDATE SET messages = usage.messages + excluded.messages, solo = usage.solo + excluded.solo",
