@@ -61,13 +61,18 @@ fn secret(channel: &str) -> String {
 
 /// The gateway with the four channels; `[line]` gives their shared timeout only.
 fn start(lines: &Lines) -> GatewayProcess {
+    start_with(lines, "", &[])
+}
+
+/// [`start`] with `storage` appended to `[storage]` (e.g. a PostgreSQL URL) and `env`.
+fn start_with(lines: &Lines, storage: &str, env: &[(&str, &str)]) -> GatewayProcess {
     let hash = support::tls::hash_password(PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let mut config = format!(
         "[smtp]\nlisten = \"127.0.0.1:0\"\ndomain = \"{DOMAIN}\"\nshutdown_grace_secs = 10\nauth = \"optional\"\nallow_plaintext_auth_on_loopback = true\n\
          [[smtp.users]]\nname = \"site-1\"\npassword_hash = \"{hash}\"\n[[smtp.users]]\nname = \"site-2\"\npassword_hash = \"{hash}\"\n\
          [[smtp.users]]\nname = \"intruder\"\npassword_hash = \"{hash}\"\n\n\
-         [line]\ntimeout_secs = 2\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n\n\
+         [line]\ntimeout_secs = 2\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{storage}\n\
          [delivery]\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\nquota_probe_secs = 1\ncoalesce_secs = 0\n",
         dir.path().join("data").display()
     );
@@ -86,7 +91,7 @@ fn start(lines: &Lines) -> GatewayProcess {
             secret(name),
         ));
     }
-    block_in_place(|| GatewayProcess::launch(dir, &config, &Options::default())).unwrap_or_else(|e| panic!("{e}"))
+    block_in_place(|| GatewayProcess::launch(dir, &config, &Options { env, ..Options::default() })).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn mail(seq: u32) -> Vec<u8> {
@@ -302,4 +307,78 @@ async fn check_config_lists_the_channels_and_probes_each_online_without_showing_
         only_own_token(line, name);
     }
     assert!(text.contains("login") && text.contains("site-1"), "{text}");
+}
+
+/// The same lanes on PostgreSQL: one database, each channel's rows under its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
+    let Some(db) = support::postgres::database().await else { return };
+    let lines = Lines::start().await;
+    lines.shop_a.set_quota(Some(1000), 0);
+    let storage = format!("url = \"{}\"\nnode = \"gw-1\"\n", db.url);
+    let gw = start_with(&lines, &storage, &[("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())]);
+    let (a, b) = (user(41), user(42));
+    // Followers, each through its own webhook and secret.
+    assert_eq!(post(&gw, "/webhook/shop-a", follow(&a, "01HX0000000000000000000011"), &secret("shop-a")).await, 200);
+    assert_eq!(post(&gw, "/webhook/shop-b", follow(&b, "01HX0000000000000000000012"), &secret("shop-b")).await, 200);
+    assert_eq!(post(&gw, "/webhook/shop-b", follow(&a, "01HX0000000000000000000013"), &secret("shop-a")).await, 401);
+    // shop-a's month runs out at its first push (after its welcome reply); shop-b delivers.
+    let replied = |line: &StandIn| line.requests().iter().any(|r| r.path == "/v2/bot/message/reply");
+    let start = std::time::Instant::now();
+    while !replied(&lines.shop_a) {
+        assert!(start.elapsed() < Duration::from_secs(20), "shop-a never welcomed its follower");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lines.shop_a.push_behaviour(Behaviour::Status(429, json!({"message": "You have reached your monthly limit."})));
+    lines.shop_a.wait_for_quota_reads(1, Duration::from_secs(30)).await;
+    send(&gw, None, &[&format!("{a}@{SHOP_A}"), &format!("{b}@{SHOP_B}")], &mail(1)).unwrap();
+    lines.shop_a.set_quota(Some(1000), 1000);
+    assert!(gw.wait_for_log("quota exhausted", Duration::from_secs(20)), "{}", gw.logs());
+    let err = send(&gw, None, &[&format!("{a}@{SHOP_A}")], &mail(2)).unwrap_err();
+    assert_eq!(code(&err), Some(452), "{err}");
+    send(&gw, None, &[&format!("{b}@{SHOP_B}")], &mail(3)).unwrap();
+    // Its welcome reply is a request too: wait for the two pushes.
+    let start = std::time::Instant::now();
+    while pushes(&lines.shop_b).len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(20), "shop-b delivered {:?}", pushes(&lines.shop_b));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let admin = db.admin().await;
+    let rows = |sql: &'static str| {
+        let admin = &admin;
+        async move { admin.query(sql, &[]).await.unwrap().iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect::<Vec<_>>() }
+    };
+    assert_eq!(
+        rows("SELECT channel, id FROM followers ORDER BY channel").await,
+        vec![("shop-a".to_owned(), a.clone()), ("shop-b".to_owned(), b.clone())]
+    );
+    // shop-a's mail waits in shop-a's rows; shop-b's were delivered.
+    assert_eq!(rows("SELECT channel, target FROM jobs ORDER BY id").await, vec![("shop-a".to_owned(), a.clone())]);
+    // The counts are written within a quarter second of the push (spool/counts_pg.rs).
+    let counted = |quota: &[(String, String)]| quota.iter().any(|(c, _)| c == "shop-a") && quota.iter().any(|(c, used)| c == "shop-b" && used == "2");
+    let start = std::time::Instant::now();
+    let mut quota = rows("SELECT channel, used::text FROM quota ORDER BY channel").await;
+    while !counted(&quota) && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        quota = rows("SELECT channel, used::text FROM quota ORDER BY channel").await;
+    }
+    assert!(counted(&quota), "{quota:?}");
+    for (line, name) in lines.each() {
+        only_own_token(line, name);
+    }
+    // The CLI reads a channel's rows: shop-a's queue holds its one job, shop-b's none.
+    let queue = |channel: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
+            .args(["queue", "list", "--json", "--channel", channel, "--config"])
+            .arg(&gw.config_path)
+            .env("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())
+            .env_remove("MAIL2LINE_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (qa, qb) = block_in_place(|| (queue("shop-a"), queue("shop-b")));
+    assert!(qa.contains(&a), "{qa}");
+    assert!(!qb.contains(&a) && !qb.contains(&b), "{qb}");
 }

@@ -273,10 +273,10 @@ fn mail_with_image(to: u32, png: &[u8]) -> mail2line::smtp::Mail {
     mail2line::smtp::Mail {
         from: "cam@example.com".into(),
         rcpts: vec![mail2line::envelope::Recipient::User(support::gateway::user(to))],
+        channels: Vec::new(),
         urgent: false,
         helo: "test".into(),
         user: None,
-        channels: Vec::new(),
         data: support::mime::multipart(head, "See attached.", &[("cam.png", "image/png", png)]),
     }
 }
