@@ -4,12 +4,12 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::gateway::{addr, code, user, GatewayProcess, Options, TOKEN};
-use support::standin::{Behaviour, Recorded, StandIn};
+use support::numbered::{self, assert_exactly_once, pushes_accepted, seq_of, wait_accepted};
+use support::standin::{Behaviour, StandIn};
 use tokio::task::block_in_place;
 
 /// Fast retries so failure tests finish in seconds.
@@ -23,53 +23,7 @@ fn start(line: &StandIn, extra: &'static str) -> GatewayProcess {
 }
 
 fn mail(seq: usize) -> Vec<u8> {
-    format!("Subject: seq {seq}\r\nMessage-ID: <seq{seq}@test>\r\n\r\nbody of {seq}\r\n").into_bytes()
-}
-
-/// The mail number in a pushed text ("seq N\n\n…").
-fn seq_of(r: &Recorded) -> usize {
-    let text = r.body["messages"][0]["text"].as_str().unwrap_or("");
-    text.strip_prefix("seq ").and_then(|t| t.split('\n').next()).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX)
-}
-
-/// Pushes LINE accepted (2xx), leaving out quota probes and other GETs.
-fn pushes_accepted(line: &StandIn) -> Vec<Recorded> {
-    line.accepted().into_iter().filter(|r| r.path == "/v2/bot/message/push").collect()
-}
-
-/// Waits until LINE accepted `n` pushes (2xx), or panics with what arrived.
-async fn wait_accepted(line: &StandIn, n: usize, timeout: Duration) -> Vec<Recorded> {
-    let start = Instant::now();
-    loop {
-        let acc = pushes_accepted(line);
-        if acc.len() >= n {
-            return acc;
-        }
-        if start.elapsed() > timeout {
-            panic!("only {} of {n} pushes accepted; requests: {:?}", acc.len(), line.requests().iter().map(|r| (r.status, seq_of(r))).collect::<Vec<_>>());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Asserts every mail in `sent` was accepted by LINE exactly once, nothing else was, and every
-/// request for one mail carried the same retry key.
-fn assert_exactly_once(line: &StandIn, sent: &[usize]) {
-    let mut accepted: HashMap<usize, usize> = HashMap::new();
-    for r in pushes_accepted(line) {
-        *accepted.entry(seq_of(&r)).or_default() += 1;
-    }
-    for s in sent {
-        assert_eq!(accepted.get(s), Some(&1), "mail {s} accepted {:?} times", accepted.get(s));
-    }
-    let dupes: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dupes.is_empty(), "duplicates: {dupes:?}");
-    let mut keys: HashMap<usize, String> = HashMap::new();
-    for r in line.requests_to("/v2/bot/message/push") {
-        let key = r.header("x-line-retry-key").expect("every spooled push carries a retry key").to_owned();
-        let prev = keys.entry(seq_of(&r)).or_insert_with(|| key.clone());
-        assert_eq!(*prev, key, "mail {} changed its retry key between attempts", seq_of(&r));
-    }
+    numbered::mail(seq, "test")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@
 //! only counts and timestamps, for throughput), `gateway` (the real binary, started and
 //! stopped), `keys` (RSA key pairs for v2.1 tokens), `raw` (a bare blocking SMTP client),
 //! `load` (the async pipelining SMTP client that sends load), `tls` (certificates and logins),
-//! `images` (pictures to decode), `mime` (mails with attachments), `readme` (the README's tested
+//! `images` (pictures to decode), `mime` (mails with attachments), `numbered` ("seq N" mails and their deliveries), `readme` (the README's tested
 //! blocks), `sink` (a recording SMTP server for the client commands `sendmail` and `send`) and
 //! `chaos` (the fault campaign, also run by `benches/chaos.rs`).
 //!
@@ -24,6 +24,7 @@ pub mod images;
 pub mod keys;
 pub mod load;
 pub mod mime;
+pub mod numbered;
 pub mod postgres;
 pub mod raw;
 pub mod readme;
