@@ -172,11 +172,14 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         tokio::spawn(db.clone().run_heartbeats(node.clone(), stop_rx.clone()));
     }
     let mut media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
-    if let (Some(db), Some(m)) = (&db, media.take()) {
-        // LINE fetches an image through the load balancer from any gateway: the bytes are kept
-        // in the database, not in this node's storage.dir.
-        let store = crate::media::MediaStore::open_postgres(db.clone()).await.map_err(|e| start(format!("cannot open the image store in PostgreSQL: {e}")))?;
-        media = Some(m.with_store(store));
+    // LINE fetches an image through the load balancer from any gateway: the bytes are kept in
+    // the database, not in this node's storage.dir. (`take` only with a database: a tuple
+    // pattern would take the media away on SQLite too.)
+    if let Some(db) = &db {
+        if let Some(m) = media.take() {
+            let store = crate::media::MediaStore::open_postgres(db.clone()).await.map_err(|e| start(format!("cannot open the image store in PostgreSQL: {e}")))?;
+            media = Some(m.with_store(store));
+        }
     }
     let mut lanes = Vec::with_capacity(cfg.channels.len());
     for ch in &cfg.channels {
