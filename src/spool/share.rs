@@ -39,11 +39,17 @@ pub const LIVE_WITHIN: Duration = Duration::from_millis(crate::pg::nodes::LIVE_W
 /// of them has heartbeat-counted it (a round is [`HEARTBEAT`] plus a database round trip).
 pub const JOIN_WAIT: Duration = Duration::from_secs(2);
 
-/// One node's share of a channel's `limit` requests a second among `nodes` live nodes: rounded
-/// down, so the shares never add up to more than the limit, and never below 1/s (a limit lower
-/// than the node count would otherwise stop every node).
+/// One node's share of a channel's `limit` requests a second among `nodes` live nodes, never
+/// below 1/s (a limit lower than the node count would otherwise stop every node). Alone, a node
+/// takes the whole limit, as on SQLite. Shared, the nodes together take 19/20 of it, rounded
+/// down: each node's limiter lets it run up to 1/20 of its share ahead to catch up with timer
+/// lateness (`limiter.rs`), and the channel's limit is the nodes' sum, so the shares leave that
+/// room and the nodes together stay under the limit, catching up included.
 pub fn share(limit: u32, nodes: u32) -> u32 {
-    (limit / nodes.max(1)).max(1)
+    match nodes {
+        0 | 1 => limit.max(1),
+        n => ((u64::from(limit) * 19 / (20 * u64::from(n))) as u32).max(1),
+    }
 }
 
 /// Heartbeats and recomputes this node's share until the spool stops, then removes the row.
@@ -118,17 +124,22 @@ mod tests {
     fn shares_round_down_and_never_go_below_one() {
         assert_eq!(share(2000, 1), 2000);
         assert_eq!(share(2000, 0), 2000, "no row yet still counts this node");
-        assert_eq!(share(2000, 2), 1000);
-        assert_eq!(share(2000, 3), 666);
-        assert_eq!(share(200, 3), 66);
+        assert_eq!(share(2000, 2), 950);
+        assert_eq!(share(2000, 3), 633);
+        assert_eq!(share(200, 3), 63);
         assert_eq!(share(2, 3), 1);
         assert_eq!(share(0, 1), 1);
-        // The shares of all nodes never add up to more than the limit (where the limit allows
-        // every node 1/s).
-        for limit in [1u32, 2, 7, 100, 200, 1999, 2000] {
-            for nodes in 1..=limit.min(40) {
-                assert!(share(limit, nodes) * nodes <= limit, "{limit} over {nodes}");
-                assert!(share(limit, nodes) * nodes > limit - nodes, "{limit} over {nodes}: not wasted either");
+        // Shared, the nodes' shares plus each limiter's catch-up (1/20 of its share, at least
+        // one request) never add up to more than the limit (where the limit allows each node
+        // its catch-up slot), and little is wasted.
+        for limit in [100u32, 200, 1999, 2000] {
+            for nodes in 2..=limit.min(40) / 2 {
+                let each = share(limit, nodes);
+                let catch_up = (each / 20).max(1);
+                if each >= 20 {
+                    assert!((each + catch_up) * nodes <= limit, "{limit} over {nodes}");
+                }
+                assert!(each * nodes * 20 > limit * 19 - 20 * nodes, "{limit} over {nodes}: not wasted either");
             }
         }
     }
