@@ -20,7 +20,10 @@ pub struct Migration {
 
 /// Every migration this binary knows, oldest first. Append only: a released migration is never
 /// edited (databases that applied it would not see the change).
-pub const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "initial", sql: include_str!("migrations/001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("migrations/001_initial.sql") },
+    Migration { version: 2, name: "rate_shares", sql: include_str!("migrations/002_rate_shares.sql") },
+];
 
 /// The `pg_advisory_lock` key the migrating node holds: "m2l_migr" in ASCII, so that it does
 /// not collide with another application's lock on a shared server by accident.

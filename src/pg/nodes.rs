@@ -68,6 +68,42 @@ impl Database {
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
+    /// One round of a channel's rate share (`spool::share`): how many nodes sent a heartbeat
+    /// within the last `within_ms` (as [`Database::live_nodes`]), and the lowest count the
+    /// *other* live nodes sharing `channel` acknowledged ([`Database::acknowledge_share`]);
+    /// None when no other live node shares it.
+    pub async fn share_round(&self, node_id: &str, channel: &str, within_ms: i64) -> Result<(u32, Option<u32>), PgError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "SELECT (SELECT count(*) FROM nodes WHERE last_seen >= {DB_NOW_MS} - $1),                      (SELECT min(s.counted) FROM rate_shares s JOIN nodes n ON n.node_id = s.node_id                       WHERE s.channel = $2 AND s.node_id <> $3 AND n.last_seen >= {DB_NOW_MS} - $1)"
+                ),
+                &[&within_ms, &channel, &node_id],
+            )
+            .await
+            .map_err(|e| self.query_error("counting the live nodes", &e))?;
+        let (n, acked): (i64, Option<i32>) = (row.get(0), row.get(1));
+        Ok((u32::try_from(n).unwrap_or(u32::MAX), acked.map(|a| u32::try_from(a).unwrap_or(0))))
+    }
+
+    /// Records that `node_id` now sends no more than its share of `channel`'s limit among
+    /// `counted` nodes: a node joining them waits for this from every other one.
+    pub async fn acknowledge_share(&self, node_id: &str, channel: &str, counted: u32) -> Result<(), PgError> {
+        let client = self.client().await?;
+        let counted = i32::try_from(counted).unwrap_or(i32::MAX);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO rate_shares (channel, node_id, counted, updated_at) VALUES ($1, $2, $3, {DB_NOW_MS})                      ON CONFLICT (channel, node_id) DO UPDATE SET counted = excluded.counted, updated_at = excluded.updated_at"
+                ),
+                &[&channel, &node_id, &counted],
+            )
+            .await
+            .map_err(|e| self.query_error("acknowledging the rate share", &e))?;
+        Ok(())
+    }
+
     /// Writes `node_id`'s heartbeat every [`HEARTBEAT_EVERY`] until `stop` turns true. A failed
     /// write is logged once when the failures start and once when they end (the database being
     /// unreachable is already told by every mail refused meanwhile).
@@ -101,7 +137,8 @@ impl Database {
     pub async fn leave(&self, node_id: &str) -> Result<(), PgError> {
         let client = self.client().await?;
         client
-            .execute("DELETE FROM nodes WHERE node_id = $1", &[&node_id])
+            // One statement, so the node's acknowledgements go with its heartbeat.
+            .execute("WITH shares AS (DELETE FROM rate_shares WHERE node_id = $1) DELETE FROM nodes WHERE node_id = $1", &[&node_id])
             .await
             .map_err(|e| self.query_error("removing the heartbeat", &e))?;
         Ok(())

@@ -1,8 +1,16 @@
-//! A rate limiter for LINE requests (GCRA: each request reserves the next free time slot).
+//! A rate limiter for LINE requests: GCRA slots to space them, and a count of the last second's
+//! sends so that no second holds more than the rate.
 //!
 //! LINE limits push to 2,000 requests/s and multicast to 200/s per channel; a burst of 50,000
-//! mails must drain at that pace rather than as a storm of 429s. A small tolerance lets requests
-//! that were delayed by timer granularity catch up without exceeding the rate over a second.
+//! mails must drain at that pace rather than as a storm of 429s. Each request first reserves the
+//! next free time slot (GCRA); a small tolerance lets requests delayed by timer granularity
+//! catch up. Slots alone bound the rate by the time of *reservation*, though, and a worker can
+//! wake long after its slot: a process stalled for 100 ms (a busy machine, a page fault storm)
+//! sends the slots of those 100 ms together with the next second's, and LINE, counting
+//! arrivals, sees more than the rate in one second. So a request also passes the [`Window`]: the
+//! sends of the last second counted when they are made, which admits one only while fewer than
+//! the rate were made in the second before it. Several gateways sharing one channel's limit
+//! (`spool/share.rs`) rely on this: each keeps to its share in every second, stalls included.
 //!
 //! The rate can change while the gateway runs ([`RateLimiter::set_rate`]): several gateways on
 //! one PostgreSQL each take their share of the channel's limit (`spool/share.rs`), and the share
@@ -12,6 +20,7 @@
 //! sees one rate's interval with another's tolerance.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,8 +36,65 @@ pub struct RateLimiter {
     next: AtomicU64,
     /// `interval_ns << 32 | tolerance_ns` (see [`pace`]); both are at most 1 s, so each fits.
     pace: AtomicU64,
-    /// The rate last set, for [`RateLimiter::rate`].
+    /// The rate last set, for [`RateLimiter::rate`] and the [`Window`].
     per_second: AtomicU64,
+    /// The last second's sends (a lock held for a few additions per request).
+    window: Mutex<Window>,
+}
+
+/// The width of one [`Window`] bucket: sends are counted per 10 ms.
+const BUCKET: Duration = Duration::from_millis(10);
+
+/// Buckets in a [`Window`]: a second's worth and the one the second begins in, so every send
+/// less than a second old is counted.
+const BUCKETS: usize = 101;
+
+/// The sends of the last second, in [`BUCKET`]s numbered from the limiter's epoch ("ticks").
+/// A send is counted in its bucket until the bucket is more than a second old, so the count may
+/// include up to one bucket's sends made just over a second ago: it errs towards waiting (at
+/// most 1% of the rate), never towards a second with more than the rate.
+struct Window {
+    counts: [u32; BUCKETS],
+    /// The tick of the newest bucket.
+    head: u64,
+    /// The sum of `counts`.
+    sum: u64,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window { counts: [0; BUCKETS], head: 0, sum: 0 }
+    }
+
+    /// Moves the newest bucket to `tick`, forgetting the buckets that fall out.
+    fn advance(&mut self, tick: u64) {
+        if tick <= self.head {
+            return;
+        }
+        let steps = (tick - self.head).min(BUCKETS as u64);
+        for k in 1..=steps {
+            let i = ((self.head + k) % BUCKETS as u64) as usize;
+            self.sum -= u64::from(self.counts[i]);
+            self.counts[i] = 0;
+        }
+        self.head = tick;
+    }
+
+    /// Counts a send at `tick` if fewer than `limit` were made in the second before; otherwise
+    /// the tick at which the oldest counted bucket leaves the window (ask again then).
+    fn admit(&mut self, tick: u64, limit: u64) -> Result<(), u64> {
+        // A caller that read the clock just before another one took the lock is counted in the
+        // newer bucket: later, never in a bucket already forgotten.
+        let tick = tick.max(self.head);
+        self.advance(tick);
+        if self.sum < limit {
+            self.counts[(tick % BUCKETS as u64) as usize] += 1;
+            self.sum += 1;
+            return Ok(());
+        }
+        let oldest = (0..BUCKETS as u64).rev().filter(|age| *age <= tick).map(|age| tick - age).find(|t| self.counts[(t % BUCKETS as u64) as usize] > 0);
+        Err(oldest.unwrap_or(tick) + BUCKETS as u64)
+    }
 }
 
 /// The interval between slots and the tolerance (how far behind a caller may be and still
@@ -51,7 +117,13 @@ impl RateLimiter {
             next: AtomicU64::new(0),
             pace: AtomicU64::new(pace(per_second)),
             per_second: AtomicU64::new(u64::from(per_second.max(1))),
+            window: Mutex::new(Window::new()),
         }
+    }
+
+    /// The [`Window`] tick of `at`.
+    fn tick(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.epoch).as_nanos() / BUCKET.as_nanos()).min(u128::from(u64::MAX)) as u64
     }
 
     /// Changes the rate to `per_second` (at least 1) from the next reservation on. Slots
@@ -98,17 +170,31 @@ impl RateLimiter {
     /// the rate of the moment: a gateway held at 1/s while it joins others (`spool/share.rs`),
     /// with a hundred workers waiting, would have queued slots two minutes out, and its share,
     /// when it came, would have waited behind them.
+    ///
+    /// Then the caller passes the [`Window`]: it returns when fewer than the rate were sent in
+    /// the second before, and counts the caller's send.
     pub async fn acquire(&self) {
         loop {
             let now = Instant::now();
             if let Some(slot) = self.reserve_within(now, Some(HORIZON)) {
                 tokio::time::sleep_until(slot).await;
-                return;
+                break;
             }
             // The next free slot is beyond the horizon: come back when it may be within it.
             let next = self.epoch + Duration::from_nanos(self.next.load(Ordering::Relaxed));
             tokio::time::sleep_until(next.checked_sub(HORIZON).unwrap_or(now).max(now + Duration::from_millis(1))).await;
         }
+        while let Err(later) = self.pass(Instant::now()) {
+            tokio::time::sleep_until(later).await;
+        }
+    }
+
+    /// Counts a send at `now` in the [`Window`] if the last second leaves room for it at the
+    /// current rate; otherwise the instant to ask again.
+    fn pass(&self, now: Instant) -> Result<(), Instant> {
+        let limit = self.per_second.load(Ordering::Acquire);
+        let admitted = self.window.lock().unwrap_or_else(|e| e.into_inner()).admit(self.tick(now), limit);
+        admitted.map_err(|tick| (self.epoch + Duration::from_nanos(tick.saturating_mul(BUCKET.as_nanos() as u64))).max(now + Duration::from_millis(1)))
     }
 }
 
@@ -184,6 +270,71 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(done.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn the_window_admits_the_rate_in_any_second() {
+        let mut w = Window::new();
+        for _ in 0..10 {
+            assert_eq!(w.admit(3, 10), Ok(()));
+        }
+        // The eleventh waits for tick 3's bucket to be more than a second old: tick 104.
+        assert_eq!(w.admit(50, 10), Err(104));
+        assert_eq!(w.admit(103, 10), Err(104));
+        assert_eq!(w.admit(104, 10), Ok(()));
+        // A clock read before another caller's (a lower tick) counts in the newer bucket.
+        assert_eq!(w.admit(90, 10), Ok(()));
+        assert_eq!(w.sum, 2);
+        // Long idle: everything is forgotten at once.
+        for _ in 0..10 {
+            assert_eq!(w.admit(10_000, 10), Ok(()));
+        }
+        assert_eq!(w.admit(10_000, 10), Err(10_101));
+    }
+
+    /// Sends in the busiest sliding second of `sends` (ms, sorted).
+    fn busiest_second(sends: &[u64]) -> usize {
+        sends.iter().enumerate().map(|(i, t)| sends[i..].iter().take_while(|u| **u < t + 1000).count()).max().unwrap_or(0)
+    }
+
+    /// Workers that reserve a slot, wait for it and send, at 1 ms steps for 3 s, with the whole
+    /// process stalled from 1.0 to 1.15 s; `window` says whether a send must pass the window.
+    /// The send times (ms) at the receiver.
+    fn stalled_run(l: &RateLimiter, window: bool) -> Vec<u64> {
+        let at = |ms: u64| l.epoch + Duration::from_millis(ms);
+        let mut slots: Vec<Option<Instant>> = vec![None; 20];
+        let mut sends = Vec::new();
+        for ms in (0..3000).filter(|ms| !(1000..1150).contains(ms)) {
+            let now = at(ms);
+            for slot in slots.iter_mut() {
+                if slot.is_none() {
+                    *slot = l.reserve_within(now, Some(HORIZON));
+                }
+                if slot.is_some_and(|s| s <= now) && (!window || l.pass(now).is_ok()) {
+                    sends.push(ms);
+                    *slot = None;
+                }
+            }
+        }
+        sends
+    }
+
+    /// A stall sends the slots it held back together with the next second's: by slots alone,
+    /// that second holds more than the rate; the window keeps it to the rate.
+    #[test]
+    fn a_stall_does_not_put_more_than_the_rate_into_a_second() {
+        let slots_alone = busiest_second(&stalled_run(&RateLimiter::new(100), false));
+        assert!(slots_alone > 105, "by slots alone the stall bunches sends: {slots_alone}");
+        let l = RateLimiter::new(100);
+        let sends = stalled_run(&l, true);
+        assert!(busiest_second(&sends) <= 100, "{}", busiest_second(&sends));
+        // And the window costs no throughput outside the stall: ~100/s over the 3 s.
+        assert!(sends.len() >= 280, "{}", sends.len());
+        // A lowered rate applies to the window at once.
+        l.set_rate(10);
+        let at = l.epoch + Duration::from_millis(3000);
+        let passed = (0..50).filter(|_| l.pass(at).is_ok()).count();
+        assert_eq!(passed, 0, "the last second already holds more than 10");
     }
 
     #[test]

@@ -231,12 +231,12 @@ impl Spool {
         tasks.push(tokio::spawn(scanner(spool.inner.clone())));
         tasks.push(tokio::spawn(sealer(spool.inner.clone())));
         tasks.push(tokio::spawn(quota_watch(spool.inner.clone())));
-        if let Some((db, node)) = spool.inner.store.postgres() {
+        if let Some((db, node, channel)) = spool.inner.store.postgres() {
             // Several gateways may share the database, and with it the channel's rate limit:
             // until the first round has counted them, this node sends at the floor, not at
             // the whole limit (`share::run` lifts it).
             share::hold_back(&spool.inner);
-            tasks.push(tokio::spawn(share::run(spool.inner.clone(), db, node)));
+            tasks.push(tokio::spawn(share::run(spool.inner.clone(), db, node, channel)));
         }
         (spool.clone(), Runner { tasks, spool })
     }

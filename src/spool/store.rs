@@ -603,9 +603,10 @@ impl Store {
         Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::attach(db, node_id, channel).await?) })
     }
 
-    /// The database and this gateway's node id, on PostgreSQL: the spool shares the channel's
-    /// rate limit with the other nodes by them (`spool/share.rs`).
-    pub(super) fn postgres(&self) -> Option<(crate::pg::Database, std::sync::Arc<str>)> {
+    /// The database, this gateway's node id and the channel's name ("" for the unnamed one), on
+    /// PostgreSQL: the spool shares the channel's rate limit with the other nodes by them
+    /// (`spool/share.rs`).
+    pub(super) fn postgres(&self) -> Option<(crate::pg::Database, std::sync::Arc<str>, std::sync::Arc<str>)> {
         match &self.backend {
             Backend::Sqlite(_) => None,
             Backend::Postgres(p) => Some(p.node()),

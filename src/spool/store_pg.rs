@@ -113,8 +113,9 @@ const INSERT_JOB: &str = "INSERT INTO jobs (mail_id, path, body, retry_key, targ
 
 impl PgStore {
     /// The database and this node's id.
-    pub(super) fn node(&self) -> (Database, Arc<str>) {
-        (self.db.clone(), self.node.clone())
+    /// The database, this node's name and the channel, for the rate share (`share.rs`).
+    pub(super) fn node(&self) -> (Database, Arc<str>, Arc<str>) {
+        (self.db.clone(), self.node.clone(), self.channel.clone())
     }
 
     pub(super) async fn open(db: Database, node: &str, channel: &str, lease: Duration) -> Result<PgStore, StoreError> {
