@@ -18,6 +18,7 @@
 //!   could not know and resent it, so that mail reaches the chat twice. That is SMTP's own
 //!   duplicate window (RFC 1047), not a spool duplicate; more than once is a duplicate;
 //! * a transaction cut before its final `.`, or refused, must never be accepted.
+//!
 //! LINE's 409 for a reused retry key is its dedupe, not an acceptance.
 //!
 //! With [`Settings::nodes`] above one (issue #21, `--nodes 3 --store postgres`), that many
@@ -25,7 +26,8 @@
 //! spreads its connections over them as a TCP load balancer would, and the killer picks a random
 //! node each time. With [`Settings::rate_limit`] the channel's `max_requests_per_second` is set and
 //! the campaign measures the nodes' combined request rate at the stand-in against it
-//! ([`max_in_one_second`], [`Report::rate_allowed`]).
+//! ([`max_in_one_second`], [`Report::rate_allowed`]); the stand-in runs on a thread of its own at
+//! a raised priority, so that its arrival stamps are not bunched by the gateways' load.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
