@@ -251,3 +251,32 @@ async fn a_joining_gateway_waits_until_the_others_have_counted_it() {
         runner.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+/// Deliveries a spool recorded (its latency histogram's count).
+fn delivered(metrics: &Metrics) -> usize {
+    let text = metrics.render(&Default::default());
+    let line = text.lines().find(|l| l.starts_with("mail2line_delivery_latency_seconds_count")).unwrap_or_else(|| panic!("no latency count in {text}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A backlog accepted by one gateway is sent by all of them: a scan claims only what its
+/// gateway can send in the next two seconds (`policy::claim_budget`), so the others find jobs
+/// to claim. Claiming the whole backlog, the first would send it alone at its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backlog_accepted_by_one_gateway_is_sent_by_all() {
+    let Some(t) = database().await else { return };
+    let line = StandIn::start_prioritised().await;
+    let both = spools(&t, &line, 0..2).await;
+    wait_for_share(&both, 2).await;
+    let n = 4 * LIMIT; // about nine seconds at the two shares
+    both[0].0.accept(jobs(0, n), false).await.unwrap();
+    wait_for_pushes(&line, n as usize).await;
+    line.assert_all_valid();
+    let (first, second) = (delivered(&both[0].2), delivered(&both[1].2));
+    assert_eq!(first + second, n as usize, "each job pushed once");
+    assert!(second >= n as usize / 4, "the second gateway sent {second} of the {n} jobs the first accepted");
+    assert!(busiest_second(&line) <= LIMIT as usize, "{} pushes in one second", busiest_second(&line));
+    for (_, runner, _) in both {
+        runner.shutdown(Duration::from_secs(5)).await;
+    }
+}

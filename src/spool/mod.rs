@@ -306,12 +306,15 @@ impl Spool {
     pub async fn accept(&self, mut jobs: Vec<NewJob>, urgent: bool) -> Result<Vec<JobId>, StoreError> {
         let now = store::now_ms();
         let seal_now = self.inner.hold(&mut jobs, urgent, now);
-        let stored = self.inner.store.insert(jobs.clone()).await;
+        // On PostgreSQL this gateway claims, and sends, only what fits its claim budget; the
+        // rest waits in the store for any gateway's scan (see `Inner::claim_budget`).
+        let claim = self.inner.claim_budget();
+        let stored = self.inner.store.insert_claiming(jobs.clone(), claim).await;
         *self.inner.store_failure.lock().unwrap_or_else(|e| e.into_inner()) =
             stored.as_ref().err().map(|e| (Instant::now(), e.to_string()));
         let ids = stored?;
         let fresh: Vec<Job> =
-            ids.iter().copied().zip(jobs).filter(|(_, j)| j.hold_until.is_none()).map(|(id, j)| Job::fresh(id, j, now)).collect();
+            ids.iter().copied().zip(jobs).filter(|(_, j)| j.hold_until.is_none()).take(claim).map(|(id, j)| Job::fresh(id, j, now)).collect();
         if fresh.len() < ids.len() {
             self.inner.sealer_wake.notify_one();
         }
@@ -354,6 +357,18 @@ impl Inner {
     async fn stopped(&self) {
         let mut rx = self.stop.subscribe();
         let _ = rx.wait_for(|&s| s).await;
+    }
+
+    /// How many more jobs this gateway may claim now: on PostgreSQL what it can send in the
+    /// next two seconds at its push rate, less what it has in hand (`policy::claim_budget`;
+    /// by the push rate: most jobs are pushes, and LINE allows multicasts a tenth of it).
+    /// Unbounded on SQLite, which has no claims.
+    fn claim_budget(&self) -> usize {
+        if !self.store.claims() {
+            return usize::MAX;
+        }
+        let in_flight = self.inflight.lock().unwrap_or_else(|e| e.into_inner()).len();
+        policy::claim_budget(self.push_limit.rate(), in_flight)
     }
 
     fn finish(&self, id: JobId) {
@@ -859,8 +874,13 @@ async fn scanner(inner: Arc<Inner>) {
             last_purge = Some(Instant::now());
             purge_dead_letters(&inner).await;
         }
-        if !inner.quota.is_paused() {
-            match inner.store.due(store::now_ms(), 10_000).await {
+        // On SQLite a scan only reads (the jobs in flight come back and are skipped below).
+        let limit = match inner.store.claims() {
+            true => inner.claim_budget(),
+            false => policy::MAX_SCAN,
+        };
+        if !inner.quota.is_paused() && limit > 0 {
+            match inner.store.due(store::now_ms(), limit).await {
                 Ok(jobs) => {
                     let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
                     let mut sent = HashSet::new();

@@ -78,6 +78,24 @@ pub fn purge_interval(dead_retention: Duration, scan_interval: Duration) -> Dura
     (dead_retention / 10).clamp(scan_interval.min(Duration::from_secs(3600)), Duration::from_secs(3600))
 }
 
+/// How far ahead a gateway claims due jobs: what it can send in this long at its rate.
+pub const CLAIM_AHEAD: Duration = Duration::from_secs(2);
+
+/// The most due jobs one scan takes: memory stays bounded however long the backlog.
+pub const MAX_SCAN: usize = 10_000;
+
+/// How many due jobs a scan may claim on PostgreSQL, with `in_flight` in hand and the limiters
+/// at `per_second` requests a second: [`CLAIM_AHEAD`]'s worth less what is in hand, up to
+/// [`MAX_SCAN`] (0: do not ask). A claim keeps its jobs from the other gateways for the lease; a
+/// gateway that claimed a whole backlog would send it alone, at its share of the channel's
+/// rate, while the others had nothing to send (a 10,000-job drain on three gateways took three
+/// times as long). Two seconds' worth also covers slow answers: at the rate, that many requests
+/// can be on their way at once.
+pub fn claim_budget(per_second: u32, in_flight: usize) -> usize {
+    let ahead = (u64::from(per_second) * CLAIM_AHEAD.as_millis() as u64 / 1000).clamp(1, MAX_SCAN as u64) as usize;
+    ahead.saturating_sub(in_flight)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +212,18 @@ mod tests {
         assert!(matches!(&d, Update::Dead { error } if error.starts_with("gave up after 41 attempts over 3.0 days")), "{d:?}");
         let d = decide(&job(0, 0, None, false), &retry(RetryReason::QuotaExhausted, None), 1000, 0.0, &p);
         assert!(matches!(d, Update::Retry { next_at: 301_000, ambiguous: false, .. }), "{d:?}");
+    }
+
+    #[test]
+    fn a_scan_claims_two_seconds_of_sending_less_what_is_in_hand() {
+        assert_eq!(claim_budget(31, 0), 62);
+        assert_eq!(claim_budget(31, 50), 12);
+        assert_eq!(claim_budget(31, 62), 0, "enough in hand: no claim");
+        assert_eq!(claim_budget(31, 500), 0);
+        // At the floor (a gateway joining): one job at a time, not a backlog held for minutes.
+        assert_eq!(claim_budget(1, 0), 2);
+        assert_eq!(claim_budget(0, 0), 1);
+        // Unthrottled: bounded as every scan is.
+        assert_eq!(claim_budget(1_000_000, 0), MAX_SCAN);
     }
 }

@@ -603,6 +603,12 @@ impl Store {
         Ok(Store { backend: Backend::Postgres(super::store_pg::PgStore::attach(db, node_id, channel).await?) })
     }
 
+    /// Whether [`Store::due`] claims the jobs it returns (PostgreSQL: for the lease, from the
+    /// other gateways) rather than only reading them (SQLite, one gateway).
+    pub(super) fn claims(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     /// The database, this gateway's node id and the channel's name ("" for the unnamed one), on
     /// PostgreSQL: the spool shares the channel's rate limit with the other nodes by them
     /// (`spool/share.rs`).
@@ -684,7 +690,17 @@ impl Store {
     /// Stores the jobs of one mail; returns once they are durable (fsync'd, or committed in
     /// PostgreSQL).
     pub async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
-        dispatch!(self.insert(jobs))
+        self.insert_claiming(jobs, usize::MAX).await
+    }
+
+    /// As [`Store::insert`]; on PostgreSQL this gateway claims only the first `claim` of the
+    /// jobs due now, and leaves the rest to whichever gateway's scan claims them
+    /// (`policy::claim_budget`). SQLite has no claims.
+    pub async fn insert_claiming(&self, jobs: Vec<NewJob>, claim: usize) -> Result<Vec<JobId>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.insert(jobs).await,
+            Backend::Postgres(p) => p.insert(jobs, claim).await,
+        }
     }
 
     /// Records the outcome of an attempt; returns once it is committed.

@@ -199,11 +199,12 @@ impl PgStore {
     }
 
     /// One transaction per mail, committed (durable) on return: see [`insert_jobs`].
-    pub(super) async fn insert(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>, StoreError> {
+    /// Stores the jobs of one mail, claiming the first `claim` of those due now for this node.
+    pub(super) async fn insert(&self, jobs: Vec<NewJob>, claim: usize) -> Result<Vec<JobId>, StoreError> {
         let what = "storing a mail";
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(|e| self.err(what, e))?;
-        let ids = insert_jobs(self, &tx, &jobs).await.map_err(|e| self.err(what, e))?;
+        let ids = insert_jobs(self, &tx, &jobs, claim).await.map_err(|e| self.err(what, e))?;
         tx.commit().await.map_err(|e| self.err(what, e))?;
         // Counted once committed, written with the next flush (`counts_pg.rs`).
         let mut tally = std::collections::HashMap::new();
@@ -529,13 +530,17 @@ impl PgStore {
 
 /// [`PgStore::insert`]: the jobs (claimed by this node, or held) and the mail's thread, as in
 /// the SQLite writer; the caller counts the mail once committed (`counts_pg.rs`).
-async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob]) -> Result<Vec<JobId>, tokio_postgres::Error> {
+async fn insert_jobs(store: &PgStore, tx: &Transaction<'_>, jobs: &[NewJob], mut claim: usize) -> Result<Vec<JobId>, tokio_postgres::Error> {
     let now = now_ms();
     let mut ids = Vec::with_capacity(jobs.len());
     for j in jobs {
         let (state, next_at, claimed_by, lease_until) = match j.hold_until {
             Some(at) => (State::Held, at, None, None),
-            None => (State::Pending, now, Some(store.node.as_ref()), Some(store.lease_until(now))),
+            None if claim > 0 => {
+                claim -= 1;
+                (State::Pending, now, Some(store.node.as_ref()), Some(store.lease_until(now)))
+            }
+            None => (State::Pending, now, None, None),
         };
         let row = tx
             .query_one(

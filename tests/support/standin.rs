@@ -542,7 +542,7 @@ impl StandIn {
         StandIn { shared, base_url: format!("http://{addr}"), server, runtime: None }
     }
 
-    /// As [`StandIn::start`], but served by a runtime of its own whose one thread runs at a
+    /// As [`StandIn::start`], but served by a runtime of its own whose two threads run at a
     /// raised scheduling priority (nice -10; as root, else with a notice). For measuring when
     /// requests arrive (the fault campaign's busiest second): on a machine that the gateways
     /// and their database saturate, a stand-in on the campaign's runtime, a thread among many,
@@ -557,7 +557,7 @@ impl StandIn {
             }
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .thread_name("standin")
             .on_thread_start(raise_priority)
             .enable_all()
@@ -565,6 +565,12 @@ impl StandIn {
             .expect("the stand-in's runtime");
         let mut standin = runtime.spawn(StandIn::start()).await.expect("stand-in start");
         standin.runtime = Some(runtime);
+        // The spec's validators are compiled at their first use, which in a debug build takes
+        // tens of milliseconds: the pushes arriving meanwhile would be stamped together after it.
+        if let Some(spec) = &standin.shared.spec {
+            let push = serde_json::json!({ "to": format!("U{}", "0".repeat(32)), "messages": [{ "type": "text", "text": "warm-up" }] });
+            let _ = spec.validate_request("POST", "/v2/bot/message/push", &push);
+        }
         standin
     }
 
