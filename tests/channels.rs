@@ -6,9 +6,11 @@
 //! The four promises of the issue: channels chosen by domain; channels chosen by AUTH login on
 //! one shared domain (a login allowed on none gets 550 5.7.1); each webhook checked with its own
 //! secret (the other channel's secret is refused and changes nothing); one channel's monthly
-//! quota spent while the other still delivers. On SQLite (each channel under
-//! `storage.dir/channels/<name>`); `tests/store_pg.rs` and `tests/registry_pg.rs` show the
-//! channels apart on PostgreSQL.
+//! quota spent while the other still delivers. And `[replies]` on every channel: a follower's
+//! answer on a channel's webhook is mailed (to a real SMTP sink as the relay) to the sender of
+//! the mail sent through that channel, threaded under it. On SQLite (each channel under
+//! `storage.dir/channels/<name>`) and, for the stores and the answers, on PostgreSQL;
+//! `tests/store_pg.rs` and `tests/registry_pg.rs` show the channels apart there too.
 
 mod support;
 
@@ -20,8 +22,9 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{SmtpTransport, Transport};
 use serde_json::json;
 use support::gateway::{code, user, GatewayProcess, Options, DOMAIN};
-use support::standin::{Behaviour, StandIn};
-use support::webhook::sign_with;
+use support::sink::{header, Sink};
+use support::standin::{Behaviour, Recorded, StandIn};
+use support::webhook::{callback, sign_with, Message, Sender};
 use tokio::task::block_in_place;
 
 const PASSWORD: &str = "channel-test-password";
@@ -61,11 +64,12 @@ fn secret(channel: &str) -> String {
 
 /// The gateway with the four channels; `[line]` gives their shared timeout only.
 fn start(lines: &Lines) -> GatewayProcess {
-    start_with(lines, "", &[])
+    start_with(lines, "", "", &[])
 }
 
-/// [`start`] with `storage` appended to `[storage]` (e.g. a PostgreSQL URL) and `env`.
-fn start_with(lines: &Lines, storage: &str, env: &[(&str, &str)]) -> GatewayProcess {
+/// [`start`] with `storage` appended to `[storage]` (e.g. a PostgreSQL URL), `extra` tables
+/// (e.g. `[replies]`) before the channels, and `env`.
+fn start_with(lines: &Lines, storage: &str, extra: &str, env: &[(&str, &str)]) -> GatewayProcess {
     let hash = support::tls::hash_password(PASSWORD);
     let dir = tempfile::tempdir().unwrap();
     let mut config = format!(
@@ -73,7 +77,7 @@ fn start_with(lines: &Lines, storage: &str, env: &[(&str, &str)]) -> GatewayProc
          [[smtp.users]]\nname = \"site-1\"\npassword_hash = \"{hash}\"\n[[smtp.users]]\nname = \"site-2\"\npassword_hash = \"{hash}\"\n\
          [[smtp.users]]\nname = \"intruder\"\npassword_hash = \"{hash}\"\n\n\
          [line]\ntimeout_secs = 2\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[storage]\ndir = \"{}\"\n{storage}\n\
-         [delivery]\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\nquota_probe_secs = 1\ncoalesce_secs = 0\n",
+         [delivery]\nretry_base_ms = 50\nretry_max_secs = 1\nscan_interval_ms = 50\nquota_probe_secs = 1\ncoalesce_secs = 0\n{extra}",
         dir.path().join("data").display()
     );
     for (line, name) in lines.each() {
@@ -316,7 +320,7 @@ async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
     let lines = Lines::start().await;
     lines.shop_a.set_quota(Some(1000), 0);
     let storage = format!("url = \"{}\"\nnode = \"gw-1\"\n", db.url);
-    let gw = start_with(&lines, &storage, &[("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())]);
+    let gw = start_with(&lines, &storage, "", &[("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())]);
     let (a, b) = (user(41), user(42));
     // Followers, each through its own webhook and secret.
     assert_eq!(post(&gw, "/webhook/shop-a", follow(&a, "01HX0000000000000000000011"), &secret("shop-a")).await, 200);
@@ -381,4 +385,116 @@ async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
     let (qa, qb) = block_in_place(|| (queue("shop-a"), queue("shop-b")));
     assert!(qa.contains(&a), "{qa}");
     assert!(!qb.contains(&a) && !qb.contains(&b), "{qb}");
+}
+
+/// Where the channels' answers are mailed from.
+const REPLIES_FROM: &str = "line@cms.example";
+
+/// The push a stand-in accepted for the mail just sent to it (its `n`-th), waited for.
+async fn push(line: &StandIn, n: usize) -> Recorded {
+    let start = std::time::Instant::now();
+    loop {
+        let all: Vec<Recorded> = line.accepted().into_iter().filter(|r| r.path == "/v2/bot/message/push").collect();
+        if let Some(p) = all.into_iter().nth(n) {
+            return p;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no push {n} at the stand-in");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `[replies]` on two channels: one follower (the same LINE id on both, as in channels of one
+/// provider) got a mail through shop-a, then one through shop-b. Each channel's answer goes to
+/// its own mail's sender, threaded under it: shop-a's unquoted photo to the chat's last mail *in
+/// shop-a* (shop-b's mail came later), fetched and named with shop-a's token; shop-b's quoted
+/// text to shop-b's mail. An answer signed with the other channel's secret changes nothing.
+/// `storage` and `env` as [`start_with`]; returns the gateway for the store's own checks.
+async fn answers_go_back_through_their_own_channel(storage: &str, env: &[(&str, &str)]) -> GatewayProcess {
+    let lines = Lines::start().await;
+    let sink = Sink::start(10);
+    let replies = format!("\n[replies]\nrelay = \"smtp://{}\"\nfrom = \"{REPLIES_FROM}\"\n", sink.addr);
+    let gw = start_with(&lines, storage, &replies, env);
+    let u = user(51);
+    lines.shop_a.set_display_name(&u, "Aiko at shop A");
+    lines.shop_b.set_display_name(&u, "Aiko at shop B");
+    let mail = |from: &str, id: &str, subject: &str| format!("From: {from}\r\nMessage-ID: <{id}>\r\nSubject: {subject}\r\n\r\n{subject}\r\n").into_bytes();
+    send(&gw, None, &[&format!("{u}@{SHOP_A}")], &mail("Shop A <orders@shop-a.example>", "order-1@shop-a.example", "order 1 shipped")).unwrap();
+    push(&lines.shop_a, 0).await;
+    send(&gw, None, &[&format!("{u}@{SHOP_B}")], &mail("Shop B <desk@shop-b.example>", "ticket-2@shop-b.example", "ticket 2")).unwrap();
+    let b_push = push(&lines.shop_b, 0).await;
+    // The other channel's secret: refused before anything is stored.
+    let forged = callback(&[Message::text(&Sender::User(u.clone()), "01HXREPLYFORGED00000000001", "910000000000000001", "forged")]);
+    assert_eq!(post(&gw, "/webhook/shop-a", forged, &secret("shop-b")).await, 401);
+    // shop-a: an unquoted photo, held by shop-a's LINE.
+    let jpeg = [&[0xFF, 0xD8, 0xFF, 0xE0][..], b"shop-a photo", &[0xFF, 0xD9]].concat();
+    lines.shop_a.put_content("910000000000000002", "image/jpeg", &jpeg);
+    let photo = callback(&[Message::image(&Sender::User(u.clone()), "01HXREPLYSHOPA000000000002", "910000000000000002")]);
+    assert_eq!(post(&gw, "/webhook/shop-a", photo, &secret("shop-a")).await, 200);
+    // shop-b: a text quoting shop-b's message.
+    let quoted = b_push.sent_ids()[0].clone();
+    let text = Message::text(&Sender::User(u.clone()), "01HXREPLYSHOPB000000000003", "910000000000000003", "thanks, solved").quoting(&quoted);
+    assert_eq!(post(&gw, "/webhook/shop-b", callback(&[text]), &secret("shop-b")).await, 200);
+    let start = std::time::Instant::now();
+    while sink.transactions().len() < 2 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{} answer mail(s); log:\n{}", sink.transactions().len(), gw.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Two outbox scans more: nothing else comes (the forged answer was never stored).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let got = sink.transactions();
+    assert_eq!(got.len(), 2, "{got:#?}");
+    let to = |addr: &str| got.iter().find(|t| t.rcpts == [format!("<{addr}>")]).unwrap_or_else(|| panic!("no answer mailed to {addr}: {got:#?}"));
+    let (to_a, to_b) = (to("orders@shop-a.example"), to("desk@shop-b.example"));
+    for (t, to, thread, name, subject) in [
+        (to_a, "orders@shop-a.example", "<order-1@shop-a.example>", "Aiko at shop A", "Re: order 1 shipped"),
+        (to_b, "desk@shop-b.example", "<ticket-2@shop-b.example>", "Aiko at shop B", "Re: ticket 2"),
+    ] {
+        assert_eq!((t.from.as_str(), t.rcpts.as_slice()), (format!("<{REPLIES_FROM}>").as_str(), [format!("<{to}>")].as_slice()));
+        let raw = t.unstuffed();
+        assert_eq!(header(&raw, "In-Reply-To"), thread, "{}", String::from_utf8_lossy(&raw));
+        let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(msg.subject(), Some(subject));
+        let from = msg.from().and_then(|f| f.first()).unwrap();
+        assert_eq!((from.name(), from.address()), (Some(format!("{name} via LINE").as_str()), Some(REPLIES_FROM)));
+    }
+    let (raw_a, raw_b) = (to_a.unstuffed(), to_b.unstuffed());
+    let photo = mail_parser::MessageParser::default().parse(&raw_a).unwrap();
+    assert_eq!(photo.attachments().next().map(|a| a.decoded().to_vec()), Some(jpeg), "shop-a's photo, from shop-a's LINE");
+    let text = mail_parser::MessageParser::default().parse(&raw_b).unwrap();
+    assert_eq!(text.body_text(0).unwrap().trim(), "thanks, solved");
+    // The photo and the names were asked of each channel's own LINE, with its own token.
+    assert_eq!(lines.shop_a.requests_to("/v2/bot/message/910000000000000002/content").len(), 1);
+    for (line, name) in lines.each() {
+        only_own_token(line, name);
+        line.assert_all_valid();
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", gw.http.unwrap())).await.unwrap().text().await.unwrap();
+    for channel in ["shop-a", "shop-b"] {
+        assert!(metrics.contains(&format!("mail2line_answers_total{{outcome=\"sent\",channel=\"{channel}\"}} 1")), "{metrics}");
+    }
+    gw
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_channels_answers_are_mailed_to_its_own_mails_sender_threaded() {
+    let gw = answers_go_back_through_their_own_channel("", &[]).await;
+    // Each channel's answers and what it sent are in its own spool file.
+    for name in ["shop-a", "shop-b"] {
+        let db = rusqlite::Connection::open(gw.dir.path().join("data/channels").join(name).join("spool.sqlite3")).unwrap();
+        let sent: Vec<String> = db.prepare("SELECT sent_to FROM answers WHERE state = 'sent'").unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+        let want = if name == "shop-a" { "orders@shop-a.example" } else { "desk@shop-b.example" };
+        assert_eq!(sent, [want], "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_each_channels_answers_are_its_own_rows() {
+    let Some(db) = support::postgres::database().await else { return };
+    let storage = format!("url = \"{}\"\nnode = \"gw-1\"\n", db.url);
+    answers_go_back_through_their_own_channel(&storage, &[("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())]).await;
+    let admin = db.admin().await;
+    let rows = admin.query("SELECT channel, state, sent_to FROM answers ORDER BY channel", &[]).await.unwrap();
+    let rows: Vec<(String, String, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    let row = |c: &str, to: &str| (c.to_owned(), "sent".to_owned(), to.to_owned());
+    assert_eq!(rows, vec![row("shop-a", "orders@shop-a.example"), row("shop-b", "desk@shop-b.example")]);
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use mail_parser::MessageParser;
 use serde_json::json;
 use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
-use support::sink::{Sink, Transaction};
+use support::sink::{header, Sink, Transaction};
 use support::standin::{Behaviour, Recorded, StandIn};
 use support::webhook::{deliver, Message, Sender};
 use tokio::task::block_in_place;
@@ -77,29 +77,6 @@ async fn mailed(s: &Setup, n: usize, patience: Duration) -> Vec<Transaction> {
     }
 }
 
-/// The data as the mail it is (dot-stuffing undone).
-fn unstuffed(t: &Transaction) -> Vec<u8> {
-    let text = t.data.clone();
-    let mut out = Vec::with_capacity(text.len());
-    for line in text.split_inclusive(|&b| b == b'\n') {
-        out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
-    }
-    out
-}
-
-/// A top-level header's value, unfolded, read from the bytes (what a mail client reads).
-fn header(raw: &[u8], name: &str) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or("");
-    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-    let prefix = format!("{}:", name.to_ascii_lowercase());
-    unfolded
-        .split("\r\n")
-        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
-        .map(|l| l[prefix.len()..].trim().to_owned())
-        .unwrap_or_default()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quoted_text_answer_reaches_the_quoted_mails_reply_to_threaded() {
     let s = setup("").await;
@@ -115,7 +92,7 @@ async fn a_quoted_text_answer_reaches_the_quoted_mails_reply_to_threaded() {
     let t = &got[0];
     assert_eq!(t.from, format!("<{FROM}>"));
     assert_eq!(t.rcpts, ["<ops@example.com>"], "the quoted mail's Reply-To, not the last mail's From");
-    let raw = unstuffed(t);
+    let raw = t.unstuffed();
     let msg = MessageParser::default().parse(&raw).unwrap();
     assert_eq!(msg.subject(), Some("Re: web-3 down"));
     assert_eq!(header(&raw, "In-Reply-To"), "<alert-1@zabbix.example.com>");
@@ -143,7 +120,7 @@ async fn an_unquoted_photo_reaches_the_chats_last_mail_with_the_jpeg_intact() {
     assert_eq!(deliver(&s.gw, &[photo]).await.0, 200);
     let got = mailed(&s, 1, RETRY_PATIENCE).await;
     assert_eq!(got[0].rcpts, ["<grafana@example.com>"], "no Reply-To: the From");
-    let raw = unstuffed(&got[0]);
+    let raw = got[0].unstuffed();
     let msg = MessageParser::default().parse(&raw).unwrap();
     assert_eq!(msg.subject(), Some("Re: [FIRING] disk full"));
     assert_eq!(header(&raw, "In-Reply-To"), "<g-1@grafana.example.com>");
@@ -173,7 +150,7 @@ async fn a_group_answer_carries_the_members_name_and_a_sticker_is_a_line_of_text
     let sticker = Message::sticker(&sender, "01HREPLYSTICKER000000000001", "900000000000000003", "11537", "52002734", &["OK"]);
     assert_eq!(deliver(&s.gw, &[sticker]).await.0, 200);
     let got = mailed(&s, 1, PATIENCE).await;
-    let raw = unstuffed(&got[0]);
+    let raw = got[0].unstuffed();
     let msg = MessageParser::default().parse(&raw).unwrap();
     let from = msg.from().and_then(|f| f.first()).unwrap();
     assert_eq!(from.name(), Some("Hanako via LINE"));
@@ -227,7 +204,7 @@ async fn an_answer_to_no_mail_goes_to_replies_to_unthreaded() {
     assert_eq!(deliver(&s.gw, &[answer]).await.0, 200);
     let got = mailed(&s, 1, PATIENCE).await;
     assert_eq!(got[0].rcpts, ["<helpdesk@example.com>"]);
-    let raw = unstuffed(&got[0]);
+    let raw = got[0].unstuffed();
     assert_eq!(header(&raw, "In-Reply-To"), "");
     assert!(MessageParser::default().parse(&raw).unwrap().subject().is_some_and(|s| s.starts_with("Re:")));
 }
@@ -271,7 +248,7 @@ async fn kill_9_right_after_the_200_loses_nothing() {
     // copy carries the same Message-ID, which is what lets mail clients show it once.
     let mut by_id = std::collections::BTreeMap::<String, Vec<String>>::new();
     for t in s.sink.transactions() {
-        let raw = unstuffed(&t);
+        let raw = t.unstuffed();
         let text = MessageParser::default().parse(&raw).unwrap().body_text(0).unwrap().trim().to_owned();
         by_id.entry(header(&raw, "Message-ID")).or_default().push(text);
     }
@@ -348,7 +325,7 @@ async fn a_file_line_cannot_give_within_max_age_is_named_in_the_text_instead() {
     let file = Message::file(&Sender::User(id.clone()), "01HREPLYFILE000000000000001", "900000000000000301", "report.pdf", 22);
     assert_eq!(deliver(&s.gw, &[file]).await.0, 200);
     let got = mailed(&s, 1, Duration::from_secs(150)).await;
-    let raw = unstuffed(&got[0]);
+    let raw = got[0].unstuffed();
     let msg = MessageParser::default().parse(&raw).unwrap();
     assert_eq!(msg.attachments().count(), 0);
     let text = msg.body_text(0).unwrap();

@@ -2,6 +2,10 @@
 //! runs them until SIGTERM: the SMTP listeners, the HTTP server (webhook, monitoring, images),
 //! the spool's workers and the LINE client, with SIGHUP reloading the TLS certificate.
 //!
+//! Each LINE channel, the unnamed `[line]` one or each of `[[channels]]`, is started alike as a
+//! lane of its own ([`Starting::lane`]: client, spool, registry, webhook, answers' outbox); only
+//! what tells them apart is chosen per channel ([`Plan`]).
+//!
 //! It owns the order of start-up (storage first, the "SMTP listening on" line last: scripts and
 //! tests take it to mean "ready") and of shutdown, and the built-in defaults a first
 //! `serve --dry-run` runs on when there is no configuration file at all ([`BUILT_IN_DEFAULTS`]).
@@ -112,24 +116,8 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         Notifier::default()
     });
     let template = cfg.message.compiled.clone();
-    let mut runner = None;
     let metrics = Arc::new(Metrics::new());
-    // The webhook replies through the same client; none in a dry run. With `[[channels]]`
-    // each channel has its own ([`start_channel`]) and `[line]` only gave them defaults.
-    let line = if dry_run || !cfg.channels.is_empty() {
-        None
-    } else {
-        let credentials = Credentials::from_config(&cfg.line).map_err(start)?;
-        info!(target: LOG_TARGET, "LINE API at {} with {}", cfg.line.api_base_url, credentials.describe());
-        let token_store = Some(cfg.storage.dir.join(crate::line::token::TOKEN_FILE));
-        Some(
-            LineClient::new(&cfg.line.api_base_url, credentials, cfg.line_timeout(), token_store)
-                .map_err(start)?
-                .with_data_base_url(&cfg.line.api_data_base_url)
-                .with_metrics(metrics.clone()),
-        )
-    };
-    // PostgreSQL (`[storage] url`): one pool for the spool, the registry and the heartbeat. A
+    // PostgreSQL (`[storage] url`): one pool for the spools, the registries and the heartbeat. A
     // database that cannot be reached at start is a failed start (exit 1, the reason logged):
     // systemd's Restart= tries again, and a gateway that never had its store cannot promise a 250.
     let node = cfg.storage.node_id();
@@ -138,39 +126,6 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         info!(target: LOG_TARGET, "store: PostgreSQL at {} as node {node}", db.target());
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut spool = None;
-    let mode = match line.clone() {
-        None => Mode::DryRun,
-        Some(client) => match cfg.delivery.mode {
-            // Direct mode keeps no jobs: on PostgreSQL only the follower registry lives there.
-            DeliveryMode::Direct => Mode::Direct(client),
-            DeliveryMode::Spool => {
-                let mut settings = SpoolSettings::from_config(&cfg.delivery, &cfg.quota);
-                // Answers from LINE find their mail by what the spool keeps of it.
-                settings.keep_threads = cfg.replies.enabled();
-                let store = super::stores::open_spool_store(&cfg, db.as_ref(), &node).await?;
-                let (s, r) = Spool::start_with_store(store, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone());
-                match &db {
-                    None => info!(target: LOG_TARGET, "spool at {} with {} workers", cfg.storage.dir.display(), cfg.delivery.worker_count()),
-                    Some(_) => info!(
-                        target: LOG_TARGET,
-                        "spool in PostgreSQL with {} workers; claims last {} s",
-                        cfg.delivery.worker_count(),
-                        cfg.storage.lease_secs
-                    ),
-                }
-                runner = Some(r);
-                spool = Some(s.clone());
-                Mode::Spool(s)
-            }
-        },
-    };
-    let registry = super::stores::open_registry(&cfg, db.as_ref()).await?;
-    if let (Some(db), None) = (&db, &spool) {
-        // The live-node count, written by the spool's rate share (`spool::share`) when there is
-        // a spool; in direct mode by this task, so the node is still listed as live.
-        tokio::spawn(db.clone().run_heartbeats(node.clone(), stop_rx.clone()));
-    }
     let mut media = crate::media::Media::from_config(&cfg.media, &cfg.storage.dir).map_err(start)?;
     // LINE fetches an image through the load balancer from any gateway: the bytes are kept in
     // the database, not in this node's storage.dir. (`take` only with a database: a tuple
@@ -181,31 +136,47 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
             media = Some(m.with_store(store));
         }
     }
-    let mut lanes = Vec::with_capacity(cfg.channels.len());
-    for ch in &cfg.channels {
-        lanes.push(start_channel(&cfg, ch, db.as_ref(), &node, dry_run, &template, &media).await?);
+    let relay = replies_relay(&cfg, dry_run)?;
+    let starting = Starting { cfg: &cfg, db: db.as_ref(), node: &node, dry_run, template: &template, media: &media, relay: relay.as_ref(), stop: &stop_rx };
+    // Without `[[channels]]`, `[line]` is the one unnamed channel, with the gateway's own series;
+    // with them, each is a lane of its own and `[line]` only gave them defaults.
+    let mut lanes = Vec::with_capacity(cfg.channels.len().max(1));
+    let mut rules = Vec::with_capacity(cfg.channels.len());
+    if cfg.channels.is_empty() {
+        lanes.push(starting.lane(Plan::unnamed(&cfg, metrics.clone())).await?);
     }
-    let gateway = Arc::new(Gateway::new(template, mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
+    for ch in &cfg.channels {
+        let lane = starting.lane(Plan::named(&cfg, ch)).await?;
+        rules.push(channel_rule(ch, &lane.registry));
+        let logins = match ch.users.is_empty() {
+            true => String::new(),
+            false => format!(" for logins {}", ch.users.join(", ")),
+        };
+        let answers = if lane.outbox.is_some() { "; answers mailed back" } else { "" };
+        info!(target: LOG_TARGET, "channel {}: <LINE id>@{}, webhook POST {}{logins}{answers}", ch.name, ch.domain, lane.webhook_path);
+        lanes.push(lane);
+    }
+    if let Some(db) = &db {
+        // The live-node count, written by each spool's rate share (`spool::share`) when there
+        // is a spool; without one (direct mode, a dry run) by this task, so the node is still
+        // listed as live. After the lanes: they migrated the schema.
+        if lanes.iter().all(|l| l.spool.is_none()) {
+            tokio::spawn(db.clone().run_heartbeats(node.clone(), stop_rx.clone()));
+        }
+    }
     if let Some(media) = &media {
         info!(target: LOG_TARGET, "images served at {}/media/… from {}", media.base_url, media.store.location());
         tokio::spawn(media.clone().sweep_periodically(stop_rx.clone()));
     }
-    let outbox = match (&spool, &line) {
-        (Some(spool), Some(line)) if cfg.replies.enabled() => Some(start_outbox(&cfg, spool, line, &registry, &metrics, stop_rx.clone())?),
-        _ => {
-            if cfg.replies.enabled() {
-                info!(target: LOG_TARGET, "dry run: answers from LINE are not stored or mailed");
-            }
-            None
-        }
+    // The unnamed channel's monitor is the gateway's; channels get one each under the gateway's.
+    let monitor = match (cfg.channels.is_empty(), lanes.first()) {
+        (true, Some(l)) => Monitor::new(metrics.clone(), l.spool.clone(), l.registry.clone(), l.line.clone()),
+        _ => lanes.iter().fold(Monitor::of_channels(metrics.clone()), |m, l| {
+            m.with_channel(&l.name, Monitor::new(l.metrics.clone(), l.spool.clone(), l.registry.clone(), l.line.clone()))
+        }),
     };
-    let answers = outbox.as_ref().and(spool.as_ref()).map(|s| s.store().clone());
-    let mut monitor = Monitor::new(metrics.clone(), spool, registry.clone(), line.clone());
-    for lane in &lanes {
-        monitor = monitor.with_channel(&lane.name, Monitor::new(lane.metrics.clone(), lane.spool.clone(), lane.registry.clone(), lane.line.clone()));
-    }
-    let monitor = Arc::new(monitor);
-    let http = start_http(&cfg, registry.clone(), line, answers, &lanes, monitor, media.map(Arc::new), stop_rx.clone()).await?;
+    let hooks = lanes.iter().map(|l| (l.webhook_path.clone(), l.webhook.clone())).collect();
+    let http = start_http(&cfg, hooks, Arc::new(monitor), media.map(Arc::new), stop_rx.clone()).await?;
     let security = security(&cfg);
     let tls = security.tls.clone();
     let mut listeners = Vec::new();
@@ -238,6 +209,12 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     }
     let status = format!("SMTP listening on {addr}{}", if dry_run { " (dry run)" } else { "" });
     notifier.ready(&status);
+    // The unnamed channel's followers answer for `<id>@smtp.domain`; with channels, each
+    // channel's rule has its own.
+    let directory = match cfg.channels.is_empty() {
+        true => lanes.first().map(|l| l.registry.clone() as Arc<dyn Directory>),
+        false => None,
+    };
     let rules = Arc::new(Rules {
         hostname: cfg.hostname().to_owned(),
         domain: cfg.smtp.domain.clone(),
@@ -248,7 +225,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         followers_access: cfg.routing.followers_access.clone(),
         alias_access: cfg.alias_access.clone(),
         require_follower: cfg.smtp.require_follower,
-        directory: Some(registry.clone() as Arc<dyn Directory>),
+        directory,
         tls_available: tls.is_some(),
         require_tls: cfg.smtp.require_tls,
         auth: cfg.smtp.auth,
@@ -261,7 +238,7 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
             &cfg.storage.dir,
             cfg.storage.limits(),
         ))),
-        channels: lanes.iter().map(|l| l.rule.clone()).collect(),
+        channels: rules,
     });
     let incoming = cfg.storage.dir.join(crate::storage::INCOMING_DIR);
     let inflight = server::Inflight::new(cfg.smtp.max_inflight_bytes, &incoming)
@@ -282,13 +259,20 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
         notifier.stopping("shutting down: finishing SMTP sessions and pushes in flight", grace * 3 + Duration::from_secs(5));
         let _ = stop_tx.send(true);
     });
-    let mut runners: Vec<crate::spool::Runner> = runner.into_iter().collect();
-    if lanes.is_empty() {
-        server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await;
-    } else {
-        let by_channel = Arc::new(crate::delivery::Lanes::new(lanes.iter().map(|l| (l.name.clone(), l.gateway.clone())).collect()));
-        runners.extend(lanes.into_iter().filter_map(|l| l.runner));
-        server::serve(listeners, rules, limits, security, by_channel, metrics, stop_rx).await;
+    let (mut gateways, mut runners, mut outboxes) = (Vec::new(), Vec::new(), Vec::new());
+    for lane in lanes {
+        gateways.push((lane.name, lane.gateway));
+        runners.extend(lane.runner);
+        outboxes.extend(lane.outbox);
+    }
+    match (cfg.channels.is_empty(), gateways.pop()) {
+        // The unnamed channel takes every recipient of smtp.domain.
+        (true, Some((_, gateway))) => server::serve(listeners, rules, limits, security, gateway, metrics, stop_rx).await,
+        // Each recipient goes to its channel's gateway.
+        (_, last) => {
+            gateways.extend(last);
+            server::serve(listeners, rules, limits, security, Arc::new(crate::delivery::Lanes::new(gateways)), metrics, stop_rx).await
+        }
     }
     // The stop signal already reached the HTTP server; wait for its requests in progress.
     if tokio::time::timeout(grace, http).await.is_err() {
@@ -300,10 +284,11 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     for runner in runners {
         runner.shutdown(grace).await;
     }
-    if let Some(outbox) = outbox {
-        // It saw the stop signal; an answer being mailed finishes (the relay's own timeout
-        // bounds it), the rest stays in the outbox for the next start.
-        if tokio::time::timeout(grace, outbox).await.is_err() {
+    // Each outbox saw the stop signal; an answer being mailed finishes (the relay's own timeout
+    // bounds it), the rest stays in its outbox for the next start. One grace for them all.
+    let deadline = tokio::time::Instant::now() + grace;
+    for outbox in outboxes {
+        if tokio::time::timeout_at(deadline, outbox).await.is_err() {
             info!(target: LOG_TARGET, "an answer was still being mailed after {grace:?}; it is mailed again at the next start");
         }
     }
@@ -311,8 +296,59 @@ async fn serve(cfg: Config, dry_run: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// One LINE channel of `[[channels]]`, running: its client, spool, registry, gateway, webhook
-/// and series, and what the SMTP session needs to know of it.
+/// One LINE channel as `serve` starts it: the unnamed `[line]` channel, or one of `[[channels]]`.
+/// Everything that differs between the two is here; [`Starting::lane`] starts either alike.
+struct Plan<'a> {
+    /// `""` for the unnamed channel; its rows in PostgreSQL carry this name.
+    name: &'a str,
+    line: &'a crate::line::Settings,
+    /// Its SQLite files and token: `storage.dir`, or [`channel_dir`].
+    dir: PathBuf,
+    quota: &'a crate::spool::settings::Quota,
+    /// Pushes and multicasts per second (LINE's limits are per channel).
+    rates: (u32, u32),
+    /// `<id>@<domain>` reaches its followers: the addresses its webhook tells them.
+    domain: &'a str,
+    /// Where LINE posts its events: `[webhook] path`, or `/webhook/<name>`.
+    webhook_path: String,
+    /// Its series: the gateway's own for the unnamed channel, else labelled `channel="<name>"`.
+    metrics: Arc<Metrics>,
+}
+
+impl<'a> Plan<'a> {
+    fn unnamed(cfg: &'a Config, metrics: Arc<Metrics>) -> Plan<'a> {
+        Plan {
+            name: "",
+            line: &cfg.line,
+            dir: cfg.storage.dir.clone(),
+            quota: &cfg.quota,
+            rates: (cfg.delivery.max_requests_per_second, cfg.delivery.max_multicast_per_second),
+            domain: &cfg.smtp.domain,
+            webhook_path: cfg.webhook.path.clone(),
+            metrics,
+        }
+    }
+
+    fn named(cfg: &'a Config, ch: &'a crate::config::Channel) -> Plan<'a> {
+        Plan {
+            name: &ch.name,
+            line: &ch.line,
+            dir: channel_dir(cfg, &ch.name),
+            quota: &ch.quota_settings,
+            rates: ch.rates,
+            domain: &ch.domain,
+            webhook_path: format!("/webhook/{}", ch.name),
+            metrics: Arc::new(Metrics::for_channel(&ch.name)),
+        }
+    }
+
+    /// What its log lines and start errors begin with: nothing, or `channel <name>: `.
+    fn who(&self) -> String {
+        super::stores::whose(self.name)
+    }
+}
+
+/// One LINE channel, running: its client, spool, registry, gateway, webhook, outbox and series.
 struct Lane {
     name: String,
     line: Option<LineClient>,
@@ -320,9 +356,11 @@ struct Lane {
     runner: Option<crate::spool::Runner>,
     registry: Arc<Registry>,
     gateway: Arc<Gateway>,
+    webhook_path: String,
     webhook: Arc<crate::http::Webhook>,
     metrics: Arc<Metrics>,
-    rule: crate::smtp::channels::Lane,
+    /// The worker mailing its followers' answers (`[replies]`); `None` when off or in a dry run.
+    outbox: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Where a channel keeps its SQLite files (spool, followers, token): `storage.dir/channels/<name>`.
@@ -330,79 +368,98 @@ pub fn channel_dir(cfg: &Config, name: &str) -> PathBuf {
     cfg.storage.dir.join("channels").join(name)
 }
 
-/// Starts one channel as a lane of its own: its LINE client (token renewal), spool (rate
-/// limiter, quota, coalescing), follower registry and webhook, in `storage.dir/channels/<name>`
-/// or in PostgreSQL under its name.
-async fn start_channel(
-    cfg: &Config,
-    ch: &crate::config::Channel,
-    db: Option<&crate::pg::Database>,
-    node: &str,
+/// What every channel is started with: the gateway-wide parts its lane shares.
+struct Starting<'a> {
+    cfg: &'a Config,
+    db: Option<&'a crate::pg::Database>,
+    node: &'a str,
     dry_run: bool,
-    template: &crate::compose::template::Template,
-    media: &Option<crate::media::Media>,
-) -> Result<Lane, Error> {
-    let name = ch.name.as_str();
-    let dir = channel_dir(cfg, name);
-    let dir_error = |reason: String| Error::StorageDir { reason, dir: dir.clone() };
-    crate::storage::secure_dir(&dir).map_err(|e| dir_error(e.to_string()))?;
-    let metrics = Arc::new(Metrics::for_channel(name));
-    let line = if dry_run {
-        None
-    } else {
-        let credentials = Credentials::from_config(&ch.line).map_err(|e| start(format!("channel {name}: {e}")))?;
-        info!(target: LOG_TARGET, "channel {name}: LINE API at {} with {}", ch.line.api_base_url, credentials.describe());
-        let token_store = Some(dir.join(crate::line::token::TOKEN_FILE));
-        Some(
-            LineClient::new(&ch.line.api_base_url, credentials, Duration::from_secs(ch.line.timeout_secs), token_store)
-                .map_err(|e| start(format!("channel {name}: {e}")))?
-                .with_data_base_url(&ch.line.api_data_base_url)
-                .with_metrics(metrics.clone()),
-        )
-    };
-    let (mut spool, mut runner) = (None, None);
-    let mode = match line.clone() {
-        None => Mode::DryRun,
-        Some(client) => match cfg.delivery.mode {
-            DeliveryMode::Direct => Mode::Direct(client),
-            DeliveryMode::Spool => {
-                let mut settings = SpoolSettings::from_config(&cfg.delivery, &ch.quota_settings);
-                (settings.push_per_second, settings.multicast_per_second) = ch.rates;
-                let store = match db {
-                    None => crate::spool::store::Store::open(&dir).map_err(|e| dir_error(e.to_string()))?,
-                    Some(db) => crate::spool::store::Store::open_postgres_with_lease_channel(db.clone(), node, name, cfg.storage.lease())
-                        .await
-                        .map_err(|e| start(format!("channel {name}: cannot open the spool in PostgreSQL ({}): {e}", db.target())))?,
-                };
-                let (s, r) = Spool::start_with_store(store, client, settings, Arc::new(crate::delivery::HeldPacker), metrics.clone());
-                info!(target: LOG_TARGET, "channel {name}: spool with {} workers, {} pushes/s", cfg.delivery.worker_count(), ch.rates.0);
-                spool = Some(s.clone());
-                runner = Some(r);
-                Mode::Spool(s)
+    template: &'a crate::compose::template::Template,
+    media: &'a Option<crate::media::Media>,
+    /// `[replies]`' relay; `None` when answers are not mailed (off, or a dry run).
+    relay: Option<&'a crate::replies::Relay>,
+    stop: &'a watch::Receiver<bool>,
+}
+
+impl Starting<'_> {
+    /// Starts one channel as a lane of its own: its LINE client (token renewal), spool (rate
+    /// limiter, quota, coalescing), follower registry, webhook and, with `[replies]`, the outbox
+    /// that mails its followers' answers (their photos fetched with its token), all in its
+    /// directory or in its rows in PostgreSQL.
+    async fn lane(&self, plan: Plan<'_>) -> Result<Lane, Error> {
+        let cfg = self.cfg;
+        if !plan.name.is_empty() {
+            // storage.dir itself was secured first thing.
+            crate::storage::secure_dir(&plan.dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: plan.dir.clone() })?;
+        }
+        let line = match self.dry_run {
+            true => None,
+            false => Some(line_client(&plan)?),
+        };
+        let (mode, spool, runner) = self.delivery(&plan, line.clone()).await?;
+        let registry = super::stores::open_registry(self.db, plan.name, &plan.dir).await?;
+        let gateway = Arc::new(Gateway::new(self.template.clone(), mode, Some(registry.clone()), plan.metrics.clone()).with_media(self.media.clone()));
+        let mut webhook = crate::http::Webhook::new(&cfg.webhook, plan.domain, plan.line.channel_secret.clone(), registry.clone(), line.clone());
+        let outbox = match (self.relay, &spool, &line) {
+            (Some(relay), Some(spool), Some(line)) => {
+                // Its followers' answers go into its own store, mailed by its own worker.
+                webhook = webhook.with_answers(spool.store().clone());
+                Some(start_outbox(cfg, relay, spool, line, &registry, &plan.metrics, self.stop.clone()))
             }
-        },
-    };
-    let registry = Arc::new(match db {
-        None => Registry::open(&dir).map_err(|e| dir_error(e.to_string()))?,
-        Some(db) => Registry::open_postgres_channel(db.clone(), name)
-            .await
-            .map_err(|e| start(format!("channel {name}: cannot open the follower registry in PostgreSQL ({}): {e}", db.target())))?,
-    });
-    let gateway = Arc::new(Gateway::new(template.clone(), mode, Some(registry.clone()), metrics.clone()).with_media(media.clone()));
-    let webhook = Arc::new(crate::http::Webhook::new(&cfg.webhook, &ch.domain, ch.line.channel_secret.clone(), registry.clone(), line.clone()));
-    let rule = crate::smtp::channels::Lane {
-        name: name.to_owned(),
+            _ => None,
+        };
+        let name = plan.name.to_owned();
+        Ok(Lane { name, line, spool, runner, registry, gateway, webhook_path: plan.webhook_path, webhook: Arc::new(webhook), metrics: plan.metrics, outbox })
+    }
+
+    /// How the channel's mail reaches LINE: logged only in a dry run, pushed at once in direct
+    /// mode, else through its own spool, whose runner is returned for the shutdown. The one
+    /// place a spool is started, for the unnamed channel and each of `[[channels]]`.
+    async fn delivery(&self, plan: &Plan<'_>, line: Option<LineClient>) -> Result<(Mode, Option<Spool>, Option<crate::spool::Runner>), Error> {
+        let cfg = self.cfg;
+        let Some(client) = line else { return Ok((Mode::DryRun, None, None)) };
+        if cfg.delivery.mode == DeliveryMode::Direct {
+            // Direct mode keeps no jobs: on PostgreSQL only the follower registry lives there.
+            return Ok((Mode::Direct(client), None, None));
+        }
+        let mut settings = SpoolSettings::from_config(&cfg.delivery, plan.quota);
+        (settings.push_per_second, settings.multicast_per_second) = plan.rates;
+        // Answers from LINE find their mail by what the spool keeps of it.
+        settings.keep_threads = cfg.replies.enabled();
+        let store = super::stores::open_spool_store(cfg, self.db, self.node, plan.name, &plan.dir).await?;
+        let (spool, runner) = Spool::start_with_store(store, client, settings, Arc::new(crate::delivery::HeldPacker), plan.metrics.clone());
+        let (who, workers, rate) = (plan.who(), cfg.delivery.worker_count(), plan.rates.0);
+        match self.db {
+            None => info!(target: LOG_TARGET, "{who}spool at {} with {workers} workers, {rate} pushes/s", plan.dir.display()),
+            Some(_) => info!(target: LOG_TARGET, "{who}spool in PostgreSQL with {workers} workers, {rate} pushes/s; claims last {} s", cfg.storage.lease_secs),
+        }
+        Ok((Mode::Spool(spool.clone()), Some(spool), Some(runner)))
+    }
+}
+
+/// The channel's LINE client, its token kept (and renewed) in its directory; it pushes, replies
+/// on the webhook, and fetches answers' photos, all with the channel's own token.
+fn line_client(plan: &Plan<'_>) -> Result<LineClient, Error> {
+    let who = plan.who();
+    let credentials = Credentials::from_config(plan.line).map_err(|e| start(format!("{who}{e}")))?;
+    info!(target: LOG_TARGET, "{who}LINE API at {} with {}", plan.line.api_base_url, credentials.describe());
+    let token_store = Some(plan.dir.join(crate::line::token::TOKEN_FILE));
+    Ok(LineClient::new(&plan.line.api_base_url, credentials, Duration::from_secs(plan.line.timeout_secs), token_store)
+        .map_err(|e| start(format!("{who}{e}")))?
+        .with_data_base_url(&plan.line.api_data_base_url)
+        .with_metrics(plan.metrics.clone()))
+}
+
+/// What the SMTP session needs to know of a channel of `[[channels]]` to pick it for a recipient.
+fn channel_rule(ch: &crate::config::Channel, registry: &Arc<Registry>) -> crate::smtp::channels::Lane {
+    crate::smtp::channels::Lane {
+        name: ch.name.clone(),
         domain: ch.domain.clone(),
         users: ch.users.clone(),
         aliases: crate::smtp::alias_recipients(&ch.aliases),
         alias_access: ch.alias_access.clone(),
         directory: Some(registry.clone() as Arc<dyn Directory>),
-    };
-    info!(target: LOG_TARGET, "channel {name}: <LINE id>@{}{}, webhook POST /webhook/{name}", ch.domain, match ch.users.is_empty() {
-        true => String::new(),
-        false => format!(" for logins {}", ch.users.join(", ")),
-    });
-    Ok(Lane { name: name.to_owned(), line, spool, runner, registry, gateway, webhook, metrics, rule })
+    }
 }
 
 /// TLS, the client allowlist, AUTH users and per-address limits from `[smtp]`.
@@ -446,17 +503,17 @@ async fn reload_on_sighup(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<
     }
 }
 
-/// Starts the worker that mails followers' answers (`[replies]`): the relay client from the
-/// settings, the answers kept in the spool's store.
-fn start_outbox(
-    cfg: &Config,
-    spool: &Spool,
-    line: &LineClient,
-    registry: &Arc<Registry>,
-    metrics: &Arc<Metrics>,
-    stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, Error> {
+/// `[replies]`' relay, one for the gateway (every channel's answers are mailed through it, from
+/// the same address); `None` when answers are off, or in a dry run (then nothing is stored).
+fn replies_relay(cfg: &Config, dry_run: bool) -> Result<Option<crate::replies::Relay>, Error> {
     let r = &cfg.replies;
+    if !r.enabled() {
+        return Ok(None);
+    }
+    if dry_run {
+        info!(target: LOG_TARGET, "dry run: answers from LINE are not stored or mailed");
+        return Ok(None);
+    }
     let url = r.relay_url.as_ref().ok_or_else(|| start("replies.relay was not checked (a bug: please report it)"))?;
     let password = (!r.password.is_empty()).then(|| r.password.clone());
     let relay = crate::replies::Relay::new(url, &r.username, password, &cfg.smtp.domain).map_err(start)?;
@@ -466,43 +523,44 @@ fn start_outbox(
         r.from,
         if r.to.is_empty() { String::new() } else { format!("; answers to no mail go to {}", r.to) }
     );
+    Ok(Some(relay))
+}
+
+/// Starts the worker that mails one channel's followers' answers (`[replies]`): the answers
+/// its webhook keeps in its spool's store, the files fetched with its client, its series.
+fn start_outbox(
+    cfg: &Config,
+    relay: &crate::replies::Relay,
+    spool: &Spool,
+    line: &LineClient,
+    registry: &Arc<Registry>,
+    metrics: &Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let outbox = crate::replies::outbox::Outbox {
         store: spool.store().clone(),
         line: line.clone(),
-        relay,
+        relay: relay.clone(),
         registry: registry.clone(),
         metrics: metrics.clone(),
-        settings: r.clone(),
+        settings: cfg.replies.clone(),
         dead_retention: cfg.delivery.dead_retention_parsed,
         keep_events: Duration::from_millis(crate::http::webhook::EVENT_ID_RETENTION_MS as u64),
     };
-    Ok(outbox.spawn(stop))
+    outbox.spawn(stop)
 }
 
-/// Binds `[http] listen` and serves the webhook and monitoring until `stop`; logs
-/// `HTTP listening on ADDR`.
+/// Binds `[http] listen` and serves the webhooks (one per channel: path and handler) and
+/// monitoring until `stop`; logs `HTTP listening on ADDR`.
 async fn start_http(
     cfg: &Config,
-    registry: Arc<Registry>,
-    line: Option<LineClient>,
-    answers: Option<crate::spool::store::Store>,
-    lanes: &[Lane],
+    hooks: Vec<(String, Arc<crate::http::Webhook>)>,
     monitor: Arc<Monitor>,
     media: Option<Arc<crate::media::Media>>,
     stop: watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let listener = listen(cfg.http.listen).await.map_err(|source| Error::Listen { addr: cfg.http.listen, key: "http.listen", source })?;
     let addr = listener.local_addr().map_err(|source| Error::System { what: "the HTTP listener's address", source })?;
-    let mut hook = crate::http::Webhook::new(&cfg.webhook, &cfg.smtp.domain, cfg.line.channel_secret.clone(), registry, line);
-    if let Some(store) = answers {
-        hook = hook.with_answers(store);
-    }
-    let hook = Arc::new(hook);
-    // With `[[channels]]`: one webhook per channel, each with its secret, registry and client.
-    let hooks = match lanes.is_empty() {
-        true => vec![(cfg.webhook.path.clone(), hook)],
-        false => lanes.iter().map(|l| (format!("/webhook/{}", l.name), l.webhook.clone())).collect(),
-    };
     let paths: Vec<String> = hooks.iter().map(|(p, _)| p.clone()).collect();
     let app = crate::http::router_for_channels(hooks, monitor, media, cfg.http.max_concurrent_requests);
     let limits = cfg.http.limits();

@@ -9,6 +9,7 @@
 //! writes a heartbeat. The CLI attaches to the database as it is: it migrates nothing, releases
 //! nobody's claims (the gateways are running), and says so when no gateway created the tables.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::Error;
@@ -37,26 +38,38 @@ pub async fn connect(cfg: &Config, node: &str) -> Result<Option<Database>, Error
     Ok(Some(db))
 }
 
-/// `serve`'s spool store: SQLite under `storage.dir`, or PostgreSQL as node `node` with claims
-/// of `[storage] lease_secs` (migrating the schema first).
-pub async fn open_spool_store(cfg: &Config, db: Option<&Database>, node: &str) -> Result<Store, Error> {
+/// `serve`'s spool store of one LINE channel (`channel`: its name, `""` for the unnamed `[line]`
+/// one): SQLite under `dir` (`storage.dir`, or the channel's own directory), or the channel's
+/// rows in PostgreSQL as node `node` with claims of `[storage] lease_secs` (migrating the schema
+/// first).
+pub async fn open_spool_store(cfg: &Config, db: Option<&Database>, node: &str, channel: &str, dir: &Path) -> Result<Store, Error> {
     match db {
-        None => Store::open(&cfg.storage.dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: cfg.storage.dir.clone() }),
-        Some(db) => Store::open_postgres_with_lease(db.clone(), node, cfg.storage.lease())
+        None => Store::open(dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: dir.to_owned() }),
+        Some(db) => Store::open_postgres_with_lease_channel(db.clone(), node, channel, cfg.storage.lease())
             .await
-            .map_err(|e| Error::Start(format!("cannot open the spool in PostgreSQL ({}): {e}", db.target()))),
+            .map_err(|e| Error::Start(format!("{}cannot open the spool in PostgreSQL ({}): {e}", whose(channel), db.target()))),
     }
 }
 
-/// `serve`'s follower registry: SQLite under `storage.dir`, or PostgreSQL.
-pub async fn open_registry(cfg: &Config, db: Option<&Database>) -> Result<Arc<Registry>, Error> {
+/// `serve`'s follower registry of one LINE channel, as [`open_spool_store`]: SQLite under `dir`,
+/// or the channel's rows in PostgreSQL.
+pub async fn open_registry(db: Option<&Database>, channel: &str, dir: &Path) -> Result<Arc<Registry>, Error> {
     let registry = match db {
-        None => Registry::open(&cfg.storage.dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: cfg.storage.dir.clone() })?,
-        Some(db) => Registry::open_postgres(db.clone())
+        None => Registry::open(dir).map_err(|e| Error::StorageDir { reason: e.to_string(), dir: dir.to_owned() })?,
+        Some(db) => Registry::open_postgres_channel(db.clone(), channel)
             .await
-            .map_err(|e| Error::Start(format!("cannot open the follower registry in PostgreSQL ({}): {e}", db.target())))?,
+            .map_err(|e| Error::Start(format!("{}cannot open the follower registry in PostgreSQL ({}): {e}", whose(channel), db.target())))?,
     };
     Ok(Arc::new(registry))
+}
+
+/// What a message about a channel's store starts with: nothing for the unnamed channel (its
+/// messages read as before channels existed), else `channel <name>: `.
+pub fn whose(channel: &str) -> String {
+    match channel {
+        "" => String::new(),
+        name => format!("channel {name}: "),
+    }
 }
 
 /// `--channel NAME` for `queue`, `quota` and `followers`: points `cfg` at that channel's store

@@ -14,6 +14,9 @@
 //!
 //! How a recipient picks its channel is decided by `smtp::channels` (pure); here the
 //! configuration is refused when that choice could be ambiguous, naming both entries.
+//!
+//! `[replies]` stays one gateway-wide table (one relay, one `from` and `to`); what it needs of a
+//! channel (its `channel_secret`, for the webhook its answers arrive on) is checked per entry.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -162,12 +165,6 @@ impl Config {
                 "with [[channels]], aliases belong to a channel (LINE ids differ between channels): move them into that channel's `aliases` table".into(),
             ));
         }
-        if self.replies.enabled() {
-            p.push((
-                "replies.relay".to_owned(),
-                "answers from LINE are not mailed back for [[channels]] yet; leave replies.relay empty, or serve one channel with [line] only".into(),
-            ));
-        }
         let key = |i: usize, field: &str| format!("channels[{i}].{field}");
         for (i, ch) in self.channels.iter_mut().enumerate() {
             if !valid_name(&ch.name) {
@@ -185,6 +182,23 @@ impl Config {
             }
             let prefix = format!("channels[{i}].");
             p.extend(ch.line.validate(serve).into_iter().map(|(k, m)| (k.replacen("line.", &prefix, 1), m)));
+            // `[replies]` is gateway-wide, so every channel's followers may answer: each answer
+            // arrives on its channel's webhook, which refuses every event without the secret.
+            // An error here, not a warning as for the unnamed channel: among several channels
+            // one without its secret is a forgotten line, and its answers would be lost unseen.
+            if serve && self.replies.enabled() && ch.line.channel_secret.is_empty() {
+                p.push((
+                    key(i, "channel_secret"),
+                    format!(
+                        "is required with replies.relay: answers from channel {:?} arrive on its webhook /webhook/{}, which refuses every event without it; \
+                         set channel_secret(_file), ${} or the systemd credential {}",
+                        ch.name,
+                        ch.name,
+                        env_var("LINE_CHANNEL_SECRET", &ch.name),
+                        credential_name(crate::credentials::LINE_CHANNEL_SECRET, &ch.name)
+                    ),
+                ));
+            }
             if ch.rates.0 == 0 {
                 p.push((key(i, "max_requests_per_second"), "must be at least 1".into()));
             }

@@ -323,7 +323,8 @@ impl Config {
             }
         }
         // Answers arrive by the webhook, which refuses every event without the channel secret.
-        if self.replies.enabled() && self.line.channel_secret.is_empty() {
+        // (With `[[channels]]`, a channel without its secret is a configuration error instead.)
+        if self.replies.enabled() && self.line.channel_secret.is_empty() && self.channels.is_empty() {
             w.push(
                 "replies.relay is set but line.channel_secret is not: the webhook refuses every LINE event, so no answer can arrive; \
                  set line.channel_secret (or $LINE_CHANNEL_SECRET)"

@@ -848,6 +848,38 @@ fn ambiguous_channels_name_both_entries_with_their_lines() {
     assert!(e.contains("c.toml:15: channels[0].aliases.bad: alias \"bad\": \"x\" is not a LINE id"), "{e}");
 }
 
+/// `[replies]` with `[[channels]]`: one gateway-wide table, and each channel needs its own
+/// secret, for the webhook its followers' answers arrive on.
+#[test]
+fn replies_with_channels_need_each_channels_secret() {
+    let hash = crate::smtp::auth::hash_password("pw").unwrap();
+    // Lines: the head is 13 lines; channel a is lines 14-18, channel b starts on line 19.
+    let text = format!(
+        "[smtp]\ndomain = \"t.example\"\nauth = \"optional\"\nallow_plaintext_auth_on_loopback = true\n[[smtp.users]]\nname = \"a\"\npassword_hash = \"{hash}\"\n\
+         [[smtp.users]]\nname = \"b\"\npassword_hash = \"{hash}\"\n[replies]\nrelay = \"smtp://127.0.0.1:25\"\nfrom = \"line@example.com\"\n\
+         [[channels]]\nname = \"a\"\nusers = [\"a\"]\nchannel_access_token = \"x\"\nchannel_secret = \"secret-a\"\n\
+         [[channels]]\nname = \"shop-b\"\nusers = [\"b\"]\nchannel_access_token = \"y\"\n"
+    );
+    let e = Config::parse(&text, "c.toml", Purpose::Serve, &no_env).unwrap_err().to_string();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with("c.toml:19: channels[1].channel_secret: is required with replies.relay"), "{e}");
+    assert!(e.contains("/webhook/shop-b") && e.contains("$LINE_CHANNEL_SECRET_SHOP_B") && e.contains("shop-b-line-channel-secret"), "{e}");
+    assert!(!e.contains("secret-a"), "{e}");
+    // Its secret from its variable: accepted, the relay gateway-wide, no warning about [line]'s secret.
+    let env = |k: &str| (k == "LINE_CHANNEL_SECRET_SHOP_B").then(|| "secret-b".to_owned());
+    let c = Config::parse(&text, "c.toml", Purpose::Serve, &env).unwrap();
+    assert!(c.replies.enabled() && c.replies.relay_url.is_some());
+    assert_eq!(c.channels[1].line.channel_secret.expose(), "secret-b");
+    assert!(c.warnings().iter().all(|w| !w.contains("replies")), "{:?}", c.warnings());
+    // A dry run stores no answers: the secret is not required there.
+    assert!(Config::parse(&text, "c.toml", Purpose::DryRun, &no_env).is_ok());
+    // The other [replies] checks still apply, under replies.*.
+    let e = Config::parse(&text.replace("from = \"line@example.com\"\n", ""), "c.toml", Purpose::Serve, &env).unwrap_err().to_string();
+    assert!(e.contains("replies.from: is required with replies.relay"), "{e}");
+    let e = Config::parse(&text.replace("[replies]\n", "[delivery]\nmode = \"direct\"\n[replies]\n"), "c.toml", Purpose::Serve, &env).unwrap_err().to_string();
+    assert!(e.contains("replies.relay: answers from LINE need the spool"), "{e}");
+}
+
 #[test]
 fn storage_url_and_its_password() {
     let dir = tempfile::tempdir().unwrap();

@@ -33,7 +33,9 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Monitor {
     metrics: Arc<Metrics>,
     spool: Option<Spool>,
-    registry: Arc<Registry>,
+    /// `None` for the gateway's own monitor with `[[channels]]` ([`Monitor::of_channels`]):
+    /// each channel has its registry, and the unnamed channel has none.
+    registry: Option<Arc<Registry>>,
     /// `None` in a dry run.
     line: Option<LineClient>,
     /// `[[channels]]`: each channel's own monitor (its series, spool, registry and client),
@@ -43,7 +45,14 @@ pub struct Monitor {
 
 impl Monitor {
     pub fn new(metrics: Arc<Metrics>, spool: Option<Spool>, registry: Arc<Registry>, line: Option<LineClient>) -> Monitor {
-        Monitor { metrics, spool, registry, line, channels: Vec::new() }
+        Monitor { metrics, spool, registry: Some(registry), line, channels: Vec::new() }
+    }
+
+    /// The gateway's own monitor with `[[channels]]`: its series (SMTP, HTTP) only, no store or
+    /// client of its own; the channels are added with [`Monitor::with_channel`] and are what
+    /// `/readyz` checks.
+    pub fn of_channels(metrics: Arc<Metrics>) -> Monitor {
+        Monitor { metrics, spool: None, registry: None, line: None, channels: Vec::new() }
     }
 
     /// Adds a LINE channel of `[[channels]]`: `/readyz` checks it too (its problems named by
@@ -103,9 +112,9 @@ impl Monitor {
             Some(spool) => spool.store_ready().await.map_err(|e| format!("the spool cannot store mail ({e})")),
             // Inline on both backends: one short local statement on SQLite (as the webhook's
             // writes are), one pooled network round trip on PostgreSQL.
-            None => self.registry.probe_async().await.map_err(|e| format!("the follower registry cannot be written ({e})")),
+            None => self.registry.as_ref()?.probe_async().await.map_err(|e| format!("the follower registry cannot be written ({e})")),
         };
-        let hint = if self.registry.is_postgres() {
+        let hint = if self.registry.as_ref().is_some_and(|r| r.is_postgres()) {
             "check that PostgreSQL (storage.url) is up and reachable from this host; mail is answered 451 meanwhile"
         } else {
             "free disk space on storage.dir or fix its permissions"

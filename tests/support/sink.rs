@@ -33,6 +33,31 @@ pub struct Transaction {
     pub tls: bool,
 }
 
+impl Transaction {
+    /// The data as the mail it is (dot-stuffing undone).
+    pub fn unstuffed(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.len());
+        for line in self.data.split_inclusive(|&b| b == b'\n') {
+            out.extend_from_slice(line.strip_prefix(b".").unwrap_or(line));
+        }
+        out
+    }
+}
+
+/// A top-level header's value in the mail `raw`, unfolded, read from the bytes (what a mail
+/// client reads); `""` when there is none.
+pub fn header(raw: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    unfolded
+        .split("\r\n")
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// How the sink behaves beyond plain recording.
 #[derive(Clone, Default)]
 pub struct Options {
