@@ -524,6 +524,9 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 // The run
 
+/// A restart slower than this prints the gateway's start-up log (to find out why).
+const SLOW_RESTART: Duration = Duration::from_secs(5);
+
 /// Where each gateway listens now (new port after each restart) and whether to give up.
 struct Shared {
     smtp: Mutex<Vec<SocketAddr>>,
@@ -694,7 +697,14 @@ fn killer(
             shared.abort.store(true, Ordering::SeqCst);
             return (gateways, kills, restarts, Some(format!("gateway {node} did not restart after kill {kills}: {e}")));
         }
-        restarts.push(down.elapsed());
+        let took = down.elapsed();
+        restarts.push(took);
+        if took >= SLOW_RESTART {
+            // What the gateway did while it started: its start-up log since the restart.
+            let logs = gw.logs();
+            let since = logs.rfind("---- restart ----").map_or("", |i| &logs[i..]);
+            eprintln!("chaos: gateway {node} took {took:?} to listen after kill {kills}; its start-up log:\n{since}");
+        }
         shared.smtp.lock().unwrap()[node] = gw.smtp;
     }
 }
