@@ -366,6 +366,34 @@ async fn restart_makes_unattempted_jobs_due() {
     assert_eq!(store.due(now_ms() + 1, 10).await.unwrap().len(), 1);
 }
 
+/// A claim this node lost track of (its commit landed after the restarted process released
+/// its claims; a scan met a job whose attempt was still finishing) is taken back by the scan,
+/// which passes what it has in hand, instead of waiting for the lease to run out; another
+/// node's claim is not.
+#[tokio::test]
+async fn a_scan_takes_back_this_nodes_claims_that_are_not_in_hand() {
+    let Some(t) = database().await else { return };
+    let a = Store::open_postgres(connect(&t, "node-a").await, "node-a").await.unwrap();
+    let b = Store::open_postgres(connect(&t, "node-b").await, "node-b").await.unwrap();
+    let ids = a.insert(vec![job(1), job(2)]).await.unwrap();
+    let other = b.insert(vec![job(3)]).await.unwrap();
+    let now = now_ms() + 1;
+    assert!(a.due(now, 10).await.unwrap().is_empty(), "claimed, and the plain scan leaves claims to their lease");
+    let back: Vec<_> = a.due_excluding(now, 10, &ids[..1]).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(back, ids[1..].to_vec(), "its own claim not in hand, not the one in hand nor node-b's");
+    assert!(b.due_excluding(now, 10, &[]).await.unwrap().iter().all(|j| j.id == other[0]), "node-a's claims stay node-a's");
+    // On SQLite a scan only reads (no claims): the same call is the plain scan.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        Store::open(dir.path()).unwrap().insert(vec![job(1), job(2)]).await.unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap(); // a restart: both due
+    let all: Vec<_> = store.due(now_ms() + 1, 10).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(all.len(), 2);
+    let excluding: Vec<_> = store.due_excluding(now_ms() + 1, 10, &all[..1]).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(excluding, all);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scenarios of src/spool/answers.rs, on both backends.
 

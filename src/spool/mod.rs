@@ -874,13 +874,15 @@ async fn scanner(inner: Arc<Inner>) {
             last_purge = Some(Instant::now());
             purge_dead_letters(&inner).await;
         }
-        // On SQLite a scan only reads (the jobs in flight come back and are skipped below).
-        let limit = match inner.store.claims() {
-            true => inner.claim_budget(),
-            false => policy::MAX_SCAN,
+        // On SQLite a scan only reads (the jobs in flight come back and are skipped below). On
+        // PostgreSQL it claims, up to the claim budget, and passes what is in hand so that this
+        // node's own claims not in hand are taken back (`PgStore::due`).
+        let (limit, in_hand) = match inner.store.claims() {
+            true => (inner.claim_budget(), inner.inflight.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()),
+            false => (policy::MAX_SCAN, Vec::new()),
         };
         if !inner.quota.is_paused() && limit > 0 {
-            match inner.store.due(store::now_ms(), limit).await {
+            match inner.store.due_excluding(store::now_ms(), limit, &in_hand).await {
                 Ok(jobs) => {
                     let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
                     let mut sent = HashSet::new();

@@ -270,20 +270,30 @@ impl PgStore {
     /// Pending jobs due at `now`, claimed for this node (see the module doc); oldest first.
     /// The chain rule of [`super::store::due`] holds: a job waits while an earlier job of the
     /// same mail to the same target is pending, whoever has claimed it.
-    pub(super) async fn due(&self, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
+    /// Claims the pending jobs due at `now` whose lease has run out or that nobody claimed. With
+    /// `in_hand` (the scanner's jobs in flight in this process), also this node's own claims
+    /// that are not in hand: they were claimed and then lost track of, e.g. by a process killed
+    /// while its last commit was on its way (it lands after the restarted process released its
+    /// claims), or by a scan that met a job whose attempt was still finishing. Without this they
+    /// would wait for the lease to run out.
+    pub(super) async fn due(&self, now: i64, limit: usize, in_hand: Option<&[JobId]>) -> Result<Vec<Job>, StoreError> {
         let client = self.client().await?;
+        let (own, in_hand): (bool, Vec<i64>) = match in_hand {
+            Some(ids) => (true, ids.to_vec()),
+            None => (false, Vec::new()),
+        };
         let rows = client
             .query(
                 &format!(
                     "UPDATE jobs SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
                        SELECT id FROM jobs j WHERE channel = $5 AND state = 'pending' AND next_at <= $3 \
-                       AND (lease_until IS NULL OR lease_until <= $3) \
+                       AND (lease_until IS NULL OR lease_until <= $3 OR ($6 AND claimed_by = $1 AND NOT (id = ANY($7)))) \
                        AND NOT EXISTS (SELECT 1 FROM jobs e WHERE e.channel = j.channel AND e.mail_id = j.mail_id AND e.target = j.target \
                                        AND e.id < j.id AND e.state = 'pending') \
                        ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
                      RETURNING {COLUMNS}"
                 ),
-                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch()],
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch(), &own, &in_hand],
             )
             .await
             .map_err(|e| self.err("claiming due jobs", e))?;
