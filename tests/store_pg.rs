@@ -366,32 +366,25 @@ async fn restart_makes_unattempted_jobs_due() {
     assert_eq!(store.due(now_ms() + 1, 10).await.unwrap().len(), 1);
 }
 
-/// A claim this node lost track of (its commit landed after the restarted process released
-/// its claims; a scan met a job whose attempt was still finishing) is taken back by the scan,
-/// which passes what it has in hand, instead of waiting for the lease to run out; another
-/// node's claim is not.
+/// A claim under this node's name made before this process opened the store is a previous
+/// process's (its commit landed after the restart released the claims): the scan takes it at
+/// once instead of after the lease. A claim this process made, or another node's, it leaves.
 #[tokio::test]
-async fn a_scan_takes_back_this_nodes_claims_that_are_not_in_hand() {
+async fn a_scan_takes_the_claims_of_this_nodes_previous_process() {
     let Some(t) = database().await else { return };
-    let a = Store::open_postgres(connect(&t, "node-a").await, "node-a").await.unwrap();
+    let before = Store::open_postgres(connect(&t, "node-a").await, "node-a").await.unwrap();
+    let now = Store::open_postgres(connect(&t, "node-a").await, "node-a").await.unwrap();
     let b = Store::open_postgres(connect(&t, "node-b").await, "node-b").await.unwrap();
-    let ids = a.insert(vec![job(1), job(2)]).await.unwrap();
-    let other = b.insert(vec![job(3)]).await.unwrap();
-    let now = now_ms() + 1;
-    assert!(a.due(now, 10).await.unwrap().is_empty(), "claimed, and the plain scan leaves claims to their lease");
-    let back: Vec<_> = a.due_excluding(now, 10, &ids[..1]).await.unwrap().iter().map(|j| j.id).collect();
-    assert_eq!(back, ids[1..].to_vec(), "its own claim not in hand, not the one in hand nor node-b's");
-    assert!(b.due_excluding(now, 10, &[]).await.unwrap().iter().all(|j| j.id == other[0]), "node-a's claims stay node-a's");
-    // On SQLite a scan only reads (no claims): the same call is the plain scan.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        Store::open(dir.path()).unwrap().insert(vec![job(1), job(2)]).await.unwrap();
-    }
-    let store = Store::open(dir.path()).unwrap(); // a restart: both due
-    let all: Vec<_> = store.due(now_ms() + 1, 10).await.unwrap().iter().map(|j| j.id).collect();
-    assert_eq!(all.len(), 2);
-    let excluding: Vec<_> = store.due_excluding(now_ms() + 1, 10, &all[..1]).await.unwrap().iter().map(|j| j.id).collect();
-    assert_eq!(excluding, all);
+    // The previous process's commit, landing now: claimed under node-a a moment before the
+    // restart (its lease counted from then).
+    let old = before.insert(vec![job(1)]).await.unwrap();
+    let admin = t.admin().await;
+    admin.execute("UPDATE jobs SET lease_until = lease_until - 60000 WHERE id = $1", &[&old[0]]).await.unwrap();
+    let mine = now.insert(vec![job(2)]).await.unwrap();
+    let others = b.insert(vec![job(3)]).await.unwrap();
+    let taken: Vec<_> = now.due(now_ms() + 1, 10).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(taken, old, "the previous process's claim, not this one's ({mine:?}) nor node-b's ({others:?})");
+    assert!(b.due(now_ms() + 1, 10).await.unwrap().is_empty(), "node-a's claims stay node-a's until their lease");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("migrations/001_initial.sql") },
     Migration { version: 2, name: "rate_shares", sql: include_str!("migrations/002_rate_shares.sql") },
+    Migration { version: 3, name: "jobs_chain_pending", sql: include_str!("migrations/003_jobs_chain_pending.sql") },
 ];
 
 /// The `pg_advisory_lock` key the migrating node holds: "m2l_migr" in ASCII, so that it does

@@ -42,6 +42,12 @@ use error::{percent_decoded, url_password, Redactor};
 /// PostgreSQL's default `max_connections` (100) then leaves room for several nodes.
 pub const POOL_SIZE: usize = 16;
 
+/// Connections kept apart for the heartbeat and the rate share (`nodes.rs`): with the main pool
+/// busy with mail, a heartbeat waiting for a connection would come late, the other gateways
+/// would stop counting this one, and it would have to drop to 1 request/s (`spool/share.rs`).
+/// Two, so that one slow round does not hold up another channel's.
+pub const CONTROL_POOL_SIZE: usize = 2;
+
 /// How long a new connection may take (TCP, TLS and login), unless the URL sets
 /// `connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,6 +60,8 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    /// The heartbeat's own connections ([`Database::control_client`]).
+    control: Pool,
     /// `host:port/db` as `user`, for messages; never the password.
     target: Arc<str>,
     /// The `application_name`, which also names this gateway's health row.
@@ -109,22 +117,26 @@ impl Database {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let target: Arc<str> = describe(&config, &user).into();
-        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
-        let manager = if config.get_ssl_mode() == SslMode::Require {
-            Manager::from_config(config, tls()?, manager_config)
-        } else {
+        if config.get_ssl_mode() != SslMode::Require {
             config.ssl_mode(SslMode::Disable);
-            Manager::from_config(config, tokio_postgres::NoTls, manager_config)
+        }
+        let pool_of = |size: usize| -> Result<Pool, PgError> {
+            let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+            let manager = match config.get_ssl_mode() {
+                SslMode::Require => Manager::from_config(config.clone(), tls()?, manager_config),
+                _ => Manager::from_config(config.clone(), tokio_postgres::NoTls, manager_config),
+            };
+            Pool::builder(manager)
+                .max_size(size)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(WAIT_TIMEOUT))
+                .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
+                .recycle_timeout(Some(Duration::from_secs(5)))
+                .build()
+                .map_err(|e| PgError::Url { reason: redactor.text(e) })
         };
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(WAIT_TIMEOUT))
-            .create_timeout(Some(CONNECT_TIMEOUT + Duration::from_secs(1)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| PgError::Url { reason: redactor.text(e) })?;
-        let db = Database { pool, target, app_name: app_name.into(), redactor: Arc::new(redactor) };
+        let (pool, control) = (pool_of(POOL_SIZE)?, pool_of(CONTROL_POOL_SIZE)?);
+        let db = Database { pool, control, target, app_name: app_name.into(), redactor: Arc::new(redactor) };
         // The first connection: proves the URL, the login and the database, then the promise.
         let client = db.client().await.map_err(|e| match e {
             // The pool's Unreachable and Refused already say it; a login refused gets its user.
@@ -145,6 +157,16 @@ impl Database {
                 target: self.target.to_string(),
                 reason: format!("no connection within the time allowed ({kind:?}: all {POOL_SIZE} in use, or the server does not answer)"),
             },
+            other => PgError::Unreachable { target: self.target.to_string(), reason: self.redactor.text(other) },
+        })
+    }
+
+    /// A connection for the heartbeat and the rate share, from a small pool of its own
+    /// ([`CONTROL_POOL_SIZE`]): never queued behind the mail's statements.
+    pub async fn control_client(&self) -> Result<Client, PgError> {
+        use deadpool_postgres::PoolError;
+        self.control.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => self.driver_error(&e, None),
             other => PgError::Unreachable { target: self.target.to_string(), reason: self.redactor.text(other) },
         })
     }

@@ -41,7 +41,7 @@ impl Database {
 
     /// Records that `node_id` is alive now (the database's clock).
     pub async fn heartbeat(&self, node_id: &str) -> Result<(), PgError> {
-        let client = self.client().await?;
+        let client = self.control_client().await?;
         client
             .execute(
                 &format!(
@@ -59,7 +59,7 @@ impl Database {
     /// rate limit a node may take is the limit divided by this. 0 before any heartbeat (the
     /// caller counts at least itself).
     pub async fn live_nodes(&self, within_ms: i64) -> Result<u32, PgError> {
-        let client = self.client().await?;
+        let client = self.control_client().await?;
         let row = client
             .query_one(&format!("SELECT count(*) FROM nodes WHERE last_seen >= {DB_NOW_MS} - $1"), &[&within_ms])
             .await
@@ -73,7 +73,7 @@ impl Database {
     /// *other* live nodes sharing `channel` acknowledged ([`Database::acknowledge_share`]);
     /// None when no other live node shares it.
     pub async fn share_round(&self, node_id: &str, channel: &str, within_ms: i64) -> Result<(u32, Option<u32>), PgError> {
-        let client = self.client().await?;
+        let client = self.control_client().await?;
         let row = client
             .query_one(
                 &format!(
@@ -90,7 +90,7 @@ impl Database {
     /// Records that `node_id` now sends no more than its share of `channel`'s limit among
     /// `counted` nodes: a node joining them waits for this from every other one.
     pub async fn acknowledge_share(&self, node_id: &str, channel: &str, counted: u32) -> Result<(), PgError> {
-        let client = self.client().await?;
+        let client = self.control_client().await?;
         let counted = i32::try_from(counted).unwrap_or(i32::MAX);
         client
             .execute(
@@ -135,7 +135,7 @@ impl Database {
     /// Removes `node_id`'s heartbeat: a gateway that stops cleanly is no longer counted, so the
     /// others take its share of the rate limit at once instead of after the live window.
     pub async fn leave(&self, node_id: &str) -> Result<(), PgError> {
-        let client = self.client().await?;
+        let client = self.control_client().await?;
         client
             // One statement, so the node's acknowledgements go with its heartbeat.
             .execute("WITH shares AS (DELETE FROM rate_shares WHERE node_id = $1) DELETE FROM nodes WHERE node_id = $1", &[&node_id])

@@ -121,6 +121,9 @@ struct Inner {
     ready: mpsc::UnboundedSender<Job>,
     /// Jobs handed to workers and not yet finished: the scanner must not hand them out again.
     inflight: Mutex<HashSet<JobId>>,
+    /// Jobs a scan claimed (PostgreSQL) while they were still in flight: handed to the workers
+    /// again when their worker finishes ([`Inner::finish`]).
+    requeue: Mutex<HashMap<JobId, Job>>,
     /// Fresh follow-up jobs, keyed by the job that must finish first (same mail and target).
     /// Only a fast path: the store's `due` query enforces the same order after a restart or
     /// when the predecessor went through a retry the scanner picked up.
@@ -202,6 +205,7 @@ impl Spool {
             store,
             ready,
             inflight: Mutex::new(HashSet::new()),
+            requeue: Mutex::new(HashMap::new()),
             held: Mutex::new(HashMap::new()),
             quota: Quota::default(),
             stop: watch::channel(false).0,
@@ -372,7 +376,14 @@ impl Inner {
     }
 
     fn finish(&self, id: JobId) {
-        self.inflight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        let mut inflight = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        inflight.remove(&id);
+        // Claimed again by a scan meanwhile (see `scanner`): it is due, and this node's.
+        if let Some(job) = self.requeue.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+            if !self.stopping() && inflight.insert(id) {
+                let _ = self.ready.send(job);
+            }
+        }
     }
 
     /// `id` is done or dead: the next request of its chain may go.
@@ -875,21 +886,30 @@ async fn scanner(inner: Arc<Inner>) {
             purge_dead_letters(&inner).await;
         }
         // On SQLite a scan only reads (the jobs in flight come back and are skipped below). On
-        // PostgreSQL it claims, up to the claim budget, and passes what is in hand so that this
-        // node's own claims not in hand are taken back (`PgStore::due`).
-        let (limit, in_hand) = match inner.store.claims() {
-            true => (inner.claim_budget(), inner.inflight.lock().unwrap_or_else(|e| e.into_inner()).iter().copied().collect()),
-            false => (policy::MAX_SCAN, Vec::new()),
+        // PostgreSQL it claims, up to the claim budget.
+        let limit = match inner.store.claims() {
+            true => inner.claim_budget().min(policy::CLAIM_BATCH),
+            false => policy::MAX_SCAN,
         };
+        let mut full = false;
         if !inner.quota.is_paused() && limit > 0 {
-            match inner.store.due_excluding(store::now_ms(), limit, &in_hand).await {
+            match inner.store.due(store::now_ms(), limit).await {
                 Ok(jobs) => {
+                    // A full batch of claims: there may be more, and room for them.
+                    full = inner.store.claims() && jobs.len() == limit && limit == policy::CLAIM_BATCH;
                     let mut inflight = inner.inflight.lock().unwrap_or_else(|e| e.into_inner());
                     let mut sent = HashSet::new();
+                    let claims = inner.store.claims();
                     for job in jobs {
                         if inflight.insert(job.id) {
                             sent.insert(job.id);
                             let _ = inner.ready.send(job);
+                        } else if claims {
+                            // Claimed again while its last attempt was finishing: the attempt
+                            // recorded a retry that is due already, and its worker has not let go
+                            // yet. This claim is now the job's; it goes when the worker lets go
+                            // (`Inner::finish`), rather than after the lease.
+                            inner.requeue.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id, job);
                         }
                     }
                     drop(inflight);
@@ -902,6 +922,9 @@ async fn scanner(inner: Arc<Inner>) {
                 }
                 Err(e) => warn!("spool scan failed: {e}"),
             }
+        }
+        if full {
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(inner.settings.scan_interval) => {}

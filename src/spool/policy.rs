@@ -84,6 +84,11 @@ pub const CLAIM_AHEAD: Duration = Duration::from_secs(2);
 /// The most due jobs one scan takes: memory stays bounded however long the backlog.
 pub const MAX_SCAN: usize = 10_000;
 
+/// The most jobs one claiming statement takes on PostgreSQL: the rows stay locked until the
+/// statement commits, and a statement claiming thousands held them (and the workers finishing
+/// theirs) for seconds. A scan that took a full batch asks again at once.
+pub const CLAIM_BATCH: usize = 500;
+
 /// How many due jobs a scan may claim on PostgreSQL, with `in_flight` in hand and the limiters
 /// at `per_second` requests a second: [`CLAIM_AHEAD`]'s worth less what is in hand, up to
 /// [`MAX_SCAN`] (0: do not ask). A claim keeps its jobs from the other gateways for the lease; a

@@ -639,20 +639,7 @@ impl Store {
     /// Pending jobs due at `now` ([`due`]). On PostgreSQL they are also claimed for this node
     /// until `now` + the lease, so that no other node gets them meanwhile.
     pub async fn due(&self, now: i64, limit: usize) -> Result<Vec<Job>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.due(now, limit).await,
-            Backend::Postgres(p) => p.due(now, limit, None).await,
-        }
-    }
-
-    /// As [`Store::due`], for the scanner, which has `in_hand` in flight: on PostgreSQL this
-    /// node's own claims that are not in hand are due as well (claims lost track of, see
-    /// `PgStore::due`).
-    pub async fn due_excluding(&self, now: i64, limit: usize, in_hand: &[JobId]) -> Result<Vec<Job>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(s) => s.due(now, limit).await,
-            Backend::Postgres(p) => p.due(now, limit, Some(in_hand)).await,
-        }
+        dispatch!(self.due(now, limit))
     }
 
     /// `(pending, dead)` ([`counts`]).
