@@ -385,6 +385,14 @@ async fn a_scan_takes_the_claims_of_this_nodes_previous_process() {
     let taken: Vec<_> = now.due(now_ms() + 1, 10).await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(taken, old, "the previous process's claim, not this one's ({mine:?}) nor node-b's ({others:?})");
     assert!(b.due(now_ms() + 1, 10).await.unwrap().is_empty(), "node-a's claims stay node-a's until their lease");
+    // Answers alike: one claimed by node-a's previous process a minute ago, one by this one.
+    assert!(before.store_answer(answer("E-old", "U1")).await.unwrap());
+    assert!(now.store_answer(answer("E-new", "U2")).await.unwrap());
+    assert_eq!(before.due_answers(now_ms(), 10).await.unwrap().len(), 2, "both claimed under node-a");
+    admin.execute("UPDATE answers SET lease_until = lease_until - 60000 WHERE event_id = 'E-old'", &[]).await.unwrap();
+    let taken: Vec<String> = now.due_answers(now_ms(), 10).await.unwrap().into_iter().map(|a| a.event_id).collect();
+    assert_eq!(taken, vec!["E-old".to_owned()], "the previous process's claim only");
+    assert!(b.due_answers(now_ms(), 10).await.unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -388,20 +388,22 @@ impl PgStore {
     }
 
     /// Pending answers due at `now`, claimed for this node like jobs, so two nodes never mail
-    /// one answer at once; oldest first.
+    /// one answer at once; oldest first. As [`PgStore::due`], the claims of this node's
+    /// previous process are taken too.
     pub(super) async fn due_answers(&self, now: i64, limit: usize) -> Result<Vec<Answer>, StoreError> {
         let client = self.client().await?;
+        let before_me = self.opened_at.saturating_add(self.lease_ms);
         let rows = client
             .query(
                 &format!(
                     "UPDATE answers SET claimed_by = $1, lease_until = $2 WHERE id IN ( \
                        SELECT id FROM answers WHERE channel = $5 AND state = 'pending' AND next_at <= $3 \
-                       AND (lease_until IS NULL OR lease_until <= $3) \
+                       AND (lease_until IS NULL OR lease_until <= $3 OR (claimed_by = $1 AND lease_until < $6)) \
                        ORDER BY next_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
                      RETURNING {}",
                     super::answers::COLUMNS
                 ),
-                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch()],
+                &[&self.node.as_ref(), &self.lease_until(now), &now, &(limit as i64), &self.ch(), &before_me],
             )
             .await
             .map_err(|e| self.err("claiming due answers", e))?;
