@@ -112,6 +112,12 @@ async fn a_gateway_on_postgres_delivers_once_and_keeps_its_state_in_the_database
         assert!(start.elapsed() < Duration::from_secs(10), "sent_keys: {:?}", texts(&db, "SELECT retry_key FROM sent_keys").await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The counts are summed in memory and written every 250 ms (`spool/counts_pg.rs`): later
+    // than the delivery's own commit, by up to a busy machine's delay.
+    while texts(&db, "SELECT key FROM usage WHERE kind = 'target'").await.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no usage row written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(texts(&db, "SELECT key FROM usage WHERE kind = 'target'").await, [to.clone()]);
     assert_eq!(texts(&db, "SELECT node_id FROM nodes").await, ["node-a"]);
     assert!(texts(&db, "SELECT state FROM jobs").await.is_empty(), "a delivered job is gone");
