@@ -115,7 +115,7 @@ impl Settings {
         }
         if !self.node.is_empty() {
             if let Err(why) = check_node(&self.node) {
-                p.push(("storage.node".to_owned(), why));
+                p.push(("storage.node".to_owned(), why.to_string()));
             }
         }
         p
@@ -152,13 +152,22 @@ impl Settings {
     }
 }
 
-/// Why a `[storage] node` cannot name a gateway.
-fn check_node(node: &str) -> Result<(), String> {
+/// Why a `[storage] node` cannot name a gateway (said after the key's name).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeNameError {
+    #[error("is {0} bytes long; at most {MAX_NODE_LEN}")]
+    TooLong(usize),
+    #[error("may hold only letters, digits, '-', '_' and '.' (e.g. \"mx1\")")]
+    BadCharacter,
+}
+
+/// Whether `node` can name a gateway in the `nodes` table and in claims.
+fn check_node(node: &str) -> Result<(), NodeNameError> {
     if node.len() > MAX_NODE_LEN {
-        return Err(format!("is {} bytes long; at most {MAX_NODE_LEN}", node.len()));
+        return Err(NodeNameError::TooLong(node.len()));
     }
     if !node.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err("may hold only letters, digits, '-', '_' and '.' (e.g. \"mx1\")".into());
+        return Err(NodeNameError::BadCharacter);
     }
     Ok(())
 }

@@ -160,11 +160,11 @@ impl Outbox {
         let expired = expired(answer.created_at, now, self.settings.max_age_parsed);
         let body = match self.body(&message, expired).await {
             Ok(body) => body,
-            Err(reason) => {
+            Err(not_yet) => {
                 let next_at = now + backoff(answer.attempts).as_millis() as i64;
-                warn!(answer = answer.id, "replies: {reason}; will try again");
+                warn!(answer = answer.id, "replies: {not_yet}; will try again");
                 self.metrics.answer("retried");
-                return self.record(&answer, AnswerUpdate::Retry { next_at, error: reason }).await;
+                return self.record(&answer, AnswerUpdate::Retry { next_at, error: not_yet.to_string() }).await;
             }
         };
         let display_name = self.display_name(event.source.as_ref(), &answer.chat).await;
@@ -256,7 +256,7 @@ impl Outbox {
     /// The mail's text and files. `Err` when a file could not be fetched yet and the answer is
     /// not past `max_age`: the whole answer waits and is tried again. Past it, the mail goes
     /// without the file and says so.
-    async fn body(&self, message: &MessageContent, expired: bool) -> Result<Body, String> {
+    async fn body(&self, message: &MessageContent, expired: bool) -> Result<Body, NotFetchedYet> {
         // `kind` names the file for `attachment_name`; `what` is the word in the text.
         let (kind, what, id, provider, file_name) = match message {
             MessageContent::Text { text, .. } => return Ok(Body { text: text.clone(), attachments: Vec::new() }),
@@ -299,9 +299,18 @@ impl Outbox {
                 text: format!("[{what} not attached: it could not be fetched from LINE within [replies] max_age ({e}); open LINE to see it]"),
                 attachments: Vec::new(),
             }),
-            Err(ContentError::Retry(e)) => Err(format!("cannot fetch the {what} from LINE: {e}")),
+            Err(ContentError::Retry(e)) => Err(NotFetchedYet { what, reason: e.to_string() }),
         }
     }
+}
+
+/// A file of the answer that LINE could not give yet (a network error, 5xx, 429): the whole
+/// answer waits and is tried again, until `max_age`.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot fetch the {what} from LINE: {reason}")]
+struct NotFetchedYet {
+    what: &'static str,
+    reason: String,
 }
 
 /// A mail's text and files.
