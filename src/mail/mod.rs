@@ -647,6 +647,12 @@ pub(crate) mod tests {
         assert_eq!(notice.text, text);
     }
 
+    /// Parses `raw` and checks that the notice is `text` and nothing else: every other field
+    /// (subject, sender, attachments, priority, …) is left empty.
+    fn assert_only_text(raw: &[u8], text: &str) {
+        assert_eq!(parse(raw), Notice { text: text.to_string(), ..Notice::default() });
+    }
+
     /// Parses `raw` and checks the notice's text and the attachments it lists.
     fn assert_text_and_listed(raw: &[u8], text: &str, attachments: &[(&str, &str, usize)]) {
         let notice = parse(raw);
@@ -1182,14 +1188,7 @@ pub(crate) mod tests {
 
     #[test]
     fn missing_headers_leave_fields_empty() {
-        let notice = parse(b"\r\nJust a body\r\nsecond line\r\n");
-        assert_eq!(
-            notice,
-            Notice {
-                text: "Just a body\nsecond line".to_string(),
-                ..Notice::default()
-            }
-        );
+        assert_only_text(b"\r\nJust a body\r\nsecond line\r\n", "Just a body\nsecond line");
     }
 
     #[test]
@@ -1268,14 +1267,7 @@ pub(crate) mod tests {
     #[test]
     fn garbage_bytes_become_replacement_text() {
         // No header/body split and invalid UTF-8 still reach LINE as something readable.
-        let notice = parse(b"no headers here\xff");
-        assert_eq!(
-            notice,
-            Notice {
-                text: "no headers here\u{FFFD}".to_string(),
-                ..Notice::default()
-            }
-        );
+        assert_only_text(b"no headers here\xff", "no headers here\u{FFFD}");
     }
 
     #[test]
