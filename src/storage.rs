@@ -11,6 +11,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Builds a struct from a row whose columns are its fields, in order: `from_columns!(row, Job {
+/// id, mail_id, state => State::parse, … })` reads column 0 into `id`, 1 into `mail_id`, and
+/// passes column 2 through `State::parse`. `from_columns!(row?, …)` is for rusqlite, whose
+/// `get` returns a `Result` (the expression then returns early on its error, like `?`).
+///
+/// Why a macro: the spool's rows (jobs, answers) are read from SQLite and from PostgreSQL, with
+/// the fields in the order of a `COLUMNS` list. Counting the column here means a field added to
+/// the list and the struct cannot be read from its neighbour's column, and the four readers say
+/// only what differs between them: the conversions.
+macro_rules! from_columns {
+    ($row:ident ?, $ty:ident { $($field:ident $(=> $conv:expr)?),* $(,)? }) => {{
+        let mut column = 0usize;
+        $ty { $($field: {
+            let value = $row.get(column)?;
+            column += 1;
+            $crate::storage::from_columns!(@convert value $(, $conv)?)
+        }),* }
+    }};
+    ($row:ident, $ty:ident { $($field:ident $(=> $conv:expr)?),* $(,)? }) => {{
+        let mut column = 0usize;
+        $ty { $($field: {
+            let value = $row.get(column);
+            column += 1;
+            $crate::storage::from_columns!(@convert value $(, $conv)?)
+        }),* }
+    }};
+    (@convert $value:ident) => { $value };
+    (@convert $value:ident, $conv:expr) => { ($conv)($value) };
+}
+pub(crate) use from_columns;
+
 /// Why one of the SQLite files in `storage.dir` (the spool, the follower registry) could not do
 /// what was asked. Both stores share it (as `spool::store::StoreError` and
 /// `followers::RegistryError`), since they fail the same way. The text is for logs; it never

@@ -1,9 +1,9 @@
 //! The spool's store on both backends (issue #21): every scenario below runs once on SQLite
 //! (`Store::open`) and once on PostgreSQL (`Store::open_postgres`, a database of the throwaway
-//! cluster of `tests/support/postgres.rs`), through the public `Store` API. They are the unit
-//! tests of `src/spool/store.rs` and `src/spool/answers.rs` that do not look at SQLite's own
-//! files (those stay there); where a scenario changes a row behind the store's back, it does so
-//! in SQL on either database ([`Raw`]).
+//! cluster of `tests/support/postgres.rs`), through the public `Store` API. They are the
+//! scenarios of `src/spool/store.rs` and `src/spool/answers.rs`, kept here only (their unit
+//! tests keep what only SQLite's own files show); where a scenario changes a row behind the
+//! store's back, it does so in SQL on either database ([`Raw`]).
 //!
 //! Then what only several nodes on one PostgreSQL can show: `due` never hands a job to two
 //! nodes, a dead node's job goes to another after its lease with the same retry key, two nodes
@@ -444,11 +444,14 @@ async fn a_pushed_mail_is_found_by_its_quoted_message_and_as_the_chats_last_mail
         store.update(ids[0], 1000, done(&["111", "112"])).await.unwrap();
         store.update(ids[1], 2000, done(&["221"])).await.unwrap();
         store.update(ids[2], 3000, done(&["331"])).await.unwrap();
+        // Both ids of mail a lead to it (two ids, one mail: the newest, which is a).
         assert_eq!(quoted(&store, "U1", "112", 0).await, Some(thread(1)));
         assert_eq!(quoted(&store, "U1", "221", 0).await, Some(thread(2)));
+        // Only in the chat it was pushed to, and only within the window.
         assert_eq!(quoted(&store, "U2", "111", 0).await, None);
         assert_eq!(quoted(&store, "U1", "111", 1001).await, None);
         assert_eq!(quoted(&store, "U1", "", 0).await, None);
+        // The last mail to U1 up to a time; U2's mail kept no thread ([replies] was off).
         assert_eq!(last_to_chat(&store, "U1", 0, 5000).await, Some(thread(2)));
         assert_eq!(last_to_chat(&store, "U1", 0, 1500).await, Some(thread(1)));
         assert_eq!(last_to_chat(&store, "U1", 2001, 5000).await, None);
@@ -478,6 +481,7 @@ async fn a_multicast_is_remembered_per_recipient_without_ids() {
 #[tokio::test]
 async fn a_coalesced_request_maps_its_ids_to_its_mails_in_order() {
     on_both(|store, raw| async move {
+        // Two mails held and sealed into one request (the job carries both mail ids).
         let ids = store.insert(vec![threaded_job("a", "U1", 1, true), threaded_job("b", "U1", 2, true)]).await.unwrap();
         raw.exec("UPDATE jobs SET mail_id = 'a,b' WHERE id = ?1", Some(ids[1])).await;
         store.update(ids[1], 1000, done(&["1", "2"])).await.unwrap();

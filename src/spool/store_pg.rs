@@ -38,6 +38,7 @@ use super::store::{
 };
 use super::counts_pg::Counts;
 use crate::pg::{Database, PgError};
+use crate::storage::from_columns;
 
 /// The PostgreSQL backend of [`super::store::Store`]; cheap to clone.
 #[derive(Clone)]
@@ -68,42 +69,26 @@ fn uint(n: i32) -> u32 {
     u32::try_from(n).unwrap_or(0)
 }
 
+#[allow(unused_assignments)] // the column counter's last step
 fn row_to_job(r: &Row) -> Job {
-    Job {
-        id: r.get(0),
-        mail_id: r.get(1),
-        path: r.get(2),
-        body: r.get(3),
-        retry_key: r.get(4),
-        target: r.get(5),
-        sender: r.get(6),
-        state: State::parse(r.get(7)),
-        attempts: uint(r.get(8)),
-        created_at: r.get(9),
-        first_attempt_at: r.get(10),
-        next_at: r.get(11),
-        ambiguous: r.get(12),
-        last_error: r.get(13),
-        chat: r.get(14),
-        recipients: uint(r.get(15)),
-        mails: uint(r.get(16)),
-    }
+    from_columns!(r, Job {
+        id, mail_id, path, body, retry_key, target, sender,
+        state => State::parse,
+        attempts => uint,
+        created_at, first_attempt_at, next_at, ambiguous, last_error, chat,
+        recipients => uint,
+        mails => uint,
+    })
 }
 
+#[allow(unused_assignments)] // the column counter's last step
 fn row_to_answer(r: &Row) -> Answer {
-    Answer {
-        id: r.get(0),
-        event_id: r.get(1),
-        chat: r.get(2),
-        event: r.get(3),
-        at: r.get(4),
-        state: AnswerState::parse(r.get(5)),
-        attempts: uint(r.get(6)),
-        created_at: r.get(7),
-        next_at: r.get(8),
-        last_error: r.get(9),
-        sent_to: r.get(10),
-    }
+    from_columns!(r, Answer {
+        id, event_id, chat, event, at,
+        state => AnswerState::parse,
+        attempts => uint,
+        created_at, next_at, last_error, sent_to,
+    })
 }
 
 fn row_to_thread(r: &Row) -> Thread {
