@@ -24,7 +24,7 @@ use serde_json::json;
 use support::gateway::{code, user, GatewayProcess, Options, DOMAIN};
 use support::sink::{header, Sink};
 use support::standin::{Behaviour, Recorded, StandIn};
-use support::webhook::{callback, sign_with, Message, Sender};
+use support::webhook::{callback, post_to, sign_with, Message, Sender};
 use tokio::task::block_in_place;
 
 const PASSWORD: &str = "channel-test-password";
@@ -206,16 +206,7 @@ fn follow(user_id: &str, event_id: &str) -> Vec<u8> {
 
 async fn post(gw: &GatewayProcess, path: &str, body: Vec<u8>, secret: &str) -> u16 {
     let signature = sign_with(secret, &body);
-    reqwest::Client::new()
-        .post(format!("http://{}{path}", gw.http.unwrap()))
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-line-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    post_to(gw, path, body, Some(signature), "application/json; charset=utf-8").await.0
 }
 
 /// `mail2line followers list --channel NAME` against the running gateway's configuration.

@@ -9,8 +9,6 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Mechanism;
 use lettre::transport::smtp::client::Tls;
@@ -20,6 +18,7 @@ use support::gateway::{addr, code, user, GatewayProcess, Options, SECRET};
 use support::keys::{TestKey, CHANNEL_ID, KID};
 use support::standin::StandIn;
 use support::tls::{client, hash_password, make_cert, tls_params};
+use support::webhook::{post_to, sign, sign_with};
 use tokio::task::block_in_place;
 
 const PASSWORD: &str = "smtp-pw-91f3e0-horse";
@@ -38,12 +37,6 @@ fn send(t: &SmtpTransport, n: u32) -> u16 {
         Ok(r) => r.code().to_string().parse().unwrap(),
         Err(e) => code(&e).unwrap_or(0),
     }
-}
-
-fn signature(body: &[u8], secret: &str) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Every string that must not appear, with a label for the failure message. Long secrets also
@@ -127,26 +120,10 @@ async fn no_secret_in_the_logs_of_a_full_run_or_in_check_config() {
         }]
     }))
     .unwrap();
-    let webhook = format!("http://{}/webhook", gw.http.unwrap());
-    let http = reqwest::Client::new();
-    let signed = http
-        .post(&webhook)
-        .header("content-type", "application/json")
-        .header("x-line-signature", signature(&body, SECRET))
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed.status().as_u16(), 200);
-    let forged = http
-        .post(&webhook)
-        .header("content-type", "application/json")
-        .header("x-line-signature", signature(&body, "not-the-secret"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(forged.status().as_u16(), 401);
+    let signed = post_to(&gw, "/webhook", body.clone(), Some(sign(&body)), "application/json").await;
+    assert_eq!(signed.0, 200);
+    let forged = post_to(&gw, "/webhook", body.clone(), Some(sign_with("not-the-secret", &body)), "application/json").await;
+    assert_eq!(forged.0, 401);
     line.wait_for(1, Duration::from_secs(30)).await;
 
     // Reload, then stop.

@@ -7,13 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use mail2line::followers::{Kind, Registry};
 use serde_json::{json, Value};
 use support::gateway::{addr, user, GatewayProcess, Options, SECRET, TOKEN};
 use support::spec::Spec;
 use support::standin::StandIn;
+use support::webhook::{post as post_signed, post_to, sign};
 use tokio::task::block_in_place;
 
 /// The bot's own user id (`destination`).
@@ -41,13 +40,6 @@ fn ts(offset_ms: i64) -> i64 {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
         now - now % 1000 - 3_600_000
     }) + offset_ms
-}
-
-/// LINE's signature, computed here with hmac directly (not with the gateway's code).
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 fn user_source(id: &str) -> Value {
@@ -95,20 +87,9 @@ fn callback(events: Vec<Value>) -> Vec<u8> {
 
 /// POSTs `body` to the webhook; `signature` None sends no header.
 async fn post(gw: &GatewayProcess, body: Vec<u8>, signature: Option<String>, content_type: &str) -> (u16, String) {
-    let url = format!("http://{}/webhook", gw.http.expect("the gateway logged its HTTP address"));
-    let mut req = reqwest::Client::new().post(url).header("content-type", content_type).body(body);
-    if let Some(sig) = signature {
-        req = req.header("x-line-signature", sig);
-    }
-    let resp = req.send().await.expect("webhook request");
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    post_to(gw, "/webhook", body, signature, content_type).await
 }
 
-async fn post_signed(gw: &GatewayProcess, body: Vec<u8>) -> (u16, String) {
-    let sig = sign(&body);
-    post(gw, body, Some(sig), "application/json; charset=utf-8").await
-}
 
 fn welcome(name: &str, address: &str) -> String {
     format!("Hello {name}! Mail sent to {address} reaches you here on LINE.")

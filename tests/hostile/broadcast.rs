@@ -10,11 +10,11 @@
 use std::time::Duration;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use tokio::task::block_in_place;
 
-use crate::support::gateway::{user, GatewayProcess, Options, DOMAIN, SECRET, TOKEN};
+use crate::support::gateway::{user, GatewayProcess, Options, DOMAIN, TOKEN};
+use crate::support::webhook::{post_to, sign};
 use crate::support::raw::Raw;
 use crate::support::standin::{Recorded, StandIn};
 use crate::support::tls::hash_password;
@@ -71,19 +71,9 @@ async fn follow(gw: &GatewayProcess, ids: &[String]) {
         })
         .collect();
     let body = serde_json::to_vec(&json!({"destination": "Uf0000000000000000000000000000b07", "events": events})).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let url = format!("http://{}/webhook", gw.http.expect("the gateway logged its HTTP address"));
-    let resp = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-line-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook request");
-    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap_or_default());
+    let signature = sign(&body);
+    let (status, text) = post_to(gw, "/webhook", body, Some(signature), "application/json").await;
+    assert_eq!(status, 200, "{text}");
 }
 
 /// Milliseconds since the epoch: recent events, whatever the window for old ones becomes.

@@ -8,14 +8,13 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use mail2line::followers::Registry;
 use serde_json::json;
 use tokio::task::block_in_place;
 
-use crate::support::gateway::{addr, user, GatewayProcess, Options, SECRET, TOKEN};
+use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use crate::support::standin::StandIn;
+use crate::support::webhook::{post_to, sign};
 
 /// Generous: only the gateway's limits can close a trickling connection, however long we wait.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -67,9 +66,9 @@ fn trickle_until(flood: &mut [Slow], done: impl Fn(&[Slow]) -> bool) -> bool {
     false
 }
 
-fn signed_follow(id: &str) -> (Vec<u8>, String) {
+fn follow(id: &str) -> Vec<u8> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-    let body = serde_json::to_vec(&json!({
+    serde_json::to_vec(&json!({
         "destination": "U0000000000000000000000000000b0t0",
         "events": [{
             "type": "follow", "mode": "active", "timestamp": now, "webhookEventId": "01HFLOODFOLLOW000000000001",
@@ -77,10 +76,7 @@ fn signed_follow(id: &str) -> (Vec<u8>, String) {
             "replyToken": "rt-flood", "follow": {"isUnblocked": false},
         }]
     }))
-    .unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    (body, base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,16 +113,10 @@ async fn slow_clients_are_cut_and_do_not_starve_the_webhook() {
     let mut flood: Vec<Slow> = (0..100).map(|_| Slow::open(http)).collect();
     block_in_place(|| flood.iter_mut().for_each(Slow::trickle));
     let follower = user(77);
-    let (body, signature) = signed_follow(&follower);
-    let answer = reqwest::Client::new()
-        .post(format!("http://{http}/webhook"))
-        .header("content-type", "application/json")
-        .header("x-line-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("the webhook call got through the flood");
-    assert_eq!(answer.status(), 200);
+    let body = follow(&follower);
+    let signature = sign(&body);
+    let (status, _) = post_to(&gw, "/webhook", body, Some(signature), "application/json").await;
+    assert_eq!(status, 200, "the webhook call did not get through the flood");
     let registry = Registry::open_existing(&gw.dir.path().join("data")).unwrap();
     assert!(registry.is_active(&follower).unwrap(), "the follow was not registered");
     // A normal mail during the flood reaches LINE.

@@ -5,14 +5,13 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use mail2line::followers::Registry;
 use serde_json::{json, Value};
 use tokio::task::block_in_place;
 
-use crate::support::gateway::{addr, user, GatewayProcess, Options, SECRET, TOKEN};
+use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use crate::support::standin::StandIn;
+use crate::support::webhook::{post_to, sign};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -34,19 +33,8 @@ fn event(kind: &str, id: &str, user_id: &str, ts: i64) -> Value {
 
 async fn post(gw: &GatewayProcess, events: Vec<Value>) -> u16 {
     let body = serde_json::to_vec(&json!({"destination": "U0000000000000000000000000000b0t0", "events": events})).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    reqwest::Client::new()
-        .post(format!("http://{}/webhook", gw.http.unwrap()))
-        .header("content-type", "application/json")
-        .header("x-line-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    let signature = sign(&body);
+    post_to(gw, "/webhook", body, Some(signature), "application/json").await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

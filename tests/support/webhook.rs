@@ -221,16 +221,20 @@ pub fn sign_with(secret: &str, body: &[u8]) -> String {
 /// POSTs `body`, signed, to the gateway's webhook (`/webhook`) as LINE does; the answer's
 /// status and text.
 pub async fn post(gw: &GatewayProcess, body: Vec<u8>) -> (u16, String) {
-    let url = format!("http://{}/webhook", gw.http.expect("the gateway logged its HTTP address"));
     let signature = sign(&body);
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json; charset=utf-8")
-        .header("x-line-signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("webhook request");
+    post_to(gw, "/webhook", body, Some(signature), "application/json; charset=utf-8").await
+}
+
+/// POSTs `body` to `path` of the gateway's HTTP listener with `signature` as
+/// `x-line-signature` (None: no header, as a forger might) and `content_type`; the answer's
+/// status and text. The one webhook poster of the tests, for bodies LINE would not send too.
+pub async fn post_to(gw: &GatewayProcess, path: &str, body: Vec<u8>, signature: Option<String>, content_type: &str) -> (u16, String) {
+    let url = format!("http://{}{path}", gw.http.expect("the gateway logged its HTTP address"));
+    let mut request = reqwest::Client::new().post(url).header("content-type", content_type).body(body);
+    if let Some(signature) = signature {
+        request = request.header("x-line-signature", signature);
+    }
+    let response = request.send().await.expect("webhook request");
     let status = response.status().as_u16();
     (status, response.text().await.unwrap_or_default())
 }
