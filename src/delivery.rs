@@ -29,15 +29,14 @@ use tracing::{info, warn};
 
 use crate::compose::template::Template;
 use crate::compose::text::MAX_MESSAGES_PER_REQUEST;
-use crate::compose::{self, Hosted, Outbound};
+use crate::compose::{self, Outbound};
 use crate::envelope::Recipient;
 use crate::followers::Registry;
-use crate::line::message::{ImageMessage, Message};
 use crate::line::outcome::RetryReason;
-use crate::line::request::{path, Body, Endpoint, Request};
+use crate::line::request::{path, Body, Endpoint};
 use crate::line::{LineClient, Outcome};
 use crate::mail;
-use crate::media::{self, Kind, Media};
+use crate::media::{self, Media};
 use crate::spool::coalesce::Admission;
 use crate::spool::answers::Thread;
 use crate::metrics::Metrics;
@@ -157,7 +156,7 @@ impl Gateway {
             let outbound = compose::compose(&self.template, notice, &mail.rcpts, None);
             return Ok(Composed { outbound, media: Vec::new() });
         };
-        let (hosted, stored) = host(m, std::mem::take(&mut notice.attachments)).await.map_err(|e| media_refusal(&e))?;
+        let (hosted, stored) = media::host(m, std::mem::take(&mut notice.attachments)).await.map_err(|e| media_refusal(&e))?;
         Ok(Composed { outbound: compose::compose(&self.template, notice, &mail.rcpts, Some(hosted)), media: stored })
     }
 
@@ -446,133 +445,16 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
     }
 }
 
-/// Packs a chat's held requests into as few as LINE's limits allow (`spool::store::Packer`):
-/// reads each held body back into its messages and hands them to `compose::pack`.
+/// Packs a chat's held requests into as few as LINE's limits allow: the spool's
+/// `spool::store::Packer` (a trait, so that the store's sealing is tested with plain packers),
+/// done by `compose::pack_bodies`.
 pub struct HeldPacker;
 
 impl Packer for HeldPacker {
     fn pack(&self, bodies: &[&str]) -> Result<Vec<Sealed>, PackError> {
-        #[derive(serde::Deserialize)]
-        struct Held {
-            to: serde_json::Value,
-            messages: Vec<Message>,
-        }
-        let mut endpoint = None;
-        let mut mails = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let held: Held = serde_json::from_str(body).map_err(|e| format!("held request unreadable: {e}"))?;
-            if endpoint.is_none() {
-                endpoint = Some(match held.to {
-                    serde_json::Value::String(to) => Endpoint::Push { to },
-                    serde_json::Value::Array(ids) => {
-                        Endpoint::Multicast { to: ids.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect() }
-                    }
-                    _ => return Err(PackError("held request without a recipient".into())),
-                });
-            }
-            mails.push(held.messages);
-        }
-        let Some(endpoint) = endpoint else { return Ok(Vec::new()) };
-        Ok(crate::compose::pack(&mails)
-            .into_iter()
-            .map(|r| Sealed { body: Body::of(&Request { endpoint: endpoint.clone(), messages: r.messages }).to_json(), parts: r.mails })
-            .collect())
+        let packed = compose::pack_bodies(bodies).map_err(|e| PackError(e.to_string()))?;
+        Ok(packed.into_iter().map(|(body, parts)| Sealed { body, parts }).collect())
     }
-}
-
-/// Stores the images (original and, when over 1 MB, a preview) and, with `serve_attachments`,
-/// the other attachments up to `max_attachment_bytes`: the images are read and converted on the
-/// blocking pool (CPU), then every file of the mail is stored in one call, durable on return
-/// (files fsync'd, or one PostgreSQL commit). An error means some file could not be made
-/// durable, and none is kept. Returns what `compose` needs and every file stored, to delete
-/// them if the mail is refused after all.
-async fn host(m: &Media, attachments: Vec<mail::Attachment>) -> Result<(Hosted, Vec<String>), media::MediaError> {
-    let m2 = m.clone();
-    let planned = tokio::task::spawn_blocking(move || plan(&m2, attachments))
-        .await
-        .map_err(|e| media::MediaError::Task(e.to_string()))?;
-    // The mail's files in its order (as they were always stored), and where each goes.
-    let mut files: Vec<(Vec<u8>, Kind)> = Vec::new();
-    let mut slots = Vec::with_capacity(planned.len());
-    for p in planned {
-        match p {
-            Planned::Image { original, preview } => {
-                let at = files.len();
-                files.push((original.bytes, original.kind));
-                let preview = preview.map_or(at, |p| {
-                    files.push((p.bytes, p.kind));
-                    at + 1
-                });
-                slots.push(Slot::Image { original: at, preview });
-            }
-            Planned::Other { attachment, stored_as } => {
-                // Copied: the attachment is also listed by name and size.
-                let link = stored_as.map(|kind| {
-                    files.push((attachment.data.clone(), kind));
-                    files.len() - 1
-                });
-                slots.push(Slot::Other { attachment, link });
-            }
-        }
-    }
-    let stored = m.store.put_all(files).await?;
-    let url = |i: usize| m.url(stored.get(i).map_or("", String::as_str));
-    let mut hosted = Hosted::default();
-    for slot in slots {
-        match slot {
-            Slot::Image { original, preview } => {
-                hosted.images.push(ImageMessage { original_content_url: url(original), preview_image_url: url(preview) });
-            }
-            Slot::Other { attachment, link } => {
-                hosted.listed.push(attachment);
-                hosted.links.push(link.map(url));
-            }
-        }
-    }
-    Ok((hosted, stored))
-}
-
-/// What one attachment becomes, before anything is stored.
-enum Planned {
-    /// An image message: its original and, when over 1 MB, a preview.
-    Image { original: media::image::Encoded, preview: Option<media::image::Encoded> },
-    /// Listed by name and size; with a download link when stored (as this kind).
-    Other { attachment: mail::Attachment, stored_as: Option<Kind> },
-}
-
-/// An attachment's place in the mail, with the indexes of its stored files.
-enum Slot {
-    Image { original: usize, preview: usize },
-    Other { attachment: mail::Attachment, link: Option<usize> },
-}
-
-/// Reads and converts the images (CPU: on the blocking pool) and decides which other
-/// attachments are stored for download.
-fn plan(m: &Media, attachments: Vec<mail::Attachment>) -> Vec<Planned> {
-    let mut planned = Vec::with_capacity(attachments.len());
-    for a in attachments {
-        let prepared = media::image::prepare(&a.data, &m.decoding);
-        if let Err(why) = &prepared {
-            if let Some(warning) = why.warning() {
-                warn!(attachment = ?a.name, bytes = a.data.len(), "{warning}");
-            }
-        }
-        if let Ok(prepared) = prepared {
-            planned.push(Planned::Image { original: prepared.original, preview: prepared.preview });
-            continue;
-        }
-        let stored_as = if m.serve_attachments && a.data.len() as u64 <= m.max_attachment_bytes {
-            // Not an image we could read, whatever its header says: a download, not a picture.
-            Some(match Kind::of_content_type(&a.content_type) {
-                k if k.is_image() => Kind::Binary,
-                k => k,
-            })
-        } else {
-            None
-        };
-        planned.push(Planned::Other { attachment: a, stored_as });
-    }
-    planned
 }
 
 /// The transient reply when the media files of a mail cannot be stored.
@@ -736,28 +618,6 @@ mod tests {
             let series = format!("mail2line_mails_rejected_total{{reason=\"{}\"}} 0\n", r.as_str());
             assert!(text.contains(&series), "{series} missing:\n{text}");
         }
-    }
-
-    #[test]
-    fn held_bodies_are_packed_into_one_request_to_the_same_recipients() {
-        let text = |t: &str| Message::Text(crate::line::message::TextMessage { text: t.into(), emojis: Vec::new() });
-        let body = |endpoint: Endpoint, t: &str| Body::of(&Request { endpoint, messages: vec![text(t)] }).to_json();
-        let users = vec![format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32))];
-        let multi = |t| body(Endpoint::Multicast { to: users.clone() }, t);
-        let held = [multi("Disk full\n\nweb-1"), multi("Disk full\n\nweb-2")];
-        let sealed = HeldPacker.pack(&[&held[0], &held[1]]).unwrap();
-        assert_eq!(sealed.len(), 1);
-        assert_eq!(sealed[0].parts, [0, 1]);
-        let v: serde_json::Value = serde_json::from_str(&sealed[0].body).unwrap();
-        assert_eq!(v["to"], serde_json::json!(users));
-        let bubble = v["messages"][0]["text"].as_str().unwrap();
-        assert_eq!(bubble, format!("Disk full\n\nweb-1{}Disk full\n\nweb-2", crate::compose::pack::DIVIDER));
-        // A push stays a push.
-        let to = users[0].clone();
-        let push = body(Endpoint::Push { to: to.clone() }, "x");
-        let v: serde_json::Value = serde_json::from_str(&HeldPacker.pack(&[&push]).unwrap()[0].body).unwrap();
-        assert_eq!(v["to"], serde_json::json!(to));
-        assert!(HeldPacker.pack(&["not json"]).is_err());
     }
 
     #[test]

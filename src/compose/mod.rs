@@ -25,7 +25,7 @@ pub use attachments::{attachment_list, human_size, with_attachment_list};
 pub use batch::batches;
 pub use body::{body_messages, body_messages_with_list};
 pub use outbound::{compose, Hosted, Outbound};
-pub use pack::{pack, PackedRequest};
+pub use pack::{pack, pack_bodies, HeldBodyError, PackedRequest};
 pub use settings::Settings;
 pub use template::{Template, TemplateError, DEFAULT_TEMPLATE};
 pub use text::{to_messages, TextMessages};

@@ -6,8 +6,12 @@
 //! that is text of an earlier mail and the two fit in one message (5,000 UTF-16 units, 20
 //! emoji), with [`DIVIDER`] between them; every other bubble keeps its place, and the bubbles
 //! go out five to a request, in order. Nothing is dropped. Pure, no I/O.
+//!
+//! The spool keeps held mail as the request bodies they would have been sent as;
+//! [`pack_bodies`] reads them back, packs them and writes the packed requests' bodies.
 
 use crate::line::message::{Emoji, Message, TextMessage};
+use crate::line::request::{Body, Endpoint, Request};
 use super::split::utf16_len;
 use super::text::{MAX_EMOJI_PER_TEXT, MAX_MESSAGES_PER_REQUEST, MAX_TEXT_UTF16};
 
@@ -101,6 +105,47 @@ fn join(prev: &mut TextMessage, prev_len: usize, next: &TextMessage, next_len: u
     // LINE's emoji index is the UTF-16 offset of the `$` in the whole text.
     prev.emojis.extend(next.emojis.iter().map(|e| Emoji { index: e.index + shift, ..e.clone() }));
     Some(len)
+}
+
+/// Why held request bodies could not be packed (the spool then leaves them held and logs it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeldBodyError {
+    #[error("held request unreadable: {0}")]
+    Unreadable(String),
+    #[error("held request without a recipient")]
+    NoRecipient,
+}
+
+/// [`pack`] on held request bodies (the JSON each held mail would have been sent as, all to
+/// one chat): the packed requests' bodies, each with the indexes of the held bodies whose
+/// bubbles it carries. Every request goes to the first body's recipients (a push stays a push,
+/// a multicast keeps its ids).
+pub fn pack_bodies(bodies: &[&str]) -> Result<Vec<(String, Vec<usize>)>, HeldBodyError> {
+    #[derive(serde::Deserialize)]
+    struct Held {
+        to: serde_json::Value,
+        messages: Vec<Message>,
+    }
+    let mut endpoint = None;
+    let mut mails = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let held: Held = serde_json::from_str(body).map_err(|e| HeldBodyError::Unreadable(e.to_string()))?;
+        if endpoint.is_none() {
+            endpoint = Some(match held.to {
+                serde_json::Value::String(to) => Endpoint::Push { to },
+                serde_json::Value::Array(ids) => {
+                    Endpoint::Multicast { to: ids.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect() }
+                }
+                _ => return Err(HeldBodyError::NoRecipient),
+            });
+        }
+        mails.push(held.messages);
+    }
+    let Some(endpoint) = endpoint else { return Ok(Vec::new()) };
+    Ok(pack(&mails)
+        .into_iter()
+        .map(|r| (Body::of(&Request { endpoint: endpoint.clone(), messages: r.messages }).to_json(), r.mails))
+        .collect())
 }
 
 #[cfg(test)]
@@ -422,5 +467,28 @@ mod tests {
         }
         // The generator does make mails that share bubbles, and ones that cannot.
         assert!(bubbles_out < bubbles_in * 9 / 10, "{bubbles_out} of {bubbles_in}");
+    }
+
+    #[test]
+    fn held_bodies_are_packed_into_one_request_to_the_same_recipients() {
+        let body = |endpoint: Endpoint, t: &str| Body::of(&Request { endpoint, messages: vec![text(t)] }).to_json();
+        let users = vec![format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32))];
+        let multi = |t| body(Endpoint::Multicast { to: users.clone() }, t);
+        let held = [multi("Disk full\n\nweb-1"), multi("Disk full\n\nweb-2")];
+        let packed = pack_bodies(&[&held[0], &held[1]]).unwrap();
+        assert_eq!(packed.len(), 1);
+        assert_eq!(packed[0].1, [0, 1]);
+        let v: serde_json::Value = serde_json::from_str(&packed[0].0).unwrap();
+        assert_eq!(v["to"], serde_json::json!(users));
+        let bubble = v["messages"][0]["text"].as_str().unwrap();
+        assert_eq!(bubble, format!("Disk full\n\nweb-1{DIVIDER}Disk full\n\nweb-2"));
+        // A push stays a push.
+        let to = users[0].clone();
+        let push = body(Endpoint::Push { to: to.clone() }, "x");
+        let v: serde_json::Value = serde_json::from_str(&pack_bodies(&[&push]).unwrap()[0].0).unwrap();
+        assert_eq!(v["to"], serde_json::json!(to));
+        assert!(matches!(pack_bodies(&["not json"]), Err(HeldBodyError::Unreadable(_))));
+        assert_eq!(pack_bodies(&[r#"{"to":5,"messages":[]}"#]), Err(HeldBodyError::NoRecipient));
+        assert_eq!(pack_bodies(&[]), Ok(Vec::new()));
     }
 }

@@ -3,9 +3,11 @@
 //! and serves them on the `[http]` listener at `/media/<id>.<ext>` until they expire.
 //!
 //! `store` owns the files (in `storage.dir/media`, or on PostgreSQL: `store_pg`), `image` the pure conversions (GIF/WebP → PNG/JPEG, previews); this
-//! file holds the media host shared by delivery (which stores) and HTTP (which serves), and
+//! file holds the media host shared by delivery (which stores) and HTTP (which serves),
+//! `hosting` what becomes of a mail's attachments (image messages, download links), and
 //! `settings` the `[media]` table it is made from.
 
+mod hosting;
 pub mod image;
 mod settings;
 pub mod store;
@@ -15,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use hosting::host;
 pub use settings::Settings;
 pub use store::{Kind, MediaError, MediaStore};
 
