@@ -37,7 +37,7 @@ use crate::line::request::{path, Body, Endpoint};
 use crate::line::{LineClient, Outcome};
 use crate::mail;
 use crate::media::{self, Media};
-use crate::spool::coalesce::Admission;
+use crate::spool::coalesce::{self, Admission};
 use crate::spool::answers::Thread;
 use crate::metrics::Metrics;
 use crate::smtp::rejection::Reason;
@@ -361,35 +361,6 @@ fn jst(ms: i64) -> String {
     }
 }
 
-/// The chat a request goes to, for coalescing: one id, or one set of multicast ids (the same
-/// followers@ or alias expands to the same set, and so coalesces).
-fn chat_key(endpoint: &Endpoint) -> String {
-    match endpoint {
-        Endpoint::Push { to } => format!("push:{to}"),
-        Endpoint::Multicast { to } => {
-            let mut ids: Vec<&str> = to.iter().map(String::as_str).collect();
-            ids.sort_unstable();
-            let mut h = Sha256::new();
-            for id in ids {
-                h.update(id.as_bytes());
-                h.update(b",");
-            }
-            let d = h.finalize();
-            format!("multicast:{}:{}", to.len(), d[..12].iter().map(|b| format!("{b:02x}")).collect::<String>())
-        }
-    }
-}
-
-/// What LINE counts for one request to `endpoint`; 0 for a group or room (its member count is
-/// asked when the request is delivered).
-fn recipients(endpoint: &Endpoint) -> u32 {
-    match endpoint {
-        Endpoint::Push { to } if to.starts_with('U') => 1,
-        Endpoint::Push { .. } => 0,
-        Endpoint::Multicast { to } => to.len() as u32,
-    }
-}
-
 /// Stores the mail's requests; 250 only once they are durable.
 async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urgent: bool) -> Result<Accepted, Refused> {
     // Checked again: the quota may have run out while the mail was composed.
@@ -415,8 +386,8 @@ async fn enqueue(spool: &Spool, id: &str, mail: &Mail, composed: &Composed, urge
             retry_key,
             target,
             sender: mail.from.clone(),
-            chat: chat_key(&req.endpoint),
-            recipients: recipients(&req.endpoint),
+            chat: coalesce::chat_key(&req.endpoint),
+            recipients: coalesce::recipients(&req.endpoint),
             hold_until: None,
             thread: spool.keeps_threads().then(|| Thread {
                 message_id: composed.outbound.message_id.clone(),
@@ -620,15 +591,4 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_same_recipients_are_the_same_chat_in_any_order() {
-        let (a, b) = (format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32)));
-        let key = |to: Vec<String>| chat_key(&Endpoint::Multicast { to });
-        assert_eq!(key(vec![a.clone(), b.clone()]), key(vec![b.clone(), a.clone()]));
-        assert_ne!(key(vec![a.clone(), b.clone()]), key(vec![a.clone()]));
-        assert_eq!(chat_key(&Endpoint::Push { to: a.clone() }), format!("push:{a}"));
-        assert_eq!(recipients(&Endpoint::Push { to: a.clone() }), 1);
-        assert_eq!(recipients(&Endpoint::Push { to: format!("C{}", "c".repeat(32)) }), 0, "a group: its members, asked");
-        assert_eq!(recipients(&Endpoint::Multicast { to: vec![a, b] }), 2);
-    }
 }

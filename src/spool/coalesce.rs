@@ -30,12 +30,16 @@
 //! `benches/month.rs` the group's flap alerts are refused day after day until the MTA bounces
 //! them (BENCHMARKS.md, "A month of mail").
 //!
-//! Not wired into the spool yet: that (held mails and sealed batches as rows, the `[quota]`
-//! keys, the probe, `mail2line quota`) is the rest of issue #17.
+//! Also here, for every job delivery stores: which chat a request belongs to ([`chat_key`],
+//! what coalescing holds together) and what LINE counts for it ([`recipients`]). The spool
+//! (`spool/mod.rs`) applies these decisions to held rows, sealing and the quota probe.
 
 use std::time::Duration;
 
+use sha2::Digest;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+
+use crate::line::request::Endpoint;
 
 /// The coalescing and quota settings (`[delivery] coalesce_secs`, `[quota]`).
 #[derive(Debug, Clone)]
@@ -290,6 +294,35 @@ pub fn month_bounds(now_ms: i64) -> (i64, i64) {
     let (year, month) = (now.year(), now.month());
     let (next_year, next_month) = if month == Month::December { (year + 1, Month::January) } else { (year, month.next()) };
     (first(year, month), first(next_year, next_month))
+}
+
+/// The chat a request goes to, for coalescing: one id, or one set of multicast ids (the same
+/// followers@ or alias expands to the same set, and so coalesces).
+pub fn chat_key(endpoint: &Endpoint) -> String {
+    match endpoint {
+        Endpoint::Push { to } => format!("push:{to}"),
+        Endpoint::Multicast { to } => {
+            let mut ids: Vec<&str> = to.iter().map(String::as_str).collect();
+            ids.sort_unstable();
+            let mut h = sha2::Sha256::new();
+            for id in ids {
+                h.update(id.as_bytes());
+                h.update(b",");
+            }
+            let d = h.finalize();
+            format!("multicast:{}:{}", to.len(), d[..12].iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    }
+}
+
+/// What LINE counts for one request to `endpoint`; 0 for a group or room (its member count is
+/// asked when the request is delivered).
+pub fn recipients(endpoint: &Endpoint) -> u32 {
+    match endpoint {
+        Endpoint::Push { to } if to.starts_with('U') => 1,
+        Endpoint::Push { .. } => 0,
+        Endpoint::Multicast { to } => to.len() as u32,
+    }
 }
 
 #[cfg(test)]
@@ -670,5 +703,17 @@ mod tests {
         assert_eq!(window(&s(), Quota { limit: None, used: 150, committed: 0, used_at_day_start: 0 }, mid), base);
         let off = Settings { coalesce: Duration::ZERO, ..s() };
         assert_eq!(window(&off, free(150, 0), mid), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_same_recipients_are_the_same_chat_in_any_order() {
+        let (a, b) = (format!("U{}", "a".repeat(32)), format!("U{}", "b".repeat(32)));
+        let key = |to: Vec<String>| chat_key(&Endpoint::Multicast { to });
+        assert_eq!(key(vec![a.clone(), b.clone()]), key(vec![b.clone(), a.clone()]));
+        assert_ne!(key(vec![a.clone(), b.clone()]), key(vec![a.clone()]));
+        assert_eq!(chat_key(&Endpoint::Push { to: a.clone() }), format!("push:{a}"));
+        assert_eq!(recipients(&Endpoint::Push { to: a.clone() }), 1);
+        assert_eq!(recipients(&Endpoint::Push { to: format!("C{}", "c".repeat(32)) }), 0, "a group: its members, asked");
+        assert_eq!(recipients(&Endpoint::Multicast { to: vec![a, b] }), 2);
     }
 }
