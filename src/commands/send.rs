@@ -61,7 +61,7 @@ pub fn sendmail_main(raw: Vec<OsString>) -> u8 {
             return e.exit_code();
         }
     };
-    let ctx = context(&cfg);
+    let ctx = context(&cfg.smtp.domain);
     let prepared = match message::prepare(&input, &inv, &ctx) {
         Ok(p) => p,
         Err(e) => {
@@ -94,7 +94,7 @@ pub fn sendmail_main(raw: Vec<OsString>) -> u8 {
 /// Loads the configuration for a client command; on failure prints why and returns EX_CONFIG.
 fn load(flag: Option<&Path>, prog: &str) -> Result<(Config, Server), u8> {
     let (path, cfg) = output::load_config(flag, Purpose::Client, prog)?;
-    match Server::from_config(&cfg) {
+    match Server::new(&cfg.sendmail, cfg.smtp.listen) {
         Ok(s) => Ok((cfg, s)),
         Err(e) => {
             eprintln!("{prog}: {}: {e}", path.display());
@@ -135,9 +135,14 @@ pub fn main(args: SendArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let known = send::Targets {
+        domain: cfg.smtp.domain.clone(),
+        aliases: cfg.aliases.keys().cloned().collect(),
+        followers: cfg.routing.followers_address.clone(),
+    };
     let mut recipients = Vec::new();
     for to in &args.to {
-        match send::target(to, &cfg) {
+        match send::target(to, &known) {
             Ok(a) => recipients.push(a),
             Err(e) => {
                 eprintln!("{prog}: --to {e}");
@@ -156,7 +161,7 @@ pub fn main(args: SendArgs) -> u8 {
     } else {
         args.text.clone()
     };
-    let ctx = context(&cfg);
+    let ctx = context(&cfg.smtp.domain);
     let sender: Address = ctx
         .default_sender
         .as_deref()

@@ -14,12 +14,6 @@ pub struct ConfigError {
     pub problems: Vec<String>,
 }
 
-/// A `host:port` that is not one (`[sendmail] server`, see [`super::split_host_port`]); says how
-/// to write one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not host:port, e.g. \"127.0.0.1:2525\", \"mx.example.com:587\" or \"[::1]:2525\"")]
-pub struct HostPortError(pub String);
-
 /// `(key, message)` problems as `file:line: key: message`, the line where `key` is defined (or
 /// its table's), or `file: key: message` when the file has neither.
 pub(super) fn locate(problems: Vec<(String, String)>, text: &str, file: &str) -> ConfigError {

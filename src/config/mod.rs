@@ -6,14 +6,10 @@
 //! `[smtp]`'s users), `[line]` `line::Settings`, `[media]` `media::Settings`, `[log]`
 //! `logging::Settings`, `[http]` `http::Settings`, `[webhook]` `http::webhook::Settings`,
 //! `[delivery]` and `[quota]` `spool::settings::{Delivery, Quota}`, `[storage]`
-//! `storage::Settings`, `[replies]` `replies::Settings`. This module only reads the file into them, resolves their secrets and
+//! `storage::Settings`, `[replies]` `replies::Settings`, `[sendmail]` `submit::Settings`. This module only reads the file into them, resolves their secrets and
 //! calls their checks; users name the types by their owners' paths. What a check parses (the message template, the TLS certificate, the client,
 //! sender and recipient lists, the AUTH users' hashes, the durations, the v2.1 signing key) is
 //! kept in the configuration, so `serve` does not parse it again.
-//!
-//! One table is still defined and checked here: `[sendmail]`, which only the client commands
-//! (`submit`, layer 6, above config) read: config cannot import its owner, so it keeps the
-//! table and [`split_host_port`] for it.
 //!
 //! Every problem is reported with the file, the line and the full key (`smtp.domain`), and all
 //! problems are reported at once so an admin fixes the file in one pass (`errors.rs`). Secrets
@@ -45,8 +41,9 @@ use crate::replies::Settings as Replies;
 use crate::smtp::{Alias, Routing, Settings as Smtp};
 use crate::spool::settings::{Delivery, Quota};
 use crate::storage::Settings as Storage;
+use crate::submit::Settings as Sendmail;
 pub use channels::Channel;
-pub use errors::{ConfigError, HostPortError};
+pub use errors::ConfigError;
 use errors::{deserialize_all, locate};
 pub use secrets::SecretSource;
 
@@ -116,54 +113,6 @@ pub struct Config {
     pub alias_access: HashMap<String, RecipientAccess>,
 }
 
-/// `[sendmail]`: how `mail2line sendmail` and `mail2line send` reach the gateway. Only those
-/// client commands read it (and only they read `password_file`), so a host that merely submits
-/// mail can have a configuration with just `[smtp] domain` and this table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sendmail {
-    /// `"host:port"` of the gateway; unset: `smtp.listen` (an unspecified address as loopback).
-    pub server: Option<String>,
-    /// Login for gateways with `smtp.auth`; empty: no AUTH.
-    pub username: String,
-    /// `$MAIL2LINE_SENDMAIL_PASSWORD` overrides it.
-    pub password: Secret,
-    pub password_file: Option<PathBuf>,
-    pub tls: ClientTls,
-    /// PEM certificates to trust instead of the public web roots (e.g. a self-signed gateway).
-    pub tls_ca_file: Option<PathBuf>,
-    /// Seconds to wait for the gateway to connect or answer one command.
-    pub timeout_secs: u64,
-}
-
-impl Default for Sendmail {
-    fn default() -> Self {
-        Sendmail {
-            server: None,
-            username: String::new(),
-            password: Secret::default(),
-            password_file: None,
-            tls: ClientTls::Off,
-            tls_ca_file: None,
-            timeout_secs: 60,
-        }
-    }
-}
-
-/// `[sendmail] tls`: how the client protects the connection to the gateway.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientTls {
-    /// Plain SMTP: fine on loopback, the default server.
-    #[default]
-    Off,
-    /// Plain connect, then STARTTLS (refusing to go on without it).
-    Starttls,
-    /// TLS from the first byte (`smtp.tls_listen`, port 465 style).
-    Tls,
-}
-
-
 /// What the configuration will be used for; `serve` needs a token, `serve --dry-run` does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -191,8 +140,8 @@ fn default_path(local_exists: bool) -> PathBuf {
 }
 
 /// Exit status for a configuration problem (sysexits' EX_CONFIG): every command that cannot load
-/// or use its configuration exits with it, so it is defined here, beside the loading, once.
-pub const EX_CONFIG: u8 = 78;
+/// or use its configuration exits with it. Defined once, with sendmail's other sysexits.
+pub use crate::submit::client::EX_CONFIG;
 
 /// Finds and loads the configuration the way every subcommand does (`--config`, then
 /// `$MAIL2LINE_CONFIG`, then `./config.toml`, then `/etc/mail2line/config.toml`); returns the path
@@ -244,7 +193,7 @@ impl Config {
             p.extend(problems);
             self.alias_access = alias_access;
         }
-        p.extend(self.validate_sendmail(purpose));
+        p.extend(self.sendmail.validate(purpose == Purpose::Client));
         // With `[[channels]]`, `[line]` only gives defaults: its credentials are not needed.
         p.extend(self.line.validate(purpose == Purpose::Serve && self.channels.is_empty()));
         p.extend(self.storage.validate());
@@ -273,36 +222,6 @@ impl Config {
                  set [delivery] mode = \"spool\" (the default), or leave replies.relay empty"
                     .into(),
             ));
-        }
-        p
-    }
-
-    /// `[sendmail]`. Whether a login has its password is known only where it was resolved: for
-    /// the client commands.
-    fn validate_sendmail(&self, purpose: Purpose) -> Vec<(String, String)> {
-        let mut p = Vec::new();
-        let s = &self.sendmail;
-        if let Some(server) = &s.server {
-            if let Err(e) = split_host_port(server) {
-                p.push(("sendmail.server".to_owned(), e.to_string()));
-            }
-        }
-        if s.timeout_secs == 0 {
-            p.push(("sendmail.timeout_secs".to_owned(), "must be at least 1".into()));
-        }
-        if s.tls_ca_file.is_some() && s.tls == ClientTls::Off {
-            p.push(("sendmail.tls_ca_file".to_owned(), "is used only with tls = \"starttls\" or \"tls\"".into()));
-        }
-        if purpose == Purpose::Client {
-            if !s.username.is_empty() && s.password.is_empty() {
-                p.push((
-                    "sendmail.password".to_owned(),
-                    "is required with sendmail.username (or password_file, or $MAIL2LINE_SENDMAIL_PASSWORD)".into(),
-                ));
-            }
-            if s.username.is_empty() && !s.password.is_empty() {
-                p.push(("sendmail.username".to_owned(), "is required with a password: the login from [[smtp.users]] name".into()));
-            }
         }
         p
     }
@@ -393,23 +312,6 @@ fn remote_plain_database(url: &str) -> Option<String> {
     };
     let local = host.is_empty() || host == "localhost" || host == "::1" || host.starts_with("127.") || host.starts_with('/');
     (!local).then(|| host.to_owned())
-}
-
-/// `"host:port"` or `"[v6]:port"` (for `[sendmail] server`): the host (without brackets) and
-/// the port.
-pub fn split_host_port(s: &str) -> Result<(String, u16), HostPortError> {
-    let bad = || HostPortError(s.to_owned());
-    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
-    let host = match host.strip_prefix('[') {
-        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
-        None if host.contains(':') => return Err(bad()),
-        None => host,
-    };
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    if host.is_empty() || port == 0 || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port))
 }
 
 #[cfg(test)]

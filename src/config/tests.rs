@@ -4,6 +4,7 @@ use super::*;
 use crate::compose::quoting::{Quoted, Rules, Signature};
 use crate::logging::LogFormat;
 use crate::spool::settings::DeliveryMode;
+use crate::submit::settings::ClientTls;
 
 fn no_env(_: &str) -> Option<String> {
     None
@@ -388,16 +389,6 @@ fn sendmail_section_and_client_purpose() {
     assert!(e.contains("c.toml:3: sendmail.password: is required with sendmail.username"), "{e}");
     let e = Config::parse("[smtp]\ndomain = \"a.b\"\n[sendmail]\ntls = \"yes\"\n", "c.toml", Purpose::Client, &no_env).unwrap_err().to_string();
     assert!(e.contains("c.toml:4: sendmail.tls: unknown variant `yes`, expected one of `off`, `starttls`, `tls`"), "{e}");
-}
-
-#[test]
-fn host_port() {
-    assert_eq!(split_host_port("127.0.0.1:2525"), Ok(("127.0.0.1".into(), 2525)));
-    assert_eq!(split_host_port("mx.example.com:587"), Ok(("mx.example.com".into(), 587)));
-    assert_eq!(split_host_port("[::1]:25"), Ok(("::1".into(), 25)));
-    for bad in ["", "host", "host:", ":25", "host:0", "host:99999", "::1:25", "[::1:25", "a b:25"] {
-        assert!(split_host_port(bad).is_err(), "{bad:?}");
-    }
 }
 
 #[test]

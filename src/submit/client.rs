@@ -24,7 +24,7 @@ use lettre::transport::smtp::response::Response;
 use lettre::Address;
 
 use super::Error;
-use crate::config::{split_host_port, ClientTls, Config};
+use super::settings::{split_host_port, ClientTls, Settings};
 use crate::secret::Secret;
 
 pub const EX_USAGE: u8 = 64;
@@ -33,7 +33,9 @@ pub const EX_NOUSER: u8 = 67;
 pub const EX_IOERR: u8 = 74;
 pub const EX_TEMPFAIL: u8 = 75;
 pub const EX_NOPERM: u8 = 77;
-pub use crate::config::EX_CONFIG;
+/// A configuration problem: every command that cannot load or use its configuration exits
+/// with it (`config::EX_CONFIG` is this).
+pub const EX_CONFIG: u8 = 78;
 
 /// Where and how to reach the gateway, from `[sendmail]` and `[smtp] listen`.
 #[derive(Debug, Clone)]
@@ -49,17 +51,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// `[sendmail] server`, else `smtp.listen` with an unspecified address (0.0.0.0, [::]) read as
-    /// loopback: the gateway listens on every address, this one always works.
-    pub fn from_config(cfg: &Config) -> Result<Server, Error> {
-        let s = &cfg.sendmail;
+    /// `[sendmail] server`, else `listen` (the gateway's `smtp.listen`) with an unspecified
+    /// address (0.0.0.0, [::]) read as loopback: the gateway listens on every address, this one
+    /// always works.
+    pub fn new(s: &Settings, listen: std::net::SocketAddr) -> Result<Server, Error> {
         let (host, port, local) = match &s.server {
             Some(server) => {
                 let (h, p) = split_host_port(server).map_err(Error::ServerAddress)?;
                 (h, p, false)
             }
             None => {
-                let listen = cfg.smtp.listen;
                 if listen.port() == 0 {
                     return Err(Error::NoFixedPort(listen));
                 }
@@ -413,20 +414,20 @@ mod tests {
 
     #[test]
     fn server_from_listen_or_sendmail_server() {
-        let parse = |t: &str| Config::parse(t, "c.toml", crate::config::Purpose::Client, &|_| None).unwrap();
-        let s = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"0.0.0.0:25\"\n")).unwrap();
+        let none = Settings::default();
+        let listen = |a: &str| a.parse::<std::net::SocketAddr>().unwrap();
+        let s = Server::new(&none, listen("0.0.0.0:25")).unwrap();
         assert_eq!((s.address(), s.local, s.login.is_none()), ("127.0.0.1:25".to_owned(), true, true));
-        let s = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"[::]:2525\"\n")).unwrap();
+        let s = Server::new(&none, listen("[::]:2525")).unwrap();
         assert_eq!(s.address(), "[::1]:2525");
-        let s = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"192.0.2.1:25\"\n")).unwrap();
+        let s = Server::new(&none, listen("192.0.2.1:25")).unwrap();
         assert_eq!(s.address(), "192.0.2.1:25");
-        let s = Server::from_config(&parse(
-            "[smtp]\ndomain = \"a.b\"\nlisten = \"127.0.0.1:0\"\n[sendmail]\nserver = \"mx.example.com:587\"\nusername = \"cms\"\npassword = \"pw\"\ntls = \"starttls\"\n",
-        ))
-        .unwrap();
+        let sendmail: Settings =
+            toml::from_str("server = \"mx.example.com:587\"\nusername = \"cms\"\npassword = \"pw\"\ntls = \"starttls\"\n").unwrap();
+        let s = Server::new(&sendmail, listen("127.0.0.1:0")).unwrap();
         assert_eq!((s.address(), s.local, s.tls), ("mx.example.com:587".to_owned(), false, ClientTls::Starttls));
         assert_eq!(s.login.as_ref().map(|(u, p)| (u.as_str(), p.expose())), Some(("cms", "pw")));
-        let e = Server::from_config(&parse("[smtp]\ndomain = \"a.b\"\nlisten = \"127.0.0.1:0\"\n")).unwrap_err().to_string();
+        let e = Server::new(&none, listen("127.0.0.1:0")).unwrap_err().to_string();
         assert!(e.contains("set [sendmail] server"), "{e}");
     }
 }

@@ -22,7 +22,7 @@ pub enum Error {
     Unsupported(String),
     /// `[sendmail] server` is not `host:port`.
     #[error("sendmail.server: {0}")]
-    ServerAddress(crate::config::HostPortError),
+    ServerAddress(super::settings::HostPortError),
     /// No `[sendmail] server`, and `smtp.listen` has no fixed port to submit to.
     #[error("smtp.listen is {0}: a port chosen at start, so there is no fixed address to submit to; set [sendmail] server = \"host:port\"")]
     NoFixedPort(SocketAddr),

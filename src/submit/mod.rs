@@ -4,28 +4,29 @@
 //!
 //! `args` parses sendmail's command line, `message` prepares the mail (pure), `client` talks SMTP
 //! and maps failures to exit statuses, `send` builds a mail from a text for `send`, `error` is
-//! why the client refuses before it talks to the gateway. This file knows the local identity
-//! (user and host name) a mail is sent as.
+//! why the client refuses before it talks to the gateway, `settings` is `[sendmail]`. This file
+//! knows the local identity (user and host name) a mail is sent as. Nothing here reads the
+//! configuration file: `commands/send.rs` hands over the pieces it needs.
 
 pub mod args;
 pub mod client;
 mod error;
 pub mod message;
 pub mod send;
+pub mod settings;
 
 use std::path::Path;
 
 pub use error::Error;
-
-use crate::config::Config;
+pub use settings::Settings;
 
 /// Whether the program was started under the name `sendmail` (a symlink to mail2line).
 pub fn invoked_as_sendmail(argv0: &std::ffi::OsStr) -> bool {
     Path::new(argv0).file_name().is_some_and(|n| n == "sendmail")
 }
 
-/// The domain from the configuration, and who and where we are.
-pub fn context(cfg: &Config) -> message::Context {
+/// The gateway's domain (`smtp.domain`), and who and where we are.
+pub fn context(domain: &str) -> message::Context {
     let hostname = hostname();
     let default_sender = login_name()
         .map(|user| format!("{user}@{hostname}"))
@@ -33,7 +34,7 @@ pub fn context(cfg: &Config) -> message::Context {
     let mut headers = lettre::message::header::Headers::new();
     headers.set(lettre::message::header::Date::now());
     message::Context {
-        domain: cfg.smtp.domain.clone(),
+        domain: domain.to_owned(),
         hostname,
         default_sender,
         date: headers.get_raw("Date").unwrap_or_default().to_owned(),

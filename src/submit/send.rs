@@ -10,11 +10,20 @@ use lettre::message::Mailbox;
 use lettre::{Address, Message};
 
 use super::Error;
-use crate::config::Config;
 use crate::envelope::Recipient;
 
-/// `--to`'s value as an address at `smtp.domain`: a LINE id, an alias, or the followers address.
-pub fn target(to: &str, cfg: &Config) -> Result<Address, Error> {
+/// What `--to` may name, from the gateway's configuration: its domain (`smtp.domain`), its
+/// aliases (`[aliases]`) and its followers address (`[routing] followers_address`).
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    pub domain: String,
+    pub aliases: Vec<String>,
+    pub followers: String,
+}
+
+/// `--to`'s value as an address at the gateway's domain: a LINE id, an alias, or the followers
+/// address.
+pub fn target(to: &str, known: &Targets) -> Result<Address, Error> {
     let to = to.trim();
     // `<id>+urgent` marks the mail urgent (never held for coalescing; may use the month's
     // reserve); the gateway strips it, any id, alias or followers may carry it.
@@ -22,13 +31,12 @@ pub fn target(to: &str, cfg: &Config) -> Result<Address, Error> {
         Some(at) if to.is_char_boundary(at) && to[at..].eq_ignore_ascii_case("+urgent") => &to[..at],
         _ => to,
     };
-    let known = Recipient::from_line_id(base).is_some() || cfg.aliases.contains_key(base) || base == cfg.routing.followers_address;
-    if !known {
-        let aliases: Vec<&str> = cfg.aliases.keys().map(String::as_str).collect();
-        let listed = if aliases.is_empty() { "none".to_owned() } else { aliases.join(", ") };
-        return Err(Error::UnknownTarget { to: to.to_owned(), aliases: listed, followers: cfg.routing.followers_address.clone() });
+    let is_known = Recipient::from_line_id(base).is_some() || known.aliases.iter().any(|a| a == base) || base == known.followers;
+    if !is_known {
+        let listed = if known.aliases.is_empty() { "none".to_owned() } else { known.aliases.join(", ") };
+        return Err(Error::UnknownTarget { to: to.to_owned(), aliases: listed, followers: known.followers.clone() });
     }
-    Address::new(to, &cfg.smtp.domain).map_err(|e| Error::BadAddress { to: to.to_owned(), domain: cfg.smtp.domain.clone(), reason: e.to_string() })
+    Address::new(to, &known.domain).map_err(|e| Error::BadAddress { to: to.to_owned(), domain: known.domain.clone(), reason: e.to_string() })
 }
 
 /// The mail: From the sender, To the recipients, the subject, the text as UTF-8 text/plain.
@@ -48,11 +56,9 @@ pub fn build(sender: &Address, recipients: &[Address], subject: Option<&str>, te
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Purpose;
 
-    fn cfg() -> Config {
-        let text = "[smtp]\ndomain = \"text.line.example.com\"\n[aliases]\nops = [\"U0123456789abcdef0123456789abcdef\"]\n";
-        Config::parse(text, "c.toml", Purpose::Client, &|_| None).unwrap()
+    fn cfg() -> Targets {
+        Targets { domain: "text.line.example.com".into(), aliases: vec!["ops".into()], followers: "followers".into() }
     }
 
     #[test]
