@@ -6,7 +6,7 @@
 //! this order, [`mail`] (MIME → [`mail::Notice`]), [`media::host`] (the attachments → image
 //! files and download links LINE fetches),
 //! [`compose`] (notice → [`compose::Outbound`], LINE's messages and requests within its limits),
-//! [`spool`] (durable jobs, coalescing, the month's quota) and [`line`] (LINE's types, the HTTP
+//! [`spool`] (durable jobs, coalescing, the month's quota) and [`line`](mod@line) (LINE's types, the HTTP
 //! client, each answer → [`line::Outcome`]).
 //!
 //! Beside the path: [`http`] (webhook, metrics, health, media), [`followers`] (the registry)

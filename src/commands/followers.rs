@@ -32,7 +32,7 @@ pub enum Action {
     Export,
 }
 
-/// The CSV header; [`csv`] writes the columns in this order.
+/// The CSV header; `csv` writes the columns in this order.
 pub const CSV_HEADER: &str = "id,kind,active,display_name,followed_at,unfollowed_at,address";
 
 /// The longest name the table shows; LINE caps user names at 20 characters, but group names run

@@ -3,8 +3,8 @@
 //! the spool's workers and the LINE client, with SIGHUP reloading the TLS certificate.
 //!
 //! Each LINE channel, the unnamed `[line]` one or each of `[[channels]]`, is started alike as a
-//! lane of its own ([`Starting::lane`]: client, spool, registry, webhook, answers' outbox); only
-//! what tells them apart is chosen per channel ([`Plan`]).
+//! lane of its own (`Starting::lane`: client, spool, registry, webhook, answers' outbox); only
+//! what tells them apart is chosen per channel (`Plan`).
 //!
 //! It owns the order of start-up (storage first, the "SMTP listening on" line last: scripts and
 //! tests take it to mean "ready") and of shutdown, and the built-in defaults a first

@@ -1,7 +1,7 @@
 //! The mail's text → the first request's messages: text messages with `[sticker:…]` lines
 //! turned into sticker messages in their place, all within one request's 5 messages.
 //!
-//! Text between stickers goes through [`to_messages`](super::text::to_messages) (emoji,
+//! Text between stickers goes through [`to_messages`] (emoji,
 //! splitting). When the whole does not fit, the last message that fits is a text ending in
 //! the truncation marker, as for a long text without stickers: the reader must see that
 //! something was cut, and a sticker cannot carry that marker.

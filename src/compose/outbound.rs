@@ -24,7 +24,7 @@ pub struct Outbound {
     /// The Message-ID without angle brackets, empty without one (retry keys derive from it).
     pub message_id: String,
     /// The decoded subject, and the address answers go to (Reply-To, else From): kept with the
-    /// spooled mail so that a follower's answer in LINE can be mailed back ([replies]).
+    /// spooled mail so that a follower's answer in LINE can be mailed back (`[replies]`).
     pub subject: String,
     pub reply_to: String,
     /// The text was longer than one request holds; the rest was cut and marked.

@@ -31,7 +31,7 @@ use crate::spool::settings::Quota;
 use super::{Config, Line, TokenKind};
 
 /// One `[[channels]]` entry. The `[line]` keys are read as written and merged with `[line]`'s
-/// into [`Channel::line`] when the file is loaded ([`Config::build_channels`]).
+/// into [`Channel::line`] when the file is loaded (`Config::build_channels`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Channel {
@@ -84,10 +84,10 @@ pub struct Channel {
     #[serde(default)]
     quota: Option<Quota>,
     /// The channel's `[line]` settings: its own keys over `[line]`'s inherited ones, secrets
-    /// resolved. Filled in by [`Config::build_channels`] and the secrets' resolution.
+    /// resolved. Filled in by `Config::build_channels` and the secrets' resolution.
     #[serde(skip)]
     pub line: Line,
-    /// The quota that applies: [`Channel::quota`] or `[quota]`. Filled in when loaded.
+    /// The quota that applies: `Channel::quota` or `[quota]`. Filled in when loaded.
     #[serde(skip)]
     pub quota_settings: Quota,
     /// The push and multicast rates that apply. Filled in when loaded.

@@ -168,7 +168,7 @@ impl Config {
 
     /// Parses and validates `text`; `file` names the source in messages, `env` looks up
     /// environment overrides. Pure, so every error message is unit-tested.
-    /// Type errors are all reported (see [`deserialize_all`]); values are checked once the types
+    /// Type errors are all reported (see `deserialize_all`); values are checked once the types
     /// are right.
     pub fn parse(text: &str, file: &str, purpose: Purpose, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut config = deserialize_all(text, file).map_err(|problems| ConfigError { problems })?;

@@ -1,7 +1,7 @@
 //! `GET /media/<id>.<ext>` on the `[http]` listener: the files `[media]` stored for LINE (and
 //! for download links).
 //!
-//! Only names the store makes are looked up ([`Kind::of_name`]); anything else, a missing
+//! Only names the store makes are looked up (`Kind::of_name`); anything else, a missing
 //! file, or one past its retention not yet swept, is a plain 404 (no listing, no hint which).
 //! Files never change once written, so they are cacheable for the retention and `immutable`.
 //! With the files on PostgreSQL (several gateways behind one load balancer) any node serves what

@@ -108,7 +108,7 @@ impl LineClient {
         &self.tokens
     }
 
-    /// POSTs an encoded JSON body ([`Body::to_json`], or as stored by the spool) to an API path.
+    /// POSTs an encoded JSON body (`Body::to_json`, or as stored by the spool) to an API path.
     /// `retry_key` (a UUID) makes the request idempotent at LINE for 24 h.
     pub async fn send_raw(&self, api_path: &str, body: String, retry_key: Option<&str>) -> Outcome {
         let token = match self.tokens.get().await {

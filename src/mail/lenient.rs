@@ -154,7 +154,7 @@ fn mostly_not_utf8(bytes: &[u8]) -> bool {
 const DETECT_LIMIT: usize = 64 * 1024;
 
 /// The charset chardetng guesses for bytes that are not UTF-8 (never UTF-8 itself), from
-/// their first [`DETECT_LIMIT`] bytes.
+/// their first `DETECT_LIMIT` bytes.
 pub fn detect(bytes: &[u8]) -> Charset {
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Allow);
     detector.feed(&bytes[..bytes.len().min(DETECT_LIMIT)], true);

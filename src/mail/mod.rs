@@ -3,11 +3,11 @@
 //! mail-parser does the MIME work: header decoding (RFC 2047/2231), multipart structure,
 //! transfer encodings and charsets, and a first choice of body parts. This module owns what
 //! the gateway adds on top: display forms of subject and addresses, the body text as LINE
-//! should show it (flowed text joined by [`flowed`], HTML made readable by [`html`], line
+//! should show it (flowed text joined by `flowed`, HTML made readable by `html`, line
 //! ends and control characters cleaned), and the attachments with their decoded bytes, so
 //! later steps can host images and files without parsing the mail again. Which parts make
-//! the text and which are listed is [`parts`]' walk (attached messages shown in the text,
-//! stub text alternatives, [`calendar`] summaries); encoded file names are read by [`names`].
+//! the text and which are listed is `parts`' walk (attached messages shown in the text,
+//! stub text alternatives, `calendar` summaries); encoded file names are read by `names`.
 
 mod calendar;
 mod flowed;
@@ -46,7 +46,7 @@ pub struct Notice {
     /// recognisable as the same mail (the retry keys of its LINE requests derive from it).
     pub message_id: String,
     /// The bare address an answer goes to: the first of Reply-To, else of From; empty when
-    /// neither has one. Answers from LINE ([replies], `crate::replies`) are mailed here.
+    /// neither has one. Answers from LINE (`[replies]`, `crate::replies`) are mailed here.
     pub reply_to: String,
     /// The top-level headers mark the mail urgent (`X-Priority: 1`, `Importance: high`, ...;
     /// the rule is [`priority::is_urgent`]): it is not held for coalescing. A mail attached

@@ -16,7 +16,7 @@
 //! in first"), which refuse every mail alike and which an admin can fix before the answer's
 //! `max_age` runs out.
 //! No message ever holds the password: lettre keeps it out of its errors, and whatever a
-//! relay echoes back is cut out ([`Relay::redact`]).
+//! relay echoes back is cut out (`Relay::redact`).
 
 use std::fmt;
 use std::time::Duration;

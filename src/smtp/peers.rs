@@ -222,7 +222,7 @@ impl Peers {
     }
 
     /// A successful AUTH for `user` from `ip` clears that user's failures from the address's
-    /// history, and only those (see [`AuthHistory`]).
+    /// history, and only those (see `AuthHistory`).
     pub fn auth_succeeded(&self, ip: IpAddr, user: &str) {
         let mut table = self.lock_auth();
         let key = auth_key(ip);

@@ -1,9 +1,9 @@
-//! What the spool keeps for answers from LINE ([replies], issue #20): the tables, and the
+//! What the spool keeps for answers from LINE (`[replies]`, issue #20): the tables, and the
 //! reads and writes on them. Mail goes out as LINE messages; a follower's answer comes back as a
 //! webhook event and must find the mail it answers. Three tables, in the spool's own file, so
 //! "stored" means the same durable commit as for a mail:
 //!
-//! - `mails`: for each spooled mail (only while [replies] is on), its Message-ID, the address
+//! - `mails`: for each spooled mail (only while `[replies]` is on), its Message-ID, the address
 //!   answers go to (Reply-To, else From) and its subject. Written with the mail's jobs.
 //! - `sent_messages`: each LINE message id a push returned, against the chat and the mail it
 //!   carried; written in the same commit that records the push as delivered. Multicast returns no
@@ -55,7 +55,7 @@ CREATE INDEX IF NOT EXISTS answers_due ON answers(state, next_at);
 CREATE INDEX IF NOT EXISTS answers_chat ON answers(chat, state, next_at);
 ";
 
-/// What an answer to a mail needs to find its way back: kept with the mail while [replies] is on.
+/// What an answer to a mail needs to find its way back: kept with the mail while `[replies]` is on.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Thread {
     /// The Message-ID without angle brackets; empty when the mail had none.

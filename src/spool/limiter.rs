@@ -7,7 +7,7 @@
 //! catch up. Slots alone bound the rate by the time of *reservation*, though, and a worker can
 //! wake long after its slot: a process stalled for 100 ms (a busy machine, a page fault storm)
 //! sends the slots of those 100 ms together with the next second's, and LINE, counting
-//! arrivals, sees more than the rate in one second. So a request also passes the [`Window`]: the
+//! arrivals, sees more than the rate in one second. So a request also passes the `Window`: the
 //! sends of the last second counted when they are made, which admits one only while fewer than
 //! the rate were made in the second before it. Several gateways sharing one channel's limit
 //! (`spool/share.rs`) rely on this: each keeps to its share in every second, stalls included.
@@ -171,7 +171,7 @@ impl RateLimiter {
     /// with a hundred workers waiting, would have queued slots two minutes out, and its share,
     /// when it came, would have waited behind them.
     ///
-    /// Then the caller passes the [`Window`]: it returns when fewer than the rate were sent in
+    /// Then the caller passes the `Window`: it returns when fewer than the rate were sent in
     /// the second before, and counts the caller's send.
     pub async fn acquire(&self) {
         loop {

@@ -56,7 +56,7 @@ const ROUND_TIMEOUT: Duration = HEARTBEAT;
 /// A node whose last written heartbeat began this long ago drops to the floor. The others stop
 /// counting it at [`LIVE_WITHIN`], measured on the database's clock from a stamp taken after the
 /// heartbeat began, and take its share: it must have given it up first. Rounds begin every
-/// [`HEARTBEAT`] and fail within [`ROUND_TIMEOUT`], so the drop comes before that.
+/// [`HEARTBEAT`] and fail within `ROUND_TIMEOUT`, so the drop comes before that.
 pub const STALE_AFTER: Duration = LIVE_WITHIN.saturating_sub(HEARTBEAT);
 
 /// One node's share of a channel's `limit` requests a second among `nodes` live nodes, never

@@ -52,7 +52,7 @@ pub struct NewJob {
     /// Held for coalescing until this time (unix ms): stored as `held`, and sealed with the
     /// chat's other held requests into one request when the window ends (see [`Store::seal`]).
     pub hold_until: Option<i64>,
-    /// What an answer from LINE needs to find this mail ([replies] on; None otherwise): kept
+    /// What an answer from LINE needs to find this mail (`[replies]` on; None otherwise): kept
     /// once per mail, in the same commit (see [`super::answers`]).
     pub thread: Option<super::answers::Thread>,
 }

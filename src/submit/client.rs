@@ -52,7 +52,7 @@ pub struct Server {
 
 impl Server {
     /// `[sendmail] server`, else `listen` (the gateway's `smtp.listen`) with an unspecified
-    /// address (0.0.0.0, [::]) read as loopback: the gateway listens on every address, this one
+    /// address (0.0.0.0, `[::]`) read as loopback: the gateway listens on every address, this one
     /// always works.
     pub fn new(s: &Settings, listen: std::net::SocketAddr) -> Result<Server, Error> {
         let (host, port, local) = match &s.server {
