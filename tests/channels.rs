@@ -14,13 +14,13 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::{SmtpTransport, Transport};
 use serde_json::json;
+use support::cli::{self, Run};
 use support::gateway::{code, user, GatewayProcess, Options, DOMAIN};
 use support::sink::{header, Sink};
 use support::standin::{Behaviour, Recorded, StandIn};
@@ -211,13 +211,8 @@ async fn post(gw: &GatewayProcess, path: &str, body: Vec<u8>, secret: &str) -> u
 
 /// `mail2line followers list --channel NAME` against the running gateway's configuration.
 fn followers(gw: &GatewayProcess, channel: &str) -> (Option<i32>, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["followers", "list", "--channel", channel, "--config"])
-        .arg(&gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let run = Run::of(&mut cli::mail2line(["followers", "list", "--channel", channel], &gw.config_path));
+    (Some(run.code), run.stdout, run.stderr)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,14 +281,9 @@ async fn one_channels_quota_spent_while_the_other_still_delivers() {
 async fn check_config_lists_the_channels_and_probes_each_online_without_showing_a_secret() {
     let lines = Lines::start().await;
     let gw = start(&lines);
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["check-config", "--online", "--config"])
-        .arg(&gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let out = Run::of(&mut cli::mail2line(["check-config", "--online"], &gw.config_path));
+    let text = out.text();
+    assert_eq!(out.code, 0, "{text}");
     for (line, name) in lines.each() {
         assert!(text.contains(&format!("channel {name}: <LINE id>@")), "{text}");
         assert!(text.contains(&format!("webhook POST /webhook/{name}")), "{text}");
@@ -363,15 +353,9 @@ async fn on_postgres_each_channel_keeps_its_own_rows_in_one_database() {
     }
     // The CLI reads a channel's rows: shop-a's queue holds its one job, shop-b's none.
     let queue = |channel: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-            .args(["queue", "list", "--json", "--channel", channel, "--config"])
-            .arg(&gw.config_path)
-            .env("MAIL2LINE_STORAGE_PASSWORD", db.password.expose())
-            .env_remove("MAIL2LINE_CONFIG")
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let out = Run::of(cli::mail2line(["queue", "list", "--json", "--channel", channel], &gw.config_path).env("MAIL2LINE_STORAGE_PASSWORD", db.password.expose()));
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
     };
     let (qa, qb) = block_in_place(|| (queue("shop-a"), queue("shop-b")));
     assert!(qa.contains(&a), "{qa}");

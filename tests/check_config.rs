@@ -6,8 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 
+use support::cli::{self, Run};
 use support::gateway::{DOMAIN, TOKEN};
 use support::keys::{TestKey, CHANNEL_ID, KID};
 use support::sink::{Options, Sink};
@@ -21,16 +21,12 @@ const CHANNEL_SECRET: &str = "channel-secret-77aa31";
 fn check(dir: &Path, text: &str, online: bool) -> (Option<i32>, String) {
     let path = dir.join("config.toml");
     std::fs::write(&path, text).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mail2line"));
-    cmd.args(["check-config", "--config"]).arg(&path);
+    let mut cmd = cli::mail2line(["check-config"], &path);
     if online {
         cmd.arg("--online");
     }
-    for var in ["LINE_CHANNEL_ACCESS_TOKEN", "LINE_CHANNEL_SECRET", "LINE_PRIVATE_KEY", "LINE_KID", "CREDENTIALS_DIRECTORY", "MAIL2LINE_CONFIG", "MAIL2LINE_REPLIES_PASSWORD"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd.output().unwrap();
-    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let out = Run::of(&mut cmd);
+    (Some(out.code), out.text())
 }
 
 fn config(api_base_url: &str, line: &str) -> String {
@@ -170,8 +166,7 @@ fn every_problem_at_once_and_warnings_for_risky_settings() {
     assert!(out.contains("is readable by every user of this machine and holds secrets (line.channel_access_token)"), "{out}");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path().join("config.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line")).args(["check-config", "--config"]).arg(dir.path().join("config.toml")).output().unwrap();
-    let out = String::from_utf8_lossy(&out.stdout);
+    let out = Run::of(&mut cli::mail2line(["check-config"], &dir.path().join("config.toml"))).stdout;
     assert!(!out.contains("readable by every user"), "{out}");
     assert!(!out.contains(TOKEN), "{out}");
 }

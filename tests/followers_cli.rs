@@ -3,11 +3,13 @@
 //! output checked line by line. The seeding connection stays open while the CLI runs, as the
 //! server's would, so these also show the command reading a registry that is in use.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use mail2line::followers::{Kind, Registry};
 use serde_json::{json, Value};
+use support::cli::{self, Run};
 
 const DOMAIN: &str = "text.line.example.com";
 
@@ -53,25 +55,13 @@ fn seed(data: &Path) -> Registry {
     reg
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `mail2line followers <args>` with no config in the environment unless `env_config`.
 fn run(args: &[&str], env_config: Option<&Path>) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mail2line"));
-    cmd.arg("followers").args(args).env_remove("MAIL2LINE_CONFIG").env_remove("LINE_CHANNEL_ACCESS_TOKEN");
+    let mut cmd = cli::bare(["followers"].iter().chain(args));
     if let Some(p) = env_config {
         cmd.env("MAIL2LINE_CONFIG", p);
     }
-    let out = cmd.output().expect("run mail2line followers");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
+    Run::of(&mut cmd)
 }
 
 fn ok(args: &[&str], config: &Path) -> String {

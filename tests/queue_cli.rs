@@ -5,36 +5,17 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::cli::{self, Run};
 use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use support::standin::{Behaviour, StandIn};
 use tokio::task::block_in_place;
 
-/// Output of one `mail2line queue …` run.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// One `mail2line queue …` run.
 fn queue_at(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .arg("queue")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("MAIL2LINE_CONFIG")
-        .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
-        .output()
-        .expect("run mail2line queue");
-    Run {
-        code: out.status.code().expect("exit code"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
+    Run::of(&mut cli::mail2line(["queue"].iter().chain(args), config))
 }
 
 fn queue(gw: &GatewayProcess, args: &[&str]) -> Run {

@@ -8,11 +8,11 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lettre::Transport;
 use serde_json::Value;
+use support::cli::{self, Run};
 use support::gateway::{addr, code, user, GatewayProcess, Options};
 use support::standin::{Recorded, StandIn};
 use tokio::task::block_in_place;
@@ -79,16 +79,9 @@ async fn wait_until(line: &StandIn, what: &str, ok: impl Fn(&[Recorded]) -> bool
 
 /// `mail2line quota [args]` against the gateway's config: its standard output.
 fn quota_cmd(config: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .arg("quota")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .expect("run mail2line quota");
-    assert!(out.status.success(), "quota {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8")
+    let run = Run::of(&mut cli::mail2line(["quota"].iter().chain(args), config));
+    assert_eq!(run.code, 0, "quota {args:?} failed: {}", run.stderr);
+    run.stdout
 }
 
 /// `mail2line quota --json`, parsed.

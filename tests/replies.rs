@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mail_parser::MessageParser;
 use serde_json::json;
+use support::cli::{self, Run};
 use support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use support::sink::{header, Sink, Transaction};
 use support::standin::{Behaviour, Recorded, StandIn};
@@ -278,36 +279,20 @@ async fn a_chat_over_max_per_hour_waits_and_a_refused_answer_is_listed_dead() {
     let refused = Message::text(&other, "01HREPLYDEAD000000000000001", "900000000000000203", "thanks");
     assert_eq!(deliver(&s.gw, &[refused]).await.0, 200);
     assert!(s.gw.wait_for_log("answer dead", PATIENCE), "{}", s.gw.logs());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["queue", "list", "--dead", "--config"])
-        .arg(&s.gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .expect("run mail2line queue");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let out = Run::of(&mut cli::mail2line(["queue", "list", "--dead"], &s.gw.config_path));
+    assert_eq!(out.code, 0, "{}", out.text());
+    let stdout = out.stdout;
     assert!(stdout.contains("Answers from LINE to be mailed"), "{stdout}");
     assert!(stdout.contains(other.chat()) && stdout.contains("(554): 5.7.1") && stdout.contains("shop@example.com"), "{stdout}");
     assert!(stdout.contains("0 pending, 1 dead"), "{stdout}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["queue", "list", "--dead", "--json", "--config"])
-        .arg(&s.gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .expect("run mail2line queue");
-    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let out = Run::of(&mut cli::mail2line(["queue", "list", "--dead", "--json"], &s.gw.config_path));
+    let listed: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     let dead: Vec<_> = listed.as_array().unwrap().iter().filter(|o| o["kind"] == "answer").collect();
     assert_eq!(dead.len(), 1, "{listed:#}");
     assert_eq!((dead[0]["state"].as_str(), dead[0]["chat"].as_str(), dead[0]["to"].as_str()), (Some("dead"), Some(other.chat()), Some("shop@example.com")));
     assert!(dead[0]["last_error"].as_str().unwrap().contains("554"), "{listed:#}");
     // The waiting one is pending, not dead.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["queue", "list", "--pending", "--config"])
-        .arg(&s.gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .output()
-        .expect("run mail2line queue");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = Run::of(&mut cli::mail2line(["queue", "list", "--pending"], &s.gw.config_path)).stdout;
     assert!(stdout.contains("max_per_hour") && stdout.contains("1 pending, 0 dead"), "{stdout}");
 }
 

@@ -15,12 +15,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use support::cli::{self, Run};
 use support::gateway::{addr, code, user, GatewayProcess, Options, TOKEN};
 use support::postgres::{self, TestDb};
 use support::numbered::{self, assert_only as assert_exactly_once, wait_accepted};
@@ -72,17 +72,8 @@ fn follow(id: &str, event_id: &str) -> Vec<u8> {
 
 /// Runs `mail2line <args> --config <config>` with `env`; (exit code, stdout, stderr).
 fn cli(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("MAIL2LINE_CONFIG")
-        .env_remove("MAIL2LINE_STORAGE_PASSWORD")
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run mail2line");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let run = Run::of(cli::mail2line(args, config).envs(env.iter().copied()));
+    (run.code, run.stdout, run.stderr)
 }
 
 async fn http_get(gw: &GatewayProcess, path: &str) -> (u16, String) {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+use support::cli::{self, Run};
 use support::gateway::{addr, code, user, GatewayProcess, Options, SECRET};
 use support::keys::{TestKey, CHANNEL_ID, KID};
 use support::standin::{Behaviour, Recorded, StandIn};
@@ -337,15 +338,8 @@ fn check_config_reports_key_problems_by_key_and_line_without_the_key() {
     let config = dir.path().join("c.toml");
     let run = |text: &str| {
         std::fs::write(&config, text).unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
-            .args(["check-config", "--config"])
-            .arg(&config)
-            .env_remove("LINE_PRIVATE_KEY")
-            .env_remove("LINE_KID")
-            .env_remove("LINE_CHANNEL_SECRET")
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+        let out = Run::of(&mut cli::mail2line(["check-config"], &config));
+        (Some(out.code), out.text())
     };
     let base = "[smtp]\ndomain = \"text.line.example.com\"\n\n[line]\n";
     let (status, text) = run(&format!("{base}{}", v21(&key_file, None)));

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::block_in_place;
 
+use crate::support::cli::{self, Run};
 use crate::support::gateway::{addr, code, user, GatewayProcess, Options, TOKEN};
 use crate::support::raw::Raw;
 use crate::support::standin::{Behaviour, StandIn};
@@ -167,11 +168,6 @@ async fn dead_letters_are_deleted_after_dead_retention() {
         gw.logs()
     );
     assert!(gw.logs().contains("purged=1"), "the count is logged: {}", gw.logs());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(["queue", "list", "--config"])
-        .arg(&gw.config_path)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout);
+    let out = Run::of(&mut cli::mail2line(["queue", "list"], &gw.config_path)).stdout;
     assert!(out.contains("0 pending, 0 dead"), "{out}");
 }

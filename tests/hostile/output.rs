@@ -3,13 +3,13 @@
 //! operator's terminal through `mail2line queue list/show`; a follower who names themself
 //! `=cmd|…` must not become a formula in the spreadsheet `followers export` is opened in.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mail2line::followers::{Kind, Registry};
 use serde_json::json;
 use tokio::task::block_in_place;
 
+use crate::support::cli::{self, Run};
 use crate::support::gateway::{addr, user, GatewayProcess, Options, TOKEN};
 use crate::support::raw::Raw;
 use crate::support::standin::{Behaviour, StandIn};
@@ -17,16 +17,9 @@ use crate::support::standin::{Behaviour, StandIn};
 const FORGED: &str = "\u{1b}[2J\u{1b}[H\u{9b}32mALL JOBS DELIVERED OK";
 
 fn cli(gw: &GatewayProcess, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_mail2line"))
-        .args(args)
-        .arg("--config")
-        .arg(&gw.config_path)
-        .env_remove("MAIL2LINE_CONFIG")
-        .env_remove("LINE_CHANNEL_ACCESS_TOKEN")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    let run = Run::of(&mut cli::mail2line(args, &gw.config_path));
+    assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    run.stdout
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,13 +11,15 @@
 //! `load` (the async pipelining SMTP client that sends load), `tls` (certificates and logins),
 //! `images` (pictures to decode), `mime` (mails with attachments), `numbered` ("seq N" mails and their deliveries), `readme` (the README's tested
 //! blocks), `sink` (a recording SMTP server for the client commands `sendmail` and `send`) and
-//! `chaos` (the fault campaign, also run by `benches/chaos.rs`).
+//! `chaos` (the fault campaign, also run by `benches/chaos.rs`), `cli` (the gateway's own
+//! commands, run as an admin runs them).
 //!
 //! Each test or bench binary compiles this module on its own and usually
 //! needs only part of it, hence the blanket `dead_code` allowance.
 #![allow(dead_code)]
 
 pub mod chaos;
+pub mod cli;
 pub mod fastline;
 pub mod gateway;
 pub mod images;
