@@ -2,10 +2,11 @@
 //!
 //! The orchestrator, and the only place that knows the whole path of a mail. [`Gateway`]
 //! implements `smtp::Deliver`, the SMTP server's hand-over, and takes each mail through the
-//! modules once, in order: `followers@` expanded (`followers`), `mail::parse`, the media host
-//! stores images and attachments (`media`; the I/O of composing, off the async threads),
-//! `compose::compose` (pure), then `spool` or straight to `line`. Also here: the SMTP reply for
-//! every outcome, the mail's retry keys, and the spool's packer for held mail ([`HeldPacker`]).
+//! modules once, in order: `followers@` expanded (`followers`), `mail::parse`, `media::host`
+//! (the attachments → image files and links, stored before the reply; the conversions off the
+//! async threads), `compose::compose` (pure), then `spool` or straight to `line`. Also here: the
+//! SMTP reply for every outcome, the mail's retry keys, and the adapter that lets the spool pack
+//! held mail with `compose::pack_bodies` ([`HeldPacker`]).
 //!
 //! Three modes: `Spool` (the default) stores the composed requests durably and answers 250 once
 //! they are on disk; workers in `spool/` push them. `Direct` pushes while the client waits and
