@@ -27,7 +27,7 @@ use crate::config::{self, Config, Purpose, SecretSource};
 use crate::line::client::{BotInfo, ProbeError};
 use crate::line::TokenKind;
 use crate::line::outcome::RetryReason;
-use crate::line::{Credentials, LineClient};
+use crate::line::LineClient;
 use crate::replies::{Relay, RelayError, RelayUrl};
 
 /// The real API, the default `line.api_base_url`.
@@ -92,15 +92,15 @@ fn summary(cfg: &Config) -> Vec<String> {
         _ => format!("store: SQLite in {}", cfg.storage.dir.display()),
     });
     if cfg.channels.is_empty() {
-        let credentials = Credentials::from_config(&cfg.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
+        let credentials = cfg.line.credentials().map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
         lines.push(format!("LINE API at {} with {credentials}", cfg.line.api_base_url));
     }
     for ch in &cfg.channels {
-        let credentials = Credentials::from_config(&ch.line).map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
+        let credentials = ch.line.credentials().map(|c| c.describe()).unwrap_or_else(|e| e.to_string());
         let logins = if ch.users.is_empty() { String::new() } else { format!(" for logins {}", ch.users.join(", ")) };
         let store = match cfg.storage.is_postgres() {
             true => format!("PostgreSQL rows of channel {:?}", ch.name),
-            false => super::serve::channel_dir(cfg, &ch.name).display().to_string(),
+            false => super::stores::channel_dir(cfg, &ch.name).display().to_string(),
         };
         lines.push(format!(
             "channel {}: <LINE id>@{}{logins}; webhook POST /webhook/{}; LINE API at {} with {credentials}; {} pushes/s; store {store}",
@@ -144,7 +144,7 @@ fn probe(cfg: &Config) -> (u8, String) {
     let mut code = 0;
     let mut out = Vec::new();
     for (i, ch) in cfg.channels.iter().enumerate() {
-        let (c, message) = probe_line(cfg, &ch.line, &super::serve::channel_dir(cfg, &ch.name), &format!("channels[{i}].channel_access_token"));
+        let (c, message) = probe_line(cfg, &ch.line, &super::stores::channel_dir(cfg, &ch.name), &format!("channels[{i}].channel_access_token"));
         if code == 0 {
             code = c;
         }
@@ -156,7 +156,7 @@ fn probe(cfg: &Config) -> (u8, String) {
 /// Asks LINE who the bot of `line` is; `dir` is where `serve` keeps its token, `token_key` the
 /// key its token came from.
 fn probe_line(cfg: &Config, line: &crate::line::Settings, dir: &Path, token_key: &str) -> (u8, String) {
-    let credentials = match Credentials::from_config(line) {
+    let credentials = match line.credentials() {
         Ok(c) => c,
         Err(e) => return (EX_CONFIG, format!("LINE: not checked: {e}")),
     };

@@ -27,7 +27,7 @@ use crate::spool::settings::DeliveryMode;
 use crate::delivery::{Gateway, Mode};
 use crate::followers::Registry;
 use crate::http::Monitor;
-use crate::line::{Credentials, LineClient};
+use crate::line::LineClient;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::smtp::checks::AuthChecks;
@@ -302,7 +302,7 @@ struct Plan<'a> {
     /// `""` for the unnamed channel; its rows in PostgreSQL carry this name.
     name: &'a str,
     line: &'a crate::line::Settings,
-    /// Its SQLite files and token: `storage.dir`, or [`channel_dir`].
+    /// Its SQLite files and token: `storage.dir`, or `stores::channel_dir`.
     dir: PathBuf,
     quota: &'a crate::spool::settings::Quota,
     /// Pushes and multicasts per second (LINE's limits are per channel).
@@ -333,7 +333,7 @@ impl<'a> Plan<'a> {
         Plan {
             name: &ch.name,
             line: &ch.line,
-            dir: channel_dir(cfg, &ch.name),
+            dir: super::stores::channel_dir(cfg, &ch.name),
             quota: &ch.quota_settings,
             rates: ch.rates,
             domain: &ch.domain,
@@ -361,11 +361,6 @@ struct Lane {
     metrics: Arc<Metrics>,
     /// The worker mailing its followers' answers (`[replies]`); `None` when off or in a dry run.
     outbox: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// Where a channel keeps its SQLite files (spool, followers, token): `storage.dir/channels/<name>`.
-pub fn channel_dir(cfg: &Config, name: &str) -> PathBuf {
-    cfg.storage.dir.join("channels").join(name)
 }
 
 /// What every channel is started with: the gateway-wide parts its lane shares.
@@ -441,7 +436,7 @@ impl Starting<'_> {
 /// on the webhook, and fetches answers' photos, all with the channel's own token.
 fn line_client(plan: &Plan<'_>) -> Result<LineClient, Error> {
     let who = plan.who();
-    let credentials = Credentials::from_config(plan.line).map_err(|e| start(format!("{who}{e}")))?;
+    let credentials = plan.line.credentials().map_err(|e| start(format!("{who}{e}")))?;
     info!(target: LOG_TARGET, "{who}LINE API at {} with {}", plan.line.api_base_url, credentials.describe());
     let token_store = Some(plan.dir.join(crate::line::token::TOKEN_FILE));
     Ok(LineClient::new(&plan.line.api_base_url, credentials, Duration::from_secs(plan.line.timeout_secs), token_store)

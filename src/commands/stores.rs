@@ -9,7 +9,7 @@
 //! writes a heartbeat. The CLI attaches to the database as it is: it migrates nothing, releases
 //! nobody's claims (the gateways are running), and says so when no gateway created the tables.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Error;
@@ -17,6 +17,11 @@ use crate::config::Config;
 use crate::followers::Registry;
 use crate::pg::Database;
 use crate::spool::store::Store;
+
+/// Where a channel keeps its SQLite files (spool, followers, token): `storage.dir/channels/<name>`.
+pub fn channel_dir(cfg: &Config, name: &str) -> PathBuf {
+    cfg.storage.dir.join("channels").join(name)
+}
 
 /// The `application_name` a gateway connects with: names its health row and shows in
 /// `pg_stat_activity`.
@@ -93,7 +98,7 @@ pub fn select_channel(cfg: &mut Config, name: Option<&str>) -> Result<(), Error>
             return Err(Error::NoSuchChannel(format!("{what}; its channels are: {}", names.join(", "))));
         }
     };
-    cfg.storage.dir = super::serve::channel_dir(cfg, &chosen);
+    cfg.storage.dir = channel_dir(cfg, &chosen);
     cfg.cli_channel = chosen;
     Ok(())
 }

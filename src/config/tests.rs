@@ -442,7 +442,7 @@ fn v21_private_key_sources_kid_and_errors() {
     // kid from the JWK, then from the file, then from $LINE_KID.
     let c = Config::parse(&text(&key_file), "c.toml", Purpose::Serve, &no_env).unwrap();
     assert_eq!((c.line.token, c.line.kid.as_str()), (TokenKind::V21, "kid-in-jwk"));
-    let creds = crate::line::token::Credentials::from_config(&c.line).unwrap();
+    let creds = c.line.credentials().unwrap();
     assert_eq!(creds.describe(), "v2.1 channel access tokens for channel 1234567890, signed with key id kid-in-jwk");
     let c = Config::parse(&format!("{}kid = \"kid-in-file\"\n", text(&key_file)), "c.toml", Purpose::Serve, &no_env).unwrap();
     assert_eq!(c.line.kid, "kid-in-file");

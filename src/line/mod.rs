@@ -22,5 +22,5 @@ pub use error::Error;
 pub use message::Message;
 pub use outcome::Outcome;
 pub use request::{Body, Endpoint, Request};
-pub use settings::{string_or_number, Settings, TokenKind};
-pub use token::{Credentials, TokenSource};
+pub use settings::{string_or_number, Settings};
+pub use token::{Credentials, TokenKind, TokenSource};

@@ -6,34 +6,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::token::SigningKey;
+use super::token::{Credentials, CredentialsError, SigningKey};
+use super::token::TokenKind;
 use crate::secret::Secret;
-
-/// `[line] token`: which kind of channel access token the gateway uses (see `line::token`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub enum TokenKind {
-    /// A token issued once in the LINE Developers console: `channel_access_token`.
-    #[default]
-    #[serde(rename = "long-lived")]
-    LongLived,
-    /// Issued by the gateway with a JWT signed by the channel's private key (`private_key_file`, `kid`).
-    #[serde(rename = "v2.1")]
-    V21,
-    /// Issued by the gateway every 15 minutes from `channel_id` and `channel_secret`.
-    #[serde(rename = "stateless")]
-    Stateless,
-}
-
-impl TokenKind {
-    /// The name used in `[line] token`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TokenKind::LongLived => "long-lived",
-            TokenKind::V21 => "v2.1",
-            TokenKind::Stateless => "stateless",
-        }
-    }
-}
 
 /// `[line]`: how the gateway reaches the Messaging API and authenticates to it.
 #[derive(Debug, Deserialize)]
@@ -171,3 +146,28 @@ pub fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String
         Err(_) => Err(serde::de::Error::custom("expected the channel id as a string of digits, e.g. \"1234567890\"")),
     }
 }
+
+impl Settings {
+    /// How the gateway authenticates, from this validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
+    pub fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let line = self;
+        Ok(match line.token {
+            TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
+            TokenKind::V21 => {
+                let key = match &line.signing_key {
+                    Some(key) => key.clone(),
+                    None => SigningKey::parse(line.private_key.expose()).map_err(CredentialsError::Key)?,
+                };
+                let kid = if line.kid.is_empty() { key.jwk_kid().unwrap_or_default().to_owned() } else { line.kid.clone() };
+                if kid.is_empty() {
+                    return Err(CredentialsError::NoKid);
+                }
+                Credentials::V21 { channel_id: line.channel_id.clone(), kid, key }
+            }
+            TokenKind::Stateless => {
+                Credentials::Stateless { channel_id: line.channel_id.clone(), secret: line.channel_secret.clone() }
+            }
+        })
+    }
+}
+

@@ -42,7 +42,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::{error, info, warn};
 
-use super::settings::{Settings, TokenKind};
 use crate::secret::Secret;
 
 use super::outcome::{Outcome, RetryReason};
@@ -345,6 +344,32 @@ fn refusal_message(kind: TokenKind, status: u16, body: &[u8]) -> String {
     format!("LINE did not issue a {} channel access token ({status}{detail}): {fix}; deliveries are retried later", kind.name())
 }
 
+/// `[line] token`: which kind of channel access token the gateway uses (how each is issued and renewed: this file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum TokenKind {
+    /// A token issued once in the LINE Developers console: `channel_access_token`.
+    #[default]
+    #[serde(rename = "long-lived")]
+    LongLived,
+    /// Issued by the gateway with a JWT signed by the channel's private key (`private_key_file`, `kid`).
+    #[serde(rename = "v2.1")]
+    V21,
+    /// Issued by the gateway every 15 minutes from `channel_id` and `channel_secret`.
+    #[serde(rename = "stateless")]
+    Stateless,
+}
+
+impl TokenKind {
+    /// The name used in `[line] token`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::LongLived => "long-lived",
+            TokenKind::V21 => "v2.1",
+            TokenKind::Stateless => "stateless",
+        }
+    }
+}
+
 /// How the gateway authenticates to LINE, as configured.
 #[derive(Debug, Clone)]
 pub enum Credentials {
@@ -363,27 +388,6 @@ pub enum CredentialsError {
 }
 
 impl Credentials {
-    /// From a validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
-    pub fn from_config(line: &Settings) -> Result<Credentials, CredentialsError> {
-        Ok(match line.token {
-            TokenKind::LongLived => Credentials::LongLived(line.channel_access_token.clone()),
-            TokenKind::V21 => {
-                let key = match &line.signing_key {
-                    Some(key) => key.clone(),
-                    None => SigningKey::parse(line.private_key.expose()).map_err(CredentialsError::Key)?,
-                };
-                let kid = if line.kid.is_empty() { key.jwk_kid().unwrap_or_default().to_owned() } else { line.kid.clone() };
-                if kid.is_empty() {
-                    return Err(CredentialsError::NoKid);
-                }
-                Credentials::V21 { channel_id: line.channel_id.clone(), kid, key }
-            }
-            TokenKind::Stateless => {
-                Credentials::Stateless { channel_id: line.channel_id.clone(), secret: line.channel_secret.clone() }
-            }
-        })
-    }
-
     pub fn kind(&self) -> TokenKind {
         match self {
             Credentials::LongLived(_) => TokenKind::LongLived,

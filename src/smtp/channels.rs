@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::access::RecipientAccess;
-use super::session::Directory;
+use super::directory::Directory;
 use crate::envelope::Recipient;
 
 /// One `[[channels]]` entry as the session sees it.

@@ -2,7 +2,8 @@
 //! send (`access`), SMTP AUTH (`auth`), the bound on password checks (`checks`), per-address
 //! limits (`peers`), TLS (`tls`), replies (`reply`), why a mail was refused (`rejection`), mail
 //! data in flight (`inflight`), session activity for making room at the session cap
-//! (`activity`) and the tokio listener that drives sessions over sockets (`server`), which
+//! (`activity`), what RCPT asks about followers (`directory`), which `[[channels]]` lane a
+//! recipient belongs to (`channels`) and the tokio listener that drives sessions over sockets (`server`), which
 //! hands each finished transaction to a [`Deliver`] (the gateway's delivery layer implements
 //! it; `smtp` does not import it). Its configuration tables are its own: `[smtp]`
 //! (`settings`), `[routing]` and `[aliases]` (`routing`), each with its checks.
@@ -13,6 +14,7 @@ pub mod address;
 pub mod auth;
 pub mod channels;
 pub mod checks;
+pub mod directory;
 pub mod inflight;
 pub mod peers;
 pub mod rejection;

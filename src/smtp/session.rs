@@ -41,18 +41,7 @@ pub const DEFAULT_MAX_ERRORS: u32 = 20;
 /// (Postfix's `smtpd_junk_command_limit` default is 100; a gateway for machines needs far fewer).
 pub const DEFAULT_MAX_JUNK_COMMANDS: u32 = 20;
 
-/// Who follows the bot, as far as RCPT decisions need it (the follower registry in the
-/// server; a small table in unit tests).
-pub trait Directory: Send + Sync {
-    fn is_active_follower(&self, id: &str) -> Result<bool, DirectoryError>;
-    fn active_follower_count(&self) -> Result<usize, DirectoryError>;
-}
-
-/// A [`Directory`] that could not answer. The session turns it into `451 4.3.0` (the sender
-/// retries later) and never shows its text to the client; the text is for the operator.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot read the follower list: {0}; check that storage.dir is readable and has free space (`mail2line followers list` reads the same list)")]
-pub struct DirectoryError(pub String);
+pub use super::directory::{Directory, DirectoryError};
 
 /// The facts a session decides by; built once from the configuration.
 #[derive(Clone)]

@@ -19,7 +19,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::store::{now_ms, StoreError};
+use crate::clock::now_ms;
+use crate::storage::DbError as StoreError;
 use crate::storage::from_columns;
 
 pub(super) const SCHEMA: &str = "
