@@ -67,8 +67,29 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A loopback port nobody listens on now, and never one this process handed out before: the
+/// tests start their Postfix instances in parallel, and two that were given the same port would
+/// leave one instance unable to bind and its test talking to the other's.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// The first line a server sends on `addr` (its greeting), or None if it sends nothing in time.
+fn greeting(addr: SocketAddr) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    Some(line)
 }
 
 /// The optional steps of the README's recipe a test adds.
@@ -134,12 +155,14 @@ impl Postfix {
         run(Command::new("chown").arg("postfix").arg(&data));
         std::fs::copy("/etc/postfix/master.cf", conf.join("master.cf")).expect("copy /etc/postfix/master.cf");
         let maillog = dir.path().join("maillog");
-        let port = free_port();
+        // Says which instance answers: this one's greeting carries its directory's unique name.
+        let tag = dir.path().file_name().unwrap().to_string_lossy().into_owned();
         let (recipe_main, recipe_files) = recipe(&conf, gateway.port(), steps);
         let main_cf = format!(
             "# A throwaway instance: its own directories, loopback only, a log file (no syslog here).
 compatibility_level = 3.6
 myhostname = postfix-test.example.com
+smtpd_banner = $myhostname ESMTP {tag}
 mydestination =
 alias_maps =
 alias_database =
@@ -175,22 +198,39 @@ maximal_backoff_time = 2s
         postconf(&["-F", "*/*/chroot = n"]);
         // SMTP on a free loopback port instead of port 25.
         postconf(&["-MX", "smtp/inet"]);
-        postconf(&["-M", &format!("127.0.0.1:{port}/inet = 127.0.0.1:{port} inet n - n - - smtpd")]);
-        let pf = Postfix { dir, conf, maillog, smtp: SocketAddr::from(([127, 0, 0, 1], port)) };
-        let out = Command::new(tool("postfix")).arg("-c").arg(&pf.conf).arg("start").output().expect("run postfix start");
-        assert!(
-            out.status.success(),
-            "postfix start failed:\n{}{}\nmaillog:\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            pf.maillog()
-        );
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(pf.smtp).is_err() {
-            assert!(Instant::now() < deadline, "Postfix does not listen on {}; maillog:\n{}", pf.smtp, pf.maillog());
-            std::thread::sleep(Duration::from_millis(50));
+        let mut pf = Postfix { dir, conf: conf.clone(), maillog, smtp: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        // A port can still be taken between `free_port` and Postfix's bind (another test's
+        // gateway binds port 0 too); then this instance's master cannot listen and whatever
+        // holds the port answers instead. The greeting tells, and a new port is tried.
+        for _attempt in 0..5 {
+            let port = free_port();
+            let service = format!("127.0.0.1:{port}/inet");
+            postconf(&["-M", &format!("{service} = 127.0.0.1:{port} inet n - n - - smtpd")]);
+            pf.smtp = SocketAddr::from(([127, 0, 0, 1], port));
+            let out = Command::new(tool("postfix")).arg("-c").arg(&pf.conf).arg("start").output().expect("run postfix start");
+            assert!(
+                out.status.success(),
+                "postfix start failed:\n{}{}\nmaillog:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                pf.maillog()
+            );
+            let deadline = Instant::now() + PATIENCE;
+            let answer = loop {
+                if let Some(line) = greeting(pf.smtp) {
+                    break line;
+                }
+                assert!(Instant::now() < deadline, "Postfix does not listen on {}; maillog:\n{}", pf.smtp, pf.maillog());
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if answer.contains(&tag) {
+                return pf;
+            }
+            eprintln!("port {port} answered {answer:?}, not this Postfix ({tag}); trying another port");
+            let _ = Command::new(tool("postfix")).arg("-c").arg(&pf.conf).arg("stop").output();
+            postconf(&["-MX", &service]);
         }
-        pf
+        panic!("no free port held for this Postfix after 5 tries; maillog:\n{}", pf.maillog());
     }
 
     fn maillog(&self) -> String {
