@@ -6,8 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::token::{Credentials, CredentialsError, SigningKey};
-use super::token::TokenKind;
+use super::token::{Credentials, CredentialsError, SigningKey, TokenKind};
 use crate::secret::Secret;
 
 /// `[line]`: how the gateway reaches the Messaging API and authenticates to it.
@@ -148,7 +147,8 @@ pub fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String
 }
 
 impl Settings {
-    /// How the gateway authenticates, from this validated `[line]` (see `config/secrets.rs`: the key parsed, `kid` filled in).
+    /// How the gateway authenticates, from this validated `[line]` (see `config/secrets.rs`:
+    /// the key parsed, `kid` filled in).
     pub fn credentials(&self) -> Result<Credentials, CredentialsError> {
         let line = self;
         Ok(match line.token {
