@@ -23,19 +23,25 @@ use std::time::{Duration, Instant};
 macro_rules! from_columns {
     ($row:ident ?, $ty:ident { $($field:ident $(=> $conv:expr)?),* $(,)? }) => {{
         let mut column = 0usize;
-        $ty { $($field: {
+        // The counter's last step is never read.
+        #[allow(unused_assignments)]
+        let built = $ty { $($field: {
             let value = $row.get(column)?;
             column += 1;
             $crate::storage::from_columns!(@convert value $(, $conv)?)
-        }),* }
+        }),* };
+        built
     }};
     ($row:ident, $ty:ident { $($field:ident $(=> $conv:expr)?),* $(,)? }) => {{
         let mut column = 0usize;
-        $ty { $($field: {
+        // The counter's last step is never read.
+        #[allow(unused_assignments)]
+        let built = $ty { $($field: {
             let value = $row.get(column);
             column += 1;
             $crate::storage::from_columns!(@convert value $(, $conv)?)
-        }),* }
+        }),* };
+        built
     }};
     (@convert $value:ident) => { $value };
     (@convert $value:ident, $conv:expr) => { ($conv)($value) };

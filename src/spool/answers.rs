@@ -271,7 +271,6 @@ pub fn sent_since(conn: &Connection, chat: &str, since: i64) -> Result<u32, Stor
 pub(super) const COLUMNS: &str = "id, event_id, chat, event, at, state, attempts, created_at, next_at, last_error, sent_to";
 
 fn row_to_answer(r: &rusqlite::Row<'_>) -> rusqlite::Result<Answer> {
-    #[allow(unused_assignments)] // the column counter's last step
     Ok(from_columns!(r?, Answer {
         id, event_id, chat, event, at,
         state => |s: String| AnswerState::parse(&s),

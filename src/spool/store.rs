@@ -1143,7 +1143,6 @@ pub(super) fn multicast_recipients(body: &str) -> Vec<String> {
 pub(super) const COLUMNS: &str = "id, mail_id, path, body, retry_key, target, sender, state, attempts, created_at, first_attempt_at, next_at, ambiguous, last_error, chat, recipients, mails";
 
 fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
-    #[allow(unused_assignments)] // the column counter's last step
     Ok(from_columns!(r?, Job {
         id, mail_id, path, body, retry_key, target, sender,
         state => |s: String| State::parse(&s),

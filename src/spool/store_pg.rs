@@ -69,7 +69,6 @@ fn uint(n: i32) -> u32 {
     u32::try_from(n).unwrap_or(0)
 }
 
-#[allow(unused_assignments)] // the column counter's last step
 fn row_to_job(r: &Row) -> Job {
     from_columns!(r, Job {
         id, mail_id, path, body, retry_key, target, sender,
@@ -81,7 +80,6 @@ fn row_to_job(r: &Row) -> Job {
     })
 }
 
-#[allow(unused_assignments)] // the column counter's last step
 fn row_to_answer(r: &Row) -> Answer {
     from_columns!(r, Answer {
         id, event_id, chat, event, at,

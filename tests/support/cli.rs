@@ -69,12 +69,6 @@ impl Run {
         Run { code: status.code().unwrap_or(-1), stdout: text(stdout, "stdout"), stderr: text(stderr, "stderr") }
     }
 
-    /// Its standard output, after checking that it succeeded (the failure shows its stderr).
-    pub fn ok(self) -> String {
-        assert_eq!(self.code, 0, "mail2line failed:\n{}", self.stderr);
-        self.stdout
-    }
-
     /// Standard output and error together, for messages that may go to either.
     pub fn text(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
